@@ -1,0 +1,106 @@
+//! netctl's firewall: one nft table of its own in the daemon's namespace.
+
+pub mod runner;
+pub mod table;
+
+use ipnetwork::IpNetwork;
+use nftables::schema::{NfCmd, NfListObject, NfObject};
+
+use crate::{DriverError, NetworkSpec};
+
+/// What the firewall needs to know of one bridge network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallNetwork {
+    pub bridge: String,
+    pub icc: bool,
+    pub internal: bool,
+    pub subnets: Vec<IpNetwork>,
+}
+
+impl From<&NetworkSpec> for FirewallNetwork {
+    fn from(net: &NetworkSpec) -> Self {
+        Self {
+            bridge: net.bridge.clone(),
+            icc: net.icc,
+            internal: net.internal,
+            subnets: net.subnets().collect(),
+        }
+    }
+}
+
+impl FirewallNetwork {
+    /// The set elements that describe this network.
+    fn elements(&self) -> Vec<NfListObject<'static>> {
+        let mut out = vec![table::elements(table::SET_BRIDGES, vec![table::ifname(&self.bridge)])];
+        if self.icc {
+            out.push(table::elements(
+                table::SET_ICC_PAIRS,
+                vec![table::ifname_pair(&self.bridge, &self.bridge)],
+            ));
+        }
+        if self.internal {
+            out.push(table::elements(table::SET_INTERNAL, vec![table::ifname(&self.bridge)]));
+        } else {
+            for (set, v6) in [(table::SET_MASQ_V4, false), (table::SET_MASQ_V6, true)] {
+                let nets: Vec<_> = self
+                    .subnets
+                    .iter()
+                    .filter(|n| n.is_ipv6() == v6)
+                    .map(table::prefix)
+                    .collect();
+                if !nets.is_empty() {
+                    out.push(table::elements(set, nets));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The table as a whole, rebuilt from desired state, or changed one network at a time.
+#[derive(Debug, Default, Clone)]
+pub struct Firewall;
+
+impl Firewall {
+    /// Replaces the whole table with one built from `networks`, atomically:
+    /// `add table inet netctl; delete table inet netctl; add table inet netctl; …`
+    pub async fn sync(&self, networks: &[FirewallNetwork]) -> Result<(), DriverError> {
+        let mut batch = vec![
+            add(table::table()),
+            NfObject::CmdObject(NfCmd::Delete(table::table())),
+            add(table::table()),
+        ];
+        batch.extend(table::chains().into_iter().map(add));
+        batch.extend(table::sets().into_iter().map(add));
+        batch.extend(table::rules().into_iter().map(add));
+        batch.extend(networks.iter().flat_map(|n| n.elements()).map(add));
+        runner::apply(batch).await
+    }
+
+    /// `add element inet netctl bridges { BRIDGE }` and the like, in one transaction.
+    pub async fn add_network(&self, net: &FirewallNetwork) -> Result<(), DriverError> {
+        runner::apply(net.elements().into_iter().map(add).collect()).await
+    }
+
+    /// Removes the network's elements. Each is added before it is deleted, in the same
+    /// transaction, so removing a network twice is not an error.
+    pub async fn remove_network(&self, net: &FirewallNetwork) -> Result<(), DriverError> {
+        let elements = net.elements();
+        let mut batch: Vec<_> = elements.iter().cloned().map(add).collect();
+        batch.extend(elements.into_iter().map(|e| NfObject::CmdObject(NfCmd::Delete(e))));
+        runner::apply(batch).await
+    }
+
+    /// `nft list table inet netctl`, or `None` when the table does not exist.
+    pub async fn list(&self) -> Result<Option<String>, DriverError> {
+        match runner::run(&["list", "table", "inet", table::TABLE], None).await {
+            Ok(text) => Ok(Some(text)),
+            Err(DriverError::Nft(msg)) if msg.contains("No such file") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn add(object: NfListObject<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(object))
+}

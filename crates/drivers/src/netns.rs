@@ -1,0 +1,149 @@
+//! Sandbox network namespaces, kept as bind mounts of nsfs files under the exec-root.
+//!
+//! A namespace is made on a short-lived thread (unshare affects only the calling thread), and
+//! a netlink socket is opened on that thread before it exits. A socket stays in the namespace
+//! it was opened in, so the daemon keeps that one connection for the sandbox's whole life and
+//! never has to enter the namespace again.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+use crate::netlink::Netlink;
+use crate::DriverError;
+
+/// An open network namespace and a netlink connection inside it.
+#[derive(Debug)]
+pub struct Netns {
+    path: PathBuf,
+    file: File,
+    netlink: Netlink,
+}
+
+impl Netns {
+    /// `ip netns add`: a new namespace bind-mounted at `path`, with loopback up.
+    pub async fn create(path: &Path) -> Result<Self, DriverError> {
+        let target = path.to_path_buf();
+        let netns = on_thread(path, move || {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
+            bind_thread_netns(&target)
+        })
+        .await?;
+        netns.netlink.set_up_by_index(1).await?;
+        Ok(netns)
+    }
+
+    /// Bind-mounts the caller's own namespace at `path` (sandboxes on the `host` network).
+    pub async fn bind_current(path: &Path) -> Result<Self, DriverError> {
+        let target = path.to_path_buf();
+        on_thread(path, move || bind_thread_netns(&target)).await
+    }
+
+    /// Opens a namespace that already exists at `path`.
+    pub async fn open(path: &Path) -> Result<Self, DriverError> {
+        let file = File::open(path).map_err(netns_err(path, "open"))?;
+        if !is_nsfs(&file) {
+            return Err(DriverError::Netns {
+                path: path.into(),
+                what: "open",
+                source: std::io::Error::other("not a network namespace"),
+            });
+        }
+        on_thread(path, move || setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io)).await
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn netlink(&self) -> &Netlink {
+        &self.netlink
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// True when `path` is a live network namespace mount.
+pub fn exists(path: &Path) -> bool {
+    File::open(path).map(|f| is_nsfs(&f)).unwrap_or(false)
+}
+
+/// `ip netns delete`: unmounts and removes the file; a missing one is not an error.
+pub fn remove(path: &Path) -> Result<(), DriverError> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(netns_err(path, "unmount")(io(e))),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(netns_err(path, "remove")(e)),
+    }
+}
+
+fn is_nsfs(file: &File) -> bool {
+    fstatfs(file.as_fd())
+        .map(|s| s.filesystem_type() == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+fn bind_thread_netns(target: &Path) -> std::io::Result<()> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(target)?;
+    mount(
+        Some("/proc/thread-self/ns/net"),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(io)
+}
+
+/// Runs `enter` on a fresh OS thread (which may leave the daemon's namespace for good), then
+/// opens a netlink connection there and the namespace file at `path`.
+async fn on_thread(
+    path: &Path,
+    enter: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<Netns, DriverError> {
+    let runtime = tokio::runtime::Handle::current();
+    let path_buf = path.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = enter()
+            .map_err(netns_err(&path_buf, "enter"))
+            .and_then(|()| {
+                let _guard = runtime.enter();
+                let netlink = Netlink::connect().map_err(netns_err(&path_buf, "netlink"))?;
+                let file = File::open(&path_buf).map_err(netns_err(&path_buf, "open"))?;
+                Ok(Netns {
+                    path: path_buf,
+                    file,
+                    netlink,
+                })
+            });
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|_| DriverError::Netns {
+        path: path.into(),
+        what: "thread",
+        source: std::io::Error::other("namespace thread panicked"),
+    })?
+}
+
+fn netns_err(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> DriverError {
+    let path = path.to_path_buf();
+    move |source| DriverError::Netns { path, what, source }
+}
+
+fn io(e: nix::errno::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
