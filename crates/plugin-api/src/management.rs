@@ -1,0 +1,165 @@
+//! The management API: routes under `/v1`, decoded here, served by a [`Management`] impl.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::{
+    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
+    SandboxCreateRequest, SandboxInspect,
+};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// What the daemon does for each management call.
+pub trait Management: Send + Sync + 'static {
+    fn info(&self) -> impl Future<Output = ApiResult<DaemonInfo>> + Send;
+    fn network_create(
+        &self,
+        req: NetworkCreateRequest,
+    ) -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
+    fn network_list(&self) -> impl Future<Output = ApiResult<Vec<NetworkInspect>>> + Send;
+    fn network_inspect(&self, name: String)
+        -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
+    fn network_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn network_connect(
+        &self,
+        network: String,
+        req: ConnectRequest,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    fn network_disconnect(
+        &self,
+        network: String,
+        req: DisconnectRequest,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    fn sandbox_create(
+        &self,
+        req: SandboxCreateRequest,
+    ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
+    fn sandbox_list(&self) -> impl Future<Output = ApiResult<Vec<SandboxInspect>>> + Send;
+    fn sandbox_inspect(&self, name: String)
+        -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
+    fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+/// A JSON body whose decoding errors come back as `invalid_argument` with serde's reason.
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|e| ApiError::invalid(format!("malformed request body: {}", e.body_text())))
+    }
+}
+
+/// Every route of the management API.
+pub fn router<M: Management>(api: Arc<M>) -> Router {
+    Router::new()
+        .route("/v1/info", get(info::<M>))
+        .route("/v1/networks", get(network_list::<M>).post(network_create::<M>))
+        .route(
+            "/v1/networks/{name}",
+            get(network_inspect::<M>).delete(network_remove::<M>),
+        )
+        .route("/v1/networks/{name}/connect", post(network_connect::<M>))
+        .route("/v1/networks/{name}/disconnect", post(network_disconnect::<M>))
+        .route("/v1/sandboxes", get(sandbox_list::<M>).post(sandbox_create::<M>))
+        .route(
+            "/v1/sandboxes/{name}",
+            get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
+        )
+        .fallback(|| async { ApiError::not_found("no such API path") })
+        .with_state(api)
+}
+
+async fn info<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<DaemonInfo>> {
+    m.info().await.map(Json)
+}
+
+async fn network_create<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<NetworkCreateRequest>,
+) -> ApiResult<(StatusCode, Json<NetworkInspect>)> {
+    m.network_create(req).await.map(|n| (StatusCode::CREATED, Json(n)))
+}
+
+async fn network_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<NetworkInspect>>> {
+    m.network_list().await.map(Json)
+}
+
+async fn network_inspect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<NetworkInspect>> {
+    m.network_inspect(name).await.map(Json)
+}
+
+async fn network_remove<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    m.network_remove(name).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn network_connect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+    Body(req): Body<ConnectRequest>,
+) -> ApiResult<StatusCode> {
+    m.network_connect(name, req).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn network_disconnect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+    Body(req): Body<DisconnectRequest>,
+) -> ApiResult<StatusCode> {
+    m.network_disconnect(name, req).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn sandbox_create<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<SandboxCreateRequest>,
+) -> ApiResult<(StatusCode, Json<SandboxInspect>)> {
+    m.sandbox_create(req).await.map(|s| (StatusCode::CREATED, Json(s)))
+}
+
+async fn sandbox_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<SandboxInspect>>> {
+    m.sandbox_list().await.map(Json)
+}
+
+async fn sandbox_inspect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SandboxInspect>> {
+    m.sandbox_inspect(name).await.map(Json)
+}
+
+async fn sandbox_remove<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    m.sandbox_remove(name).await.map(|()| StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,202 @@
+//! Management API bodies. Addresses travel as strings so that the daemon, not the JSON
+//! decoder, reports a bad one, with a message that names the field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/networks`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    /// `bridge` (the default), `host` or `none`.
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default, rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default, rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// Driver options (`-o mtu=1400`, `-o icc=false`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamRequest {
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub config: Vec<IpamConfig>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One subnet of a network, as in `docker network inspect`'s `IPAM.Config[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, alias = "AuxAddress", skip_serializing_if = "BTreeMap::is_empty")]
+    pub auxiliary_addresses: BTreeMap<String, String>,
+}
+
+/// `GET /v1/networks/NAME`, shaped like `docker network inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamInspect,
+    pub internal: bool,
+    /// Keyed by sandbox id.
+    pub containers: BTreeMap<String, NetworkEndpoint>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// Kernel bridge device (netctl's own field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamInspect {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+    pub config: Vec<IpamConfig>,
+}
+
+/// One entry of a network's `Containers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkEndpoint {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// What a sandbox asks of one network, as Docker's `EndpointConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    #[serde(default, rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(default, rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// `POST /v1/networks/NAME/connect`, as Docker's `NetworkConnect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConnectRequest {
+    /// Sandbox name or id.
+    pub container: String,
+    #[serde(default)]
+    pub endpoint_config: EndpointConfig,
+}
+
+/// `POST /v1/networks/NAME/disconnect`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DisconnectRequest {
+    pub container: String,
+}
+
+/// `POST /v1/sandboxes`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxCreateRequest {
+    pub name: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// A network to join at once: a bridge network's name, `host` or `none`.
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub endpoint_config: EndpointConfig,
+}
+
+/// `GET /v1/sandboxes/NAME`, shaped like the network part of `docker container inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxInspect {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub created: String,
+    pub network_settings: NetworkSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    /// Path of the sandbox's network namespace.
+    pub sandbox_key: String,
+    /// Keyed by network name.
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    pub mac_address: String,
+    pub aliases: Vec<String>,
+    /// Interface name inside the sandbox (netctl's own field).
+    pub interface: String,
+}
+
+/// `GET /v1/info`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    pub data_root: String,
+    pub exec_root: String,
+}
