@@ -10,11 +10,30 @@ use crate::{sysctl, DriverError, EndpointSpec, NetworkDriver, NetworkSpec};
 pub struct BridgeDriver {
     host: Netlink,
     firewall: Firewall,
+    /// Turn on IP forwarding where a network needs it (daemon.json `ip-forward`).
+    manage_forwarding: bool,
 }
 
 impl BridgeDriver {
-    pub fn new(host: Netlink, firewall: Firewall) -> Self {
-        Self { host, firewall }
+    pub fn new(host: Netlink, firewall: Firewall, manage_forwarding: bool) -> Self {
+        Self {
+            host,
+            firewall,
+            manage_forwarding,
+        }
+    }
+
+    /// The network's kernel objects without its firewall elements (reconcile rebuilds the
+    /// whole table at once): `ip link add … type bridge`, `ip addr replace GATEWAY dev BRIDGE`.
+    pub async fn ensure_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        let index = self.ensure_bridge(net).await?;
+        for gateway in &net.gateways {
+            self.host.replace_address(index, *gateway).await?;
+        }
+        if self.manage_forwarding {
+            sysctl::enable_forwarding(net.gateways.iter().any(|g| g.is_ipv6()))?;
+        }
+        Ok(())
     }
 
     async fn ensure_bridge(&self, net: &NetworkSpec) -> Result<u32, DriverError> {
@@ -41,11 +60,7 @@ impl BridgeDriver {
 
 impl NetworkDriver for BridgeDriver {
     async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        let index = self.ensure_bridge(net).await?;
-        for gateway in &net.gateways {
-            self.host.replace_address(index, *gateway).await?;
-        }
-        sysctl::enable_forwarding(net.gateways.iter().any(|g| g.is_ipv6()))?;
+        self.ensure_network(net).await?;
         self.firewall.add_network(&FirewallNetwork::from(net)).await
     }
 

@@ -26,7 +26,7 @@ pub enum ClientError {
     },
     #[error("talking to the netctl daemon: {0}")]
     Http(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
 }
 

@@ -128,7 +128,8 @@ impl Netlink {
 
     /// `ip link add HOST mtu MTU master BRIDGE up type veth peer name PEER address MAC mtu MTU
     /// netns NS_FD` — the peer is born inside the sandbox, which is much cheaper than moving
-    /// it there afterwards. Returns the host end's index.
+    /// it there afterwards. The peer comes up down: asking for it up in the same message fails
+    /// with ENOTCONN when it lands in another namespace. Returns the host end's index.
     pub async fn add_veth_into_namespace(
         &self,
         host: &str,
@@ -143,7 +144,6 @@ impl Netlink {
             .address(mac.to_vec())
             .mtu(mtu)
             .setns_by_fd(peer_netns_fd)
-            .up()
             .build();
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())

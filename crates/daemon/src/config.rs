@@ -1,0 +1,126 @@
+//! daemon.json: Docker's keys where Docker has one, netctl's own otherwise. Unknown keys are
+//! an error, not silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use ipam::PoolTemplate;
+use serde::Deserialize;
+
+use crate::DaemonError;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DaemonConfig {
+    /// Upstream DNS servers for sandboxes.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_opts: Vec<String>,
+    /// Where subnets come from when a network is created without one.
+    #[serde(default)]
+    pub default_address_pools: Vec<PoolTemplate>,
+    /// MTU of new networks (1500 when unset).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Turn on IP forwarding in the daemon's namespace (Docker's default: true).
+    #[serde(default)]
+    pub ip_forward: Option<bool>,
+    /// Accepted for Docker compatibility; netctl always publishes in the kernel.
+    #[serde(default)]
+    pub userland_proxy: Option<bool>,
+    /// `etcd://host:port,…` for global-scope networks.
+    #[serde(default)]
+    pub cluster_store: Option<String>,
+    #[serde(default)]
+    pub data_root: Option<PathBuf>,
+    #[serde(default)]
+    pub exec_root: Option<PathBuf>,
+    /// uid → role (none, view, restricted, scheduler, full).
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, String>,
+}
+
+pub const DEFAULT_MTU: u32 = 1500;
+
+impl DaemonConfig {
+    /// Reads `path`; a missing file gives the defaults only when `required` is false.
+    pub fn load(path: &Path, required: bool) -> Result<Self, DaemonError> {
+        let err = |message: String| DaemonError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default())
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let config: Self = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        config.validate().map_err(err)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for pool in &self.default_address_pools {
+            PoolTemplate::new(pool.base, pool.size).map_err(|e| e.to_string())?;
+        }
+        if let Some(mtu) = self.mtu {
+            check_mtu(mtu)?;
+        }
+        Ok(())
+    }
+
+    pub fn mtu(&self) -> u32 {
+        self.mtu.unwrap_or(DEFAULT_MTU)
+    }
+
+    /// The local address space's templates: daemon.json's, or Docker's defaults; plus the
+    /// default IPv6 pool unless daemon.json gives IPv6 templates of its own.
+    pub fn local_pool_templates(&self) -> Vec<PoolTemplate> {
+        let mut templates = if self.default_address_pools.is_empty() {
+            PoolTemplate::from_table(ipam::DEFAULT_LOCAL_POOLS)
+        } else {
+            self.default_address_pools.clone()
+        };
+        if !templates.iter().any(|t| t.base.is_ipv6()) {
+            templates.extend(PoolTemplate::from_table(&[ipam::DEFAULT_IPV6_POOL]));
+        }
+        templates
+    }
+}
+
+pub fn check_mtu(mtu: u32) -> Result<(), String> {
+    if !(68..=65535).contains(&mtu) {
+        return Err(format!("invalid MTU {mtu}: must be between 68 and 65535"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_docker_keys_and_rejects_unknown_ones() {
+        let c: DaemonConfig = serde_json::from_str(
+            r#"{"dns": ["192.0.2.53"], "mtu": 1400,
+                "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.mtu(), 1400);
+        assert_eq!(c.local_pool_templates()[0].base.to_string(), "10.10.0.0/16");
+        assert!(c.local_pool_templates().iter().any(|t| t.base.is_ipv6()));
+        let e = serde_json::from_str::<DaemonConfig>(r#"{"bogus": 1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `bogus`"));
+    }
+
+    #[test]
+    fn defaults_are_dockers() {
+        let c = DaemonConfig::default();
+        assert_eq!(c.mtu(), 1500);
+        assert_eq!(c.local_pool_templates()[0].base.to_string(), "172.17.0.0/16");
+    }
+}

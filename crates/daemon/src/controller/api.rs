@@ -1,0 +1,80 @@
+//! The management API, served by the controller.
+
+use plugin_api::management::Management;
+use plugin_api::{
+    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
+    SandboxCreateRequest, SandboxInspect,
+};
+
+use super::{view, Controller};
+
+impl Management for Controller {
+    async fn info(&self) -> Result<DaemonInfo, ApiError> {
+        Ok(DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            data_root: self.paths.data_root.display().to_string(),
+            exec_root: self.paths.exec_root.display().to_string(),
+        })
+    }
+
+    async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkInspect, ApiError> {
+        let net = self.create_network(req).await?;
+        let state = self.state.lock().await;
+        Ok(view::network(&state, &net))
+    }
+
+    async fn network_list(&self) -> Result<Vec<NetworkInspect>, ApiError> {
+        let state = self.state.lock().await;
+        let mut list: Vec<_> = state.networks.values().map(|n| view::network(&state, n)).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list)
+    }
+
+    async fn network_inspect(&self, name: String) -> Result<NetworkInspect, ApiError> {
+        let state = self.state.lock().await;
+        Ok(view::network(&state, state.network(&name)?))
+    }
+
+    async fn network_remove(&self, name: String) -> Result<(), ApiError> {
+        self.remove_network(&name).await
+    }
+
+    async fn network_connect(&self, network: String, req: ConnectRequest) -> Result<(), ApiError> {
+        self.connect(&network, &req.container, &req.endpoint_config).await
+    }
+
+    async fn network_disconnect(
+        &self,
+        network: String,
+        req: DisconnectRequest,
+    ) -> Result<(), ApiError> {
+        self.disconnect(&network, &req.container).await
+    }
+
+    async fn sandbox_create(&self, req: SandboxCreateRequest) -> Result<SandboxInspect, ApiError> {
+        let sandbox = self.create_sandbox(req).await?;
+        let state = self.state.lock().await;
+        Ok(view::sandbox(&state, &sandbox))
+    }
+
+    async fn sandbox_list(&self) -> Result<Vec<SandboxInspect>, ApiError> {
+        let state = self.state.lock().await;
+        let mut list: Vec<_> = state
+            .sandboxes
+            .values()
+            .map(|s| view::sandbox(&state, &s.record))
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list)
+    }
+
+    async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
+        let state = self.state.lock().await;
+        Ok(view::sandbox(&state, &state.sandbox(&name)?.record))
+    }
+
+    async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
+        self.remove_sandbox(&name).await
+    }
+}

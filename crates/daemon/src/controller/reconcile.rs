@@ -1,0 +1,230 @@
+//! Start-up: load desired state, rebuild address allocations, converge the kernel to the
+//! store, and remove what netctl owns but no longer wants.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use drivers::bridge::BridgeDriver;
+use drivers::firewall::{Firewall, FirewallNetwork};
+use drivers::netlink::Netlink;
+use drivers::netns::{self, Netns};
+use drivers::passive::PassiveDriver;
+use drivers::{BRIDGE_PREFIX, VETH_PREFIX};
+use ipam::{AddressSpace, PoolRequest};
+use tokio::sync::Mutex;
+
+use super::drivers::{network_spec, Drivers};
+use super::state::{Sandbox, State};
+use super::Controller;
+use crate::ids::{new_id, now_rfc3339};
+use crate::model::{DriverKind, NetworkRecord, SandboxMode, SandboxRecord};
+use crate::store::{Change, Store};
+use crate::{DaemonConfig, DaemonError, Paths};
+
+impl Controller {
+    /// Opens the store, reconciles the kernel to it, and returns a controller ready to serve.
+    pub async fn start(config: DaemonConfig, paths: Paths) -> Result<Self, DaemonError> {
+        for dir in [&paths.data_root, &paths.exec_root, &paths.exec_root.join("netns")] {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
+                what: "create directory",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let store = Store::open(&paths.data_root.join("netctl.redb"))?;
+        let host = Netlink::connect().map_err(|source| DaemonError::Io {
+            what: "netlink socket",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
+        let manage_forwarding = config.ip_forward.unwrap_or(true);
+        let controller = Self {
+            state: Mutex::new(State::new(AddressSpace::new(config.local_pool_templates()))),
+            store,
+            drivers: Drivers {
+                bridge: BridgeDriver::new(host.clone(), Firewall, manage_forwarding),
+                passive: PassiveDriver,
+            },
+            host,
+            config,
+            paths,
+        };
+        controller.reconcile().await?;
+        Ok(controller)
+    }
+
+    async fn reconcile(&self) -> Result<(), DaemonError> {
+        let snapshot = self.store.load()?;
+        let mut state = self.state.lock().await;
+        state.networks = snapshot.networks.into_iter().map(|n| (n.id.clone(), n)).collect();
+        self.ensure_builtin_networks(&mut state)?;
+        let (endpoints, orphans): (Vec<_>, Vec<_>) = snapshot.endpoints.into_iter().partition(|e| {
+            state.networks.contains_key(&e.network_id)
+                && snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id)
+        });
+        if !orphans.is_empty() {
+            tracing::warn!(count = orphans.len(), "dropping endpoints whose network or sandbox is gone");
+            let changes: Vec<_> = orphans.iter().map(|e| Change::DeleteEndpoint(&e.id)).collect();
+            self.store.apply(&changes)?;
+        }
+        state.endpoints = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        rebuild_ipam(&mut state);
+
+        let bridges: Vec<&NetworkRecord> = state
+            .networks
+            .values()
+            .filter(|n| n.driver == DriverKind::Bridge)
+            .collect();
+        let firewall: Vec<FirewallNetwork> =
+            bridges.iter().map(|n| FirewallNetwork::from(&network_spec(n))).collect();
+        Firewall.sync(&firewall).await?;
+        for net in &bridges {
+            if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
+                tracing::error!(network = %net.name, error = %e, "cannot restore network");
+            }
+        }
+
+        for record in snapshot.sandboxes {
+            let netns = match restore_netns(&record).await {
+                Ok(netns) => Some(Arc::new(netns)),
+                Err(e) => {
+                    tracing::error!(sandbox = %record.name, error = %e, "cannot restore sandbox namespace");
+                    None
+                }
+            };
+            state.sandboxes.insert(record.id.clone(), Sandbox { record, netns });
+        }
+        for endpoint in state.endpoints.values() {
+            let net = &state.networks[&endpoint.network_id];
+            let Some(netns) = state.sandboxes[&endpoint.sandbox_id].netns.as_ref() else {
+                continue;
+            };
+            if let Err(e) = self.drivers.join(net, endpoint, netns).await {
+                tracing::error!(network = %net.name, endpoint = %endpoint.id, error = %e, "cannot restore endpoint");
+            }
+        }
+        self.collect_garbage(&state).await;
+        tracing::info!(
+            networks = state.networks.len(),
+            sandboxes = state.sandboxes.len(),
+            endpoints = state.endpoints.len(),
+            "reconciled"
+        );
+        Ok(())
+    }
+
+    /// `host` and `none` always exist, with ids that persist across restarts.
+    fn ensure_builtin_networks(&self, state: &mut State) -> Result<(), DaemonError> {
+        for (name, driver) in [("host", DriverKind::Host), ("none", DriverKind::None)] {
+            if state.network_by_name(name).is_some() {
+                continue;
+            }
+            let record = NetworkRecord {
+                id: new_id(),
+                name: name.into(),
+                driver,
+                created: now_rfc3339(),
+                bridge: String::new(),
+                mtu: self.config.mtu(),
+                icc: true,
+                internal: false,
+                ipv6: false,
+                subnets: Vec::new(),
+                options: BTreeMap::new(),
+                labels: BTreeMap::new(),
+                builtin: true,
+            };
+            self.store.apply(&[Change::PutNetwork(&record)])?;
+            state.networks.insert(record.id.clone(), record);
+        }
+        Ok(())
+    }
+
+    /// Deletes links and namespaces that carry netctl's names but that no record wants.
+    async fn collect_garbage(&self, state: &State) {
+        let wanted_links: HashSet<&str> = state
+            .networks
+            .values()
+            .map(|n| n.bridge.as_str())
+            .chain(state.endpoints.values().map(|e| e.host_ifname.as_str()))
+            .collect();
+        match self.host.links().await {
+            Ok(links) => {
+                for link in links {
+                    let ours = link.name.starts_with(BRIDGE_PREFIX) || link.name.starts_with(VETH_PREFIX);
+                    if ours && !wanted_links.contains(link.name.as_str()) {
+                        tracing::info!(link = %link.name, "removing unwanted link");
+                        if let Err(e) = self.host.delete_link_by_name(&link.name).await {
+                            tracing::warn!(link = %link.name, error = %e, "cannot remove link");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list links"),
+        }
+        let wanted_netns: HashSet<&Path> = state.sandboxes.values().map(|s| s.record.netns.as_path()).collect();
+        let dir = self.paths.exec_root.join("netns");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !wanted_netns.contains(path.as_path()) {
+                tracing::info!(netns = %path.display(), "removing unwanted namespace");
+                if let Err(e) = netns::remove(&path) {
+                    tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
+                }
+            }
+        }
+    }
+}
+
+async fn restore_netns(record: &SandboxRecord) -> Result<Netns, drivers::DriverError> {
+    if netns::exists(&record.netns) {
+        return Netns::open(&record.netns).await;
+    }
+    // Gone (a reboot, or someone unmounted it): make it anew; endpoints are re-joined next.
+    let _ = netns::remove(&record.netns);
+    match record.mode {
+        SandboxMode::Host => Netns::bind_current(&record.netns).await,
+        SandboxMode::Isolated => Netns::create(&record.netns).await,
+    }
+}
+
+/// Re-reserves every subnet, gateway and endpoint address from the records.
+fn rebuild_ipam(state: &mut State) {
+    let State {
+        networks,
+        endpoints,
+        ipam,
+        ..
+    } = state;
+    for net in networks.values() {
+        for s in &net.subnets {
+            let request = PoolRequest {
+                subnet: Some(s.subnet),
+                ip_range: s.ip_range,
+                aux_addresses: s.aux_addresses.clone(),
+                v6: s.subnet.is_ipv6(),
+            };
+            let restored = ipam
+                .request_pool(&request, &[])
+                .and_then(|subnet| ipam.allocate(&subnet, Some(s.gateway)));
+            if let Err(e) = restored {
+                tracing::error!(network = %net.name, subnet = %s.subnet, error = %e, "cannot restore pool");
+            }
+        }
+    }
+    for ep in endpoints.values() {
+        let Some(net) = networks.get(&ep.network_id) else { continue };
+        for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {
+            let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) else {
+                continue;
+            };
+            if let Err(e) = ipam.allocate(&s.subnet, Some(address.ip())) {
+                tracing::error!(endpoint = %ep.id, error = %e, "cannot restore address");
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Records as the API shows them (`docker network inspect` / `docker container inspect`).
+
+use std::collections::BTreeMap;
+
+use plugin_api::{
+    EndpointSettings, IpamConfig, IpamInspect, NetworkEndpoint, NetworkInspect, NetworkSettings,
+    SandboxInspect,
+};
+
+use super::state::State;
+use crate::model::{format_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxRecord};
+
+pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
+    let containers = state
+        .endpoints_of_network(&net.id)
+        .filter_map(|ep| {
+            let sandbox = &state.sandboxes.get(&ep.sandbox_id)?.record;
+            Some((sandbox.id.clone(), network_endpoint(sandbox, ep)))
+        })
+        .collect();
+    NetworkInspect {
+        name: net.name.clone(),
+        id: net.id.clone(),
+        created: net.created.clone(),
+        scope: "local".into(),
+        driver: net.driver.name().into(),
+        enable_ipv6: net.ipv6,
+        ipam: IpamInspect {
+            driver: "default".into(),
+            options: BTreeMap::new(),
+            config: net
+                .subnets
+                .iter()
+                .map(|s| IpamConfig {
+                    subnet: Some(s.subnet.to_string()),
+                    ip_range: s.ip_range.map(|r| r.to_string()),
+                    gateway: Some(s.gateway.to_string()),
+                    auxiliary_addresses: s
+                        .aux_addresses
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect(),
+                })
+                .collect(),
+        },
+        internal: net.internal,
+        containers,
+        options: net.options.clone(),
+        labels: net.labels.clone(),
+        bridge: (net.driver == DriverKind::Bridge).then(|| net.bridge.clone()),
+    }
+}
+
+fn network_endpoint(sandbox: &SandboxRecord, ep: &EndpointRecord) -> NetworkEndpoint {
+    NetworkEndpoint {
+        name: sandbox.name.clone(),
+        endpoint_id: ep.id.clone(),
+        mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
+        ipv4_address: ep.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+        ipv6_address: ep.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+    }
+}
+
+pub(super) fn sandbox(state: &State, sandbox: &SandboxRecord) -> SandboxInspect {
+    let networks = state
+        .endpoints_of_sandbox(&sandbox.id)
+        .filter_map(|ep| {
+            let net = state.networks.get(&ep.network_id)?;
+            Some((net.name.clone(), endpoint_settings(net, ep)))
+        })
+        .collect();
+    SandboxInspect {
+        id: sandbox.id.clone(),
+        name: sandbox.name.clone(),
+        hostname: sandbox.hostname.clone(),
+        created: sandbox.created.clone(),
+        network_settings: NetworkSettings {
+            sandbox_key: sandbox.netns.display().to_string(),
+            networks,
+        },
+    }
+}
+
+fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettings {
+    let gateway_for = |addr: Option<ipnetwork::IpNetwork>| {
+        addr.and_then(|a| net.subnets.iter().find(|s| s.subnet.contains(a.ip())))
+            .filter(|_| !net.internal)
+            .map(|s| s.gateway.to_string())
+            .unwrap_or_default()
+    };
+    EndpointSettings {
+        network_id: net.id.clone(),
+        endpoint_id: ep.id.clone(),
+        gateway: gateway_for(ep.ipv4),
+        ip_address: ep.ipv4.map(|a| a.ip().to_string()).unwrap_or_default(),
+        ip_prefix_len: ep.ipv4.map(|a| a.prefix()).unwrap_or(0),
+        ipv6_gateway: gateway_for(ep.ipv6),
+        global_ipv6_address: ep.ipv6.map(|a| a.ip().to_string()).unwrap_or_default(),
+        global_ipv6_prefix_len: ep.ipv6.map(|a| a.prefix()).unwrap_or(0),
+        mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
+        aliases: ep.aliases.clone(),
+        interface: ep.ifname.clone(),
+    }
+}

@@ -1,0 +1,19 @@
+use std::path::PathBuf;
+
+/// Why the daemon could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("store {path}: {message}")]
+    Store { path: PathBuf, message: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("kernel: {0}")]
+    Driver(#[from] drivers::DriverError),
+}

@@ -1,0 +1,43 @@
+//! The netctl daemon: the one owner of every network, sandbox and endpoint.
+//!
+//! It persists desired state first, then programs the kernel, then answers. On start it
+//! reconciles: it converges the kernel to the store and removes what it owns and no longer
+//! wants, so a crash at any moment loses nothing and leaks nothing.
+
+pub mod config;
+mod controller;
+mod error;
+mod ids;
+mod model;
+mod server;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use config::DaemonConfig;
+pub use controller::Controller;
+pub use error::DaemonError;
+
+/// Where the daemon keeps things; flags override daemon.json, which overrides the defaults.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_CONFIG: &str = "/etc/netctl/daemon.json";
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/netctl";
+pub const DEFAULT_EXEC_ROOT: &str = "/run/netctl";
+pub const DEFAULT_SOCKET: &str = "/run/netctl/netctl.sock";
+
+/// Starts the daemon and serves until `shutdown` resolves.
+pub async fn run(
+    config: DaemonConfig,
+    paths: Paths,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let controller = Arc::new(Controller::start(config, paths.clone()).await?);
+    server::serve(controller, &paths.socket, shutdown).await
+}

@@ -1,0 +1,173 @@
+//! Command-line grammar; spellings follow Docker's.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "netctl", version, about = "Container networking: bridge, host and none networks, IPAM and sandboxes")]
+pub struct Cli {
+    /// The daemon's management socket.
+    #[arg(long, global = true, env = "NETCTL_SOCKET", default_value = daemon::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Manage sandboxes (network namespaces).
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// daemon.json (Docker-compatible keys).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the store lives.
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Where sockets and namespace files live.
+    #[arg(long)]
+    pub exec_root: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Only print names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show one or more networks.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove one or more networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Connect a sandbox to a network.
+    Connect {
+        network: String,
+        sandbox: String,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Disconnect a sandbox from a network.
+    Disconnect { network: String, sandbox: String },
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR form (repeat for several, e.g. an IPv4 and an IPv6 one).
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// Gateway of the subnet it falls in.
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Where automatic addresses come from, within a subnet.
+    #[arg(long)]
+    pub ip_range: Vec<String>,
+    /// Addresses never handed out: NAME=ADDRESS.
+    #[arg(long = "aux-address")]
+    pub aux_address: Vec<String>,
+    /// Driver options: KEY=VALUE (mtu, icc, or Docker's com.docker.network.* names).
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// Labels: KEY=VALUE.
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// No traffic in or out of the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Give the network IPv6.
+    #[arg(long)]
+    pub ipv6: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct EndpointArgs {
+    /// IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Another name for the sandbox on this network.
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// MAC address of the interface.
+    #[arg(long)]
+    pub mac: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCommand {
+    /// Create a sandbox: a network namespace with loopback up.
+    Create {
+        name: String,
+        /// A network to join: a bridge network, `host` or `none`.
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show one or more sandboxes.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove one or more sandboxes.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command inside a sandbox's network namespace.
+    Exec {
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}

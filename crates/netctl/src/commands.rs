@@ -1,0 +1,211 @@
+//! What each command does: the daemon, or one call to it through the management API.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use plugin_api::client::Client;
+use plugin_api::{
+    ConnectRequest, DisconnectRequest, EndpointConfig, EndpointIpamConfig, IpamRequest,
+    NetworkCreateRequest, SandboxCreateRequest,
+};
+
+use crate::cli::{Cli, Command, DaemonArgs, EndpointArgs, Format, NetworkCommand, NetworkCreateArgs, SandboxCommand};
+use crate::{exec, ipam_flags, output};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Daemon(args) => run_daemon(args, cli.socket),
+        Command::Network(cmd) => block_on(network(Client::new(&cli.socket), cmd)),
+        Command::Sandbox(SandboxCommand::Exec { name, command }) => {
+            let client = Client::new(&cli.socket);
+            let (sandbox, info) = block_on(async {
+                Ok((client.sandbox_inspect(&name).await?, client.info().await?))
+            })?;
+            let netns = PathBuf::from(&sandbox.network_settings.sandbox_key);
+            exec::exec_in(&netns, info.pid, &sandbox.hostname, &command)
+        }
+        Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
+    }
+}
+
+/// The CLI is one request at a time: a single-threaded runtime, so that `exec` can change
+/// namespaces afterwards on a process with no other threads.
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(f)
+}
+
+fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let (config_path, required) = match args.config {
+        Some(path) => (path, true),
+        None => (PathBuf::from(daemon::DEFAULT_CONFIG), false),
+    };
+    let config = daemon::DaemonConfig::load(&config_path, required)?;
+    let paths = daemon::Paths {
+        data_root: args
+            .data_root
+            .or_else(|| config.data_root.clone())
+            .unwrap_or_else(|| daemon::DEFAULT_DATA_ROOT.into()),
+        exec_root: args
+            .exec_root
+            .or_else(|| config.exec_root.clone())
+            .unwrap_or_else(|| daemon::DEFAULT_EXEC_ROOT.into()),
+        socket,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        daemon::run(config, paths, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+fn endpoint_config(args: EndpointArgs) -> EndpointConfig {
+    let ipam = (args.ip.is_some() || args.ip6.is_some()).then_some(EndpointIpamConfig {
+        ipv4_address: args.ip,
+        ipv6_address: args.ip6,
+    });
+    EndpointConfig {
+        ipam_config: ipam,
+        aliases: args.alias,
+        mac_address: args.mac,
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateRequest> {
+    let config = ipam_flags::consolidate(&args.subnet, &args.gateway, &args.ip_range, &args.aux_address)?;
+    Ok(NetworkCreateRequest {
+        name: args.name,
+        driver: Some(args.driver),
+        ipam: Some(IpamRequest {
+            driver: None,
+            config,
+            options: Default::default(),
+        }),
+        internal: args.internal,
+        enable_ipv6: args.ipv6,
+        options: ipam_flags::key_values(&args.opt, "option")?,
+        labels: ipam_flags::key_values(&args.label, "label")?,
+    })
+}
+
+async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
+    match cmd {
+        NetworkCommand::Create(args) => {
+            let created = client.network_create(&create_request(args)?).await?;
+            println!("{}", created.id);
+        }
+        NetworkCommand::Ls { format, quiet } => {
+            let list = client.network_list().await?;
+            match (format, quiet) {
+                (Format::Json, _) => print_json(&list)?,
+                (Format::Table, true) => list.iter().for_each(|n| println!("{}", n.name)),
+                (Format::Table, false) => println!("{}", output::network_rows(&list)),
+            }
+        }
+        NetworkCommand::Inspect { names, format } => {
+            let mut found = Vec::new();
+            for name in &names {
+                found.push(client.network_inspect(name).await?);
+            }
+            match format {
+                Format::Json => print_json(&found)?,
+                Format::Table => {
+                    let text: Vec<_> = found.iter().map(output::network_details).collect();
+                    println!("{}", text.join("\n\n"));
+                }
+            }
+        }
+        NetworkCommand::Rm { names } => {
+            for name in &names {
+                client.network_remove(name).await?;
+                println!("{name}");
+            }
+        }
+        NetworkCommand::Connect { network, sandbox, endpoint } => {
+            let req = ConnectRequest {
+                container: sandbox,
+                endpoint_config: endpoint_config(endpoint),
+            };
+            client.network_connect(&network, &req).await?;
+        }
+        NetworkCommand::Disconnect { network, sandbox } => {
+            client
+                .network_disconnect(&network, &DisconnectRequest { container: sandbox })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        SandboxCommand::Create { name, network, hostname, endpoint } => {
+            let req = SandboxCreateRequest {
+                name,
+                hostname,
+                network,
+                endpoint_config: endpoint_config(endpoint),
+            };
+            let created = client.sandbox_create(&req).await?;
+            println!("{}", created.id);
+        }
+        SandboxCommand::Ls { format, quiet } => {
+            let list = client.sandbox_list().await?;
+            match (format, quiet) {
+                (Format::Json, _) => print_json(&list)?,
+                (Format::Table, true) => list.iter().for_each(|s| println!("{}", s.name)),
+                (Format::Table, false) => println!("{}", output::sandbox_rows(&list)),
+            }
+        }
+        SandboxCommand::Inspect { names, format } => {
+            let mut found = Vec::new();
+            for name in &names {
+                found.push(client.sandbox_inspect(name).await?);
+            }
+            match format {
+                Format::Json => print_json(&found)?,
+                Format::Table => {
+                    let text: Vec<_> = found.iter().map(output::sandbox_details).collect();
+                    println!("{}", text.join("\n\n"));
+                }
+            }
+        }
+        SandboxCommand::Rm { names } => {
+            for name in &names {
+                client.sandbox_remove(name).await?;
+                println!("{name}");
+            }
+        }
+        SandboxCommand::Exec { .. } => unreachable!("handled before a runtime starts"),
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `netctl sandbox exec`: enter the sandbox's network namespace (and give the command the
+//! sandbox's hostname in a UTS namespace of its own), then replace this process.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+/// Opens the namespace file; when the daemon runs in a mount namespace of its own (as under
+/// `ip netns exec`), its bind mounts are reached through its `/proc/PID/root`.
+fn open_netns(path: &Path, daemon_pid: u32) -> anyhow::Result<File> {
+    if let Some(file) = File::open(path).ok().filter(is_netns) {
+        return Ok(file);
+    }
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let via_daemon = PathBuf::from(format!("/proc/{daemon_pid}/root")).join(relative);
+    File::open(&via_daemon)
+        .ok()
+        .filter(is_netns)
+        .with_context(|| format!("cannot open the sandbox's network namespace {}", path.display()))
+}
+
+fn is_netns(file: &File) -> bool {
+    fstatfs(file.as_fd()).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
+}
+
+/// Never returns on success: the process becomes `command`.
+pub fn exec_in(netns: &Path, daemon_pid: u32, hostname: &str, command: &[String]) -> anyhow::Result<()> {
+    let file = open_netns(netns, daemon_pid)?;
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).context("entering the sandbox's network namespace")?;
+    unshare(CloneFlags::CLONE_NEWUTS).context("creating a UTS namespace")?;
+    nix::unistd::sethostname(hostname).context("setting the hostname")?;
+    let Some((program, args)) = command.split_first() else {
+        bail!("no command given");
+    };
+    let error = std::process::Command::new(program).args(args).exec();
+    bail!("cannot run {program}: {error}")
+}

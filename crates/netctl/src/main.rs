@@ -1,0 +1,17 @@
+//! `netctl`: the daemon (`netctl daemon`) and the CLI that drives it.
+
+mod cli;
+mod commands;
+mod exec;
+mod ipam_flags;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(e) = commands::run(cli) {
+        eprintln!("netctl: {e:#}");
+        std::process::exit(1);
+    }
+}

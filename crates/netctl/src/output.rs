@@ -1,0 +1,174 @@
+//! Tables for people, JSON for scripts.
+
+use plugin_api::{NetworkInspect, SandboxInspect};
+
+/// Left-aligned columns separated by three spaces, as Docker prints them.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == last { c.to_string() } else { format!("{c:<w$}   ", w = widths[i]) })
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+pub fn network_rows(networks: &[NetworkInspect]) -> String {
+    let rows: Vec<Vec<String>> = networks
+        .iter()
+        .map(|n| {
+            vec![
+                short(&n.id).to_string(),
+                n.name.clone(),
+                n.driver.clone(),
+                n.scope.clone(),
+                subnets(n),
+            ]
+        })
+        .collect();
+    table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNETS"], &rows)
+}
+
+fn subnets(n: &NetworkInspect) -> String {
+    n.ipam
+        .config
+        .iter()
+        .filter_map(|c| c.subnet.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn network_details(n: &NetworkInspect) -> String {
+    let mut out = vec![
+        format!("Name:      {}", n.name),
+        format!("Id:        {}", n.id),
+        format!("Driver:    {}", n.driver),
+        format!("Internal:  {}", n.internal),
+        format!("IPv6:      {}", n.enable_ipv6),
+    ];
+    if let Some(bridge) = &n.bridge {
+        out.push(format!("Bridge:    {bridge}"));
+    }
+    for c in &n.ipam.config {
+        let mut line = format!(
+            "Subnet:    {}  gateway {}",
+            c.subnet.as_deref().unwrap_or("-"),
+            c.gateway.as_deref().unwrap_or("-")
+        );
+        if let Some(r) = &c.ip_range {
+            line.push_str(&format!("  range {r}"));
+        }
+        for (k, v) in &c.auxiliary_addresses {
+            line.push_str(&format!("  aux {k}={v}"));
+        }
+        out.push(line);
+    }
+    for (k, v) in &n.options {
+        out.push(format!("Option:    {k}={v}"));
+    }
+    for (k, v) in &n.labels {
+        out.push(format!("Label:     {k}={v}"));
+    }
+    let rows: Vec<Vec<String>> = n
+        .containers
+        .values()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.ipv4_address.clone(),
+                c.ipv6_address.clone(),
+                c.mac_address.clone(),
+            ]
+        })
+        .collect();
+    out.push(String::new());
+    out.push(table(&["SANDBOX", "IPV4", "IPV6", "MAC"], &rows));
+    out.join("\n")
+}
+
+pub fn sandbox_rows(sandboxes: &[SandboxInspect]) -> String {
+    let rows: Vec<Vec<String>> = sandboxes
+        .iter()
+        .map(|s| {
+            let nets = &s.network_settings.networks;
+            let addresses: Vec<String> = nets
+                .values()
+                .flat_map(|e| [e.ip_address.clone(), e.global_ipv6_address.clone()])
+                .filter(|a| !a.is_empty())
+                .collect();
+            vec![
+                short(&s.id).to_string(),
+                s.name.clone(),
+                nets.keys().cloned().collect::<Vec<_>>().join(","),
+                addresses.join(","),
+            ]
+        })
+        .collect();
+    table(&["SANDBOX ID", "NAME", "NETWORKS", "ADDRESSES"], &rows)
+}
+
+pub fn sandbox_details(s: &SandboxInspect) -> String {
+    let mut out = vec![
+        format!("Name:      {}", s.name),
+        format!("Id:        {}", s.id),
+        format!("Hostname:  {}", s.hostname),
+        format!("Netns:     {}", s.network_settings.sandbox_key),
+        String::new(),
+    ];
+    let rows: Vec<Vec<String>> = s
+        .network_settings
+        .networks
+        .iter()
+        .map(|(name, e)| {
+            let v4 = if e.ip_address.is_empty() {
+                String::new()
+            } else {
+                format!("{}/{}", e.ip_address, e.ip_prefix_len)
+            };
+            vec![
+                name.clone(),
+                e.interface.clone(),
+                v4,
+                e.global_ipv6_address.clone(),
+                e.mac_address.clone(),
+                e.gateway.clone(),
+                e.aliases.join(","),
+            ]
+        })
+        .collect();
+    out.push(table(
+        &["NETWORK", "INTERFACE", "IPV4", "IPV6", "MAC", "GATEWAY", "ALIASES"],
+        &rows,
+    ));
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
+        assert_eq!(t, "A            NAME\nlong-value   x");
+    }
+}
