@@ -45,7 +45,11 @@ impl BridgeDriver {
                 self.host.set_bridge(link.index, filter_bridged).await?;
                 Ok(link.index)
             }
-            None => self.host.add_bridge(&net.bridge, net.mtu, filter_bridged).await,
+            None => {
+                self.host
+                    .add_bridge(&net.bridge, net.bridge_mac, net.mtu, filter_bridged)
+                    .await
+            }
         }
     }
 
@@ -83,7 +87,13 @@ impl NetworkDriver for BridgeDriver {
     ) -> Result<(), DriverError> {
         let bridge = self.bridge_index(net).await?;
         let port = match self.host.link_by_name(&ep.host_ifname).await? {
-            Some(link) => link.index,
+            Some(link) => {
+                // The bridge may have been re-created behind the port's back.
+                if link.controller != Some(bridge) || !link.up {
+                    self.host.set_controller(link.index, bridge).await?;
+                }
+                link.index
+            }
             None => {
                 self.host
                     .add_veth_into_namespace(

@@ -14,6 +14,8 @@ pub struct NetworkSpec {
     pub id: String,
     /// Name of the bridge device (bridge driver).
     pub bridge: String,
+    /// The bridge's MAC, fixed so that it does not change as ports come and go.
+    pub bridge_mac: [u8; 6],
     pub mtu: u32,
     /// Inter-container communication on this network.
     pub icc: bool,

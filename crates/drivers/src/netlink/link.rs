@@ -75,15 +75,17 @@ impl Netlink {
             .map_err(DriverError::netlink("list links"))
     }
 
-    /// `ip link add NAME mtu MTU type bridge nf_call_iptables 0|1 && ip link set NAME up`;
-    /// returns the bridge's index.
+    /// `ip link add NAME address MAC mtu MTU type bridge nf_call_iptables 0|1 &&
+    /// ip link set NAME up`; returns the bridge's index.
     pub async fn add_bridge(
         &self,
         name: &str,
+        mac: [u8; 6],
         mtu: u32,
         nf_call_iptables: bool,
     ) -> Result<u32, DriverError> {
         let msg = LinkBridge::new(name)
+            .address(mac.to_vec())
             .mtu(mtu)
             .nf_call_iptables(nf_call_iptables)
             .up()
@@ -162,6 +164,20 @@ impl Netlink {
             .await?
             .map(|l| l.index)
             .ok_or_else(|| DriverError::LinkNotFound(host.into()))
+    }
+
+    /// `ip link set dev INDEX master BRIDGE up`
+    pub async fn set_controller(&self, index: u32, bridge_index: u32) -> Result<(), DriverError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .controller(bridge_index)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(DriverError::netlink(format!("set master of {index}")))
     }
 
     /// `ip link set dev INDEX type bridge_slave hairpin on`

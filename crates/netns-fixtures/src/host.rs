@@ -1,0 +1,355 @@
+//! One test host: a namespace, a scratch directory, and optionally a netctl daemon.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::mount::{umount2, MntFlags};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use plugin_api::client::Client;
+
+use crate::{netctl_bin, run};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for Output {
+    fn from(o: std::process::Output) -> Self {
+        Self {
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Panics with both streams unless the command succeeded; returns stdout.
+    #[track_caller]
+    pub fn expect_ok(&self) -> String {
+        assert!(self.ok(), "command failed ({}):\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr);
+        self.stdout.clone()
+    }
+
+    /// Panics unless the command failed; returns stderr.
+    #[track_caller]
+    pub fn expect_err(&self) -> String {
+        assert!(!self.ok(), "command unexpectedly succeeded:\nstdout: {}", self.stdout);
+        self.stderr.clone()
+    }
+}
+
+pub struct Host {
+    netns: String,
+    tag: String,
+    dir: PathBuf,
+    daemon: Option<Child>,
+    config: Option<PathBuf>,
+}
+
+impl Host {
+    /// `ip netns add nct-TAG; ip -n nct-TAG link set lo up`, and a scratch directory.
+    pub fn new() -> Self {
+        let tag = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let netns = format!("nct-{tag}");
+        run("ip", &["netns", "add", &netns]).expect_ok();
+        let dir = std::env::temp_dir().join(format!("netctl-test-{tag}"));
+        let host = Self {
+            netns,
+            tag,
+            dir,
+            daemon: None,
+            config: None,
+        };
+        std::fs::create_dir_all(&host.dir).expect("scratch directory");
+        host.ip(&["link", "set", "lo", "up"]).expect_ok();
+        host
+    }
+
+    /// A host with a daemon already serving.
+    pub fn with_daemon() -> Self {
+        let mut host = Self::new();
+        host.start_daemon();
+        host
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// A short unique tag (used in interface names).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("netctl.sock")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.socket())
+    }
+
+    /// Writes a daemon.json that the next daemon start uses.
+    pub fn set_config(&mut self, json: &str) {
+        let path = self.dir.join("daemon.json");
+        std::fs::write(&path, json).expect("write daemon.json");
+        self.config = Some(path);
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|c| c.id())
+    }
+
+    /// Starts `netctl daemon` inside the namespace (entered with setns only, so the daemon's
+    /// namespace mounts stay visible to the test) and waits until it answers.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = File::create(self.dir.join("daemon.log")).expect("log file");
+        let ns = File::open(format!("/run/netns/{}", self.netns)).expect("namespace file");
+        let mut cmd = Command::new(netctl_bin());
+        cmd.arg("--socket").arg(self.socket()).arg("daemon");
+        cmd.arg("--data-root").arg(self.data_root());
+        cmd.arg("--exec-root").arg(self.exec_root());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        let fd = ns.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; the fd stays open until the child has exec'd.
+        unsafe {
+            cmd.pre_exec(move || {
+                setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().expect("spawn netctl daemon");
+        self.daemon = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        loop {
+            if runtime.block_on(self.client().info()).is_ok() {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.daemon = None;
+                panic!("daemon exited with {status}:\n{}", self.daemon_log());
+            }
+            assert!(Instant::now() < deadline, "daemon not ready:\n{}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill_daemon(&mut self) {
+        self.signal_daemon(Signal::SIGKILL);
+    }
+
+    /// SIGTERM, a clean stop.
+    pub fn stop_daemon(&mut self) {
+        self.signal_daemon(Signal::SIGTERM);
+    }
+
+    fn signal_daemon(&mut self, signal: Signal) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), signal);
+            let _ = child.wait();
+        }
+    }
+
+    /// `netctl --socket SOCKET ARGS…`
+    pub fn netctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(netctl_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run netctl");
+        Output::from(out)
+    }
+
+    /// `netctl sandbox exec SANDBOX -- ARGS…`
+    pub fn sandbox_exec(&self, sandbox: &str, args: &[&str]) -> Output {
+        let mut all = vec!["sandbox", "exec", sandbox, "--"];
+        all.extend_from_slice(args);
+        self.netctl(&all)
+    }
+
+    /// True when one ping from the sandbox to `address` is answered.
+    pub fn ping(&self, sandbox: &str, address: &str) -> bool {
+        self.sandbox_exec(sandbox, &["ping", "-c1", "-W1", address]).ok()
+    }
+
+    /// `ip -n NETNS ARGS…`
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", self.netns.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// `ip netns exec NETNS ARGS…`
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", self.netns.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// `nft list table inet netctl` in this host, or an empty string.
+    pub fn nft_table(&self) -> String {
+        self.exec(&["nft", "list", "table", "inet", "netctl"]).stdout
+    }
+
+    /// Unmounts the sandbox namespaces a daemon left under the exec-root.
+    fn unmount_sandboxes(&self) {
+        let Ok(entries) = std::fs::read_dir(self.exec_root().join("netns")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let _ = umount2(&entry.path(), MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill_daemon();
+        self.unmount_sandboxes();
+        let _ = run("ip", &["netns", "del", &self.netns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Host {
+    /// Everything netctl may have put into the kernel of this host and of its sandboxes, as
+    /// text that is equal before and after an operation that should change nothing: links
+    /// (with master, MTU, state), bridge ports (with hairpin), addresses, routes, the nft
+    /// table, and per sandbox its links, addresses and routes.
+    pub fn kernel_snapshot(&self) -> String {
+        let mut out = String::new();
+        for args in [
+            &["-o", "link"][..],
+            &["-o", "addr"],
+            &["route", "show", "table", "all"],
+            &["-6", "route", "show", "table", "all"],
+        ] {
+            out.push_str(&without_indexes(&self.ip(args).stdout));
+        }
+        out.push_str(&without_indexes(&self.exec(&["bridge", "-d", "link"]).stdout));
+        out.push_str(&sorted_set_elements(&self.nft_table()));
+        let mut sandboxes: Vec<PathBuf> = std::fs::read_dir(self.exec_root().join("netns"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        sandboxes.sort();
+        for path in sandboxes {
+            let net = format!("--net={}", path.display());
+            out.push_str(&format!("== {}\n", path.display()));
+            for args in [&["-o", "link"][..], &["-o", "addr"], &["route"], &["-6", "route"]] {
+                let mut all = vec![net.as_str(), "ip"];
+                all.extend_from_slice(args);
+                out.push_str(&without_indexes(&run("nsenter", &all).stdout));
+            }
+        }
+        out
+    }
+}
+
+/// Drops interface indexes (`12: eth0`, `eth0@if12`), which a re-created link changes
+/// although nothing that matters did, and IPv6 link-local addresses and routes, which the
+/// kernel makes by itself and which change state (duplicate address detection) on their own.
+fn without_indexes(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.contains("fe80::"))
+        .map(|line| {
+            let line = match line.split_once(": ") {
+                Some((index, rest)) if index.chars().all(|c| c.is_ascii_digit()) => rest,
+                _ => line,
+            };
+            // `bridge link` prints `port@NAME:` where NAME is the peer's index looked up in the
+            // wrong namespace: meaningless.
+            let first = line.split_whitespace().next().unwrap_or_default();
+            let line = match first.split_once('@') {
+                Some((port, _)) if first.ends_with(':') => line.replacen(first, &format!("{port}:"), 1),
+                _ => line.to_string(),
+            };
+            let mut out = String::new();
+            let mut rest = line.as_str();
+            while let Some(at) = rest.find("@if") {
+                out.push_str(&rest[..at]);
+                rest = rest[at + 3..].trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            out.push_str(rest);
+            out + "\n"
+        })
+        .collect()
+}
+
+/// nft lists the elements of a hash set in an order that depends on the set instance; sort
+/// them so that equal tables print equally.
+fn sorted_set_elements(table: &str) -> String {
+    let mut out = String::new();
+    let mut lines = table.lines();
+    while let Some(line) = lines.next() {
+        let Some(start) = line.find("elements = {") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let mut body = line[start + "elements = {".len()..].to_string();
+        while !body.contains('}') {
+            match lines.next() {
+                Some(next) => body.push_str(next),
+                None => break,
+            }
+        }
+        let body = body.split('}').next().unwrap_or_default();
+        let mut items: Vec<&str> = body.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        items.sort();
+        out.push_str(&format!("{}elements = {{ {} }}\n", &line[..start], items.join(", ")));
+    }
+    out
+}

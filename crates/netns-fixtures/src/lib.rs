@@ -1,0 +1,37 @@
+//! Test hosts: a "host" is a network namespace of its own with, when asked, its own netctl
+//! daemon, data-root, exec-root and socket, so tests run in parallel without seeing each
+//! other. Hosts are joined by veth "underlay" links on documentation address ranges.
+//! Everything is removed on drop, also when a test panics; processes are stopped by PID.
+
+mod host;
+mod netns_thread;
+mod underlay;
+
+pub use host::{Host, Output};
+pub use netns_thread::in_netns;
+pub use underlay::Underlay;
+
+use std::path::PathBuf;
+
+/// The `netctl` binary under test: `$NETCTL_BIN`, else the one next to the test executable
+/// (`target/<profile>/netctl`).
+pub fn netctl_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NETCTL_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .ancestors()
+        .find(|p| p.join("netctl").is_file())
+        .unwrap_or_else(|| panic!("no netctl binary near {}; run `cargo build --bins` first", exe.display()));
+    profile_dir.join("netctl")
+}
+
+/// Runs a command and returns its output; panics only if it cannot be started.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Output::from(out)
+}

@@ -1,0 +1,45 @@
+//! The management API's own contract: socket permissions, versioned paths, info.
+
+use std::os::unix::fs::PermissionsExt;
+
+use netns_fixtures::Host;
+
+#[test]
+fn socket_is_owner_and_group_only() {
+    let host = Host::with_daemon();
+    let mode = std::fs::metadata(host.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+}
+
+#[test]
+fn info_names_the_daemon() {
+    let host = Host::with_daemon();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let info = runtime.block_on(host.client().info()).unwrap();
+    assert_eq!(Some(info.pid), host.daemon_pid());
+    assert_eq!(info.exec_root, host.exec_root().display().to_string());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_is_refused() {
+    let host = Host::with_daemon();
+    let out = host.exec(&[
+        netns_fixtures::netctl_bin().to_str().unwrap(),
+        "--socket",
+        host.socket().to_str().unwrap(),
+        "daemon",
+        "--data-root",
+        host.dir().join("other-data").to_str().unwrap(),
+        "--exec-root",
+        host.dir().join("other-run").to_str().unwrap(),
+    ]);
+    let err = out.expect_err();
+    assert!(err.contains("another daemon is already listening"), "{err}");
+}
+
+#[test]
+fn cli_without_a_daemon_says_so() {
+    let host = Host::new();
+    let err = host.netctl(&["network", "ls"]).expect_err();
+    assert!(err.contains("cannot reach the netctl daemon"), "{err}");
+}
