@@ -121,6 +121,9 @@ mod tests {
     fn defaults_are_dockers() {
         let c = DaemonConfig::default();
         assert_eq!(c.mtu(), 1500);
-        assert_eq!(c.local_pool_templates()[0].base.to_string(), "172.17.0.0/16");
+        assert_eq!(
+            c.local_pool_templates()[0].base.to_string(),
+            "172.17.0.0/16"
+        );
     }
 }

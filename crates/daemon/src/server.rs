@@ -31,7 +31,8 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(io("bind"))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660)).map_err(io("chmod"))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(io("chmod"))?;
     tracing::info!(socket = %socket.display(), "serving the management API");
     axum::serve(listener, plugin_api::management::router(controller))
         .with_graceful_shutdown(shutdown)

@@ -85,11 +85,17 @@ impl Store {
             let mut endpoints = txn.open_table(ENDPOINTS).map_err(self.err())?;
             for change in changes {
                 let result = match change {
-                    Change::PutNetwork(r) => networks.insert(r.id.as_str(), json(r).as_str()).map(drop),
+                    Change::PutNetwork(r) => {
+                        networks.insert(r.id.as_str(), json(r).as_str()).map(drop)
+                    }
                     Change::DeleteNetwork(id) => networks.remove(*id).map(drop),
-                    Change::PutSandbox(r) => sandboxes.insert(r.id.as_str(), json(r).as_str()).map(drop),
+                    Change::PutSandbox(r) => {
+                        sandboxes.insert(r.id.as_str(), json(r).as_str()).map(drop)
+                    }
                     Change::DeleteSandbox(id) => sandboxes.remove(*id).map(drop),
-                    Change::PutEndpoint(r) => endpoints.insert(r.id.as_str(), json(r).as_str()).map(drop),
+                    Change::PutEndpoint(r) => {
+                        endpoints.insert(r.id.as_str(), json(r).as_str()).map(drop)
+                    }
                     Change::DeleteEndpoint(id) => endpoints.remove(*id).map(drop),
                 };
                 result.map_err(self.err())?;

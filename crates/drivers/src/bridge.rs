@@ -73,7 +73,11 @@ impl NetworkDriver for BridgeDriver {
         if let Err(e) = self.host.delete_link_by_name(&net.bridge).await {
             errors.push(e);
         }
-        if let Err(e) = self.firewall.remove_network(&FirewallNetwork::from(net)).await {
+        if let Err(e) = self
+            .firewall
+            .remove_network(&FirewallNetwork::from(net))
+            .await
+        {
             errors.push(e);
         }
         DriverError::collect(errors)
@@ -130,6 +134,9 @@ impl NetworkDriver for BridgeDriver {
 
     async fn leave(&self, _net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), DriverError> {
         // Deleting one end of a veth deletes both.
-        self.host.delete_link_by_name(&ep.host_ifname).await.map(|_| ())
+        self.host
+            .delete_link_by_name(&ep.host_ifname)
+            .await
+            .map(|_| ())
     }
 }

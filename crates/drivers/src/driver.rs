@@ -55,12 +55,16 @@ pub struct EndpointSpec {
 /// finds its objects in place and changes nothing.
 pub trait NetworkDriver: Send + Sync {
     /// Creates (or re-asserts) the network's kernel objects.
-    fn create_network(&self, net: &NetworkSpec)
-        -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn create_network(
+        &self,
+        net: &NetworkSpec,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Removes the network's kernel objects; missing objects are not an error.
-    fn delete_network(&self, net: &NetworkSpec)
-        -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn delete_network(
+        &self,
+        net: &NetworkSpec,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Plugs the sandbox into the network.
     fn join(
@@ -71,6 +75,9 @@ pub trait NetworkDriver: Send + Sync {
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Unplugs the sandbox; a missing interface is not an error.
-    fn leave(&self, net: &NetworkSpec, ep: &EndpointSpec)
-        -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn leave(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 }

@@ -8,9 +8,9 @@ pub mod bridge;
 mod driver;
 mod error;
 pub mod firewall;
-pub mod passive;
 pub mod netlink;
 pub mod netns;
+pub mod passive;
 pub mod sysctl;
 
 pub use driver::{EndpointSpec, NetworkDriver, NetworkSpec};

@@ -53,7 +53,10 @@ impl Netns {
                 source: std::io::Error::other("not a network namespace"),
             });
         }
-        on_thread(path, move || setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io)).await
+        on_thread(path, move || {
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io)
+        })
+        .await
     }
 
     pub fn path(&self) -> &Path {

@@ -59,10 +59,12 @@ impl PoolTemplate {
         };
         let v6 = self.base.is_ipv6();
         let size = self.size;
-        std::iter::successors(Some(first), move |s| s.checked_add(step).filter(|n| *n <= last))
-            .map(move |start| {
-                IpNetwork::new(crate::addr::from_u128(start, v6), size).expect("valid prefix")
-            })
+        std::iter::successors(Some(first), move |s| {
+            s.checked_add(step).filter(|n| *n <= last)
+        })
+        .map(move |start| {
+            IpNetwork::new(crate::addr::from_u128(start, v6), size).expect("valid prefix")
+        })
     }
 }
 

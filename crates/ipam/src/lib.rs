@@ -12,7 +12,9 @@ mod intervals;
 mod pool;
 mod space;
 
-pub use default_pools::{PoolTemplate, DEFAULT_GLOBAL_POOLS, DEFAULT_IPV6_POOL, DEFAULT_LOCAL_POOLS};
+pub use default_pools::{
+    PoolTemplate, DEFAULT_GLOBAL_POOLS, DEFAULT_IPV6_POOL, DEFAULT_LOCAL_POOLS,
+};
 pub use error::IpamError;
 pub use pool::{Pool, PoolRequest};
 pub use space::{AddressSpace, Scope};

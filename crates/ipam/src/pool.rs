@@ -157,7 +157,11 @@ mod tests {
             .enumerate()
             .map(|(i, a)| (format!("a{i}"), a.parse().unwrap()))
             .collect();
-        Pool::new(subnet.parse().unwrap(), range.map(|r| r.parse().unwrap()), &aux)
+        Pool::new(
+            subnet.parse().unwrap(),
+            range.map(|r| r.parse().unwrap()),
+            &aux,
+        )
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -177,7 +181,10 @@ mod tests {
     fn ip_range_limits_automatic_but_not_preferred_addresses() {
         let mut p = pool("172.30.0.0/24", Some("172.30.0.128/25"), &["172.30.0.5"]).unwrap();
         assert_eq!(p.allocate(None).unwrap(), ip("172.30.0.128"));
-        assert_eq!(p.allocate(Some(ip("172.30.0.1"))).unwrap(), ip("172.30.0.1"));
+        assert_eq!(
+            p.allocate(Some(ip("172.30.0.1"))).unwrap(),
+            ip("172.30.0.1")
+        );
         assert_eq!(
             p.allocate(Some(ip("172.30.0.5"))),
             Err(IpamError::AddressInUse(ip("172.30.0.5")))

@@ -153,7 +153,10 @@ mod tests {
             v6: true,
             ..Default::default()
         };
-        assert_eq!(s.request_pool(&v6, &[]).unwrap(), net("fd6e:6574:6374::/64"));
+        assert_eq!(
+            s.request_pool(&v6, &[]).unwrap(),
+            net("fd6e:6574:6374::/64")
+        );
         assert_eq!(
             s.request_pool(&v6, &[]).unwrap(),
             net("fd6e:6574:6374:1::/64")

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "netctl", version, about = "Container networking: bridge, host and none networks, IPAM and sandboxes")]
+#[command(
+    name = "netctl",
+    version,
+    about = "Container networking: bridge, host and none networks, IPAM and sandboxes"
+)]
 pub struct Cli {
     /// The daemon's management socket.
     #[arg(long, global = true, env = "NETCTL_SOCKET", default_value = daemon::DEFAULT_SOCKET)]

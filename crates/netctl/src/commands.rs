@@ -9,7 +9,10 @@ use plugin_api::{
     NetworkCreateRequest, SandboxCreateRequest,
 };
 
-use crate::cli::{Cli, Command, DaemonArgs, EndpointArgs, Format, NetworkCommand, NetworkCreateArgs, SandboxCommand};
+use crate::cli::{
+    Cli, Command, DaemonArgs, EndpointArgs, Format, NetworkCommand, NetworkCreateArgs,
+    SandboxCommand,
+};
 use crate::{exec, ipam_flags, output};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -101,7 +104,12 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateRequest> {
-    let config = ipam_flags::consolidate(&args.subnet, &args.gateway, &args.ip_range, &args.aux_address)?;
+    let config = ipam_flags::consolidate(
+        &args.subnet,
+        &args.gateway,
+        &args.ip_range,
+        &args.aux_address,
+    )?;
     Ok(NetworkCreateRequest {
         name: args.name,
         driver: Some(args.driver),
@@ -150,7 +158,11 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
                 println!("{name}");
             }
         }
-        NetworkCommand::Connect { network, sandbox, endpoint } => {
+        NetworkCommand::Connect {
+            network,
+            sandbox,
+            endpoint,
+        } => {
             let req = ConnectRequest {
                 container: sandbox,
                 endpoint_config: endpoint_config(endpoint),
@@ -168,7 +180,12 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
 
 async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
     match cmd {
-        SandboxCommand::Create { name, network, hostname, endpoint } => {
+        SandboxCommand::Create {
+            name,
+            network,
+            hostname,
+            endpoint,
+        } => {
             let req = SandboxCreateRequest {
                 name,
                 hostname,

@@ -21,7 +21,12 @@ fn open_netns(path: &Path, daemon_pid: u32) -> anyhow::Result<File> {
     File::open(&via_daemon)
         .ok()
         .filter(is_netns)
-        .with_context(|| format!("cannot open the sandbox's network namespace {}", path.display()))
+        .with_context(|| {
+            format!(
+                "cannot open the sandbox's network namespace {}",
+                path.display()
+            )
+        })
 }
 
 fn is_netns(file: &File) -> bool {
@@ -29,9 +34,15 @@ fn is_netns(file: &File) -> bool {
 }
 
 /// Never returns on success: the process becomes `command`.
-pub fn exec_in(netns: &Path, daemon_pid: u32, hostname: &str, command: &[String]) -> anyhow::Result<()> {
+pub fn exec_in(
+    netns: &Path,
+    daemon_pid: u32,
+    hostname: &str,
+    command: &[String],
+) -> anyhow::Result<()> {
     let file = open_netns(netns, daemon_pid)?;
-    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).context("entering the sandbox's network namespace")?;
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+        .context("entering the sandbox's network namespace")?;
     unshare(CloneFlags::CLONE_NEWUTS).context("creating a UTS namespace")?;
     nix::unistd::sethostname(hostname).context("setting the hostname")?;
     let Some((program, args)) = command.split_first() else {

@@ -22,7 +22,15 @@ pub fn consolidate(
         })
         .collect();
     for gateway in gateways {
-        let index = owner(subnets, gateway.parse::<IpAddr>().ok().map(|ip| (ip.is_ipv6(), IpNetwork::from(ip))), "gateway", gateway)?;
+        let index = owner(
+            subnets,
+            gateway
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| (ip.is_ipv6(), IpNetwork::from(ip))),
+            "gateway",
+            gateway,
+        )?;
         if configs[index].gateway.replace(gateway.clone()).is_some() {
             bail!("cannot have several gateways for subnet {}", subnets[index]);
         }
@@ -31,14 +39,20 @@ pub fn consolidate(
         let parsed = range.parse::<IpNetwork>().ok().map(|n| (n.is_ipv6(), n));
         let index = owner(subnets, parsed, "ip range", range)?;
         if configs[index].ip_range.replace(range.clone()).is_some() {
-            bail!("cannot have several ip ranges for subnet {}", subnets[index]);
+            bail!(
+                "cannot have several ip ranges for subnet {}",
+                subnets[index]
+            );
         }
     }
     for entry in aux {
         let (name, address) = entry
             .split_once('=')
             .with_context(|| format!("invalid aux address {entry:?}: expected NAME=ADDRESS"))?;
-        let parsed = address.parse::<IpAddr>().ok().map(|ip| (ip.is_ipv6(), IpNetwork::from(ip)));
+        let parsed = address
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| (ip.is_ipv6(), IpNetwork::from(ip)));
         let index = owner(subnets, parsed, "aux address", address)?;
         configs[index]
             .auxiliary_addresses
@@ -117,8 +131,13 @@ mod tests {
 
     #[test]
     fn unmatched_values_are_errors() {
-        let e = consolidate(&s(&["172.30.0.0/24", "172.31.0.0/24"]), &s(&["10.0.0.1"]), &[], &[])
-            .unwrap_err();
+        let e = consolidate(
+            &s(&["172.30.0.0/24", "172.31.0.0/24"]),
+            &s(&["10.0.0.1"]),
+            &[],
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "no matching subnet for gateway 10.0.0.1");
         assert!(consolidate(&[], &s(&["10.0.0.1"]), &[], &[]).is_err());
         assert!(consolidate(&s(&["172.30.0.0/24"]), &[], &[], &s(&["nonsense"])).is_err());

@@ -15,7 +15,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == last { c.to_string() } else { format!("{c:<w$}   ", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<w$}   ", w = widths[i])
+                }
+            })
             .collect::<String>()
             .trim_end()
             .to_string()
@@ -156,7 +162,15 @@ pub fn sandbox_details(s: &SandboxInspect) -> String {
         })
         .collect();
     out.push(table(
-        &["NETWORK", "INTERFACE", "IPV4", "IPV6", "MAC", "GATEWAY", "ALIASES"],
+        &[
+            "NETWORK",
+            "INTERFACE",
+            "IPV4",
+            "IPV6",
+            "MAC",
+            "GATEWAY",
+            "ALIASES",
+        ],
         &rows,
     ));
     out.join("\n")

@@ -44,14 +44,24 @@ impl Output {
     /// Panics with both streams unless the command succeeded; returns stdout.
     #[track_caller]
     pub fn expect_ok(&self) -> String {
-        assert!(self.ok(), "command failed ({}):\nstdout: {}\nstderr: {}", self.status, self.stdout, self.stderr);
+        assert!(
+            self.ok(),
+            "command failed ({}):\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         self.stdout.clone()
     }
 
     /// Panics unless the command failed; returns stderr.
     #[track_caller]
     pub fn expect_err(&self) -> String {
-        assert!(!self.ok(), "command unexpectedly succeeded:\nstdout: {}", self.stdout);
+        assert!(
+            !self.ok(),
+            "command unexpectedly succeeded:\nstdout: {}",
+            self.stdout
+        );
         self.stderr.clone()
     }
 }
@@ -67,7 +77,11 @@ pub struct Host {
 impl Host {
     /// `ip netns add nct-TAG; ip -n nct-TAG link set lo up`, and a scratch directory.
     pub fn new() -> Self {
-        let tag = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let netns = format!("nct-{tag}");
         run("ip", &["netns", "add", &netns]).expect_ok();
         let dir = std::env::temp_dir().join(format!("netctl-test-{tag}"));
@@ -151,7 +165,8 @@ impl Host {
         // SAFETY: setns is async-signal-safe; the fd stays open until the child has exec'd.
         unsafe {
             cmd.pre_exec(move || {
-                setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+                setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
             });
         }
         let child = cmd.spawn().expect("spawn netctl daemon");
@@ -161,16 +176,27 @@ impl Host {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         loop {
             if runtime.block_on(self.client().info()).is_ok() {
                 return;
             }
-            if let Some(status) = self.daemon.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .daemon
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.daemon = None;
                 panic!("daemon exited with {status}:\n{}", self.daemon_log());
             }
-            assert!(Instant::now() < deadline, "daemon not ready:\n{}", self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready:\n{}",
+                self.daemon_log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -216,7 +242,8 @@ impl Host {
 
     /// True when one ping from the sandbox to `address` is answered.
     pub fn ping(&self, sandbox: &str, address: &str) -> bool {
-        self.sandbox_exec(sandbox, &["ping", "-c1", "-W1", address]).ok()
+        self.sandbox_exec(sandbox, &["ping", "-c1", "-W1", address])
+            .ok()
     }
 
     /// `ip -n NETNS ARGS…`
@@ -235,7 +262,8 @@ impl Host {
 
     /// `nft list table inet netctl` in this host, or an empty string.
     pub fn nft_table(&self) -> String {
-        self.exec(&["nft", "list", "table", "inet", "netctl"]).stdout
+        self.exec(&["nft", "list", "table", "inet", "netctl"])
+            .stdout
     }
 
     /// Unmounts the sandbox namespaces a daemon left under the exec-root.
@@ -279,7 +307,9 @@ impl Host {
         ] {
             out.push_str(&without_indexes(&self.ip(args).stdout));
         }
-        out.push_str(&without_indexes(&self.exec(&["bridge", "-d", "link"]).stdout));
+        out.push_str(&without_indexes(
+            &self.exec(&["bridge", "-d", "link"]).stdout,
+        ));
         out.push_str(&sorted_set_elements(&self.nft_table()));
         let mut sandboxes: Vec<PathBuf> = std::fs::read_dir(self.exec_root().join("netns"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -288,7 +318,12 @@ impl Host {
         for path in sandboxes {
             let net = format!("--net={}", path.display());
             out.push_str(&format!("== {}\n", path.display()));
-            for args in [&["-o", "link"][..], &["-o", "addr"], &["route"], &["-6", "route"]] {
+            for args in [
+                &["-o", "link"][..],
+                &["-o", "addr"],
+                &["route"],
+                &["-6", "route"],
+            ] {
                 let mut all = vec![net.as_str(), "ip"];
                 all.extend_from_slice(args);
                 out.push_str(&without_indexes(&run("nsenter", &all).stdout));
@@ -313,7 +348,9 @@ fn without_indexes(text: &str) -> String {
             // wrong namespace: meaningless.
             let first = line.split_whitespace().next().unwrap_or_default();
             let line = match first.split_once('@') {
-                Some((port, _)) if first.ends_with(':') => line.replacen(first, &format!("{port}:"), 1),
+                Some((port, _)) if first.ends_with(':') => {
+                    line.replacen(first, &format!("{port}:"), 1)
+                }
                 _ => line.to_string(),
             };
             let mut out = String::new();
@@ -347,9 +384,17 @@ fn sorted_set_elements(table: &str) -> String {
             }
         }
         let body = body.split('}').next().unwrap_or_default();
-        let mut items: Vec<&str> = body.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let mut items: Vec<&str> = body
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         items.sort();
-        out.push_str(&format!("{}elements = {{ {} }}\n", &line[..start], items.join(", ")));
+        out.push_str(&format!(
+            "{}elements = {{ {} }}\n",
+            &line[..start],
+            items.join(", ")
+        ));
     }
     out
 }

@@ -23,7 +23,12 @@ pub fn netctl_bin() -> PathBuf {
     let profile_dir = exe
         .ancestors()
         .find(|p| p.join("netctl").is_file())
-        .unwrap_or_else(|| panic!("no netctl binary near {}; run `cargo build --bins` first", exe.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no netctl binary near {}; run `cargo build --bins` first",
+                exe.display()
+            )
+        });
     profile_dir.join("netctl")
 }
 

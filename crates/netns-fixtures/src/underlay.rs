@@ -15,7 +15,20 @@ impl Underlay {
         let (ifa, ifb) = (format!("ul-{}", b.tag()), format!("ul-{}", a.tag()));
         let out = run(
             "ip",
-            &["link", "add", &ifa, "netns", a.netns(), "type", "veth", "peer", "name", &ifb, "netns", b.netns()],
+            &[
+                "link",
+                "add",
+                &ifa,
+                "netns",
+                a.netns(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ifb,
+                "netns",
+                b.netns(),
+            ],
         );
         assert!(out.ok(), "underlay: {}", out.stderr);
         let (a_address, b_address) = (format!("{prefix}.1"), format!("{prefix}.2"));
@@ -24,6 +37,9 @@ impl Underlay {
             host.ip(&["addr", "add", &cidr, "dev", ifname]).expect_ok();
             host.ip(&["link", "set", ifname, "up"]).expect_ok();
         }
-        Self { a_address, b_address }
+        Self {
+            a_address,
+            b_address,
+        }
     }
 }

@@ -56,13 +56,15 @@ impl Client {
 
     /// Sends raw bytes as a request body; returns the status and the body (tests of bad input).
     pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
-        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Http(e.to_string()))?;
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: self.socket.clone(),
-                source,
-            })?;
+        let method =
+            Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Http(e.to_string()))?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
         let http = |e: hyper::Error| ClientError::Http(e.to_string());
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -77,7 +79,12 @@ impl Client {
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.map_err(http)?.to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(http)?
+            .to_bytes();
         Ok((status, bytes.to_vec()))
     }
 
@@ -101,7 +108,11 @@ impl Client {
             });
             return Err(error.into());
         }
-        let answer = if answer.is_empty() { b"null".to_vec() } else { answer };
+        let answer = if answer.is_empty() {
+            b"null".to_vec()
+        } else {
+            answer
+        };
         serde_json::from_slice(&answer)
             .map_err(|e| ClientError::Http(format!("unexpected answer: {e}")))
     }
@@ -119,13 +130,21 @@ impl Client {
     }
 
     pub async fn network_inspect(&self, name: &str) -> Result<NetworkInspect> {
-        self.call("GET", &format!("/v1/networks/{}", escape(name)), None::<&()>)
-            .await
+        self.call(
+            "GET",
+            &format!("/v1/networks/{}", escape(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn network_remove(&self, name: &str) -> Result<()> {
-        self.call("DELETE", &format!("/v1/networks/{}", escape(name)), None::<&()>)
-            .await
+        self.call(
+            "DELETE",
+            &format!("/v1/networks/{}", escape(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn network_connect(&self, network: &str, req: &ConnectRequest) -> Result<()> {
@@ -147,13 +166,21 @@ impl Client {
     }
 
     pub async fn sandbox_inspect(&self, name: &str) -> Result<SandboxInspect> {
-        self.call("GET", &format!("/v1/sandboxes/{}", escape(name)), None::<&()>)
-            .await
+        self.call(
+            "GET",
+            &format!("/v1/sandboxes/{}", escape(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn sandbox_remove(&self, name: &str) -> Result<()> {
-        self.call("DELETE", &format!("/v1/sandboxes/{}", escape(name)), None::<&()>)
-            .await
+        self.call(
+            "DELETE",
+            &format!("/v1/sandboxes/{}", escape(name)),
+            None::<&()>,
+        )
+        .await
     }
 }
 

@@ -25,8 +25,10 @@ pub trait Management: Send + Sync + 'static {
         req: NetworkCreateRequest,
     ) -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
     fn network_list(&self) -> impl Future<Output = ApiResult<Vec<NetworkInspect>>> + Send;
-    fn network_inspect(&self, name: String)
-        -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
+    fn network_inspect(
+        &self,
+        name: String,
+    ) -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
     fn network_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
     fn network_connect(
         &self,
@@ -43,15 +45,17 @@ pub trait Management: Send + Sync + 'static {
         req: SandboxCreateRequest,
     ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
     fn sandbox_list(&self) -> impl Future<Output = ApiResult<Vec<SandboxInspect>>> + Send;
-    fn sandbox_inspect(&self, name: String)
-        -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
+    fn sandbox_inspect(
+        &self,
+        name: String,
+    ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
     fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(self)).into_response()
     }
 }
@@ -78,14 +82,23 @@ where
 pub fn router<M: Management>(api: Arc<M>) -> Router {
     Router::new()
         .route("/v1/info", get(info::<M>))
-        .route("/v1/networks", get(network_list::<M>).post(network_create::<M>))
+        .route(
+            "/v1/networks",
+            get(network_list::<M>).post(network_create::<M>),
+        )
         .route(
             "/v1/networks/{name}",
             get(network_inspect::<M>).delete(network_remove::<M>),
         )
         .route("/v1/networks/{name}/connect", post(network_connect::<M>))
-        .route("/v1/networks/{name}/disconnect", post(network_disconnect::<M>))
-        .route("/v1/sandboxes", get(sandbox_list::<M>).post(sandbox_create::<M>))
+        .route(
+            "/v1/networks/{name}/disconnect",
+            post(network_disconnect::<M>),
+        )
+        .route(
+            "/v1/sandboxes",
+            get(sandbox_list::<M>).post(sandbox_create::<M>),
+        )
         .route(
             "/v1/sandboxes/{name}",
             get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
@@ -102,10 +115,14 @@ async fn network_create<M: Management>(
     State(m): State<Arc<M>>,
     Body(req): Body<NetworkCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<NetworkInspect>)> {
-    m.network_create(req).await.map(|n| (StatusCode::CREATED, Json(n)))
+    m.network_create(req)
+        .await
+        .map(|n| (StatusCode::CREATED, Json(n)))
 }
 
-async fn network_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<NetworkInspect>>> {
+async fn network_list<M: Management>(
+    State(m): State<Arc<M>>,
+) -> ApiResult<Json<Vec<NetworkInspect>>> {
     m.network_list().await.map(Json)
 }
 
@@ -120,7 +137,9 @@ async fn network_remove<M: Management>(
     State(m): State<Arc<M>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    m.network_remove(name).await.map(|()| StatusCode::NO_CONTENT)
+    m.network_remove(name)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn network_connect<M: Management>(
@@ -128,7 +147,9 @@ async fn network_connect<M: Management>(
     Path(name): Path<String>,
     Body(req): Body<ConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    m.network_connect(name, req).await.map(|()| StatusCode::NO_CONTENT)
+    m.network_connect(name, req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn network_disconnect<M: Management>(
@@ -136,17 +157,23 @@ async fn network_disconnect<M: Management>(
     Path(name): Path<String>,
     Body(req): Body<DisconnectRequest>,
 ) -> ApiResult<StatusCode> {
-    m.network_disconnect(name, req).await.map(|()| StatusCode::NO_CONTENT)
+    m.network_disconnect(name, req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn sandbox_create<M: Management>(
     State(m): State<Arc<M>>,
     Body(req): Body<SandboxCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<SandboxInspect>)> {
-    m.sandbox_create(req).await.map(|s| (StatusCode::CREATED, Json(s)))
+    m.sandbox_create(req)
+        .await
+        .map(|s| (StatusCode::CREATED, Json(s)))
 }
 
-async fn sandbox_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<SandboxInspect>>> {
+async fn sandbox_list<M: Management>(
+    State(m): State<Arc<M>>,
+) -> ApiResult<Json<Vec<SandboxInspect>>> {
     m.sandbox_list().await.map(Json)
 }
 
@@ -161,5 +188,7 @@ async fn sandbox_remove<M: Management>(
     State(m): State<Arc<M>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    m.sandbox_remove(name).await.map(|()| StatusCode::NO_CONTENT)
+    m.sandbox_remove(name)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }

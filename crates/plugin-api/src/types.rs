@@ -47,7 +47,11 @@ pub struct IpamConfig {
     pub ip_range: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    #[serde(default, alias = "AuxAddress", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "AuxAddress",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
@@ -100,7 +104,11 @@ pub struct NetworkEndpoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointConfig {
-    #[serde(default, rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "IPAMConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipam_config: Option<EndpointIpamConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
@@ -110,9 +118,17 @@ pub struct EndpointConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
-    #[serde(default, rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "IPv4Address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipv4_address: Option<String>,
-    #[serde(default, rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "IPv6Address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipv6_address: Option<String>,
 }
 

@@ -12,13 +12,23 @@ pub fn json(text: &str) -> Value {
 /// `netctl network inspect NAME --format json`, the one network.
 #[track_caller]
 pub fn network(host: &Host, name: &str) -> Value {
-    json(&host.netctl(&["network", "inspect", name, "--format", "json"]).expect_ok())[0].clone()
+    json(
+        &host
+            .netctl(&["network", "inspect", name, "--format", "json"])
+            .expect_ok(),
+    )[0]
+    .clone()
 }
 
 /// `netctl sandbox inspect NAME --format json`, the one sandbox.
 #[track_caller]
 pub fn sandbox(host: &Host, name: &str) -> Value {
-    json(&host.netctl(&["sandbox", "inspect", name, "--format", "json"]).expect_ok())[0].clone()
+    json(
+        &host
+            .netctl(&["sandbox", "inspect", name, "--format", "json"])
+            .expect_ok(),
+    )[0]
+    .clone()
 }
 
 /// The sandbox's IPv4 address on `network`.

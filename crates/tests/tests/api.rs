@@ -7,14 +7,20 @@ use netns_fixtures::Host;
 #[test]
 fn socket_is_owner_and_group_only() {
     let host = Host::with_daemon();
-    let mode = std::fs::metadata(host.socket()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(host.socket())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
 }
 
 #[test]
 fn info_names_the_daemon() {
     let host = Host::with_daemon();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let info = runtime.block_on(host.client().info()).unwrap();
     assert_eq!(Some(info.pid), host.daemon_pid());
     assert_eq!(info.exec_root, host.exec_root().display().to_string());

@@ -10,7 +10,15 @@ fn setup() -> Host {
     for args in [
         &["network", "create", "web", "--subnet", "172.30.0.0/24"][..],
         &["network", "create", "tiny", "--subnet", "203.0.113.0/30"],
-        &["sandbox", "create", "a", "--network", "web", "--ip", "172.30.0.130"],
+        &[
+            "sandbox",
+            "create",
+            "a",
+            "--network",
+            "web",
+            "--ip",
+            "172.30.0.130",
+        ],
         &["sandbox", "create", "t1", "--network", "tiny"],
         &["sandbox", "create", "t2"],
     ] {
@@ -23,54 +31,221 @@ fn setup() -> Host {
 fn bad_cli_input_is_refused_and_changes_nothing() {
     let host = setup();
     let cases: &[(&[&str], &str)] = &[
-        (&["network", "create", "x", "--subnet", "172.29.0.0/33"], "invalid subnet"),
-        (&["network", "create", "x", "--subnet", "banana"], "invalid subnet"),
-        (&["network", "create", "x", "--subnet", "172.29.0.1/24"], "host bits set"),
-        (&["network", "create", "x", "--subnet", "172.30.0.128/25"], "subnet 172.30.0.128/25 overlaps with 172.30.0.0/24"),
-        (&["network", "create", "x", "--subnet", "172.29.0.0/24", "--gateway", "172.28.0.1"], "gateway 172.28.0.1 is not in subnet 172.29.0.0/24"),
-        (&["network", "create", "x", "--subnet", "172.29.0.0/24", "--ip-range", "10.0.0.0/25"], "ip range 10.0.0.0/25 is not inside subnet 172.29.0.0/24"),
-        (&["network", "create", "x", "--subnet", "172.29.0.0/24", "--aux-address", "r=10.0.0.5"], "auxiliary address 10.0.0.5 is not in subnet"),
-        (&["network", "create", "x", "--subnet", "172.29.0.0/24", "--subnet", "172.28.0.0/24", "--gateway", "10.0.0.1"], "no matching subnet for gateway 10.0.0.1"),
-        (&["network", "create", "x", "--subnet", "fd00:9::/64"], "IPv6 is not enabled"),
-        (&["network", "create", "web"], "network with name web already exists"),
+        (
+            &["network", "create", "x", "--subnet", "172.29.0.0/33"],
+            "invalid subnet",
+        ),
+        (
+            &["network", "create", "x", "--subnet", "banana"],
+            "invalid subnet",
+        ),
+        (
+            &["network", "create", "x", "--subnet", "172.29.0.1/24"],
+            "host bits set",
+        ),
+        (
+            &["network", "create", "x", "--subnet", "172.30.0.128/25"],
+            "subnet 172.30.0.128/25 overlaps with 172.30.0.0/24",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "x",
+                "--subnet",
+                "172.29.0.0/24",
+                "--gateway",
+                "172.28.0.1",
+            ],
+            "gateway 172.28.0.1 is not in subnet 172.29.0.0/24",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "x",
+                "--subnet",
+                "172.29.0.0/24",
+                "--ip-range",
+                "10.0.0.0/25",
+            ],
+            "ip range 10.0.0.0/25 is not inside subnet 172.29.0.0/24",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "x",
+                "--subnet",
+                "172.29.0.0/24",
+                "--aux-address",
+                "r=10.0.0.5",
+            ],
+            "auxiliary address 10.0.0.5 is not in subnet",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "x",
+                "--subnet",
+                "172.29.0.0/24",
+                "--subnet",
+                "172.28.0.0/24",
+                "--gateway",
+                "10.0.0.1",
+            ],
+            "no matching subnet for gateway 10.0.0.1",
+        ),
+        (
+            &["network", "create", "x", "--subnet", "fd00:9::/64"],
+            "IPv6 is not enabled",
+        ),
+        (
+            &["network", "create", "web"],
+            "network with name web already exists",
+        ),
         (&["network", "create", "bad name"], "invalid network name"),
-        (&["network", "create", "x", "--driver", "macvlan"], "unknown network driver \"macvlan\""),
-        (&["network", "create", "x", "--driver", "host"], "only one instance"),
-        (&["network", "create", "x", "-o", "colour=blue"], "unknown option \"colour\""),
-        (&["network", "create", "x", "-o", "mtu=20"], "invalid MTU 20"),
-        (&["network", "create", "x", "-o", "icc=maybe"], "is not a boolean"),
-        (&["network", "create", "x", "--label", "novalue"], "expected KEY=VALUE"),
+        (
+            &["network", "create", "x", "--driver", "macvlan"],
+            "unknown network driver \"macvlan\"",
+        ),
+        (
+            &["network", "create", "x", "--driver", "host"],
+            "only one instance",
+        ),
+        (
+            &["network", "create", "x", "-o", "colour=blue"],
+            "unknown option \"colour\"",
+        ),
+        (
+            &["network", "create", "x", "-o", "mtu=20"],
+            "invalid MTU 20",
+        ),
+        (
+            &["network", "create", "x", "-o", "icc=maybe"],
+            "is not a boolean",
+        ),
+        (
+            &["network", "create", "x", "--label", "novalue"],
+            "expected KEY=VALUE",
+        ),
         (&["network", "inspect", "nope"], "network nope not found"),
         (&["network", "rm", "nope"], "network nope not found"),
-        (&["network", "rm", "web"], "network web has active endpoints (sandboxes: a)"),
+        (
+            &["network", "rm", "web"],
+            "network web has active endpoints (sandboxes: a)",
+        ),
         (&["network", "rm", "host"], "host is a pre-defined network"),
-        (&["network", "connect", "nope", "a"], "network nope not found"),
-        (&["network", "connect", "web", "nope"], "sandbox nope not found"),
-        (&["network", "connect", "web", "a"], "sandbox a is already connected to network web"),
-        (&["network", "connect", "web", "t2", "--ip", "10.1.1.1"], "address 10.1.1.1 is not in subnet 172.30.0.0/24"),
-        (&["network", "connect", "web", "t2", "--ip", "172.30.0.130"], "address 172.30.0.130 is already in use"),
-        (&["network", "connect", "web", "t2", "--ip", "172.30.0.1"], "address 172.30.0.1 is already in use"),
-        (&["network", "connect", "web", "t2", "--ip", "172.30.0.255"], "not in the allocatable range"),
-        (&["network", "connect", "web", "t2", "--ip", "300.1.1.1"], "invalid IPv4 address"),
-        (&["network", "connect", "web", "t2", "--ip6", "fd00::1"], "network web has no IPv6 subnet"),
-        (&["network", "connect", "web", "t2", "--mac", "01:00:5e:00:00:01"], "invalid MAC address"),
-        (&["network", "connect", "web", "t2", "--mac", "02:42:ac:1e:00:82"], "MAC address 02:42:ac:1e:00:82 is already in use"),
-        (&["network", "connect", "tiny", "t2"], "no available addresses in subnet 203.0.113.0/30"),
-        (&["network", "connect", "host", "t2"], "joins the host network only when it is created"),
-        (&["network", "disconnect", "web", "t2"], "sandbox t2 is not connected to network web"),
+        (
+            &["network", "connect", "nope", "a"],
+            "network nope not found",
+        ),
+        (
+            &["network", "connect", "web", "nope"],
+            "sandbox nope not found",
+        ),
+        (
+            &["network", "connect", "web", "a"],
+            "sandbox a is already connected to network web",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip", "10.1.1.1"],
+            "address 10.1.1.1 is not in subnet 172.30.0.0/24",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip", "172.30.0.130"],
+            "address 172.30.0.130 is already in use",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip", "172.30.0.1"],
+            "address 172.30.0.1 is already in use",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip", "172.30.0.255"],
+            "not in the allocatable range",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip", "300.1.1.1"],
+            "invalid IPv4 address",
+        ),
+        (
+            &["network", "connect", "web", "t2", "--ip6", "fd00::1"],
+            "network web has no IPv6 subnet",
+        ),
+        (
+            &[
+                "network",
+                "connect",
+                "web",
+                "t2",
+                "--mac",
+                "01:00:5e:00:00:01",
+            ],
+            "invalid MAC address",
+        ),
+        (
+            &[
+                "network",
+                "connect",
+                "web",
+                "t2",
+                "--mac",
+                "02:42:ac:1e:00:82",
+            ],
+            "MAC address 02:42:ac:1e:00:82 is already in use",
+        ),
+        (
+            &["network", "connect", "tiny", "t2"],
+            "no available addresses in subnet 203.0.113.0/30",
+        ),
+        (
+            &["network", "connect", "host", "t2"],
+            "joins the host network only when it is created",
+        ),
+        (
+            &["network", "disconnect", "web", "t2"],
+            "sandbox t2 is not connected to network web",
+        ),
         (&["network", "disconnect", "none", "t2"], "not connected"),
-        (&["sandbox", "create", "a"], "sandbox with name a already exists"),
-        (&["sandbox", "create", "t3", "--network", "tiny"], "no available addresses in subnet 203.0.113.0/30"),
-        (&["sandbox", "create", "t3", "--network", "nope"], "network nope not found"),
-        (&["sandbox", "create", "t3", "--network", "web", "--ip", "172.30.0.130"], "already in use"),
+        (
+            &["sandbox", "create", "a"],
+            "sandbox with name a already exists",
+        ),
+        (
+            &["sandbox", "create", "t3", "--network", "tiny"],
+            "no available addresses in subnet 203.0.113.0/30",
+        ),
+        (
+            &["sandbox", "create", "t3", "--network", "nope"],
+            "network nope not found",
+        ),
+        (
+            &[
+                "sandbox",
+                "create",
+                "t3",
+                "--network",
+                "web",
+                "--ip",
+                "172.30.0.130",
+            ],
+            "already in use",
+        ),
         (&["sandbox", "inspect", "nope"], "sandbox nope not found"),
         (&["sandbox", "rm", "nope"], "sandbox nope not found"),
     ];
     for (args, expected) in cases {
         let before = full_state(&host);
         let err = host.netctl(args).expect_err();
-        assert!(err.contains(expected), "netctl {args:?}: expected {expected:?} in {err:?}");
-        assert!(err.lines().count() <= 2, "a short message, not a dump: {err}");
+        assert!(
+            err.contains(expected),
+            "netctl {args:?}: expected {expected:?} in {err:?}"
+        );
+        assert!(
+            err.lines().count() <= 2,
+            "a short message, not a dump: {err}"
+        );
         assert_same(&before, &full_state(&host), &format!("netctl {args:?}"));
     }
 }
@@ -79,22 +254,69 @@ fn bad_cli_input_is_refused_and_changes_nothing() {
 fn malformed_api_requests_are_refused_and_change_nothing() {
     let host = setup();
     let client = host.client();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cases: &[(&str, &str, &[u8], u16, &str)] = &[
-        ("POST", "/v1/networks", b"{\"Name\": ", 400, "invalid_argument"),
-        ("POST", "/v1/networks", b"{\"Name\": 5}", 400, "invalid_argument"),
-        ("POST", "/v1/networks", b"not json at all", 400, "invalid_argument"),
+        (
+            "POST",
+            "/v1/networks",
+            b"{\"Name\": ",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/v1/networks",
+            b"{\"Name\": 5}",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/v1/networks",
+            b"not json at all",
+            400,
+            "invalid_argument",
+        ),
         ("POST", "/v1/networks", b"", 400, "invalid_argument"),
-        ("POST", "/v1/networks/web/connect", b"{\"Container\": [1,2]}", 400, "invalid_argument"),
-        ("POST", "/v1/sandboxes", b"{\"Name\": \"z\", \"Network\": {}}", 400, "invalid_argument"),
+        (
+            "POST",
+            "/v1/networks/web/connect",
+            b"{\"Container\": [1,2]}",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/v1/sandboxes",
+            b"{\"Name\": \"z\", \"Network\": {}}",
+            400,
+            "invalid_argument",
+        ),
         ("GET", "/v1/nothing-here", b"", 404, "not_found"),
         ("GET", "/v2/networks", b"", 404, "not_found"),
-        ("POST", "/v1/networks/tiny/connect", b"{\"Container\": \"t2\"}", 409, "exhausted"),
-        ("POST", "/v1/networks", b"{\"Name\": \"web\"}", 409, "conflict"),
+        (
+            "POST",
+            "/v1/networks/tiny/connect",
+            b"{\"Container\": \"t2\"}",
+            409,
+            "exhausted",
+        ),
+        (
+            "POST",
+            "/v1/networks",
+            b"{\"Name\": \"web\"}",
+            409,
+            "conflict",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let before = full_state(&host);
-        let (got, answer) = runtime.block_on(client.raw(method, path, body.to_vec())).unwrap();
+        let (got, answer) = runtime
+            .block_on(client.raw(method, path, body.to_vec()))
+            .unwrap();
         let answer: serde_json::Value = serde_json::from_slice(&answer).expect("a JSON error body");
         assert_eq!(got, *status, "{method} {path}: {answer}");
         assert_eq!(answer["code"], *code, "{method} {path}: {answer}");

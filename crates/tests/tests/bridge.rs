@@ -6,9 +6,23 @@ use tests::{address, json, network, sandbox};
 
 fn create_web(host: &Host) {
     host.netctl(&[
-        "network", "create", "web", "--driver", "bridge", "--subnet", "172.30.0.0/24", "--gateway",
-        "172.30.0.1", "--ip-range", "172.30.0.128/25", "--aux-address", "reserved=172.30.0.5", "-o",
-        "mtu=1400", "--label", "env=dev",
+        "network",
+        "create",
+        "web",
+        "--driver",
+        "bridge",
+        "--subnet",
+        "172.30.0.0/24",
+        "--gateway",
+        "172.30.0.1",
+        "--ip-range",
+        "172.30.0.128/25",
+        "--aux-address",
+        "reserved=172.30.0.5",
+        "-o",
+        "mtu=1400",
+        "--label",
+        "env=dev",
     ])
     .expect_ok();
 }
@@ -33,9 +47,17 @@ fn network_inspect_follows_docker_field_names() {
     let ls = host.netctl(&["network", "ls"]).expect_ok();
     assert!(ls.starts_with("NETWORK ID"), "{ls}");
     for name in ["web", "host", "none"] {
-        assert!(ls.lines().any(|l| l.split_whitespace().nth(1) == Some(name)), "{ls}");
+        assert!(
+            ls.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(name)),
+            "{ls}"
+        );
     }
-    let names = json(&host.netctl(&["network", "ls", "--format", "json"]).expect_ok());
+    let names = json(
+        &host
+            .netctl(&["network", "ls", "--format", "json"])
+            .expect_ok(),
+    );
     assert_eq!(names.as_array().unwrap().len(), 3);
 }
 
@@ -43,15 +65,34 @@ fn network_inspect_follows_docker_field_names() {
 fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
     let host = Host::with_daemon();
     create_web(&host);
-    host.netctl(&["sandbox", "create", "a", "--network", "web", "--ip", "172.30.0.130", "--hostname", "h"])
-        .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "--ip",
+        "172.30.0.130",
+        "--hostname",
+        "h",
+    ])
+    .expect_ok();
     host.netctl(&["sandbox", "create", "b"]).expect_ok();
     host.netctl(&[
-        "network", "connect", "web", "b", "--ip", "172.30.0.131", "--alias", "api", "--mac",
+        "network",
+        "connect",
+        "web",
+        "b",
+        "--ip",
+        "172.30.0.131",
+        "--alias",
+        "api",
+        "--mac",
         "02:42:ac:1e:00:99",
     ])
     .expect_ok();
-    host.netctl(&["sandbox", "create", "c", "--network", "web"]).expect_ok();
+    host.netctl(&["sandbox", "create", "c", "--network", "web"])
+        .expect_ok();
 
     // Automatic addresses come from the ip-range; --ip may be anywhere in the subnet.
     assert_eq!(address(&host, "c", "web"), "172.30.0.128");
@@ -60,21 +101,47 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
     assert_eq!(a_web["IPAddress"], "172.30.0.130");
     assert_eq!(a_web["IPPrefixLen"], 24);
     assert_eq!(a_web["Gateway"], "172.30.0.1");
-    assert_eq!(a_web["MacAddress"], "02:42:ac:1e:00:82", "Docker's MAC scheme");
-    assert_eq!(sandbox(&host, "b")["NetworkSettings"]["Networks"]["web"]["Aliases"][0], "api");
+    assert_eq!(
+        a_web["MacAddress"], "02:42:ac:1e:00:82",
+        "Docker's MAC scheme"
+    );
+    assert_eq!(
+        sandbox(&host, "b")["NetworkSettings"]["Networks"]["web"]["Aliases"][0],
+        "api"
+    );
 
     // What the sandbox itself sees.
-    let link = json(&host.sandbox_exec("a", &["ip", "-j", "addr", "show", "eth0"]).expect_ok());
+    let link = json(
+        &host
+            .sandbox_exec("a", &["ip", "-j", "addr", "show", "eth0"])
+            .expect_ok(),
+    );
     assert_eq!(link[0]["mtu"], 1400);
     assert_eq!(link[0]["address"], "02:42:ac:1e:00:82");
     assert_eq!(link[0]["operstate"], "UP");
-    assert!(link[0]["addr_info"].as_array().unwrap().iter().any(|a| a["local"] == "172.30.0.130" && a["prefixlen"] == 24));
-    let b_link = json(&host.sandbox_exec("b", &["ip", "-j", "link", "show", "eth0"]).expect_ok());
+    assert!(link[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["local"] == "172.30.0.130" && a["prefixlen"] == 24));
+    let b_link = json(
+        &host
+            .sandbox_exec("b", &["ip", "-j", "link", "show", "eth0"])
+            .expect_ok(),
+    );
     assert_eq!(b_link[0]["address"], "02:42:ac:1e:00:99");
     let routes = host.sandbox_exec("a", &["ip", "route"]).expect_ok();
-    assert!(routes.contains("default via 172.30.0.1 dev eth0"), "{routes}");
-    assert_eq!(host.sandbox_exec("a", &["hostname"]).expect_ok().trim(), "h");
-    let lo = host.sandbox_exec("a", &["ip", "-br", "addr", "show", "lo"]).expect_ok();
+    assert!(
+        routes.contains("default via 172.30.0.1 dev eth0"),
+        "{routes}"
+    );
+    assert_eq!(
+        host.sandbox_exec("a", &["hostname"]).expect_ok().trim(),
+        "h"
+    );
+    let lo = host
+        .sandbox_exec("a", &["ip", "-br", "addr", "show", "lo"])
+        .expect_ok();
     assert!(lo.contains("127.0.0.1/8"), "loopback is up: {lo}");
 
     assert!(host.ping("a", "172.30.0.131"));
@@ -82,14 +149,27 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
     assert!(host.ping("c", "172.30.0.1"));
 
     // The host's kernel: the bridge with the gateway and MTU, veth ports with hairpin on.
-    let bridge = network(&host, "web")["Bridge"].as_str().unwrap().to_string();
+    let bridge = network(&host, "web")["Bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let br = json(&host.ip(&["-j", "addr", "show", &bridge]).expect_ok());
     assert_eq!(br[0]["mtu"], 1400);
-    assert!(br[0]["addr_info"].as_array().unwrap().iter().any(|a| a["local"] == "172.30.0.1"));
+    assert!(br[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["local"] == "172.30.0.1"));
     let ports = host.exec(&["bridge", "-d", "link", "show"]).expect_ok();
-    assert_eq!(ports.matches(&format!("master {bridge}")).count(), 3, "{ports}");
+    assert_eq!(
+        ports.matches(&format!("master {bridge}")).count(),
+        3,
+        "{ports}"
+    );
     assert_eq!(ports.matches("hairpin on").count(), 3, "{ports}");
-    let forwarding = host.exec(&["sysctl", "-n", "net.ipv4.ip_forward"]).expect_ok();
+    let forwarding = host
+        .exec(&["sysctl", "-n", "net.ipv4.ip_forward"])
+        .expect_ok();
     assert_eq!(forwarding.trim(), "1");
 
     // The network lists its endpoints as `docker network inspect` does.
@@ -105,24 +185,45 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
 fn disconnect_and_remove_take_everything_away() {
     let host = Host::with_daemon();
     create_web(&host);
-    host.netctl(&["sandbox", "create", "a", "--network", "web"]).expect_ok();
-    host.netctl(&["sandbox", "create", "b", "--network", "web"]).expect_ok();
-    let bridge = network(&host, "web")["Bridge"].as_str().unwrap().to_string();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "b", "--network", "web"])
+        .expect_ok();
+    let bridge = network(&host, "web")["Bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let b_addr = address(&host, "b", "web");
     assert!(host.ping("a", &b_addr));
 
-    host.netctl(&["network", "disconnect", "web", "b"]).expect_ok();
+    host.netctl(&["network", "disconnect", "web", "b"])
+        .expect_ok();
     assert!(!host.ping("a", &b_addr));
-    assert!(!host.sandbox_exec("b", &["ip", "link", "show", "eth0"]).ok(), "eth0 is gone");
-    assert_eq!(network(&host, "web")["Containers"].as_object().unwrap().len(), 1);
+    assert!(
+        !host.sandbox_exec("b", &["ip", "link", "show", "eth0"]).ok(),
+        "eth0 is gone"
+    );
+    assert_eq!(
+        network(&host, "web")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
     // The address is free again.
     host.netctl(&["network", "connect", "web", "b"]).expect_ok();
     assert_eq!(address(&host, "b", "web"), b_addr);
 
     host.netctl(&["sandbox", "rm", "a", "b"]).expect_ok();
-    assert!(host.netctl(&["sandbox", "ls", "-q"]).expect_ok().trim().is_empty());
+    assert!(host
+        .netctl(&["sandbox", "ls", "-q"])
+        .expect_ok()
+        .trim()
+        .is_empty());
     assert_eq!(
-        std::fs::read_dir(host.exec_root().join("netns")).unwrap().count(),
+        std::fs::read_dir(host.exec_root().join("netns"))
+            .unwrap()
+            .count(),
         0,
         "namespace files removed"
     );
@@ -130,7 +231,10 @@ fn disconnect_and_remove_take_everything_away() {
     assert!(!host.ip(&["link", "show", &bridge]).ok(), "bridge removed");
     let links = host.ip(&["-o", "link"]).expect_ok();
     assert!(!links.contains("ncv"), "no veth left: {links}");
-    assert!(!host.nft_table().contains(&bridge), "firewall forgets the bridge");
+    assert!(
+        !host.nft_table().contains(&bridge),
+        "firewall forgets the bridge"
+    );
 }
 
 #[test]
@@ -138,16 +242,28 @@ fn several_networks_give_a_sandbox_several_interfaces() {
     let host = Host::with_daemon();
     create_web(&host);
     host.netctl(&["network", "create", "auto"]).expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"]).expect_ok();
-    host.netctl(&["network", "connect", "auto", "a"]).expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    host.netctl(&["network", "connect", "auto", "a"])
+        .expect_ok();
     let routes = host.sandbox_exec("a", &["ip", "route"]).expect_ok();
     // The first network keeps the default route; the second is a fallback.
-    assert!(routes.contains("default via 172.30.0.1 dev eth0 proto static metric 100"), "{routes}");
-    assert!(routes.contains("dev eth1 proto static metric 101"), "{routes}");
+    assert!(
+        routes.contains("default via 172.30.0.1 dev eth0 proto static metric 100"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("dev eth1 proto static metric 101"),
+        "{routes}"
+    );
     let nets = sandbox(&host, "a")["NetworkSettings"]["Networks"].clone();
     assert_eq!(nets["web"]["Interface"], "eth0");
     assert_eq!(nets["auto"]["Interface"], "eth1");
-    host.netctl(&["network", "disconnect", "web", "a"]).expect_ok();
+    host.netctl(&["network", "disconnect", "web", "a"])
+        .expect_ok();
     let routes = host.sandbox_exec("a", &["ip", "route"]).expect_ok();
-    assert!(routes.starts_with("default via") && routes.contains("dev eth1"), "{routes}");
+    assert!(
+        routes.starts_with("default via") && routes.contains("dev eth1"),
+        "{routes}"
+    );
 }

@@ -7,12 +7,40 @@ use tests::{address, assert_same, full_state, network};
 
 fn populate(host: &Host) {
     for args in [
-        &["network", "create", "web", "--subnet", "172.30.0.0/24", "--ip-range", "172.30.0.128/25", "-o", "mtu=1400"][..],
+        &[
+            "network",
+            "create",
+            "web",
+            "--subnet",
+            "172.30.0.0/24",
+            "--ip-range",
+            "172.30.0.128/25",
+            "-o",
+            "mtu=1400",
+        ][..],
         &["network", "create", "auto"],
-        &["network", "create", "lab", "--internal", "--ipv6", "--subnet", "172.31.0.0/24", "--subnet", "fd00:1::/64"],
+        &[
+            "network",
+            "create",
+            "lab",
+            "--internal",
+            "--ipv6",
+            "--subnet",
+            "172.31.0.0/24",
+            "--subnet",
+            "fd00:1::/64",
+        ],
         &["network", "create", "quiet", "-o", "icc=false"],
         &["sandbox", "create", "a", "--network", "web"],
-        &["sandbox", "create", "b", "--network", "web", "--ip", "172.30.0.20"],
+        &[
+            "sandbox",
+            "create",
+            "b",
+            "--network",
+            "web",
+            "--ip",
+            "172.30.0.20",
+        ],
         &["network", "connect", "auto", "b"],
         &["network", "connect", "lab", "b"],
         &["sandbox", "create", "q", "--network", "quiet"],
@@ -33,12 +61,20 @@ fn kill_and_restart_changes_nothing() {
     host.start_daemon();
     let after = full_state(&host);
     assert_same(&before, &after, "kill -9 and restart");
-    assert!(!host.daemon_log().contains("removing unwanted"), "nothing was leaked:\n{}", host.daemon_log());
+    assert!(
+        !host.daemon_log().contains("removing unwanted"),
+        "nothing was leaked:\n{}",
+        host.daemon_log()
+    );
 
     assert!(host.ping("a", "172.30.0.20"));
     // Allocations were rebuilt: the next sandbox gets a fresh address, not a taken one.
-    host.netctl(&["sandbox", "create", "c", "--network", "web"]).expect_ok();
-    let taken: HashSet<_> = ["a", "c"].iter().map(|s| address(&host, s, "web")).collect();
+    host.netctl(&["sandbox", "create", "c", "--network", "web"])
+        .expect_ok();
+    let taken: HashSet<_> = ["a", "c"]
+        .iter()
+        .map(|s| address(&host, s, "web"))
+        .collect();
     assert_eq!(taken.len(), 2);
     assert!(host.ping("c", &address(&host, "a", "web")));
     // A clean stop keeps everything too.
@@ -50,19 +86,37 @@ fn kill_and_restart_changes_nothing() {
 #[test]
 fn restart_restores_what_went_missing_and_removes_leftovers() {
     let mut host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"]).expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"]).expect_ok();
-    host.netctl(&["sandbox", "create", "b", "--network", "web"]).expect_ok();
-    let bridge = network(&host, "web")["Bridge"].as_str().unwrap().to_string();
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "b", "--network", "web"])
+        .expect_ok();
+    let bridge = network(&host, "web")["Bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = full_state(&host);
     host.kill_daemon();
 
     // Behind the daemon's back: its bridge and table vanish, a sandbox namespace is lost,
     // and objects with netctl's names that nobody wants appear.
     host.ip(&["link", "del", &bridge]).expect_ok();
-    host.exec(&["nft", "delete", "table", "inet", "netctl"]).expect_ok();
-    host.ip(&["link", "add", "ncb000000000000", "type", "bridge"]).expect_ok();
-    host.ip(&["link", "add", "ncv000000000000", "type", "veth", "peer", "name", "leak-peer"]).expect_ok();
+    host.exec(&["nft", "delete", "table", "inet", "netctl"])
+        .expect_ok();
+    host.ip(&["link", "add", "ncb000000000000", "type", "bridge"])
+        .expect_ok();
+    host.ip(&[
+        "link",
+        "add",
+        "ncv000000000000",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "leak-peer",
+    ])
+    .expect_ok();
     let stray = host.exec_root().join("netns").join("000000000000");
     std::fs::write(&stray, b"").unwrap();
 
@@ -77,10 +131,16 @@ fn restart_restores_what_went_missing_and_removes_leftovers() {
 #[test]
 fn a_sandbox_namespace_lost_while_down_is_recreated_with_its_interfaces() {
     let mut host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"]).expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"]).expect_ok();
-    host.netctl(&["sandbox", "create", "b", "--network", "web"]).expect_ok();
-    let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_string();
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "b", "--network", "web"])
+        .expect_ok();
+    let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
     host.kill_daemon();
     // As after a reboot: the namespace (and with it the veth) is gone.
     nix_umount(&key);

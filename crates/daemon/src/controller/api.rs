@@ -26,7 +26,11 @@ impl Management for Controller {
 
     async fn network_list(&self) -> Result<Vec<NetworkInspect>, ApiError> {
         let state = self.state.lock().await;
-        let mut list: Vec<_> = state.networks.values().map(|n| view::network(&state, n)).collect();
+        let mut list: Vec<_> = state
+            .networks
+            .values()
+            .map(|n| view::network(&state, n))
+            .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
     }
@@ -41,7 +45,8 @@ impl Management for Controller {
     }
 
     async fn network_connect(&self, network: String, req: ConnectRequest) -> Result<(), ApiError> {
-        self.connect(&network, &req.container, &req.endpoint_config).await
+        self.connect(&network, &req.container, &req.endpoint_config)
+            .await
     }
 
     async fn network_disconnect(

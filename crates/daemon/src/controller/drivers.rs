@@ -97,6 +97,8 @@ pub(super) fn endpoint_spec(net: &NetworkRecord, ep: &EndpointRecord) -> Endpoin
 /// `02:6e:` and four bytes of the network id: stable across re-creation, and never equal to a
 /// container MAC (those start `02:42:` or are random).
 fn bridge_mac(network_id: &str) -> [u8; 6] {
-    let byte = |i: usize| u8::from_str_radix(network_id.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    let byte = |i: usize| {
+        u8::from_str_radix(network_id.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0)
+    };
     [0x02, 0x6e, byte(0), byte(1), byte(2), byte(3)]
 }

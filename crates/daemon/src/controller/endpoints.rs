@@ -10,7 +10,8 @@ use super::state::State;
 use super::{Controller, NetnsRef};
 use crate::ids::new_id;
 use crate::model::{
-    format_mac, generate_mac, parse_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord,
+    format_mac, generate_mac, parse_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxMode,
+    SandboxRecord,
 };
 use crate::store::Change;
 
@@ -85,7 +86,11 @@ impl State {
             IpNetwork::new(ip, subnet.prefix()).expect("valid prefix")
         };
         if let Some(ip) = preferred {
-            let subnet = subnets.iter().find(|s| s.contains(ip)).copied().unwrap_or(first);
+            let subnet = subnets
+                .iter()
+                .find(|s| s.contains(ip))
+                .copied()
+                .unwrap_or(first);
             let ip = self.ipam.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
             return Ok(Some(with_prefix(ip, &subnet)));
         }
@@ -165,7 +170,10 @@ impl Controller {
         }
 
         if let Some(mac) = wanted.mac {
-            if state.endpoints_of_network(&net.id).any(|e| e.mac == Some(mac)) {
+            if state
+                .endpoints_of_network(&net.id)
+                .any(|e| e.mac == Some(mac))
+            {
                 return Err(ApiError::conflict(format!(
                     "MAC address {} is already in use on network {}",
                     format_mac(&mac),
@@ -197,7 +205,11 @@ impl Controller {
             network_id: net.id.clone(),
             sandbox_id: sandbox.id.clone(),
             ifname,
-            mac: bridged.then(|| wanted.mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())))),
+            mac: bridged.then(|| {
+                wanted
+                    .mac
+                    .unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())))
+            }),
             ipv4,
             ipv6,
             aliases: wanted.aliases,
@@ -263,15 +275,12 @@ impl Controller {
         let mut state = self.state.lock().await;
         let net = state.network(network)?.clone();
         let sbx = state.sandbox(sandbox)?.record.clone();
-        let endpoint = state
-            .endpoint(&net.id, &sbx.id)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "sandbox {} is not connected to network {}",
-                    sbx.name, net.name
-                ))
-            })?;
+        let endpoint = state.endpoint(&net.id, &sbx.id).cloned().ok_or_else(|| {
+            ApiError::not_found(format!(
+                "sandbox {} is not connected to network {}",
+                sbx.name, net.name
+            ))
+        })?;
         if net.driver != DriverKind::Bridge {
             return Err(ApiError::conflict(format!(
                 "a sandbox cannot be disconnected from the {} network; remove the sandbox instead",

@@ -117,12 +117,18 @@ fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, ApiError> {
 /// The subnets to reserve: those asked for, plus an automatic IPv4 one when none was given,
 /// and an automatic IPv6 one for `--ipv6` without an IPv6 subnet.
 fn subnet_requests(req: &NetworkCreateRequest) -> Result<Vec<SubnetRequest>, ApiError> {
-    let configs = req.ipam.as_ref().map(|i| i.config.as_slice()).unwrap_or(&[]);
+    let configs = req
+        .ipam
+        .as_ref()
+        .map(|i| i.config.as_slice())
+        .unwrap_or(&[]);
     let mut requests = configs
         .iter()
         .map(parse_subnet_config)
         .collect::<Result<Vec<_>, _>>()?;
-    let has = |v6: bool, r: &[SubnetRequest]| r.iter().any(|s| s.pool.subnet.is_some() && s.pool.v6 == v6);
+    let has = |v6: bool, r: &[SubnetRequest]| {
+        r.iter().any(|s| s.pool.subnet.is_some() && s.pool.v6 == v6)
+    };
     if requests.iter().any(|s| s.pool.v6) && !req.enable_ipv6 {
         return Err(ApiError::invalid(
             "an IPv6 subnet was given but IPv6 is not enabled (add --ipv6)",
@@ -206,7 +212,10 @@ impl State {
 }
 
 impl Controller {
-    pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<NetworkRecord, ApiError> {
+    pub async fn create_network(
+        &self,
+        req: NetworkCreateRequest,
+    ) -> Result<NetworkRecord, ApiError> {
         let mut state = self.state.lock().await;
         if !valid_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -215,7 +224,10 @@ impl Controller {
             )));
         }
         if state.network_by_name(&req.name).is_some() {
-            return Err(ApiError::conflict(format!("network with name {} already exists", req.name)));
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
         }
         let driver_name = req.driver.as_deref().unwrap_or("bridge");
         let driver = DriverKind::parse(driver_name).ok_or_else(|| {
@@ -275,7 +287,10 @@ impl Controller {
         if net.builtin {
             return Err(ApiError::new(
                 plugin_api::ErrorCode::Forbidden,
-                format!("{} is a pre-defined network and cannot be removed", net.name),
+                format!(
+                    "{} is a pre-defined network and cannot be removed",
+                    net.name
+                ),
             ));
         }
         let users: Vec<_> = state
@@ -312,7 +327,10 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -360,7 +378,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(subnet_requests(&req).unwrap_err().message.contains("--ipv6"));
+        assert!(subnet_requests(&req)
+            .unwrap_err()
+            .message
+            .contains("--ipv6"));
     }
 
     #[test]

@@ -25,7 +25,11 @@ use crate::{DaemonConfig, DaemonError, Paths};
 impl Controller {
     /// Opens the store, reconciles the kernel to it, and returns a controller ready to serve.
     pub async fn start(config: DaemonConfig, paths: Paths) -> Result<Self, DaemonError> {
-        for dir in [&paths.data_root, &paths.exec_root, &paths.exec_root.join("netns")] {
+        for dir in [
+            &paths.data_root,
+            &paths.exec_root,
+            &paths.exec_root.join("netns"),
+        ] {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
                 what: "create directory",
                 path: dir.clone(),
@@ -57,15 +61,26 @@ impl Controller {
     async fn reconcile(&self) -> Result<(), DaemonError> {
         let snapshot = self.store.load()?;
         let mut state = self.state.lock().await;
-        state.networks = snapshot.networks.into_iter().map(|n| (n.id.clone(), n)).collect();
+        state.networks = snapshot
+            .networks
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
         self.ensure_builtin_networks(&mut state)?;
-        let (endpoints, orphans): (Vec<_>, Vec<_>) = snapshot.endpoints.into_iter().partition(|e| {
-            state.networks.contains_key(&e.network_id)
-                && snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id)
-        });
+        let (endpoints, orphans): (Vec<_>, Vec<_>) =
+            snapshot.endpoints.into_iter().partition(|e| {
+                state.networks.contains_key(&e.network_id)
+                    && snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id)
+            });
         if !orphans.is_empty() {
-            tracing::warn!(count = orphans.len(), "dropping endpoints whose network or sandbox is gone");
-            let changes: Vec<_> = orphans.iter().map(|e| Change::DeleteEndpoint(&e.id)).collect();
+            tracing::warn!(
+                count = orphans.len(),
+                "dropping endpoints whose network or sandbox is gone"
+            );
+            let changes: Vec<_> = orphans
+                .iter()
+                .map(|e| Change::DeleteEndpoint(&e.id))
+                .collect();
             self.store.apply(&changes)?;
         }
         state.endpoints = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
@@ -76,8 +91,10 @@ impl Controller {
             .values()
             .filter(|n| n.driver == DriverKind::Bridge)
             .collect();
-        let firewall: Vec<FirewallNetwork> =
-            bridges.iter().map(|n| FirewallNetwork::from(&network_spec(n))).collect();
+        let firewall: Vec<FirewallNetwork> = bridges
+            .iter()
+            .map(|n| FirewallNetwork::from(&network_spec(n)))
+            .collect();
         Firewall.sync(&firewall).await?;
         for net in &bridges {
             if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
@@ -93,7 +110,9 @@ impl Controller {
                     None
                 }
             };
-            state.sandboxes.insert(record.id.clone(), Sandbox { record, netns });
+            state
+                .sandboxes
+                .insert(record.id.clone(), Sandbox { record, netns });
         }
         for endpoint in state.endpoints.values() {
             let net = &state.networks[&endpoint.network_id];
@@ -152,7 +171,8 @@ impl Controller {
         match self.host.links().await {
             Ok(links) => {
                 for link in links {
-                    let ours = link.name.starts_with(BRIDGE_PREFIX) || link.name.starts_with(VETH_PREFIX);
+                    let ours =
+                        link.name.starts_with(BRIDGE_PREFIX) || link.name.starts_with(VETH_PREFIX);
                     if ours && !wanted_links.contains(link.name.as_str()) {
                         tracing::info!(link = %link.name, "removing unwanted link");
                         if let Err(e) = self.host.delete_link_by_name(&link.name).await {
@@ -163,7 +183,11 @@ impl Controller {
             }
             Err(e) => tracing::warn!(error = %e, "cannot list links"),
         }
-        let wanted_netns: HashSet<&Path> = state.sandboxes.values().map(|s| s.record.netns.as_path()).collect();
+        let wanted_netns: HashSet<&Path> = state
+            .sandboxes
+            .values()
+            .map(|s| s.record.netns.as_path())
+            .collect();
         let dir = self.paths.exec_root.join("netns");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
@@ -217,7 +241,9 @@ fn rebuild_ipam(state: &mut State) {
         }
     }
     for ep in endpoints.values() {
-        let Some(net) = networks.get(&ep.network_id) else { continue };
+        let Some(net) = networks.get(&ep.network_id) else {
+            continue;
+        };
         for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {
             let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) else {
                 continue;

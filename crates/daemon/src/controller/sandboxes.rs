@@ -13,7 +13,10 @@ use crate::model::{DriverKind, SandboxMode, SandboxRecord};
 use crate::store::Change;
 
 impl Controller {
-    pub async fn create_sandbox(&self, req: SandboxCreateRequest) -> Result<SandboxRecord, ApiError> {
+    pub async fn create_sandbox(
+        &self,
+        req: SandboxCreateRequest,
+    ) -> Result<SandboxRecord, ApiError> {
         let mut state = self.state.lock().await;
         if !valid_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -22,7 +25,10 @@ impl Controller {
             )));
         }
         if state.sandbox_by_name(&req.name).is_some() {
-            return Err(ApiError::conflict(format!("sandbox with name {} already exists", req.name)));
+            return Err(ApiError::conflict(format!(
+                "sandbox with name {} already exists",
+                req.name
+            )));
         }
         let network = match req.network.as_deref() {
             Some(key) => Some(state.network(key)?.clone()),
@@ -88,7 +94,10 @@ impl Controller {
         let mut state = self.state.lock().await;
         let sandbox = state.sandbox(key)?.record.clone();
         let endpoints: Vec<_> = state.endpoints_of_sandbox(&sandbox.id).cloned().collect();
-        let mut changes: Vec<Change> = endpoints.iter().map(|e| Change::DeleteEndpoint(&e.id)).collect();
+        let mut changes: Vec<Change> = endpoints
+            .iter()
+            .map(|e| Change::DeleteEndpoint(&e.id))
+            .collect();
         changes.push(Change::DeleteSandbox(&sandbox.id));
         self.store.apply(&changes).map_err(from_daemon)?;
 

@@ -89,7 +89,9 @@ fn find<'a, T>(
     if let Some(v) = map.get(key) {
         return Some(v);
     }
-    let mut matches = map.range(key.to_string()..).take_while(|(id, _)| id.starts_with(key));
+    let mut matches = map
+        .range(key.to_string()..)
+        .take_while(|(id, _)| id.starts_with(key));
     match (matches.next(), matches.next()) {
         (Some((_, v)), None) => Some(v),
         _ => None,

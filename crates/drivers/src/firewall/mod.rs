@@ -31,7 +31,10 @@ impl From<&NetworkSpec> for FirewallNetwork {
 impl FirewallNetwork {
     /// The set elements that describe this network.
     fn elements(&self) -> Vec<NfListObject<'static>> {
-        let mut out = vec![table::elements(table::SET_BRIDGES, vec![table::ifname(&self.bridge)])];
+        let mut out = vec![table::elements(
+            table::SET_BRIDGES,
+            vec![table::ifname(&self.bridge)],
+        )];
         if self.icc {
             out.push(table::elements(
                 table::SET_ICC_PAIRS,
@@ -39,7 +42,10 @@ impl FirewallNetwork {
             ));
         }
         if self.internal {
-            out.push(table::elements(table::SET_INTERNAL, vec![table::ifname(&self.bridge)]));
+            out.push(table::elements(
+                table::SET_INTERNAL,
+                vec![table::ifname(&self.bridge)],
+            ));
         } else {
             for (set, v6) in [(table::SET_MASQ_V4, false), (table::SET_MASQ_V6, true)] {
                 let nets: Vec<_> = self
@@ -87,7 +93,11 @@ impl Firewall {
     pub async fn remove_network(&self, net: &FirewallNetwork) -> Result<(), DriverError> {
         let elements = net.elements();
         let mut batch: Vec<_> = elements.iter().cloned().map(add).collect();
-        batch.extend(elements.into_iter().map(|e| NfObject::CmdObject(NfCmd::Delete(e))));
+        batch.extend(
+            elements
+                .into_iter()
+                .map(|e| NfObject::CmdObject(NfCmd::Delete(e))),
+        );
         runner::apply(batch).await
     }
 

@@ -25,7 +25,11 @@ pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Result<String, DriverEr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| DriverError::Nft(format!("cannot run nft (is the nftables package installed?): {e}")))?;
+        .map_err(|e| {
+            DriverError::Nft(format!(
+                "cannot run nft (is the nftables package installed?): {e}"
+            ))
+        })?;
     let mut pipe = child.stdin.take().expect("piped stdin");
     if let Some(input) = stdin {
         pipe.write_all(input)

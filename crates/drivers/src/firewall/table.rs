@@ -5,8 +5,12 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use ipnetwork::IpNetwork;
-use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, CT};
-use nftables::schema::{Chain, Element, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table};
+use nftables::expr::{
+    Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, CT,
+};
+use nftables::schema::{
+    Chain, Element, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
+};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
@@ -35,7 +39,12 @@ pub fn table() -> NfListObject<'static> {
 pub fn chains() -> Vec<NfListObject<'static>> {
     [
         (CHAIN_FORWARD, NfChainType::Filter, NfHook::Forward, 0),
-        (CHAIN_POSTROUTING, NfChainType::NAT, NfHook::Postrouting, 100),
+        (
+            CHAIN_POSTROUTING,
+            NfChainType::NAT,
+            NfHook::Postrouting,
+            100,
+        ),
     ]
     .into_iter()
     .map(|(name, kind, hook, prio)| {
@@ -107,9 +116,18 @@ pub fn sets() -> Vec<NfListObject<'static>> {
 /// ip6 saddr @masq_v6 oifname != @bridges masquerade
 /// ```
 pub fn rules() -> Vec<NfListObject<'static>> {
-    let between_bridges = || vec![in_set(meta(MetaKey::Iifname), SET_BRIDGES), in_set(meta(MetaKey::Oifname), SET_BRIDGES)];
+    let between_bridges = || {
+        vec![
+            in_set(meta(MetaKey::Iifname), SET_BRIDGES),
+            in_set(meta(MetaKey::Oifname), SET_BRIDGES),
+        ]
+    };
     let forward: Vec<Vec<Statement<'static>>> = vec![
-        [between_bridges(), vec![in_set(concat_iif_oif(), SET_ICC_PAIRS), accept()]].concat(),
+        [
+            between_bridges(),
+            vec![in_set(concat_iif_oif(), SET_ICC_PAIRS), accept()],
+        ]
+        .concat(),
         [between_bridges(), vec![drop()]].concat(),
         vec![in_set(meta(MetaKey::Iifname), SET_INTERNAL), drop()],
         vec![in_set(meta(MetaKey::Oifname), SET_INTERNAL), drop()],
@@ -197,14 +215,19 @@ fn meta(key: MetaKey) -> Expression<'static> {
 }
 
 fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(PayloadField {
-        protocol: protocol.into(),
-        field: field.into(),
-    })))
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
 }
 
 fn concat_iif_oif() -> Expression<'static> {
-    Expression::Named(NamedExpression::Concat(vec![meta(MetaKey::Iifname), meta(MetaKey::Oifname)]))
+    Expression::Named(NamedExpression::Concat(vec![
+        meta(MetaKey::Iifname),
+        meta(MetaKey::Oifname),
+    ]))
 }
 
 /// `LEFT @SET`

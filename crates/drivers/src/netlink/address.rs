@@ -1,7 +1,5 @@
 //! Interface addresses.
 
-use std::net::IpAddr;
-
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
@@ -42,7 +40,7 @@ impl Netlink {
             .address()
             .add(index, address.ip(), address.prefix())
             .replace();
-        if let IpAddr::V6(_) = address.ip() {
+        if address.ip().is_ipv6() {
             request
                 .message_mut()
                 .attributes
@@ -51,6 +49,8 @@ impl Netlink {
         request
             .execute()
             .await
-            .map_err(DriverError::netlink(format!("add address {address} to {index}")))
+            .map_err(DriverError::netlink(format!(
+                "add address {address} to {index}"
+            )))
     }
 }

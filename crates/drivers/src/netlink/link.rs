@@ -55,7 +55,12 @@ impl Link {
 impl Netlink {
     /// `ip link show dev NAME`; `None` when there is no such link.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, DriverError> {
-        let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match stream.try_next().await {
             Ok(msg) => Ok(msg.map(Link::from_message)),
             Err(e) if errno(&e) == Some(ENODEV) => Ok(None),

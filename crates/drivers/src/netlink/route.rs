@@ -37,7 +37,9 @@ impl Netlink {
             .replace()
             .execute()
             .await
-            .map_err(DriverError::netlink(format!("add default route via {gateway}")))
+            .map_err(DriverError::netlink(format!(
+                "add default route via {gateway}"
+            )))
     }
 
     /// `ip route show table main; ip -6 route show table main`: destination prefixes.
@@ -63,7 +65,9 @@ impl Netlink {
 fn destination(route: RouteMessage) -> Option<IpNetwork> {
     let prefix = route.header.destination_prefix_length;
     route.attributes.into_iter().find_map(|a| match a {
-        RouteAttribute::Destination(RouteAddress::Inet(ip)) => IpNetwork::new(ip.into(), prefix).ok(),
+        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+            IpNetwork::new(ip.into(), prefix).ok()
+        }
         RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
             IpNetwork::new(ip.into(), prefix).ok()
         }
