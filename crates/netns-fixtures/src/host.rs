@@ -149,8 +149,7 @@ impl Host {
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = File::create(self.dir.join("daemon.log")).expect("log file");
-        let ns = File::open(format!("/run/netns/{}", self.netns)).expect("namespace file");
-        let mut cmd = Command::new(netctl_bin());
+        let mut cmd = self.command(netctl_bin());
         cmd.arg("--socket").arg(self.socket()).arg("daemon");
         cmd.arg("--data-root").arg(self.data_root());
         cmd.arg("--exec-root").arg(self.exec_root());
@@ -161,17 +160,26 @@ impl Host {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        let fd = ns.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the fd stays open until the child has exec'd.
-        unsafe {
-            cmd.pre_exec(move || {
-                setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-            });
-        }
         let child = cmd.spawn().expect("spawn netctl daemon");
         self.daemon = Some(child);
         self.wait_ready();
+    }
+
+    /// A command that runs inside this host's namespace. Unlike `ip netns exec` it enters the
+    /// network namespace only (no mount namespace, no /sys remount): cheaper, and namespace
+    /// mounts the process makes stay visible to the test.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let ns = File::open(format!("/run/netns/{}", self.netns)).expect("namespace file");
+        let mut cmd = Command::new(program);
+        // SAFETY: setns is async-signal-safe; `ns` is moved into the closure, so its fd stays
+        // open until the child has exec'd.
+        unsafe {
+            cmd.pre_exec(move || {
+                setns(BorrowedFd::borrow_raw(ns.as_raw_fd()), CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        cmd
     }
 
     fn wait_ready(&mut self) {

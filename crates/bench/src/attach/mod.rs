@@ -1,0 +1,128 @@
+//! `netctl-bench attach`: one bridge, sandboxes attached one by one.
+
+mod cni;
+mod netavark;
+mod netctl;
+mod sandboxes;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::report::AttachRow;
+use crate::stats::percentile_ms;
+
+/// One way of attaching a sandbox to a bridge network.
+pub trait Peer {
+    /// Makes sandbox `i`'s namespace (untimed).
+    fn make_sandbox(&mut self, i: usize) -> anyhow::Result<()>;
+    /// Attaches sandbox `i`; returns the time from the request to its answer.
+    fn attach(&mut self, i: usize) -> anyhow::Result<Duration>;
+    /// Detaches sandbox `i`; returns the time from the request to its answer.
+    fn detach(&mut self, i: usize) -> anyhow::Result<Duration>;
+    /// Whether sandbox `i` can reach its gateway.
+    fn reaches_gateway(&self, i: usize) -> bool;
+    /// RSS of the peer's daemon, if it has one.
+    fn rss_mib(&self) -> Option<f64>;
+}
+
+fn make_peer(name: &str) -> anyhow::Result<Box<dyn Peer>> {
+    Ok(match name {
+        "netctl" => Box::new(netctl::NetctlPeer::new()?),
+        "netavark" => Box::new(netavark::NetavarkPeer::new()?),
+        "cni" => Box::new(cni::CniPeer::new()?),
+        other => bail!("unknown peer {other:?} (known: netctl, netavark, cni)"),
+    })
+}
+
+pub fn run(counts: &[usize], peers: &[String], samples: usize) -> anyhow::Result<Vec<AttachRow>> {
+    let mut rows = Vec::new();
+    for name in peers {
+        let mut peer = make_peer(name)?;
+        let (mut made, mut attached) = (0, 0);
+        for &n in counts {
+            while attached + 1 < n {
+                if made == attached {
+                    peer.make_sandbox(made)?;
+                    made += 1;
+                }
+                peer.attach(attached)?;
+                check(peer.as_ref(), name, attached)?;
+                attached += 1;
+            }
+            if made == attached {
+                peer.make_sandbox(made)?;
+                made += 1;
+            }
+            let (mut attach_times, mut detach_times) = (Vec::new(), Vec::new());
+            for _ in 0..samples {
+                attach_times.push(peer.attach(attached)?);
+                check(peer.as_ref(), name, attached)?;
+                detach_times.push(peer.detach(attached)?);
+            }
+            let row = AttachRow {
+                peer: name.clone(),
+                n,
+                attach_p50_ms: percentile_ms(&attach_times, 50.0),
+                attach_p99_ms: percentile_ms(&attach_times, 99.0),
+                detach_p50_ms: percentile_ms(&detach_times, 50.0),
+                rss_mib: peer.rss_mib(),
+            };
+            eprintln!("{name}: n={n} attach p50 {:.2} ms", row.attach_p50_ms);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
+    if !peer.reaches_gateway(i) {
+        bail!("{name}: sandbox {i} cannot reach its gateway after attach");
+    }
+    Ok(())
+}
+
+/// RSS of a process, from /proc.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs `cmd` with `input` on stdin; returns how long it took, or its stderr as the error.
+pub fn timed(mut cmd: std::process::Command, input: &str) -> anyhow::Result<Duration> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let start = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    child.stdin.take().expect("stdin").write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let elapsed = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{:?} failed: {}{}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(elapsed)
+}
+
+/// Sandbox `i`'s address in a /16 whose first two octets are `prefix` (skipping .0 and .1).
+pub fn address(prefix: &str, i: usize) -> String {
+    let host = i + 2;
+    format!("{prefix}.{}.{}", host / 256, host % 256)
+}

@@ -1,0 +1,50 @@
+//! `netctl-bench`: benchmarks that print a table (or `--json`), netctl and its peers measured
+//! side by side in the same run, each in fresh test hosts (network namespaces).
+
+mod attach;
+mod report;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "netctl-bench", about = "netctl measured against its peers in the same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach sandboxes one by one to one bridge. Row `n`: attaching (and detaching) one more
+    /// sandbox when n-1 are attached, repeated `--samples` times; from the request to its
+    /// answer, the namespace already made. Every attached sandbox is checked to reach its
+    /// gateway (untimed).
+    Attach {
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        counts: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "netctl,netavark,cni")]
+        peers: Vec<String>,
+        /// Timed attach/detach pairs per row.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Print rows as a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Attach {
+            mut counts,
+            peers,
+            samples,
+            json,
+        } => {
+            counts.sort_unstable();
+            let rows = attach::run(&counts, &peers, samples)?;
+            report::print(&rows, json)
+        }
+    }
+}
