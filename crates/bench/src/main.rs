@@ -8,7 +8,10 @@ mod stats;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "netctl-bench", about = "netctl measured against its peers in the same run")]
+#[command(
+    name = "netctl-bench",
+    about = "netctl measured against its peers in the same run"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -31,7 +31,10 @@ pub fn print(rows: &[AttachRow], json: bool) -> anyhow::Result<()> {
             Some(base) if base > 0.0 => format!("{:.1}x", row.attach_p50_ms / base),
             _ => "-".into(),
         };
-        let rss = row.rss_mib.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into());
+        let rss = row
+            .rss_mib
+            .map(|r| format!("{r:.1}"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<9} {:>6} {:>14.2} {:>14.2} {:>14.2} {:>9} {:>15}",
             row.peer, row.n, row.attach_p50_ms, row.attach_p99_ms, row.detach_p50_ms, rss, ratio

@@ -1,8 +1,13 @@
 //! The bridge driver: one Linux bridge per network, one veth per endpoint.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::firewall::{Firewall, FirewallNetwork};
 use crate::netlink::Netlink;
 use crate::netns::Netns;
+
+const EEXIST: i32 = 17;
 use crate::{sysctl, DriverError, EndpointSpec, NetworkDriver, NetworkSpec};
 
 /// Works in the namespace its netlink connection was opened in (the daemon's).
@@ -12,6 +17,9 @@ pub struct BridgeDriver {
     firewall: Firewall,
     /// Turn on IP forwarding where a network needs it (daemon.json `ip-forward`).
     manage_forwarding: bool,
+    /// Bridge name → index, to save a netlink round trip per join; checked by the kernel on
+    /// use (a stale index makes the veth creation fail, and the join looks it up again).
+    bridge_indexes: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl BridgeDriver {
@@ -20,6 +28,7 @@ impl BridgeDriver {
             host,
             firewall,
             manage_forwarding,
+            bridge_indexes: Arc::default(),
         }
     }
 
@@ -40,25 +49,92 @@ impl BridgeDriver {
         // Bridged traffic crosses netfilter only where it has to: ICC off needs the forward
         // hook to see frames between ports of the same bridge.
         let filter_bridged = !net.icc;
-        match self.host.link_by_name(&net.bridge).await? {
+        let index = match self.host.link_by_name(&net.bridge).await? {
             Some(link) => {
                 self.host.set_bridge(link.index, filter_bridged).await?;
-                Ok(link.index)
+                link.index
             }
             None => {
                 self.host
                     .add_bridge(&net.bridge, net.bridge_mac, net.mtu, filter_bridged)
-                    .await
+                    .await?
             }
-        }
+        };
+        self.cache_index(&net.bridge, Some(index));
+        Ok(index)
     }
 
-    async fn bridge_index(&self, net: &NetworkSpec) -> Result<u32, DriverError> {
-        self.host
+    fn cache_index(&self, bridge: &str, index: Option<u32>) {
+        let mut cache = self.bridge_indexes.lock().expect("bridge index cache");
+        match index {
+            Some(i) => cache.insert(bridge.to_string(), i),
+            None => cache.remove(bridge),
+        };
+    }
+
+    async fn bridge_index(&self, net: &NetworkSpec, fresh: bool) -> Result<u32, DriverError> {
+        let cached = self
+            .bridge_indexes
+            .lock()
+            .expect("bridge index cache")
+            .get(&net.bridge)
+            .copied();
+        if let Some(index) = cached.filter(|_| !fresh) {
+            return Ok(index);
+        }
+        let index = self
+            .host
             .link_by_name(&net.bridge)
             .await?
             .map(|l| l.index)
-            .ok_or_else(|| DriverError::LinkNotFound(net.bridge.clone()))
+            .ok_or_else(|| DriverError::LinkNotFound(net.bridge.clone()))?;
+        self.cache_index(&net.bridge, Some(index));
+        Ok(index)
+    }
+
+    /// Creates the veth, or finds it from an earlier join (reconcile); returns the host end's
+    /// index, enslaved to the bridge and up.
+    async fn ensure_port(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        sandbox: &Netns,
+    ) -> Result<u32, DriverError> {
+        let create = |bridge| {
+            self.host.add_veth_into_namespace(
+                &ep.host_ifname,
+                bridge,
+                &ep.ifname,
+                sandbox.raw_fd(),
+                ep.mac,
+                ep.mtu,
+            )
+        };
+        let bridge = self.bridge_index(net, false).await?;
+        match create(bridge).await {
+            Ok(index) => return Ok(index),
+            Err(e) if e.errno() == Some(EEXIST) => {}
+            // Most likely a stale cached index: the bridge was re-created.
+            Err(_) => {
+                let bridge = self.bridge_index(net, true).await?;
+                match create(bridge).await {
+                    Ok(index) => return Ok(index),
+                    Err(e) if e.errno() == Some(EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let bridge = self.bridge_index(net, true).await?;
+        let link = self
+            .host
+            .link_by_name(&ep.host_ifname)
+            .await?
+            .ok_or_else(|| DriverError::LinkNotFound(ep.host_ifname.clone()))?;
+        // The bridge may have been re-created behind the port's back.
+        if link.controller != Some(bridge) || !link.up {
+            self.host.set_controller(link.index, bridge).await?;
+        }
+        Ok(link.index)
     }
 }
 
@@ -70,6 +146,7 @@ impl NetworkDriver for BridgeDriver {
 
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         let mut errors = Vec::new();
+        self.cache_index(&net.bridge, None);
         if let Err(e) = self.host.delete_link_by_name(&net.bridge).await {
             errors.push(e);
         }
@@ -89,28 +166,7 @@ impl NetworkDriver for BridgeDriver {
         ep: &EndpointSpec,
         sandbox: &Netns,
     ) -> Result<(), DriverError> {
-        let bridge = self.bridge_index(net).await?;
-        let port = match self.host.link_by_name(&ep.host_ifname).await? {
-            Some(link) => {
-                // The bridge may have been re-created behind the port's back.
-                if link.controller != Some(bridge) || !link.up {
-                    self.host.set_controller(link.index, bridge).await?;
-                }
-                link.index
-            }
-            None => {
-                self.host
-                    .add_veth_into_namespace(
-                        &ep.host_ifname,
-                        bridge,
-                        &ep.ifname,
-                        sandbox.raw_fd(),
-                        ep.mac,
-                        ep.mtu,
-                    )
-                    .await?
-            }
-        };
+        let port = self.ensure_port(net, ep, sandbox).await?;
         self.host.set_hairpin(port).await?;
 
         let inside = sandbox.netlink();

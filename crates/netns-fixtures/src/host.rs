@@ -175,8 +175,11 @@ impl Host {
         // open until the child has exec'd.
         unsafe {
             cmd.pre_exec(move || {
-                setns(BorrowedFd::borrow_raw(ns.as_raw_fd()), CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
+                setns(
+                    BorrowedFd::borrow_raw(ns.as_raw_fd()),
+                    CloneFlags::CLONE_NEWNET,
+                )
+                .map_err(std::io::Error::from)
             });
         }
         cmd

@@ -107,7 +107,11 @@ pub fn timed(mut cmd: std::process::Command, input: &str) -> anyhow::Result<Dura
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-    child.stdin.take().expect("stdin").write_all(input.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())?;
     let out = child.wait_with_output()?;
     let elapsed = start.elapsed();
     if !out.status.success() {

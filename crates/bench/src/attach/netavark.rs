@@ -57,7 +57,10 @@ impl NetavarkPeer {
 
     fn run(&self, verb: &str, i: usize) -> anyhow::Result<Duration> {
         let mut cmd = self.host.command(NETAVARK);
-        cmd.arg("--config").arg(&self.config).arg(verb).arg(self.sandboxes.path(i));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg(verb)
+            .arg(self.sandboxes.path(i));
         timed(cmd, &Self::document(i))
     }
 }

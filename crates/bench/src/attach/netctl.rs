@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use netns_fixtures::Host;
 use plugin_api::client::Client;
-use plugin_api::{ConnectRequest, DisconnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest, SandboxCreateRequest};
+use plugin_api::{
+    ConnectRequest, DisconnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest,
+    SandboxCreateRequest,
+};
 
 use super::Peer;
 
@@ -21,7 +24,9 @@ impl NetctlPeer {
     pub fn new() -> anyhow::Result<Self> {
         let host = Host::with_daemon();
         let client = host.client();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let request = NetworkCreateRequest {
             name: NETWORK.into(),
             ipam: Some(IpamRequest {
@@ -35,7 +40,11 @@ impl NetctlPeer {
             ..Default::default()
         };
         runtime.block_on(client.network_create(&request))?;
-        Ok(Self { host, client, runtime })
+        Ok(Self {
+            host,
+            client,
+            runtime,
+        })
     }
 
     fn name(i: usize) -> String {
@@ -49,7 +58,8 @@ impl Peer for NetctlPeer {
             name: Self::name(i),
             ..Default::default()
         };
-        self.runtime.block_on(self.client.sandbox_create(&request))?;
+        self.runtime
+            .block_on(self.client.sandbox_create(&request))?;
         Ok(())
     }
 
@@ -59,14 +69,18 @@ impl Peer for NetctlPeer {
             ..Default::default()
         };
         let start = Instant::now();
-        self.runtime.block_on(self.client.network_connect(NETWORK, &request))?;
+        self.runtime
+            .block_on(self.client.network_connect(NETWORK, &request))?;
         Ok(start.elapsed())
     }
 
     fn detach(&mut self, i: usize) -> anyhow::Result<Duration> {
-        let request = DisconnectRequest { container: Self::name(i) };
+        let request = DisconnectRequest {
+            container: Self::name(i),
+        };
         let start = Instant::now();
-        self.runtime.block_on(self.client.network_disconnect(NETWORK, &request))?;
+        self.runtime
+            .block_on(self.client.network_disconnect(NETWORK, &request))?;
         Ok(start.elapsed())
     }
 

@@ -33,7 +33,19 @@ impl Sandboxes {
 
     /// One ping from sandbox `i` to `address`.
     pub fn ping(&self, i: usize, address: &str) -> bool {
-        run("ip", &["netns", "exec", &self.name(i), "ping", "-c1", "-W1", address]).ok()
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.name(i),
+                "ping",
+                "-c1",
+                "-W1",
+                address,
+            ],
+        )
+        .ok()
     }
 }
 
