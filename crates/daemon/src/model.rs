@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use ipam::Scope;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
@@ -61,11 +62,18 @@ pub struct NetworkRecord {
     pub internal: bool,
     pub ipv6: bool,
     pub subnets: Vec<SubnetRecord>,
+    /// Which address space the subnets come from.
+    #[serde(default = "local_scope")]
+    pub scope: Scope,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     /// `host` and `none`, made by the daemon itself and never removed.
     #[serde(default)]
     pub builtin: bool,
+}
+
+fn local_scope() -> Scope {
+    Scope::Local
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -111,18 +111,20 @@ impl BridgeDriver {
             )
         };
         let bridge = self.bridge_index(net, false).await?;
-        match create(bridge).await {
-            Ok(index) => return Ok(index),
-            Err(e) if e.errno() == Some(EEXIST) => {}
+        let created = match create(bridge).await {
+            Err(e) if e.errno() == Some(EEXIST) => None,
             // Most likely a stale cached index: the bridge was re-created.
-            Err(_) => {
-                let bridge = self.bridge_index(net, true).await?;
-                match create(bridge).await {
-                    Ok(index) => return Ok(index),
-                    Err(e) if e.errno() == Some(EEXIST) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            Err(_) => match create(self.bridge_index(net, true).await?).await {
+                Err(e) if e.errno() == Some(EEXIST) => None,
+                other => Some(other?),
+            },
+            Ok(index) => Some(index),
+        };
+        if let Some(index) = created {
+            // The host end needs no IPv6 address of its own: the bridge holds the gateway's.
+            self.host.set_ipv6_silent(index).await?;
+            self.host.set_up_by_index(index).await?;
+            return Ok(index);
         }
         let bridge = self.bridge_index(net, true).await?;
         let link = self
@@ -175,6 +177,9 @@ impl NetworkDriver for BridgeDriver {
             .await?
             .ok_or_else(|| DriverError::LinkNotFound(ep.ifname.clone()))?;
         if !link.up {
+            if ep.addresses.iter().all(|a| a.is_ipv4()) {
+                inside.set_ipv6_silent(link.index).await?;
+            }
             inside.set_up_by_index(link.index).await?;
         }
         for address in &ep.addresses {

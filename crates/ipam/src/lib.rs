@@ -17,4 +17,4 @@ pub use default_pools::{
 };
 pub use error::IpamError;
 pub use pool::{Pool, PoolRequest};
-pub use space::{AddressSpace, Scope};
+pub use space::{AddressSpace, Ipam, Scope};

@@ -106,10 +106,41 @@ impl AddressSpace {
     }
 }
 
+/// Both address spaces: pools of one host (`local`) and of a whole cluster (`global`) never
+/// meet, so the same subnet may be a local pool here and a global pool of an overlay.
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    local: AddressSpace,
+    global: AddressSpace,
+}
+
+impl Ipam {
+    pub fn new(local: Vec<PoolTemplate>, global: Vec<PoolTemplate>) -> Self {
+        Self {
+            local: AddressSpace::new(local),
+            global: AddressSpace::new(global),
+        }
+    }
+
+    pub fn space(&self, scope: Scope) -> &AddressSpace {
+        match scope {
+            Scope::Local => &self.local,
+            Scope::Global => &self.global,
+        }
+    }
+
+    pub fn space_mut(&mut self, scope: Scope) -> &mut AddressSpace {
+        match scope {
+            Scope::Local => &mut self.local,
+            Scope::Global => &mut self.global,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DEFAULT_IPV6_POOL, DEFAULT_LOCAL_POOLS};
+    use crate::{DEFAULT_GLOBAL_POOLS, DEFAULT_IPV6_POOL, DEFAULT_LOCAL_POOLS};
 
     fn space() -> AddressSpace {
         let mut templates = PoolTemplate::from_table(DEFAULT_LOCAL_POOLS);
@@ -192,5 +223,27 @@ mod tests {
         }
         assert!(s.pool(&net("10.0.255.0/24")).is_some());
         assert!(s.pool(&net("10.1.43.0/24")).is_some());
+    }
+
+    #[test]
+    fn local_and_global_spaces_are_separate() {
+        let mut ipam = Ipam::new(
+            PoolTemplate::from_table(DEFAULT_LOCAL_POOLS),
+            PoolTemplate::from_table(DEFAULT_GLOBAL_POOLS),
+        );
+        let global = ipam
+            .space_mut(Scope::Global)
+            .request_pool(&PoolRequest::default(), &[])
+            .unwrap();
+        assert_eq!(global, net("10.0.0.0/24"));
+        // The same subnet as a local pool does not clash with the global one.
+        ipam.space_mut(Scope::Local)
+            .request_pool(&explicit("10.0.0.0/24"), &[])
+            .unwrap();
+        assert!(ipam.space(Scope::Global).pool(&global).is_some());
+        assert_eq!(
+            ipam.space(Scope::Local).pool(&global).unwrap().subnet(),
+            global
+        );
     }
 }

@@ -50,32 +50,41 @@ pub enum Format {
     Json,
 }
 
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Only print names.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
     /// Create a network.
     Create(NetworkCreateArgs),
     /// List networks.
     #[command(alias = "list")]
-    Ls {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-        /// Only print names.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Ls(ListArgs),
     /// Show one or more networks.
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Inspect(InspectArgs),
     /// Remove one or more networks.
     #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Rm(RemoveArgs),
     /// Connect a sandbox to a network.
     Connect {
         network: String,
@@ -149,25 +158,12 @@ pub enum SandboxCommand {
     },
     /// List sandboxes.
     #[command(alias = "list")]
-    Ls {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Ls(ListArgs),
     /// Show one or more sandboxes.
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Inspect(InspectArgs),
     /// Remove one or more sandboxes.
     #[command(alias = "remove")]
-    Rm {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Rm(RemoveArgs),
     /// Run a command inside a sandbox's network namespace.
     Exec {
         name: String,

@@ -10,8 +10,8 @@ use plugin_api::{
 };
 
 use crate::cli::{
-    Cli, Command, DaemonArgs, EndpointArgs, Format, NetworkCommand, NetworkCreateArgs,
-    SandboxCommand,
+    Cli, Command, DaemonArgs, EndpointArgs, Format, ListArgs, NetworkCommand, NetworkCreateArgs,
+    RemoveArgs, SandboxCommand,
 };
 use crate::{exec, ipam_flags, output};
 
@@ -103,6 +103,37 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ls`: JSON, names only (`-q`), or a table.
+fn print_list<T: serde::Serialize>(
+    items: &[T],
+    args: &ListArgs,
+    name: impl Fn(&T) -> &String,
+    table: impl Fn(&[T]) -> String,
+) -> anyhow::Result<()> {
+    match (args.format, args.quiet) {
+        (Format::Json, _) => print_json(&items)?,
+        (Format::Table, true) => items.iter().for_each(|i| println!("{}", name(i))),
+        (Format::Table, false) => println!("{}", table(items)),
+    }
+    Ok(())
+}
+
+/// `inspect`: JSON, or one block of details per object.
+fn print_details<T: serde::Serialize>(
+    items: &[T],
+    format: Format,
+    details: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&items),
+        Format::Table => {
+            let text: Vec<_> = items.iter().map(details).collect();
+            println!("{}", text.join("\n\n"));
+            Ok(())
+        }
+    }
+}
+
 fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateRequest> {
     let config = ipam_flags::consolidate(
         &args.subnet,
@@ -131,28 +162,18 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
             let created = client.network_create(&create_request(args)?).await?;
             println!("{}", created.id);
         }
-        NetworkCommand::Ls { format, quiet } => {
+        NetworkCommand::Ls(args) => {
             let list = client.network_list().await?;
-            match (format, quiet) {
-                (Format::Json, _) => print_json(&list)?,
-                (Format::Table, true) => list.iter().for_each(|n| println!("{}", n.name)),
-                (Format::Table, false) => println!("{}", output::network_rows(&list)),
-            }
+            print_list(&list, &args, |n| &n.name, output::network_rows)?;
         }
-        NetworkCommand::Inspect { names, format } => {
+        NetworkCommand::Inspect(args) => {
             let mut found = Vec::new();
-            for name in &names {
+            for name in &args.names {
                 found.push(client.network_inspect(name).await?);
             }
-            match format {
-                Format::Json => print_json(&found)?,
-                Format::Table => {
-                    let text: Vec<_> = found.iter().map(output::network_details).collect();
-                    println!("{}", text.join("\n\n"));
-                }
-            }
+            print_details(&found, args.format, output::network_details)?;
         }
-        NetworkCommand::Rm { names } => {
+        NetworkCommand::Rm(RemoveArgs { names }) => {
             for name in &names {
                 client.network_remove(name).await?;
                 println!("{name}");
@@ -195,28 +216,18 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
             let created = client.sandbox_create(&req).await?;
             println!("{}", created.id);
         }
-        SandboxCommand::Ls { format, quiet } => {
+        SandboxCommand::Ls(args) => {
             let list = client.sandbox_list().await?;
-            match (format, quiet) {
-                (Format::Json, _) => print_json(&list)?,
-                (Format::Table, true) => list.iter().for_each(|s| println!("{}", s.name)),
-                (Format::Table, false) => println!("{}", output::sandbox_rows(&list)),
-            }
+            print_list(&list, &args, |s| &s.name, output::sandbox_rows)?;
         }
-        SandboxCommand::Inspect { names, format } => {
+        SandboxCommand::Inspect(args) => {
             let mut found = Vec::new();
-            for name in &names {
+            for name in &args.names {
                 found.push(client.sandbox_inspect(name).await?);
             }
-            match format {
-                Format::Json => print_json(&found)?,
-                Format::Table => {
-                    let text: Vec<_> = found.iter().map(output::sandbox_details).collect();
-                    println!("{}", text.join("\n\n"));
-                }
-            }
+            print_details(&found, args.format, output::sandbox_details)?;
         }
-        SandboxCommand::Rm { names } => {
+        SandboxCommand::Rm(RemoveArgs { names }) => {
             for name in &names {
                 client.sandbox_remove(name).await?;
                 println!("{name}");

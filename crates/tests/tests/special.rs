@@ -44,6 +44,13 @@ fn internal_dual_stack_network() {
     assert!(!routes.contains("default"), "no way out: {routes}");
     let routes6 = host.sandbox_exec("x", &["ip", "-6", "route"]).expect_ok();
     assert!(!routes6.contains("default"), "no way out: {routes6}");
+    let v6 = host
+        .sandbox_exec("x", &["ip", "-6", "addr", "show", "eth0"])
+        .expect_ok();
+    assert!(
+        v6.contains("scope link"),
+        "IPv6 endpoints keep their link-local address: {v6}"
+    );
     assert!(host.ping("x", "fd00:1::99"));
     assert!(
         host.ping("x", "fd00:1::1"),

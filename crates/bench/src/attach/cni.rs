@@ -70,8 +70,16 @@ impl Peer for CniPeer {
         self.run("DEL", i)
     }
 
-    fn reaches_gateway(&self, i: usize) -> bool {
-        self.sandboxes.ping(i, GATEWAY)
+    fn netns_path(&self, i: usize) -> String {
+        self.sandboxes.path(i)
+    }
+
+    fn gateway(&self) -> &'static str {
+        GATEWAY
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
     }
 
     fn rss_mib(&self) -> Option<f64> {

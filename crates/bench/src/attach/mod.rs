@@ -8,6 +8,7 @@ mod sandboxes;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use netns_fixtures::Host;
 
 use crate::report::AttachRow;
 use crate::stats::percentile_ms;
@@ -20,8 +21,12 @@ pub trait Peer {
     fn attach(&mut self, i: usize) -> anyhow::Result<Duration>;
     /// Detaches sandbox `i`; returns the time from the request to its answer.
     fn detach(&mut self, i: usize) -> anyhow::Result<Duration>;
-    /// Whether sandbox `i` can reach its gateway.
-    fn reaches_gateway(&self, i: usize) -> bool;
+    /// The path of sandbox `i`'s network namespace.
+    fn netns_path(&self, i: usize) -> String;
+    /// The network's gateway address.
+    fn gateway(&self) -> &'static str;
+    /// The test host the network lives in.
+    fn host(&self) -> &Host;
     /// RSS of the peer's daemon, if it has one.
     fn rss_mib(&self) -> Option<f64>;
 }
@@ -75,10 +80,34 @@ pub fn run(counts: &[usize], peers: &[String], samples: usize) -> anyhow::Result
     Ok(rows)
 }
 
+/// Sandbox `i` must reach its gateway. The neighbour entries the ping leaves (one in the
+/// sandbox, one on the host) are removed again: the kernel's neighbour table limit
+/// (gc_thresh3, 1024 by default) counts entries of all namespaces together and can only be
+/// raised in the root namespace, so a thousand fresh entries would make attach number ~512
+/// fail for every peer alike.
 fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
-    if !peer.reaches_gateway(i) {
-        bail!("{name}: sandbox {i} cannot reach its gateway after attach");
+    let net = format!("--net={}", peer.netns_path(i));
+    let script = format!(
+        "ping -c1 -W1 {} >/dev/null && ip neigh flush all",
+        peer.gateway()
+    );
+    if !netns_fixtures::run("nsenter", &[&net, "sh", "-c", &script]).ok() {
+        let inside = netns_fixtures::run(
+            "nsenter",
+            &[
+                &net,
+                "sh",
+                "-c",
+                "ip -br addr; ip -s link show eth0; ip neigh; ip route",
+            ],
+        );
+        bail!(
+            "{name}: sandbox {i} cannot reach its gateway after attach\n{}\nhost:\n{}",
+            inside.stdout,
+            netns_fixtures::run("sh", &["-c", "dmesg | grep -v 'state\\|mode' | tail -5"]).stdout
+        );
     }
+    peer.host().ip(&["neigh", "flush", "all"]);
     Ok(())
 }
 

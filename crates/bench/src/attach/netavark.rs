@@ -78,8 +78,16 @@ impl Peer for NetavarkPeer {
         self.run("teardown", i)
     }
 
-    fn reaches_gateway(&self, i: usize) -> bool {
-        self.sandboxes.ping(i, GATEWAY)
+    fn netns_path(&self, i: usize) -> String {
+        self.sandboxes.path(i)
+    }
+
+    fn gateway(&self) -> &'static str {
+        GATEWAY
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
     }
 
     fn rss_mib(&self) -> Option<f64> {

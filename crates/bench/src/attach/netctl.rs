@@ -16,6 +16,8 @@ const GATEWAY: &str = "10.88.0.1";
 
 pub struct NetctlPeer {
     host: Host,
+    /// Namespace path of each sandbox made, by index.
+    netns: Vec<String>,
     client: Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -42,6 +44,7 @@ impl NetctlPeer {
         runtime.block_on(client.network_create(&request))?;
         Ok(Self {
             host,
+            netns: Vec::new(),
             client,
             runtime,
         })
@@ -58,8 +61,10 @@ impl Peer for NetctlPeer {
             name: Self::name(i),
             ..Default::default()
         };
-        self.runtime
+        let sandbox = self
+            .runtime
             .block_on(self.client.sandbox_create(&request))?;
+        self.netns.push(sandbox.network_settings.sandbox_key);
         Ok(())
     }
 
@@ -84,8 +89,16 @@ impl Peer for NetctlPeer {
         Ok(start.elapsed())
     }
 
-    fn reaches_gateway(&self, i: usize) -> bool {
-        self.host.ping(&Self::name(i), GATEWAY)
+    fn netns_path(&self, i: usize) -> String {
+        self.netns[i].clone()
+    }
+
+    fn gateway(&self) -> &'static str {
+        GATEWAY
+    }
+
+    fn host(&self) -> &Host {
+        &self.host
     }
 
     fn rss_mib(&self) -> Option<f64> {

@@ -30,23 +30,6 @@ impl Sandboxes {
         self.made = self.made.max(i + 1);
         Ok(())
     }
-
-    /// One ping from sandbox `i` to `address`.
-    pub fn ping(&self, i: usize, address: &str) -> bool {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.name(i),
-                "ping",
-                "-c1",
-                "-W1",
-                address,
-            ],
-        )
-        .ok()
-    }
 }
 
 impl Drop for Sandboxes {

@@ -91,12 +91,13 @@ impl State {
                 .find(|s| s.contains(ip))
                 .copied()
                 .unwrap_or(first);
-            let ip = self.ipam.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
+            let space = self.ipam.space_mut(net.scope);
+            let ip = space.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
             return Ok(Some(with_prefix(ip, &subnet)));
         }
         let mut last_error = None;
         for subnet in &subnets {
-            match self.ipam.allocate(subnet, None) {
+            match self.ipam.space_mut(net.scope).allocate(subnet, None) {
                 Ok(ip) => return Ok(Some(with_prefix(ip, subnet))),
                 Err(e) => last_error = Some(e),
             }
@@ -106,7 +107,7 @@ impl State {
 
     fn release_address(&mut self, net: &NetworkRecord, ip: IpAddr) {
         if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
-            let _ = self.ipam.release(&s.subnet, ip);
+            let _ = self.ipam.space_mut(net.scope).release(&s.subnet, ip);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipam::PoolRequest;
+use ipam::{PoolRequest, Scope};
 use ipnetwork::IpNetwork;
 use plugin_api::{ApiError, IpamConfig, NetworkCreateRequest};
 
@@ -154,15 +154,16 @@ impl State {
     /// Reserves every subnet and its gateway, or nothing at all.
     fn reserve_subnets(
         &mut self,
+        scope: Scope,
         requests: &[SubnetRequest],
         host_routes: &[IpNetwork],
     ) -> Result<Vec<SubnetRecord>, ApiError> {
         let mut reserved: Vec<SubnetRecord> = Vec::new();
         for request in requests {
-            match self.reserve_subnet(request, host_routes) {
+            match self.reserve_subnet(scope, request, host_routes) {
                 Ok(record) => reserved.push(record),
                 Err(e) => {
-                    self.release_subnets(&reserved);
+                    self.release_subnets(scope, &reserved);
                     return Err(e);
                 }
             }
@@ -172,11 +173,12 @@ impl State {
 
     fn reserve_subnet(
         &mut self,
+        scope: Scope,
         request: &SubnetRequest,
         host_routes: &[IpNetwork],
     ) -> Result<SubnetRecord, ApiError> {
-        let subnet = self
-            .ipam
+        let space = self.ipam.space_mut(scope);
+        let subnet = space
             .request_pool(&request.pool, host_routes)
             .map_err(from_ipam)?;
         let gateway = match request.gateway {
@@ -186,12 +188,12 @@ impl State {
                     subnet,
                 })
             }
-            preferred => self.ipam.allocate(&subnet, preferred),
+            preferred => space.allocate(&subnet, preferred),
         };
         let gateway = match gateway {
             Ok(gw) => gw,
             Err(e) => {
-                let _ = self.ipam.release_pool(&subnet);
+                let _ = space.release_pool(&subnet);
                 return Err(from_ipam(e));
             }
         };
@@ -204,9 +206,9 @@ impl State {
         })
     }
 
-    pub(super) fn release_subnets(&mut self, subnets: &[SubnetRecord]) {
+    pub(super) fn release_subnets(&mut self, scope: Scope, subnets: &[SubnetRecord]) {
         for s in subnets {
-            let _ = self.ipam.release_pool(&s.subnet);
+            let _ = self.ipam.space_mut(scope).release_pool(&s.subnet);
         }
     }
 }
@@ -247,7 +249,7 @@ impl Controller {
         } else {
             Vec::new()
         };
-        let subnets = state.reserve_subnets(&requests, &host_routes)?;
+        let subnets = state.reserve_subnets(Scope::Local, &requests, &host_routes)?;
 
         let id = new_id();
         let record = NetworkRecord {
@@ -261,19 +263,20 @@ impl Controller {
             internal: req.internal || options.internal,
             ipv6: req.enable_ipv6,
             subnets,
+            scope: Scope::Local,
             options: req.options,
             labels: req.labels,
             builtin: false,
         };
         if let Err(e) = self.store.apply(&[Change::PutNetwork(&record)]) {
-            state.release_subnets(&record.subnets);
+            state.release_subnets(record.scope, &record.subnets);
             return Err(from_daemon(e));
         }
         if let Err(e) = self.drivers.create_network(&record).await {
             tracing::warn!(network = %record.name, error = %e, "creating network failed; rolling back");
             let _ = self.drivers.delete_network(&record).await;
             let _ = self.store.apply(&[Change::DeleteNetwork(&record.id)]);
-            state.release_subnets(&record.subnets);
+            state.release_subnets(record.scope, &record.subnets);
             return Err(from_driver(e));
         }
         tracing::info!(network = %record.name, bridge = %record.bridge, "network created");
@@ -309,7 +312,7 @@ impl Controller {
             .apply(&[Change::DeleteNetwork(&net.id)])
             .map_err(from_daemon)?;
         state.networks.remove(&net.id);
-        state.release_subnets(&net.subnets);
+        state.release_subnets(net.scope, &net.subnets);
         self.drivers.delete_network(&net).await.map_err(|e| {
             ApiError::internal(format!(
                 "network {} removed, but cleaning up its kernel objects failed (retried at the \

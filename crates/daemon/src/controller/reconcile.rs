@@ -11,7 +11,7 @@ use drivers::netlink::Netlink;
 use drivers::netns::{self, Netns};
 use drivers::passive::PassiveDriver;
 use drivers::{BRIDGE_PREFIX, VETH_PREFIX};
-use ipam::{AddressSpace, PoolRequest};
+use ipam::{Ipam, PoolRequest, PoolTemplate};
 use tokio::sync::Mutex;
 
 use super::drivers::{network_spec, Drivers};
@@ -44,7 +44,10 @@ impl Controller {
         })?;
         let manage_forwarding = config.ip_forward.unwrap_or(true);
         let controller = Self {
-            state: Mutex::new(State::new(AddressSpace::new(config.local_pool_templates()))),
+            state: Mutex::new(State::new(Ipam::new(
+                config.local_pool_templates(),
+                PoolTemplate::from_table(ipam::DEFAULT_GLOBAL_POOLS),
+            ))),
             store,
             drivers: Drivers {
                 bridge: BridgeDriver::new(host.clone(), Firewall, manage_forwarding),
@@ -150,6 +153,7 @@ impl Controller {
                 internal: false,
                 ipv6: false,
                 subnets: Vec::new(),
+                scope: ipam::Scope::Local,
                 options: BTreeMap::new(),
                 labels: BTreeMap::new(),
                 builtin: true,
@@ -232,9 +236,10 @@ fn rebuild_ipam(state: &mut State) {
                 aux_addresses: s.aux_addresses.clone(),
                 v6: s.subnet.is_ipv6(),
             };
-            let restored = ipam
+            let space = ipam.space_mut(net.scope);
+            let restored = space
                 .request_pool(&request, &[])
-                .and_then(|subnet| ipam.allocate(&subnet, Some(s.gateway)));
+                .and_then(|subnet| space.allocate(&subnet, Some(s.gateway)));
             if let Err(e) = restored {
                 tracing::error!(network = %net.name, subnet = %s.subnet, error = %e, "cannot restore pool");
             }
@@ -248,7 +253,10 @@ fn rebuild_ipam(state: &mut State) {
             let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) else {
                 continue;
             };
-            if let Err(e) = ipam.allocate(&s.subnet, Some(address.ip())) {
+            if let Err(e) = ipam
+                .space_mut(net.scope)
+                .allocate(&s.subnet, Some(address.ip()))
+            {
                 tracing::error!(endpoint = %ep.id, error = %e, "cannot restore address");
             }
         }

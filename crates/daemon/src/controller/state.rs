@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ipam::AddressSpace;
+use ipam::Ipam;
 use plugin_api::ApiError;
 
 use super::NetnsRef;
@@ -18,11 +18,11 @@ pub(super) struct State {
     pub networks: BTreeMap<String, NetworkRecord>,
     pub sandboxes: BTreeMap<String, Sandbox>,
     pub endpoints: BTreeMap<String, EndpointRecord>,
-    pub ipam: AddressSpace,
+    pub ipam: Ipam,
 }
 
 impl State {
-    pub fn new(ipam: AddressSpace) -> Self {
+    pub fn new(ipam: Ipam) -> Self {
         Self {
             networks: BTreeMap::new(),
             sandboxes: BTreeMap::new(),

@@ -22,7 +22,10 @@ pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
         name: net.name.clone(),
         id: net.id.clone(),
         created: net.created.clone(),
-        scope: "local".into(),
+        scope: match net.scope {
+            ipam::Scope::Local => "local".into(),
+            ipam::Scope::Global => "global".into(),
+        },
         driver: net.driver.name().into(),
         enable_ipv6: net.ipv6,
         ipam: IpamInspect {

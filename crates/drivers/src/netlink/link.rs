@@ -2,7 +2,8 @@
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -95,12 +96,17 @@ impl Netlink {
             .nf_call_iptables(nf_call_iptables)
             .up()
             .build();
+        self.add_link(msg, name).await
+    }
+
+    /// Sends a link creation and returns the new link's index.
+    async fn add_link(&self, msg: LinkMessage, name: &str) -> Result<u32, DriverError> {
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(DriverError::netlink(format!("add bridge {name}")))?;
+            .map_err(DriverError::netlink(format!("add link {name}")))?;
         self.link_by_name(name)
             .await?
             .map(|l| l.index)
@@ -133,10 +139,11 @@ impl Netlink {
             .map_err(DriverError::netlink(format!("set link {index} up")))
     }
 
-    /// `ip link add HOST mtu MTU master BRIDGE up type veth peer name PEER address MAC mtu MTU
+    /// `ip link add HOST mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU
     /// netns NS_FD` — the peer is born inside the sandbox, which is much cheaper than moving
-    /// it there afterwards. The peer comes up down: asking for it up in the same message fails
-    /// with ENOTCONN when it lands in another namespace. Returns the host end's index.
+    /// it there afterwards. Both ends are created down (asking for the peer up in the same
+    /// message fails with ENOTCONN when it lands in another namespace, and the host end must
+    /// be configured before it comes up). Returns the host end's index.
     pub async fn add_veth_into_namespace(
         &self,
         host: &str,
@@ -156,19 +163,30 @@ impl Netlink {
             .name(host.to_string())
             .mtu(mtu)
             .controller(bridge_index)
-            .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.add_link(msg, host).await
+    }
+
+    /// `ip link set dev INDEX addrgenmode none` — the link makes no IPv6 link-local address
+    /// and so stays quiet on IPv6 (no duplicate address detection, router solicitations or
+    /// MLD reports). Hundreds of ports each doing that on one bridge flood every other port
+    /// and overflow the kernel's receive backlog. Takes effect only on a link that is down.
+    pub async fn set_ipv6_silent(&self, index: u32) -> Result<(), DriverError> {
+        let mode = AfSpecInet6::AddrGenMode(In6AddrGenMode::None);
+        let msg = LinkUnspec::new_with_index(index)
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![mode],
+            )]))
             .build();
         self.handle
             .link()
-            .add(msg)
+            .set(msg)
             .execute()
             .await
-            .map_err(DriverError::netlink(format!("add veth {host}")))?;
-        self.link_by_name(host)
-            .await?
-            .map(|l| l.index)
-            .ok_or_else(|| DriverError::LinkNotFound(host.into()))
+            .map_err(DriverError::netlink(format!(
+                "set addrgenmode none on {index}"
+            )))
     }
 
     /// `ip link set dev INDEX master BRIDGE up`
