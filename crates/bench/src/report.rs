@@ -11,6 +11,8 @@ pub struct AttachRow {
     pub detach_p50_ms: f64,
     /// RSS of the netctl daemon; `None` for peers, which run no daemon.
     pub rss_mib: Option<f64>,
+    /// Why the peer could not reach this `n`; the numbers are then zero.
+    pub error: Option<String>,
 }
 
 pub fn print(rows: &[AttachRow], json: bool) -> anyhow::Result<()> {

@@ -64,6 +64,18 @@ impl DaemonConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        // Accepting these and doing nothing would leave a user believing they are in force.
+        if self.cluster_store.is_some() {
+            return Err(
+                "cluster-store: multi-host networking is not supported by this version".into(),
+            );
+        }
+        if !self.roles.is_empty() {
+            return Err(
+                "roles: access roles are not supported by this version (root has full access)"
+                    .into(),
+            );
+        }
         for pool in &self.default_address_pools {
             PoolTemplate::new(pool.base, pool.size).map_err(|e| e.to_string())?;
         }
@@ -71,6 +83,18 @@ impl DaemonConfig {
             check_mtu(mtu)?;
         }
         Ok(())
+    }
+
+    /// Settings that are valid but have no effect yet, for a warning at start.
+    pub fn inert_settings(&self) -> Vec<&'static str> {
+        let mut inert = Vec::new();
+        if !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_opts.is_empty() {
+            inert.push("dns, dns-search and dns-opts (no embedded DNS server in this version)");
+        }
+        if self.userland_proxy == Some(true) {
+            inert.push("userland-proxy (netctl never runs a userland proxy)");
+        }
+        inert
     }
 
     pub fn mtu(&self) -> u32 {
@@ -115,6 +139,18 @@ mod tests {
         assert!(c.local_pool_templates().iter().any(|t| t.base.is_ipv6()));
         let e = serde_json::from_str::<DaemonConfig>(r#"{"bogus": 1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `bogus`"));
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_not_ignored() {
+        let c: DaemonConfig =
+            serde_json::from_str(r#"{"cluster-store": "etcd://192.0.2.1:2379"}"#).unwrap();
+        assert!(c.validate().unwrap_err().contains("cluster-store"));
+        let c: DaemonConfig = serde_json::from_str(r#"{"roles": {"1000": "view"}}"#).unwrap();
+        assert!(c.validate().unwrap_err().contains("roles"));
+        let c: DaemonConfig = serde_json::from_str(r#"{"dns": ["192.0.2.53"]}"#).unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.inert_settings().len(), 1);
     }
 
     #[test]

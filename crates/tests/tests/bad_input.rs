@@ -232,6 +232,14 @@ fn bad_cli_input_is_refused_and_changes_nothing() {
             ],
             "already in use",
         ),
+        (
+            &["sandbox", "create", "t3", "--ip", "172.30.0.50"],
+            "need --network",
+        ),
+        (
+            &["sandbox", "create", "t3", "--alias", "x"],
+            "need --network",
+        ),
         (&["sandbox", "inspect", "nope"], "sandbox nope not found"),
         (&["sandbox", "rm", "nope"], "sandbox nope not found"),
     ];

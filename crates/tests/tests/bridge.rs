@@ -109,6 +109,34 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
         sandbox(&host, "b")["NetworkSettings"]["Networks"]["web"]["Aliases"][0],
         "api"
     );
+    // A MAC given by the user is never generated again for another endpoint: d takes the
+    // MAC that 172.30.0.140 would derive, then e gets that address.
+    host.netctl(&["sandbox", "create", "d"]).expect_ok();
+    host.netctl(&[
+        "network",
+        "connect",
+        "web",
+        "d",
+        "--mac",
+        "02:42:ac:1e:00:8c",
+    ])
+    .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "e",
+        "--network",
+        "web",
+        "--ip",
+        "172.30.0.140",
+    ])
+    .expect_ok();
+    let e_mac = sandbox(&host, "e")["NetworkSettings"]["Networks"]["web"]["MacAddress"].clone();
+    assert_ne!(
+        e_mac, "02:42:ac:1e:00:8c",
+        "the address-derived MAC was taken"
+    );
+    assert!(host.ping("d", "172.30.0.140"));
 
     // What the sandbox itself sees.
     let link = json(
@@ -163,10 +191,10 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
     let ports = host.exec(&["bridge", "-d", "link", "show"]).expect_ok();
     assert_eq!(
         ports.matches(&format!("master {bridge}")).count(),
-        3,
+        5,
         "{ports}"
     );
-    assert_eq!(ports.matches("hairpin on").count(), 3, "{ports}");
+    assert_eq!(ports.matches("hairpin on").count(), 5, "{ports}");
     let forwarding = host
         .exec(&["sysctl", "-n", "net.ipv4.ip_forward"])
         .expect_ok();
@@ -175,7 +203,7 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
     // The network lists its endpoints as `docker network inspect` does.
     let containers = network(&host, "web")["Containers"].clone();
     let entries: Vec<_> = containers.as_object().unwrap().values().collect();
-    assert_eq!(entries.len(), 3);
+    assert_eq!(entries.len(), 5);
     let b_entry = entries.iter().find(|e| e["Name"] == "b").unwrap();
     assert_eq!(b_entry["IPv4Address"], "172.30.0.131/24");
     assert_eq!(b_entry["MacAddress"], "02:42:ac:1e:00:99");

@@ -44,40 +44,80 @@ pub fn run(counts: &[usize], peers: &[String], samples: usize) -> anyhow::Result
     let mut rows = Vec::new();
     for name in peers {
         let mut peer = make_peer(name)?;
-        let (mut made, mut attached) = (0, 0);
+        let mut progress = Progress::default();
         for &n in counts {
-            while attached + 1 < n {
-                if made == attached {
-                    peer.make_sandbox(made)?;
-                    made += 1;
+            match measure(peer.as_mut(), name, &mut progress, n, samples) {
+                Ok(row) => {
+                    eprintln!("{name}: n={n} attach p50 {:.2} ms", row.attach_p50_ms);
+                    rows.push(row);
                 }
-                peer.attach(attached)?;
-                check(peer.as_ref(), name, attached)?;
-                attached += 1;
+                Err(e) => {
+                    // A peer that breaks down at some size says so in its row; the others go on.
+                    eprintln!("{name}: n={n} failed: {e:#}");
+                    rows.push(AttachRow {
+                        peer: name.clone(),
+                        n,
+                        attach_p50_ms: 0.0,
+                        attach_p99_ms: 0.0,
+                        detach_p50_ms: 0.0,
+                        rss_mib: peer.rss_mib(),
+                        error: Some(e.to_string().lines().next().unwrap_or_default().to_string()),
+                    });
+                    break;
+                }
             }
-            if made == attached {
-                peer.make_sandbox(made)?;
-                made += 1;
-            }
-            let (mut attach_times, mut detach_times) = (Vec::new(), Vec::new());
-            for _ in 0..samples {
-                attach_times.push(peer.attach(attached)?);
-                check(peer.as_ref(), name, attached)?;
-                detach_times.push(peer.detach(attached)?);
-            }
-            let row = AttachRow {
-                peer: name.clone(),
-                n,
-                attach_p50_ms: percentile_ms(&attach_times, 50.0),
-                attach_p99_ms: percentile_ms(&attach_times, 99.0),
-                detach_p50_ms: percentile_ms(&detach_times, 50.0),
-                rss_mib: peer.rss_mib(),
-            };
-            eprintln!("{name}: n={n} attach p50 {:.2} ms", row.attach_p50_ms);
-            rows.push(row);
         }
     }
     Ok(rows)
+}
+
+/// How many sandboxes exist and how many are attached.
+#[derive(Default)]
+struct Progress {
+    made: usize,
+    attached: usize,
+}
+
+/// Fills up to `n - 1` attached sandboxes, then times `samples` attach/detach pairs of one
+/// more.
+fn measure(
+    peer: &mut dyn Peer,
+    name: &str,
+    progress: &mut Progress,
+    n: usize,
+    samples: usize,
+) -> anyhow::Result<AttachRow> {
+    let mut ensure_made = |peer: &mut dyn Peer, i: usize| -> anyhow::Result<()> {
+        if progress.made == i {
+            peer.make_sandbox(i)?;
+            progress.made += 1;
+        }
+        Ok(())
+    };
+    while progress.attached + 1 < n {
+        let i = progress.attached;
+        ensure_made(peer, i)?;
+        peer.attach(i)?;
+        check(peer, name, i)?;
+        progress.attached += 1;
+    }
+    let slot = progress.attached;
+    ensure_made(peer, slot)?;
+    let (mut attach_times, mut detach_times) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        attach_times.push(peer.attach(slot)?);
+        check(peer, name, slot)?;
+        detach_times.push(peer.detach(slot)?);
+    }
+    Ok(AttachRow {
+        peer: name.to_string(),
+        n,
+        attach_p50_ms: percentile_ms(&attach_times, 50.0),
+        attach_p99_ms: percentile_ms(&attach_times, 99.0),
+        detach_p50_ms: percentile_ms(&detach_times, 50.0),
+        rss_mib: peer.rss_mib(),
+        error: None,
+    })
 }
 
 /// Sandbox `i` must reach its gateway. The neighbour entries the ping leaves (one in the

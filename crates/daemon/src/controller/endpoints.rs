@@ -117,6 +117,74 @@ impl State {
         }
     }
 
+    /// The endpoint a connect would make, its addresses allocated (the caller persists it, or
+    /// releases them).
+    fn new_endpoint(
+        &mut self,
+        net: &NetworkRecord,
+        sandbox: &SandboxRecord,
+        wanted: Wanted,
+    ) -> Result<EndpointRecord, ApiError> {
+        let bridged = net.driver == DriverKind::Bridge;
+        if !bridged && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some()) {
+            return Err(ApiError::invalid(format!(
+                "addresses cannot be given on the {} network",
+                net.name
+            )));
+        }
+        if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(net, m)) {
+            return Err(ApiError::conflict(format!(
+                "MAC address {} is already in use on network {}",
+                format_mac(&mac),
+                net.name
+            )));
+        }
+        let ipv4 = self.allocate_address(net, false, wanted.ipv4)?;
+        let ipv6 = self
+            .allocate_address(net, true, wanted.ipv6)
+            .inspect_err(|_| {
+                if let Some(v4) = ipv4 {
+                    self.release_address(net, v4.ip());
+                }
+            })?;
+        let id = new_id();
+        let (ifname, host_ifname, route_metric, mac) = if bridged {
+            let (ifname, metric) = self.next_interface(&sandbox.id);
+            let host_ifname = format!("{}{}", ::drivers::VETH_PREFIX, &id[..12]);
+            let mac = wanted.mac.unwrap_or_else(|| self.generated_mac(net, ipv4));
+            (ifname, host_ifname, metric, Some(mac))
+        } else {
+            (String::new(), String::new(), 0, None)
+        };
+        Ok(EndpointRecord {
+            id,
+            network_id: net.id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            ifname,
+            host_ifname,
+            mac,
+            ipv4,
+            ipv6,
+            aliases: wanted.aliases,
+            route_metric,
+        })
+    }
+
+    fn mac_in_use(&self, net: &NetworkRecord, mac: &[u8; 6]) -> bool {
+        self.endpoints_of_network(&net.id)
+            .any(|e| e.mac.as_ref() == Some(mac))
+    }
+
+    /// Docker's address-derived MAC, unless a user-given MAC already took it.
+    fn generated_mac(&self, net: &NetworkRecord, ipv4: Option<IpNetwork>) -> [u8; 6] {
+        let mac = generate_mac(ipv4.map(|a| a.ip()));
+        if self.mac_in_use(net, &mac) {
+            generate_mac(None)
+        } else {
+            mac
+        }
+    }
+
     /// The lowest `ethN` the sandbox does not use yet.
     fn next_interface(&self, sandbox_id: &str) -> (String, u32) {
         let used: Vec<String> = self
@@ -162,60 +230,7 @@ impl Controller {
                 sandbox.name
             ))
         })?;
-        let bridged = net.driver == DriverKind::Bridge;
-        if !bridged && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some()) {
-            return Err(ApiError::invalid(format!(
-                "addresses cannot be given on the {} network",
-                net.name
-            )));
-        }
-
-        if let Some(mac) = wanted.mac {
-            if state
-                .endpoints_of_network(&net.id)
-                .any(|e| e.mac == Some(mac))
-            {
-                return Err(ApiError::conflict(format!(
-                    "MAC address {} is already in use on network {}",
-                    format_mac(&mac),
-                    net.name
-                )));
-            }
-        }
-        let ipv4 = state.allocate_address(net, false, wanted.ipv4)?;
-        let ipv6 = state
-            .allocate_address(net, true, wanted.ipv6)
-            .inspect_err(|_| {
-                if let Some(v4) = ipv4 {
-                    state.release_address(net, v4.ip());
-                }
-            })?;
-        let id = new_id();
-        let (ifname, route_metric) = if bridged {
-            state.next_interface(&sandbox.id)
-        } else {
-            (String::new(), 0)
-        };
-        let endpoint = EndpointRecord {
-            host_ifname: if bridged {
-                format!("{}{}", ::drivers::VETH_PREFIX, &id[..12])
-            } else {
-                String::new()
-            },
-            id,
-            network_id: net.id.clone(),
-            sandbox_id: sandbox.id.clone(),
-            ifname,
-            mac: bridged.then(|| {
-                wanted
-                    .mac
-                    .unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())))
-            }),
-            ipv4,
-            ipv6,
-            aliases: wanted.aliases,
-            route_metric,
-        };
+        let endpoint = state.new_endpoint(net, sandbox, wanted)?;
         if let Err(e) = self.store.apply(&[Change::PutEndpoint(&endpoint)]) {
             state.release_addresses(net, &endpoint);
             return Err(from_daemon(e));

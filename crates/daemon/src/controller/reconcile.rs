@@ -42,6 +42,9 @@ impl Controller {
             path: "/proc/self/ns/net".into(),
             source,
         })?;
+        for setting in config.inert_settings() {
+            tracing::warn!("daemon.json: {setting} is accepted but has no effect");
+        }
         let manage_forwarding = config.ip_forward.unwrap_or(true);
         let controller = Self {
             state: Mutex::new(State::new(Ipam::new(

@@ -32,6 +32,11 @@ impl Controller {
         }
         let network = match req.network.as_deref() {
             Some(key) => Some(state.network(key)?.clone()),
+            None if req.endpoint_config != Default::default() => {
+                return Err(ApiError::invalid(
+                    "addresses, MAC and aliases need --network: they belong to an endpoint",
+                ))
+            }
             None => None,
         };
         let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
