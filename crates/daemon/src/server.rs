@@ -34,7 +34,9 @@ pub async fn serve(
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
         .map_err(io("chmod"))?;
     tracing::info!(socket = %socket.display(), "serving the management API");
-    axum::serve(listener, plugin_api::management::router(controller))
+    let app = plugin_api::management::router(controller)
+        .into_make_service_with_connect_info::<plugin_api::management::Caller>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(io("serve"))

@@ -45,6 +45,11 @@ impl BridgeDriver {
         Ok(())
     }
 
+    /// The bridge, without multicast snooping: nothing on a container bridge sends multicast
+    /// queries, so snooped memberships expire after a few minutes and multicast between
+    /// containers silently stops; snooping also makes bringing a port up cost time in
+    /// proportion to the bridge's ports (0.34 → 0.75 ms at 1000 ports here). Without it,
+    /// multicast is flooded to the ports, as on a plain switch.
     async fn ensure_bridge(&self, net: &NetworkSpec) -> Result<u32, DriverError> {
         // Bridged traffic crosses netfilter only where it has to: ICC off needs the forward
         // hook to see frames between ports of the same bridge.

@@ -3,12 +3,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
+use tokio::net::UnixListener;
 
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
@@ -17,8 +21,36 @@ use crate::{
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Who is calling: the Unix socket's peer credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Caller {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        Self {
+            uid: cred.map(|c| c.uid()),
+            pid: cred.and_then(|c| c.pid()),
+        }
+    }
+}
+
+/// What a request may do, for the access check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// list and inspect
+    View,
+    /// anything that changes state
+    Change,
+}
+
 /// What the daemon does for each management call.
 pub trait Management: Send + Sync + 'static {
+    /// The one place every request is checked, before it is decoded.
+    fn authorize(&self, caller: &Caller, access: Access) -> ApiResult<()>;
     fn info(&self) -> impl Future<Output = ApiResult<DaemonInfo>> + Send;
     fn network_create(
         &self,
@@ -78,8 +110,10 @@ where
     }
 }
 
-/// Every route of the management API.
+/// Every route of the management API. Serve it with
+/// `into_make_service_with_connect_info::<Caller>()` so that requests carry their caller.
 pub fn router<M: Management>(api: Arc<M>) -> Router {
+    let guard = middleware::from_fn_with_state(api.clone(), authorize::<M>);
     Router::new()
         .route("/v1/info", get(info::<M>))
         .route(
@@ -104,7 +138,33 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
         )
         .fallback(|| async { ApiError::not_found("no such API path") })
+        .layer(guard)
         .with_state(api)
+}
+
+async fn authorize<M: Management>(
+    State(m): State<Arc<M>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Served without connect info, a caller is unknown and so refused.
+    let caller = request
+        .extensions()
+        .get::<ConnectInfo<Caller>>()
+        .map(|c| c.0)
+        .unwrap_or(Caller {
+            uid: None,
+            pid: None,
+        });
+    let access = if request.method() == Method::GET {
+        Access::View
+    } else {
+        Access::Change
+    };
+    match m.authorize(&caller, access) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn info<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<DaemonInfo>> {

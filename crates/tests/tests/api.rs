@@ -15,6 +15,33 @@ fn socket_is_owner_and_group_only() {
 }
 
 #[test]
+fn only_root_may_call_the_api() {
+    let host = Host::with_daemon();
+    // Open the socket's file mode, so that the daemon's own check is what refuses.
+    std::fs::set_permissions(host.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(host.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = netns_fixtures::run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            netns_fixtures::netctl_bin().to_str().unwrap(),
+            "--socket",
+            host.socket().to_str().unwrap(),
+            "network",
+            "ls",
+        ],
+    );
+    let err = out.expect_err();
+    assert!(
+        err.contains("only root may use the netctl API (caller uid 65534)"),
+        "{err}"
+    );
+    host.netctl(&["network", "ls"]).expect_ok();
+}
+
+#[test]
 fn info_names_the_daemon() {
     let host = Host::with_daemon();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -188,6 +188,8 @@ fn sandboxes_on_a_bridge_reach_each_other_and_the_gateway() {
         .unwrap()
         .iter()
         .any(|a| a["local"] == "172.30.0.1"));
+    let details = host.ip(&["-d", "link", "show", &bridge]).expect_ok();
+    assert!(details.contains("mcast_snooping 0"), "{details}");
     let ports = host.exec(&["bridge", "-d", "link", "show"]).expect_ok();
     assert_eq!(
         ports.matches(&format!("master {bridge}")).count(),

@@ -120,15 +120,17 @@ fn measure(
     })
 }
 
-/// Sandbox `i` must reach its gateway. The neighbour entries the ping leaves (one in the
-/// sandbox, one on the host) are removed again: the kernel's neighbour table limit
-/// (gc_thresh3, 1024 by default) counts entries of all namespaces together and can only be
-/// raised in the root namespace, so a thousand fresh entries would make attach number ~512
-/// fail for every peer alike.
+/// Sandbox `i` must reach its gateway within three one-second probes. The kernel's
+/// neighbour table is shared by all namespaces, and past gc_thresh2 (512 entries; raising it
+/// is a root-namespace sysctl, out of bounds here) its forced garbage collection now and then
+/// costs a first packet, for every peer alike. So the check allows retries, and removes the
+/// neighbour entries it made (one in the sandbox, one on the host) to keep the table small.
+/// The flush is best effort: with a thousand namespaces churning the shared table, its dump
+/// is sometimes interrupted, which says nothing about the sandbox.
 fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
     let net = format!("--net={}", peer.netns_path(i));
     let script = format!(
-        "ping -c1 -W1 {} >/dev/null && ip neigh flush all",
+        "for try in 1 2 3; do if ping -c1 -W1 {} >/dev/null; then ip neigh flush all; exit 0; fi; done; exit 1",
         peer.gateway()
     );
     if !netns_fixtures::run("nsenter", &[&net, "sh", "-c", &script]).ok() {
@@ -142,9 +144,8 @@ fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
             ],
         );
         bail!(
-            "{name}: sandbox {i} cannot reach its gateway after attach\n{}\nhost:\n{}",
-            inside.stdout,
-            netns_fixtures::run("sh", &["-c", "dmesg | grep -v 'state\\|mode' | tail -5"]).stdout
+            "{name}: sandbox {i} cannot reach its gateway after attach\n{}",
+            inside.stdout
         );
     }
     peer.host().ip(&["neigh", "flush", "all"]);

@@ -1,14 +1,28 @@
 //! The management API, served by the controller.
 
-use plugin_api::management::Management;
+use plugin_api::management::{Access, Caller, Management};
 use plugin_api::{
-    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
-    SandboxCreateRequest, SandboxInspect,
+    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
+    NetworkInspect, SandboxCreateRequest, SandboxInspect,
 };
 
 use super::{view, Controller};
 
 impl Management for Controller {
+    /// Until roles exist, root may do everything and everyone else nothing.
+    fn authorize(&self, caller: &Caller, _access: Access) -> Result<(), ApiError> {
+        match caller.uid {
+            Some(0) => Ok(()),
+            uid => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "permission denied: only root may use the netctl API (caller uid {})",
+                    uid.map_or("unknown".to_string(), |u| u.to_string())
+                ),
+            )),
+        }
+    }
+
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
         Ok(DaemonInfo {
             version: env!("CARGO_PKG_VERSION").into(),

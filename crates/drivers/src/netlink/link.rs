@@ -81,8 +81,8 @@ impl Netlink {
             .map_err(DriverError::netlink("list links"))
     }
 
-    /// `ip link add NAME address MAC mtu MTU type bridge nf_call_iptables 0|1 &&
-    /// ip link set NAME up`; returns the bridge's index.
+    /// `ip link add NAME address MAC mtu MTU type bridge mcast_snooping 0 nf_call_iptables 0|1
+    /// && ip link set NAME up`; returns the bridge's index.
     pub async fn add_bridge(
         &self,
         name: &str,
@@ -93,6 +93,7 @@ impl Netlink {
         let msg = LinkBridge::new(name)
             .address(mac.to_vec())
             .mtu(mtu)
+            .mcast_snooping(false)
             .nf_call_iptables(nf_call_iptables)
             .up()
             .build();
@@ -113,10 +114,12 @@ impl Netlink {
             .ok_or_else(|| DriverError::LinkNotFound(name.into()))
     }
 
-    /// `ip link set dev NAME type bridge nf_call_iptables 0|1 && ip link set dev NAME up`
+    /// `ip link set dev NAME type bridge mcast_snooping 0 nf_call_iptables 0|1 &&
+    /// ip link set dev NAME up`
     pub async fn set_bridge(&self, index: u32, nf_call_iptables: bool) -> Result<(), DriverError> {
         let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
             .index(index)
+            .mcast_snooping(false)
             .nf_call_iptables(nf_call_iptables)
             .up()
             .build();
