@@ -86,12 +86,7 @@ fn kill_and_restart_changes_nothing() {
 #[test]
 fn restart_restores_what_went_missing_and_removes_leftovers() {
     let mut host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "b", "--network", "web"])
-        .expect_ok();
+    web_with_a_and_b(&host);
     let bridge = network(&host, "web")["Bridge"]
         .as_str()
         .unwrap()
@@ -131,12 +126,7 @@ fn restart_restores_what_went_missing_and_removes_leftovers() {
 #[test]
 fn a_sandbox_namespace_lost_while_down_is_recreated_with_its_interfaces() {
     let mut host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "b", "--network", "web"])
-        .expect_ok();
+    web_with_a_and_b(&host);
     let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
         .as_str()
         .unwrap()
@@ -147,6 +137,16 @@ fn a_sandbox_namespace_lost_while_down_is_recreated_with_its_interfaces() {
     host.start_daemon();
     assert!(host.ping("a", &address(&host, "b", "web")));
     assert!(host.ping("b", &address(&host, "a", "web")));
+}
+
+/// Network `web` (172.30.0.0/24) with sandboxes `a` and `b` on it.
+fn web_with_a_and_b(host: &Host) {
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    for name in ["a", "b"] {
+        host.netctl(&["sandbox", "create", name, "--network", "web"])
+            .expect_ok();
+    }
 }
 
 fn nix_umount(path: &str) {

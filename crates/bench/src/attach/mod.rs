@@ -1,6 +1,7 @@
 //! `netctl-bench attach`: one bridge, sandboxes attached one by one.
 
 mod cni;
+mod exec_peer;
 mod netavark;
 mod netctl;
 mod sandboxes;
@@ -34,8 +35,8 @@ pub trait Peer {
 fn make_peer(name: &str) -> anyhow::Result<Box<dyn Peer>> {
     Ok(match name {
         "netctl" => Box::new(netctl::NetctlPeer::new()?),
-        "netavark" => Box::new(netavark::NetavarkPeer::new()?),
-        "cni" => Box::new(cni::CniPeer::new()?),
+        "netavark" => Box::new(netavark::peer()?),
+        "cni" => Box::new(cni::peer()?),
         other => bail!("unknown peer {other:?} (known: netctl, netavark, cni)"),
     })
 }

@@ -1,42 +1,37 @@
 //! Podman's netavark (Debian's package): `netavark setup|teardown NETNS` with the network
 //! description on stdin. It does no IPAM; the bench hands it the addresses, as Podman does.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::process::Command;
 
 use netns_fixtures::Host;
 use serde_json::json;
 
-use super::sandboxes::Sandboxes;
-use super::{address, timed, Peer};
+use super::address;
+use super::exec_peer::{ExecPeer, Plugin};
 
 const NETAVARK: &str = "/usr/lib/podman/netavark";
-const GATEWAY: &str = "10.89.0.1";
 
-pub struct NetavarkPeer {
-    host: Host,
-    sandboxes: Sandboxes,
-    config: PathBuf,
+pub struct Netavark;
+
+pub fn peer() -> anyhow::Result<ExecPeer<Netavark>> {
+    anyhow::ensure!(
+        std::path::Path::new(NETAVARK).exists(),
+        "{NETAVARK} is missing: run scripts/install-deps --bench"
+    );
+    Ok(ExecPeer::new("netavark", Host::new(), Netavark))
 }
 
-impl NetavarkPeer {
-    pub fn new() -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            std::path::Path::new(NETAVARK).exists(),
-            "{NETAVARK} is missing: run scripts/install-deps --bench"
-        );
-        let host = Host::new();
-        let config = host.dir().join("netavark");
-        std::fs::create_dir_all(&config)?;
-        Ok(Self {
-            host,
-            sandboxes: Sandboxes::new("netavark"),
-            config,
-        })
-    }
+impl Plugin for Netavark {
+    const GATEWAY: &'static str = "10.89.0.1";
 
-    fn document(i: usize) -> String {
-        json!({
+    fn command(&self, host: &Host, attach: bool, i: usize, netns: &str) -> (Command, String) {
+        let config = host.dir().join("netavark");
+        let mut cmd = host.command(NETAVARK);
+        cmd.arg("--config")
+            .arg(config)
+            .arg(if attach { "setup" } else { "teardown" })
+            .arg(netns);
+        let document = json!({
             "container_id": format!("{:064x}", i + 1),
             "container_name": format!("c{i}"),
             "port_mappings": null,
@@ -46,51 +41,12 @@ impl NetavarkPeer {
                 "id": format!("{:064x}", 0xbe7c4),
                 "driver": "bridge",
                 "network_interface": "podman1",
-                "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
+                "subnets": [{"subnet": "10.89.0.0/16", "gateway": Self::GATEWAY}],
                 "ipv6_enabled": false,
                 "internal": false,
                 "dns_enabled": false,
             }},
-        })
-        .to_string()
-    }
-
-    fn run(&self, verb: &str, i: usize) -> anyhow::Result<Duration> {
-        let mut cmd = self.host.command(NETAVARK);
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg(verb)
-            .arg(self.sandboxes.path(i));
-        timed(cmd, &Self::document(i))
-    }
-}
-
-impl Peer for NetavarkPeer {
-    fn make_sandbox(&mut self, i: usize) -> anyhow::Result<()> {
-        self.sandboxes.make(i)
-    }
-
-    fn attach(&mut self, i: usize) -> anyhow::Result<Duration> {
-        self.run("setup", i)
-    }
-
-    fn detach(&mut self, i: usize) -> anyhow::Result<Duration> {
-        self.run("teardown", i)
-    }
-
-    fn netns_path(&self, i: usize) -> String {
-        self.sandboxes.path(i)
-    }
-
-    fn gateway(&self) -> &'static str {
-        GATEWAY
-    }
-
-    fn host(&self) -> &Host {
-        &self.host
-    }
-
-    fn rss_mib(&self) -> Option<f64> {
-        None
+        });
+        (cmd, document.to_string())
     }
 }

@@ -100,6 +100,16 @@ impl Netlink {
         self.add_link(msg, name).await
     }
 
+    /// `ip link set …`: sends a change to an existing link.
+    async fn set_link(&self, msg: LinkMessage, what: String) -> Result<(), DriverError> {
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(DriverError::netlink(what))
+    }
+
     /// Sends a link creation and returns the new link's index.
     async fn add_link(&self, msg: LinkMessage, name: &str) -> Result<u32, DriverError> {
         self.handle
@@ -134,12 +144,7 @@ impl Netlink {
     /// `ip link set dev INDEX up`
     pub async fn set_up_by_index(&self, index: u32) -> Result<(), DriverError> {
         let msg = LinkUnspec::new_with_index(index).up().build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(DriverError::netlink(format!("set link {index} up")))
+        self.set_link(msg, format!("set link {index} up")).await
     }
 
     /// `ip link add HOST mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU
@@ -182,14 +187,8 @@ impl Netlink {
                 vec![mode],
             )]))
             .build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
+        self.set_link(msg, format!("set addrgenmode none on {index}"))
             .await
-            .map_err(DriverError::netlink(format!(
-                "set addrgenmode none on {index}"
-            )))
     }
 
     /// `ip link set dev INDEX master BRIDGE up`
@@ -198,12 +197,7 @@ impl Netlink {
             .controller(bridge_index)
             .up()
             .build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(DriverError::netlink(format!("set master of {index}")))
+        self.set_link(msg, format!("set master of {index}")).await
     }
 
     /// `ip link set dev INDEX type bridge_slave hairpin on`
