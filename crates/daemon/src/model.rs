@@ -108,6 +108,9 @@ pub struct EndpointRecord {
     pub ipv6: Option<IpNetwork>,
     pub aliases: Vec<String>,
     pub route_metric: u32,
+    /// Published ports, host ports decided.
+    #[serde(default)]
+    pub ports: Vec<plugin_api::ports::PortMapping>,
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {

@@ -42,6 +42,8 @@ impl BridgeDriver {
         if self.manage_forwarding {
             sysctl::enable_forwarding(net.gateways.iter().any(|g| g.is_ipv6()))?;
         }
+        // Ports published on 127.0.0.1 are DNAT'd to this bridge with a loopback source.
+        sysctl::ensure(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1")?;
         Ok(())
     }
 
@@ -60,9 +62,16 @@ impl BridgeDriver {
                 link.index
             }
             None => {
-                self.host
+                let index = self
+                    .host
                     .add_bridge(&net.bridge, net.bridge_mac, net.mtu, filter_bridged)
-                    .await?
+                    .await?;
+                // Its MAC is unique (from the network id), and while a new link-local address
+                // is tentative (a second) the host cannot resolve containers' IPv6 addresses
+                // for traffic it forwards: skip duplicate address detection.
+                sysctl::ensure_ipv6(&format!("net.ipv6.conf.{}.accept_dad", net.bridge), "0")?;
+                self.host.set_up_by_index(index).await?;
+                index
             }
         };
         self.cache_index(&net.bridge, Some(index));

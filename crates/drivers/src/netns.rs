@@ -30,6 +30,7 @@ impl Netns {
         let target = path.to_path_buf();
         let netns = on_thread(path, move || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
+            skip_ipv6_dad();
             bind_thread_netns(&target)
         })
         .await?;
@@ -94,6 +95,14 @@ fn is_nsfs(file: &File) -> bool {
     fstatfs(file.as_fd())
         .map(|s| s.filesystem_type() == NSFS_MAGIC)
         .unwrap_or(false)
+}
+
+/// Interfaces made in this namespace from now on skip IPv6 duplicate address detection:
+/// their MACs are unique, and while a link-local address is still tentative (a second) the
+/// sandbox cannot resolve its IPv6 gateway. Runs on the thread that is in the namespace, as
+/// /proc/sys/net shows the caller's namespace. Without IPv6 there is nothing to set.
+fn skip_ipv6_dad() {
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0");
 }
 
 fn bind_thread_netns(target: &Path) -> std::io::Result<()> {

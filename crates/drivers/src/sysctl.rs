@@ -16,6 +16,14 @@ pub fn ensure(key: &str, value: &str) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// As [`ensure`] for an IPv6 key; nothing to do where the kernel has IPv6 disabled.
+pub fn ensure_ipv6(key: &str, value: &str) -> Result<(), DriverError> {
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(());
+    }
+    ensure(key, value)
+}
+
 /// Turns on IPv4 (and, when asked, IPv6) forwarding in the daemon's namespace.
 pub fn enable_forwarding(ipv6: bool) -> Result<(), DriverError> {
     ensure("net.ipv4.ip_forward", "1")?;

@@ -28,6 +28,12 @@ pub enum Command {
     /// Manage sandboxes (network namespaces).
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// List a sandbox's published ports, as `docker port` does.
+    Port {
+        sandbox: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +147,15 @@ pub struct EndpointArgs {
     /// MAC address of the interface.
     #[arg(long)]
     pub mac: Option<String>,
+    /// Publish a port: [IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp|sctp] (IPv6 as [addr]).
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Offer a port, PORT[-END][/PROTO], published by --publish-all.
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Publish every exposed port on a host port of the daemon's choosing.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
 }
 
 #[derive(Subcommand, Debug)]

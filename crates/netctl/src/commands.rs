@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use plugin_api::client::Client;
+use plugin_api::ports::{self, ExposedPort};
 use plugin_api::{
     ConnectRequest, DisconnectRequest, EndpointConfig, EndpointIpamConfig, IpamRequest,
     NetworkCreateRequest, SandboxCreateRequest,
@@ -28,6 +29,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             exec::exec_in(&netns, info.pid, &sandbox.hostname, &command)
         }
         Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
+        Command::Port { sandbox, format } => {
+            block_on(port(Client::new(&cli.socket), &sandbox, format))
+        }
     }
 }
 
@@ -86,15 +90,50 @@ async fn shutdown_signal() {
     }
 }
 
-fn endpoint_config(args: EndpointArgs) -> EndpointConfig {
+fn endpoint_config(args: EndpointArgs) -> anyhow::Result<EndpointConfig> {
     let ipam = (args.ip.is_some() || args.ip6.is_some()).then_some(EndpointIpamConfig {
         ipv4_address: args.ip,
         ipv6_address: args.ip6,
     });
-    EndpointConfig {
+    let mut port_bindings = Vec::new();
+    for spec in &args.publish {
+        port_bindings.extend(ports::parse_publish(spec).map_err(anyhow::Error::msg)?);
+    }
+    let mut exposed_ports = Vec::new();
+    for spec in &args.expose {
+        let parsed = ports::parse_expose(spec).map_err(anyhow::Error::msg)?;
+        exposed_ports.extend(
+            parsed
+                .into_iter()
+                .map(|(port, proto)| ExposedPort { proto, port }),
+        );
+    }
+    Ok(EndpointConfig {
         ipam_config: ipam,
         aliases: args.alias,
         mac_address: args.mac,
+        port_bindings,
+        exposed_ports,
+        publish_all_ports: args.publish_all,
+    })
+}
+
+/// `netctl port SANDBOX`: `80/tcp -> 0.0.0.0:8080`, one line per published port.
+async fn port(client: Client, sandbox: &str, format: Format) -> anyhow::Result<()> {
+    let inspect = client.sandbox_inspect(sandbox).await?;
+    let mut mappings: Vec<_> = inspect
+        .network_settings
+        .networks
+        .values()
+        .flat_map(|e| e.ports.iter().cloned())
+        .collect();
+    mappings.sort_by_key(|m| (m.container_port, m.proto, m.host_port));
+    match format {
+        Format::Json => print_json(&mappings),
+        Format::Table => {
+            mappings.iter().for_each(|m| println!("{m}"));
+            Ok(())
+        }
     }
 }
 
@@ -186,7 +225,7 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
         } => {
             let req = ConnectRequest {
                 container: sandbox,
-                endpoint_config: endpoint_config(endpoint),
+                endpoint_config: endpoint_config(endpoint)?,
             };
             client.network_connect(&network, &req).await?;
         }
@@ -211,7 +250,7 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
                 name,
                 hostname,
                 network,
-                endpoint_config: endpoint_config(endpoint),
+                endpoint_config: endpoint_config(endpoint)?,
             };
             let created = client.sandbox_create(&req).await?;
             println!("{}", created.id);

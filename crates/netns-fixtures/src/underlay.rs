@@ -33,6 +33,10 @@ impl Underlay {
         assert!(out.ok(), "underlay: {}", out.stderr);
         let (a_address, b_address) = (format!("{prefix}.1"), format!("{prefix}.2"));
         for (host, ifname, address) in [(a, &ifa, &a_address), (b, &ifb, &b_address)] {
+            // A fresh link's IPv6 link-local address is tentative for a second, and until
+            // then the host cannot resolve neighbours for traffic it forwards: skip DAD.
+            let no_dad = format!("net.ipv6.conf.{ifname}.accept_dad=0");
+            host.exec(&["sysctl", "-qw", &no_dad]).expect_ok();
             let cidr = format!("{address}/24");
             host.ip(&["addr", "add", &cidr, "dev", ifname]).expect_ok();
             host.ip(&["link", "set", ifname, "up"]).expect_ok();

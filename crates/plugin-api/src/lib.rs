@@ -7,6 +7,7 @@
 pub mod client;
 mod error;
 pub mod management;
+pub mod ports;
 mod types;
 
 pub use error::{ApiError, ErrorCode};

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ports::{ExposedPort, PortMapping};
+
 /// `POST /v1/networks`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -114,6 +116,15 @@ pub struct EndpointConfig {
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// Ports to publish on the host (`-p`), after Docker's `HostConfig.PortBindings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_bindings: Vec<PortMapping>,
+    /// Ports the sandbox offers (`--expose`), published by `PublishAllPorts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<ExposedPort>,
+    /// `-P`: publish every exposed port on a host port of the daemon's choosing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all_ports: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +216,9 @@ pub struct EndpointSettings {
     pub aliases: Vec<String>,
     /// Interface name inside the sandbox (netctl's own field).
     pub interface: String,
+    /// Published ports, with the host ports chosen.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
 }
 
 /// `GET /v1/info`

@@ -7,13 +7,15 @@ use plugin_api::{ApiError, EndpointConfig};
 
 use super::errors::{from_daemon, from_driver, from_ipam};
 use super::state::State;
-use super::{Controller, NetnsRef};
+use super::{conntrack, ports, Controller, NetnsRef};
 use crate::ids::new_id;
 use crate::model::{
     format_mac, generate_mac, parse_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxMode,
     SandboxRecord,
 };
 use crate::store::Change;
+use drivers::firewall::Firewall;
+use plugin_api::ports::PortMapping;
 
 /// Route metrics start here; each further interface of a sandbox gets a higher one, so the
 /// network a sandbox joined first keeps its default route.
@@ -25,6 +27,29 @@ struct Wanted {
     ipv6: Option<IpAddr>,
     mac: Option<[u8; 6]>,
     aliases: Vec<String>,
+    /// Explicit `-p` bindings, then `-P`'s exposed ports on host ports of our choosing.
+    ports: Vec<PortMapping>,
+}
+
+fn wanted_ports(config: &EndpointConfig) -> Vec<PortMapping> {
+    let mut ports = config.port_bindings.clone();
+    if config.publish_all_ports {
+        for exposed in &config.exposed_ports {
+            let bound = ports
+                .iter()
+                .any(|p| p.container_port == exposed.port && p.proto == exposed.proto);
+            if !bound {
+                ports.push(PortMapping {
+                    proto: exposed.proto,
+                    host_ip: None,
+                    host_port: 0,
+                    host_port_end: 0,
+                    container_port: exposed.port,
+                });
+            }
+        }
+    }
+    ports
 }
 
 fn parse_wanted(config: &EndpointConfig) -> Result<Wanted, ApiError> {
@@ -54,6 +79,7 @@ fn parse_wanted(config: &EndpointConfig) -> Result<Wanted, ApiError> {
         ipv6: ip(&ipam.ipv6_address, true)?,
         mac,
         aliases: config.aliases.clone(),
+        ports: wanted_ports(config),
     })
 }
 
@@ -111,10 +137,12 @@ impl State {
         }
     }
 
-    pub(super) fn release_addresses(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
+    /// Gives back what the endpoint held: addresses and host ports.
+    pub(super) fn release_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
         for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {
             self.release_address(net, address.ip());
         }
+        self.ports.release_all(&ep.ports);
     }
 
     /// The endpoint a connect would make, its addresses allocated (the caller persists it, or
@@ -139,12 +167,30 @@ impl State {
                 net.name
             )));
         }
+        if !wanted.ports.is_empty() && (!bridged || net.internal) {
+            return Err(ApiError::invalid(format!(
+                "ports cannot be published on network {}: it is {}",
+                net.name,
+                if net.internal {
+                    "internal"
+                } else {
+                    "not a bridge network"
+                }
+            )));
+        }
         let ipv4 = self.allocate_address(net, false, wanted.ipv4)?;
         let ipv6 = self
             .allocate_address(net, true, wanted.ipv6)
             .inspect_err(|_| {
                 if let Some(v4) = ipv4 {
                     self.release_address(net, v4.ip());
+                }
+            })?;
+        let ports = self
+            .take_ports(net, &wanted.ports, ipv4.is_some(), ipv6.is_some())
+            .inspect_err(|_| {
+                for a in ipv4.iter().chain(ipv6.iter()) {
+                    self.release_address(net, a.ip());
                 }
             })?;
         let id = new_id();
@@ -167,7 +213,31 @@ impl State {
             ipv6,
             aliases: wanted.aliases,
             route_metric,
+            ports,
         })
+    }
+
+    /// Reserves the host ports; a binding to one family's address needs an endpoint address
+    /// of that family.
+    fn take_ports(
+        &mut self,
+        net: &NetworkRecord,
+        ports: &[PortMapping],
+        has_v4: bool,
+        has_v6: bool,
+    ) -> Result<Vec<PortMapping>, ApiError> {
+        for p in ports {
+            if let Some(ip) = p.host_ip {
+                if (ip.is_ipv6() && !has_v6) || (ip.is_ipv4() && !has_v4) {
+                    return Err(ApiError::invalid(format!(
+                        "cannot publish on {ip}: the endpoint has no {} address on network {}",
+                        if ip.is_ipv6() { "IPv6" } else { "IPv4" },
+                        net.name
+                    )));
+                }
+            }
+        }
+        self.ports.take_all(ports)
     }
 
     fn mac_in_use(&self, net: &NetworkRecord, mac: &[u8; 6]) -> bool {
@@ -232,19 +302,35 @@ impl Controller {
         })?;
         let endpoint = state.new_endpoint(net, sandbox, wanted)?;
         if let Err(e) = self.store.apply(&[Change::PutEndpoint(&endpoint)]) {
-            state.release_addresses(net, &endpoint);
+            state.release_endpoint(net, &endpoint);
             return Err(from_daemon(e));
         }
-        if let Err(e) = self.drivers.join(net, &endpoint, &netns).await {
+        let forwards = ports::forwards(&endpoint);
+        let joined = match self.drivers.join(net, &endpoint, &netns).await {
+            Ok(()) => Firewall.publish(&forwards).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = joined {
             tracing::warn!(network = %net.name, sandbox = %sandbox.name, error = %e, "join failed; rolling back");
             let _ = self.drivers.leave(net, &endpoint).await;
             let _ = self.store.apply(&[Change::DeleteEndpoint(&endpoint.id)]);
-            state.release_addresses(net, &endpoint);
+            state.release_endpoint(net, &endpoint);
             return Err(from_driver(e));
         }
         tracing::debug!(network = %net.name, sandbox = %sandbox.name, ip = ?endpoint.ipv4, "connected");
         state.endpoints.insert(endpoint.id.clone(), endpoint);
         Ok(())
+    }
+
+    /// Unpublishes the endpoint's ports and forgets UDP flows through them, so that traffic
+    /// does not keep going to the old container. Best effort: reconcile rebuilds the table.
+    pub(super) async fn withdraw_ports(&self, ep: &EndpointRecord) {
+        if let Err(e) = Firewall.unpublish(&ports::forwards(ep)).await {
+            tracing::warn!(endpoint = %ep.id, error = %e, "cannot unpublish ports");
+        }
+        for forward in ports::forwards(ep).iter().filter(|f| f.proto == "udp") {
+            conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
+        }
     }
 
     fn check_connectable(
@@ -307,7 +393,8 @@ impl Controller {
             .apply(&[Change::DeleteEndpoint(&endpoint.id)])
             .map_err(from_daemon)?;
         state.endpoints.remove(&endpoint.id);
-        state.release_addresses(&net, &endpoint);
+        state.release_endpoint(&net, &endpoint);
+        self.withdraw_ports(&endpoint).await;
         self.drivers.leave(&net, &endpoint).await.map_err(|e| {
             ApiError::internal(format!(
                 "disconnected, but removing the interface failed (retried at the daemon's next \

@@ -5,10 +5,12 @@
 //! done, so the state is exactly as before the request.
 
 mod api;
+mod conntrack;
 mod drivers;
 mod endpoints;
 mod errors;
 mod networks;
+mod ports;
 mod reconcile;
 mod sandboxes;
 mod state;

@@ -101,7 +101,12 @@ impl Controller {
             .iter()
             .map(|n| FirewallNetwork::from(&network_spec(n)))
             .collect();
-        Firewall.sync(&firewall).await?;
+        let forwards: Vec<_> = state
+            .endpoints
+            .values()
+            .flat_map(super::ports::forwards)
+            .collect();
+        Firewall.sync(&firewall, &forwards).await?;
         for net in &bridges {
             if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
                 tracing::error!(network = %net.name, error = %e, "cannot restore network");
@@ -229,6 +234,7 @@ fn rebuild_ipam(state: &mut State) {
         networks,
         endpoints,
         ipam,
+        ports: state_ports,
         ..
     } = state;
     for net in networks.values() {
@@ -249,6 +255,9 @@ fn rebuild_ipam(state: &mut State) {
         }
     }
     for ep in endpoints.values() {
+        if let Err(e) = state_ports.take_all(&ep.ports) {
+            tracing::error!(endpoint = %ep.id, error = %e, "cannot reserve published ports again");
+        }
         let Some(net) = networks.get(&ep.network_id) else {
             continue;
         };

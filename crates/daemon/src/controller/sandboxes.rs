@@ -112,7 +112,8 @@ impl Controller {
             let Some(net) = state.networks.get(&endpoint.network_id).cloned() else {
                 continue;
             };
-            state.release_addresses(&net, endpoint);
+            state.release_endpoint(&net, endpoint);
+            self.withdraw_ports(endpoint).await;
             if let Err(e) = self.drivers.leave(&net, endpoint).await {
                 errors.push(e.to_string());
             }

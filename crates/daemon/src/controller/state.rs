@@ -19,6 +19,7 @@ pub(super) struct State {
     pub sandboxes: BTreeMap<String, Sandbox>,
     pub endpoints: BTreeMap<String, EndpointRecord>,
     pub ipam: Ipam,
+    pub ports: super::ports::HostPorts,
 }
 
 impl State {
@@ -28,6 +29,7 @@ impl State {
             sandboxes: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             ipam,
+            ports: Default::default(),
         }
     }
 

@@ -103,5 +103,6 @@ fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettin
         mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
         aliases: ep.aliases.clone(),
         interface: ep.ifname.clone(),
+        ports: ep.ports.clone(),
     }
 }

@@ -1,7 +1,10 @@
 //! netctl's firewall: one nft table of its own in the daemon's namespace.
 
+mod publish;
 pub mod runner;
 pub mod table;
+
+pub use publish::PortForward;
 
 use ipnetwork::IpNetwork;
 use nftables::schema::{NfCmd, NfListObject, NfObject};
@@ -68,19 +71,44 @@ impl FirewallNetwork {
 pub struct Firewall;
 
 impl Firewall {
-    /// Replaces the whole table with one built from `networks`, atomically:
-    /// `add table inet netctl; delete table inet netctl; add table inet netctl; …`
-    pub async fn sync(&self, networks: &[FirewallNetwork]) -> Result<(), DriverError> {
+    /// Replaces the whole table with one built from `networks` and the published `forwards`,
+    /// atomically: `add table inet netctl; delete table inet netctl; add table inet netctl; …`
+    pub async fn sync(
+        &self,
+        networks: &[FirewallNetwork],
+        forwards: &[PortForward],
+    ) -> Result<(), DriverError> {
         let mut batch = vec![
             add(table::table()),
             NfObject::CmdObject(NfCmd::Delete(table::table())),
             add(table::table()),
         ];
         batch.extend(table::chains().into_iter().map(add));
+        batch.extend(publish::chains().into_iter().map(add));
         batch.extend(table::sets().into_iter().map(add));
+        batch.extend(publish::maps().into_iter().map(add));
         batch.extend(table::rules().into_iter().map(add));
+        batch.extend(publish::rules().into_iter().map(add));
         batch.extend(networks.iter().flat_map(|n| n.elements()).map(add));
+        batch.extend(publish::elements(forwards).into_iter().map(add));
         runner::apply(batch).await
+    }
+
+    /// Publishes ports: `add element inet netctl pub4_addr { … }` and the like, one
+    /// transaction for all of them.
+    pub async fn publish(&self, forwards: &[PortForward]) -> Result<(), DriverError> {
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        runner::apply(publish::elements(forwards).into_iter().map(add).collect()).await
+    }
+
+    /// Withdraws published ports; withdrawing one twice is not an error.
+    pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), DriverError> {
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        runner::apply(add_then_delete(publish::elements(forwards))).await
     }
 
     /// `add element inet netctl bridges { BRIDGE }` and the like, in one transaction.
@@ -109,6 +137,18 @@ impl Firewall {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Each object added, then deleted, in one transaction: deletes what is there and does not
+/// fail on what is not.
+fn add_then_delete(objects: Vec<NfListObject<'static>>) -> Vec<NfObject<'static>> {
+    let mut batch: Vec<_> = objects.iter().cloned().map(add).collect();
+    batch.extend(
+        objects
+            .into_iter()
+            .map(|o| NfObject::CmdObject(NfCmd::Delete(o))),
+    );
+    batch
 }
 
 fn add(object: NfListObject<'static>) -> NfObject<'static> {

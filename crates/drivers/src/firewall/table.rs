@@ -102,6 +102,7 @@ pub fn sets() -> Vec<NfListObject<'static>> {
 
 /// The forward chain, in order:
 /// ```text
+/// oifname @bridges ct status dnat accept                                 # published ports
 /// iifname @bridges oifname @bridges iifname . oifname @icc_pairs accept   # same bridge, ICC on
 /// iifname @bridges oifname @bridges drop                                 # other bridge, or ICC off
 /// iifname @internal_bridges drop
@@ -114,6 +115,9 @@ pub fn sets() -> Vec<NfListObject<'static>> {
 /// ```text
 /// ip saddr @masq_v4 oifname != @bridges masquerade
 /// ip6 saddr @masq_v6 oifname != @bridges masquerade
+/// ct status dnat ip saddr @masq_v4 oifname @bridges masquerade   # hairpin: a container
+/// ct status dnat ip6 saddr @masq_v6 oifname @bridges masquerade  # calling a published port
+/// ct status dnat ip saddr 127.0.0.0/8 masquerade             # published ports reached via localhost
 /// ```
 pub fn rules() -> Vec<NfListObject<'static>> {
     let between_bridges = || {
@@ -123,6 +127,11 @@ pub fn rules() -> Vec<NfListObject<'static>> {
         ]
     };
     let forward: Vec<Vec<Statement<'static>>> = vec![
+        vec![
+            in_set(meta(MetaKey::Oifname), SET_BRIDGES),
+            ct_status_dnat(),
+            accept(),
+        ],
         [
             between_bridges(),
             vec![in_set(concat_iif_oif(), SET_ICC_PAIRS), accept()],
@@ -147,7 +156,7 @@ pub fn rules() -> Vec<NfListObject<'static>> {
         vec![in_set(meta(MetaKey::Oifname), SET_BRIDGES), drop()],
         vec![in_set(meta(MetaKey::Iifname), SET_BRIDGES), accept()],
     ];
-    let postrouting: Vec<Vec<Statement<'static>>> = [("ip", SET_MASQ_V4), ("ip6", SET_MASQ_V6)]
+    let mut postrouting: Vec<Vec<Statement<'static>>> = [("ip", SET_MASQ_V4), ("ip6", SET_MASQ_V6)]
         .into_iter()
         .map(|(proto, set)| {
             vec![
@@ -161,6 +170,28 @@ pub fn rules() -> Vec<NfListObject<'static>> {
             ]
         })
         .collect();
+    // The input interface is not known in postrouting, so hairpin traffic is recognised by
+    // its source: a container subnet, translated back into a bridge.
+    for (proto, set) in [("ip", SET_MASQ_V4), ("ip6", SET_MASQ_V6)] {
+        postrouting.push(vec![
+            ct_status_dnat(),
+            in_set(payload(proto, "saddr"), set),
+            in_set(meta(MetaKey::Oifname), SET_BRIDGES),
+            Statement::Masquerade(None),
+        ]);
+    }
+    postrouting.push(vec![
+        ct_status_dnat(),
+        Statement::Match(Match {
+            left: payload("ip", "saddr"),
+            right: Expression::Named(NamedExpression::Prefix(Prefix {
+                addr: Box::new(str_expr("127.0.0.0")),
+                len: 8,
+            })),
+            op: Operator::EQ,
+        }),
+        Statement::Masquerade(None),
+    ]);
     let chain_rules = |chain: &'static str, rules: Vec<Vec<Statement<'static>>>| {
         rules.into_iter().map(move |expr| {
             NfListObject::Rule(Rule {
@@ -180,7 +211,10 @@ pub fn rules() -> Vec<NfListObject<'static>> {
 }
 
 /// `element inet netctl SET { ELEMENTS }`
-pub fn elements(set: &'static str, elements: Vec<Expression<'static>>) -> NfListObject<'static> {
+pub fn elements(
+    set: impl Into<Cow<'static, str>>,
+    elements: Vec<Expression<'static>>,
+) -> NfListObject<'static> {
     NfListObject::Element(Element {
         family: NfFamily::INet,
         table: TABLE.into(),
@@ -236,6 +270,19 @@ fn in_set(left: Expression<'static>, set: &str) -> Statement<'static> {
         left,
         right: str_expr(&format!("@{set}")),
         op: Operator::EQ,
+    })
+}
+
+/// `ct status dnat`
+fn ct_status_dnat() -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::CT(CT {
+            key: "status".into(),
+            family: None,
+            dir: None,
+        })),
+        right: str_expr("dnat"),
+        op: Operator::IN,
     })
 }
 

@@ -81,8 +81,8 @@ impl Netlink {
             .map_err(DriverError::netlink("list links"))
     }
 
-    /// `ip link add NAME address MAC mtu MTU type bridge mcast_snooping 0 nf_call_iptables 0|1
-    /// && ip link set NAME up`; returns the bridge's index.
+    /// `ip link add NAME address MAC mtu MTU type bridge mcast_snooping 0 nf_call_iptables 0|1`
+    /// (down); returns the bridge's index.
     pub async fn add_bridge(
         &self,
         name: &str,
@@ -95,7 +95,6 @@ impl Netlink {
             .mtu(mtu)
             .mcast_snooping(false)
             .nf_call_iptables(nf_call_iptables)
-            .up()
             .build();
         self.add_link(msg, name).await
     }
