@@ -28,6 +28,9 @@ pub enum Command {
     /// Manage sandboxes (network namespaces).
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// netctl's firewall.
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
@@ -185,4 +188,10 @@ pub enum SandboxCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FirewallCommand {
+    /// Rebuild netctl's nft table from the daemon's state (the user's table is left alone).
+    Reload,
 }

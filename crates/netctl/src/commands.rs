@@ -11,8 +11,8 @@ use plugin_api::{
 };
 
 use crate::cli::{
-    Cli, Command, DaemonArgs, EndpointArgs, Format, ListArgs, NetworkCommand, NetworkCreateArgs,
-    RemoveArgs, SandboxCommand,
+    Cli, Command, DaemonArgs, EndpointArgs, FirewallCommand, Format, ListArgs, NetworkCommand,
+    NetworkCreateArgs, RemoveArgs, SandboxCommand,
 };
 use crate::{exec, ipam_flags, output};
 
@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             exec::exec_in(&netns, info.pid, &sandbox.hostname, &command)
         }
         Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
+        Command::Firewall(FirewallCommand::Reload) => block_on(async {
+            Client::new(&cli.socket).firewall_reload().await?;
+            Ok(())
+        }),
         Command::Port { sandbox, format } => {
             block_on(port(Client::new(&cli.socket), &sandbox, format))
         }

@@ -174,6 +174,10 @@ impl Client {
         .await
     }
 
+    pub async fn firewall_reload(&self) -> Result<()> {
+        self.call("POST", "/v1/firewall/reload", None::<&()>).await
+    }
+
     pub async fn sandbox_remove(&self, name: &str) -> Result<()> {
         self.call(
             "DELETE",

@@ -82,6 +82,8 @@ pub trait Management: Send + Sync + 'static {
         name: String,
     ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
     fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    /// Rebuilds netctl's firewall table from the daemon's state.
+    fn firewall_reload(&self) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 impl IntoResponse for ApiError {
@@ -137,6 +139,7 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             "/v1/sandboxes/{name}",
             get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
         )
+        .route("/v1/firewall/reload", post(firewall_reload::<M>))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(guard)
         .with_state(api)
@@ -165,6 +168,10 @@ async fn authorize<M: Management>(
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
+}
+
+async fn firewall_reload<M: Management>(State(m): State<Arc<M>>) -> ApiResult<StatusCode> {
+    m.firewall_reload().await.map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn info<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<DaemonInfo>> {

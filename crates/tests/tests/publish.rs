@@ -435,3 +435,93 @@ fn publishing_survives_a_daemon_crash_and_keeps_open_connections() {
     ])
     .expect_err();
 }
+
+/// Polls for up to three seconds.
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_flushed_or_deleted_table_heals_itself() {
+    let (host, outside, _link) = setup();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "8080:80",
+    ])
+    .expect_ok();
+    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let outside_ns = outside_path(&outside);
+    let reachable = || tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some();
+    assert!(reachable());
+    let intact = host.nft_table();
+    for wreck in [
+        &["nft", "flush", "ruleset"][..],
+        &["nft", "delete", "table", "inet", "netctl"],
+    ] {
+        host.exec(wreck).expect_ok();
+        assert!(
+            eventually(|| host.nft_table() == intact),
+            "after {wreck:?}:\n{}",
+            host.nft_table()
+        );
+        assert!(reachable(), "after {wreck:?}");
+    }
+    assert!(
+        host.daemon_log().contains("restoring it"),
+        "the daemon says what it did"
+    );
+}
+
+#[test]
+fn the_users_policy_chain_blocks_and_survives_reload_and_restart() {
+    let (mut host, outside, _link) = setup();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "8080:80",
+    ])
+    .expect_ok();
+    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let outside_ns = outside_path(&outside);
+    let reachable = || tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some();
+    assert!(reachable());
+    // The user's rule sees traffic after DNAT: the container's port.
+    host.exec(&[
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "netctl-user",
+        "forward",
+        "tcp",
+        "dport",
+        "80",
+        "drop",
+    ])
+    .expect_ok();
+    assert!(!reachable());
+    host.netctl(&["firewall", "reload"]).expect_ok();
+    assert!(!reachable(), "reload leaves the user's table alone");
+    host.kill_daemon();
+    host.start_daemon();
+    assert!(!reachable(), "so does a restart");
+    host.exec(&["nft", "flush", "chain", "inet", "netctl-user", "forward"])
+        .expect_ok();
+    assert!(reachable());
+}

@@ -93,6 +93,10 @@ impl Management for Controller {
         Ok(view::sandbox(&state, &state.sandbox(&name)?.record))
     }
 
+    async fn firewall_reload(&self) -> Result<(), ApiError> {
+        self.reload_firewall().await
+    }
+
     async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
         self.remove_sandbox(&name).await
     }

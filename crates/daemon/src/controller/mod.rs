@@ -9,6 +9,7 @@ mod conntrack;
 mod drivers;
 mod endpoints;
 mod errors;
+mod firewall;
 mod networks;
 mod ports;
 mod reconcile;
@@ -24,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::store::Store;
 use crate::{DaemonConfig, Paths};
 use drivers::Drivers;
+pub use firewall::watch_firewall;
 use state::State;
 
 pub struct Controller {

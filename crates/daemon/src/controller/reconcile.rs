@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use drivers::bridge::BridgeDriver;
-use drivers::firewall::{Firewall, FirewallNetwork};
+use drivers::firewall::Firewall;
 use drivers::netlink::Netlink;
 use drivers::netns::{self, Netns};
 use drivers::passive::PassiveDriver;
@@ -97,16 +97,7 @@ impl Controller {
             .values()
             .filter(|n| n.driver == DriverKind::Bridge)
             .collect();
-        let firewall: Vec<FirewallNetwork> = bridges
-            .iter()
-            .map(|n| FirewallNetwork::from(&network_spec(n)))
-            .collect();
-        let forwards: Vec<_> = state
-            .endpoints
-            .values()
-            .flat_map(super::ports::forwards)
-            .collect();
-        Firewall.sync(&firewall, &forwards).await?;
+        self.sync_firewall(&state).await?;
         for net in &bridges {
             if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
                 tracing::error!(network = %net.name, error = %e, "cannot restore network");

@@ -78,11 +78,12 @@ impl Firewall {
         networks: &[FirewallNetwork],
         forwards: &[PortForward],
     ) -> Result<(), DriverError> {
-        let mut batch = vec![
+        let mut batch: Vec<_> = table::user_table().into_iter().map(add).collect();
+        batch.extend([
             add(table::table()),
             NfObject::CmdObject(NfCmd::Delete(table::table())),
             add(table::table()),
-        ];
+        ]);
         batch.extend(table::chains().into_iter().map(add));
         batch.extend(publish::chains().into_iter().map(add));
         batch.extend(table::sets().into_iter().map(add));
@@ -127,6 +128,34 @@ impl Firewall {
                 .map(|e| NfObject::CmdObject(NfCmd::Delete(e))),
         );
         runner::apply(batch).await
+    }
+
+    /// Whether the table still has the shape [`Firewall::sync`] gives it: its chains, rules,
+    /// sets and maps, and one `bridges` element per bridge network. `nft flush ruleset`, a
+    /// deleted table or a flushed chain all fail this.
+    pub async fn is_intact(&self, bridges: usize) -> Result<bool, DriverError> {
+        let listing = match runner::run(&["-j", "list", "table", "inet", table::TABLE], None).await
+        {
+            Ok(text) => text,
+            Err(DriverError::Nft(msg)) if msg.contains("No such file") => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let doc: serde_json::Value = serde_json::from_str(&listing)
+            .map_err(|e| DriverError::Nft(format!("reading the table: {e}")))?;
+        let objects = doc["nftables"].as_array().cloned().unwrap_or_default();
+        let count = |kind: &str| objects.iter().filter(|o| o.get(kind).is_some()).count();
+        let elements = objects
+            .iter()
+            .filter_map(|o| o.get("set"))
+            .find(|s| s["name"] == table::SET_BRIDGES)
+            .and_then(|s| s["elem"].as_array().map(|e| e.len()))
+            .unwrap_or(0);
+        Ok(
+            count("chain") == table::chains().len() + publish::chains().len()
+                && count("rule") == table::rules().len() + publish::rules().len()
+                && count("set") + count("map") == table::sets().len() + publish::maps().len()
+                && elements == bridges,
+        )
     }
 
     /// `nft list table inet netctl`, or `None` when the table does not exist.

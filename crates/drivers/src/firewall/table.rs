@@ -15,6 +15,8 @@ use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 pub const TABLE: &str = "netctl";
+/// The user's own table: created if missing, never flushed or deleted by netctl.
+pub const USER_TABLE: &str = "netctl-user";
 
 pub const SET_BRIDGES: &str = "bridges";
 pub const SET_ICC_PAIRS: &str = "icc_pairs";
@@ -32,6 +34,31 @@ pub fn table() -> NfListObject<'static> {
         name: TABLE.into(),
         handle: None,
     })
+}
+
+/// `table inet netctl-user { chain forward { type filter hook forward priority filter - 10;
+/// policy accept; } }`: the user's policy, seen before netctl's rules. `add` leaves the
+/// chain's rules as they are.
+pub fn user_table() -> Vec<NfListObject<'static>> {
+    vec![
+        NfListObject::Table(Table {
+            family: NfFamily::INet,
+            name: USER_TABLE.into(),
+            handle: None,
+        }),
+        NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: USER_TABLE.into(),
+            name: CHAIN_FORWARD.into(),
+            newname: None,
+            handle: None,
+            _type: Some(NfChainType::Filter),
+            hook: Some(NfHook::Forward),
+            prio: Some(-10),
+            dev: None,
+            policy: Some(NfChainPolicy::Accept),
+        }),
+    ]
 }
 
 /// `chain forward { type filter hook forward priority filter; policy accept; }` and
