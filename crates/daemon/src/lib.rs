@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::DaemonConfig;
-pub use controller::{watch_firewall, Controller};
+pub use controller::{raise_file_limit, watch_firewall, Controller};
 pub use error::DaemonError;
 
 /// Where the daemon keeps things; flags override daemon.json, which overrides the defaults.
@@ -38,6 +38,7 @@ pub async fn run(
     paths: Paths,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    raise_file_limit();
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));
     server::serve(controller, &paths.socket, shutdown).await

@@ -103,6 +103,21 @@ pub enum NetworkCommand {
     },
     /// Disconnect a sandbox from a network.
     Disconnect { network: String, sandbox: String },
+    /// Publish more ports of a connected sandbox.
+    Publish {
+        network: String,
+        sandbox: String,
+        /// [IP:][HOSTPORT[-END]:]PORT[-END][/PROTO]
+        #[arg(short = 'p', long, required = true)]
+        publish: Vec<String>,
+    },
+    /// Withdraw published ports (all of them without -p).
+    Unpublish {
+        network: String,
+        sandbox: String,
+        #[arg(short = 'p', long)]
+        publish: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]

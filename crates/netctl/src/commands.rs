@@ -7,7 +7,7 @@ use plugin_api::client::Client;
 use plugin_api::ports::{self, ExposedPort};
 use plugin_api::{
     ConnectRequest, DisconnectRequest, EndpointConfig, EndpointIpamConfig, IpamRequest,
-    NetworkCreateRequest, SandboxCreateRequest,
+    NetworkCreateRequest, PublishRequest, SandboxCreateRequest,
 };
 
 use crate::cli::{
@@ -99,10 +99,7 @@ fn endpoint_config(args: EndpointArgs) -> anyhow::Result<EndpointConfig> {
         ipv4_address: args.ip,
         ipv6_address: args.ip6,
     });
-    let mut port_bindings = Vec::new();
-    for spec in &args.publish {
-        port_bindings.extend(ports::parse_publish(spec).map_err(anyhow::Error::msg)?);
-    }
+    let port_bindings = parse_publish_all(&args.publish)?;
     let mut exposed_ports = Vec::new();
     for spec in &args.expose {
         let parsed = ports::parse_expose(spec).map_err(anyhow::Error::msg)?;
@@ -120,6 +117,14 @@ fn endpoint_config(args: EndpointArgs) -> anyhow::Result<EndpointConfig> {
         exposed_ports,
         publish_all_ports: args.publish_all,
     })
+}
+
+fn parse_publish_all(specs: &[String]) -> anyhow::Result<Vec<ports::PortMapping>> {
+    let mut all = Vec::new();
+    for spec in specs {
+        all.extend(ports::parse_publish(spec).map_err(anyhow::Error::msg)?);
+    }
+    Ok(all)
 }
 
 /// `netctl port SANDBOX`: `80/tcp -> 0.0.0.0:8080`, one line per published port.
@@ -232,6 +237,30 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
                 endpoint_config: endpoint_config(endpoint)?,
             };
             client.network_connect(&network, &req).await?;
+        }
+        NetworkCommand::Publish {
+            network,
+            sandbox,
+            publish,
+        } => {
+            let req = PublishRequest {
+                container: sandbox,
+                port_bindings: parse_publish_all(&publish)?,
+            };
+            for mapping in client.network_publish(&network, &req).await? {
+                println!("{mapping}");
+            }
+        }
+        NetworkCommand::Unpublish {
+            network,
+            sandbox,
+            publish,
+        } => {
+            let req = PublishRequest {
+                container: sandbox,
+                port_bindings: parse_publish_all(&publish)?,
+            };
+            client.network_unpublish(&network, &req).await?;
         }
         NetworkCommand::Disconnect { network, sandbox } => {
             client

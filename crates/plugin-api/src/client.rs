@@ -12,7 +12,7 @@ use tokio::net::UnixStream;
 
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
-    NetworkInspect, SandboxCreateRequest, SandboxInspect,
+    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
 
 /// Why a call did not produce an answer.
@@ -172,6 +172,20 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    pub async fn network_publish(
+        &self,
+        network: &str,
+        req: &PublishRequest,
+    ) -> Result<Vec<crate::ports::PortMapping>> {
+        let path = format!("/v1/networks/{}/publish", escape(network));
+        self.call("POST", &path, Some(req)).await
+    }
+
+    pub async fn network_unpublish(&self, network: &str, req: &PublishRequest) -> Result<()> {
+        let path = format!("/v1/networks/{}/unpublish", escape(network));
+        self.call("POST", &path, Some(req)).await
     }
 
     pub async fn firewall_reload(&self) -> Result<()> {

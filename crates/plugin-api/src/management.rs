@@ -14,9 +14,10 @@ use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use tokio::net::UnixListener;
 
+use crate::ports::PortMapping;
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
-    SandboxCreateRequest, SandboxInspect,
+    PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -82,6 +83,16 @@ pub trait Management: Send + Sync + 'static {
         name: String,
     ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
     fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn network_publish(
+        &self,
+        network: String,
+        req: PublishRequest,
+    ) -> impl Future<Output = ApiResult<Vec<PortMapping>>> + Send;
+    fn network_unpublish(
+        &self,
+        network: String,
+        req: PublishRequest,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
     /// Rebuilds netctl's firewall table from the daemon's state.
     fn firewall_reload(&self) -> impl Future<Output = ApiResult<()>> + Send;
 }
@@ -139,6 +150,11 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             "/v1/sandboxes/{name}",
             get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
         )
+        .route("/v1/networks/{name}/publish", post(network_publish::<M>))
+        .route(
+            "/v1/networks/{name}/unpublish",
+            post(network_unpublish::<M>),
+        )
         .route("/v1/firewall/reload", post(firewall_reload::<M>))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(guard)
@@ -168,6 +184,24 @@ async fn authorize<M: Management>(
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
+}
+
+async fn network_publish<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+    Body(req): Body<PublishRequest>,
+) -> ApiResult<Json<Vec<PortMapping>>> {
+    m.network_publish(name, req).await.map(Json)
+}
+
+async fn network_unpublish<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+    Body(req): Body<PublishRequest>,
+) -> ApiResult<StatusCode> {
+    m.network_unpublish(name, req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn firewall_reload<M: Management>(State(m): State<Arc<M>>) -> ApiResult<StatusCode> {

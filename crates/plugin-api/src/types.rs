@@ -160,6 +160,16 @@ pub struct DisconnectRequest {
     pub container: String,
 }
 
+/// `POST /v1/networks/NAME/publish` and `…/unpublish`: ports of an existing endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishRequest {
+    pub container: String,
+    /// For unpublish, empty means every published port of the endpoint.
+    #[serde(default)]
+    pub port_bindings: Vec<PortMapping>,
+}
+
 /// `POST /v1/sandboxes`
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

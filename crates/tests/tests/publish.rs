@@ -525,3 +525,25 @@ fn the_users_policy_chain_blocks_and_survives_reload_and_restart() {
         .expect_ok();
     assert!(reachable());
 }
+
+#[test]
+fn ports_are_published_and_withdrawn_on_a_running_endpoint() {
+    let (host, outside, _link) = setup();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let outside_ns = outside_path(&outside);
+    let out = host
+        .netctl(&["network", "publish", "web", "a", "-p", "8080:80"])
+        .expect_ok();
+    assert_eq!(out.trim(), "80/tcp -> 0.0.0.0:8080");
+    assert!(tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some());
+    host.netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
+        .expect_ok();
+    assert!(tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_none());
+    assert!(host.netctl(&["port", "a"]).expect_ok().trim().is_empty());
+    let err = host
+        .netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
+        .expect_err();
+    assert!(err.contains("no such published port"), "{err}");
+}

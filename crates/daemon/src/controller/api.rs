@@ -1,9 +1,10 @@
 //! The management API, served by the controller.
 
 use plugin_api::management::{Access, Caller, Management};
+use plugin_api::ports::PortMapping;
 use plugin_api::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
-    NetworkInspect, SandboxCreateRequest, SandboxInspect,
+    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
 
 use super::{view, Controller};
@@ -91,6 +92,24 @@ impl Management for Controller {
     async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
         let state = self.state.lock().await;
         Ok(view::sandbox(&state, &state.sandbox(&name)?.record))
+    }
+
+    async fn network_publish(
+        &self,
+        network: String,
+        req: PublishRequest,
+    ) -> Result<Vec<PortMapping>, ApiError> {
+        self.publish(&network, &req.container, &req.port_bindings)
+            .await
+    }
+
+    async fn network_unpublish(
+        &self,
+        network: String,
+        req: PublishRequest,
+    ) -> Result<(), ApiError> {
+        self.unpublish(&network, &req.container, &req.port_bindings)
+            .await
     }
 
     async fn firewall_reload(&self) -> Result<(), ApiError> {

@@ -219,7 +219,7 @@ impl State {
 
     /// Reserves the host ports; a binding to one family's address needs an endpoint address
     /// of that family.
-    fn take_ports(
+    pub(super) fn take_ports(
         &mut self,
         net: &NetworkRecord,
         ports: &[PortMapping],

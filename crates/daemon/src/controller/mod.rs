@@ -12,6 +12,7 @@ mod errors;
 mod firewall;
 mod networks;
 mod ports;
+mod publishing;
 mod reconcile;
 mod sandboxes;
 mod state;
@@ -26,6 +27,7 @@ use crate::store::Store;
 use crate::{DaemonConfig, Paths};
 use drivers::Drivers;
 pub use firewall::watch_firewall;
+pub use ports::raise_file_limit;
 use state::State;
 
 pub struct Controller {

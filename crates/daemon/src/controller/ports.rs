@@ -243,3 +243,15 @@ mod tests {
         assert!(!lo.overlaps(&port(Some("::1"), Protocol::Tcp, 8080)));
     }
 }
+
+/// Raises the soft limit on open files to the hard one: every published port holds a socket.
+pub fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "cannot raise the open files limit");
+            }
+        }
+    }
+}
