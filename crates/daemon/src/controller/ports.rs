@@ -221,6 +221,18 @@ fn random_u32() -> u32 {
     u32::from_ne_bytes(bytes)
 }
 
+/// Raises the soft limit on open files to the hard one: every published port holds a socket.
+pub fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "cannot raise the open files limit");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,17 +253,5 @@ mod tests {
         assert!(!any.overlaps(&port(None, Protocol::Tcp, 8081)));
         let lo = port(Some("127.0.0.1"), Protocol::Tcp, 8080);
         assert!(!lo.overlaps(&port(Some("::1"), Protocol::Tcp, 8080)));
-    }
-}
-
-/// Raises the soft limit on open files to the hard one: every published port holds a socket.
-pub fn raise_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(error = %e, "cannot raise the open files limit");
-            }
-        }
     }
 }
