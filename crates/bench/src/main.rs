@@ -2,6 +2,7 @@
 //! side by side in the same run, each in fresh test hosts (network namespaces).
 
 mod attach;
+mod publish;
 mod report;
 mod stats;
 
@@ -35,10 +36,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Publish one more port when N are published: netctl (API), netavark (setup with port
+    /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
+    Publish {
+        #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+        counts: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "netctl,netavark,cni")]
+        peers: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Largest N the peers are run at.
+        #[arg(long, default_value_t = 10000)]
+        peer_cap: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Command::Publish {
+        mut counts,
+        peers,
+        samples,
+        peer_cap,
+        json,
+    } = cli.command
+    {
+        counts.sort_unstable();
+        let rows = publish::run(&counts, &peers, samples, peer_cap)?;
+        return publish::print(&rows, json);
+    }
+    match cli.command {
+        Command::Publish { .. } => unreachable!("handled above"),
         Command::Attach {
             mut counts,
             peers,

@@ -4,7 +4,7 @@ mod cni;
 mod exec_peer;
 mod netavark;
 mod netctl;
-mod sandboxes;
+pub mod sandboxes;
 
 use std::time::Duration;
 
@@ -168,7 +168,15 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 }
 
 /// Runs `cmd` with `input` on stdin; returns how long it took, or its stderr as the error.
-pub fn timed(mut cmd: std::process::Command, input: &str) -> anyhow::Result<Duration> {
+pub fn timed(cmd: std::process::Command, input: &str) -> anyhow::Result<Duration> {
+    timed_output(cmd, input).map(|(elapsed, _)| elapsed)
+}
+
+/// As [`timed`], also returning what the command printed.
+pub fn timed_output(
+    mut cmd: std::process::Command,
+    input: &str,
+) -> anyhow::Result<(Duration, String)> {
     use std::io::Write;
     use std::process::Stdio;
     let start = std::time::Instant::now();
@@ -193,7 +201,7 @@ pub fn timed(mut cmd: std::process::Command, input: &str) -> anyhow::Result<Dura
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    Ok(elapsed)
+    Ok((elapsed, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// Sandbox `i`'s address in a /16 whose first two octets are `prefix` (skipping .0 and .1).

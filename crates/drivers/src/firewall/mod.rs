@@ -1,5 +1,6 @@
 //! netctl's firewall: one nft table of its own in the daemon's namespace.
 
+mod libnftables;
 mod publish;
 pub mod runner;
 pub mod table;
@@ -134,11 +135,8 @@ impl Firewall {
     /// sets and maps, and one `bridges` element per bridge network. `nft flush ruleset`, a
     /// deleted table or a flushed chain all fail this.
     pub async fn is_intact(&self, bridges: usize) -> Result<bool, DriverError> {
-        let listing = match runner::run(&["-j", "list", "table", "inet", table::TABLE], None).await
-        {
-            Ok(text) => text,
-            Err(DriverError::Nft(msg)) if msg.contains("No such file") => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(listing) = runner::list_table(table::TABLE, true).await? else {
+            return Ok(false);
         };
         let doc: serde_json::Value = serde_json::from_str(&listing)
             .map_err(|e| DriverError::Nft(format!("reading the table: {e}")))?;
@@ -160,11 +158,7 @@ impl Firewall {
 
     /// `nft list table inet netctl`, or `None` when the table does not exist.
     pub async fn list(&self) -> Result<Option<String>, DriverError> {
-        match runner::run(&["list", "table", "inet", table::TABLE], None).await {
-            Ok(text) => Ok(Some(text)),
-            Err(DriverError::Nft(msg)) if msg.contains("No such file") => Ok(None),
-            Err(e) => Err(e),
-        }
+        runner::list_table(table::TABLE, false).await
     }
 }
 

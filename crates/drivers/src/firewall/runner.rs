@@ -1,4 +1,5 @@
-//! Runs `nft -j -f -` and keeps nft's own error message (the nftables crate drops stderr).
+//! Runs nft transactions: through libnftables in-process when it loads, else through the
+//! `nft` binary. Either way nft's own error message comes back (the nftables crate drops it).
 
 use std::process::Stdio;
 
@@ -6,6 +7,7 @@ use nftables::schema::{NfObject, Nftables};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::libnftables;
 use crate::DriverError;
 
 /// Applies `objects` as one atomic transaction: all of it, or (on error) none of it.
@@ -13,14 +15,40 @@ pub async fn apply(objects: Vec<NfObject<'static>>) -> Result<(), DriverError> {
     let document = Nftables {
         objects: objects.into(),
     };
-    let json = serde_json::to_vec(&document).map_err(|e| DriverError::Nft(e.to_string()))?;
-    run(&["-j", "-f", "-"], Some(&json)).await.map(|_| ())
+    let json = serde_json::to_string(&document).map_err(|e| DriverError::Nft(e.to_string()))?;
+    nft(json, true).await.map(drop)
 }
 
-/// `nft ARGS…` with `stdin`; returns stdout, or nft's stderr as the error.
-pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Result<String, DriverError> {
-    let mut child = Command::new("nft")
-        .args(args)
+/// `nft [-j] list table inet TABLE`, or `None` when there is no such table.
+pub async fn list_table(table: &str, json: bool) -> Result<Option<String>, DriverError> {
+    match nft(format!("list table inet {table}"), json).await {
+        Ok(text) => Ok(Some(text)),
+        Err(DriverError::Nft(msg)) if msg.contains("No such file") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn nft(commands: String, json: bool) -> Result<String, DriverError> {
+    let (commands, in_process) = tokio::task::spawn_blocking(move || {
+        let result = libnftables::run(&commands, json);
+        (commands, result)
+    })
+    .await
+    .map_err(|e| DriverError::Nft(format!("nft worker: {e}")))?;
+    match in_process {
+        Some(result) => result.map_err(DriverError::Nft),
+        None => nft_binary(&commands, json).await,
+    }
+}
+
+/// `nft [-j] -f -` with `commands` on stdin.
+async fn nft_binary(commands: &str, json: bool) -> Result<String, DriverError> {
+    let mut cmd = Command::new("nft");
+    if json {
+        cmd.arg("-j");
+    }
+    let mut child = cmd
+        .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,11 +59,9 @@ pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Result<String, DriverEr
             ))
         })?;
     let mut pipe = child.stdin.take().expect("piped stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input)
-            .await
-            .map_err(|e| DriverError::Nft(format!("writing to nft: {e}")))?;
-    }
+    pipe.write_all(commands.as_bytes())
+        .await
+        .map_err(|e| DriverError::Nft(format!("writing to nft: {e}")))?;
     drop(pipe);
     let output = child
         .wait_with_output()
