@@ -5,6 +5,7 @@ mod attach;
 mod publish;
 mod report;
 mod stats;
+mod throughput;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,17 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         samples: usize,
         /// Print rows as a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// iperf3 TCP over each path: veth ceiling, bridge, published port, docker-proxy.
+    Throughput {
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "veth,bridge,published,docker-proxy"
+        )]
+        paths: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -69,6 +81,10 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Publish { .. } => unreachable!("handled above"),
+        Command::Throughput { paths, json } => {
+            let rows = throughput::run(&paths)?;
+            throughput::print(&rows, json)
+        }
         Command::Attach {
             mut counts,
             peers,
