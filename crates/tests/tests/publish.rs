@@ -547,3 +547,60 @@ fn ports_are_published_and_withdrawn_on_a_running_endpoint() {
         .expect_err();
     assert!(err.contains("no such published port"), "{err}");
 }
+
+#[test]
+fn the_host_reaches_its_own_published_ports() {
+    let (host, _outside, _link) = setup();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "5353:53/udp",
+    ])
+    .expect_ok();
+    let _t = tcp_echo(&netns_of(&host, "a"), 80);
+    let _u = udp_echo(&netns_of(&host, "a"), 53);
+    let host_ns = format!("/run/netns/{}", host.netns());
+    assert_eq!(
+        tcp_call(&host_ns, addr("198.51.100.1:8080")).as_deref(),
+        Some("echo:hello")
+    );
+    assert_eq!(
+        udp_call(&host_ns, addr("198.51.100.1:5353")).as_deref(),
+        Some("echo:hello")
+    );
+}
+
+#[test]
+fn withdrawing_a_udp_port_forgets_its_flows() {
+    let (host, outside, _link) = setup();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "5353:53/udp",
+    ])
+    .expect_ok();
+    let _u = udp_echo(&netns_of(&host, "a"), 53);
+    assert!(udp_call(&outside_path(&outside), addr("198.51.100.1:5353")).is_some());
+    let flows = || {
+        host.exec(&["conntrack", "-L", "-p", "udp", "--orig-port-dst", "5353"])
+            .stdout
+    };
+    assert!(flows().contains("dport=5353"), "a flow exists: {}", flows());
+    host.netctl(&["network", "disconnect", "web", "a"])
+        .expect_ok();
+    assert!(
+        !flows().contains("dport=5353"),
+        "stale flow left: {}",
+        flows()
+    );
+}
