@@ -64,12 +64,21 @@ fn bridge_networks(state: &State) -> impl Iterator<Item = &crate::model::Network
 /// nobody touches the firewall; restarts the monitor if it ends.
 pub async fn watch_firewall(controller: Arc<Controller>) {
     loop {
-        let child = Command::new("nft")
+        let mut monitor = Command::new("nft");
+        monitor
             .arg("monitor")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe. The monitor must not outlive a daemon that is
+        // killed (kill_on_drop needs an orderly exit).
+        unsafe {
+            monitor.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = monitor.spawn();
         match child {
             Ok(mut child) => {
                 let stdout = child.stdout.take().expect("piped stdout");
