@@ -2,6 +2,7 @@
 //! side by side in the same run, each in fresh test hosts (network namespaces).
 
 mod attach;
+mod netctl_host;
 mod publish;
 mod report;
 mod stats;

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use netns_fixtures::{Host, Underlay};
 use plugin_api::ports::{PortMapping, Protocol};
-use plugin_api::{
-    ConnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest, PublishRequest,
-    SandboxCreateRequest,
-};
+use plugin_api::PublishRequest;
 use serde::Serialize;
+
+use crate::netctl_host::{NetctlHost, NETWORK};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ThroughputRow {
@@ -29,7 +28,7 @@ const DOCKER_PROXY: &str = "/usr/sbin/docker-proxy";
 /// A netctl host with a server and a client sandbox on one bridge, and an outside host on an
 /// underlay (198.51.100.1 is the netctl host).
 struct Setup {
-    host: Host,
+    netctl: NetctlHost,
     outside: Host,
     server_netns: String,
     client_netns: String,
@@ -38,73 +37,30 @@ struct Setup {
 
 impl Setup {
     fn new() -> anyhow::Result<Self> {
-        let host = Host::with_daemon();
+        let netctl = NetctlHost::new()?;
         let outside = Host::new();
-        Underlay::join(&host, &outside, "198.51.100");
-        let client = host.client();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (server_netns, client_netns, server_ip) = runtime.block_on(async {
-            client
-                .network_create(&NetworkCreateRequest {
-                    name: "bench".into(),
-                    ipam: Some(IpamRequest {
-                        config: vec![IpamConfig {
-                            subnet: Some("10.88.0.0/16".into()),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .await?;
-            let mut keys = Vec::new();
-            for name in ["server", "client"] {
-                let s = client
-                    .sandbox_create(&SandboxCreateRequest {
-                        name: name.into(),
-                        ..Default::default()
-                    })
-                    .await?;
-                client
-                    .network_connect(
-                        "bench",
-                        &ConnectRequest {
-                            container: name.into(),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                keys.push(s.network_settings.sandbox_key);
-            }
-            let server = client.sandbox_inspect("server").await?;
-            client
-                .network_publish(
-                    "bench",
-                    &PublishRequest {
-                        container: "server".into(),
-                        port_bindings: vec![PortMapping {
-                            proto: Protocol::Tcp,
-                            host_ip: None,
-                            host_port: PUBLISHED_PORT,
-                            host_port_end: PUBLISHED_PORT,
-                            container_port: IPERF_PORT,
-                        }],
-                    },
-                )
-                .await?;
-            anyhow::Ok((
-                keys[0].clone(),
-                keys[1].clone(),
-                server.network_settings.networks["bench"].ip_address.clone(),
-            ))
-        })?;
+        Underlay::join(&netctl.host, &outside, "198.51.100");
+        let server = netctl.sandbox("server", true)?;
+        let client = netctl.sandbox("client", true)?;
+        let publish = PublishRequest {
+            container: "server".into(),
+            port_bindings: vec![PortMapping {
+                proto: Protocol::Tcp,
+                host_ip: None,
+                host_port: PUBLISHED_PORT,
+                host_port_end: PUBLISHED_PORT,
+                container_port: IPERF_PORT,
+            }],
+        };
+        netctl
+            .runtime
+            .block_on(netctl.client.network_publish(NETWORK, &publish))?;
+        let server_ip = server.network_settings.networks[NETWORK].ip_address.clone();
         Ok(Self {
-            host,
+            netctl,
             outside,
-            server_netns,
-            client_netns,
+            server_netns: server.network_settings.sandbox_key,
+            client_netns: client.network_settings.sandbox_key,
             server_ip,
         })
     }
@@ -150,7 +106,7 @@ fn docker_proxy(setup: &Setup) -> anyhow::Result<Child> {
     );
     let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let write_fd = write.as_raw_fd();
-    let mut cmd = setup.host.command(DOCKER_PROXY);
+    let mut cmd = setup.netctl.host.command(DOCKER_PROXY);
     cmd.args([
         "-proto",
         "tcp",
@@ -195,7 +151,7 @@ fn docker_proxy(setup: &Setup) -> anyhow::Result<Child> {
 pub fn run(paths: &[String]) -> anyhow::Result<Vec<ThroughputRow>> {
     let setup = Setup::new()?;
     let outside_ns = format!("/run/netns/{}", setup.outside.netns());
-    let host_ns = format!("/run/netns/{}", setup.host.netns());
+    let host_ns = format!("/run/netns/{}", setup.netctl.host.netns());
     let mut rows = Vec::new();
     for path in paths {
         let (note, runs): (&str, anyhow::Result<Vec<f64>>) = match path.as_str() {

@@ -3,50 +3,22 @@
 use std::time::{Duration, Instant};
 
 use netns_fixtures::Host;
-use plugin_api::client::Client;
-use plugin_api::{
-    ConnectRequest, DisconnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest,
-    SandboxCreateRequest,
-};
+use plugin_api::{ConnectRequest, DisconnectRequest};
 
 use super::Peer;
-
-const NETWORK: &str = "bench";
-const GATEWAY: &str = "10.88.0.1";
+use crate::netctl_host::{NetctlHost, GATEWAY, NETWORK};
 
 pub struct NetctlPeer {
-    host: Host,
+    netctl: NetctlHost,
     /// Namespace path of each sandbox made, by index.
     netns: Vec<String>,
-    client: Client,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl NetctlPeer {
     pub fn new() -> anyhow::Result<Self> {
-        let host = Host::with_daemon();
-        let client = host.client();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let request = NetworkCreateRequest {
-            name: NETWORK.into(),
-            ipam: Some(IpamRequest {
-                config: vec![IpamConfig {
-                    subnet: Some("10.88.0.0/16".into()),
-                    gateway: Some(GATEWAY.into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        runtime.block_on(client.network_create(&request))?;
         Ok(Self {
-            host,
+            netctl: NetctlHost::new()?,
             netns: Vec::new(),
-            client,
-            runtime,
         })
     }
 
@@ -57,13 +29,7 @@ impl NetctlPeer {
 
 impl Peer for NetctlPeer {
     fn make_sandbox(&mut self, i: usize) -> anyhow::Result<()> {
-        let request = SandboxCreateRequest {
-            name: Self::name(i),
-            ..Default::default()
-        };
-        let sandbox = self
-            .runtime
-            .block_on(self.client.sandbox_create(&request))?;
+        let sandbox = self.netctl.sandbox(&Self::name(i), false)?;
         self.netns.push(sandbox.network_settings.sandbox_key);
         Ok(())
     }
@@ -74,8 +40,9 @@ impl Peer for NetctlPeer {
             ..Default::default()
         };
         let start = Instant::now();
-        self.runtime
-            .block_on(self.client.network_connect(NETWORK, &request))?;
+        self.netctl
+            .runtime
+            .block_on(self.netctl.client.network_connect(NETWORK, &request))?;
         Ok(start.elapsed())
     }
 
@@ -84,8 +51,9 @@ impl Peer for NetctlPeer {
             container: Self::name(i),
         };
         let start = Instant::now();
-        self.runtime
-            .block_on(self.client.network_disconnect(NETWORK, &request))?;
+        self.netctl
+            .runtime
+            .block_on(self.netctl.client.network_disconnect(NETWORK, &request))?;
         Ok(start.elapsed())
     }
 
@@ -98,10 +66,10 @@ impl Peer for NetctlPeer {
     }
 
     fn host(&self) -> &Host {
-        &self.host
+        &self.netctl.host
     }
 
     fn rss_mib(&self) -> Option<f64> {
-        super::rss_mib(self.host.daemon_pid()?)
+        self.netctl.rss_mib()
     }
 }

@@ -2,20 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use netns_fixtures::Host;
-use plugin_api::client::Client;
 use plugin_api::ports::{PortMapping, Protocol};
-use plugin_api::{
-    ConnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest, PublishRequest,
-    SandboxCreateRequest,
-};
+use plugin_api::PublishRequest;
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};
+use crate::netctl_host::{NetctlHost, NETWORK};
 
 pub struct Netctl {
-    host: Host,
-    client: Client,
-    runtime: tokio::runtime::Runtime,
+    netctl: NetctlHost,
     filled: usize,
 }
 
@@ -31,50 +25,10 @@ fn mapping(host_port: u16, container_port: u16) -> PortMapping {
 
 impl Netctl {
     pub fn new() -> anyhow::Result<Self> {
-        let host = Host::with_daemon();
-        let client = host.client();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            client
-                .network_create(&NetworkCreateRequest {
-                    name: "bench".into(),
-                    ipam: Some(IpamRequest {
-                        config: vec![IpamConfig {
-                            subnet: Some("10.88.0.0/16".into()),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .await?;
-            for name in ["filler", "probe"] {
-                client
-                    .sandbox_create(&SandboxCreateRequest {
-                        name: name.into(),
-                        ..Default::default()
-                    })
-                    .await?;
-                client
-                    .network_connect(
-                        "bench",
-                        &ConnectRequest {
-                            container: name.into(),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-            }
-            anyhow::Ok(())
-        })?;
-        Ok(Self {
-            host,
-            client,
-            runtime,
-            filled: 0,
-        })
+        let netctl = NetctlHost::new()?;
+        netctl.sandbox("filler", true)?;
+        netctl.sandbox("probe", true)?;
+        Ok(Self { netctl, filled: 0 })
     }
 
     fn request(container: &str, ports: Vec<PortMapping>) -> PublishRequest {
@@ -91,9 +45,10 @@ impl Publisher for Netctl {
             .map(|i| mapping(FILL_BASE + i as u16, 80))
             .collect();
         if !more.is_empty() {
-            self.runtime.block_on(
-                self.client
-                    .network_publish("bench", &Self::request("filler", more)),
+            self.netctl.runtime.block_on(
+                self.netctl
+                    .client
+                    .network_publish(NETWORK, &Self::request("filler", more)),
             )?;
         }
         self.filled = n;
@@ -103,20 +58,22 @@ impl Publisher for Netctl {
     fn publish_one(&mut self) -> anyhow::Result<Duration> {
         let req = Self::request("probe", vec![mapping(PROBE_PORT, 80)]);
         let start = Instant::now();
-        self.runtime
-            .block_on(self.client.network_publish("bench", &req))?;
+        self.netctl
+            .runtime
+            .block_on(self.netctl.client.network_publish(NETWORK, &req))?;
         Ok(start.elapsed())
     }
 
     fn withdraw_one(&mut self) -> anyhow::Result<()> {
         let req = Self::request("probe", vec![mapping(PROBE_PORT, 80)]);
-        self.runtime
-            .block_on(self.client.network_unpublish("bench", &req))?;
+        self.netctl
+            .runtime
+            .block_on(self.netctl.client.network_unpublish(NETWORK, &req))?;
         Ok(())
     }
 
     fn rss_mib(&self) -> Option<f64> {
-        crate::attach::rss_mib(self.host.daemon_pid()?)
+        self.netctl.rss_mib()
     }
 
     fn note(&self) -> Option<String> {

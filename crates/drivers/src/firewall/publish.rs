@@ -6,14 +6,12 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use nftables::expr::{
-    Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-};
-use nftables::schema::{Chain, NfListObject, Rule, SetType, SetTypeValue};
+use nftables::expr::{Expression, Fib, FibFlag, FibResult, Map, MetaKey, NamedExpression};
+use nftables::schema::{NfListObject, SetType, SetTypeValue};
 use nftables::stmt::{JumpTarget, Match, NATFamily, Operator, Statement, NAT};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use nftables::types::{NfChainType, NfFamily, NfHook};
 
-use super::table::{self, TABLE};
+use super::table::{self, chain, meta, payload, rule, TABLE};
 
 const CHAIN_PREROUTING: &str = "prerouting";
 const CHAIN_OUTPUT: &str = "output";
@@ -127,35 +125,13 @@ pub fn maps() -> Vec<NfListObject<'static>> {
 /// `chain prerouting { type nat hook prerouting priority dstnat; }`,
 /// `chain output { type nat hook output priority dstnat; }`, and the regular chain `publish`.
 pub fn chains() -> Vec<NfListObject<'static>> {
-    let base = |name: &'static str, hook| {
-        NfListObject::Chain(Chain {
-            family: NfFamily::INet,
-            table: TABLE.into(),
-            name: name.into(),
-            newname: None,
-            handle: None,
-            _type: Some(NfChainType::NAT),
-            hook: Some(hook),
-            prio: Some(-100),
-            dev: None,
-            policy: Some(NfChainPolicy::Accept),
-        })
-    };
     vec![
-        base(CHAIN_PREROUTING, NfHook::Prerouting),
-        base(CHAIN_OUTPUT, NfHook::Output),
-        NfListObject::Chain(Chain {
-            family: NfFamily::INet,
-            table: TABLE.into(),
-            name: CHAIN_PUBLISH.into(),
-            newname: None,
-            handle: None,
-            _type: None,
-            hook: None,
-            prio: None,
-            dev: None,
-            policy: None,
-        }),
+        chain(
+            CHAIN_PREROUTING,
+            Some((NfChainType::NAT, NfHook::Prerouting, -100)),
+        ),
+        chain(CHAIN_OUTPUT, Some((NfChainType::NAT, NfHook::Output, -100))),
+        chain(CHAIN_PUBLISH, None),
     ]
 }
 
@@ -236,29 +212,4 @@ pub fn elements(forwards: &[PortForward]) -> Vec<NfListObject<'static>> {
         }
     }
     out
-}
-
-fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
-    NfListObject::Rule(Rule {
-        family: NfFamily::INet,
-        table: TABLE.into(),
-        chain: chain.into(),
-        expr: expr.into(),
-        handle: None,
-        index: None,
-        comment: None,
-    })
-}
-
-fn meta(key: MetaKey) -> Expression<'static> {
-    Expression::Named(NamedExpression::Meta(Meta { key }))
-}
-
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: protocol.into(),
-            field: field.into(),
-        },
-    )))
 }

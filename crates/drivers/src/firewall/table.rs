@@ -64,31 +64,16 @@ pub fn user_table() -> Vec<NfListObject<'static>> {
 /// `chain forward { type filter hook forward priority filter; policy accept; }` and
 /// `chain postrouting { type nat hook postrouting priority srcnat; policy accept; }`
 pub fn chains() -> Vec<NfListObject<'static>> {
-    [
-        (CHAIN_FORWARD, NfChainType::Filter, NfHook::Forward, 0),
-        (
+    vec![
+        chain(
+            CHAIN_FORWARD,
+            Some((NfChainType::Filter, NfHook::Forward, 0)),
+        ),
+        chain(
             CHAIN_POSTROUTING,
-            NfChainType::NAT,
-            NfHook::Postrouting,
-            100,
+            Some((NfChainType::NAT, NfHook::Postrouting, 100)),
         ),
     ]
-    .into_iter()
-    .map(|(name, kind, hook, prio)| {
-        NfListObject::Chain(Chain {
-            family: NfFamily::INet,
-            table: TABLE.into(),
-            name: name.into(),
-            newname: None,
-            handle: None,
-            _type: Some(kind),
-            hook: Some(hook),
-            prio: Some(prio),
-            dev: None,
-            policy: Some(NfChainPolicy::Accept),
-        })
-    })
-    .collect()
 }
 
 /// `set bridges { type ifname; }`, `set icc_pairs { type ifname . ifname; }`,
@@ -220,17 +205,7 @@ pub fn rules() -> Vec<NfListObject<'static>> {
         Statement::Masquerade(None),
     ]);
     let chain_rules = |chain: &'static str, rules: Vec<Vec<Statement<'static>>>| {
-        rules.into_iter().map(move |expr| {
-            NfListObject::Rule(Rule {
-                family: NfFamily::INet,
-                table: TABLE.into(),
-                chain: chain.into(),
-                expr: expr.into(),
-                handle: None,
-                index: None,
-                comment: None,
-            })
-        })
+        rules.into_iter().map(move |expr| rule(chain, expr))
     };
     chain_rules(CHAIN_FORWARD, forward)
         .chain(chain_rules(CHAIN_POSTROUTING, postrouting))
@@ -271,11 +246,43 @@ fn str_expr(s: &str) -> Expression<'static> {
     Expression::String(Cow::Owned(s.to_string()))
 }
 
-fn meta(key: MetaKey) -> Expression<'static> {
+/// `add rule inet netctl CHAIN EXPR`
+pub(super) fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(Rule {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        chain: chain.into(),
+        expr: expr.into(),
+        handle: None,
+        index: None,
+        comment: None,
+    })
+}
+
+/// `chain inet netctl NAME`, a base chain when `hook` is given.
+pub(super) fn chain(
+    name: &'static str,
+    hook: Option<(NfChainType, NfHook, i32)>,
+) -> NfListObject<'static> {
+    NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.into(),
+        newname: None,
+        handle: None,
+        _type: hook.map(|h| h.0),
+        hook: hook.map(|h| h.1),
+        prio: hook.map(|h| h.2),
+        dev: None,
+        policy: hook.map(|_| NfChainPolicy::Accept),
+    })
+}
+
+pub(super) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
 
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+pub(super) fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
             protocol: protocol.into(),
