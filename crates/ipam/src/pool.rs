@@ -25,7 +25,6 @@ pub struct PoolRequest {
 #[derive(Debug, Clone)]
 pub struct Pool {
     subnet: IpNetwork,
-    ip_range: Option<IpNetwork>,
     /// Usable addresses of the subnet (without network and broadcast addresses).
     usable: (u128, u128),
     /// Where automatic allocation looks (the ip-range within the usable span).
@@ -59,7 +58,6 @@ impl Pool {
         };
         let mut pool = Self {
             subnet,
-            ip_range,
             usable,
             automatic,
             used: IntervalSet::default(),
@@ -78,15 +76,6 @@ impl Pool {
 
     pub fn subnet(&self) -> IpNetwork {
         self.subnet
-    }
-
-    pub fn ip_range(&self) -> Option<IpNetwork> {
-        self.ip_range
-    }
-
-    /// Addresses taken, auxiliary ones included.
-    pub fn in_use(&self) -> u128 {
-        self.used.len()
     }
 
     fn in_subnet(&self, address: IpAddr) -> bool {

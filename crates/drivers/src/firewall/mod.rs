@@ -155,11 +155,6 @@ impl Firewall {
                 && elements == bridges,
         )
     }
-
-    /// `nft list table inet netctl`, or `None` when the table does not exist.
-    pub async fn list(&self) -> Result<Option<String>, DriverError> {
-        runner::list_table(table::TABLE, false).await
-    }
 }
 
 /// Each object added, then deleted, in one transaction: deletes what is there and does not

@@ -20,10 +20,6 @@ impl Netlink {
         tokio::spawn(connection);
         Ok(Self { handle })
     }
-
-    pub fn handle(&self) -> &rtnetlink::Handle {
-        &self.handle
-    }
 }
 
 const ENODEV: i32 = 19;
