@@ -25,6 +25,13 @@ fn netns_of(host: &Host, name: &str) -> String {
         .to_string()
 }
 
+/// Sandbox `a` on `web` publishing `spec`, with a TCP echo server on `port` inside it.
+fn a_publishing(host: &Host, spec: &str, port: u16) -> std::sync::mpsc::Receiver<SocketAddr> {
+    host.netctl(&["sandbox", "create", "a", "--network", "web", "-p", spec])
+        .expect_ok();
+    tcp_echo(&netns_of(host, "a"), port)
+}
+
 fn outside_path(outside: &Host) -> String {
     format!("/run/netns/{}", outside.netns())
 }
@@ -36,17 +43,7 @@ fn addr(text: &str) -> SocketAddr {
 #[test]
 fn published_tcp_reaches_the_container_with_the_clients_address() {
     let (host, outside, _link) = setup();
-    host.netctl(&[
-        "sandbox",
-        "create",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "8080:80",
-    ])
-    .expect_ok();
-    let callers = tcp_echo(&netns_of(&host, "a"), 80);
+    let callers = a_publishing(&host, "8080:80", 80);
     let answer = tcp_call(&outside_path(&outside), addr("198.51.100.1:8080"));
     assert_eq!(answer.as_deref(), Some("echo:hello"));
     let caller = callers.recv_timeout(Duration::from_secs(2)).unwrap();
@@ -145,17 +142,7 @@ fn port_ranges_and_publish_all() {
 #[test]
 fn localhost_publishing_answers_on_the_host_only() {
     let (host, outside, _link) = setup();
-    host.netctl(&[
-        "sandbox",
-        "create",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "127.0.0.1:9090:90",
-    ])
-    .expect_ok();
-    let _s = tcp_echo(&netns_of(&host, "a"), 90);
+    let _s = a_publishing(&host, "127.0.0.1:9090:90", 90);
     let host_path = format!("/run/netns/{}", host.netns());
     assert_eq!(
         tcp_call(&host_path, addr("127.0.0.1:9090")).as_deref(),
@@ -392,17 +379,7 @@ fn conflicts_are_refused_and_change_nothing() {
 #[test]
 fn publishing_survives_a_daemon_crash_and_keeps_open_connections() {
     let (mut host, outside, _link) = setup();
-    host.netctl(&[
-        "sandbox",
-        "create",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "8080:80",
-    ])
-    .expect_ok();
-    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let _s = a_publishing(&host, "8080:80", 80);
     let outside_ns = outside_path(&outside);
     // An open connection across the restart.
     let mut open = netns_fixtures::in_netns_at(&outside_ns, || {
@@ -451,17 +428,7 @@ fn eventually(mut check: impl FnMut() -> bool) -> bool {
 #[test]
 fn a_flushed_or_deleted_table_heals_itself() {
     let (host, outside, _link) = setup();
-    host.netctl(&[
-        "sandbox",
-        "create",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "8080:80",
-    ])
-    .expect_ok();
-    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let _s = a_publishing(&host, "8080:80", 80);
     let outside_ns = outside_path(&outside);
     let reachable = || tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some();
     assert!(reachable());
@@ -487,17 +454,7 @@ fn a_flushed_or_deleted_table_heals_itself() {
 #[test]
 fn the_users_policy_chain_blocks_and_survives_reload_and_restart() {
     let (mut host, outside, _link) = setup();
-    host.netctl(&[
-        "sandbox",
-        "create",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "8080:80",
-    ])
-    .expect_ok();
-    let _s = tcp_echo(&netns_of(&host, "a"), 80);
+    let _s = a_publishing(&host, "8080:80", 80);
     let outside_ns = outside_path(&outside);
     let reachable = || tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some();
     assert!(reachable());
