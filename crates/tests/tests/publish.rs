@@ -503,6 +503,10 @@ fn ports_are_published_and_withdrawn_on_a_running_endpoint() {
         .netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
         .expect_err();
     assert!(err.contains("no such published port"), "{err}");
+    // The host port was given back: publishing it again works.
+    host.netctl(&["network", "publish", "web", "a", "-p", "8080:80"])
+        .expect_ok();
+    assert!(tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some());
 }
 
 #[test]

@@ -149,7 +149,12 @@ impl HostPorts {
 /// The kernel's forwards for an endpoint's published ports: a wildcard binding goes to each
 /// of the endpoint's addresses, a specific one to the address of its family.
 pub(super) fn forwards(ep: &EndpointRecord) -> Vec<PortForward> {
-    ep.ports
+    forwards_of(ep, &ep.ports)
+}
+
+/// As [`forwards`], for some of the endpoint's mappings (being added or withdrawn).
+pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PortMapping]) -> Vec<PortForward> {
+    mappings
         .iter()
         .flat_map(|m| {
             let targets: Vec<IpAddr> = [ep.ipv4, ep.ipv6]

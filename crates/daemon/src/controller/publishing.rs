@@ -40,11 +40,10 @@ impl Controller {
             state.ports.release_all(&taken);
             return Err(from_daemon(e));
         }
-        let added = EndpointRecord {
-            ports: taken.clone(),
-            ..endpoint.clone()
-        };
-        if let Err(e) = Firewall.publish(&ports::forwards(&added)).await {
+        if let Err(e) = Firewall
+            .publish(&ports::forwards_of(&endpoint, &taken))
+            .await
+        {
             let _ = self.store.apply(&[Change::PutEndpoint(&endpoint)]);
             state.ports.release_all(&taken);
             return Err(from_driver(e));
@@ -85,12 +84,8 @@ impl Controller {
             .apply(&[Change::PutEndpoint(&updated)])
             .map_err(from_daemon)?;
         state.endpoints.insert(updated.id.clone(), updated);
-        let gone = EndpointRecord {
-            ports: removed.clone(),
-            ..endpoint
-        };
         state.ports.release_all(&removed);
-        let forwards = ports::forwards(&gone);
+        let forwards = ports::forwards_of(&endpoint, &removed);
         Firewall.unpublish(&forwards).await.map_err(from_driver)?;
         for f in forwards.iter().filter(|f| f.proto == "udp") {
             conntrack::forget_udp(f.target.is_ipv6(), f.host_port).await;
