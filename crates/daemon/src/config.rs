@@ -82,15 +82,28 @@ impl DaemonConfig {
         if let Some(mtu) = self.mtu {
             check_mtu(mtu)?;
         }
+        let dns = dns::DnsSettings {
+            servers: self.dns.clone(),
+            search: self.dns_search.clone(),
+            options: self.dns_opts.clone(),
+        };
+        dns.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 
-    /// Settings that are valid but have no effect yet, for a warning at start.
+    /// The settings other than `dns*`, which alone apply without a restart.
+    pub fn without_dns(&self) -> Self {
+        Self {
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            dns_opts: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Settings that are valid but have no effect, for a warning at start.
     pub fn inert_settings(&self) -> Vec<&'static str> {
         let mut inert = Vec::new();
-        if !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_opts.is_empty() {
-            inert.push("dns, dns-search and dns-opts (no embedded DNS server in this version)");
-        }
         if self.userland_proxy == Some(true) {
             inert.push("userland-proxy (netctl never runs a userland proxy)");
         }
@@ -150,7 +163,12 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("roles"));
         let c: DaemonConfig = serde_json::from_str(r#"{"dns": ["192.0.2.53"]}"#).unwrap();
         assert!(c.validate().is_ok());
-        assert_eq!(c.inert_settings().len(), 1);
+        assert!(c.inert_settings().is_empty());
+        let c: DaemonConfig = serde_json::from_str(r#"{"dns": ["192.0.2"]}"#).unwrap();
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "invalid DNS server \"192.0.2\": not an IP address"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::DaemonConfig;
-pub use controller::{raise_file_limit, watch_firewall, Controller};
+pub use controller::{raise_file_limit, watch_dns_sources, watch_firewall, Controller};
 pub use error::DaemonError;
 
 /// Where the daemon keeps things; flags override daemon.json, which overrides the defaults.
@@ -25,12 +25,17 @@ pub struct Paths {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub socket: PathBuf,
+    /// daemon.json, watched for changes to its `dns*` settings.
+    pub config: PathBuf,
+    /// The host's resolv.conf: upstreams when neither the sandbox nor daemon.json name any.
+    pub host_resolv_conf: PathBuf,
 }
 
 pub const DEFAULT_CONFIG: &str = "/etc/netctl/daemon.json";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/netctl";
 pub const DEFAULT_EXEC_ROOT: &str = "/run/netctl";
 pub const DEFAULT_SOCKET: &str = "/run/netctl/netctl.sock";
+pub const DEFAULT_HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Starts the daemon and serves until `shutdown` resolves.
 pub async fn run(
@@ -41,5 +46,6 @@ pub async fn run(
     raise_file_limit();
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));
+    tokio::spawn(watch_dns_sources(controller.clone()));
     server::serve(controller, &paths.socket, shutdown).await
 }

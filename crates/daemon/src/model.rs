@@ -93,6 +93,9 @@ pub struct SandboxRecord {
     pub created: String,
     pub netns: PathBuf,
     pub mode: SandboxMode,
+    /// The sandbox's own DNS settings (`--dns`, `--dns-search`, `--dns-option`).
+    #[serde(default)]
+    pub dns: dns::DnsSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,9 @@ pub enum Command {
     /// netctl's firewall.
     #[command(subcommand)]
     Firewall(FirewallCommand),
+    /// The embedded DNS server.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
@@ -50,6 +53,33 @@ pub struct DaemonArgs {
     /// Where sockets and namespace files live.
     #[arg(long)]
     pub exec_root: Option<PathBuf>,
+    /// The host's resolv.conf: upstreams for sandboxes that name none (re-read on change).
+    #[arg(long, default_value = daemon::DEFAULT_HOST_RESOLV_CONF)]
+    pub resolv_conf: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DnsCommand {
+    /// Which upstreams, search domains and options a sandbox uses, and why.
+    Explain {
+        sandbox: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// A sandbox's own DNS settings, as `docker run` takes them.
+#[derive(Args, Debug, Default)]
+pub struct DnsArgs {
+    /// An upstream DNS server (repeatable); before daemon.json's and the host's.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A search domain (repeatable).
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// A resolver option such as ndots:2 (repeatable).
+    #[arg(long)]
+    pub dns_option: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
@@ -188,6 +218,8 @@ pub enum SandboxCommand {
         hostname: Option<String>,
         #[command(flatten)]
         endpoint: EndpointArgs,
+        #[command(flatten)]
+        dns: DnsArgs,
     },
     /// List sandboxes.
     #[command(alias = "list")]

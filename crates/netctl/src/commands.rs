@@ -11,7 +11,7 @@ use plugin_api::{
 };
 
 use crate::cli::{
-    Cli, Command, DaemonArgs, EndpointArgs, FirewallCommand, Format, ListArgs, NetworkCommand,
+    Cli, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format, ListArgs, NetworkCommand,
     NetworkCreateArgs, RemoveArgs, SandboxCommand,
 };
 use crate::{exec, ipam_flags, output};
@@ -26,7 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok((client.sandbox_inspect(&name).await?, client.info().await?))
             })?;
             let netns = PathBuf::from(&sandbox.network_settings.sandbox_key);
-            exec::exec_in(&netns, info.pid, &sandbox.hostname, &command)
+            let resolv_conf = PathBuf::from(&sandbox.resolv_conf_path);
+            exec::exec_in(&netns, info.pid, &sandbox.hostname, &resolv_conf, &command)
         }
         Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
         Command::Firewall(FirewallCommand::Reload) => block_on(async {
@@ -36,6 +37,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Port { sandbox, format } => {
             block_on(port(Client::new(&cli.socket), &sandbox, format))
         }
+        Command::Dns(DnsCommand::Explain { sandbox, format }) => block_on(async {
+            let explained = Client::new(&cli.socket).sandbox_dns(&sandbox).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&explained)?),
+                Format::Table => print!("{}", output::dns_explain(&explained)),
+            }
+            Ok(())
+        }),
     }
 }
 
@@ -72,6 +81,8 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
             .or_else(|| config.exec_root.clone())
             .unwrap_or_else(|| daemon::DEFAULT_EXEC_ROOT.into()),
         socket,
+        config: config_path,
+        host_resolv_conf: args.resolv_conf,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,12 +289,16 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
             network,
             hostname,
             endpoint,
+            dns,
         } => {
             let req = SandboxCreateRequest {
                 name,
                 hostname,
                 network,
                 endpoint_config: endpoint_config(endpoint)?,
+                dns: dns.dns,
+                dns_search: dns.dns_search,
+                dns_options: dns.dns_option,
             };
             let created = client.sandbox_create(&req).await?;
             println!("{}", created.id);

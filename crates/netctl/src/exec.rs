@@ -1,5 +1,7 @@
-//! `netctl sandbox exec`: enter the sandbox's network namespace (and give the command the
-//! sandbox's hostname in a UTS namespace of its own), then replace this process.
+//! `netctl sandbox exec`: enter the sandbox's network namespace, give the command the
+//! sandbox's hostname in a UTS namespace of its own and the sandbox's resolv.conf as
+//! /etc/resolv.conf in a mount namespace of its own (as `ip netns exec` does with
+//! /etc/netns/NAME/), then replace this process.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -7,6 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
@@ -29,6 +32,36 @@ fn open_netns(path: &Path, daemon_pid: u32) -> anyhow::Result<File> {
         })
 }
 
+/// Shows `resolv_conf` as /etc/resolv.conf to this process only. A mount's source must be in
+/// the caller's mount namespace, so the file is named by path after the unshare (a plain
+/// file, unlike the namespace mounts, is visible even when the daemon runs in a mount
+/// namespace of its own).
+fn mount_resolv_conf(resolv_conf: &Path) -> anyhow::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).context("creating a mount namespace")?;
+    // Keep our mounts from propagating back to the host's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .context("making mounts private")?;
+    mount(
+        Some(resolv_conf),
+        "/etc/resolv.conf",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| {
+        format!(
+            "mounting the sandbox's resolv.conf {} on /etc/resolv.conf",
+            resolv_conf.display()
+        )
+    })
+}
+
 fn is_netns(file: &File) -> bool {
     fstatfs(file.as_fd()).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
 }
@@ -38,9 +71,11 @@ pub fn exec_in(
     netns: &Path,
     daemon_pid: u32,
     hostname: &str,
+    resolv_conf: &Path,
     command: &[String],
 ) -> anyhow::Result<()> {
     let file = open_netns(netns, daemon_pid)?;
+    mount_resolv_conf(resolv_conf)?;
     setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
         .context("entering the sandbox's network namespace")?;
     unshare(CloneFlags::CLONE_NEWUTS).context("creating a UTS namespace")?;

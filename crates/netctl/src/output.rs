@@ -1,6 +1,6 @@
 //! Tables for people, JSON for scripts.
 
-use plugin_api::{NetworkInspect, SandboxInspect};
+use plugin_api::{DnsExplain, NetworkInspect, SandboxInspect};
 
 /// Left-aligned columns separated by three spaces, as Docker prints them.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -138,6 +138,7 @@ pub fn sandbox_details(s: &SandboxInspect) -> String {
         format!("Id:        {}", s.id),
         format!("Hostname:  {}", s.hostname),
         format!("Netns:     {}", s.network_settings.sandbox_key),
+        format!("ResolvConf: {}", s.resolv_conf_path),
         String::new(),
     ];
     let rows: Vec<Vec<String>> = s
@@ -185,4 +186,30 @@ mod tests {
         let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
         assert_eq!(t, "A            NAME\nlong-value   x");
     }
+}
+
+/// `netctl dns explain`: the settings, where each came from, and the decisions, one a line.
+pub fn dns_explain(d: &DnsExplain) -> String {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(" ")
+        }
+    };
+    let mut out = vec![
+        format!("Sandbox:     {}", d.sandbox),
+        format!("Nameservers: {}", list(&d.nameservers)),
+        format!("ResolvConf:  {}", d.resolv_conf_path),
+        format!("Upstreams:   {}  (from {})", list(&d.upstreams), d.upstreams_from),
+        format!("Search:      {}  (from {})", list(&d.search), d.search_from),
+        format!("Options:     {}  (from {})", list(&d.options), d.options_from),
+        format!("Forwarding:  {}", if d.forwarding { "on" } else { "off" }),
+    ];
+    for unusable in &d.unusable {
+        out.push(format!("Unusable:    {unusable}"));
+    }
+    out.push(String::new());
+    out.extend(d.reasons.iter().map(|r| format!("- {r}")));
+    out.join("\n") + "\n"
 }

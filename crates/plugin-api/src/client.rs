@@ -174,6 +174,11 @@ impl Client {
         .await
     }
 
+    pub async fn sandbox_dns(&self, name: &str) -> Result<crate::DnsExplain> {
+        let path = format!("/v1/sandboxes/{}/dns", escape(name));
+        self.call("GET", &path, None::<&()>).await
+    }
+
     pub async fn network_publish(
         &self,
         network: &str,

@@ -16,6 +16,7 @@ use tokio::net::UnixListener;
 
 use crate::ports::PortMapping;
 use crate::{
+    DnsExplain,
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
     PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
@@ -83,6 +84,7 @@ pub trait Management: Send + Sync + 'static {
         name: String,
     ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
     fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn sandbox_dns(&self, name: String) -> impl Future<Output = ApiResult<DnsExplain>> + Send;
     fn network_publish(
         &self,
         network: String,
@@ -150,6 +152,7 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             "/v1/sandboxes/{name}",
             get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
         )
+        .route("/v1/sandboxes/{name}/dns", get(sandbox_dns::<M>))
         .route("/v1/networks/{name}/publish", post(network_publish::<M>))
         .route(
             "/v1/networks/{name}/unpublish",
@@ -292,4 +295,11 @@ async fn sandbox_remove<M: Management>(
     m.sandbox_remove(name)
         .await
         .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn sandbox_dns<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DnsExplain>> {
+    m.sandbox_dns(name).await.map(Json)
 }

@@ -182,6 +182,13 @@ pub struct SandboxCreateRequest {
     pub network: Option<String>,
     #[serde(default)]
     pub endpoint_config: EndpointConfig,
+    /// Upstream DNS servers (`--dns`), before daemon.json's and the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// `GET /v1/sandboxes/NAME`, shaped like the network part of `docker container inspect`.
@@ -192,7 +199,34 @@ pub struct SandboxInspect {
     pub name: String,
     pub hostname: String,
     pub created: String,
+    /// The sandbox's resolv.conf, for a runtime to mount at /etc/resolv.conf.
+    #[serde(default)]
+    pub resolv_conf_path: String,
     pub network_settings: NetworkSettings,
+}
+
+/// `GET /v1/sandboxes/NAME/dns`: what the sandbox resolves with, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DnsExplain {
+    pub sandbox: String,
+    /// The nameservers in its resolv.conf: 127.0.0.11, or the upstreams themselves for a
+    /// sandbox in the host's namespace.
+    pub nameservers: Vec<String>,
+    pub resolv_conf_path: String,
+    pub upstreams: Vec<String>,
+    /// `sandbox`, `daemon-config`, `host` or `nowhere`.
+    pub upstreams_from: String,
+    /// Entries that cannot be used, with the reason.
+    pub unusable: Vec<String>,
+    pub search: Vec<String>,
+    pub search_from: String,
+    pub options: Vec<String>,
+    pub options_from: String,
+    /// Whether names that are not local are forwarded at all.
+    pub forwarding: bool,
+    /// One line per decision, for people.
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -75,7 +75,7 @@ impl Management for Controller {
     async fn sandbox_create(&self, req: SandboxCreateRequest) -> Result<SandboxInspect, ApiError> {
         let sandbox = self.create_sandbox(req).await?;
         let state = self.state.lock().await;
-        Ok(view::sandbox(&state, &sandbox))
+        Ok(view::sandbox(&state, &self.paths, &sandbox))
     }
 
     async fn sandbox_list(&self) -> Result<Vec<SandboxInspect>, ApiError> {
@@ -83,7 +83,7 @@ impl Management for Controller {
         let mut list: Vec<_> = state
             .sandboxes
             .values()
-            .map(|s| view::sandbox(&state, &s.record))
+            .map(|s| view::sandbox(&state, &self.paths, &s.record))
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
@@ -91,7 +91,7 @@ impl Management for Controller {
 
     async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
         let state = self.state.lock().await;
-        Ok(view::sandbox(&state, &state.sandbox(&name)?.record))
+        Ok(view::sandbox(&state, &self.paths, &state.sandbox(&name)?.record))
     }
 
     async fn network_publish(
@@ -118,5 +118,9 @@ impl Management for Controller {
 
     async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
         self.remove_sandbox(&name).await
+    }
+
+    async fn sandbox_dns(&self, name: String) -> Result<plugin_api::DnsExplain, ApiError> {
+        self.explain_dns(&name).await
     }
 }

@@ -318,6 +318,9 @@ impl Controller {
             return Err(from_driver(e));
         }
         tracing::debug!(network = %net.name, sandbox = %sandbox.name, ip = ?endpoint.ipv4, "connected");
+        if let Some(names) = super::dns::endpoint_names(net, sandbox, &endpoint) {
+            self.dns.directory().add_endpoint(names);
+        }
         state.endpoints.insert(endpoint.id.clone(), endpoint);
         Ok(())
     }
@@ -392,6 +395,7 @@ impl Controller {
         self.store
             .apply(&[Change::DeleteEndpoint(&endpoint.id)])
             .map_err(from_daemon)?;
+        self.dns.directory().remove_endpoint(&endpoint.id);
         state.endpoints.remove(&endpoint.id);
         state.release_endpoint(&net, &endpoint);
         self.withdraw_ports(&endpoint).await;

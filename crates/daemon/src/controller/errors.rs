@@ -22,3 +22,10 @@ pub(super) fn from_driver(e: DriverError) -> ApiError {
 pub(super) fn from_daemon(e: DaemonError) -> ApiError {
     ApiError::internal(e.to_string())
 }
+
+pub(super) fn from_dns(e: dns::DnsError) -> ApiError {
+    match e {
+        dns::DnsError::Invalid { .. } => ApiError::invalid(e.to_string()),
+        dns::DnsError::Bind { .. } => ApiError::internal(e.to_string()),
+    }
+}

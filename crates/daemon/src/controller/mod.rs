@@ -6,6 +6,7 @@
 
 mod api;
 mod conntrack;
+mod dns;
 mod drivers;
 mod endpoints;
 mod errors;
@@ -26,6 +27,7 @@ use tokio::sync::Mutex;
 use crate::store::Store;
 use crate::{DaemonConfig, Paths};
 use drivers::Drivers;
+pub use self::dns::watch_dns_sources;
 pub use firewall::watch_firewall;
 pub use ports::raise_file_limit;
 use state::State;
@@ -38,6 +40,8 @@ pub struct Controller {
     host: Netlink,
     config: DaemonConfig,
     paths: Paths,
+    /// The embedded DNS server of every sandbox.
+    dns: Arc<::dns::Dns>,
 }
 
 /// The sandbox's namespace, shared with in-flight operations.

@@ -57,9 +57,14 @@ impl Controller {
                 passive: PassiveDriver,
             },
             host,
+            dns: ::dns::Dns::new(),
             config,
             paths,
         };
+        controller.dns.set_defaults(
+            super::dns::daemon_dns(&controller.config),
+            super::dns::host_dns(&controller.paths.host_resolv_conf),
+        );
         controller.reconcile().await?;
         Ok(controller)
     }
@@ -112,13 +117,22 @@ impl Controller {
                     None
                 }
             };
+            if netns.is_some() || record.mode == SandboxMode::Host {
+                if let Err(e) = self.start_dns(&record).await {
+                    tracing::error!(sandbox = %record.name, error = %e.message, "cannot serve DNS");
+                }
+            }
             state
                 .sandboxes
                 .insert(record.id.clone(), Sandbox { record, netns });
         }
         for endpoint in state.endpoints.values() {
             let net = &state.networks[&endpoint.network_id];
-            let Some(netns) = state.sandboxes[&endpoint.sandbox_id].netns.as_ref() else {
+            let sandbox = &state.sandboxes[&endpoint.sandbox_id];
+            if let Some(names) = super::dns::endpoint_names(net, &sandbox.record, endpoint) {
+                self.dns.directory().add_endpoint(names);
+            }
+            let Some(netns) = sandbox.netns.as_ref() else {
                 continue;
             };
             if let Err(e) = self.drivers.join(net, endpoint, netns).await {
@@ -191,6 +205,7 @@ impl Controller {
             .values()
             .map(|s| s.record.netns.as_path())
             .collect();
+        self.remove_unwanted_resolv_confs(state);
         let dir = self.paths.exec_root.join("netns");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
@@ -202,6 +217,20 @@ impl Controller {
                 if let Err(e) = netns::remove(&path) {
                     tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
                 }
+            }
+        }
+    }
+}
+
+impl Controller {
+    fn remove_unwanted_resolv_confs(&self, state: &State) {
+        let Ok(entries) = std::fs::read_dir(self.paths.exec_root.join("sandboxes")) else {
+            return;
+        };
+        let wanted: HashSet<&str> = state.sandboxes.keys().map(|id| &id[..12]).collect();
+        for entry in entries.flatten() {
+            if !wanted.contains(entry.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use drivers::netns::{self, Netns};
 use plugin_api::{ApiError, SandboxCreateRequest};
 
-use super::errors::{from_daemon, from_driver};
+use dns::DnsSettings;
+
+use super::errors::{from_daemon, from_dns, from_driver};
 use super::state::Sandbox;
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
@@ -47,6 +49,12 @@ impl Controller {
             Some(n) if n.driver == DriverKind::Host => SandboxMode::Host,
             _ => SandboxMode::Isolated,
         };
+        let dns = DnsSettings {
+            servers: req.dns.clone(),
+            search: req.dns_search.clone(),
+            options: req.dns_options.clone(),
+        };
+        dns.validate().map_err(from_dns)?;
         let id = new_id();
         let record = SandboxRecord {
             netns: self.paths.exec_root.join("netns").join(&id[..12]),
@@ -55,6 +63,7 @@ impl Controller {
             hostname,
             created: now_rfc3339(),
             mode,
+            dns,
         };
         self.store
             .apply(&[Change::PutSandbox(&record)])
@@ -71,6 +80,11 @@ impl Controller {
                 return Err(from_driver(e));
             }
         };
+        if let Err(e) = self.start_dns(&record).await {
+            let _ = netns::remove(&record.netns);
+            let _ = self.store.apply(&[Change::DeleteSandbox(&record.id)]);
+            return Err(e);
+        }
         state.sandboxes.insert(
             record.id.clone(),
             Sandbox {
@@ -83,6 +97,7 @@ impl Controller {
                 .connect_locked(&mut state, &net, &record, Some(netns), &req.endpoint_config)
                 .await;
             if let Err(e) = connected {
+                self.stop_dns(&record);
                 state.sandboxes.remove(&record.id);
                 let _ = self.store.apply(&[Change::DeleteSandbox(&record.id)]);
                 let _ = netns::remove(&record.netns);
@@ -107,7 +122,9 @@ impl Controller {
         self.store.apply(&changes).map_err(from_daemon)?;
 
         let mut errors = Vec::new();
+        self.stop_dns(&sandbox);
         for endpoint in &endpoints {
+            self.dns.directory().remove_endpoint(&endpoint.id);
             state.endpoints.remove(&endpoint.id);
             let Some(net) = state.networks.get(&endpoint.network_id).cloned() else {
                 continue;

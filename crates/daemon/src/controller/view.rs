@@ -9,6 +9,7 @@ use plugin_api::{
 
 use super::state::State;
 use crate::model::{format_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::Paths;
 
 pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
     let containers = state
@@ -64,7 +65,7 @@ fn network_endpoint(sandbox: &SandboxRecord, ep: &EndpointRecord) -> NetworkEndp
     }
 }
 
-pub(super) fn sandbox(state: &State, sandbox: &SandboxRecord) -> SandboxInspect {
+pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> SandboxInspect {
     let networks = state
         .endpoints_of_sandbox(&sandbox.id)
         .filter_map(|ep| {
@@ -77,6 +78,7 @@ pub(super) fn sandbox(state: &State, sandbox: &SandboxRecord) -> SandboxInspect 
         name: sandbox.name.clone(),
         hostname: sandbox.hostname.clone(),
         created: sandbox.created.clone(),
+        resolv_conf_path: paths.resolv_conf(&sandbox.id).display().to_string(),
         network_settings: NetworkSettings {
             sandbox_key: sandbox.netns.display().to_string(),
             networks,

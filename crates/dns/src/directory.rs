@@ -1,0 +1,302 @@
+//! Who is who on each network: the names a sandbox can resolve locally.
+//!
+//! A sandbox sees the names of the endpoints on the networks it is attached to, and nothing
+//! else. Changes are applied in place under a write lock held for a few map operations, so
+//! the next query sees them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use crate::settings::Resolution;
+
+/// One endpoint's names and addresses on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointNames {
+    pub endpoint_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    /// An internal network's sandboxes never forward.
+    pub internal: bool,
+    pub sandbox_id: String,
+    /// Sandbox name first (the PTR answer), then hostname and aliases.
+    pub names: Vec<String>,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// What a lookup found among a sandbox's networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    /// The name is known; these addresses have the asked-for family (possibly none).
+    Addresses(Vec<IpAddr>),
+    /// Reverse lookup of a known address.
+    Pointer(String),
+    /// Not a local name: forward it, if the sandbox may.
+    Unknown,
+}
+
+#[derive(Default)]
+struct Network {
+    name: String,
+    internal: bool,
+    by_name: HashMap<String, Vec<IpAddr>>,
+    by_address: HashMap<IpAddr, String>,
+}
+
+struct Sandbox {
+    networks: Vec<String>,
+    resolution: Arc<Resolution>,
+}
+
+#[derive(Default)]
+struct Inner {
+    networks: HashMap<String, Network>,
+    sandboxes: HashMap<String, Sandbox>,
+    endpoints: HashMap<String, EndpointNames>,
+}
+
+/// What a query needs to know about its sandbox.
+pub struct SandboxView {
+    pub resolution: Arc<Resolution>,
+    /// At least one network that is not internal: forwarding is allowed.
+    pub may_forward: bool,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    inner: RwLock<Inner>,
+}
+
+impl Directory {
+    pub fn set_sandbox(&self, id: &str, resolution: Arc<Resolution>) {
+        let mut inner = self.inner.write().unwrap();
+        let networks = inner
+            .sandboxes
+            .remove(id)
+            .map(|s| s.networks)
+            .unwrap_or_default();
+        inner.sandboxes.insert(
+            id.to_string(),
+            Sandbox {
+                networks,
+                resolution,
+            },
+        );
+    }
+
+    pub fn remove_sandbox(&self, id: &str) {
+        self.inner.write().unwrap().sandboxes.remove(id);
+    }
+
+    /// Replaces every sandbox's resolution at once (daemon.json or resolv.conf changed).
+    pub fn update_resolutions(&self, resolve: impl Fn(&str) -> Option<Arc<Resolution>>) {
+        let mut inner = self.inner.write().unwrap();
+        for (id, sandbox) in inner.sandboxes.iter_mut() {
+            if let Some(r) = resolve(id) {
+                sandbox.resolution = r;
+            }
+        }
+    }
+
+    pub fn add_endpoint(&self, ep: EndpointNames) {
+        let mut inner = self.inner.write().unwrap();
+        if inner.endpoints.contains_key(&ep.endpoint_id) {
+            return;
+        }
+        let net = inner.networks.entry(ep.network_id.clone()).or_default();
+        net.name = ep.network_name.to_ascii_lowercase();
+        net.internal = ep.internal;
+        let qualified: Vec<String> = ep
+            .names
+            .iter()
+            .map(|n| format!("{}.{}", n.to_ascii_lowercase(), net.name))
+            .collect();
+        for name in ep.names.iter().map(|n| n.to_ascii_lowercase()).chain(qualified) {
+            let addrs = net.by_name.entry(name).or_default();
+            addrs.extend(&ep.addresses);
+        }
+        if let Some(first) = ep.names.first() {
+            let ptr = format!("{}.{}", first.to_ascii_lowercase(), net.name);
+            for addr in &ep.addresses {
+                net.by_address.insert(*addr, ptr.clone());
+            }
+        }
+        let sandbox = inner
+            .sandboxes
+            .entry(ep.sandbox_id.clone())
+            .or_insert_with(|| Sandbox {
+                networks: Vec::new(),
+                resolution: Arc::default(),
+            });
+        sandbox.networks.push(ep.network_id.clone());
+        inner.endpoints.insert(ep.endpoint_id.clone(), ep);
+    }
+
+    pub fn remove_endpoint(&self, endpoint_id: &str) {
+        let mut inner = self.inner.write().unwrap();
+        let Some(ep) = inner.endpoints.remove(endpoint_id) else {
+            return;
+        };
+        if let Some(sandbox) = inner.sandboxes.get_mut(&ep.sandbox_id) {
+            if let Some(at) = sandbox.networks.iter().position(|n| *n == ep.network_id) {
+                sandbox.networks.remove(at);
+            }
+        }
+        let Some(net) = inner.networks.get_mut(&ep.network_id) else {
+            return;
+        };
+        let suffix = format!(".{}", net.name);
+        for base in ep.names.iter().map(|n| n.to_ascii_lowercase()) {
+            for name in [base.clone(), base + &suffix] {
+                if let Some(addrs) = net.by_name.get_mut(&name) {
+                    // One copy of each address per endpoint holding the name.
+                    for addr in &ep.addresses {
+                        if let Some(at) = addrs.iter().position(|a| a == addr) {
+                            addrs.remove(at);
+                        }
+                    }
+                    if addrs.is_empty() {
+                        net.by_name.remove(&name);
+                    }
+                }
+            }
+        }
+        for addr in &ep.addresses {
+            net.by_address.remove(addr);
+        }
+        if net.by_name.is_empty() {
+            inner.networks.remove(&ep.network_id);
+        }
+    }
+
+    pub fn view(&self, sandbox_id: &str) -> Option<SandboxView> {
+        let inner = self.inner.read().unwrap();
+        let sandbox = inner.sandboxes.get(sandbox_id)?;
+        let may_forward = sandbox
+            .networks
+            .iter()
+            .any(|n| inner.networks.get(n).is_some_and(|n| !n.internal));
+        Some(SandboxView {
+            resolution: sandbox.resolution.clone(),
+            may_forward,
+        })
+    }
+
+    /// `name` is lower case without the trailing dot; `v6` picks AAAA over A.
+    pub fn lookup(&self, sandbox_id: &str, name: &str, v6: bool) -> Local {
+        let inner = self.inner.read().unwrap();
+        let Some(sandbox) = inner.sandboxes.get(sandbox_id) else {
+            return Local::Unknown;
+        };
+        let mut known = false;
+        let mut found = Vec::new();
+        for net in sandbox.networks.iter().filter_map(|n| inner.networks.get(n)) {
+            if let Some(addrs) = net.by_name.get(name) {
+                known = true;
+                found.extend(addrs.iter().filter(|a| a.is_ipv6() == v6));
+            }
+        }
+        if !known {
+            return Local::Unknown;
+        }
+        found.sort_unstable();
+        found.dedup();
+        fastrand::shuffle(&mut found);
+        Local::Addresses(found)
+    }
+
+    pub fn reverse(&self, sandbox_id: &str, addr: IpAddr) -> Local {
+        let inner = self.inner.read().unwrap();
+        let Some(sandbox) = inner.sandboxes.get(sandbox_id) else {
+            return Local::Unknown;
+        };
+        sandbox
+            .networks
+            .iter()
+            .filter_map(|n| inner.networks.get(n))
+            .find_map(|net| net.by_address.get(&addr))
+            .map_or(Local::Unknown, |name| Local::Pointer(name.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(id: &str, net: &str, sandbox: &str, names: &[&str], addr: &str) -> EndpointNames {
+        EndpointNames {
+            endpoint_id: id.into(),
+            network_id: net.into(),
+            network_name: if net == "n1" { "web" } else { "db" }.into(),
+            internal: net == "n2",
+            sandbox_id: sandbox.into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            addresses: vec![addr.parse().unwrap()],
+        }
+    }
+
+    fn directory() -> Directory {
+        let d = Directory::default();
+        for s in ["a", "b", "c", "z"] {
+            d.set_sandbox(s, Arc::default());
+        }
+        d.add_endpoint(ep("ea", "n1", "a", &["a"], "10.0.0.2"));
+        d.add_endpoint(ep("eb", "n1", "b", &["b", "api"], "10.0.0.3"));
+        d.add_endpoint(ep("ec", "n1", "c", &["C", "api"], "10.0.0.4"));
+        d.add_endpoint(ep("ez", "n2", "z", &["z"], "10.1.0.2"));
+        d
+    }
+
+    fn v4(d: &Directory, sandbox: &str, name: &str) -> Vec<String> {
+        match d.lookup(sandbox, name, false) {
+            Local::Addresses(mut a) => {
+                a.sort();
+                a.iter().map(|a| a.to_string()).collect()
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_are_per_network_and_case_blind() {
+        let d = directory();
+        assert_eq!(v4(&d, "a", "b"), ["10.0.0.3"]);
+        assert_eq!(v4(&d, "a", "c"), ["10.0.0.4"]);
+        assert_eq!(v4(&d, "a", "b.web"), ["10.0.0.3"]);
+        assert_eq!(v4(&d, "a", "api"), ["10.0.0.3", "10.0.0.4"]);
+        assert_eq!(d.lookup("a", "z", false), Local::Unknown);
+        assert_eq!(d.lookup("z", "a", false), Local::Unknown);
+        assert_eq!(d.lookup("a", "b", true), Local::Addresses(vec![]));
+        assert_eq!(
+            d.reverse("a", "10.0.0.3".parse().unwrap()),
+            Local::Pointer("b.web".into())
+        );
+        assert_eq!(d.reverse("a", "10.1.0.2".parse().unwrap()), Local::Unknown);
+        assert!(d.view("a").unwrap().may_forward);
+        assert!(!d.view("z").unwrap().may_forward);
+    }
+
+    #[test]
+    fn several_holders_come_back_in_every_order() {
+        let d = directory();
+        let orders: std::collections::HashSet<_> = (0..64)
+            .map(|_| match d.lookup("a", "api", false) {
+                Local::Addresses(a) => a,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(orders.len(), 2);
+    }
+
+    #[test]
+    fn removing_an_endpoint_removes_only_its_names() {
+        let d = directory();
+        d.remove_endpoint("eb");
+        assert_eq!(d.lookup("a", "b", false), Local::Unknown);
+        assert_eq!(v4(&d, "a", "api"), ["10.0.0.4"]);
+        assert_eq!(d.reverse("a", "10.0.0.3".parse().unwrap()), Local::Unknown);
+        d.remove_endpoint("ea");
+        assert_eq!(d.lookup("a", "c", false), Local::Unknown);
+        assert!(!d.view("a").unwrap().may_forward);
+    }
+}

@@ -1,0 +1,119 @@
+//! netctl's embedded DNS server: one daemon answers at 127.0.0.11:53 (UDP and TCP) inside
+//! every sandbox.
+//!
+//! Names of the endpoints on the networks a sandbox shares are answered from the
+//! [`Directory`]; everything else goes to the sandbox's upstreams ([`settings`]) through a
+//! hedging forwarder with a TTL-honouring cache. Sandboxes on internal networks only never
+//! forward.
+
+mod cache;
+pub mod directory;
+mod forward;
+mod listener;
+mod query;
+pub mod settings;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use directory::{Directory, EndpointNames};
+pub use forward::HEDGE_AFTER;
+pub use settings::{DnsSettings, Resolution, Source, Upstream};
+
+/// Where each sandbox finds its resolver (Docker's address).
+pub const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("invalid {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("DNS server in namespace {}: {source}", netns.display())]
+    Bind {
+        netns: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The daemon-wide settings below every sandbox's own.
+#[derive(Default)]
+struct Defaults {
+    daemon: DnsSettings,
+    host: DnsSettings,
+}
+
+/// The server: the directory, the cache, and the listeners of every sandbox.
+#[derive(Default)]
+pub struct Dns {
+    directory: Directory,
+    cache: cache::Cache,
+    health: forward::Health,
+    defaults: RwLock<Defaults>,
+    /// Each sandbox's own settings, kept to recompute its resolution when defaults change.
+    own: Mutex<HashMap<String, DnsSettings>>,
+    listeners: Mutex<HashMap<String, listener::Listener>>,
+}
+
+impl Dns {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// daemon.json's `dns*` settings and the host's resolv.conf. Applies to every sandbox at
+    /// once; queries in flight finish with what they started with.
+    pub fn set_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
+        let mut defaults = self.defaults.write().unwrap();
+        *defaults = Defaults { daemon, host };
+        let own = self.own.lock().unwrap();
+        self.directory.update_resolutions(|id| {
+            own.get(id)
+                .map(|o| Arc::new(Resolution::new(o, &defaults.daemon, &defaults.host)))
+        });
+    }
+
+    /// Registers a sandbox with its own settings; returns what it resolves with.
+    pub fn add_sandbox(&self, id: &str, own: &DnsSettings) -> Arc<Resolution> {
+        let defaults = self.defaults.read().unwrap();
+        let resolution = Arc::new(Resolution::new(own, &defaults.daemon, &defaults.host));
+        self.own.lock().unwrap().insert(id.to_string(), own.clone());
+        self.directory.set_sandbox(id, resolution.clone());
+        resolution
+    }
+
+    /// What the sandbox resolves with now.
+    pub fn resolution(&self, id: &str) -> Option<Arc<Resolution>> {
+        self.directory.view(id).map(|v| v.resolution)
+    }
+
+    /// Whether the sandbox may forward (it has a network that is not internal).
+    pub fn may_forward(&self, id: &str) -> bool {
+        self.directory.view(id).is_some_and(|v| v.may_forward)
+    }
+
+    /// Opens 127.0.0.11:53 in the sandbox's namespace and serves it.
+    pub async fn serve(self: &Arc<Self>, id: &str, netns: &Path) -> Result<(), DnsError> {
+        let listener = listener::Listener::start(self.clone(), id, netns).await?;
+        self.listeners
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), listener);
+        Ok(())
+    }
+
+    /// Stops serving the sandbox and forgets it.
+    pub fn remove_sandbox(&self, id: &str) {
+        self.listeners.lock().unwrap().remove(id);
+        self.own.lock().unwrap().remove(id);
+        self.directory.remove_sandbox(id);
+    }
+}

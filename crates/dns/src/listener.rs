@@ -1,0 +1,182 @@
+//! The sockets at 127.0.0.11:53 inside each sandbox, and the tasks that serve them.
+//!
+//! Sockets are opened on a short-lived thread that enters the sandbox's namespace; a socket
+//! stays in the namespace it was opened in, so the daemon's runtime serves every sandbox
+//! from wherever it runs, with no process or thread per sandbox.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sched::{setns, CloneFlags};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::query::{Forward, Reply};
+use crate::{forward, wire, Dns, DnsError, SERVER_ADDRESS};
+
+/// Connections served at once per sandbox over TCP; more wait in the kernel's backlog.
+const TCP_CONNECTIONS: usize = 64;
+/// A TCP client that sends nothing for this long is disconnected (RFC 7766 suggests seconds).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Queries being forwarded at once per sandbox; beyond it, queries are dropped (the client
+/// retries) instead of growing without bound while upstreams are down.
+const FORWARDS: usize = 512;
+/// Largest UDP query read; EDNS queries are a few hundred bytes.
+const UDP_QUERY_MAX: usize = 4096;
+
+/// One sandbox's serving tasks; dropping it stops them and closes the sockets.
+pub(crate) struct Listener {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+impl Listener {
+    pub(crate) async fn start(
+        dns: Arc<Dns>,
+        sandbox_id: &str,
+        netns: &Path,
+    ) -> Result<Self, DnsError> {
+        let (udp, tcp) = bind_in(netns.to_path_buf()).await?;
+        let udp = Arc::new(UdpSocket::from_std(udp).map_err(bind_err(netns))?);
+        let tcp = TcpListener::from_std(tcp).map_err(bind_err(netns))?;
+        let id: Arc<str> = sandbox_id.into();
+        Ok(Self {
+            tasks: vec![
+                tokio::spawn(serve_udp(dns.clone(), id.clone(), udp)),
+                tokio::spawn(serve_tcp(dns, id, tcp)),
+            ],
+        })
+    }
+}
+
+fn bind_err(netns: &Path) -> impl Fn(std::io::Error) -> DnsError + '_ {
+    move |source| DnsError::Bind {
+        netns: netns.to_path_buf(),
+        source,
+    }
+}
+
+/// Binds UDP and TCP 127.0.0.11:53 inside the namespace at `netns`.
+async fn bind_in(
+    netns: PathBuf,
+) -> Result<(std::net::UdpSocket, std::net::TcpListener), DnsError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = netns.clone();
+    // A fresh thread: it leaves the daemon's namespace and ends with the job.
+    std::thread::spawn(move || {
+        let bound = (|| {
+            let file = File::open(&path)?;
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            let addr = SocketAddr::from((SERVER_ADDRESS, 53));
+            let udp = std::net::UdpSocket::bind(addr)?;
+            udp.set_nonblocking(true)?;
+            let tcp = std::net::TcpListener::bind(addr)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })();
+        let _ = tx.send(bound);
+    });
+    let bound = rx
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")));
+    bound.map_err(|source| DnsError::Bind { netns, source })
+}
+
+async fn serve_udp(dns: Arc<Dns>, sandbox: Arc<str>, socket: Arc<UdpSocket>) {
+    let forwards = Arc::new(Semaphore::new(FORWARDS));
+    let mut buf = vec![0u8; UDP_QUERY_MAX];
+    loop {
+        let (len, client) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::debug!(sandbox = %sandbox, "DNS receive: {e}");
+                continue;
+            }
+        };
+        match dns.answer(&sandbox, &buf[..len], false) {
+            Reply::Now(answer) => {
+                let _ = socket.send_to(&answer, client).await;
+            }
+            Reply::Forward(job) => {
+                let Ok(permit) = forwards.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let (dns, socket, query) = (dns.clone(), socket.clone(), buf[..len].to_vec());
+                tokio::spawn(async move {
+                    let answer = dns.forward(&query, job, false).await;
+                    let _ = socket.send_to(&answer, client).await;
+                    drop(permit);
+                });
+            }
+            Reply::Drop => {}
+        }
+    }
+}
+
+async fn serve_tcp(dns: Arc<Dns>, sandbox: Arc<str>, listener: TcpListener) {
+    // Owned here, so stopping the listener ends its connections too.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        if connections.len() >= TCP_CONNECTIONS {
+            continue;
+        }
+        connections.spawn(serve_connection(dns.clone(), sandbox.clone(), stream));
+    }
+}
+
+/// Length-prefixed queries, one after another, until the client goes quiet or away.
+async fn serve_connection(dns: Arc<Dns>, sandbox: Arc<str>, mut stream: TcpStream) {
+    loop {
+        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else {
+            return;
+        };
+        let mut query = vec![0u8; usize::from(len)];
+        let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await else {
+            return;
+        };
+        let answer = match dns.answer(&sandbox, &query, true) {
+            Reply::Now(answer) => answer,
+            Reply::Forward(job) => dns.forward(&query, job, true).await,
+            Reply::Drop => return,
+        };
+        let mut framed = Vec::with_capacity(answer.len() + 2);
+        framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&answer);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Dns {
+    /// Forwards, caches, and shapes the answer for the client: SERVFAIL when no upstream
+    /// answered; header and question with TC when it is too big for the client's UDP buffer.
+    pub(crate) async fn forward(&self, query: &[u8], job: Forward, tcp: bool) -> Vec<u8> {
+        let answer =
+            forward::forward(query, &job.resolution.upstreams, tcp, &self.health).await;
+        let Some(answer) = answer else {
+            return wire::error_reply(query, wire::SERVFAIL).unwrap_or_default();
+        };
+        self.cache.put(job.key, &answer);
+        if answer.len() > job.limit {
+            return wire::truncated(&answer);
+        }
+        answer
+    }
+}
