@@ -54,8 +54,8 @@ impl Health {
     }
 }
 
-/// The first usable answer to `query` from `upstreams`, with the query's ID; `None` when
-/// none came in time. `tcp` asks over TCP only (the client asked over TCP); otherwise UDP,
+/// The first usable answer to `query` from `upstreams`, with the query's ID. When every
+/// server refused or failed, the last of those answers; `None` when none came in time. `tcp` asks over TCP only (the client asked over TCP); otherwise UDP,
 /// and TCP for an answer that came back truncated.
 pub async fn forward(
     query: &[u8],
@@ -77,6 +77,7 @@ pub async fn forward(
     };
     // Servers asked and not yet heard from, in the order they were asked.
     let mut silent = Vec::new();
+    let mut refusal = None;
     let first = waiting.next()?.addr;
     silent.push(first);
     asking.push(ask(first));
@@ -86,19 +87,25 @@ pub async fn forward(
             Some((server, answer)) = asking.next() => {
                 let asked_before: Vec<_> = silent.iter().take_while(|s| **s != server).copied().collect();
                 silent.retain(|s| *s != server);
-                let usable = answer.ok().filter(|a| !matches!(wire::rcode(a), wire::SERVFAIL | wire::REFUSED));
-                health.record(server, usable.is_some());
-                if usable.is_some() {
-                    // Those asked earlier were overtaken: slow or gone.
-                    asked_before.into_iter().for_each(|s| health.record(s, false));
-                    return usable;
+                let answered = answer.is_ok();
+                match answer {
+                    Ok(a) if !matches!(wire::rcode(&a), wire::SERVFAIL | wire::REFUSED) => {
+                        health.record(server, true);
+                        // Those asked earlier were overtaken: slow or gone.
+                        asked_before.into_iter().for_each(|s| health.record(s, false));
+                        return Some(a);
+                    }
+                    Ok(a) => refusal = Some(a),
+                    Err(_) => {}
                 }
+                // A server that refuses is alive: only silence and errors count against it.
+                health.record(server, answered);
                 match waiting.next() {
                     Some(next) => {
                         silent.push(next.addr);
                         asking.push(ask(next.addr));
                     }
-                    None if asking.is_empty() => return None,
+                    None if asking.is_empty() => return refusal,
                     None => {}
                 }
             }
@@ -110,7 +117,7 @@ pub async fn forward(
             }
             _ = &mut deadline => {
                 silent.into_iter().for_each(|s| health.record(s, false));
-                return None;
+                return refusal;
             }
         }
     }

@@ -93,6 +93,9 @@ impl Host {
             config: None,
         };
         std::fs::create_dir_all(&host.dir).expect("scratch directory");
+        // The daemon never reads the machine's own resolv.conf: no test query leaves the
+        // test's namespaces. Without upstreams, names that are not local get SERVFAIL.
+        host.set_resolv_conf("");
         host.ip(&["link", "set", "lo", "up"]).expect_ok();
         host
     }
@@ -140,6 +143,15 @@ impl Host {
         self.config = Some(path);
     }
 
+    /// The daemon's "host resolv.conf" (re-read by a running daemon when it changes).
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+
+    pub fn set_resolv_conf(&self, text: &str) {
+        std::fs::write(self.resolv_conf(), text).expect("write resolv.conf");
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(|c| c.id())
     }
@@ -153,6 +165,7 @@ impl Host {
         cmd.arg("--socket").arg(self.socket()).arg("daemon");
         cmd.arg("--data-root").arg(self.data_root());
         cmd.arg("--exec-root").arg(self.exec_root());
+        cmd.arg("--resolv-conf").arg(self.resolv_conf());
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }

@@ -3,11 +3,13 @@
 //! other. Hosts are joined by veth "underlay" links on documentation address ranges.
 //! Everything is removed on drop, also when a test panics; processes are stopped by PID.
 
+mod dnsmasq;
 pub mod echo;
 mod host;
 mod netns_thread;
 mod underlay;
 
+pub use dnsmasq::Dnsmasq;
 pub use host::{Host, Output};
 pub use netns_thread::{in_netns, in_netns_at};
 pub use underlay::Underlay;

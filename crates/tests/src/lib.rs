@@ -69,3 +69,74 @@ pub fn assert_same(before: &str, after: &str, context: &str) {
         a.len()
     );
 }
+
+/// What `dig` printed about one query.
+#[derive(Debug, Clone, Default)]
+pub struct Dig {
+    /// NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR…; empty when no answer came.
+    pub status: String,
+    /// The header flags (`qr aa rd ra tc`…).
+    pub flags: Vec<String>,
+    /// The answer section's data, in the order received.
+    pub answers: Vec<String>,
+    pub raw: String,
+}
+
+impl Dig {
+    pub fn parse(text: &str) -> Self {
+        let mut dig = Dig {
+            raw: text.to_string(),
+            ..Default::default()
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.split("status: ").nth(1) {
+                dig.status = rest.split(',').next().unwrap_or_default().to_string();
+            } else if let Some(rest) = line.strip_prefix(";; flags: ") {
+                let flags = rest.split(';').next().unwrap_or_default();
+                dig.flags = flags.split_whitespace().map(String::from).collect();
+            } else if !line.starts_with(';') && !line.trim().is_empty() {
+                if let Some(data) = line.split_whitespace().last() {
+                    dig.answers.push(data.to_string());
+                }
+            }
+        }
+        dig
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+}
+
+/// `dig ARGS…` inside the sandbox, through its resolv.conf (the embedded server), printing
+/// the header and the answer section only.
+pub fn dig(host: &Host, sandbox: &str, args: &[&str]) -> Dig {
+    let mut all = vec!["dig", "+noall", "+comments", "+answer", "+tries=1", "+time=4"];
+    all.extend_from_slice(args);
+    let out = host.sandbox_exec(sandbox, &all);
+    Dig::parse(&out.stdout)
+}
+
+/// A DNS query for `name` (type A, class IN, RD set) with `id`, built by hand so tests can
+/// also build broken ones.
+pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// The response code and the last A record of an answer to [`dns_query`].
+pub fn dns_answer(answer: &[u8]) -> (u8, Option<std::net::Ipv4Addr>) {
+    let rcode = answer[3] & 0x0f;
+    let count = u16::from_be_bytes([answer[6], answer[7]]);
+    let a = (count > 0 && answer.len() >= 4).then(|| {
+        let o = &answer[answer.len() - 4..];
+        std::net::Ipv4Addr::new(o[0], o[1], o[2], o[3])
+    });
+    (rcode, a)
+}
