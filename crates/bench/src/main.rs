@@ -2,6 +2,7 @@
 //! side by side in the same run, each in fresh test hosts (network namespaces).
 
 mod attach;
+mod dns;
 mod netctl_host;
 mod publish;
 mod report;
@@ -49,6 +50,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DNS queries per second and latency from inside a sandbox (dnsperf): netctl's embedded
+    /// server against dnsmasq and aardvark-dns serving the same names, for container names
+    /// (`local`) and forwarded names (cache warm); and netctl's memory serving `--sandboxes`.
+    Dns {
+        #[arg(long, value_delimiter = ',', default_value = "netctl,aardvark-dns,dnsmasq")]
+        peers: Vec<String>,
+        /// Sandboxes with names (the client is one more).
+        #[arg(long, default_value_t = 1000)]
+        sandboxes: usize,
+        /// Length of each timed dnsperf run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// dnsperf clients (sockets).
+        #[arg(long, default_value_t = 8)]
+        clients: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -82,6 +101,22 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Publish { .. } => unreachable!("handled above"),
+        Command::Dns {
+            peers,
+            sandboxes,
+            seconds,
+            clients,
+            json,
+        } => {
+            let options = dns::Options {
+                peers,
+                sandboxes,
+                seconds,
+                clients,
+            };
+            let (rows, memory) = dns::run(&options)?;
+            dns::print(&rows, &memory, json)
+        }
         Command::Throughput { paths, json } => {
             let rows = throughput::run(&paths)?;
             throughput::print(&rows, json)

@@ -23,9 +23,26 @@ impl Dnsmasq {
     /// Answers on `address`:53 (UDP and TCP) in `host`'s namespace; `records` are dnsmasq
     /// options such as `--address=/example.test/203.0.113.1` or `--host-record=NAME,IP,TTL`.
     pub fn start(host: &Host, address: &str, records: &[&str]) -> Self {
+        Self::spawn(host, address, records, true)
+    }
+
+    /// As [`Dnsmasq::start`] without logging queries (a log line per query would be most of
+    /// the work in a benchmark).
+    pub fn quiet(host: &Host, address: &str, options: &[&str]) -> Self {
+        Self::spawn(host, address, options, false)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(host: &Host, address: &str, records: &[&str], log_queries: bool) -> Self {
         let log = host.dir().join(format!("dnsmasq-{address}.log"));
         let out = File::create(&log).expect("dnsmasq log");
         let mut cmd = host.command("dnsmasq");
+        if log_queries {
+            cmd.arg("--log-queries");
+        }
         cmd.args([
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -33,7 +50,6 @@ impl Dnsmasq {
             "--no-hosts",
             "--no-poll",
             "--bind-interfaces",
-            "--log-queries",
             "--log-facility=-",
             "--user=root",
             "--pid-file=",
