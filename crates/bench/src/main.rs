@@ -54,7 +54,11 @@ enum Command {
     /// server against dnsmasq and aardvark-dns serving the same names, for container names
     /// (`local`) and forwarded names (cache warm); and netctl's memory serving `--sandboxes`.
     Dns {
-        #[arg(long, value_delimiter = ',', default_value = "netctl,aardvark-dns,dnsmasq")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "netctl,aardvark-dns,dnsmasq,dnsmasq-lo"
+        )]
         peers: Vec<String>,
         /// Sandboxes with names (the client is one more).
         #[arg(long, default_value_t = 1000)]

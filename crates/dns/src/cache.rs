@@ -65,13 +65,14 @@ impl Cache {
             return None;
         }
         let mut answer = entry.message.clone();
-        let offsets = entry.ttl_offsets.clone();
+        wire::age(&mut answer, &entry.ttl_offsets, age.as_secs() as u32);
         drop(entries);
         wire::set_id(&mut answer, wire::id(query));
         let question = wire::question(query)?;
         let end = wire::HEADER_LEN + question.len();
-        answer.get_mut(wire::HEADER_LEN..end)?.copy_from_slice(question);
-        wire::age(&mut answer, &offsets, age.as_secs() as u32);
+        answer
+            .get_mut(wire::HEADER_LEN..end)?
+            .copy_from_slice(question);
         Some(answer)
     }
 
@@ -140,7 +141,16 @@ mod tests {
         assert_eq!(&hit[13..16], b"WwW");
         assert_eq!(&hit[hit.len() - 4..], &[203, 0, 113, 80]);
         // Another upstream list, or too big for the client: no hit.
-        assert!(cache.get(&Key { upstreams: 2, ..key.clone() }, &q, 512).is_none());
+        assert!(cache
+            .get(
+                &Key {
+                    upstreams: 2,
+                    ..key.clone()
+                },
+                &q,
+                512
+            )
+            .is_none());
         assert!(cache.get(&key, &q, 20).is_none());
     }
 

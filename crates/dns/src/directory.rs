@@ -111,7 +111,12 @@ impl Directory {
             .iter()
             .map(|n| format!("{}.{}", n.to_ascii_lowercase(), net.name))
             .collect();
-        for name in ep.names.iter().map(|n| n.to_ascii_lowercase()).chain(qualified) {
+        for name in ep
+            .names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .chain(qualified)
+        {
             let addrs = net.by_name.entry(name).or_default();
             addrs.extend(&ep.addresses);
         }
@@ -190,7 +195,11 @@ impl Directory {
         };
         let mut known = false;
         let mut found = Vec::new();
-        for net in sandbox.networks.iter().filter_map(|n| inner.networks.get(n)) {
+        for net in sandbox
+            .networks
+            .iter()
+            .filter_map(|n| inner.networks.get(n))
+        {
             if let Some(addrs) = net.by_name.get(name) {
                 known = true;
                 found.extend(addrs.iter().filter(|a| a.is_ipv6() == v6));

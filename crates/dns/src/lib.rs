@@ -49,8 +49,9 @@ struct Defaults {
 }
 
 /// The server: the directory, the cache, and the listeners of every sandbox.
-#[derive(Default)]
 pub struct Dns {
+    /// The DNS thread's runtime: every socket and query task lives there.
+    runtime: tokio::runtime::Handle,
     directory: Directory,
     cache: cache::Cache,
     health: forward::Health,
@@ -61,8 +62,24 @@ pub struct Dns {
 }
 
 impl Dns {
-    pub fn new() -> Arc<Self> {
-        Arc::default()
+    /// Starts the DNS thread.
+    pub fn new() -> std::io::Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("dns".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        Ok(Arc::new(Self {
+            runtime: handle,
+            directory: Directory::default(),
+            cache: cache::Cache::default(),
+            health: forward::Health::default(),
+            defaults: RwLock::default(),
+            own: Mutex::default(),
+            listeners: Mutex::default(),
+        }))
     }
 
     pub fn directory(&self) -> &Directory {

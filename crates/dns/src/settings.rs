@@ -197,9 +197,7 @@ pub fn parse_server_address(text: &str) -> Result<SocketAddr, String> {
         Some((addr, scope)) => (addr, Some(scope)),
         None => (text, None),
     };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| "not an IP address".to_string())?;
+    let ip: IpAddr = addr.parse().map_err(|_| "not an IP address".to_string())?;
     match (ip, scope) {
         (IpAddr::V4(_), Some(_)) => Err("an IPv4 address has no %scope".into()),
         (ip, None) => Ok(SocketAddr::new(ip, 53)),
@@ -265,13 +263,19 @@ mod tests {
         let host = parse_resolv_conf(
             "# comment\nnameserver 127.0.0.53\nsearch lan corp\noptions edns0 trust-ad\n",
         );
-        assert_eq!(host, settings(&["127.0.0.53"], &["lan", "corp"], &["edns0", "trust-ad"]));
+        assert_eq!(
+            host,
+            settings(&["127.0.0.53"], &["lan", "corp"], &["edns0", "trust-ad"])
+        );
         let daemon = settings(&["192.0.2.1"], &[], &[]);
         let own = settings(&[], &["corp.example"], &["ndots:2"]);
         let r = Resolution::new(&own, &daemon, &host);
         assert_eq!(r.upstreams[0].addr, "192.0.2.1:53".parse().unwrap());
         assert_eq!(r.upstreams_from, Source::DaemonConfig);
-        assert_eq!((r.search_from, r.options_from), (Source::Sandbox, Source::Sandbox));
+        assert_eq!(
+            (r.search_from, r.options_from),
+            (Source::Sandbox, Source::Sandbox)
+        );
         assert!(r.single_labels_stay_local());
         let r = Resolution::new(&DnsSettings::default(), &DnsSettings::default(), &host);
         assert_eq!(r.upstreams_from, Source::Host);
@@ -309,13 +313,18 @@ mod tests {
     #[test]
     fn bad_user_settings_are_refused_with_the_reason() {
         let e = settings(&["8.8.8"], &[], &[]).validate().unwrap_err();
-        assert_eq!(e.to_string(), "invalid DNS server \"8.8.8\": not an IP address");
+        assert_eq!(
+            e.to_string(),
+            "invalid DNS server \"8.8.8\": not an IP address"
+        );
         assert!(settings(&[], &["bad domain"], &[]).validate().is_err());
         assert!(settings(&[], &["a..b"], &[]).validate().is_err());
         assert!(settings(&[], &[], &["ndots:x"]).validate().is_err());
         assert!(settings(&[], &[], &["ndots:99"]).validate().is_err());
-        assert!(settings(&["2001:db8::53"], &["corp.example."], &["ndots:2", "edns0"])
-            .validate()
-            .is_ok());
+        assert!(
+            settings(&["2001:db8::53"], &["corp.example."], &["ndots:2", "edns0"])
+                .validate()
+                .is_ok()
+        );
     }
 }

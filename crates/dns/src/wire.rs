@@ -144,6 +144,78 @@ pub fn error_reply(query: &[u8], rcode: u8) -> Option<Vec<u8>> {
     Some(reply)
 }
 
+/// What a query asks, as far as answering it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// Lower case, dot-separated, without the final dot ("." for the root).
+    pub name: String,
+    pub qtype: u16,
+    pub edns: Option<EdnsInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdnsInfo {
+    /// The client's UDP buffer.
+    pub payload: u16,
+    pub dnssec_ok: bool,
+}
+
+/// Reads a query of the usual shape: QUERY opcode, one question in class IN whose labels are
+/// letters, digits, `-` and `_`, no answer or authority records, and at most one additional
+/// record, an OPT. `None` for anything else, which then takes the general decoder.
+pub fn plain_query(msg: &[u8]) -> Option<Asked> {
+    let header = msg.get(..HEADER_LEN)?;
+    let counts_ok = header[4..10] == [0, 1, 0, 0, 0, 0] && header[10] == 0 && header[11] <= 1;
+    if is_response(msg) || header[2] & 0x78 != 0 || !counts_ok {
+        return None;
+    }
+    let mut name = String::with_capacity(32);
+    let mut at = HEADER_LEN;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        let label = msg.get(at..at + len).filter(|_| len <= 63)?;
+        let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+        if !label.iter().all(plain) {
+            return None;
+        }
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.extend(label.iter().map(|b| b.to_ascii_lowercase() as char));
+        at += len;
+    }
+    if name.is_empty() {
+        name.push('.');
+    }
+    let fixed = msg.get(at..at + 4)?;
+    let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    if fixed[2..4] != [0, 1] {
+        return None;
+    }
+    at += 4;
+    let edns = match header[11] {
+        0 if at == msg.len() => None,
+        1 => {
+            // Root owner name, type OPT, then payload size, rcode/version/flags, rdata.
+            let opt = msg.get(at..at + 11)?;
+            let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+            if opt[..3] != [0, 0, 41] || at + 11 + rdlen != msg.len() {
+                return None;
+            }
+            Some(EdnsInfo {
+                payload: u16::from_be_bytes([opt[3], opt[4]]),
+                dnssec_ok: opt[7] & 0x80 != 0,
+            })
+        }
+        _ => return None,
+    };
+    Some(Asked { name, qtype, edns })
+}
+
 /// Header and question of `answer` with TC set: the client should ask again over TCP.
 pub fn truncated(answer: &[u8]) -> Vec<u8> {
     let mut reply = error_reply(answer, rcode(answer)).unwrap_or_default();
@@ -216,6 +288,41 @@ mod tests {
         let mut bad = m.clone();
         bad[12] = 0x43;
         assert!(question(&bad).is_none());
+    }
+
+    #[test]
+    fn plain_queries_are_read_and_others_left_to_the_decoder() {
+        let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x03WwW\x07Example\x00\x00\x1c\x00\x01");
+        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        let asked = plain_query(&q).unwrap();
+        assert_eq!(asked.name, "www.example");
+        assert_eq!(asked.qtype, 28);
+        assert_eq!(
+            asked.edns,
+            Some(EdnsInfo {
+                payload: 1232,
+                dnssec_ok: true
+            })
+        );
+        // Trailing bytes, another opcode, a second question, a dot inside a label, a
+        // compression pointer: all go to the general decoder.
+        let mut trailing = q.clone();
+        trailing.push(0);
+        let mut status = q.clone();
+        status[2] = 0x10;
+        let mut two = q.clone();
+        two[5] = 2;
+        let mut dotted = q.clone();
+        dotted[14] = b'.';
+        let mut pointer = q[..12].to_vec();
+        pointer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        for odd in [&trailing, &status, &two, &dotted, &pointer] {
+            assert_eq!(plain_query(odd), None);
+        }
+        for cut in 0..q.len() {
+            assert_eq!(plain_query(&q[..cut]), None);
+        }
     }
 
     #[test]

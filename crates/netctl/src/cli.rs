@@ -206,21 +206,24 @@ pub struct EndpointArgs {
     pub publish_all: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct SandboxCreateArgs {
+    pub name: String,
+    /// A network to join: a bridge network, `host` or `none`.
+    #[arg(long)]
+    pub network: Option<String>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SandboxCommand {
     /// Create a sandbox: a network namespace with loopback up.
-    Create {
-        name: String,
-        /// A network to join: a bridge network, `host` or `none`.
-        #[arg(long)]
-        network: Option<String>,
-        #[arg(long)]
-        hostname: Option<String>,
-        #[command(flatten)]
-        endpoint: EndpointArgs,
-        #[command(flatten)]
-        dns: DnsArgs,
-    },
+    Create(Box<SandboxCreateArgs>),
     /// List sandboxes.
     #[command(alias = "list")]
     Ls(ListArgs),

@@ -11,8 +11,8 @@ use plugin_api::{
 };
 
 use crate::cli::{
-    Cli, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format, ListArgs, NetworkCommand,
-    NetworkCreateArgs, RemoveArgs, SandboxCommand,
+    Cli, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format, ListArgs,
+    NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
 };
 use crate::{exec, ipam_flags, output};
 
@@ -284,13 +284,14 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
 
 async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
     match cmd {
-        SandboxCommand::Create {
-            name,
-            network,
-            hostname,
-            endpoint,
-            dns,
-        } => {
+        SandboxCommand::Create(args) => {
+            let SandboxCreateArgs {
+                name,
+                network,
+                hostname,
+                endpoint,
+                dns,
+            } = *args;
             let req = SandboxCreateRequest {
                 name,
                 hostname,

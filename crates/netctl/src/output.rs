@@ -177,17 +177,6 @@ pub fn sandbox_details(s: &SandboxInspect) -> String {
     out.join("\n")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_line_up() {
-        let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
-        assert_eq!(t, "A            NAME\nlong-value   x");
-    }
-}
-
 /// `netctl dns explain`: the settings, where each came from, and the decisions, one a line.
 pub fn dns_explain(d: &DnsExplain) -> String {
     let list = |items: &[String]| {
@@ -201,9 +190,17 @@ pub fn dns_explain(d: &DnsExplain) -> String {
         format!("Sandbox:     {}", d.sandbox),
         format!("Nameservers: {}", list(&d.nameservers)),
         format!("ResolvConf:  {}", d.resolv_conf_path),
-        format!("Upstreams:   {}  (from {})", list(&d.upstreams), d.upstreams_from),
+        format!(
+            "Upstreams:   {}  (from {})",
+            list(&d.upstreams),
+            d.upstreams_from
+        ),
         format!("Search:      {}  (from {})", list(&d.search), d.search_from),
-        format!("Options:     {}  (from {})", list(&d.options), d.options_from),
+        format!(
+            "Options:     {}  (from {})",
+            list(&d.options),
+            d.options_from
+        ),
         format!("Forwarding:  {}", if d.forwarding { "on" } else { "off" }),
     ];
     for unusable in &d.unusable {
@@ -212,4 +209,15 @@ pub fn dns_explain(d: &DnsExplain) -> String {
     out.push(String::new());
     out.extend(d.reasons.iter().map(|r| format!("- {r}")));
     out.join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
+        assert_eq!(t, "A            NAME\nlong-value   x");
+    }
 }

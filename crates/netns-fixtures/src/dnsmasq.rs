@@ -2,14 +2,14 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::{in_netns, Host};
+use crate::{command_in, in_netns_at, Host};
 
 /// A dnsmasq serving only what its options say (no upstreams, no /etc/hosts), logging every
 /// query. Stopped by PID on drop.
@@ -23,23 +23,28 @@ impl Dnsmasq {
     /// Answers on `address`:53 (UDP and TCP) in `host`'s namespace; `records` are dnsmasq
     /// options such as `--address=/example.test/203.0.113.1` or `--host-record=NAME,IP,TTL`.
     pub fn start(host: &Host, address: &str, records: &[&str]) -> Self {
-        Self::spawn(host, address, records, true)
+        Self::spawn(&host.netns_path(), host.dir(), address, records, true)
     }
 
     /// As [`Dnsmasq::start`] without logging queries (a log line per query would be most of
     /// the work in a benchmark).
     pub fn quiet(host: &Host, address: &str, options: &[&str]) -> Self {
-        Self::spawn(host, address, options, false)
+        Self::spawn(&host.netns_path(), host.dir(), address, options, false)
+    }
+
+    /// As [`Dnsmasq::quiet`], in the namespace at `netns` (a sandbox's), logging to `dir`.
+    pub fn quiet_in(netns: &Path, dir: &Path, address: &str, options: &[&str]) -> Self {
+        Self::spawn(netns, dir, address, options, false)
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn spawn(host: &Host, address: &str, records: &[&str], log_queries: bool) -> Self {
-        let log = host.dir().join(format!("dnsmasq-{address}.log"));
+    fn spawn(netns: &Path, dir: &Path, address: &str, records: &[&str], log_queries: bool) -> Self {
+        let log = dir.join(format!("dnsmasq-{address}.log"));
         let out = File::create(&log).expect("dnsmasq log");
-        let mut cmd = host.command("dnsmasq");
+        let mut cmd = command_in(netns, "dnsmasq");
         if log_queries {
             cmd.arg("--log-queries");
         }
@@ -60,20 +65,23 @@ impl Dnsmasq {
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("log"))
         .stderr(out);
-        let child = cmd.spawn().expect("spawn dnsmasq (apt-get install dnsmasq-base)");
+        let child = cmd
+            .spawn()
+            .expect("spawn dnsmasq (apt-get install dnsmasq-base)");
         let server = Self {
             child,
             log,
             address: address.to_string(),
         };
-        server.wait_ready(host);
+        server.wait_ready(netns);
         server
     }
 
-    fn wait_ready(&self, host: &Host) {
+    fn wait_ready(&self, netns: &Path) {
         let target: SocketAddr = format!("{}:53", self.address).parse().expect("address");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !in_netns(host.netns(), move || {
+        let netns = netns.to_string_lossy().into_owned();
+        while !in_netns_at(&netns, move || {
             TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok()
         }) {
             assert!(

@@ -111,6 +111,11 @@ impl Host {
         &self.netns
     }
 
+    /// `/run/netns/NAME`.
+    pub fn netns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.netns))
+    }
+
     /// A short unique tag (used in interface names).
     pub fn tag(&self) -> &str {
         &self.tag
@@ -182,20 +187,7 @@ impl Host {
     /// network namespace only (no mount namespace, no /sys remount): cheaper, and namespace
     /// mounts the process makes stay visible to the test.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let ns = File::open(format!("/run/netns/{}", self.netns)).expect("namespace file");
-        let mut cmd = Command::new(program);
-        // SAFETY: setns is async-signal-safe; `ns` is moved into the closure, so its fd stays
-        // open until the child has exec'd.
-        unsafe {
-            cmd.pre_exec(move || {
-                setns(
-                    BorrowedFd::borrow_raw(ns.as_raw_fd()),
-                    CloneFlags::CLONE_NEWNET,
-                )
-                .map_err(std::io::Error::from)
-            });
-        }
-        cmd
+        command_in(&self.netns_path(), program)
     }
 
     fn wait_ready(&mut self) {
@@ -421,4 +413,22 @@ fn sorted_set_elements(table: &str) -> String {
         ));
     }
     out
+}
+
+/// A command that runs in the network namespace at `netns` (entered with setns only).
+pub fn command_in(netns: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let ns = File::open(netns).expect("namespace file");
+    let mut cmd = Command::new(program);
+    // SAFETY: setns is async-signal-safe; `ns` is moved into the closure, so its fd stays
+    // open until the child has exec'd.
+    unsafe {
+        cmd.pre_exec(move || {
+            setns(
+                BorrowedFd::borrow_raw(ns.as_raw_fd()),
+                CloneFlags::CLONE_NEWNET,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    cmd
 }

@@ -10,7 +10,7 @@ mod netns_thread;
 mod underlay;
 
 pub use dnsmasq::Dnsmasq;
-pub use host::{Host, Output};
+pub use host::{command_in, Host, Output};
 pub use netns_thread::{in_netns, in_netns_at};
 pub use underlay::Underlay;
 

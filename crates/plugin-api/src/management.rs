@@ -16,9 +16,8 @@ use tokio::net::UnixListener;
 
 use crate::ports::PortMapping;
 use crate::{
-    DnsExplain,
-    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
-    PublishRequest, SandboxCreateRequest, SandboxInspect,
+    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, DnsExplain, NetworkCreateRequest,
+    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -111,7 +111,14 @@ impl Dig {
 /// `dig ARGS…` inside the sandbox, through its resolv.conf (the embedded server), printing
 /// the header and the answer section only.
 pub fn dig(host: &Host, sandbox: &str, args: &[&str]) -> Dig {
-    let mut all = vec!["dig", "+noall", "+comments", "+answer", "+tries=1", "+time=4"];
+    let mut all = vec![
+        "dig",
+        "+noall",
+        "+comments",
+        "+answer",
+        "+tries=1",
+        "+time=4",
+    ];
     all.extend_from_slice(args);
     let out = host.sandbox_exec(sandbox, &all);
     Dig::parse(&out.stdout)

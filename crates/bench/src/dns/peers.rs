@@ -1,6 +1,6 @@
 //! The DNS servers under test, each serving the same names, in the netctl host's namespace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
@@ -29,18 +29,17 @@ impl Server {
     }
 
     /// dnsmasq on the gateway with the names in a hosts file, a cache, and the upstream.
-    pub fn dnsmasq(host: &Host, names: &[(String, String)], upstream: &str) -> anyhow::Result<Self> {
-        let hosts = host.dir().join("dnsmasq-hosts");
-        let text: String = names.iter().map(|(n, ip)| format!("{ip} {n}\n")).collect();
-        std::fs::write(&hosts, text)?;
+    pub fn dnsmasq(
+        host: &Host,
+        names: &[(String, String)],
+        upstream: &str,
+    ) -> anyhow::Result<Self> {
+        let hosts = write_hosts(host, names)?;
+        let options = dnsmasq_options(&hosts, upstream);
         let server = Dnsmasq::quiet(
             host,
             GATEWAY,
-            &[
-                &format!("--addn-hosts={}", hosts.display()),
-                &format!("--server={upstream}"),
-                "--cache-size=10000",
-            ],
+            &options.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         Ok(Self {
             address: GATEWAY.into(),
@@ -49,9 +48,38 @@ impl Server {
         })
     }
 
+    /// dnsmasq inside the client's sandbox on 127.0.0.12: the same loopback path as
+    /// netctl's 127.0.0.11, to set the servers apart from the network path.
+    pub fn dnsmasq_in_sandbox(
+        host: &Host,
+        netns: &Path,
+        names: &[(String, String)],
+        upstream: &str,
+    ) -> anyhow::Result<Self> {
+        let hosts = write_hosts(host, names)?;
+        let server = Dnsmasq::quiet_in(
+            netns,
+            host.dir(),
+            LOOPBACK_PEER,
+            &dnsmasq_options(&hosts, upstream)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        Ok(Self {
+            address: LOOPBACK_PEER.into(),
+            pid: server.pid(),
+            _guard: Box::new(server),
+        })
+    }
+
     /// aardvark-dns as netavark runs it: a config file per network, listening on the
     /// gateway, forwarding to the servers of the resolv.conf it sees.
-    pub fn aardvark(host: &Host, names: &[(String, String)], upstream: &str) -> anyhow::Result<Self> {
+    pub fn aardvark(
+        host: &Host,
+        names: &[(String, String)],
+        upstream: &str,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             std::path::Path::new(AARDVARK).exists(),
             "{AARDVARK} is missing: run scripts/install-deps --bench"
@@ -63,6 +91,24 @@ impl Server {
             _guard: Box::new(aardvark),
         })
     }
+}
+
+const LOOPBACK_PEER: &str = "127.0.0.12";
+
+fn write_hosts(host: &Host, names: &[(String, String)]) -> anyhow::Result<PathBuf> {
+    let hosts = host.dir().join("dnsmasq-hosts");
+    let text: String = names.iter().map(|(n, ip)| format!("{ip} {n}\n")).collect();
+    std::fs::write(&hosts, text)?;
+    Ok(hosts)
+}
+
+/// The names from a hosts file, a large cache, and the upstream.
+fn dnsmasq_options(hosts: &Path, upstream: &str) -> Vec<String> {
+    vec![
+        format!("--addn-hosts={}", hosts.display()),
+        format!("--server={upstream}"),
+        "--cache-size=10000".into(),
+    ]
 }
 
 /// aardvark-dns daemonizes; it is stopped by the PID it writes.
@@ -86,7 +132,10 @@ impl Aardvark {
         std::fs::create_dir_all(&etc)?;
         // From here on, dropping `started` cleans up whatever was made.
         let mut started = Self { pid: 0, etc };
-        std::fs::write(started.etc.join("resolv.conf"), format!("nameserver {upstream}\n"))?;
+        std::fs::write(
+            started.etc.join("resolv.conf"),
+            format!("nameserver {upstream}\n"),
+        )?;
         let out = Command::new("ip")
             .args(["netns", "exec", host.netns(), AARDVARK, "--config"])
             .arg(&config)

@@ -91,7 +91,11 @@ impl Management for Controller {
 
     async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
         let state = self.state.lock().await;
-        Ok(view::sandbox(&state, &self.paths, &state.sandbox(&name)?.record))
+        Ok(view::sandbox(
+            &state,
+            &self.paths,
+            &state.sandbox(&name)?.record,
+        ))
     }
 
     async fn network_publish(

@@ -107,9 +107,7 @@ impl Controller {
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| std::fs::write(&path, text));
-        written.map_err(|e| {
-            ApiError::internal(format!("cannot write {}: {e}", path.display()))
-        })
+        written.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))
     }
 
     /// New daemon-wide settings: every sandbox's resolution and resolv.conf follow.
@@ -138,10 +136,18 @@ impl Controller {
             nameservers: if embedded {
                 vec![dns::SERVER_ADDRESS.to_string()]
             } else {
-                resolution.upstreams.iter().map(|u| u.text.clone()).collect()
+                resolution
+                    .upstreams
+                    .iter()
+                    .map(|u| u.text.clone())
+                    .collect()
             },
             resolv_conf_path: self.paths.resolv_conf(&sandbox.id).display().to_string(),
-            upstreams: resolution.upstreams.iter().map(|u| u.text.clone()).collect(),
+            upstreams: resolution
+                .upstreams
+                .iter()
+                .map(|u| u.text.clone())
+                .collect(),
             upstreams_from: source_name(resolution.upstreams_from).into(),
             unusable: resolution
                 .unusable
@@ -184,12 +190,13 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
                 .to_string(),
         );
     } else {
-        reasons.push("in the host's namespace: no embedded server, upstreams are used directly".into());
+        reasons.push(
+            "in the host's namespace: no embedded server, upstreams are used directly".into(),
+        );
     }
     match (forwarding, r.upstreams.is_empty()) {
-        (false, _) => reasons.push(
-            "only internal networks: other names are refused, nothing is forwarded".into(),
-        ),
+        (false, _) => reasons
+            .push("only internal networks: other names are refused, nothing is forwarded".into()),
         (true, true) => reasons.push("no usable upstream: other names get SERVFAIL".into()),
         (true, false) => reasons.push(format!(
             "other names are forwarded from the host's namespace to the upstreams from {}; one \
@@ -199,7 +206,9 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
         )),
     }
     if r.upstreams_from == Source::Sandbox {
-        reasons.push("the sandbox's --dns overrides daemon.json's dns and the host's resolv.conf".into());
+        reasons.push(
+            "the sandbox's --dns overrides daemon.json's dns and the host's resolv.conf".into(),
+        );
     } else if r.upstreams_from == Source::DaemonConfig {
         reasons.push("daemon.json's dns overrides the host's resolv.conf".into());
     }

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use ::drivers::netlink::Netlink;
 use tokio::sync::Mutex;
 
+pub use self::dns::watch_dns_sources;
 use crate::store::Store;
 use crate::{DaemonConfig, Paths};
 use drivers::Drivers;
-pub use self::dns::watch_dns_sources;
 pub use firewall::watch_firewall;
 pub use ports::raise_file_limit;
 use state::State;

@@ -57,7 +57,11 @@ impl Controller {
                 passive: PassiveDriver,
             },
             host,
-            dns: ::dns::Dns::new(),
+            dns: ::dns::Dns::new().map_err(|source| DaemonError::Io {
+                what: "DNS thread",
+                path: paths.exec_root.clone(),
+                source,
+            })?,
             config,
             paths,
         };
