@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use directory::{Directory, EndpointNames};
 pub use forward::HEDGE_AFTER;
+pub use listener::Redirect;
 pub use settings::{DnsSettings, Resolution, Source, Upstream};
 
 /// Where each sandbox finds its resolver (Docker's address).
@@ -34,11 +35,8 @@ pub enum DnsError {
         value: String,
         why: String,
     },
-    #[error("DNS server in namespace {}: {source}", netns.display())]
-    Bind {
-        netns: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("DNS server in namespace {}: {why}", netns.display())]
+    Bind { netns: PathBuf, why: String },
 }
 
 /// The daemon-wide settings below every sandbox's own.
@@ -117,9 +115,15 @@ impl Dns {
         self.directory.view(id).is_some_and(|v| v.may_forward)
     }
 
-    /// Opens 127.0.0.11:53 in the sandbox's namespace and serves it.
-    pub async fn serve(self: &Arc<Self>, id: &str, netns: &Path) -> Result<(), DnsError> {
-        let listener = listener::Listener::start(self.clone(), id, netns).await?;
+    /// Serves 127.0.0.11:53 in the sandbox's namespace: sockets on a port of 127.0.0.11 that
+    /// `redirect` sends port 53 to.
+    pub async fn serve(
+        self: &Arc<Self>,
+        id: &str,
+        netns: &Path,
+        redirect: Redirect,
+    ) -> Result<(), DnsError> {
+        let listener = listener::Listener::start(self.clone(), id, netns, redirect).await?;
         self.listeners
             .lock()
             .unwrap()

@@ -50,8 +50,9 @@ impl Listener {
         dns: Arc<Dns>,
         sandbox_id: &str,
         netns: &Path,
+        redirect: Redirect,
     ) -> Result<Self, DnsError> {
-        let (udp, tcp) = bind_in(netns.to_path_buf()).await?;
+        let (udp, tcp) = bind_in(netns.to_path_buf(), sandbox_id, redirect).await?;
         let id: Arc<str> = sandbox_id.into();
         // Registered with, and served by, the DNS thread's own runtime.
         let runtime = dns.runtime.clone();
@@ -75,29 +76,72 @@ impl Listener {
     }
 }
 
-/// Binds UDP and TCP 127.0.0.11:53 inside the namespace at `netns`.
-async fn bind_in(netns: PathBuf) -> Result<(std::net::UdpSocket, std::net::TcpListener), DnsError> {
+/// Called inside the sandbox's namespace with the port the server listens on, to send
+/// 127.0.0.11:53 there (the daemon installs an nft DNAT).
+pub type Redirect = Box<dyn FnOnce(u16) -> Result<(), String> + Send>;
+
+/// Where a sandbox's server listens: ports in this range, the first free one from a start
+/// derived from the sandbox's ID, so a restarted daemon finds the same port again and
+/// clients' existing conntrack entries keep working.
+const PORTS: std::ops::Range<u16> = 40_000..60_000;
+const PORT_TRIES: u16 = 256;
+
+fn first_port(sandbox_id: &str) -> u16 {
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let hash = sandbox_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    PORTS.start + (hash % u32::from(PORTS.end - PORTS.start)) as u16
+}
+
+type Sockets = (std::net::UdpSocket, std::net::TcpListener);
+
+/// UDP and TCP sockets on one port of 127.0.0.11 inside the calling thread's namespace.
+fn bind_here(sandbox_id: &str) -> std::io::Result<(Sockets, u16)> {
+    let span = PORTS.end - PORTS.start;
+    let offset = first_port(sandbox_id) - PORTS.start;
+    let mut last = std::io::Error::other("no port tried");
+    for i in 0..PORT_TRIES {
+        let port = PORTS.start + (offset + i) % span;
+        let addr = SocketAddr::from((SERVER_ADDRESS, port));
+        let bound = std::net::UdpSocket::bind(addr)
+            .and_then(|udp| Ok((udp, std::net::TcpListener::bind(addr)?)));
+        match bound {
+            Ok((udp, tcp)) => {
+                udp.set_nonblocking(true)?;
+                tcp.set_nonblocking(true)?;
+                return Ok(((udp, tcp), port));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Binds the sockets inside the namespace at `netns` and has `redirect` send port 53 to them.
+async fn bind_in(
+    netns: PathBuf,
+    sandbox_id: &str,
+    redirect: Redirect,
+) -> Result<Sockets, DnsError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = netns.clone();
+    let id = sandbox_id.to_string();
     // A fresh thread: it leaves the daemon's namespace and ends with the job.
     std::thread::spawn(move || {
         let bound = (|| {
-            let file = File::open(&path)?;
-            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-            let addr = SocketAddr::from((SERVER_ADDRESS, 53));
-            let udp = std::net::UdpSocket::bind(addr)?;
-            udp.set_nonblocking(true)?;
-            let tcp = std::net::TcpListener::bind(addr)?;
-            tcp.set_nonblocking(true)?;
-            Ok((udp, tcp))
+            let file = File::open(&path).map_err(|e| e.to_string())?;
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+            let (sockets, port) = bind_here(&id).map_err(|e| e.to_string())?;
+            redirect(port).map_err(|e| format!("redirecting port 53 to {port}: {e}"))?;
+            Ok(sockets)
         })();
         let _ = tx.send(bound);
     });
     let bound = rx
         .await
-        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")));
-    bound.map_err(|source| DnsError::Bind { netns, source })
+        .unwrap_or_else(|_| Err("socket thread panicked".to_string()));
+    bound.map_err(|why| DnsError::Bind { netns, why })
 }
 
 async fn serve_udp(dns: Arc<Dns>, sandbox: Arc<str>, socket: Arc<UdpSocket>) {

@@ -762,3 +762,50 @@ fn bad_dns_settings_are_refused_and_change_nothing() {
     let err = host.netctl(&["dns", "explain", "nosuch"]).expect_err();
     assert!(err.contains("sandbox nosuch not found"), "{err}");
 }
+
+#[test]
+fn port_53_stays_free_for_the_containers_own_server() {
+    let host = Host::with_daemon();
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    let netns = sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A DNS server of the container's own on every address, UDP and TCP, without
+    // SO_REUSEADDR: it binds, and 127.0.0.11 still answers.
+    let own = in_netns_at(&netns, || {
+        (
+            UdpSocket::bind("[::]:53").expect("udp [::]:53"),
+            std::net::TcpListener::bind("0.0.0.0:53").expect("tcp 0.0.0.0:53"),
+        )
+    });
+    let a4 = address(&host, "a", "web");
+    assert_eq!(
+        dig(&host, "a", &["a.web"]).answers,
+        std::slice::from_ref(&a4)
+    );
+    assert_eq!(
+        dig(&host, "a", &["+tcp", "a.web"]).answers,
+        std::slice::from_ref(&a4)
+    );
+    // Its server is reached on the container's own address.
+    let target = format!("{a4}:53");
+    let reached = in_netns_at(&netns, move || {
+        let client = UdpSocket::bind("0.0.0.0:0").unwrap();
+        client.send_to(b"hello", &target).unwrap();
+        client
+    });
+    let mut buf = [0u8; 16];
+    own.0
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let (len, _) = own
+        .0
+        .recv_from(&mut buf)
+        .expect("the container's own server gets it");
+    assert_eq!(&buf[..len], b"hello");
+    drop(reached);
+}

@@ -80,7 +80,11 @@ impl Controller {
     pub(super) async fn start_dns(&self, sandbox: &SandboxRecord) -> Result<(), ApiError> {
         let resolution = self.dns.add_sandbox(&sandbox.id, &sandbox.dns);
         if sandbox.mode == SandboxMode::Isolated {
-            if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns).await {
+            let redirect: dns::Redirect = Box::new(|port| {
+                drivers::firewall::dns_redirect::redirect_dns_here(dns::SERVER_ADDRESS, port)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns, redirect).await {
                 self.dns.remove_sandbox(&sandbox.id);
                 return Err(from_dns(e));
             }

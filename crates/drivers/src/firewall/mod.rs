@@ -1,5 +1,6 @@
 //! netctl's firewall: one nft table of its own in the daemon's namespace.
 
+pub mod dns_redirect;
 mod libnftables;
 mod publish;
 pub mod runner;
