@@ -77,12 +77,12 @@ impl Listener {
 }
 
 /// Called inside the sandbox's namespace with the port the server listens on, to send
-/// 127.0.0.11:53 there (the daemon installs an nft DNAT).
+/// 127.0.0.11:53 there (the daemon installs nft rules that rewrite the port).
 pub type Redirect = Box<dyn FnOnce(u16) -> Result<(), String> + Send>;
 
 /// Where a sandbox's server listens: ports in this range, the first free one from a start
-/// derived from the sandbox's ID, so a restarted daemon finds the same port again and
-/// clients' existing conntrack entries keep working.
+/// derived from the sandbox's ID, so that a restarted daemon usually listens where it did
+/// before and the sandbox's rules stay as they were.
 const PORTS: std::ops::Range<u16> = 40_000..60_000;
 const PORT_TRIES: u16 = 256;
 

@@ -1,8 +1,9 @@
 //! libnftables, the library behind `nft`, loaded at run time from the nftables package: a
 //! transaction then costs no process start (about 3 ms per `nft` run on these machines).
-//! A context's netlink socket belongs to the namespace of the thread that made it: the
-//! daemon's own is made once and used behind a lock (a context is not thread-safe); work in
-//! a sandbox's namespace gets a context of its own, made on a thread inside it.
+//! One context, behind a lock (a context is not thread-safe); its netlink socket belongs to
+//! the namespace of the thread that made it, the daemon's. It is made early, while the
+//! daemon's descriptors are few: libnftables waits on its socket with select(), which cannot
+//! take a descriptor above 1023.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::sync::{Mutex, OnceLock};
@@ -13,7 +14,6 @@ const LIBRARY: &str = "libnftables.so.1";
 
 struct Api {
     ctx_new: unsafe extern "C" fn(u32) -> *mut c_void,
-    ctx_free: unsafe extern "C" fn(*mut c_void),
     buffer_output: unsafe extern "C" fn(*mut c_void) -> c_int,
     buffer_error: unsafe extern "C" fn(*mut c_void) -> c_int,
     get_output: unsafe extern "C" fn(*mut c_void) -> *const c_char,
@@ -24,25 +24,22 @@ struct Api {
     _library: libloading::Library,
 }
 
-/// A context, in the namespace of the thread that made it.
 struct Context {
-    api: &'static Api,
+    api: Api,
     ctx: *mut c_void,
 }
 
-// SAFETY: the daemon's context is only ever used under the mutex below, one thread at a time.
+// SAFETY: the context is only ever used under the mutex below, one thread at a time.
 unsafe impl Send for Context {}
 
-static API: OnceLock<Option<Api>> = OnceLock::new();
-static DAEMON_CONTEXT: OnceLock<Option<Mutex<Context>>> = OnceLock::new();
+static CONTEXT: OnceLock<Option<Mutex<Context>>> = OnceLock::new();
 
-fn load() -> Result<Api, libloading::Error> {
+fn load() -> Result<Context, libloading::Error> {
     // SAFETY: libnftables' documented C API (libnftables.h), with these signatures.
     unsafe {
         let library = libloading::Library::new(LIBRARY)?;
-        Ok(Api {
+        let api = Api {
             ctx_new: *library.get(b"nft_ctx_new\0")?,
-            ctx_free: *library.get(b"nft_ctx_free\0")?,
             buffer_output: *library.get(b"nft_ctx_buffer_output\0")?,
             buffer_error: *library.get(b"nft_ctx_buffer_error\0")?,
             get_output: *library.get(b"nft_ctx_get_output_buffer\0")?,
@@ -50,77 +47,50 @@ fn load() -> Result<Api, libloading::Error> {
             set_flags: *library.get(b"nft_ctx_output_set_flags\0")?,
             run_cmd: *library.get(b"nft_run_cmd_from_buffer\0")?,
             _library: library,
-        })
-    }
-}
-
-fn api() -> Option<&'static Api> {
-    API.get_or_init(|| match load() {
-        Ok(api) => Some(api),
-        Err(e) => {
-            tracing::info!(error = %e, "libnftables not loaded; running the nft binary instead");
-            None
+        };
+        let ctx = (api.ctx_new)(0);
+        if ctx.is_null() {
+            return Err(libloading::Error::DlOpenUnknown);
         }
-    })
-    .as_ref()
-}
-
-impl Context {
-    fn new(api: &'static Api) -> Option<Self> {
-        // SAFETY: a fresh context, with nft's output and errors kept in buffers.
-        unsafe {
-            let ctx = (api.ctx_new)(0);
-            if ctx.is_null() {
-                return None;
-            }
-            (api.buffer_output)(ctx);
-            (api.buffer_error)(ctx);
-            Some(Self { api, ctx })
-        }
-    }
-
-    fn run(&self, commands: &str, json: bool) -> Result<String, String> {
-        let input =
-            CString::new(commands).map_err(|_| "nft input contains a NUL byte".to_string())?;
-        let api = self.api;
-        // SAFETY: `ctx` is valid until drop; the buffers are read before the next call.
-        unsafe {
-            (api.set_flags)(self.ctx, if json { OUTPUT_JSON } else { 0 });
-            let status = (api.run_cmd)(self.ctx, input.as_ptr());
-            let output = text((api.get_output)(self.ctx));
-            let error = text((api.get_error)(self.ctx));
-            if status == 0 {
-                Ok(output)
-            } else {
-                Err(error.trim().to_string())
-            }
-        }
+        (api.buffer_output)(ctx);
+        (api.buffer_error)(ctx);
+        Ok(Context { api, ctx })
     }
 }
 
-impl Drop for Context {
-    fn drop(&mut self) {
-        // SAFETY: made by nft_ctx_new, freed once.
-        unsafe { (self.api.ctx_free)(self.ctx) }
-    }
-}
-
-/// Runs `commands` (nft's JSON with `json`, else its text syntax) as one transaction in the
-/// daemon's namespace and returns what nft printed, or its error message; `None` when the
-/// library is not there.
+/// Runs `commands` (nft's JSON with `json`, else its text syntax) as one transaction and
+/// returns what nft printed, or its error message; `None` when the library is not there.
 pub fn run(commands: &str, json: bool) -> Option<Result<String, String>> {
-    let context = DAEMON_CONTEXT
-        .get_or_init(|| Context::new(api()?).map(Mutex::new))
+    let context = CONTEXT
+        .get_or_init(|| match load() {
+            Ok(context) => Some(Mutex::new(context)),
+            Err(e) => {
+                tracing::info!(error = %e, "libnftables not loaded; running the nft binary instead");
+                None
+            }
+        })
         .as_ref()?;
     let context = context
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Some(context.run(commands, json))
-}
-
-/// As [`run`], in the namespace of the calling thread, with a context made for the purpose.
-pub fn run_here(commands: &str) -> Option<Result<String, String>> {
-    Some(Context::new(api()?)?.run(commands, false))
+    let input = match CString::new(commands) {
+        Ok(input) => input,
+        Err(_) => return Some(Err("nft input contains a NUL byte".into())),
+    };
+    let api = &context.api;
+    // SAFETY: `ctx` is valid for the process's life; the buffers are read before the next
+    // call, under the lock.
+    unsafe {
+        (api.set_flags)(context.ctx, if json { OUTPUT_JSON } else { 0 });
+        let status = (api.run_cmd)(context.ctx, input.as_ptr());
+        let output = text((api.get_output)(context.ctx));
+        let error = text((api.get_error)(context.ctx));
+        Some(if status == 0 {
+            Ok(output)
+        } else {
+            Err(error.trim().to_string())
+        })
+    }
 }
 
 fn text(ptr: *const c_char) -> String {
