@@ -31,6 +31,15 @@ pub fn sandbox(host: &Host, name: &str) -> Value {
     .clone()
 }
 
+/// The sandbox's network namespace file (`SandboxKey`).
+#[track_caller]
+pub fn netns_of(host: &Host, name: &str) -> String {
+    sandbox(host, name)["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .expect("SandboxKey")
+        .to_string()
+}
+
 /// The sandbox's IPv4 address on `network`.
 #[track_caller]
 pub fn address(host: &Host, sandbox_name: &str, network: &str) -> String {

@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use netns_fixtures::{in_netns_at, Dnsmasq, Host, Underlay};
-use tests::{address, dig, dns_answer, dns_query, json, sandbox};
+use tests::{address, dig, dns_answer, dns_query, json, netns_of, sandbox};
 
 /// A host (not started yet) and an "outside" host on an underlay, with room for upstream
 /// servers at 198.51.100.2, .3 and .4.
@@ -31,6 +31,14 @@ fn upstream(outside: &Host, address: &str, answer: &str) -> Dnsmasq {
         address,
         &[&format!("--address=/example.test/{answer}")],
     )
+}
+
+/// Network `web` (172.30.0.0/24) with sandbox `a` on it.
+fn web_with_a(host: &Host) {
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
 }
 
 fn ipv6(host: &Host, name: &str, network: &str) -> String {
@@ -172,10 +180,7 @@ fn upstreams_come_from_the_sandbox_then_daemon_json_then_the_host() {
     host.set_resolv_conf("nameserver 198.51.100.2\nsearch host.example\noptions edns0\n");
     host.set_config(r#"{"dns": ["198.51.100.3"]}"#);
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     host.netctl(&[
         "sandbox",
         "create",
@@ -268,10 +273,7 @@ fn daemon_json_and_resolv_conf_changes_apply_live() {
     host.set_resolv_conf("nameserver 198.51.100.2\n");
     host.set_config(r#"{"dns": ["198.51.100.3"], "dns-search": ["json.example"]}"#);
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     let resolv_conf = sandbox(&host, "a")["ResolvConfPath"]
         .as_str()
         .unwrap()
@@ -317,14 +319,8 @@ fn no_query_is_lost_while_the_upstreams_change() {
     let mut host = host;
     host.set_resolv_conf("nameserver 198.51.100.2\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
-    let netns = sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    web_with_a(&host);
+    let netns = netns_of(&host, "a");
 
     let results = std::thread::scope(|scope| {
         let client = scope.spawn(move || {
@@ -392,10 +388,7 @@ fn a_loopback_upstream_in_the_host_namespace_and_a_scoped_one_work() {
     // fe80::1%lo answers nobody: it is passed over for the stub resolver behind it.
     host.set_resolv_conf("nameserver fe80::1%lo\nnameserver 127.0.0.53\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     let explain = json(
         &host
             .netctl(&["dns", "explain", "a", "--format", "json"])
@@ -424,10 +417,7 @@ fn truncated_answers_are_fetched_over_tcp() {
     let _u = Dnsmasq::start(&outside, "198.51.100.2", &args);
     host.set_resolv_conf("nameserver 198.51.100.2\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
 
     // The upstream truncates; netctl asks it again over TCP, and the whole answer fits the
     // client's EDNS buffer, so the client gets it all over UDP.
@@ -461,10 +451,7 @@ fn a_silent_upstream_is_passed_over_and_all_silent_is_servfail() {
     let u2 = upstream(&outside, "198.51.100.3", "203.0.113.2");
     host.set_resolv_conf("nameserver 198.51.100.2\nnameserver 198.51.100.3\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     assert_eq!(
         dig(&host, "a", &["one.example.test"]).answers,
         ["203.0.113.1"]
@@ -500,10 +487,7 @@ fn answers_are_cached_as_long_as_their_ttl() {
     );
     host.set_resolv_conf("nameserver 198.51.100.2\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     assert_eq!(
         dig(&host, "a", &["long.example.test"]).answers,
         ["203.0.113.60"]
@@ -591,14 +575,8 @@ fn internal_networks_never_forward() {
 #[test]
 fn hostile_packets_are_answered_or_dropped_and_serving_goes_on() {
     let host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
-    let netns = sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    web_with_a(&host);
+    let netns = netns_of(&host, "a");
     let rcodes = in_netns_at(&netns, || {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.connect("127.0.0.11:53").unwrap();
@@ -688,10 +666,7 @@ fn dns_survives_a_daemon_crash_and_resolv_conf_files_are_managed() {
     let mut host = Host::new();
     host.set_resolv_conf("nameserver 192.0.2.53\nsearch corp.example\n");
     host.start_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
+    web_with_a(&host);
     host.netctl(&[
         "sandbox",
         "create",
@@ -766,14 +741,8 @@ fn bad_dns_settings_are_refused_and_change_nothing() {
 #[test]
 fn port_53_stays_free_for_the_containers_own_server() {
     let host = Host::with_daemon();
-    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
-        .expect_ok();
-    host.netctl(&["sandbox", "create", "a", "--network", "web"])
-        .expect_ok();
-    let netns = sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    web_with_a(&host);
+    let netns = netns_of(&host, "a");
     // A DNS server of the container's own on every address, UDP and TCP, without
     // SO_REUSEADDR: it binds, and 127.0.0.11 still answers.
     let own = in_netns_at(&netns, || {

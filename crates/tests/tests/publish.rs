@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use netns_fixtures::echo::{tcp_call, tcp_echo, udp_call, udp_echo};
 use netns_fixtures::{in_netns, Host, Underlay};
-use tests::{assert_same, full_state, json, sandbox};
+use tests::{assert_same, full_state, json, netns_of};
 
 /// A host with a daemon, an outside host joined to it on 198.51.100.0/24, and network `web`.
 fn setup() -> (Host, Host, Underlay) {
@@ -16,13 +16,6 @@ fn setup() -> (Host, Host, Underlay) {
     host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
         .expect_ok();
     (host, outside, link)
-}
-
-fn netns_of(host: &Host, name: &str) -> String {
-    sandbox(host, name)["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// Sandbox `a` on `web` publishing `spec`, with a TCP echo server on `port` inside it.
