@@ -82,13 +82,17 @@ impl DaemonConfig {
         if let Some(mtu) = self.mtu {
             check_mtu(mtu)?;
         }
-        let dns = dns::DnsSettings {
+        self.dns_settings().validate().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `dns`, `dns-search`, `dns-opts`: what sandboxes without their own settings use.
+    pub fn dns_settings(&self) -> dns::DnsSettings {
+        dns::DnsSettings {
             servers: self.dns.clone(),
             search: self.dns_search.clone(),
             options: self.dns_opts.clone(),
-        };
-        dns.validate().map_err(|e| e.to_string())?;
-        Ok(())
+        }
     }
 
     /// The settings other than `dns*`, which alone apply without a restart.

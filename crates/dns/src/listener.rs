@@ -1,4 +1,4 @@
-//! The sockets at 127.0.0.11:53 inside each sandbox, and the tasks that serve them.
+//! The sockets behind 127.0.0.11:53 inside each sandbox, and the tasks that serve them.
 //!
 //! Sockets are opened on a short-lived thread that enters the sandbox's namespace; a socket
 //! stays in the namespace it was opened in, so one thread serves every sandbox from wherever

@@ -54,15 +54,6 @@ pub(super) fn endpoint_names(
     })
 }
 
-/// daemon.json's `dns`, `dns-search`, `dns-opts`.
-pub(super) fn daemon_dns(config: &DaemonConfig) -> DnsSettings {
-    DnsSettings {
-        servers: config.dns.clone(),
-        search: config.dns_search.clone(),
-        options: config.dns_opts.clone(),
-    }
-}
-
 /// The host's resolv.conf; a missing or unreadable one says nothing.
 pub(super) fn host_dns(path: &Path) -> DnsSettings {
     match std::fs::read_to_string(path) {
@@ -244,7 +235,9 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
 pub async fn watch_dns_sources(controller: Arc<Controller>) {
     let config_path = controller.paths.config.clone();
     let resolv_path = controller.paths.host_resolv_conf.clone();
-    let mut seen = (stamp(&config_path), stamp(&resolv_path));
+    // Nothing seen yet: the first look applies what is there, including a change made
+    // between the daemon's start and this watcher's.
+    let mut seen = (None, None);
     let mut config = controller.config.clone();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
@@ -265,7 +258,7 @@ pub async fn watch_dns_sources(controller: Arc<Controller>) {
             }
         }
         controller
-            .apply_dns_defaults(daemon_dns(&config), host_dns(&resolv_path))
+            .apply_dns_defaults(config.dns_settings(), host_dns(&resolv_path))
             .await;
         tracing::info!("DNS settings reloaded");
     }

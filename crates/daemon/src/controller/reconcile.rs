@@ -66,7 +66,7 @@ impl Controller {
             paths,
         };
         controller.dns.set_defaults(
-            super::dns::daemon_dns(&controller.config),
+            controller.config.dns_settings(),
             super::dns::host_dns(&controller.paths.host_resolv_conf),
         );
         controller.reconcile().await?;
