@@ -22,6 +22,8 @@ use crate::stats::percentile_ms;
 
 /// The upstream's address on the underlay; it answers every name under example.test.
 const UPSTREAM: &str = "198.51.100.2";
+/// What the upstream answers for every name under example.test.
+const FORWARDED_ANSWER: &str = "203.0.113.1";
 /// Distinct names queried per kind (dnsperf cycles through them).
 const NAMES: usize = 100;
 
@@ -53,7 +55,7 @@ pub struct Options {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
-    for tool in ["dnsperf", "dnsmasq", "taskset"] {
+    for tool in ["dnsperf", "dnsmasq", "dig", "nsenter", "taskset"] {
         which(tool)?;
     }
     let netctl = NetctlHost::new()?;
@@ -62,7 +64,10 @@ pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
     let _upstream = Dnsmasq::quiet(
         &outside,
         UPSTREAM,
-        &["--address=/example.test/203.0.113.1", "--local-ttl=3600"],
+        &[
+            &format!("--address=/example.test/{FORWARDED_ANSWER}"),
+            "--local-ttl=3600",
+        ],
     );
     netctl
         .host
@@ -95,6 +100,14 @@ pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
             other => bail!("unknown peer {other:?} (netctl, aardvark-dns, dnsmasq, dnsmasq-lo)"),
         };
         pin(server.pid, 0)?;
+        // Counted answers must be right ones, not just NOERROR.
+        verify(&client_netns, &server.address, "c0", &hosts[1].1)?;
+        verify(
+            &client_netns,
+            &server.address,
+            "f0.example.test",
+            FORWARDED_ANSWER,
+        )?;
         for (kind, file) in [("local", &files.local), ("forwarded", &files.forwarded)] {
             // One pass first: the forwarded names reach the cache, and everything is paged in.
             dnsperf(&client_netns, &server.address, file, None, options.clients)?;
@@ -156,6 +169,27 @@ fn wait_for_upstream(netctl: &NetctlHost) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("netctl never picked up the upstream from its resolv.conf")
+}
+
+/// `dig +short NAME` from the client's sandbox must print `expected`.
+fn verify(netns: &Path, server: &str, name: &str, expected: &str) -> anyhow::Result<()> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "dig",
+            "+short",
+            "+tries=3",
+            "+time=2",
+            &format!("@{server}"),
+            name,
+        ])
+        .output()
+        .context("running dig")?;
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if answer != expected {
+        bail!("{server} answered {name} with {answer:?}, not {expected}");
+    }
+    Ok(())
 }
 
 /// `taskset`: every thread of `pid` on `cpu`.
