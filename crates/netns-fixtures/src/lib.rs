@@ -4,12 +4,14 @@
 //! Everything is removed on drop, also when a test panics; processes are stopped by PID.
 
 mod dnsmasq;
+mod dockerd;
 pub mod echo;
 mod host;
 mod netns_thread;
 mod underlay;
 
 pub use dnsmasq::Dnsmasq;
+pub use dockerd::{Dockerd, DOCKER_CLI};
 pub use host::{command_in, Host, Output};
 pub use netns_thread::{in_netns, in_netns_at};
 pub use underlay::Underlay;
