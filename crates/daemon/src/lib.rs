@@ -29,6 +29,8 @@ pub struct Paths {
     pub config: PathBuf,
     /// The host's resolv.conf: upstreams when neither the sandbox nor daemon.json name any.
     pub host_resolv_conf: PathBuf,
+    /// Where dockerd finds the remote plugin; `None` serves no plugin.
+    pub docker_plugin_socket: Option<PathBuf>,
 }
 
 pub const DEFAULT_CONFIG: &str = "/etc/netctl/daemon.json";
@@ -36,6 +38,7 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/netctl";
 pub const DEFAULT_EXEC_ROOT: &str = "/run/netctl";
 pub const DEFAULT_SOCKET: &str = "/run/netctl/netctl.sock";
 pub const DEFAULT_HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+pub const DEFAULT_DOCKER_PLUGIN_SOCKET: &str = "/run/docker/plugins/netctl.sock";
 
 /// Starts the daemon and serves until `shutdown` resolves.
 pub async fn run(
@@ -47,5 +50,8 @@ pub async fn run(
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));
     tokio::spawn(watch_dns_sources(controller.clone()));
+    if let Some(socket) = &paths.docker_plugin_socket {
+        server::start_docker_plugin(controller.clone(), socket).await?;
+    }
     server::serve(controller, &paths.socket, shutdown).await
 }

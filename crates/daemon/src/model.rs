@@ -70,6 +70,11 @@ pub struct NetworkRecord {
     /// `host` and `none`, made by the daemon itself and never removed.
     #[serde(default)]
     pub builtin: bool,
+    /// The Docker network ID when dockerd made the network through the remote plugin. Its
+    /// subnets then belong to Docker's IPAM driver (netctl's, with its own pools, or
+    /// Docker's), not to this record.
+    #[serde(default)]
+    pub docker_id: Option<String>,
 }
 
 fn local_scope() -> Scope {
@@ -114,6 +119,21 @@ pub struct EndpointRecord {
     /// Published ports, host ports decided.
     #[serde(default)]
     pub ports: Vec<plugin_api::ports::PortMapping>,
+    /// Made for dockerd: the sandbox is a container's, `sandbox_id` is empty, and `ifname`
+    /// is the veth end handed to dockerd (it moves it into the container and renames it).
+    #[serde(default)]
+    pub docker: bool,
+}
+
+/// A pool netctl's IPAM driver gave dockerd, and the addresses it handed out from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerPoolRecord {
+    pub id: String,
+    pub scope: Scope,
+    pub subnet: IpNetwork,
+    /// `--ip-range`: where addresses dockerd does not name come from.
+    pub ip_range: Option<IpNetwork>,
+    pub addresses: std::collections::BTreeSet<IpAddr>,
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {

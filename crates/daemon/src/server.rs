@@ -1,4 +1,4 @@
-//! The management API on a Unix socket.
+//! The management API and the Docker plugin API, each on a Unix socket.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,30 +14,54 @@ pub async fn serve(
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let io = |what| {
-        move |source| DaemonError::Io {
-            what,
-            path: socket.to_path_buf(),
-            source,
-        }
-    };
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(io("create directory for"))?;
-    }
-    if UnixStream::connect(socket).await.is_ok() {
-        return Err(io("socket")(std::io::Error::other(
-            "another daemon is already listening there",
-        )));
-    }
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).map_err(io("bind"))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
-        .map_err(io("chmod"))?;
+    let listener = listen(socket, 0o660).await?;
     tracing::info!(socket = %socket.display(), "serving the management API");
     let app = plugin_api::management::router(controller)
         .into_make_service_with_connect_info::<plugin_api::management::Caller>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(io("serve"))
+        .map_err(io_err(socket, "serve"))
+}
+
+/// Binds `socket` (root only) and serves Docker's remote plugin API there from a task of
+/// its own: dockerd finds the driver `netctl` as `/run/docker/plugins/netctl.sock`.
+pub async fn start_docker_plugin(
+    controller: Arc<Controller>,
+    socket: &Path,
+) -> Result<(), DaemonError> {
+    let listener = listen(socket, 0o600).await?;
+    tracing::info!(socket = %socket.display(), "serving the Docker plugin API");
+    let socket = socket.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, plugin_api::docker::router(controller)).await {
+            tracing::error!(socket = %socket.display(), error = %e, "Docker plugin API stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Binds `socket` with `mode`, refusing when another daemon already answers there.
+async fn listen(socket: &Path, mode: u32) -> Result<UnixListener, DaemonError> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(socket, "create directory for"))?;
+    }
+    if UnixStream::connect(socket).await.is_ok() {
+        return Err(io_err(socket, "socket")(std::io::Error::other(
+            "another daemon is already listening there",
+        )));
+    }
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).map_err(io_err(socket, "bind"))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(socket, "chmod"))?;
+    Ok(listener)
+}
+
+fn io_err<'a>(socket: &'a Path, what: &'static str) -> impl Fn(std::io::Error) -> DaemonError + 'a {
+    move |source| DaemonError::Io {
+        what,
+        path: socket.to_path_buf(),
+        source,
+    }
 }

@@ -7,12 +7,13 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::model::{DockerPoolRecord, EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::DaemonError;
 
 const NETWORKS: TableDefinition<&str, &str> = TableDefinition::new("networks");
 const SANDBOXES: TableDefinition<&str, &str> = TableDefinition::new("sandboxes");
 const ENDPOINTS: TableDefinition<&str, &str> = TableDefinition::new("endpoints");
+const DOCKER_POOLS: TableDefinition<&str, &str> = TableDefinition::new("docker_pools");
 
 /// One change to desired state; a list of them commits together or not at all.
 pub enum Change<'a> {
@@ -22,6 +23,8 @@ pub enum Change<'a> {
     DeleteSandbox(&'a str),
     PutEndpoint(&'a EndpointRecord),
     DeleteEndpoint(&'a str),
+    PutDockerPool(&'a DockerPoolRecord),
+    DeleteDockerPool(&'a str),
 }
 
 /// Everything the store holds.
@@ -30,6 +33,7 @@ pub struct Snapshot {
     pub networks: Vec<NetworkRecord>,
     pub sandboxes: Vec<SandboxRecord>,
     pub endpoints: Vec<EndpointRecord>,
+    pub docker_pools: Vec<DockerPoolRecord>,
 }
 
 pub struct Store {
@@ -55,6 +59,7 @@ impl Store {
             networks: self.read_all(&txn, NETWORKS)?,
             sandboxes: self.read_all(&txn, SANDBOXES)?,
             endpoints: self.read_all(&txn, ENDPOINTS)?,
+            docker_pools: self.read_all(&txn, DOCKER_POOLS)?,
         })
     }
 
@@ -83,6 +88,7 @@ impl Store {
             let mut networks = txn.open_table(NETWORKS).map_err(self.err())?;
             let mut sandboxes = txn.open_table(SANDBOXES).map_err(self.err())?;
             let mut endpoints = txn.open_table(ENDPOINTS).map_err(self.err())?;
+            let mut pools = txn.open_table(DOCKER_POOLS).map_err(self.err())?;
             for change in changes {
                 let result = match change {
                     Change::PutNetwork(r) => {
@@ -97,6 +103,10 @@ impl Store {
                         endpoints.insert(r.id.as_str(), json(r).as_str()).map(drop)
                     }
                     Change::DeleteEndpoint(id) => endpoints.remove(*id).map(drop),
+                    Change::PutDockerPool(r) => {
+                        pools.insert(r.id.as_str(), json(r).as_str()).map(drop)
+                    }
+                    Change::DeleteDockerPool(id) => pools.remove(*id).map(drop),
                 };
                 result.map_err(self.err())?;
             }

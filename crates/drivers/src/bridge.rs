@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::firewall::{Firewall, FirewallNetwork};
+use crate::firewall::{docker_user, Firewall, FirewallNetwork};
 use crate::netlink::Netlink;
 use crate::netns::Netns;
 
@@ -106,20 +106,40 @@ impl BridgeDriver {
         Ok(index)
     }
 
+    /// A Docker endpoint's veth: both ends in this (dockerd's) namespace, the host end on the
+    /// bridge and up, the other end down with its MAC, for dockerd to move into the container
+    /// and configure (it looks the link up by name in its own namespace).
+    pub async fn ensure_docker_port(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+    ) -> Result<(), DriverError> {
+        let own =
+            std::fs::File::open("/proc/self/ns/net").map_err(|source| DriverError::Netns {
+                path: "/proc/self/ns/net".into(),
+                what: "open",
+                source,
+            })?;
+        let port = self
+            .ensure_port(net, ep, std::os::fd::AsRawFd::as_raw_fd(&own))
+            .await?;
+        self.host.set_hairpin(port).await
+    }
+
     /// Creates the veth, or finds it from an earlier join (reconcile); returns the host end's
     /// index, enslaved to the bridge and up.
     async fn ensure_port(
         &self,
         net: &NetworkSpec,
         ep: &EndpointSpec,
-        sandbox: &Netns,
+        peer_netns_fd: i32,
     ) -> Result<u32, DriverError> {
         let create = |bridge| {
             self.host.add_veth_into_namespace(
                 &ep.host_ifname,
                 bridge,
                 &ep.ifname,
-                sandbox.raw_fd(),
+                peer_netns_fd,
                 ep.mac,
                 ep.mtu,
             )
@@ -157,7 +177,10 @@ impl BridgeDriver {
 impl NetworkDriver for BridgeDriver {
     async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         self.ensure_network(net).await?;
-        self.firewall.add_network(&FirewallNetwork::from(net)).await
+        self.firewall
+            .add_network(&FirewallNetwork::from(net))
+            .await?;
+        docker_user::admit_bridge(&net.bridge).await
     }
 
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
@@ -173,6 +196,9 @@ impl NetworkDriver for BridgeDriver {
         {
             errors.push(e);
         }
+        if let Err(e) = docker_user::forget_bridge(&net.bridge).await {
+            errors.push(e);
+        }
         DriverError::collect(errors)
     }
 
@@ -182,7 +208,7 @@ impl NetworkDriver for BridgeDriver {
         ep: &EndpointSpec,
         sandbox: &Netns,
     ) -> Result<(), DriverError> {
-        let port = self.ensure_port(net, ep, sandbox).await?;
+        let port = self.ensure_port(net, ep, sandbox.raw_fd()).await?;
         self.host.set_hairpin(port).await?;
 
         let inside = sandbox.netlink();

@@ -20,3 +20,5 @@ pub use error::DriverError;
 pub const BRIDGE_PREFIX: &str = "ncb";
 /// Prefix of the host end of every veth netctl creates.
 pub const VETH_PREFIX: &str = "ncv";
+/// The container's end of a Docker endpoint's veth, until dockerd moves and renames it.
+pub const DOCKER_PEER_PREFIX: &str = "ncs";

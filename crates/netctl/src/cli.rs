@@ -56,6 +56,10 @@ pub struct DaemonArgs {
     /// The host's resolv.conf: upstreams for sandboxes that name none (re-read on change).
     #[arg(long, default_value = daemon::DEFAULT_HOST_RESOLV_CONF)]
     pub resolv_conf: PathBuf,
+    /// The Docker remote plugin's socket; its file name is the driver's name. `none`: no
+    /// plugin.
+    #[arg(long, default_value = daemon::DEFAULT_DOCKER_PLUGIN_SOCKET)]
+    pub docker_plugin_socket: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

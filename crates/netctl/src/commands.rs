@@ -83,6 +83,8 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         socket,
         config: config_path,
         host_resolv_conf: args.resolv_conf,
+        docker_plugin_socket: (args.docker_plugin_socket != std::path::Path::new("none"))
+            .then_some(args.docker_plugin_socket),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

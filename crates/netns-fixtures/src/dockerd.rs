@@ -31,8 +31,8 @@ impl Dockerd {
         let dir = host.dir().join("docker");
         std::fs::create_dir_all(&dir).expect("docker directory");
         let script = dir.join("start.sh");
-        std::fs::write(&script, start_script(&dir, &host.resolv_conf(), host.tag()))
-            .expect("start script");
+        std::fs::create_dir_all(host.docker_plugins()).expect("plugin directory");
+        std::fs::write(&script, start_script(&dir, host)).expect("start script");
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
         let made_key_file = !Path::new(KEY_FILE).exists();
         let child = host
@@ -175,9 +175,12 @@ impl Drop for Dockerd {
 
 /// Runs in the private mount namespace: the cgroup tree set aside, a sysfs of this network
 /// namespace on /sys, the tree moved back; the host's test resolv.conf as /etc/resolv.conf
-/// (so no container is pointed at a server outside the test); then dockerd.
-fn start_script(dir: &Path, resolv_conf: &Path, tag: &str) -> String {
+/// (so no container is pointed at a server outside the test) and the host's plugin directory
+/// as /run/docker/plugins (so this dockerd finds this host's netctl); then dockerd.
+fn start_script(dir: &Path, host: &Host) -> String {
     let d = dir.display();
+    let plugins = host.docker_plugins();
+    let tag = host.tag();
     format!(
         "set -e\n\
          mkdir -p {d}/cgroup {d}/data {d}/run\n\
@@ -186,11 +189,14 @@ fn start_script(dir: &Path, resolv_conf: &Path, tag: &str) -> String {
          mount -t sysfs sysfs /sys\n\
          mount --move {d}/cgroup /sys/fs/cgroup\n\
          mount --bind {resolv} /etc/resolv.conf\n\
+         mkdir -p /run/docker/plugins\n\
+         mount --bind {plugins} /run/docker/plugins\n\
          echo '{{}}' > {d}/daemon.json\n\
          exec dockerd --data-root {d}/data --exec-root {d}/run --pidfile {d}/run/dockerd.pid \
          -H unix://{d}/docker.sock --config-file {d}/daemon.json --storage-driver vfs \
          --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent /netctl-test-{tag} \
          --iptables=true --ip-forward=true --userland-proxy=true\n",
-        resolv = resolv_conf.display(),
+        resolv = host.resolv_conf().display(),
+        plugins = plugins.display(),
     )
 }

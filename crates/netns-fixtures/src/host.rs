@@ -148,6 +148,12 @@ impl Host {
         self.config = Some(path);
     }
 
+    /// Where this host's daemon serves the Docker plugin (a test's dockerd sees this
+    /// directory as /run/docker/plugins).
+    pub fn docker_plugins(&self) -> PathBuf {
+        self.dir.join("docker-plugins")
+    }
+
     /// The daemon's "host resolv.conf" (re-read by a running daemon when it changes).
     pub fn resolv_conf(&self) -> PathBuf {
         self.dir.join("resolv.conf")
@@ -171,6 +177,8 @@ impl Host {
         cmd.arg("--data-root").arg(self.data_root());
         cmd.arg("--exec-root").arg(self.exec_root());
         cmd.arg("--resolv-conf").arg(self.resolv_conf());
+        cmd.arg("--docker-plugin-socket")
+            .arg(self.docker_plugins().join("netctl.sock"));
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }

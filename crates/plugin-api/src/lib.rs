@@ -5,6 +5,7 @@
 //! has one, so scripts written against Docker read netctl's JSON unchanged.
 
 pub mod client;
+pub mod docker;
 mod error;
 pub mod management;
 pub mod ports;

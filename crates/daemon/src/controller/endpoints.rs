@@ -214,6 +214,7 @@ impl State {
             aliases: wanted.aliases,
             route_metric,
             ports,
+            docker: false,
         })
     }
 

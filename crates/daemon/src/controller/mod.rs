@@ -7,6 +7,7 @@
 mod api;
 mod conntrack;
 mod dns;
+mod docker;
 mod drivers;
 mod endpoints;
 mod errors;

@@ -17,10 +17,10 @@ use crate::store::Change;
 
 /// Driver options of a bridge network, by netctl's name or Docker's.
 #[derive(Debug, PartialEq, Eq)]
-struct BridgeOptions {
-    mtu: u32,
-    icc: bool,
-    internal: bool,
+pub(super) struct BridgeOptions {
+    pub mtu: u32,
+    pub icc: bool,
+    pub internal: bool,
 }
 
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
@@ -28,7 +28,10 @@ const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_INTERNAL: [&str; 1] = ["internal"];
 
 impl BridgeOptions {
-    fn parse(options: &BTreeMap<String, String>, default_mtu: u32) -> Result<Self, ApiError> {
+    pub(super) fn parse(
+        options: &BTreeMap<String, String>,
+        default_mtu: u32,
+    ) -> Result<Self, ApiError> {
         let mut parsed = Self {
             mtu: default_mtu,
             icc: true,
@@ -206,6 +209,13 @@ impl State {
         })
     }
 
+    /// A Docker network's subnets are its IPAM driver's to release (ReleasePool).
+    pub(super) fn release_network_subnets(&mut self, net: &NetworkRecord) {
+        if net.docker_id.is_none() {
+            self.release_subnets(net.scope, &net.subnets);
+        }
+    }
+
     pub(super) fn release_subnets(&mut self, scope: Scope, subnets: &[SubnetRecord]) {
         for s in subnets {
             let _ = self.ipam.space_mut(scope).release_pool(&s.subnet);
@@ -267,16 +277,26 @@ impl Controller {
             options: req.options,
             labels: req.labels,
             builtin: false,
+            docker_id: None,
         };
+        self.install_network(&mut state, record).await
+    }
+
+    /// Persists the network, then builds it in the kernel; on failure nothing remains.
+    pub(super) async fn install_network(
+        &self,
+        state: &mut State,
+        record: NetworkRecord,
+    ) -> Result<NetworkRecord, ApiError> {
         if let Err(e) = self.store.apply(&[Change::PutNetwork(&record)]) {
-            state.release_subnets(record.scope, &record.subnets);
+            state.release_network_subnets(&record);
             return Err(from_daemon(e));
         }
         if let Err(e) = self.drivers.create_network(&record).await {
             tracing::warn!(network = %record.name, error = %e, "creating network failed; rolling back");
             let _ = self.drivers.delete_network(&record).await;
             let _ = self.store.apply(&[Change::DeleteNetwork(&record.id)]);
-            state.release_subnets(record.scope, &record.subnets);
+            state.release_network_subnets(&record);
             return Err(from_driver(e));
         }
         tracing::info!(network = %record.name, bridge = %record.bridge, "network created");
@@ -312,7 +332,7 @@ impl Controller {
             .apply(&[Change::DeleteNetwork(&net.id)])
             .map_err(from_daemon)?;
         state.networks.remove(&net.id);
-        state.release_subnets(net.scope, &net.subnets);
+        state.release_network_subnets(&net);
         self.drivers.delete_network(&net).await.map_err(|e| {
             ApiError::internal(format!(
                 "network {} removed, but cleaning up its kernel objects failed (retried at the \

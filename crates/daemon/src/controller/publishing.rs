@@ -6,8 +6,9 @@ use plugin_api::ports::PortMapping;
 use plugin_api::ApiError;
 
 use super::errors::{from_daemon, from_driver};
+use super::state::State;
 use super::{conntrack, ports, Controller};
-use crate::model::{DriverKind, EndpointRecord};
+use crate::model::{DriverKind, EndpointRecord, NetworkRecord};
 use crate::store::Change;
 
 impl Controller {
@@ -22,6 +23,18 @@ impl Controller {
         let mut state = self.state.lock().await;
         let net = state.network(network)?.clone();
         let endpoint = self.endpoint_of(&state, &net.id, &net.name, sandbox)?;
+        self.publish_endpoint(&mut state, &net, &endpoint, mappings)
+            .await
+    }
+
+    /// Publishes `mappings` on `endpoint` (persisted, then programmed; all or none).
+    pub(super) async fn publish_endpoint(
+        &self,
+        state: &mut State,
+        net: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PortMapping>, ApiError> {
         if net.driver != DriverKind::Bridge || net.internal {
             return Err(ApiError::invalid(format!(
                 "ports cannot be published on network {}",
@@ -29,7 +42,7 @@ impl Controller {
             )));
         }
         let taken = state.take_ports(
-            &net,
+            net,
             mappings,
             endpoint.ipv4.is_some(),
             endpoint.ipv6.is_some(),
@@ -41,10 +54,10 @@ impl Controller {
             return Err(from_daemon(e));
         }
         if let Err(e) = Firewall
-            .publish(&ports::forwards_of(&endpoint, &taken))
+            .publish(&ports::forwards_of(endpoint, &taken))
             .await
         {
-            let _ = self.store.apply(&[Change::PutEndpoint(&endpoint)]);
+            let _ = self.store.apply(&[Change::PutEndpoint(endpoint)]);
             state.ports.release_all(&taken);
             return Err(from_driver(e));
         }

@@ -10,7 +10,7 @@ use drivers::firewall::Firewall;
 use drivers::netlink::Netlink;
 use drivers::netns::{self, Netns};
 use drivers::passive::PassiveDriver;
-use drivers::{BRIDGE_PREFIX, VETH_PREFIX};
+use drivers::{BRIDGE_PREFIX, DOCKER_PEER_PREFIX, VETH_PREFIX};
 use ipam::{Ipam, PoolRequest, PoolTemplate};
 use tokio::sync::Mutex;
 
@@ -82,10 +82,11 @@ impl Controller {
             .map(|n| (n.id.clone(), n))
             .collect();
         self.ensure_builtin_networks(&mut state)?;
+        // A Docker endpoint's sandbox is a container, dockerd's business.
         let (endpoints, orphans): (Vec<_>, Vec<_>) =
             snapshot.endpoints.into_iter().partition(|e| {
                 state.networks.contains_key(&e.network_id)
-                    && snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id)
+                    && (e.docker || snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id))
             });
         if !orphans.is_empty() {
             tracing::warn!(
@@ -99,6 +100,11 @@ impl Controller {
             self.store.apply(&changes)?;
         }
         state.endpoints = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        state.docker_pools = snapshot
+            .docker_pools
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         rebuild_ipam(&mut state);
 
         let bridges: Vec<&NetworkRecord> = state
@@ -110,6 +116,9 @@ impl Controller {
         for net in &bridges {
             if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
                 tracing::error!(network = %net.name, error = %e, "cannot restore network");
+            }
+            if let Err(e) = drivers::firewall::docker_user::admit_bridge(&net.bridge).await {
+                tracing::warn!(network = %net.name, error = %e, "cannot admit the bridge in dockerd's DOCKER-USER chain");
             }
         }
 
@@ -132,6 +141,11 @@ impl Controller {
         }
         for endpoint in state.endpoints.values() {
             let net = &state.networks[&endpoint.network_id];
+            if endpoint.docker {
+                // Its veth went into a container that dockerd owns; a missing one is not
+                // netctl's to re-create (dockerd's DeleteEndpoint will come for the record).
+                continue;
+            }
             let sandbox = &state.sandboxes[&endpoint.sandbox_id];
             if let Some(names) = super::dns::endpoint_names(net, &sandbox.record, endpoint) {
                 self.dns.directory().add_endpoint(names);
@@ -174,6 +188,7 @@ impl Controller {
                 options: BTreeMap::new(),
                 labels: BTreeMap::new(),
                 builtin: true,
+                docker_id: None,
             };
             self.store.apply(&[Change::PutNetwork(&record)])?;
             state.networks.insert(record.id.clone(), record);
@@ -188,12 +203,20 @@ impl Controller {
             .values()
             .map(|n| n.bridge.as_str())
             .chain(state.endpoints.values().map(|e| e.host_ifname.as_str()))
+            .chain(
+                state
+                    .endpoints
+                    .values()
+                    .filter(|e| e.docker)
+                    .map(|e| e.ifname.as_str()),
+            )
             .collect();
         match self.host.links().await {
             Ok(links) => {
                 for link in links {
-                    let ours =
-                        link.name.starts_with(BRIDGE_PREFIX) || link.name.starts_with(VETH_PREFIX);
+                    let ours = [BRIDGE_PREFIX, VETH_PREFIX, DOCKER_PEER_PREFIX]
+                        .iter()
+                        .any(|prefix| link.name.starts_with(prefix));
                     if ours && !wanted_links.contains(link.name.as_str()) {
                         tracing::info!(link = %link.name, "removing unwanted link");
                         if let Err(e) = self.host.delete_link_by_name(&link.name).await {
@@ -259,9 +282,28 @@ fn rebuild_ipam(state: &mut State) {
         endpoints,
         ipam,
         ports: state_ports,
+        docker_pools,
         ..
     } = state;
-    for net in networks.values() {
+    for pool in docker_pools.values() {
+        let request = PoolRequest {
+            subnet: Some(pool.subnet),
+            ip_range: pool.ip_range,
+            aux_addresses: BTreeMap::new(),
+            v6: pool.subnet.is_ipv6(),
+        };
+        let space = ipam.space_mut(pool.scope);
+        let restored = space.request_pool(&request, &[]).and_then(|subnet| {
+            pool.addresses
+                .iter()
+                .try_for_each(|a| space.allocate(&subnet, Some(*a)).map(drop))
+        });
+        if let Err(e) = restored {
+            tracing::error!(pool = %pool.id, error = %e, "cannot restore a Docker pool");
+        }
+    }
+    // A Docker network's addresses are its pool's (restored above) or Docker's own.
+    for net in networks.values().filter(|n| n.docker_id.is_none()) {
         for s in &net.subnets {
             let request = PoolRequest {
                 subnet: Some(s.subnet),
@@ -282,7 +324,10 @@ fn rebuild_ipam(state: &mut State) {
         if let Err(e) = state_ports.take_all(&ep.ports) {
             tracing::error!(endpoint = %ep.id, error = %e, "cannot reserve published ports again");
         }
-        let Some(net) = networks.get(&ep.network_id) else {
+        let Some(net) = networks
+            .get(&ep.network_id)
+            .filter(|n| n.docker_id.is_none())
+        else {
             continue;
         };
         for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {

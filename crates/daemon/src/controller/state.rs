@@ -6,7 +6,7 @@ use ipam::Ipam;
 use plugin_api::ApiError;
 
 use super::NetnsRef;
-use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::model::{DockerPoolRecord, EndpointRecord, NetworkRecord, SandboxRecord};
 
 pub(super) struct Sandbox {
     pub record: SandboxRecord,
@@ -20,6 +20,8 @@ pub(super) struct State {
     pub endpoints: BTreeMap<String, EndpointRecord>,
     pub ipam: Ipam,
     pub ports: super::ports::HostPorts,
+    /// Pools handed to dockerd by the IPAM driver, by PoolID.
+    pub docker_pools: BTreeMap<String, DockerPoolRecord>,
 }
 
 impl State {
@@ -30,12 +32,20 @@ impl State {
             endpoints: BTreeMap::new(),
             ipam,
             ports: Default::default(),
+            docker_pools: BTreeMap::new(),
         }
     }
 
     pub fn network(&self, key: &str) -> Result<&NetworkRecord, ApiError> {
         find(&self.networks, key, |n| &n.name)
             .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))
+    }
+
+    /// The network dockerd knows by `docker_id`.
+    pub fn docker_network(&self, docker_id: &str) -> Option<&NetworkRecord> {
+        self.networks
+            .values()
+            .find(|n| n.docker_id.as_deref() == Some(docker_id))
     }
 
     pub fn network_by_name(&self, name: &str) -> Option<&NetworkRecord> {

@@ -1,6 +1,7 @@
 //! netctl's firewall: one nft table of its own in the daemon's namespace.
 
 pub mod dns_redirect;
+pub mod docker_user;
 mod libnftables;
 mod publish;
 pub mod runner;

@@ -1,0 +1,90 @@
+//! The Docker remote plugin's side of the controller: dockerd's calls on the same state,
+//! store and drivers as the CLI's — one implementation, two front doors.
+//!
+//! Docker's objects map onto netctl's: a network created by dockerd is a bridge network whose
+//! record carries the Docker network ID; an endpoint is an endpoint without a netctl sandbox
+//! (the container is dockerd's), whose veth is left in this namespace for dockerd to move; a
+//! pool of the IPAM driver is a [`DockerPoolRecord`](crate::model::DockerPoolRecord),
+//! reserved in netctl's address space like any network's subnet, so the two never overlap.
+//! Everything is persisted: dockerd does not re-activate a restarted plugin, and its next call
+//! may name a pool or endpoint from before.
+
+mod endpoints;
+mod ipam;
+mod networks;
+
+use plugin_api::docker::{
+    AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
+    DockerPlugin, EndpointRef, Join, JoinResponse, NetworkRef, PluginError, PluginResult,
+    PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
+};
+use plugin_api::ApiError;
+
+use super::Controller;
+
+/// dockerd prints the message after `Iface.Method: `; say who is speaking.
+fn plugin_error(e: ApiError) -> PluginError {
+    PluginError(format!("netctl: {}", e.message))
+}
+
+impl DockerPlugin for Controller {
+    async fn request_pool(&self, req: RequestPool) -> PluginResult<PoolResponse> {
+        self.docker_request_pool(req).await.map_err(plugin_error)
+    }
+
+    async fn release_pool(&self, req: ReleasePool) -> PluginResult<()> {
+        self.docker_release_pool(&req.pool_id)
+            .await
+            .map_err(plugin_error)
+    }
+
+    async fn request_address(&self, req: RequestAddress) -> PluginResult<AddressResponse> {
+        self.docker_request_address(req).await.map_err(plugin_error)
+    }
+
+    async fn release_address(&self, req: ReleaseAddress) -> PluginResult<()> {
+        self.docker_release_address(req).await.map_err(plugin_error)
+    }
+
+    async fn create_network(&self, req: CreateNetwork) -> PluginResult<()> {
+        self.docker_create_network(req).await.map_err(plugin_error)
+    }
+
+    async fn delete_network(&self, req: NetworkRef) -> PluginResult<()> {
+        self.docker_delete_network(&req.network_id)
+            .await
+            .map_err(plugin_error)
+    }
+
+    async fn create_endpoint(&self, req: CreateEndpoint) -> PluginResult<CreateEndpointResponse> {
+        self.docker_create_endpoint(req).await.map_err(plugin_error)
+    }
+
+    async fn delete_endpoint(&self, req: EndpointRef) -> PluginResult<()> {
+        self.docker_delete_endpoint(&req.endpoint_id)
+            .await
+            .map_err(plugin_error)
+    }
+
+    async fn join(&self, req: Join) -> PluginResult<JoinResponse> {
+        self.docker_join(&req.endpoint_id)
+            .await
+            .map_err(plugin_error)
+    }
+
+    /// The veth is deleted in DeleteEndpoint: at Leave its container end is still in the
+    /// container.
+    async fn leave(&self, _req: EndpointRef) -> PluginResult<()> {
+        Ok(())
+    }
+
+    async fn program_external_connectivity(&self, req: Connectivity) -> PluginResult<()> {
+        self.docker_publish(req).await.map_err(plugin_error)
+    }
+
+    async fn revoke_external_connectivity(&self, req: EndpointRef) -> PluginResult<()> {
+        self.docker_unpublish(&req.endpoint_id)
+            .await
+            .map_err(plugin_error)
+    }
+}
