@@ -1,7 +1,27 @@
 //! Debian's dockerd, run by the test fixtures in a namespace of its own (the harness the
 //! Docker remote-plugin tests stand on).
 
-use netns_fixtures::{Dockerd, Host};
+use netns_fixtures::echo::tcp_call;
+use netns_fixtures::{Dockerd, Host, Underlay};
+
+/// A host with netctl's daemon and a dockerd beside it, `busybox:local` imported.
+fn docker_host() -> (Host, Dockerd) {
+    let host = Host::with_daemon();
+    let dockerd = Dockerd::start(&host);
+    dockerd.import_busybox();
+    (host, dockerd)
+}
+
+#[track_caller]
+fn docker_ok(host: &Host, dockerd: &Dockerd, args: &[&str]) -> String {
+    let out = dockerd.docker(args);
+    assert!(
+        out.ok(),
+        "docker {args:?}: {out:?}\nnetctl:\n{}",
+        host.daemon_log()
+    );
+    out.stdout
+}
 
 #[test]
 fn dockerd_runs_containers_inside_a_test_host() {
@@ -113,4 +133,392 @@ fn a_docker_network_on_netctl_carries_containers() {
     assert!(!listed.contains("docker-"), "{listed}");
     let links = host.ip(&["-o", "link"]).expect_ok();
     assert!(!links.contains("ncb") && !links.contains("ncv"), "{links}");
+}
+
+#[test]
+fn netctl_picks_subnets_and_containers_connect_and_disconnect() {
+    let (host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "n1",
+        ],
+    );
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "n2",
+        ],
+    );
+    let subnet = |name: &str| {
+        docker_ok(
+            &host,
+            &dockerd,
+            &[
+                "network",
+                "inspect",
+                name,
+                "-f",
+                "{{(index .IPAM.Config 0).Subnet}}",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let (s1, s2) = (subnet("n1"), subnet("n2"));
+    assert!(!s1.is_empty() && s1 != s2, "{s1} {s2}");
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "n1",
+            "busybox:local",
+            "sleep",
+            "3600",
+        ],
+    );
+    docker_ok(&host, &dockerd, &["network", "connect", "n2", "c1"]);
+    let links = docker_ok(&host, &dockerd, &["exec", "c1", "ip", "-o", "-4", "addr"]);
+    assert!(links.contains("eth1"), "{links}");
+    docker_ok(&host, &dockerd, &["network", "disconnect", "n2", "c1"]);
+    let links = docker_ok(&host, &dockerd, &["exec", "c1", "ip", "-o", "-4", "addr"]);
+    assert!(!links.contains("eth1"), "{links}");
+    docker_ok(&host, &dockerd, &["rm", "-f", "c1"]);
+    docker_ok(&host, &dockerd, &["network", "rm", "n1", "n2"]);
+    assert!(!host.ip(&["-o", "link"]).expect_ok().contains("ncv"));
+}
+
+#[test]
+fn internal_ipv6_networks_get_no_gateway_and_no_docker_gwbridge() {
+    let (host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--ipv6",
+            "--subnet",
+            "fd00:50::/64",
+            "--internal",
+            "n3",
+        ],
+    );
+    let out = docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n3",
+            "busybox:local",
+            "sh",
+            "-c",
+            "ip -o addr; ip -6 route; ip route",
+        ],
+    );
+    assert!(out.contains("fd00:50::"), "{out}");
+    assert!(
+        !out.contains("default"),
+        "internal: no default route\n{out}"
+    );
+    assert!(!out.contains("eth1"), "no docker_gwbridge interface\n{out}");
+    docker_ok(&host, &dockerd, &["network", "rm", "n3"]);
+}
+
+#[test]
+fn published_ports_are_reached_from_another_host() {
+    let (host, dockerd) = docker_host();
+    let outside = Host::new();
+    Underlay::join(&host, &outside, "198.51.100");
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.30.0.0/24",
+            "n1",
+        ],
+    );
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "n1",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:9090:90/udp",
+            "-P",
+            "--expose",
+            "7000",
+            "busybox:local",
+            "nc",
+            "-ll",
+            "-p",
+            "80",
+            "-e",
+            "/bin/cat",
+        ],
+    );
+    let target = "198.51.100.1:8080".parse().unwrap();
+    let outside_ns = format!("/run/netns/{}", outside.netns());
+    let mut answer = None;
+    for _ in 0..20 {
+        answer = tcp_call(&outside_ns, target);
+        if answer.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        answer.as_deref(),
+        Some("hello"),
+        "{}\n{:?}\n{:?}\n{}",
+        host.daemon_log(),
+        dockerd.docker(&["ps", "-a"]),
+        dockerd.docker(&["logs", "web"]),
+        host.nft_table()
+    );
+    // The UDP port on 127.0.0.1, and -P's host port for 7000 chosen by netctl (80 has 8080).
+    let table = host.nft_table();
+    for mapping in ["tcp . 8080 : 80", "127.0.0.1 . udp . 9090 : 90", ": 7000"] {
+        assert!(table.contains(mapping), "{mapping}:\n{table}");
+    }
+    // A port already published is refused with a message a Docker user understands.
+    let taken = dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        "-p",
+        "8080:80",
+        "busybox:local",
+        "true",
+    ]);
+    assert!(!taken.ok());
+    assert!(taken.stderr.contains("8080"), "{}", taken.stderr);
+    docker_ok(&host, &dockerd, &["rm", "-f", "web"]);
+    assert_eq!(tcp_call(&outside_ns, target), None);
+    docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
+}
+
+#[test]
+fn errors_reach_the_docker_cli() {
+    let (host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.40.0.0/16",
+            "a",
+        ],
+    );
+    let overlap = dockerd.docker(&[
+        "network",
+        "create",
+        "-d",
+        "netctl",
+        "--ipam-driver",
+        "netctl",
+        "--subnet",
+        "10.40.1.0/24",
+        "b",
+    ]);
+    assert!(!overlap.ok());
+    assert!(overlap.stderr.contains("overlaps"), "{}", overlap.stderr);
+    // A /30 has two addresses: the gateway and one container.
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.41.0.0/30",
+            "tiny",
+        ],
+    );
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t1",
+            "--network",
+            "tiny",
+            "busybox:local",
+            "sleep",
+            "3600",
+        ],
+    );
+    let full = dockerd.docker(&["run", "--rm", "--network", "tiny", "busybox:local", "true"]);
+    assert!(!full.ok());
+    assert!(full.stderr.contains("netctl:"), "{}", full.stderr);
+    docker_ok(&host, &dockerd, &["rm", "-f", "t1"]);
+    docker_ok(&host, &dockerd, &["network", "rm", "a", "tiny"]);
+    let state = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    assert!(!state.contains("docker-"), "{state}");
+}
+
+#[test]
+fn the_plugin_and_dockerd_restart_without_losing_anything() {
+    let (mut host, mut dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.50.0.0/24",
+            "n1",
+        ],
+    );
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "n1",
+            "busybox:local",
+            "sleep",
+            "3600",
+        ],
+    );
+    host.kill_daemon();
+    host.start_daemon();
+    // dockerd does not activate the plugin again: the next call names a pool from before.
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            "busybox:local",
+            "ping",
+            "-c1",
+            "-W2",
+            "c1",
+        ],
+    );
+    dockerd.stop();
+    dockerd = Dockerd::start(&host);
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            "busybox:local",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
+    let links = host.ip(&["-o", "link"]).expect_ok();
+    assert!(!links.contains("ncb"), "{links}");
+}
+
+#[test]
+fn docker_bridge_driver_with_netctl_ipam() {
+    let (host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.60.0.0/24",
+            "n4",
+        ],
+    );
+    let out = docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n4",
+            "busybox:local",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(out.contains("10.60.0."), "{out}");
+    docker_ok(&host, &dockerd, &["network", "rm", "n4"]);
 }
