@@ -48,10 +48,29 @@ pub fn network_rows(networks: &[NetworkInspect]) -> String {
                 n.driver.clone(),
                 n.scope.clone(),
                 subnets(n),
+                managed_by(n),
             ]
         })
         .collect();
-    table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNETS"], &rows)
+    table(
+        &[
+            "NETWORK ID",
+            "NAME",
+            "DRIVER",
+            "SCOPE",
+            "SUBNETS",
+            "MANAGED BY",
+        ],
+        &rows,
+    )
+}
+
+/// `docker ID` for a network dockerd made through the plugin, else `netctl`.
+fn managed_by(n: &NetworkInspect) -> String {
+    match n.labels.get("com.docker.network.id") {
+        Some(id) => format!("docker {}", short(id)),
+        None => "netctl".into(),
+    }
 }
 
 fn subnets(n: &NetworkInspect) -> String {

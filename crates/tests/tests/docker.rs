@@ -125,7 +125,17 @@ fn a_docker_network_on_netctl_carries_containers() {
     ]);
     assert!(ping.ok(), "{ping:?}\n{}", host.daemon_log());
     let listed = host.netctl(&["network", "ls"]).expect_ok();
-    assert!(listed.contains("docker-"), "{listed}");
+    assert!(
+        listed.contains("docker-") && listed.contains("docker "),
+        "{listed}"
+    );
+    // dockerd's FORWARD policy is drop: netctl's bridge is admitted in DOCKER-USER, and only it.
+    let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
+    assert!(
+        user_chain.contains("-i ncb") && user_chain.contains("-o ncb"),
+        "{user_chain}"
+    );
+    assert!(!user_chain.contains("docker0"), "{user_chain}");
 
     dockerd.docker(&["rm", "-f", "c1"]).expect_ok();
     dockerd.docker(&["network", "rm", "n1"]).expect_ok();
@@ -133,6 +143,8 @@ fn a_docker_network_on_netctl_carries_containers() {
     assert!(!listed.contains("docker-"), "{listed}");
     let links = host.ip(&["-o", "link"]).expect_ok();
     assert!(!links.contains("ncb") && !links.contains("ncv"), "{links}");
+    let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
+    assert!(!user_chain.contains("ncb"), "{user_chain}");
 }
 
 #[test]
@@ -521,4 +533,80 @@ fn docker_bridge_driver_with_netctl_ipam() {
     );
     assert!(out.contains("10.60.0."), "{out}");
     docker_ok(&host, &dockerd, &["network", "rm", "n4"]);
+}
+
+#[test]
+fn docker_bridge_option_names_work_icc_off_isolates_containers() {
+    let (host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.70.0.0/24",
+            "-o",
+            "com.docker.network.bridge.enable_icc=false",
+            "-o",
+            "com.docker.network.driver.mtu=1300",
+            "quiet",
+        ],
+    );
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "q1",
+            "--network",
+            "quiet",
+            "--ip",
+            "10.70.0.10",
+            "busybox:local",
+            "sleep",
+            "3600",
+        ],
+    );
+    let link = docker_ok(
+        &host,
+        &dockerd,
+        &["exec", "q1", "ip", "-o", "link", "show", "eth0"],
+    );
+    assert!(link.contains("mtu 1300"), "{link}");
+    let gateway = dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "quiet",
+        "busybox:local",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.70.0.1",
+    ]);
+    assert!(gateway.ok(), "the gateway answers: {gateway:?}");
+    let neighbour = dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "quiet",
+        "busybox:local",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.70.0.10",
+    ]);
+    assert!(
+        !neighbour.ok(),
+        "icc off: containers do not reach each other"
+    );
+    docker_ok(&host, &dockerd, &["rm", "-f", "q1"]);
+    docker_ok(&host, &dockerd, &["network", "rm", "quiet"]);
 }

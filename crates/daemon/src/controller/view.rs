@@ -15,8 +15,13 @@ pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
     let containers = state
         .endpoints_of_network(&net.id)
         .filter_map(|ep| {
+            // dockerd does not tell the plugin its containers' names.
+            if ep.docker {
+                let name = format!("docker:{}", &ep.id[..ep.id.len().min(12)]);
+                return Some((ep.id.clone(), network_endpoint(&name, ep)));
+            }
             let sandbox = &state.sandboxes.get(&ep.sandbox_id)?.record;
-            Some((sandbox.id.clone(), network_endpoint(sandbox, ep)))
+            Some((sandbox.id.clone(), network_endpoint(&sandbox.name, ep)))
         })
         .collect();
     NetworkInspect {
@@ -30,7 +35,12 @@ pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
         driver: net.driver.name().into(),
         enable_ipv6: net.ipv6,
         ipam: IpamInspect {
-            driver: "default".into(),
+            driver: if net.docker_id.is_some() {
+                "docker"
+            } else {
+                "default"
+            }
+            .into(),
             options: BTreeMap::new(),
             config: net
                 .subnets
@@ -55,9 +65,9 @@ pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
     }
 }
 
-fn network_endpoint(sandbox: &SandboxRecord, ep: &EndpointRecord) -> NetworkEndpoint {
+fn network_endpoint(name: &str, ep: &EndpointRecord) -> NetworkEndpoint {
     NetworkEndpoint {
-        name: sandbox.name.clone(),
+        name: name.to_string(),
         endpoint_id: ep.id.clone(),
         mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
         ipv4_address: ep.ipv4.map(|a| a.to_string()).unwrap_or_default(),
