@@ -3,6 +3,7 @@
 
 mod attach;
 mod dns;
+mod docker_run;
 mod netctl_host;
 mod publish;
 mod report;
@@ -72,6 +73,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// `docker run --rm --network NET busybox:local true` on a netctl network (remote plugin)
+    /// and on one of Docker's bridge driver, interleaved, against one dockerd.
+    DockerRun {
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -105,6 +114,10 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Publish { .. } => unreachable!("handled above"),
+        Command::DockerRun { count, json } => {
+            let rows = docker_run::run(count)?;
+            docker_run::print(&rows, json)
+        }
         Command::Dns {
             peers,
             sandboxes,

@@ -126,6 +126,18 @@ impl BridgeDriver {
         self.host.set_hairpin(port).await
     }
 
+    /// Deletes a Docker endpoint's veth in the background. Unregistering a link waits for the
+    /// kernel (about 20 ms here), dockerd waits for the answer, and it ignores this call's
+    /// errors anyway; a link left behind is garbage-collected at the daemon's next start.
+    pub fn delete_docker_port_later(&self, ep: &EndpointSpec) {
+        let (host, name) = (self.host.clone(), ep.host_ifname.clone());
+        tokio::spawn(async move {
+            if let Err(e) = host.delete_link_by_name(&name).await {
+                tracing::warn!(link = %name, error = %e, "cannot delete a Docker endpoint's veth");
+            }
+        });
+    }
+
     /// Creates the veth, or finds it from an earlier join (reconcile); returns the host end's
     /// index, enslaved to the bridge and up.
     async fn ensure_port(

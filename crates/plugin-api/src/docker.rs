@@ -261,7 +261,14 @@ async fn dispatch<P: DockerPlugin>(
     Path(method): Path<String>,
     body: Bytes,
 ) -> Response {
-    let result = match method.as_str() {
+    let started = std::time::Instant::now();
+    let response = answer(p, &method, &body).await;
+    tracing::debug!(%method, status = %response.status(), elapsed = ?started.elapsed(), "Docker plugin call");
+    response
+}
+
+async fn answer<P: DockerPlugin>(p: Arc<P>, method: &str, body: &[u8]) -> Response {
+    let result = match method {
         "Plugin.Activate" => Ok(serde_json::json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
         "NetworkDriver.GetCapabilities" => {
             Ok(serde_json::json!({"Scope": "local", "ConnectivityScope": "local"}))
@@ -275,21 +282,21 @@ async fn dispatch<P: DockerPlugin>(
             "LocalDefaultAddressSpace": LOCAL_SPACE,
             "GlobalDefaultAddressSpace": GLOBAL_SPACE
         })),
-        "IpamDriver.RequestPool" => call(&body, |r| p.request_pool(r)).await,
-        "IpamDriver.ReleasePool" => call(&body, |r| p.release_pool(r)).await,
-        "IpamDriver.RequestAddress" => call(&body, |r| p.request_address(r)).await,
-        "IpamDriver.ReleaseAddress" => call(&body, |r| p.release_address(r)).await,
-        "NetworkDriver.CreateNetwork" => call(&body, |r| p.create_network(r)).await,
-        "NetworkDriver.DeleteNetwork" => call(&body, |r| p.delete_network(r)).await,
-        "NetworkDriver.CreateEndpoint" => call(&body, |r| p.create_endpoint(r)).await,
-        "NetworkDriver.DeleteEndpoint" => call(&body, |r| p.delete_endpoint(r)).await,
-        "NetworkDriver.Join" => call(&body, |r| p.join(r)).await,
-        "NetworkDriver.Leave" => call(&body, |r| p.leave(r)).await,
+        "IpamDriver.RequestPool" => call(body, |r| p.request_pool(r)).await,
+        "IpamDriver.ReleasePool" => call(body, |r| p.release_pool(r)).await,
+        "IpamDriver.RequestAddress" => call(body, |r| p.request_address(r)).await,
+        "IpamDriver.ReleaseAddress" => call(body, |r| p.release_address(r)).await,
+        "NetworkDriver.CreateNetwork" => call(body, |r| p.create_network(r)).await,
+        "NetworkDriver.DeleteNetwork" => call(body, |r| p.delete_network(r)).await,
+        "NetworkDriver.CreateEndpoint" => call(body, |r| p.create_endpoint(r)).await,
+        "NetworkDriver.DeleteEndpoint" => call(body, |r| p.delete_endpoint(r)).await,
+        "NetworkDriver.Join" => call(body, |r| p.join(r)).await,
+        "NetworkDriver.Leave" => call(body, |r| p.leave(r)).await,
         "NetworkDriver.ProgramExternalConnectivity" => {
-            call(&body, |r| p.program_external_connectivity(r)).await
+            call(body, |r| p.program_external_connectivity(r)).await
         }
         "NetworkDriver.RevokeExternalConnectivity" => {
-            call(&body, |r| p.revoke_external_connectivity(r)).await
+            call(body, |r| p.revoke_external_connectivity(r)).await
         }
         // Operational data dockerd would show nowhere; swarm-only calls have nothing to do.
         "NetworkDriver.EndpointOperInfo" => Ok(serde_json::json!({"Value": {}})),

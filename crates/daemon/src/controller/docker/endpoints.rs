@@ -147,13 +147,12 @@ impl Controller {
         state.endpoints.remove(endpoint_id);
         state.ports.release_all(&endpoint.ports);
         self.withdraw_ports(&endpoint).await;
-        let Some(net) = state.networks.get(&endpoint.network_id).cloned() else {
-            return Ok(());
-        };
-        self.drivers
-            .leave(&net, &endpoint)
-            .await
-            .map_err(from_driver)
+        if let Some(net) = state.networks.get(&endpoint.network_id) {
+            self.drivers
+                .bridge
+                .delete_docker_port_later(&endpoint_spec(net, &endpoint));
+        }
+        Ok(())
     }
 
     /// The veth for dockerd to move, and the gateways (none on an internal network: without
