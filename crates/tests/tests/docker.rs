@@ -159,6 +159,23 @@ fn a_docker_network_on_netctl_carries_containers() {
     dockerd.docker(&["network", "rm", "n1"]).expect_ok();
     let listed = host.netctl(&["network", "ls"]).expect_ok();
     assert!(!listed.contains("docker-"), "{listed}");
+    // The pool went back: the same subnet can be had again.
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.20.0.0/16",
+            "again",
+        ],
+    );
+    docker_ok(&host, &dockerd, &["network", "rm", "again"]);
     no_links_left(&host);
     let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
     assert!(!user_chain.contains("ncb"), "{user_chain}");
@@ -625,4 +642,79 @@ fn docker_bridge_option_names_work_icc_off_isolates_containers() {
     );
     docker_ok(&host, &dockerd, &["rm", "-f", "q1"]);
     docker_ok(&host, &dockerd, &["network", "rm", "quiet"]);
+}
+
+#[test]
+fn the_plugin_socket_speaks_dockers_protocol() {
+    let host = Host::with_daemon();
+    let plugin = plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let call = |path: &str, body: &str| {
+        let (status, body) = runtime
+            .block_on(plugin.raw("POST", path, body.as_bytes().to_vec()))
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    // Activation and capabilities come with empty bodies.
+    let (status, activate) = call("/Plugin.Activate", "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        activate["Implements"],
+        serde_json::json!(["NetworkDriver", "IpamDriver"])
+    );
+    assert_eq!(
+        call("/NetworkDriver.GetCapabilities", "").1["Scope"],
+        "local"
+    );
+    assert_eq!(
+        call("/IpamDriver.GetDefaultAddressSpaces", "").1["LocalDefaultAddressSpace"],
+        "local"
+    );
+    let (status, unknown) = call("/NetworkDriver.Frobnicate", "{}");
+    assert_eq!(status, 404);
+    assert!(unknown["Err"].as_str().unwrap().contains("unknown method"));
+    let (status, bad) = call("/IpamDriver.RequestPool", "{not json");
+    assert_eq!(status, 500);
+    assert!(
+        bad["Err"].as_str().unwrap().contains("malformed request"),
+        "{bad}"
+    );
+    let (status, bad) = call("/IpamDriver.RequestPool", r#"{"Pool": "10.1.2.3/16"}"#);
+    assert_eq!(status, 500);
+    assert!(
+        bad["Err"].as_str().unwrap().contains("host bits are set"),
+        "{bad}"
+    );
+    let (status, reserved) = call(
+        "/NetworkDriver.CreateNetwork",
+        r#"{"NetworkID": "abc", "Options": {"com.docker.network.generic": {"netctl.overlay": "o1"}}}"#,
+    );
+    assert_eq!(status, 500);
+    assert!(
+        reserved["Err"].as_str().unwrap().contains("not supported"),
+        "{reserved}"
+    );
+    // Deletes of what does not exist succeed: dockerd ignores their errors anyway.
+    assert_eq!(
+        call(
+            "/NetworkDriver.DeleteEndpoint",
+            r#"{"NetworkID": "x", "EndpointID": "y"}"#
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call("/NetworkDriver.DeleteNetwork", r#"{"NetworkID": "x"}"#).0,
+        200
+    );
+    assert_eq!(
+        call("/IpamDriver.ReleasePool", r#"{"PoolID": "nope"}"#).0,
+        200
+    );
 }

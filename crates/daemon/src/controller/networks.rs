@@ -26,6 +26,8 @@ pub(super) struct BridgeOptions {
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
 const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_INTERNAL: [&str; 1] = ["internal"];
+/// Reserved: a local network (a Docker one, say) standing for a netctl global network.
+const OPT_OVERLAY: &str = "netctl.overlay";
 
 impl BridgeOptions {
     pub(super) fn parse(
@@ -48,6 +50,10 @@ impl BridgeOptions {
                 parsed.icc = parse_bool(key, value)?;
             } else if OPT_INTERNAL.contains(&key) {
                 parsed.internal = parse_bool(key, value)?;
+            } else if key == OPT_OVERLAY {
+                return Err(ApiError::invalid(format!(
+                    "{OPT_OVERLAY}: binding a network to a netctl overlay is not supported by                      this version"
+                )));
             } else {
                 return Err(ApiError::invalid(format!(
                     "unknown option {key:?} for the bridge driver (known: mtu, icc, internal, \
