@@ -47,6 +47,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     raise_file_limit();
+    // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
+    // sysctls set.
+    if let Err(e) = drivers::sysctl::make_writable() {
+        tracing::warn!(error = %e, "/proc/sys stays read-only; setting up bridges will fail");
+    }
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));
     tokio::spawn(watch_dns_sources(controller.clone()));

@@ -32,3 +32,31 @@ pub fn enable_forwarding(ipv6: bool) -> Result<(), DriverError> {
     }
     Ok(())
 }
+
+/// Makes /proc/sys writable in this mount namespace when it is mounted read-only, as in a
+/// container (a Docker managed plugin runs in one): `mount -o remount,bind,rw /proc/sys`.
+/// Needs CAP_SYS_ADMIN; a no-op where /proc/sys is writable already.
+pub fn make_writable() -> Result<(), DriverError> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let err = |e: nix::errno::Errno| DriverError::Sysctl {
+        key: "/proc/sys (remount read-write)".into(),
+        source: std::io::Error::from_raw_os_error(e as i32),
+    };
+    let flags = statvfs("/proc/sys").map_err(err)?.flags();
+    if !flags.contains(FsFlags::ST_RDONLY) {
+        return Ok(());
+    }
+    // Keep the mount's other flags: a remount that drops a locked one is refused.
+    let mut keep = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if flags.contains(fs) {
+            keep |= ms;
+        }
+    }
+    mount(None::<&str>, "/proc/sys", None::<&str>, keep, None::<&str>).map_err(err)
+}

@@ -65,6 +65,7 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let (config_path, required) = match args.config {
         Some(path) => (path, true),

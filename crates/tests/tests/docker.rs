@@ -718,3 +718,69 @@ fn the_plugin_socket_speaks_dockers_protocol() {
         200
     );
 }
+
+/// The managed plugin as users install it: scripts/docker-plugin builds its root filesystem
+/// and `docker plugin create/enable`s it; dockerd runs it (host network, CAP_NET_ADMIN…).
+#[test]
+fn the_managed_plugin_built_by_the_script_serves_dockerd() {
+    let host = Host::new();
+    let dockerd = Dockerd::start(&host);
+    dockerd.import_busybox();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = std::process::Command::new(root.join("scripts/docker-plugin"))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", dockerd.socket().display()),
+        )
+        .env("NETCTL_BIN", netns_fixtures::netctl_bin())
+        .env("PLUGIN_DIR", host.dir().join("plugin-build"))
+        .env("NETCTL_DATA", host.dir().join("plugin-data"))
+        .env("NETCTL_RUN", host.dir().join("plugin-run"))
+        .output()
+        .expect("scripts/docker-plugin");
+    assert!(
+        script.status.success(),
+        "{}",
+        String::from_utf8_lossy(&script.stderr)
+    );
+    let plugin = "netctl:latest";
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let created = dockerd.docker(&[
+            "network",
+            "create",
+            "-d",
+            plugin,
+            "--ipam-driver",
+            plugin,
+            "--subnet",
+            "10.20.0.0/24",
+            "m1",
+        ]);
+        assert!(created.ok(), "{created:?}\n{}", dockerd.log());
+        let out = dockerd
+            .docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "m1",
+                "busybox:local",
+                "ip",
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "eth0",
+            ])
+            .expect_ok();
+        assert!(out.contains("10.20.0."), "{out}");
+        // The store is on the host, where the mount put it.
+        assert!(host.dir().join("plugin-data/netctl.redb").exists());
+        dockerd.docker(&["network", "rm", "m1"]).expect_ok();
+    }));
+    // dockerd stops the plugin's process when the plugin goes.
+    dockerd.docker(&["plugin", "disable", "-f", plugin]);
+    dockerd.docker(&["plugin", "rm", "-f", plugin]);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
