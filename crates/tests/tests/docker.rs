@@ -30,6 +30,15 @@ fn no_links_left(host: &Host) {
     }
 }
 
+/// `docker run -d --name NAME --network NETWORK [EXTRA…] busybox:local sleep 3600`
+#[track_caller]
+fn sleeper(host: &Host, dockerd: &Dockerd, name: &str, network: &str, extra: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "--network", network];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox:local", "sleep", "3600"]);
+    docker_ok(host, dockerd, &args);
+}
+
 #[track_caller]
 fn docker_ok(host: &Host, dockerd: &Dockerd, args: &[&str]) -> String {
     let out = dockerd.docker(args);
@@ -227,21 +236,7 @@ fn netctl_picks_subnets_and_containers_connect_and_disconnect() {
     };
     let (s1, s2) = (subnet("n1"), subnet("n2"));
     assert!(!s1.is_empty() && s1 != s2, "{s1} {s2}");
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "c1",
-            "--network",
-            "n1",
-            "busybox:local",
-            "sleep",
-            "3600",
-        ],
-    );
+    sleeper(&host, &dockerd, "c1", "n1", &[]);
     docker_ok(&host, &dockerd, &["network", "connect", "n2", "c1"]);
     let links = docker_ok(&host, &dockerd, &["exec", "c1", "ip", "-o", "-4", "addr"]);
     assert!(links.contains("eth1"), "{links}");
@@ -431,21 +426,7 @@ fn errors_reach_the_docker_cli() {
             "tiny",
         ],
     );
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "t1",
-            "--network",
-            "tiny",
-            "busybox:local",
-            "sleep",
-            "3600",
-        ],
-    );
+    sleeper(&host, &dockerd, "t1", "tiny", &[]);
     let full = dockerd.docker(&["run", "--rm", "--network", "tiny", "busybox:local", "true"]);
     assert!(!full.ok());
     assert!(full.stderr.contains("netctl:"), "{}", full.stderr);
@@ -473,21 +454,7 @@ fn the_plugin_and_dockerd_restart_without_losing_anything() {
             "n1",
         ],
     );
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "c1",
-            "--network",
-            "n1",
-            "busybox:local",
-            "sleep",
-            "3600",
-        ],
-    );
+    sleeper(&host, &dockerd, "c1", "n1", &[]);
     host.kill_daemon();
     host.start_daemon();
     // dockerd does not activate the plugin again: the next call names a pool from before.
@@ -590,23 +557,7 @@ fn docker_bridge_option_names_work_icc_off_isolates_containers() {
             "quiet",
         ],
     );
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "q1",
-            "--network",
-            "quiet",
-            "--ip",
-            "10.70.0.10",
-            "busybox:local",
-            "sleep",
-            "3600",
-        ],
-    );
+    sleeper(&host, &dockerd, "q1", "quiet", &["--ip", "10.70.0.10"]);
     let link = docker_ok(
         &host,
         &dockerd,

@@ -48,6 +48,11 @@ impl State {
             .find(|n| n.docker_id.as_deref() == Some(docker_id))
     }
 
+    /// An endpoint dockerd made through the plugin, by its Docker endpoint ID.
+    pub fn docker_endpoint(&self, id: &str) -> Option<&EndpointRecord> {
+        self.endpoints.get(id).filter(|e| e.docker)
+    }
+
     pub fn network_by_name(&self, name: &str) -> Option<&NetworkRecord> {
         self.networks.values().find(|n| n.name == name)
     }

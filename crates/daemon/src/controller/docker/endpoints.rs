@@ -133,12 +133,7 @@ impl Controller {
     /// Idempotent: dockerd swallows this call's errors.
     pub(super) async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
         let mut state = self.state.lock().await;
-        let Some(endpoint) = state
-            .endpoints
-            .get(endpoint_id)
-            .filter(|e| e.docker)
-            .cloned()
-        else {
+        let Some(endpoint) = state.docker_endpoint(endpoint_id).cloned() else {
             return Ok(());
         };
         self.store
@@ -160,9 +155,7 @@ impl Controller {
     pub(super) async fn docker_join(&self, endpoint_id: &str) -> Result<JoinResponse, ApiError> {
         let state = self.state.lock().await;
         let endpoint = state
-            .endpoints
-            .get(endpoint_id)
-            .filter(|e| e.docker)
+            .docker_endpoint(endpoint_id)
             .ok_or_else(|| ApiError::not_found(format!("endpoint {endpoint_id} not found")))?;
         let net = &state.networks[&endpoint.network_id];
         let gateway_of = |address: Option<IpNetwork>| {
@@ -192,9 +185,7 @@ impl Controller {
         }
         let mut state = self.state.lock().await;
         let endpoint = state
-            .endpoints
-            .get(&req.endpoint_id)
-            .filter(|e| e.docker)
+            .docker_endpoint(&req.endpoint_id)
             .cloned()
             .ok_or_else(|| {
                 ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
@@ -210,12 +201,7 @@ impl Controller {
 
     pub(super) async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), ApiError> {
         let mut state = self.state.lock().await;
-        let Some(endpoint) = state
-            .endpoints
-            .get(endpoint_id)
-            .filter(|e| e.docker)
-            .cloned()
-        else {
+        let Some(endpoint) = state.docker_endpoint(endpoint_id).cloned() else {
             return Ok(());
         };
         self.docker_withdraw(&mut state, &endpoint).await
