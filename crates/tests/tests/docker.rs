@@ -156,6 +156,15 @@ fn a_docker_network_on_netctl_carries_containers() {
         listed.contains("docker-") && listed.contains("docker "),
         "{listed}"
     );
+    // The CLI leaves Docker's networks to dockerd.
+    let names = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let name = names.lines().find(|n| n.starts_with("docker-")).unwrap();
+    let refused = host.netctl(&["network", "rm", name]).expect_err();
+    assert!(refused.contains("managed by Docker"), "{refused}");
+    host.netctl(&["sandbox", "create", "s"]).expect_ok();
+    let refused = host.netctl(&["network", "connect", name, "s"]).expect_err();
+    assert!(refused.contains("managed by Docker"), "{refused}");
+    host.netctl(&["sandbox", "rm", "s"]).expect_ok();
     // dockerd's FORWARD policy is drop: netctl's bridge is admitted in DOCKER-USER, and only it.
     let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
     assert!(

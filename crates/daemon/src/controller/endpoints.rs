@@ -343,6 +343,9 @@ impl Controller {
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
     ) -> Result<(), ApiError> {
+        if net.docker_id.is_some() {
+            return Err(super::networks::docker_managed(net));
+        }
         if state.endpoint(&net.id, &sandbox.id).is_some() {
             return Err(ApiError::conflict(format!(
                 "sandbox {} is already connected to network {}",

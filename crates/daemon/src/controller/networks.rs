@@ -65,6 +65,14 @@ impl BridgeOptions {
     }
 }
 
+/// Docker's networks are changed through dockerd, which would not know otherwise.
+pub(super) fn docker_managed(net: &NetworkRecord) -> ApiError {
+    ApiError::conflict(format!(
+        "network {} is managed by Docker: use docker network commands",
+        net.name
+    ))
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
     match value {
         "true" | "1" | "yes" => Ok(true),
@@ -321,6 +329,9 @@ impl Controller {
                     net.name
                 ),
             ));
+        }
+        if net.docker_id.is_some() {
+            return Err(docker_managed(&net));
         }
         let users: Vec<_> = state
             .endpoints_of_network(&net.id)
