@@ -14,7 +14,7 @@ use plugin_api::ApiError;
 use crate::controller::drivers::{endpoint_spec, network_spec};
 use crate::controller::errors::{from_daemon, from_driver};
 use crate::controller::Controller;
-use crate::model::{format_mac, generate_mac, parse_mac, EndpointRecord};
+use crate::model::{format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord};
 use crate::store::Change;
 
 fn interface_address(text: &str) -> Result<Option<IpNetwork>, ApiError> {
@@ -67,6 +67,41 @@ fn port_mappings(
         .collect()
 }
 
+/// The endpoint dockerd asks for, and whether netctl chose its MAC (dockerd gave none).
+fn endpoint_record(
+    net: &NetworkRecord,
+    req: CreateEndpoint,
+) -> Result<(EndpointRecord, bool), ApiError> {
+    let interface = req.interface.unwrap_or_default();
+    let ipv4 = interface_address(&interface.address)?;
+    let ipv6 = interface_address(&interface.address_ipv6)?;
+    let given_mac = match interface.mac_address.as_str() {
+        "" => None,
+        text => Some(
+            parse_mac(text)
+                .ok_or_else(|| ApiError::invalid(format!("invalid MAC address {text:?}")))?,
+        ),
+    };
+    // As Docker's bridge driver does: 02:42 and the IPv4 address.
+    let mac = given_mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
+    let short = &req.endpoint_id[..req.endpoint_id.len().min(12)];
+    let record = EndpointRecord {
+        ifname: format!("{}{short}", ::drivers::DOCKER_PEER_PREFIX),
+        host_ifname: format!("{}{short}", ::drivers::VETH_PREFIX),
+        id: req.endpoint_id,
+        network_id: net.id.clone(),
+        sandbox_id: String::new(),
+        mac: Some(mac),
+        ipv4,
+        ipv6,
+        aliases: Vec::new(),
+        route_metric: 0,
+        ports: Vec::new(),
+        docker: true,
+    };
+    Ok((record, given_mac.is_none()))
+}
+
 impl Controller {
     pub(super) async fn docker_create_endpoint(
         &self,
@@ -80,33 +115,7 @@ impl Controller {
             .docker_network(&req.network_id)
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("network {} not found", req.network_id)))?;
-        let interface = req.interface.unwrap_or_default();
-        let ipv4 = interface_address(&interface.address)?;
-        let ipv6 = interface_address(&interface.address_ipv6)?;
-        let given_mac = match interface.mac_address.as_str() {
-            "" => None,
-            text => Some(
-                parse_mac(text)
-                    .ok_or_else(|| ApiError::invalid(format!("invalid MAC address {text:?}")))?,
-            ),
-        };
-        // As Docker's bridge driver does: 02:42 and the IPv4 address.
-        let mac = given_mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
-        let short = &req.endpoint_id[..req.endpoint_id.len().min(12)];
-        let endpoint = EndpointRecord {
-            id: req.endpoint_id.clone(),
-            network_id: net.id.clone(),
-            sandbox_id: String::new(),
-            ifname: format!("{}{short}", ::drivers::DOCKER_PEER_PREFIX),
-            host_ifname: format!("{}{short}", ::drivers::VETH_PREFIX),
-            mac: Some(mac),
-            ipv4,
-            ipv6,
-            aliases: Vec::new(),
-            route_metric: 0,
-            ports: Vec::new(),
-            docker: true,
-        };
+        let (endpoint, mac_generated) = endpoint_record(&net, req)?;
         self.store
             .apply(&[Change::PutEndpoint(&endpoint)])
             .map_err(from_daemon)?;
@@ -120,10 +129,11 @@ impl Controller {
             let _ = self.store.apply(&[Change::DeleteEndpoint(&endpoint.id)]);
             return Err(from_driver(e));
         }
+        let mac = endpoint.mac.unwrap_or_default();
         state.endpoints.insert(endpoint.id.clone(), endpoint);
         // Only a field dockerd left empty may be filled in.
         Ok(CreateEndpointResponse {
-            interface: given_mac.is_none().then(|| EndpointInterface {
+            interface: mac_generated.then(|| EndpointInterface {
                 mac_address: format_mac(&mac),
                 ..Default::default()
             }),
