@@ -12,18 +12,21 @@ use crate::DriverError;
 
 const CHAIN: &str = "DOCKER-USER";
 
+/// IPv4, and IPv6 where dockerd manages ip6tables too (`--ip6tables`).
+const TOOLS: [&str; 2] = ["iptables", "ip6tables"];
+
 /// `iptables -w -I DOCKER-USER -i BRIDGE -j ACCEPT; iptables -w -I DOCKER-USER -o BRIDGE -j ACCEPT`
-/// (each only when missing), when dockerd's chain exists.
+/// (each only when missing), and the same with ip6tables, where dockerd's chain exists.
 pub async fn admit_bridge(bridge: &str) -> Result<(), DriverError> {
-    if !chain_exists().await {
-        return Ok(());
-    }
-    for direction in ["-i", "-o"] {
-        if !iptables(&["-C", CHAIN, direction, bridge, "-j", "ACCEPT"]).await? {
-            let inserted = iptables(&["-I", CHAIN, direction, bridge, "-j", "ACCEPT"]).await?;
-            if !inserted {
+    for tool in TOOLS {
+        if !chain_exists(tool).await {
+            continue;
+        }
+        for direction in ["-i", "-o"] {
+            let rule = [CHAIN, direction, bridge, "-j", "ACCEPT"];
+            if !run(tool, "-C", &rule).await? && !run(tool, "-I", &rule).await? {
                 return Err(DriverError::Nft(format!(
-                    "iptables: cannot accept {bridge} in {CHAIN}"
+                    "{tool}: cannot accept {bridge} in {CHAIN}"
                 )));
             }
         }
@@ -31,26 +34,34 @@ pub async fn admit_bridge(bridge: &str) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// `iptables -w -D DOCKER-USER -i BRIDGE -j ACCEPT` and `-o`, as long as there are any.
+/// `iptables -w -D DOCKER-USER -i BRIDGE -j ACCEPT` and `-o`, as long as there are any (and
+/// the same with ip6tables).
 pub async fn forget_bridge(bridge: &str) -> Result<(), DriverError> {
-    if !chain_exists().await {
-        return Ok(());
-    }
-    for direction in ["-i", "-o"] {
-        while iptables(&["-D", CHAIN, direction, bridge, "-j", "ACCEPT"]).await? {}
+    for tool in TOOLS {
+        if !chain_exists(tool).await {
+            continue;
+        }
+        for direction in ["-i", "-o"] {
+            while run(tool, "-D", &[CHAIN, direction, bridge, "-j", "ACCEPT"]).await? {}
+        }
     }
     Ok(())
 }
 
-async fn chain_exists() -> bool {
-    iptables(&["-S", CHAIN]).await.unwrap_or(false)
+async fn chain_exists(tool: &str) -> bool {
+    run(tool, "-S", &[CHAIN]).await.unwrap_or(false)
 }
 
-/// Runs `iptables -w ARGS`; true when it succeeded. No iptables binary counts as no chain.
-async fn iptables(args: &[&str]) -> Result<bool, DriverError> {
-    match Command::new("iptables").arg("-w").args(args).output().await {
+/// Runs `TOOL -w ACTION ARGS`; true when it succeeded. A missing tool counts as no chain.
+async fn run(tool: &str, action: &str, args: &[&str]) -> Result<bool, DriverError> {
+    let output = Command::new(tool)
+        .args(["-w", action])
+        .args(args)
+        .output()
+        .await;
+    match output {
         Ok(out) => Ok(out.status.success()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(DriverError::Nft(format!("cannot run iptables: {e}"))),
+        Err(e) => Err(DriverError::Nft(format!("cannot run {tool}: {e}"))),
     }
 }
