@@ -123,6 +123,9 @@ pub struct EndpointRecord {
     /// is the veth end handed to dockerd (it moves it into the container and renames it).
     #[serde(default)]
     pub docker: bool,
+    /// A Docker endpoint whose veth dockerd has taken into a container (after Join).
+    #[serde(default)]
+    pub joined: bool,
 }
 
 /// A pool netctl's IPAM driver gave dockerd, and the addresses it handed out from it.

@@ -744,3 +744,56 @@ fn the_managed_plugin_built_by_the_script_serves_dockerd() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[test]
+fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
+    let (mut host, dockerd) = docker_host();
+    docker_ok(
+        &host,
+        &dockerd,
+        &[
+            "network",
+            "create",
+            "-d",
+            "netctl",
+            "--ipam-driver",
+            "netctl",
+            "--subnet",
+            "10.80.0.0/24",
+            "n1",
+        ],
+    );
+    sleeper(&host, &dockerd, "c1", "n1", &["-p", "8080:80"]);
+    host.kill_daemon();
+    // dockerd's DeleteEndpoint fails (and is ignored); the container goes anyway.
+    dockerd.docker(&["rm", "-f", "c1"]);
+    host.start_daemon();
+    no_links_left_but_the_bridge(&host);
+    // Its port is free again, and so is its address.
+    sleeper(
+        &host,
+        &dockerd,
+        "c2",
+        "n1",
+        &["-p", "8080:80", "--ip", "10.80.0.2"],
+    );
+    docker_ok(&host, &dockerd, &["rm", "-f", "c2"]);
+    docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
+}
+
+/// Only the bridge: no veth of an endpoint is left.
+#[track_caller]
+fn no_links_left_but_the_bridge(host: &Host) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let links = host.ip(&["-o", "link"]).expect_ok();
+        if !links.contains("ncv") && !links.contains("ncs") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "links left behind:\n{links}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

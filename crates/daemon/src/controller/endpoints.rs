@@ -215,6 +215,7 @@ impl State {
             route_metric,
             ports,
             docker: false,
+            joined: false,
         })
     }
 

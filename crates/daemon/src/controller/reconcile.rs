@@ -2,6 +2,7 @@
 //! store, and remove what netctl owns but no longer wants.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +19,9 @@ use super::drivers::{network_spec, Drivers};
 use super::state::{Sandbox, State};
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339};
-use crate::model::{DriverKind, NetworkRecord, SandboxMode, SandboxRecord};
+use crate::model::{
+    DockerPoolRecord, DriverKind, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord,
+};
 use crate::store::{Change, Store};
 use crate::{DaemonConfig, DaemonError, Paths};
 
@@ -157,6 +160,7 @@ impl Controller {
                 tracing::error!(network = %net.name, endpoint = %endpoint.id, error = %e, "cannot restore endpoint");
             }
         }
+        self.collect_stale_docker_endpoints(&mut state).await;
         self.collect_garbage(&state).await;
         tracing::info!(
             networks = state.networks.len(),
@@ -250,6 +254,54 @@ impl Controller {
 }
 
 impl Controller {
+    /// Docker endpoints that dockerd deleted while netctl was down: dockerd took the veth
+    /// into the container at Join and gives it back before DeleteEndpoint, so a joined
+    /// endpoint whose container end is in this namespace again is no longer in use.
+    async fn collect_stale_docker_endpoints(&self, state: &mut State) {
+        let mut stale = Vec::new();
+        for ep in state.endpoints.values().filter(|e| e.docker && e.joined) {
+            if let Ok(Some(_)) = self.host.link_by_name(&ep.ifname).await {
+                stale.push(ep.clone());
+            }
+        }
+        if stale.is_empty() {
+            return;
+        }
+        // dockerd's ReleaseAddress failed too: its addresses go back to their pools, unless
+        // another endpoint holds one already.
+        let pools = stale_addresses_released(state, &stale);
+        let mut changes: Vec<_> = stale
+            .iter()
+            .map(|e| Change::DeleteEndpoint(&e.id))
+            .collect();
+        changes.extend(pools.iter().map(Change::PutDockerPool));
+        if let Err(e) = self.store.apply(&changes) {
+            tracing::warn!(error = %e, "cannot forget stale Docker endpoints");
+            return;
+        }
+        for pool in pools {
+            for gone in state.docker_pools[&pool.id]
+                .addresses
+                .difference(&pool.addresses)
+            {
+                let _ = state
+                    .ipam
+                    .space_mut(pool.scope)
+                    .release(&pool.subnet, *gone);
+            }
+            state.docker_pools.insert(pool.id.clone(), pool);
+        }
+        for ep in &stale {
+            tracing::info!(endpoint = %ep.id, "removing a Docker endpoint dockerd deleted while netctl was down");
+            state.endpoints.remove(&ep.id);
+            state.ports.release_all(&ep.ports);
+            self.withdraw_ports(ep).await;
+            if let Err(e) = self.host.delete_link_by_name(&ep.host_ifname).await {
+                tracing::warn!(link = %ep.host_ifname, error = %e, "cannot remove link");
+            }
+        }
+    }
+
     fn remove_unwanted_resolv_confs(&self, state: &State) {
         let Ok(entries) = std::fs::read_dir(self.paths.exec_root.join("sandboxes")) else {
             return;
@@ -261,6 +313,36 @@ impl Controller {
             }
         }
     }
+}
+
+/// The Docker pools with the stale endpoints' addresses taken out (only those that changed).
+fn stale_addresses_released(state: &State, stale: &[EndpointRecord]) -> Vec<DockerPoolRecord> {
+    let stale_ids: HashSet<&str> = stale.iter().map(|e| e.id.as_str()).collect();
+    let held: HashSet<IpAddr> = state
+        .endpoints
+        .values()
+        .filter(|e| !stale_ids.contains(e.id.as_str()))
+        .flat_map(|e| e.ipv4.iter().chain(&e.ipv6).map(|a| a.ip()))
+        .collect();
+    let mut changed: BTreeMap<String, DockerPoolRecord> = BTreeMap::new();
+    let addresses = stale
+        .iter()
+        .flat_map(|e| e.ipv4.iter().chain(&e.ipv6).map(|a| a.ip()));
+    for address in addresses.filter(|a| !held.contains(a)) {
+        let Some(pool) = state
+            .docker_pools
+            .values()
+            .find(|p| p.subnet.contains(address) && p.addresses.contains(&address))
+        else {
+            continue;
+        };
+        changed
+            .entry(pool.id.clone())
+            .or_insert_with(|| pool.clone())
+            .addresses
+            .remove(&address);
+    }
+    changed.into_values().collect()
 }
 
 async fn restore_netns(record: &SandboxRecord) -> Result<Netns, drivers::DriverError> {

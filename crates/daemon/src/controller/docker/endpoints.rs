@@ -98,6 +98,7 @@ fn endpoint_record(
         route_metric: 0,
         ports: Vec::new(),
         docker: true,
+        joined: false,
     };
     Ok((record, given_mac.is_none()))
 }
@@ -163,10 +164,22 @@ impl Controller {
     /// The veth for dockerd to move, and the gateways (none on an internal network: without
     /// a gateway in the answer dockerd would add its docker_gwbridge to the container).
     pub(super) async fn docker_join(&self, endpoint_id: &str) -> Result<JoinResponse, ApiError> {
-        let state = self.state.lock().await;
-        let endpoint = state
+        let mut state = self.state.lock().await;
+        let mut endpoint = state
             .docker_endpoint(endpoint_id)
+            .cloned()
             .ok_or_else(|| ApiError::not_found(format!("endpoint {endpoint_id} not found")))?;
+        // Remembered so that, should dockerd delete the endpoint while netctl is down, the
+        // veth it hands back is recognised as left over (see reconcile).
+        if !endpoint.joined {
+            endpoint.joined = true;
+            self.store
+                .apply(&[Change::PutEndpoint(&endpoint)])
+                .map_err(from_daemon)?;
+            state
+                .endpoints
+                .insert(endpoint.id.clone(), endpoint.clone());
+        }
         let net = &state.networks[&endpoint.network_id];
         let gateway_of = |address: Option<IpNetwork>| {
             address
