@@ -123,10 +123,14 @@ pub async fn forward(
     }
 }
 
-/// `query` under a fresh random ID, so that only the server we asked can answer it.
+/// `query` under a fresh ID from the kernel's random source, so that only the server we
+/// asked can answer it: an ID an off-path attacker could predict would let it poison the
+/// cache (the source port, chosen by the kernel, is the other half of the guess).
 fn with_fresh_id(query: &[u8]) -> (Vec<u8>, u16) {
     let mut ours = query.to_vec();
-    let id = fastrand::u16(..);
+    let mut bytes = [0u8; 2];
+    getrandom::fill(&mut bytes).expect("the kernel's random source");
+    let id = u16::from_ne_bytes(bytes);
     wire::set_id(&mut ours, id);
     (ours, id)
 }
