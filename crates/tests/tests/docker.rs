@@ -30,6 +30,22 @@ fn no_links_left(host: &Host) {
     }
 }
 
+/// `docker network create -d netctl --ipam-driver netctl [EXTRA…] NAME`
+#[track_caller]
+fn netctl_network(host: &Host, dockerd: &Dockerd, name: &str, extra: &[&str]) {
+    let mut args = vec![
+        "network",
+        "create",
+        "-d",
+        "netctl",
+        "--ipam-driver",
+        "netctl",
+    ];
+    args.extend_from_slice(extra);
+    args.push(name);
+    docker_ok(host, dockerd, &args);
+}
+
 /// `docker run -d --name NAME --network NETWORK [EXTRA…] busybox:local sleep 3600`
 #[track_caller]
 fn sleeper(host: &Host, dockerd: &Dockerd, name: &str, network: &str, extra: &[&str]) {
@@ -178,21 +194,7 @@ fn a_docker_network_on_netctl_carries_containers() {
     let listed = host.netctl(&["network", "ls"]).expect_ok();
     assert!(!listed.contains("docker-"), "{listed}");
     // The pool went back: the same subnet can be had again.
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.20.0.0/16",
-            "again",
-        ],
-    );
+    netctl_network(&host, &dockerd, "again", &["--subnet", "10.20.0.0/16"]);
     docker_ok(&host, &dockerd, &["network", "rm", "again"]);
     no_links_left(&host);
     let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
@@ -202,32 +204,8 @@ fn a_docker_network_on_netctl_carries_containers() {
 #[test]
 fn netctl_picks_subnets_and_containers_connect_and_disconnect() {
     let (host, dockerd) = docker_host();
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "n1",
-        ],
-    );
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "n2",
-        ],
-    );
+    netctl_network(&host, &dockerd, "n1", &[]);
+    netctl_network(&host, &dockerd, "n2", &[]);
     let subnet = |name: &str| {
         docker_ok(
             &host,
@@ -260,22 +238,11 @@ fn netctl_picks_subnets_and_containers_connect_and_disconnect() {
 #[test]
 fn internal_ipv6_networks_get_no_gateway_and_no_docker_gwbridge() {
     let (host, dockerd) = docker_host();
-    docker_ok(
+    netctl_network(
         &host,
         &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--ipv6",
-            "--subnet",
-            "fd00:50::/64",
-            "--internal",
-            "n3",
-        ],
+        "n3",
+        &["--ipv6", "--subnet", "fd00:50::/64", "--internal"],
     );
     let out = docker_ok(
         &host,
@@ -305,21 +272,7 @@ fn published_ports_are_reached_from_another_host() {
     let (host, dockerd) = docker_host();
     let outside = Host::new();
     Underlay::join(&host, &outside, "198.51.100");
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.30.0.0/24",
-            "n1",
-        ],
-    );
+    netctl_network(&host, &dockerd, "n1", &["--subnet", "10.30.0.0/24"]);
     docker_ok(
         &host,
         &dockerd,
@@ -391,21 +344,7 @@ fn published_ports_are_reached_from_another_host() {
 #[test]
 fn errors_reach_the_docker_cli() {
     let (host, dockerd) = docker_host();
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.40.0.0/16",
-            "a",
-        ],
-    );
+    netctl_network(&host, &dockerd, "a", &["--subnet", "10.40.0.0/16"]);
     let overlap = dockerd.docker(&[
         "network",
         "create",
@@ -420,21 +359,7 @@ fn errors_reach_the_docker_cli() {
     assert!(!overlap.ok());
     assert!(overlap.stderr.contains("overlaps"), "{}", overlap.stderr);
     // A /30 has two addresses: the gateway and one container.
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.41.0.0/30",
-            "tiny",
-        ],
-    );
+    netctl_network(&host, &dockerd, "tiny", &["--subnet", "10.41.0.0/30"]);
     sleeper(&host, &dockerd, "t1", "tiny", &[]);
     let full = dockerd.docker(&["run", "--rm", "--network", "tiny", "busybox:local", "true"]);
     assert!(!full.ok());
@@ -448,21 +373,7 @@ fn errors_reach_the_docker_cli() {
 #[test]
 fn the_plugin_and_dockerd_restart_without_losing_anything() {
     let (mut host, mut dockerd) = docker_host();
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.50.0.0/24",
-            "n1",
-        ],
-    );
+    netctl_network(&host, &dockerd, "n1", &["--subnet", "10.50.0.0/24"]);
     sleeper(&host, &dockerd, "c1", "n1", &[]);
     host.kill_daemon();
     host.start_daemon();
@@ -547,23 +458,17 @@ fn docker_bridge_driver_with_netctl_ipam() {
 #[test]
 fn docker_bridge_option_names_work_icc_off_isolates_containers() {
     let (host, dockerd) = docker_host();
-    docker_ok(
+    netctl_network(
         &host,
         &dockerd,
+        "quiet",
         &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
             "--subnet",
             "10.70.0.0/24",
             "-o",
             "com.docker.network.bridge.enable_icc=false",
             "-o",
             "com.docker.network.driver.mtu=1300",
-            "quiet",
         ],
     );
     sleeper(&host, &dockerd, "q1", "quiet", &["--ip", "10.70.0.10"]);
@@ -748,21 +653,7 @@ fn the_managed_plugin_built_by_the_script_serves_dockerd() {
 #[test]
 fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
     let (mut host, dockerd) = docker_host();
-    docker_ok(
-        &host,
-        &dockerd,
-        &[
-            "network",
-            "create",
-            "-d",
-            "netctl",
-            "--ipam-driver",
-            "netctl",
-            "--subnet",
-            "10.80.0.0/24",
-            "n1",
-        ],
-    );
+    netctl_network(&host, &dockerd, "n1", &["--subnet", "10.80.0.0/24"]);
     sleeper(&host, &dockerd, "c1", "n1", &["-p", "8080:80"]);
     host.kill_daemon();
     // dockerd's DeleteEndpoint fails (and is ignored); the container goes anyway.
