@@ -46,6 +46,7 @@ pub async fn run(
     paths: Paths,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    let api = server::bind_api(&paths.socket).await?;
     raise_file_limit();
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
     // sysctls set.
@@ -58,5 +59,5 @@ pub async fn run(
     if let Some(socket) = &paths.docker_plugin_socket {
         server::start_docker_plugin(controller.clone(), socket).await?;
     }
-    server::serve(controller, &paths.socket, shutdown).await
+    server::serve(controller, api, &paths.socket, shutdown).await
 }

@@ -8,13 +8,20 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::{Controller, DaemonError};
 
-/// Serves the management API on `socket` (mode 0660) until `shutdown` resolves.
+/// Binds the management API's socket (mode 0660). Done first of all: a second daemon started
+/// by mistake stops here, before it reconciles anything (it would take the first one's
+/// networks for leftovers).
+pub async fn bind_api(socket: &Path) -> Result<UnixListener, DaemonError> {
+    listen(socket, 0o660).await
+}
+
+/// Serves the management API on `listener` (bound to `socket`) until `shutdown` resolves.
 pub async fn serve(
     controller: Arc<Controller>,
+    listener: UnixListener,
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let listener = listen(socket, 0o660).await?;
     tracing::info!(socket = %socket.display(), "serving the management API");
     let app = plugin_api::management::router(controller)
         .into_make_service_with_connect_info::<plugin_api::management::Caller>();

@@ -68,6 +68,8 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     ]);
     let err = out.expect_err();
     assert!(err.contains("another daemon is already listening"), "{err}");
+    // It stopped before touching anything: the first daemon's state is whole.
+    assert!(!host.dir().join("other-data").exists());
 }
 
 #[test]
