@@ -175,8 +175,9 @@ impl Drop for Dockerd {
 
 /// Runs in the private mount namespace: the cgroup tree set aside, a sysfs of this network
 /// namespace on /sys, the tree moved back; the host's test resolv.conf as /etc/resolv.conf
-/// (so no container is pointed at a server outside the test) and the host's plugin directory
-/// as /run/docker/plugins (so this dockerd finds this host's netctl); then dockerd.
+/// (so no container is pointed at a server outside the test), a /run of its own (nothing is
+/// made in the machine's) with the host's plugin directory as /run/docker/plugins (so this
+/// dockerd finds this host's netctl); then dockerd.
 fn start_script(dir: &Path, host: &Host) -> String {
     let d = dir.display();
     let plugins = host.docker_plugins();
@@ -189,6 +190,7 @@ fn start_script(dir: &Path, host: &Host) -> String {
          mount -t sysfs sysfs /sys\n\
          mount --move {d}/cgroup /sys/fs/cgroup\n\
          mount --bind {resolv} /etc/resolv.conf\n\
+         mount -t tmpfs -o mode=755 tmpfs /run\n\
          mkdir -p /run/docker/plugins\n\
          mount --bind {plugins} /run/docker/plugins\n\
          echo '{{}}' > {d}/daemon.json\n\
