@@ -12,14 +12,14 @@ fn docker_host() -> (Host, Dockerd) {
     (host, dockerd)
 }
 
-/// No netctl bridge or veth is left (a Docker endpoint's veth goes in the background, within
-/// a fraction of a second of DeleteEndpoint's answer).
+/// No link with one of `prefixes` is left (a Docker endpoint's veth goes in the background,
+/// within a fraction of a second of DeleteEndpoint's answer).
 #[track_caller]
-fn no_links_left(host: &Host) {
+fn no_links_left(host: &Host, prefixes: &[&str]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let links = host.ip(&["-o", "link"]).expect_ok();
-        if !links.contains("ncb") && !links.contains("ncv") && !links.contains("ncs") {
+        if !prefixes.iter().any(|p| links.contains(p)) {
             return;
         }
         assert!(
@@ -29,6 +29,11 @@ fn no_links_left(host: &Host) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Bridges, host veth ends and container veth ends.
+const ALL_LINKS: &[&str] = &["ncb", "ncv", "ncs"];
+/// An endpoint's veth, either end.
+const ENDPOINT_LINKS: &[&str] = &["ncv", "ncs"];
 
 /// `docker network create -d netctl --ipam-driver netctl [EXTRA…] NAME`
 #[track_caller]
@@ -103,9 +108,7 @@ fn dockerd_runs_containers_inside_a_test_host() {
 
 #[test]
 fn a_docker_network_on_netctl_carries_containers() {
-    let host = Host::with_daemon();
-    let dockerd = Dockerd::start(&host);
-    dockerd.import_busybox();
+    let (host, dockerd) = docker_host();
     let create = dockerd.docker(&[
         "network",
         "create",
@@ -196,7 +199,7 @@ fn a_docker_network_on_netctl_carries_containers() {
     // The pool went back: the same subnet can be had again.
     netctl_network(&host, &dockerd, "again", &["--subnet", "10.20.0.0/16"]);
     docker_ok(&host, &dockerd, &["network", "rm", "again"]);
-    no_links_left(&host);
+    no_links_left(&host, ALL_LINKS);
     let user_chain = host.exec(&["iptables", "-S", "DOCKER-USER"]).expect_ok();
     assert!(!user_chain.contains("ncb"), "{user_chain}");
 }
@@ -232,7 +235,7 @@ fn netctl_picks_subnets_and_containers_connect_and_disconnect() {
     assert!(!links.contains("eth1"), "{links}");
     docker_ok(&host, &dockerd, &["rm", "-f", "c1"]);
     docker_ok(&host, &dockerd, &["network", "rm", "n1", "n2"]);
-    no_links_left(&host);
+    no_links_left(&host, ALL_LINKS);
 }
 
 #[test]
@@ -413,7 +416,7 @@ fn the_plugin_and_dockerd_restart_without_losing_anything() {
         ],
     );
     docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
-    no_links_left(&host);
+    no_links_left(&host, ALL_LINKS);
 }
 
 #[test]
@@ -659,7 +662,7 @@ fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
     // dockerd's DeleteEndpoint fails (and is ignored); the container goes anyway.
     dockerd.docker(&["rm", "-f", "c1"]);
     host.start_daemon();
-    no_links_left_but_the_bridge(&host);
+    no_links_left(&host, ENDPOINT_LINKS);
     // Its port is free again, and so is its address.
     sleeper(
         &host,
@@ -670,21 +673,4 @@ fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
     );
     docker_ok(&host, &dockerd, &["rm", "-f", "c2"]);
     docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
-}
-
-/// Only the bridge: no veth of an endpoint is left.
-#[track_caller]
-fn no_links_left_but_the_bridge(host: &Host) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let links = host.ip(&["-o", "link"]).expect_ok();
-        if !links.contains("ncv") && !links.contains("ncs") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "links left behind:\n{links}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }

@@ -18,10 +18,14 @@ use crate::{DaemonConfig, Paths};
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 impl Paths {
+    /// Per-sandbox files, one directory each, named by the sandbox id's first 12 digits.
+    pub fn sandbox_files(&self) -> PathBuf {
+        self.exec_root.join("sandboxes")
+    }
+
     /// Where a sandbox's resolv.conf is written, for a runtime to bind-mount.
     pub fn resolv_conf(&self, sandbox_id: &str) -> PathBuf {
-        self.exec_root
-            .join("sandboxes")
+        self.sandbox_files()
             .join(&sandbox_id[..12])
             .join("resolv.conf")
     }
@@ -126,23 +130,20 @@ impl Controller {
         })?;
         let embedded = sandbox.mode == SandboxMode::Isolated;
         let forwarding = !embedded || self.dns.may_forward(&sandbox.id);
+        let upstreams: Vec<String> = resolution
+            .upstreams
+            .iter()
+            .map(|u| u.text.clone())
+            .collect();
         Ok(DnsExplain {
             sandbox: sandbox.name.clone(),
             nameservers: if embedded {
                 vec![dns::SERVER_ADDRESS.to_string()]
             } else {
-                resolution
-                    .upstreams
-                    .iter()
-                    .map(|u| u.text.clone())
-                    .collect()
+                upstreams.clone()
             },
             resolv_conf_path: self.paths.resolv_conf(&sandbox.id).display().to_string(),
-            upstreams: resolution
-                .upstreams
-                .iter()
-                .map(|u| u.text.clone())
-                .collect(),
+            upstreams,
             upstreams_from: source_name(resolution.upstreams_from).into(),
             unusable: resolution
                 .unusable

@@ -303,7 +303,7 @@ impl Controller {
     }
 
     fn remove_unwanted_resolv_confs(&self, state: &State) {
-        let Ok(entries) = std::fs::read_dir(self.paths.exec_root.join("sandboxes")) else {
+        let Ok(entries) = std::fs::read_dir(self.paths.sandbox_files()) else {
             return;
         };
         let wanted: HashSet<&str> = state.sandboxes.keys().map(|id| &id[..12]).collect();
