@@ -80,7 +80,7 @@ impl DaemonConfig {
             PoolTemplate::new(pool.base, pool.size).map_err(|e| e.to_string())?;
         }
         if let Some(mtu) = self.mtu {
-            check_mtu(mtu)?;
+            drivers::options::check_mtu(mtu)?;
         }
         self.dns_settings().validate().map_err(|e| e.to_string())?;
         Ok(())
@@ -131,13 +131,6 @@ impl DaemonConfig {
         }
         templates
     }
-}
-
-pub fn check_mtu(mtu: u32) -> Result<(), String> {
-    if !(68..=65535).contains(&mtu) {
-        return Err(format!("invalid MTU {mtu}: must be between 68 and 65535"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 pub enum DaemonError {
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
-    #[error("store {path}: {message}")]
-    Store { path: PathBuf, message: String },
+    #[error("store: {0}")]
+    Store(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -16,4 +16,6 @@ pub enum DaemonError {
     },
     #[error("kernel: {0}")]
     Driver(#[from] drivers::DriverError),
+    #[error("kernel: {0}")]
+    Kernel(#[from] kernel::KernelError),
 }

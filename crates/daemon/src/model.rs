@@ -1,37 +1,37 @@
-//! Desired state as it is persisted: one record per network, sandbox and endpoint.
-//! Address allocations are not stored separately; they are rebuilt from these records.
+//! Desired state as it is persisted: networks, sandboxes, endpoints and this node, and
+//! Docker's bookkeeping in records of its own. Address allocations are not stored separately;
+//! they are rebuilt from these records. Every type here is the daemon's own: no wire or DNS
+//! type is persisted, so those crates can change without touching stored data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use ipam::Scope;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Whose address space a network's subnets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DriverKind {
-    Bridge,
-    Host,
-    None,
+pub enum AddressScope {
+    Local,
+    Global,
 }
 
-impl DriverKind {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "bridge" => Some(Self::Bridge),
-            "host" => Some(Self::Host),
-            "null" | "none" => Some(Self::None),
-            _ => None,
+impl From<AddressScope> for ipam::Scope {
+    fn from(scope: AddressScope) -> Self {
+        match scope {
+            AddressScope::Local => ipam::Scope::Local,
+            AddressScope::Global => ipam::Scope::Global,
         }
     }
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Bridge => "bridge",
-            Self::Host => "host",
-            Self::None => "null",
+impl From<ipam::Scope> for AddressScope {
+    fn from(scope: ipam::Scope) -> Self {
+        match scope {
+            ipam::Scope::Local => AddressScope::Local,
+            ipam::Scope::Global => AddressScope::Global,
         }
     }
 }
@@ -49,38 +49,38 @@ pub struct SubnetRecord {
     pub explicit: bool,
 }
 
+/// Who reserved a network's subnets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubnetOwner {
+    /// The network itself, from netctl's address spaces: released with the network.
+    Network,
+    /// An IPAM driver outside the network (Docker's, netctl's own serving Docker): the
+    /// network only uses them.
+    External,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {
     pub id: String,
     pub name: String,
-    pub driver: DriverKind,
+    /// The registered driver's name.
+    pub driver: String,
     pub created: String,
-    /// Kernel bridge name (bridge driver only).
-    pub bridge: String,
+    pub address_scope: AddressScope,
     pub mtu: u32,
-    pub icc: bool,
     pub internal: bool,
     pub ipv6: bool,
     pub subnets: Vec<SubnetRecord>,
-    /// Which address space the subnets come from.
-    #[serde(default = "local_scope")]
-    pub scope: Scope,
+    pub subnet_owner: SubnetOwner,
+    /// As the user gave them.
     pub options: BTreeMap<String, String>,
+    /// What the driver made of them, handed back to it on every call.
+    pub driver_config: serde_json::Value,
     pub labels: BTreeMap<String, String>,
-    /// `host` and `none`, made by the daemon itself and never removed.
-    #[serde(default)]
-    pub builtin: bool,
-    /// The Docker network ID when dockerd made the network through the remote plugin. Its
-    /// subnets then belong to Docker's IPAM driver (netctl's, with its own pools, or
-    /// Docker's), not to this record.
-    #[serde(default)]
-    pub docker_id: Option<String>,
 }
 
-fn local_scope() -> Scope {
-    Scope::Local
-}
-
+/// Which namespace a sandbox has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxMode {
@@ -88,6 +88,27 @@ pub enum SandboxMode {
     Isolated,
     /// The host's (the daemon's) namespace.
     Host,
+}
+
+/// A sandbox's own DNS settings (`--dns`, `--dns-search`, `--dns-option`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+impl From<&DnsConfig> for dns::DnsSettings {
+    fn from(config: &DnsConfig) -> Self {
+        dns::DnsSettings {
+            servers: config.servers.clone(),
+            search: config.search.clone(),
+            options: config.options.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,33 +119,88 @@ pub struct SandboxRecord {
     pub created: String,
     pub netns: PathBuf,
     pub mode: SandboxMode,
-    /// The sandbox's own DNS settings (`--dns`, `--dns-search`, `--dns-option`).
     #[serde(default)]
-    pub dns: dns::DnsSettings,
+    pub dns: DnsConfig,
+}
+
+/// A transport protocol with ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+/// One published port, its host port decided.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub transport: Transport,
+    /// `None`: every address of the host, both families.
+    #[serde(default)]
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointRecord {
     pub id: String,
     pub network_id: String,
-    pub sandbox_id: String,
-    /// Interface inside the sandbox; empty on host and none networks.
+    /// The sandbox it joins; `None` for a runtime's container (dockerd's), whose runtime
+    /// moves and configures the interface itself.
+    pub sandbox_id: Option<String>,
+    /// The node it lives on.
+    pub node: String,
+    /// The interface's name where the container sees it (`eth0`), or the one a runtime
+    /// takes; empty on networks that give none (host, none).
     pub ifname: String,
-    pub host_ifname: String,
     pub mac: Option<[u8; 6]>,
     pub ipv4: Option<IpNetwork>,
     pub ipv6: Option<IpNetwork>,
     pub aliases: Vec<String>,
     pub route_metric: u32,
-    /// Published ports, host ports decided.
-    #[serde(default)]
-    pub ports: Vec<plugin_api::ports::PortMapping>,
-    /// Made for dockerd: the sandbox is a container's, `sandbox_id` is empty, and `ifname`
-    /// is the veth end handed to dockerd (it moves it into the container and renames it).
-    #[serde(default)]
-    pub docker: bool,
-    /// A Docker endpoint whose veth dockerd has taken into a container (after Join).
-    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+impl EndpointRecord {
+    pub fn addresses(&self) -> impl Iterator<Item = IpNetwork> + '_ {
+        self.ipv4.iter().chain(self.ipv6.iter()).copied()
+    }
+}
+
+/// This daemon's node: who it is in a cluster, and what endpoints record as theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub hostname: String,
+    pub created: String,
+}
+
+/// A network dockerd made through the remote plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerNetworkRecord {
+    /// Docker's network id.
+    pub docker_id: String,
+    /// The netctl network it is.
+    pub network_id: String,
+}
+
+/// An endpoint dockerd made through the remote plugin (the endpoint's id is Docker's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerEndpointRecord {
+    pub endpoint_id: String,
+    /// dockerd has taken the interface into a container (after Join).
     pub joined: bool,
 }
 
@@ -132,11 +208,11 @@ pub struct EndpointRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerPoolRecord {
     pub id: String,
-    pub scope: Scope,
+    pub address_scope: AddressScope,
     pub subnet: IpNetwork,
     /// `--ip-range`: where addresses dockerd does not name come from.
     pub ip_range: Option<IpNetwork>,
-    pub addresses: std::collections::BTreeSet<IpAddr>,
+    pub addresses: BTreeSet<IpAddr>,
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {

@@ -1,7 +1,7 @@
 //! The management API and the Docker plugin API, each on a Unix socket.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
@@ -31,21 +31,26 @@ pub async fn serve(
         .map_err(io_err(socket, "serve"))
 }
 
-/// Binds `socket` (root only) and serves Docker's remote plugin API there from a task of
-/// its own: dockerd finds the driver `netctl` as `/run/docker/plugins/netctl.sock`.
-pub async fn start_docker_plugin(
+/// Binds the Docker plugin's socket (root only): dockerd finds the driver `netctl` as
+/// `/run/docker/plugins/netctl.sock`.
+pub async fn bind_docker_plugin(socket: &Path) -> Result<UnixListener, DaemonError> {
+    listen(socket, 0o600).await
+}
+
+/// Serves Docker's remote plugin API on `listener` until `shutdown` resolves.
+pub async fn serve_docker_plugin(
     controller: Arc<Controller>,
-    socket: &Path,
-) -> Result<(), DaemonError> {
-    let listener = listen(socket, 0o600).await?;
+    listener: UnixListener,
+    socket: PathBuf,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     tracing::info!(socket = %socket.display(), "serving the Docker plugin API");
-    let socket = socket.to_path_buf();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, plugin_api::docker::router(controller)).await {
-            tracing::error!(socket = %socket.display(), error = %e, "Docker plugin API stopped");
-        }
-    });
-    Ok(())
+    let served = axum::serve(listener, plugin_api::docker::router(controller))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(socket = %socket.display(), error = %e, "Docker plugin API stopped");
+    }
 }
 
 /// Binds `socket` with `mode`, refusing when another daemon already answers there.

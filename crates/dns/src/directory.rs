@@ -45,7 +45,9 @@ struct Network {
 
 struct Sandbox {
     networks: Vec<String>,
-    resolution: Arc<Resolution>,
+    /// `None` until the sandbox is registered with its settings: a sandbox is never served
+    /// with an upstream list nobody computed for it.
+    resolution: Option<Arc<Resolution>>,
 }
 
 #[derive(Default)]
@@ -79,13 +81,22 @@ impl Directory {
             id.to_string(),
             Sandbox {
                 networks,
-                resolution,
+                resolution: Some(resolution),
             },
         );
     }
 
+    /// Forgets the sandbox's settings; its networks stay known while it has endpoints.
     pub fn remove_sandbox(&self, id: &str) {
-        self.inner.write().unwrap().sandboxes.remove(id);
+        let mut inner = self.inner.write().unwrap();
+        let Some(sandbox) = inner.sandboxes.get_mut(id) else {
+            return;
+        };
+        if sandbox.networks.is_empty() {
+            inner.sandboxes.remove(id);
+        } else {
+            sandbox.resolution = None;
+        }
     }
 
     /// Replaces every sandbox's resolution at once (daemon.json or resolv.conf changed).
@@ -93,7 +104,7 @@ impl Directory {
         let mut inner = self.inner.write().unwrap();
         for (id, sandbox) in inner.sandboxes.iter_mut() {
             if let Some(r) = resolve(id) {
-                sandbox.resolution = r;
+                sandbox.resolution = Some(r);
             }
         }
     }
@@ -131,7 +142,7 @@ impl Directory {
             .entry(ep.sandbox_id.clone())
             .or_insert_with(|| Sandbox {
                 networks: Vec::new(),
-                resolution: Arc::default(),
+                resolution: None,
             });
         sandbox.networks.push(ep.network_id.clone());
         inner.endpoints.insert(ep.endpoint_id.clone(), ep);
@@ -145,6 +156,9 @@ impl Directory {
         if let Some(sandbox) = inner.sandboxes.get_mut(&ep.sandbox_id) {
             if let Some(at) = sandbox.networks.iter().position(|n| *n == ep.network_id) {
                 sandbox.networks.remove(at);
+            }
+            if sandbox.networks.is_empty() && sandbox.resolution.is_none() {
+                inner.sandboxes.remove(&ep.sandbox_id);
             }
         }
         let Some(net) = inner.networks.get_mut(&ep.network_id) else {
@@ -177,12 +191,13 @@ impl Directory {
     pub fn view(&self, sandbox_id: &str) -> Option<SandboxView> {
         let inner = self.inner.read().unwrap();
         let sandbox = inner.sandboxes.get(sandbox_id)?;
+        let resolution = sandbox.resolution.clone()?;
         let may_forward = sandbox
             .networks
             .iter()
             .any(|n| inner.networks.get(n).is_some_and(|n| !n.internal));
         Some(SandboxView {
-            resolution: sandbox.resolution.clone(),
+            resolution,
             may_forward,
         })
     }
@@ -295,6 +310,20 @@ mod tests {
             })
             .collect();
         assert_eq!(orders.len(), 2);
+    }
+
+    #[test]
+    fn a_sandbox_is_served_only_with_settings_computed_for_it() {
+        let d = Directory::default();
+        d.add_endpoint(ep("ea", "n1", "a", &["a"], "10.0.0.2"));
+        assert!(d.view("a").is_none(), "endpoints alone make no view");
+        d.set_sandbox("a", Arc::default());
+        assert!(d.view("a").is_some());
+        d.remove_sandbox("a");
+        assert!(d.view("a").is_none());
+        assert_eq!(d.lookup("b", "a", false), Local::Unknown);
+        d.remove_endpoint("ea");
+        assert!(d.inner.read().unwrap().sandboxes.is_empty());
     }
 
     #[test]

@@ -96,6 +96,12 @@ impl Dns {
         });
     }
 
+    /// daemon.json's and the host's settings in force.
+    pub fn defaults(&self) -> (DnsSettings, DnsSettings) {
+        let defaults = self.defaults.read().unwrap();
+        (defaults.daemon.clone(), defaults.host.clone())
+    }
+
     /// Registers a sandbox with its own settings; returns what it resolves with.
     pub fn add_sandbox(&self, id: &str, own: &DnsSettings) -> Arc<Resolution> {
         let defaults = self.defaults.read().unwrap();

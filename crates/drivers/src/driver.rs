@@ -1,83 +1,211 @@
-//! What a driver is asked to build, and the trait every driver implements.
+//! The one trait every driver implements, and what a driver is given and says about itself.
 
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use async_trait::async_trait;
 use ipnetwork::IpNetwork;
+use kernel::Netns;
 
-use crate::netns::Netns;
+use crate::firewall::FirewallNetwork;
 use crate::DriverError;
 
-/// The kernel-facing description of a network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkSpec {
-    pub id: String,
-    /// Name of the bridge device (bridge driver).
-    pub bridge: String,
-    /// The bridge's MAC, fixed so that it does not change as ports come and go.
-    pub bridge_mac: [u8; 6],
-    pub mtu: u32,
-    /// Inter-container communication on this network.
-    pub icc: bool,
-    /// No traffic in or out of the subnet.
-    pub internal: bool,
-    /// Gateway address and subnet prefix per subnet, e.g. `172.30.0.1/24`.
-    pub gateways: Vec<IpNetwork>,
+/// Where a network exists: on one host, or on every node of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Local,
+    Global,
 }
 
-impl NetworkSpec {
-    /// The subnets, from the gateway addresses.
-    pub fn subnets(&self) -> impl Iterator<Item = IpNetwork> + '_ {
-        self.gateways
-            .iter()
-            .map(|g| IpNetwork::new(g.network(), g.prefix()).expect("same prefix"))
+impl Scope {
+    /// Docker's word for it (`docker network ls`'s SCOPE, a plugin's `Scope`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Global => "global",
+        }
     }
 }
 
-/// The kernel-facing description of one endpoint: one interface in one sandbox.
+/// Which namespace a sandbox on the network has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxNamespace {
+    /// One of its own.
+    Own,
+    /// The host's (the daemon's) namespace.
+    Host,
+}
+
+/// What a driver does and needs; the daemon asks these instead of branching on names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub scope: Scope,
+    /// Endpoints get addresses from the network's subnets and an interface of their own.
+    pub addresses: bool,
+    /// Endpoints get a default route through the network's gateway (unless it is internal).
+    pub gateway: bool,
+    /// Ports can be published to the network's endpoints.
+    pub publishes_ports: bool,
+    /// The embedded DNS server answers the endpoints' names.
+    pub serves_dns: bool,
+    /// Networks of this driver need a cluster store.
+    pub needs_cluster: bool,
+    /// The namespace of a sandbox that joins (only when the sandbox is made).
+    pub namespace: SandboxNamespace,
+    /// A sandbox on such a network joins no other network, and leaves it only when removed.
+    pub exclusive: bool,
+    /// The driver has exactly one network, this one, which the daemon makes at start and
+    /// nobody removes (Docker's `host` and `none`).
+    pub singleton: Option<&'static str>,
+}
+
+/// Settings the daemon passes to every driver when a network is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkDefaults {
+    /// daemon.json's `mtu`.
+    pub mtu: u32,
+}
+
+/// What a driver made of a network's options: the settings the daemon itself reads, and the
+/// driver's own, kept with the network and handed back in every [`NetworkSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    pub mtu: u32,
+    /// An option asked for an internal network (Docker's `--internal` can also say so).
+    pub internal: bool,
+    pub config: serde_json::Value,
+}
+
+/// One subnet and its gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub subnet: IpNetwork,
+    pub gateway: IpAddr,
+}
+
+impl SubnetSpec {
+    /// The gateway with the subnet's prefix, `172.30.0.1/24`.
+    pub fn gateway_cidr(&self) -> IpNetwork {
+        IpNetwork::new(self.gateway, self.subnet.prefix()).expect("the subnet's prefix")
+    }
+}
+
+/// A network as a driver is asked to build it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub id: String,
+    pub name: String,
+    pub mtu: u32,
+    pub internal: bool,
+    pub subnets: Vec<SubnetSpec>,
+    /// The driver's own settings, as [`Driver::parse_options`] gave them.
+    pub config: serde_json::Value,
+}
+
+/// One endpoint: one interface of one sandbox on one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSpec {
-    /// Name of the host end of the veth.
-    pub host_ifname: String,
-    /// Name of the interface inside the sandbox (eth0, eth1…).
+    pub id: String,
+    /// The interface's name where the sandbox sees it (`eth0`, or a runtime's choice).
     pub ifname: String,
     pub mac: [u8; 6],
-    pub mtu: u32,
-    /// Addresses with the subnet prefix, e.g. `172.30.0.130/24`.
+    /// With the subnet's prefix, `172.30.0.130/24`.
     pub addresses: Vec<IpNetwork>,
-    /// Default routes through these gateways (none on internal networks).
+    /// Default routes through these (none on internal networks).
     pub gateways: Vec<IpAddr>,
-    /// Metric of the default routes: the first network a sandbox joined keeps the lowest.
+    /// Metric of the default routes: the network a sandbox joined first keeps the lowest.
     pub route_metric: u32,
 }
 
-/// A network driver. Every method is idempotent: on a second call with the same arguments it
-/// finds its objects in place and changes nothing.
-pub trait NetworkDriver: Send + Sync {
-    /// Creates (or re-asserts) the network's kernel objects.
-    fn create_network(
-        &self,
-        net: &NetworkSpec,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+/// Where an endpoint's interface goes.
+#[derive(Debug, Clone, Copy)]
+pub enum JoinTarget<'a> {
+    /// Into this namespace (a sandbox's, or one a runtime made), configured by the driver.
+    Sandbox(&'a Netns),
+    /// Left in the daemon's namespace, down, named [`Driver::runtime_interface`], for a
+    /// runtime that moves and configures it itself (dockerd).
+    Runtime,
+}
 
-    /// Removes the network's kernel objects; missing objects are not an error.
-    fn delete_network(
-        &self,
-        net: &NetworkSpec,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+/// What is wanted of one driver's kernel objects, for garbage collection: its networks and
+/// their endpoints (with whether each was made for a runtime).
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub networks: Vec<NetworkSpec>,
+    pub endpoints: Vec<(EndpointSpec, JoinKind)>,
+}
 
-    /// Plugs the sandbox into the network.
-    fn join(
+/// How an endpoint was joined, without the namespace itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Sandbox,
+    Runtime,
+}
+
+/// A network driver. Every method that changes the kernel is idempotent: called twice with
+/// the same arguments it finds its objects in place and changes nothing.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// Its name, as users give it (`--driver bridge`).
+    fn name(&self) -> &'static str;
+
+    /// Other names it answers to (`none` for `null`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Checks a network's options (netctl's names and Docker's) before anything is made.
+    fn parse_options(
+        &self,
+        options: &BTreeMap<String, String>,
+        defaults: &NetworkDefaults,
+    ) -> Result<NetworkSettings, DriverError>;
+
+    /// Makes the network's kernel objects, its firewall elements included.
+    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;
+
+    /// Removes them; what is missing already is not an error.
+    async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;
+
+    /// After a restart: the network's kernel objects as `net` says, except its firewall
+    /// elements (the whole table is rebuilt at once from [`Driver::firewall`]).
+    async fn restore_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;
+
+    /// Plugs an endpoint in.
+    async fn join(
         &self,
         net: &NetworkSpec,
         ep: &EndpointSpec,
-        sandbox: &Netns,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+        target: JoinTarget<'_>,
+    ) -> Result<(), DriverError>;
 
-    /// Unplugs the sandbox; a missing interface is not an error.
-    fn leave(
-        &self,
-        net: &NetworkSpec,
-        ep: &EndpointSpec,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// The name of the interface a [`JoinTarget::Runtime`] join leaves for the runtime;
+    /// `None` when the driver gives endpoints no interface.
+    fn runtime_interface(&self, _ep: &EndpointSpec) -> Option<String> {
+        None
+    }
+
+    /// Unplugs it; a missing interface is not an error.
+    async fn leave(&self, net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), DriverError>;
+
+    /// Removes kernel objects the driver made that nothing in `wanted` needs any more.
+    async fn collect_garbage(&self, wanted: &Wanted) -> Result<(), DriverError>;
+
+    /// Whether a runtime has handed back the interface of a [`JoinTarget::Runtime`]
+    /// endpoint it had taken (its container is gone).
+    async fn released_by_runtime(&self, _net: &NetworkSpec, _ep: &EndpointSpec) -> bool {
+        false
+    }
+
+    /// The network's elements in the shared firewall table, if it has any.
+    fn firewall(&self, _net: &NetworkSpec) -> Option<FirewallNetwork> {
+        None
+    }
+
+    /// The network's own device on the host, shown by inspect (`Bridge`).
+    fn device(&self, _net: &NetworkSpec) -> Option<String> {
+        None
+    }
 }

@@ -1,55 +1,22 @@
-use std::path::PathBuf;
+use kernel::KernelError;
 
-/// A kernel operation that failed, with what was being done.
+/// Why a driver could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    #[error("netlink: {op}: {source}")]
-    Netlink {
-        op: String,
-        #[source]
-        source: rtnetlink::Error,
-    },
-    #[error("network namespace {path}: {what}: {source}")]
-    Netns {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("nft: {0}")]
-    Nft(String),
-    #[error("sysctl {key}: {source}")]
-    Sysctl {
-        key: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("link {0} not found")]
-    LinkNotFound(String),
+    /// A network option the driver does not know, or a value it cannot use: nothing was made.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// What was asked cannot be done with this driver (or on this kernel).
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
     /// Several steps failed; teardown keeps going and reports all of them.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<DriverError>),
 }
 
 impl DriverError {
-    pub(crate) fn netlink(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
-        let op = op.into();
-        move |source| Self::Netlink { op, source }
-    }
-
-    /// The kernel's errno, when the failure came from netlink.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Self::Netlink {
-                source: rtnetlink::Error::NetlinkError(msg),
-                ..
-            } => msg.code.map(|c| -c.get()),
-            _ => None,
-        }
-    }
-
     /// Folds a list of errors from a best-effort teardown into one result.
     pub fn collect(errors: Vec<DriverError>) -> Result<(), DriverError> {
         match errors.len() {

@@ -1,24 +1,23 @@
-//! Turns desired networks and endpoints into kernel objects.
+//! netctl's network drivers behind one object-safe trait ([`Driver`]), listed in one
+//! [`Registry`]: bridge, host and null today, each in a module of its own. A driver owns its
+//! options, its kernel objects, their restoration after a restart and their garbage; the
+//! daemon asks a driver's [`Capabilities`] and never branches on its name.
 //!
-//! Every operation here is idempotent: applying the same desired state twice changes nothing
-//! the second time. Everything created is named with a fixed prefix ([`BRIDGE_PREFIX`],
-//! [`VETH_PREFIX`]) or lives in netctl's own nft table, so the daemon can find it again.
+//! [`firewall`] is the nftables policy the drivers share: one table of netctl's own whose
+//! rule count never grows with networks, containers or published ports.
 
 pub mod bridge;
 mod driver;
 mod error;
 pub mod firewall;
-pub mod netlink;
-pub mod netns;
-pub mod passive;
-pub mod sysctl;
+pub mod host;
+pub mod null;
+pub mod options;
+mod registry;
 
-pub use driver::{EndpointSpec, NetworkDriver, NetworkSpec};
+pub use driver::{
+    Capabilities, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkSettings,
+    NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,
+};
 pub use error::DriverError;
-
-/// Prefix of every bridge netctl creates (`ncb` + 12 hex digits of the network id).
-pub const BRIDGE_PREFIX: &str = "ncb";
-/// Prefix of the host end of every veth netctl creates.
-pub const VETH_PREFIX: &str = "ncv";
-/// The container's end of a Docker endpoint's veth, until dockerd moves and renames it.
-pub const DOCKER_PEER_PREFIX: &str = "ncs";
+pub use registry::{Registry, Settings, DEFAULT_DRIVER};

@@ -1,12 +1,17 @@
-//! The protocols netctl speaks, without the kernel: request and answer types, a router that
-//! decodes requests and calls a trait the daemon implements, and a client for the CLI.
+//! The protocols netctl speaks, without the kernel: request and answer types of the
+//! management API and of Docker's remote plugin API. With the `http` feature (on by
+//! default), also the routers that decode requests and call traits the daemon implements,
+//! and a client for the CLI; without it the crate needs neither tokio nor a server, as a CNI
+//! plugin process run once per call would want.
 //!
 //! Field names follow `docker network inspect` and `docker container inspect` where Docker
 //! has one, so scripts written against Docker read netctl's JSON unchanged.
 
+#[cfg(feature = "http")]
 pub mod client;
 pub mod docker;
 mod error;
+#[cfg(feature = "http")]
 pub mod management;
 pub mod ports;
 mod types;

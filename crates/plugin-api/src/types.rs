@@ -202,6 +202,9 @@ pub struct SandboxInspect {
     /// The sandbox's resolv.conf, for a runtime to mount at /etc/resolv.conf.
     #[serde(default)]
     pub resolv_conf_path: String,
+    /// The sandbox's hosts file, for a runtime to mount at /etc/hosts.
+    #[serde(default)]
+    pub hosts_path: String,
     pub network_settings: NetworkSettings,
 }
 

@@ -36,15 +36,14 @@ impl Management for Controller {
     async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkInspect, ApiError> {
         let net = self.create_network(req).await?;
         let state = self.state.lock().await;
-        Ok(view::network(&state, &net))
+        Ok(view::network(&state, &self.drivers, &net))
     }
 
     async fn network_list(&self) -> Result<Vec<NetworkInspect>, ApiError> {
         let state = self.state.lock().await;
         let mut list: Vec<_> = state
-            .networks
-            .values()
-            .map(|n| view::network(&state, n))
+            .networks()
+            .map(|n| view::network(&state, &self.drivers, n))
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
@@ -52,7 +51,7 @@ impl Management for Controller {
 
     async fn network_inspect(&self, name: String) -> Result<NetworkInspect, ApiError> {
         let state = self.state.lock().await;
-        Ok(view::network(&state, state.network(&name)?))
+        Ok(view::network(&state, &self.drivers, state.network(&name)?))
     }
 
     async fn network_remove(&self, name: String) -> Result<(), ApiError> {
@@ -81,9 +80,8 @@ impl Management for Controller {
     async fn sandbox_list(&self) -> Result<Vec<SandboxInspect>, ApiError> {
         let state = self.state.lock().await;
         let mut list: Vec<_> = state
-            .sandboxes
-            .values()
-            .map(|s| view::sandbox(&state, &self.paths, &s.record))
+            .sandboxes()
+            .map(|s| view::sandbox(&state, &self.paths, s))
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
@@ -91,11 +89,7 @@ impl Management for Controller {
 
     async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
         let state = self.state.lock().await;
-        Ok(view::sandbox(
-            &state,
-            &self.paths,
-            &state.sandbox(&name)?.record,
-        ))
+        Ok(view::sandbox(&state, &self.paths, state.sandbox(&name)?))
     }
 
     async fn network_publish(

@@ -1,21 +1,25 @@
-//! The embedded DNS server's side of the controller: registering sandboxes and endpoints,
-//! resolv.conf files, explaining a sandbox's resolution, and applying changes to daemon.json's
-//! `dns*` settings and the host's resolv.conf while running.
+//! The embedded DNS server's side of the controller: serving sandboxes, their resolv.conf
+//! and hosts files, and explaining a sandbox's resolution.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use dns::{DnsSettings, EndpointNames, Resolution, Source};
+use dns::{DnsSettings, Resolution, Source};
 use plugin_api::{ApiError, DnsExplain};
 
 use super::errors::from_dns;
 use super::Controller;
-use crate::model::{DriverKind, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord};
-use crate::{DaemonConfig, Paths};
+use crate::model::{SandboxMode, SandboxRecord};
+use crate::Paths;
 
-/// How often daemon.json and the host's resolv.conf are looked at for changes.
-const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// What Docker puts in every container's hosts file before the container's own lines.
+const HOSTS_PREAMBLE: &str = "127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+";
 
 impl Paths {
     /// Per-sandbox files, one directory each, named by the sandbox id's first 12 digits.
@@ -29,33 +33,11 @@ impl Paths {
             .join(&sandbox_id[..12])
             .join("resolv.conf")
     }
-}
 
-/// The names an endpoint answers to on its network: the sandbox's name, its hostname and
-/// the endpoint's aliases.
-pub(super) fn endpoint_names(
-    net: &NetworkRecord,
-    sandbox: &SandboxRecord,
-    ep: &EndpointRecord,
-) -> Option<EndpointNames> {
-    if net.driver != DriverKind::Bridge {
-        return None;
+    /// Where a sandbox's hosts file is written, for a runtime to bind-mount.
+    pub fn hosts(&self, sandbox_id: &str) -> PathBuf {
+        self.sandbox_files().join(&sandbox_id[..12]).join("hosts")
     }
-    let mut names = vec![sandbox.name.clone()];
-    for name in std::iter::once(&sandbox.hostname).chain(&ep.aliases) {
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            names.push(name.clone());
-        }
-    }
-    Some(EndpointNames {
-        endpoint_id: ep.id.clone(),
-        network_id: net.id.clone(),
-        network_name: net.name.clone(),
-        internal: net.internal,
-        sandbox_id: sandbox.id.clone(),
-        names,
-        addresses: ep.ipv4.iter().chain(&ep.ipv6).map(|a| a.ip()).collect(),
-    })
 }
 
 /// The host's resolv.conf; a missing or unreadable one says nothing.
@@ -73,7 +55,9 @@ impl Controller {
     /// Starts serving DNS in the sandbox and writes its resolv.conf. Sandboxes in the host's
     /// namespace get a resolv.conf naming the upstreams themselves (as with Docker).
     pub(super) async fn start_dns(&self, sandbox: &SandboxRecord) -> Result<(), ApiError> {
-        let resolution = self.dns.add_sandbox(&sandbox.id, &sandbox.dns);
+        let resolution = self
+            .dns
+            .add_sandbox(&sandbox.id, &DnsSettings::from(&sandbox.dns));
         if sandbox.mode == SandboxMode::Isolated {
             let redirect: dns::Redirect = Box::new(|port| {
                 drivers::firewall::dns_redirect::redirect_dns_here(dns::SERVER_ADDRESS, port)
@@ -84,7 +68,8 @@ impl Controller {
                 return Err(from_dns(e));
             }
         }
-        self.write_resolv_conf(sandbox, &resolution)
+        self.write_resolv_conf(sandbox, &resolution)?;
+        self.write_hosts(sandbox, &[])
     }
 
     pub(super) fn stop_dns(&self, sandbox: &SandboxRecord) {
@@ -100,23 +85,32 @@ impl Controller {
         sandbox: &SandboxRecord,
         resolution: &Resolution,
     ) -> Result<(), ApiError> {
-        let path = self.paths.resolv_conf(&sandbox.id);
         let text = resolution.resolv_conf(sandbox.mode == SandboxMode::Isolated);
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&path, text));
-        written.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))
+        write_in_place(&self.paths.resolv_conf(&sandbox.id), &text)
+    }
+
+    /// The sandbox's hosts file, as Docker writes it: localhost, then the sandbox's hostname
+    /// at each of its addresses. A sandbox in the host's namespace sees the host's own.
+    pub(super) fn write_hosts(
+        &self,
+        sandbox: &SandboxRecord,
+        addresses: &[IpAddr],
+    ) -> Result<(), ApiError> {
+        let text = match sandbox.mode {
+            SandboxMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+            SandboxMode::Isolated => hosts_file(&sandbox.hostname, addresses),
+        };
+        write_in_place(&self.paths.hosts(&sandbox.id), &text)
     }
 
     /// New daemon-wide settings: every sandbox's resolution and resolv.conf follow.
-    async fn apply_dns_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
+    pub(super) async fn apply_dns_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
         let state = self.state.lock().await;
         self.dns.set_defaults(daemon, host);
-        for sandbox in state.sandboxes.values() {
-            if let Some(resolution) = self.dns.resolution(&sandbox.record.id) {
-                if let Err(e) = self.write_resolv_conf(&sandbox.record, &resolution) {
-                    tracing::warn!(sandbox = %sandbox.record.name, error = %e.message, "cannot update resolv.conf");
+        for sandbox in state.sandboxes() {
+            if let Some(resolution) = self.dns.resolution(&sandbox.id) {
+                if let Err(e) = self.write_resolv_conf(sandbox, &resolution) {
+                    tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot update resolv.conf");
                 }
             }
         }
@@ -124,7 +118,7 @@ impl Controller {
 
     pub async fn explain_dns(&self, key: &str) -> Result<DnsExplain, ApiError> {
         let state = self.state.lock().await;
-        let sandbox = &state.sandbox(key)?.record;
+        let sandbox = state.sandbox(key)?;
         let resolution = self.dns.resolution(&sandbox.id).ok_or_else(|| {
             ApiError::internal(format!("sandbox {} has no DNS settings", sandbox.name))
         })?;
@@ -223,44 +217,39 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
     reasons
 }
 
-/// A file's identity for change detection.
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+/// Rewrites `path` (made with its directory if missing) without replacing the file.
+fn write_in_place(path: &Path, text: &str) -> Result<(), ApiError> {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, text));
+    written.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Applies changes to daemon.json's `dns*` settings and to the host's resolv.conf while the
-/// daemon runs. The listening sockets are never touched: the settings are swapped under them,
-/// so no query is lost. Other daemon.json changes need a restart, and say so.
-pub async fn watch_dns_sources(controller: Arc<Controller>) {
-    let config_path = controller.paths.config.clone();
-    let resolv_path = controller.paths.host_resolv_conf.clone();
-    // Nothing seen yet: the first look applies what is there, including a change made
-    // between the daemon's start and this watcher's.
-    let mut seen = (None, None);
-    let mut config = controller.config.clone();
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        let now = (stamp(&config_path), stamp(&resolv_path));
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        match DaemonConfig::load(&config_path, false) {
-            Ok(new) => {
-                if new.without_dns() != config.without_dns() {
-                    tracing::warn!(path = %config_path.display(), "daemon.json changed: only dns, dns-search and dns-opts apply without a restart");
-                }
-                config = new;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "daemon.json changed but cannot be used; keeping the DNS settings in force");
-            }
-        }
-        controller
-            .apply_dns_defaults(config.dns_settings(), host_dns(&resolv_path))
-            .await;
-        tracing::info!("DNS settings reloaded");
+fn hosts_file(hostname: &str, addresses: &[IpAddr]) -> String {
+    let mut text = HOSTS_PREAMBLE.to_string();
+    for address in addresses {
+        text.push_str(&format!("{address}\t{hostname}\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_files_read_like_dockers() {
+        let text = hosts_file(
+            "web",
+            &["172.30.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+        );
+        assert!(
+            text.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        );
+        assert!(
+            text.ends_with("ip6-allrouters\n172.30.0.2\tweb\nfd00::2\tweb\n"),
+            "{text}"
+        );
     }
 }

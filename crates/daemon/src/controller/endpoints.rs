@@ -2,27 +2,33 @@
 
 use std::net::IpAddr;
 
+use drivers::{Capabilities, SandboxNamespace};
 use ipnetwork::IpNetwork;
+use plugin_api::ports::PortMapping;
 use plugin_api::{ApiError, EndpointConfig};
+use store::Batch;
 
-use super::errors::{from_daemon, from_driver, from_ipam};
+use super::effects::Effect;
+use super::errors::from_ipam;
+use super::networks::docker_managed;
+use super::ports::forwards;
+use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
-use super::{conntrack, ports, Controller, NetnsRef};
+use super::txn::Txn;
+use super::Controller;
 use crate::ids::new_id;
 use crate::model::{
-    format_mac, generate_mac, parse_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxMode,
+    format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord, PublishedPort, SandboxMode,
     SandboxRecord,
 };
-use crate::store::Change;
-use drivers::firewall::Firewall;
-use plugin_api::ports::PortMapping;
+use crate::persist::BatchExt;
 
 /// Route metrics start here; each further interface of a sandbox gets a higher one, so the
 /// network a sandbox joined first keeps its default route.
 const BASE_ROUTE_METRIC: u32 = 100;
 
 /// What a connect request asks for, parsed before anything changes.
-struct Wanted {
+pub(super) struct Wanted {
     ipv4: Option<IpAddr>,
     ipv6: Option<IpAddr>,
     mac: Option<[u8; 6]>,
@@ -52,41 +58,43 @@ fn wanted_ports(config: &EndpointConfig) -> Vec<PortMapping> {
     ports
 }
 
-fn parse_wanted(config: &EndpointConfig) -> Result<Wanted, ApiError> {
-    let ip = |text: &Option<String>, v6: bool| -> Result<Option<IpAddr>, ApiError> {
-        let Some(text) = text.as_deref().filter(|t| !t.is_empty()) else {
-            return Ok(None);
+impl Wanted {
+    pub fn parse(config: &EndpointConfig) -> Result<Self, ApiError> {
+        let ip = |text: &Option<String>, v6: bool| -> Result<Option<IpAddr>, ApiError> {
+            let Some(text) = text.as_deref().filter(|t| !t.is_empty()) else {
+                return Ok(None);
+            };
+            match text.parse::<IpAddr>() {
+                Ok(ip) if ip.is_ipv6() == v6 => Ok(Some(ip)),
+                _ => Err(ApiError::invalid(format!(
+                    "invalid {} address {text:?}",
+                    if v6 { "IPv6" } else { "IPv4" }
+                ))),
+            }
         };
-        match text.parse::<IpAddr>() {
-            Ok(ip) if ip.is_ipv6() == v6 => Ok(Some(ip)),
-            _ => Err(ApiError::invalid(format!(
-                "invalid {} address {text:?}",
-                if v6 { "IPv6" } else { "IPv4" }
-            ))),
-        }
-    };
-    let ipam = config.ipam_config.clone().unwrap_or_default();
-    let mac = match config.mac_address.as_deref().filter(|m| !m.is_empty()) {
-        None => None,
-        Some(text) => Some(parse_mac(text).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "invalid MAC address {text:?}: expected a unicast address such as 02:42:ac:11:00:02"
-            ))
-        })?),
-    };
-    Ok(Wanted {
-        ipv4: ip(&ipam.ipv4_address, false)?,
-        ipv6: ip(&ipam.ipv6_address, true)?,
-        mac,
-        aliases: config.aliases.clone(),
-        ports: wanted_ports(config),
-    })
+        let ipam = config.ipam_config.clone().unwrap_or_default();
+        let mac = match config.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            None => None,
+            Some(text) => Some(parse_mac(text).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "invalid MAC address {text:?}: expected a unicast address such as 02:42:ac:11:00:02"
+                ))
+            })?),
+        };
+        Ok(Self {
+            ipv4: ip(&ipam.ipv4_address, false)?,
+            ipv6: ip(&ipam.ipv6_address, true)?,
+            mac,
+            aliases: config.aliases.clone(),
+            ports: wanted_ports(config),
+        })
+    }
 }
 
 impl State {
     /// One address of the given family from the network's subnets, or `None` when the network
     /// has no subnet of that family.
-    fn allocate_address(
+    pub(super) fn allocate_address(
         &mut self,
         net: &NetworkRecord,
         v6: bool,
@@ -111,19 +119,19 @@ impl State {
         let with_prefix = |ip: IpAddr, subnet: &IpNetwork| {
             IpNetwork::new(ip, subnet.prefix()).expect("valid prefix")
         };
+        let space = self.ipam.space_mut(net.address_scope.into());
         if let Some(ip) = preferred {
             let subnet = subnets
                 .iter()
                 .find(|s| s.contains(ip))
                 .copied()
                 .unwrap_or(first);
-            let space = self.ipam.space_mut(net.scope);
             let ip = space.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
             return Ok(Some(with_prefix(ip, &subnet)));
         }
         let mut last_error = None;
         for subnet in &subnets {
-            match self.ipam.space_mut(net.scope).allocate(subnet, None) {
+            match space.allocate(subnet, None) {
                 Ok(ip) => return Ok(Some(with_prefix(ip, subnet))),
                 Err(e) => last_error = Some(e),
             }
@@ -131,92 +139,47 @@ impl State {
         Err(from_ipam(last_error.expect("at least one subnet")))
     }
 
+    /// Gives back an address of a network whose subnets are its own (an external IPAM
+    /// driver's addresses are that driver's to release).
     fn release_address(&mut self, net: &NetworkRecord, ip: IpAddr) {
         if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
-            let _ = self.ipam.space_mut(net.scope).release(&s.subnet, ip);
+            let _ = self
+                .ipam
+                .space_mut(net.address_scope.into())
+                .release(&s.subnet, ip);
         }
     }
 
     /// Gives back what the endpoint held: addresses and host ports.
     pub(super) fn release_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
-        for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {
-            self.release_address(net, address.ip());
+        if net.subnet_owner == crate::model::SubnetOwner::Network {
+            for address in ep.addresses() {
+                self.release_address(net, address.ip());
+            }
         }
         self.ports.release_all(&ep.ports);
     }
 
-    /// The endpoint a connect would make, its addresses allocated (the caller persists it, or
-    /// releases them).
-    fn new_endpoint(
-        &mut self,
-        net: &NetworkRecord,
-        sandbox: &SandboxRecord,
-        wanted: Wanted,
-    ) -> Result<EndpointRecord, ApiError> {
-        let bridged = net.driver == DriverKind::Bridge;
-        if !bridged && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some()) {
-            return Err(ApiError::invalid(format!(
-                "addresses cannot be given on the {} network",
-                net.name
-            )));
+    /// Takes back what the endpoint held (after a restart, or an undone removal).
+    pub(super) fn retake_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
+        if let Err(e) = self.ports.retake_all(&ep.ports) {
+            tracing::error!(endpoint = %ep.id, error = %e.message, "cannot hold published ports again");
         }
-        if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(net, m)) {
-            return Err(ApiError::conflict(format!(
-                "MAC address {} is already in use on network {}",
-                format_mac(&mac),
-                net.name
-            )));
+        if net.subnet_owner != crate::model::SubnetOwner::Network {
+            return;
         }
-        if !wanted.ports.is_empty() && (!bridged || net.internal) {
-            return Err(ApiError::invalid(format!(
-                "ports cannot be published on network {}: it is {}",
-                net.name,
-                if net.internal {
-                    "internal"
-                } else {
-                    "not a bridge network"
-                }
-            )));
+        for address in ep.addresses() {
+            let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) else {
+                continue;
+            };
+            if let Err(e) = self
+                .ipam
+                .space_mut(net.address_scope.into())
+                .allocate(&s.subnet, Some(address.ip()))
+            {
+                tracing::error!(endpoint = %ep.id, error = %e, "cannot restore address");
+            }
         }
-        let ipv4 = self.allocate_address(net, false, wanted.ipv4)?;
-        let ipv6 = self
-            .allocate_address(net, true, wanted.ipv6)
-            .inspect_err(|_| {
-                if let Some(v4) = ipv4 {
-                    self.release_address(net, v4.ip());
-                }
-            })?;
-        let ports = self
-            .take_ports(net, &wanted.ports, ipv4.is_some(), ipv6.is_some())
-            .inspect_err(|_| {
-                for a in ipv4.iter().chain(ipv6.iter()) {
-                    self.release_address(net, a.ip());
-                }
-            })?;
-        let id = new_id();
-        let (ifname, host_ifname, route_metric, mac) = if bridged {
-            let (ifname, metric) = self.next_interface(&sandbox.id);
-            let host_ifname = format!("{}{}", ::drivers::VETH_PREFIX, &id[..12]);
-            let mac = wanted.mac.unwrap_or_else(|| self.generated_mac(net, ipv4));
-            (ifname, host_ifname, metric, Some(mac))
-        } else {
-            (String::new(), String::new(), 0, None)
-        };
-        Ok(EndpointRecord {
-            id,
-            network_id: net.id.clone(),
-            sandbox_id: sandbox.id.clone(),
-            ifname,
-            host_ifname,
-            mac,
-            ipv4,
-            ipv6,
-            aliases: wanted.aliases,
-            route_metric,
-            ports,
-            docker: false,
-            joined: false,
-        })
     }
 
     /// Reserves the host ports; a binding to one family's address needs an endpoint address
@@ -227,7 +190,7 @@ impl State {
         ports: &[PortMapping],
         has_v4: bool,
         has_v6: bool,
-    ) -> Result<Vec<PortMapping>, ApiError> {
+    ) -> Result<Vec<PublishedPort>, ApiError> {
         for p in ports {
             if let Some(ip) = p.host_ip {
                 if (ip.is_ipv6() && !has_v6) || (ip.is_ipv4() && !has_v4) {
@@ -242,15 +205,10 @@ impl State {
         self.ports.take_all(ports)
     }
 
-    fn mac_in_use(&self, net: &NetworkRecord, mac: &[u8; 6]) -> bool {
-        self.endpoints_of_network(&net.id)
-            .any(|e| e.mac.as_ref() == Some(mac))
-    }
-
     /// Docker's address-derived MAC, unless a user-given MAC already took it.
     fn generated_mac(&self, net: &NetworkRecord, ipv4: Option<IpNetwork>) -> [u8; 6] {
         let mac = generate_mac(ipv4.map(|a| a.ip()));
-        if self.mac_in_use(net, &mac) {
+        if self.mac_in_use(&net.id, &mac) {
             generate_mac(None)
         } else {
             mac
@@ -259,156 +217,329 @@ impl State {
 
     /// The lowest `ethN` the sandbox does not use yet.
     fn next_interface(&self, sandbox_id: &str) -> (String, u32) {
-        let used: Vec<String> = self
+        let used: Vec<&str> = self
             .endpoints_of_sandbox(sandbox_id)
-            .map(|e| e.ifname.clone())
+            .map(|e| e.ifname.as_str())
             .collect();
         let n = (0..)
-            .find(|n| !used.contains(&format!("eth{n}")))
+            .find(|n| !used.contains(&format!("eth{n}").as_str()))
             .expect("a free index");
         (format!("eth{n}"), BASE_ROUTE_METRIC + n)
+    }
+
+    /// The endpoint a connect would make, its addresses and ports taken (the caller persists
+    /// it, or gives them back).
+    fn new_endpoint(
+        &mut self,
+        net: &NetworkRecord,
+        caps: &Capabilities,
+        sandbox: &SandboxRecord,
+        node: &str,
+        wanted: Wanted,
+    ) -> Result<EndpointRecord, ApiError> {
+        if !caps.addresses
+            && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some())
+        {
+            return Err(ApiError::invalid(format!(
+                "addresses cannot be given on the {} network",
+                net.name
+            )));
+        }
+        if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(&net.id, m)) {
+            return Err(ApiError::conflict(format!(
+                "MAC address {} is already in use on network {}",
+                format_mac(&mac),
+                net.name
+            )));
+        }
+        if !wanted.ports.is_empty() && (!caps.publishes_ports || net.internal) {
+            return Err(ApiError::invalid(format!(
+                "ports cannot be published on network {}: it is {}",
+                net.name,
+                if net.internal {
+                    "internal"
+                } else {
+                    "of a driver that publishes no ports"
+                }
+            )));
+        }
+        let mut endpoint = EndpointRecord {
+            id: new_id(),
+            network_id: net.id.clone(),
+            sandbox_id: Some(sandbox.id.clone()),
+            node: node.to_string(),
+            ifname: String::new(),
+            mac: None,
+            ipv4: None,
+            ipv6: None,
+            aliases: wanted.aliases,
+            route_metric: 0,
+            ports: Vec::new(),
+        };
+        if !caps.addresses {
+            return Ok(endpoint);
+        }
+        endpoint.ipv4 = self.allocate_address(net, false, wanted.ipv4)?;
+        endpoint.ipv6 = self
+            .allocate_address(net, true, wanted.ipv6)
+            .inspect_err(|_| self.release_endpoint(net, &endpoint))?;
+        endpoint.ports = self
+            .take_ports(
+                net,
+                &wanted.ports,
+                endpoint.ipv4.is_some(),
+                endpoint.ipv6.is_some(),
+            )
+            .inspect_err(|_| self.release_endpoint(net, &endpoint))?;
+        let (ifname, metric) = self.next_interface(&sandbox.id);
+        endpoint.ifname = ifname;
+        endpoint.route_metric = metric;
+        endpoint.mac = Some(
+            wanted
+                .mac
+                .unwrap_or_else(|| self.generated_mac(net, endpoint.ipv4)),
+        );
+        Ok(endpoint)
+    }
+
+    /// The addresses a sandbox has on its networks (its hosts file's own lines).
+    pub(super) fn sandbox_addresses(&self, sandbox_id: &str) -> Vec<IpAddr> {
+        let mut addresses: Vec<(u32, IpAddr)> = self
+            .endpoints_of_sandbox(sandbox_id)
+            .flat_map(|e| e.addresses().map(move |a| (e.route_metric, a.ip())))
+            .collect();
+        addresses.sort();
+        addresses.into_iter().map(|(_, a)| a).collect()
     }
 }
 
 impl Controller {
+    pub(super) fn capabilities(&self, net: &NetworkRecord) -> Result<Capabilities, ApiError> {
+        self.drivers
+            .get(&net.driver)
+            .map(|d| d.capabilities())
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "network {} has driver {:?}, which this daemon does not have",
+                    net.name, net.driver
+                ))
+            })
+    }
+
     pub async fn connect(
         &self,
         network: &str,
         sandbox: &str,
         config: &EndpointConfig,
     ) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let net = state.network(network)?.clone();
-        let sbx = state.sandbox(sandbox)?;
-        let (record, netns) = (sbx.record.clone(), sbx.netns.clone());
-        self.connect_locked(&mut state, &net, &record, netns, config)
-            .await
+        let wanted = Wanted::parse(config)?;
+        let (net_id, sandbox_id) = {
+            let state = self.state.lock().await;
+            (
+                state.network(network)?.id.clone(),
+                state.sandbox(sandbox)?.id.clone(),
+            )
+        };
+        let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
+        self.transact(|state| {
+            let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
+            Ok((self.plan_connect(state, &net, &sbx, wanted)?, ()))
+        })
+        .await?;
+        Ok(())
     }
 
-    /// Connects under the caller's lock (also used by `sandbox create --network`).
-    pub(super) async fn connect_locked(
+    /// Takes the endpoint's addresses and ports, records it, and returns the transaction
+    /// that plugs it in (also used by `sandbox create --network`).
+    pub(super) fn plan_connect(
         &self,
         state: &mut State,
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
-        netns: Option<NetnsRef>,
-        config: &EndpointConfig,
-    ) -> Result<(), ApiError> {
-        self.check_connectable(state, net, sandbox)?;
-        let wanted = parse_wanted(config)?;
-        let netns = netns.ok_or_else(|| {
-            ApiError::internal(format!(
-                "sandbox {}'s network namespace is not available",
-                sandbox.name
-            ))
-        })?;
-        let endpoint = state.new_endpoint(net, sandbox, wanted)?;
-        if let Err(e) = self.store.apply(&[Change::PutEndpoint(&endpoint)]) {
-            state.release_endpoint(net, &endpoint);
-            return Err(from_daemon(e));
+        wanted: Wanted,
+    ) -> Result<Txn, ApiError> {
+        let caps = self.capabilities(net)?;
+        self.check_connectable(state, net, &caps, sandbox)?;
+        let endpoint = state.new_endpoint(net, &caps, sandbox, &self.node.id, wanted)?;
+        state.insert_endpoint(endpoint.clone());
+        let mut txn = Txn::new(format!("connect {} to {}", sandbox.name, net.name));
+        txn.persist = Batch::new().put_record(&endpoint);
+        txn.revert = Batch::new().delete_record::<EndpointRecord>(&endpoint.id);
+        txn.effects.push(Effect::Join {
+            driver: net.driver.clone(),
+            net: network_spec(net),
+            ep: endpoint_spec(net, &endpoint, caps.gateway),
+            sandbox: Some(sandbox.id.clone()),
+        });
+        let published = forwards(&endpoint);
+        if !published.is_empty() {
+            txn.effects.push(Effect::Publish(published));
         }
-        let forwards = ports::forwards(&endpoint);
-        let joined = match self.drivers.join(net, &endpoint, &netns).await {
-            Ok(()) => Firewall.publish(&forwards).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = joined {
-            tracing::warn!(network = %net.name, sandbox = %sandbox.name, error = %e, "join failed; rolling back");
-            let _ = self.drivers.leave(net, &endpoint).await;
-            let _ = self.store.apply(&[Change::DeleteEndpoint(&endpoint.id)]);
-            state.release_endpoint(net, &endpoint);
-            return Err(from_driver(e));
+        if caps.serves_dns {
+            txn.effects
+                .push(Effect::AddNames(endpoint_names(net, sandbox, &endpoint)));
         }
-        tracing::debug!(network = %net.name, sandbox = %sandbox.name, ip = ?endpoint.ipv4, "connected");
-        if let Some(names) = super::dns::endpoint_names(net, sandbox, &endpoint) {
-            self.dns.directory().add_endpoint(names);
+        if sandbox.mode == SandboxMode::Isolated {
+            txn.effects.push(Effect::WriteHosts {
+                sandbox: sandbox.clone(),
+                addresses: state.sandbox_addresses(&sandbox.id),
+            });
         }
-        state.endpoints.insert(endpoint.id.clone(), endpoint);
-        Ok(())
-    }
-
-    /// Unpublishes the endpoint's ports and forgets UDP flows through them, so that traffic
-    /// does not keep going to the old container. Best effort: reconcile rebuilds the table.
-    pub(super) async fn withdraw_ports(&self, ep: &EndpointRecord) {
-        if let Err(e) = Firewall.unpublish(&ports::forwards(ep)).await {
-            tracing::warn!(endpoint = %ep.id, error = %e, "cannot unpublish ports");
-        }
-        for forward in ports::forwards(ep).iter().filter(|f| f.proto == "udp") {
-            conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
-        }
+        let net = net.clone();
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.remove_endpoint(&endpoint.id);
+            state.release_endpoint(&net, &endpoint);
+        });
+        Ok(txn)
     }
 
     fn check_connectable(
         &self,
         state: &State,
         net: &NetworkRecord,
+        caps: &Capabilities,
         sandbox: &SandboxRecord,
     ) -> Result<(), ApiError> {
-        if net.docker_id.is_some() {
-            return Err(super::networks::docker_managed(net));
+        if state.is_docker_network(&net.id) {
+            return Err(docker_managed(net));
         }
-        if state.endpoint(&net.id, &sandbox.id).is_some() {
+        if state.attachment(&net.id, &sandbox.id).is_some() {
             return Err(ApiError::conflict(format!(
                 "sandbox {} is already connected to network {}",
                 sandbox.name, net.name
             )));
         }
-        let has_endpoints = state.endpoints_of_sandbox(&sandbox.id).next().is_some();
-        match net.driver {
-            DriverKind::Host if sandbox.mode != SandboxMode::Host => Err(ApiError::conflict(
-                "a sandbox joins the host network only when it is created (--network host)",
-            )),
-            DriverKind::Host | DriverKind::None if has_endpoints => Err(ApiError::conflict(format!(
-                "sandbox {} is connected to other networks and cannot join the {} network",
-                sandbox.name, net.name
-            ))),
-            DriverKind::Bridge if sandbox.mode == SandboxMode::Host || self.on_special_network(state, sandbox) => {
-                Err(ApiError::conflict(format!(
-                    "sandbox {} uses the host or none network and cannot be connected to other networks",
-                    sandbox.name
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn on_special_network(&self, state: &State, sandbox: &SandboxRecord) -> bool {
-        state.endpoints_of_sandbox(&sandbox.id).any(|e| {
-            state
-                .networks
-                .get(&e.network_id)
-                .is_some_and(|n| n.driver != DriverKind::Bridge)
-        })
-    }
-
-    pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let net = state.network(network)?.clone();
-        let sbx = state.sandbox(sandbox)?.record.clone();
-        let endpoint = state.endpoint(&net.id, &sbx.id).cloned().ok_or_else(|| {
-            ApiError::not_found(format!(
-                "sandbox {} is not connected to network {}",
-                sbx.name, net.name
-            ))
-        })?;
-        if net.driver != DriverKind::Bridge {
+        let in_host_namespace = sandbox.mode == SandboxMode::Host;
+        if caps.namespace == SandboxNamespace::Host && !in_host_namespace {
             return Err(ApiError::conflict(format!(
-                "a sandbox cannot be disconnected from the {} network; remove the sandbox instead",
+                "a sandbox joins the {0} network only when it is created (--network {0})",
                 net.name
             )));
         }
-        self.store
-            .apply(&[Change::DeleteEndpoint(&endpoint.id)])
-            .map_err(from_daemon)?;
-        self.dns.directory().remove_endpoint(&endpoint.id);
-        state.endpoints.remove(&endpoint.id);
-        state.release_endpoint(&net, &endpoint);
-        self.withdraw_ports(&endpoint).await;
-        self.drivers.leave(&net, &endpoint).await.map_err(|e| {
-            ApiError::internal(format!(
-                "disconnected, but removing the interface failed (retried at the daemon's next \
-                 start): {e}"
-            ))
-        })
+        let has_endpoints = state.endpoints_of_sandbox(&sandbox.id).next().is_some();
+        if caps.exclusive && has_endpoints {
+            return Err(ApiError::conflict(format!(
+                "sandbox {} is connected to other networks and cannot join the {} network",
+                sandbox.name, net.name
+            )));
+        }
+        let on_exclusive = state.endpoints_of_sandbox(&sandbox.id).any(|e| {
+            state
+                .network_by_id(&e.network_id)
+                .and_then(|n| self.drivers.get(&n.driver))
+                .is_some_and(|d| d.capabilities().exclusive)
+        });
+        if !caps.exclusive && (in_host_namespace || on_exclusive) {
+            return Err(ApiError::conflict(format!(
+                "sandbox {} uses the {} network and cannot be connected to other networks",
+                sandbox.name,
+                self.exclusive_networks()
+            )));
+        }
+        Ok(())
     }
+
+    /// `host or none`: the networks a sandbox must have to itself.
+    fn exclusive_networks(&self) -> String {
+        let names: Vec<&str> = self
+            .drivers
+            .all()
+            .map(|d| d.capabilities())
+            .filter(|c| c.exclusive)
+            .filter_map(|c| c.singleton)
+            .collect();
+        names.join(" or ")
+    }
+
+    pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), ApiError> {
+        let (net_id, sandbox_id) = {
+            let state = self.state.lock().await;
+            (
+                state.network(network)?.id.clone(),
+                state.sandbox(sandbox)?.id.clone(),
+            )
+        };
+        let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
+                let endpoint = state.attachment(&net.id, &sbx.id).cloned().ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "sandbox {} is not connected to network {}",
+                        sbx.name, net.name
+                    ))
+                })?;
+                if self.capabilities(&net)?.exclusive {
+                    return Err(ApiError::conflict(format!(
+                        "a sandbox cannot be disconnected from the {} network; remove the sandbox instead",
+                        net.name
+                    )));
+                }
+                let mut txn = Txn::new(format!("disconnect {} from {}", sbx.name, net.name));
+                txn.persist = Batch::new().delete_record::<EndpointRecord>(&endpoint.id);
+                txn.effects = self.plan_leave(state, &net, Some(&sbx), &endpoint);
+                let addresses = state.sandbox_addresses(&sbx.id);
+                if sbx.mode == SandboxMode::Isolated {
+                    txn.effects.push(Effect::WriteHosts {
+                        sandbox: sbx,
+                        addresses,
+                    });
+                }
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.retake_endpoint(&net, &endpoint);
+                    state.insert_endpoint(endpoint);
+                });
+                Ok((txn, ()))
+            })
+            .await?;
+        done.into_result("disconnected")
+    }
+
+    /// Takes the endpoint out of the state (its addresses and ports given back) and returns
+    /// the teardown that unplugs it: names, published ports, interface.
+    pub(super) fn plan_leave(
+        &self,
+        state: &mut State,
+        net: &NetworkRecord,
+        sandbox: Option<&SandboxRecord>,
+        endpoint: &EndpointRecord,
+    ) -> Vec<Effect> {
+        state.remove_endpoint(&endpoint.id);
+        state.release_endpoint(net, endpoint);
+        let with_gateway = self.capabilities(net).is_ok_and(|c| c.gateway);
+        let mut effects = Vec::new();
+        if sandbox.is_some() {
+            effects.push(Effect::RemoveNames(endpoint.id.clone()));
+        }
+        let published = forwards(endpoint);
+        if !published.is_empty() {
+            effects.push(Effect::Unpublish(published));
+        }
+        effects.push(Effect::Leave {
+            driver: net.driver.clone(),
+            net: network_spec(net),
+            ep: endpoint_spec(net, endpoint, with_gateway),
+        });
+        effects
+    }
+}
+
+/// The network and sandbox by the ids looked up before their locks were taken (named as
+/// the user named them, should they be gone since).
+fn found(
+    state: &State,
+    net_id: &str,
+    network: &str,
+    sandbox_id: &str,
+    sandbox: &str,
+) -> Result<(NetworkRecord, SandboxRecord), ApiError> {
+    let net = state
+        .network_by_id(net_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("network {network} not found")))?;
+    let sbx = state
+        .sandbox_by_id(sandbox_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("sandbox {sandbox} not found")))?;
+    Ok((net, sbx))
 }

@@ -2,9 +2,9 @@
 
 use drivers::DriverError;
 use ipam::IpamError;
+use kernel::KernelError;
 use plugin_api::{ApiError, ErrorCode};
-
-use crate::DaemonError;
+use store::StoreError;
 
 pub(super) fn from_ipam(e: IpamError) -> ApiError {
     let code = match e {
@@ -16,11 +16,23 @@ pub(super) fn from_ipam(e: IpamError) -> ApiError {
 }
 
 pub(super) fn from_driver(e: DriverError) -> ApiError {
+    match e {
+        DriverError::InvalidOption(_) | DriverError::Unsupported(_) => {
+            ApiError::invalid(e.to_string())
+        }
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+pub(super) fn from_kernel(e: KernelError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-pub(super) fn from_daemon(e: DaemonError) -> ApiError {
-    ApiError::internal(e.to_string())
+pub(super) fn from_store(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Exists(_) => ApiError::conflict(e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
 }
 
 pub(super) fn from_dns(e: dns::DnsError) -> ApiError {

@@ -1,49 +1,86 @@
 //! Keeping netctl's nft table as the state says: rebuilt on start, on `netctl firewall
 //! reload`, and whenever someone deletes or flushes it behind the daemon's back.
+//!
+//! Every write to the table goes through one gate, and a rebuild reads the state inside it:
+//! a port published while the table is rebuilt is either in the rebuilt table or added after
+//! it, never lost between the two. The gate is taken before the state lock, never while
+//! holding it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use drivers::firewall::{Firewall, FirewallNetwork};
+use drivers::firewall::{Firewall, FirewallNetwork, PortForward};
 use drivers::DriverError;
+use kernel::nft::Change;
 use plugin_api::ApiError;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::sync::Mutex;
 
-use super::drivers::network_spec;
 use super::errors::from_driver;
+use super::specs::network_spec;
 use super::state::State;
 use super::{ports, Controller};
-use crate::model::DriverKind;
+
+#[derive(Default)]
+pub(super) struct FirewallGate {
+    table: Mutex<Firewall>,
+}
+
+impl FirewallGate {
+    pub async fn publish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
+        let table = self.table.lock().await;
+        table.publish(forwards).await.map_err(from_driver)
+    }
+
+    /// Withdraws the ports and forgets their UDP flows, so that traffic does not keep going
+    /// to the old container until the flows time out.
+    pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
+        let unpublished = {
+            let table = self.table.lock().await;
+            table.unpublish(forwards).await.map_err(from_driver)
+        };
+        for forward in forwards.iter().filter(|f| f.proto == "udp") {
+            kernel::conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
+        }
+        unpublished
+    }
+}
 
 impl Controller {
-    /// Replaces the whole table with one built from `state`, in one transaction.
-    pub(super) async fn sync_firewall(&self, state: &State) -> Result<(), DriverError> {
-        let networks: Vec<FirewallNetwork> = bridge_networks(state)
-            .map(|n| FirewallNetwork::from(&network_spec(n)))
+    /// What the table should hold: each network's elements (from its driver) and every
+    /// published port.
+    fn firewall_contents(&self, state: &State) -> (Vec<FirewallNetwork>, Vec<PortForward>) {
+        let networks = state
+            .networks()
+            .filter_map(|n| self.drivers.get(&n.driver)?.firewall(&network_spec(n)))
             .collect();
-        let forwards: Vec<_> = state.endpoints.values().flat_map(ports::forwards).collect();
-        Firewall.sync(&networks, &forwards).await
+        let forwards = state.endpoints().flat_map(ports::forwards).collect();
+        (networks, forwards)
+    }
+
+    /// Replaces the whole table with one built from the state, in one transaction.
+    pub(super) async fn sync_firewall(&self) -> Result<(), DriverError> {
+        let table = self.firewall.table.lock().await;
+        let (networks, forwards) = self.firewall_contents(&*self.state.lock().await);
+        table.sync(&networks, &forwards).await
     }
 
     /// `netctl firewall reload`
     pub async fn reload_firewall(&self) -> Result<(), ApiError> {
-        let state = self.state.lock().await;
-        self.sync_firewall(&state).await.map_err(from_driver)?;
+        self.sync_firewall().await.map_err(from_driver)?;
         tracing::info!("firewall reloaded");
         Ok(())
     }
 
     /// Rebuilds the table if it no longer has the shape netctl gave it.
     async fn heal_firewall(&self) {
-        let state = self.state.lock().await;
-        match Firewall.is_intact(bridge_networks(&state).count()).await {
+        let table = self.firewall.table.lock().await;
+        let (networks, forwards) = self.firewall_contents(&*self.state.lock().await);
+        match table.is_intact(networks.len()).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(
                     "netctl's nft table was deleted or flushed behind its back; restoring it"
                 );
-                if let Err(e) = self.sync_firewall(&state).await {
+                if let Err(e) = table.sync(&networks, &forwards).await {
                     tracing::error!(error = %e, "cannot restore the nft table");
                 }
             }
@@ -52,75 +89,14 @@ impl Controller {
     }
 }
 
-fn bridge_networks(state: &State) -> impl Iterator<Item = &crate::model::NetworkRecord> {
-    state
-        .networks
-        .values()
-        .filter(|n| n.driver == DriverKind::Bridge)
-}
-
-/// Watches `nft monitor` and heals the table after any deletion or flush that is not of a
-/// single set or map element (netctl's own unpublishing makes those). Costs nothing while
-/// nobody touches the firewall; restarts the monitor if it ends.
+/// Heals the table after any deletion or flush `nft monitor` reports, and whenever the
+/// monitor (re)starts (it may have missed something).
 pub async fn watch_firewall(controller: Arc<Controller>) {
-    loop {
-        let mut monitor = Command::new("nft");
-        monitor
-            .arg("monitor")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe. The monitor must not outlive a daemon that is
-        // killed (kill_on_drop needs an orderly exit).
-        unsafe {
-            monitor.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
+    let mut changes = kernel::nft::watch();
+    while let Some(change) = changes.recv().await {
+        if let Change::Structure(what) = &change {
+            tracing::debug!(%what, "ruleset changed");
         }
-        let child = monitor.spawn();
-        match child {
-            Ok(mut child) => {
-                let stdout = child.stdout.take().expect("piped stdout");
-                let mut lines = BufReader::new(stdout).lines();
-                // Anything missed while the monitor was not running.
-                controller.heal_firewall().await;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if touches_structure(&line) {
-                        // Let the rest of a burst (a whole ruleset flush) arrive first.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        controller.heal_firewall().await;
-                    }
-                }
-                tracing::warn!("nft monitor ended; restarting it");
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot run nft monitor"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-fn touches_structure(event: &str) -> bool {
-    (event.starts_with("delete ") || event.starts_with("flush "))
-        && !event.starts_with("delete element")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_structural_deletions_wake_the_healer() {
-        assert!(touches_structure("delete table inet netctl"));
-        assert!(touches_structure("flush ruleset"));
-        assert!(touches_structure(
-            "delete rule inet netctl forward handle 4"
-        ));
-        assert!(!touches_structure(
-            "delete element inet netctl any4_addr { tcp . 8080 : 172.30.0.2 }"
-        ));
-        assert!(!touches_structure(
-            "add element inet netctl any4_addr { tcp . 8080 : 172.30.0.2 }"
-        ));
+        controller.heal_firewall().await;
     }
 }

@@ -1,49 +1,122 @@
 //! The controller: the one owner and writer of networks, sandboxes and endpoints.
 //!
-//! Every change runs under one lock, in this order: validate (nothing changed yet), persist the
-//! desired state, program the kernel, answer. A failure after persisting rolls back what was
-//! done, so the state is exactly as before the request.
+//! Every change is a transaction ([`crate::txn`]): validated and planned under the state
+//! lock (nothing changed yet), persisted, then carried out in the kernel with no lock that
+//! unrelated requests wait on — only the locks of the objects it touches ([`crate::locks`]).
+//! A failure undoes what was done, in reverse, and leaves the store and the state as before.
 
 mod api;
-mod conntrack;
 mod dns;
+mod dns_sources;
 mod docker;
-mod drivers;
+mod effects;
 mod endpoints;
 mod errors;
 mod firewall;
+mod namespaces;
 mod networks;
 mod ports;
 mod publishing;
 mod reconcile;
 mod sandboxes;
+mod specs;
 mod state;
+mod subnets;
+mod txn;
 mod view;
 
 use std::sync::Arc;
 
-use ::drivers::netlink::Netlink;
+use drivers::{Registry, Settings};
+use ipam::{Ipam, PoolTemplate};
+use kernel::Netlink;
+use store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
-pub use self::dns::watch_dns_sources;
-use crate::store::Store;
-use crate::{DaemonConfig, Paths};
-use drivers::Drivers;
-pub use firewall::watch_firewall;
-pub use ports::raise_file_limit;
-use state::State;
+pub use self::dns_sources::watch_dns_sources;
+pub use self::firewall::watch_firewall;
+use self::firewall::FirewallGate;
+use self::namespaces::Namespaces;
+use self::state::State;
+use crate::locks::Locks;
+use crate::model::NodeRecord;
+use crate::{DaemonConfig, DaemonError, Paths};
 
 pub struct Controller {
     state: Mutex<State>,
-    store: Store,
-    drivers: Drivers,
+    locks: Locks,
+    store: Arc<dyn Store>,
+    drivers: Registry,
+    /// The sandboxes' open namespaces.
+    namespaces: Namespaces,
+    firewall: FirewallGate,
     /// Netlink in the daemon's own namespace (the "host" of every sandbox).
     host: Netlink,
-    config: DaemonConfig,
-    paths: Paths,
     /// The embedded DNS server of every sandbox.
     dns: Arc<::dns::Dns>,
+    /// This daemon's node.
+    node: NodeRecord,
+    config: DaemonConfig,
+    paths: Paths,
 }
 
-/// The sandbox's namespace, shared with in-flight operations.
-type NetnsRef = Arc<::drivers::netns::Netns>;
+impl Controller {
+    /// Opens the store (moving an older layout into the current one), reconciles the kernel
+    /// to it, and returns a controller ready to serve.
+    pub async fn start(config: DaemonConfig, paths: Paths) -> Result<Self, DaemonError> {
+        for dir in [
+            &paths.data_root,
+            &paths.exec_root,
+            &paths.exec_root.join("netns"),
+        ] {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
+                what: "create directory",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
+            .map_err(|e| DaemonError::Store(e.to_string()))?;
+        let node = reconcile::this_node(&local).await?;
+        if crate::migrate::upgrade(&local, &node.id)? {
+            tracing::info!("store moved to the current layout");
+        }
+        let host = Netlink::connect().map_err(|source| DaemonError::Io {
+            what: "netlink socket",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
+        for setting in config.inert_settings() {
+            tracing::warn!("daemon.json: {setting} is accepted but has no effect");
+        }
+        let settings = Settings {
+            manage_forwarding: config.ip_forward.unwrap_or(true),
+        };
+        let controller = Self {
+            state: Mutex::new(State::new(Ipam::new(
+                config.local_pool_templates(),
+                PoolTemplate::from_table(ipam::DEFAULT_GLOBAL_POOLS),
+            ))),
+            locks: Locks::default(),
+            store: Arc::new(local),
+            drivers: Registry::new(host.clone(), &settings),
+            namespaces: Namespaces::default(),
+            firewall: FirewallGate::default(),
+            host,
+            dns: ::dns::Dns::new().map_err(|source| DaemonError::Io {
+                what: "DNS thread",
+                path: paths.exec_root.clone(),
+                source,
+            })?,
+            node,
+            config,
+            paths,
+        };
+        controller.dns.set_defaults(
+            controller.config.dns_settings(),
+            dns::host_dns(&controller.paths.host_resolv_conf),
+        );
+        controller.reconcile().await?;
+        Ok(controller)
+    }
+}

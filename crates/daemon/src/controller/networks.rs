@@ -1,69 +1,23 @@
 //! Creating and removing networks.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::sync::Arc;
 
-use ipam::{PoolRequest, Scope};
+use drivers::{Driver, NetworkDefaults, NetworkSettings, DEFAULT_DRIVER};
+use ipam::Scope;
 use ipnetwork::IpNetwork;
-use plugin_api::{ApiError, IpamConfig, NetworkCreateRequest};
+use plugin_api::{ApiError, ErrorCode, NetworkCreateRequest};
+use store::Batch;
 
-use super::errors::{from_daemon, from_driver, from_ipam};
+use super::effects::Effect;
+use super::errors::{from_driver, from_kernel};
+use super::specs::network_spec;
 use super::state::State;
+use super::subnets::{subnet_requests, SubnetRequest};
+use super::txn::Txn;
 use super::Controller;
-use crate::config::check_mtu;
 use crate::ids::{new_id, now_rfc3339, valid_name};
-use crate::model::{DriverKind, NetworkRecord, SubnetRecord};
-use crate::store::Change;
-
-/// Driver options of a bridge network, by netctl's name or Docker's.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct BridgeOptions {
-    pub mtu: u32,
-    pub icc: bool,
-    pub internal: bool,
-}
-
-const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
-const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
-const OPT_INTERNAL: [&str; 1] = ["internal"];
-/// Reserved: a local network (a Docker one, say) standing for a netctl global network.
-const OPT_OVERLAY: &str = "netctl.overlay";
-
-impl BridgeOptions {
-    pub(super) fn parse(
-        options: &BTreeMap<String, String>,
-        default_mtu: u32,
-    ) -> Result<Self, ApiError> {
-        let mut parsed = Self {
-            mtu: default_mtu,
-            icc: true,
-            internal: false,
-        };
-        for (key, value) in options {
-            let key = key.as_str();
-            if OPT_MTU.contains(&key) {
-                parsed.mtu = value
-                    .parse()
-                    .map_err(|_| ApiError::invalid(format!("invalid MTU {value:?}")))?;
-                check_mtu(parsed.mtu).map_err(ApiError::invalid)?;
-            } else if OPT_ICC.contains(&key) {
-                parsed.icc = parse_bool(key, value)?;
-            } else if OPT_INTERNAL.contains(&key) {
-                parsed.internal = parse_bool(key, value)?;
-            } else if key == OPT_OVERLAY {
-                return Err(ApiError::invalid(format!(
-                    "{OPT_OVERLAY}: binding a network to a netctl overlay is not supported by                      this version"
-                )));
-            } else {
-                return Err(ApiError::invalid(format!(
-                    "unknown option {key:?} for the bridge driver (known: mtu, icc, internal, \
-                     com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc)"
-                )));
-            }
-        }
-        Ok(parsed)
-    }
-}
+use crate::model::{AddressScope, NetworkRecord, SubnetOwner};
+use crate::persist::BatchExt;
 
 /// Docker's networks are changed through dockerd, which would not know otherwise.
 pub(super) fn docker_managed(net: &NetworkRecord) -> ApiError {
@@ -73,270 +27,130 @@ pub(super) fn docker_managed(net: &NetworkRecord) -> ApiError {
     ))
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ApiError::invalid(format!(
-            "option {key}: {value:?} is not a boolean (true or false)"
-        ))),
-    }
-}
-
-/// One subnet as asked for, parsed but not yet reserved.
-#[derive(Debug, Default)]
-struct SubnetRequest {
-    pool: PoolRequest,
-    gateway: Option<IpAddr>,
-}
-
-fn parse_ip<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid {what} {text:?}")))
-}
-
-fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, ApiError> {
-    let subnet: Option<IpNetwork> = config
-        .subnet
-        .as_deref()
-        .map(|s| parse_ip("subnet (expected CIDR such as 172.30.0.0/24)", s))
-        .transpose()?;
-    let Some(subnet) = subnet else {
-        if config.gateway.is_some() || config.ip_range.is_some() {
-            return Err(ApiError::invalid("a gateway or ip range needs a subnet"));
-        }
-        return Ok(SubnetRequest::default());
-    };
-    let mut aux_addresses = BTreeMap::new();
-    for (name, address) in &config.auxiliary_addresses {
-        aux_addresses.insert(name.clone(), parse_ip("auxiliary address", address)?);
-    }
-    Ok(SubnetRequest {
-        pool: PoolRequest {
-            subnet: Some(subnet),
-            ip_range: config
-                .ip_range
-                .as_deref()
-                .map(|r| parse_ip("ip range", r))
-                .transpose()?,
-            aux_addresses,
-            v6: subnet.is_ipv6(),
-        },
-        gateway: config
-            .gateway
-            .as_deref()
-            .map(|g| parse_ip("gateway", g))
-            .transpose()?,
-    })
-}
-
-/// The subnets to reserve: those asked for, plus an automatic IPv4 one when none was given,
-/// and an automatic IPv6 one for `--ipv6` without an IPv6 subnet.
-fn subnet_requests(req: &NetworkCreateRequest) -> Result<Vec<SubnetRequest>, ApiError> {
-    let configs = req
-        .ipam
-        .as_ref()
-        .map(|i| i.config.as_slice())
-        .unwrap_or(&[]);
-    let mut requests = configs
-        .iter()
-        .map(parse_subnet_config)
-        .collect::<Result<Vec<_>, _>>()?;
-    let has = |v6: bool, r: &[SubnetRequest]| {
-        r.iter().any(|s| s.pool.subnet.is_some() && s.pool.v6 == v6)
-    };
-    if requests.iter().any(|s| s.pool.v6) && !req.enable_ipv6 {
-        return Err(ApiError::invalid(
-            "an IPv6 subnet was given but IPv6 is not enabled (add --ipv6)",
-        ));
-    }
-    requests.retain(|s| s.pool.subnet.is_some());
-    if !has(false, &requests) {
-        requests.insert(0, SubnetRequest::default());
-    }
-    if req.enable_ipv6 && !has(true, &requests) {
-        requests.push(SubnetRequest {
-            pool: PoolRequest {
-                v6: true,
-                ..Default::default()
-            },
-            gateway: None,
-        });
-    }
-    Ok(requests)
-}
-
-impl State {
-    /// Reserves every subnet and its gateway, or nothing at all.
-    fn reserve_subnets(
-        &mut self,
-        scope: Scope,
-        requests: &[SubnetRequest],
-        host_routes: &[IpNetwork],
-    ) -> Result<Vec<SubnetRecord>, ApiError> {
-        let mut reserved: Vec<SubnetRecord> = Vec::new();
-        for request in requests {
-            match self.reserve_subnet(scope, request, host_routes) {
-                Ok(record) => reserved.push(record),
-                Err(e) => {
-                    self.release_subnets(scope, &reserved);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(reserved)
-    }
-
-    fn reserve_subnet(
-        &mut self,
-        scope: Scope,
-        request: &SubnetRequest,
-        host_routes: &[IpNetwork],
-    ) -> Result<SubnetRecord, ApiError> {
-        let space = self.ipam.space_mut(scope);
-        let subnet = space
-            .request_pool(&request.pool, host_routes)
-            .map_err(from_ipam)?;
-        let gateway = match request.gateway {
-            Some(gw) if !(gw.is_ipv6() == subnet.is_ipv6() && subnet.contains(gw)) => {
-                Err(ipam::IpamError::GatewayOutsideSubnet {
-                    gateway: gw,
-                    subnet,
-                })
-            }
-            preferred => space.allocate(&subnet, preferred),
-        };
-        let gateway = match gateway {
-            Ok(gw) => gw,
-            Err(e) => {
-                let _ = space.release_pool(&subnet);
-                return Err(from_ipam(e));
-            }
-        };
-        Ok(SubnetRecord {
-            subnet,
-            gateway,
-            ip_range: request.pool.ip_range,
-            aux_addresses: request.pool.aux_addresses.clone(),
-            explicit: request.gateway.is_some(),
-        })
-    }
-
-    /// A Docker network's subnets are its IPAM driver's to release (ReleasePool).
-    pub(super) fn release_network_subnets(&mut self, net: &NetworkRecord) {
-        if net.docker_id.is_none() {
-            self.release_subnets(net.scope, &net.subnets);
-        }
-    }
-
-    pub(super) fn release_subnets(&mut self, scope: Scope, subnets: &[SubnetRecord]) {
-        for s in subnets {
-            let _ = self.ipam.space_mut(scope).release_pool(&s.subnet);
-        }
-    }
-}
-
 impl Controller {
+    pub(super) fn network_defaults(&self) -> NetworkDefaults {
+        NetworkDefaults {
+            mtu: self.config.mtu(),
+        }
+    }
+
+    /// The driver a request names (Docker's default when it names none), checked: users
+    /// make networks of drivers that have no predefined one.
+    fn driver_for_new_network(&self, name: Option<&str>) -> Result<&Arc<dyn Driver>, ApiError> {
+        let name = name.unwrap_or(DEFAULT_DRIVER);
+        let driver = self.drivers.get(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown network driver {name:?} (netctl has {})",
+                self.drivers.names()
+            ))
+        })?;
+        let caps = driver.capabilities();
+        if caps.singleton.is_some() {
+            return Err(ApiError::conflict(format!(
+                "only one instance of the {name:?} network is allowed; it is predefined"
+            )));
+        }
+        if caps.needs_cluster {
+            return Err(ApiError::invalid(format!(
+                "the {name} driver needs a cluster, and this node is in none"
+            )));
+        }
+        Ok(driver)
+    }
+
     pub async fn create_network(
         &self,
         req: NetworkCreateRequest,
     ) -> Result<NetworkRecord, ApiError> {
-        let mut state = self.state.lock().await;
         if !valid_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "invalid network name {:?}: names start with a letter or digit and contain only [a-zA-Z0-9_.-]",
                 req.name
             )));
         }
-        if state.network_by_name(&req.name).is_some() {
-            return Err(ApiError::conflict(format!(
-                "network with name {} already exists",
-                req.name
-            )));
-        }
-        let driver_name = req.driver.as_deref().unwrap_or("bridge");
-        let driver = DriverKind::parse(driver_name).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "unknown network driver {driver_name:?} (netctl has bridge, host and none)"
-            ))
-        })?;
-        if driver != DriverKind::Bridge {
-            return Err(ApiError::conflict(format!(
-                "only one instance of the {driver_name:?} network is allowed; it is predefined"
-            )));
-        }
-        let options = BridgeOptions::parse(&req.options, self.config.mtu())?;
+        let driver = self.driver_for_new_network(req.driver.as_deref())?;
+        let settings = driver
+            .parse_options(&req.options, &self.network_defaults())
+            .map_err(from_driver)?;
         let requests = subnet_requests(&req)?;
         let host_routes = if requests.iter().any(|r| r.pool.subnet.is_none()) {
-            self.host.route_destinations().await.map_err(from_driver)?
+            self.host.route_destinations().await.map_err(from_kernel)?
         } else {
             Vec::new()
         };
-        let subnets = state.reserve_subnets(Scope::Local, &requests, &host_routes)?;
-
-        let id = new_id();
-        let record = NetworkRecord {
-            bridge: format!("{}{}", ::drivers::BRIDGE_PREFIX, &id[..12]),
-            id,
-            name: req.name,
-            driver,
-            created: now_rfc3339(),
-            mtu: options.mtu,
-            icc: options.icc,
-            internal: req.internal || options.internal,
-            ipv6: req.enable_ipv6,
-            subnets,
-            scope: Scope::Local,
-            options: req.options,
-            labels: req.labels,
-            builtin: false,
-            docker_id: None,
+        let new = NewNetwork {
+            id: new_id(),
+            driver: driver.name(),
+            settings,
+            requests,
+            host_routes,
+            req,
         };
-        self.install_network(&mut state, record).await
-    }
-
-    /// Persists the network, then builds it in the kernel; on failure nothing remains.
-    pub(super) async fn install_network(
-        &self,
-        state: &mut State,
-        record: NetworkRecord,
-    ) -> Result<NetworkRecord, ApiError> {
-        if let Err(e) = self.store.apply(&[Change::PutNetwork(&record)]) {
-            state.release_network_subnets(&record);
-            return Err(from_daemon(e));
-        }
-        if let Err(e) = self.drivers.create_network(&record).await {
-            tracing::warn!(network = %record.name, error = %e, "creating network failed; rolling back");
-            let _ = self.drivers.delete_network(&record).await;
-            let _ = self.store.apply(&[Change::DeleteNetwork(&record.id)]);
-            state.release_network_subnets(&record);
-            return Err(from_driver(e));
-        }
-        tracing::info!(network = %record.name, bridge = %record.bridge, "network created");
-        state.networks.insert(record.id.clone(), record.clone());
+        let _held = self.locks.hold(&[], &[&new.id], &[]).await;
+        let (record, _) = self.transact(|state| new.plan(state)).await?;
+        tracing::info!(network = %record.name, driver = %record.driver, "network created");
         Ok(record)
     }
 
+    /// The transaction that makes `record` (subnets reserved already), with `also` persisted
+    /// alongside (Docker's binding of the network, say).
+    pub(super) fn network_txn(record: &NetworkRecord, also: Batch) -> Txn {
+        let mut txn = Txn::new(format!("create network {}", record.name));
+        txn.persist = Batch::new().put_record(record).and(also.clone());
+        txn.revert = Batch::new().delete_record::<NetworkRecord>(&record.id);
+        for op in &also.ops {
+            txn.revert = txn.revert.delete(op.key().clone());
+        }
+        txn.effects = vec![Effect::CreateNetwork {
+            driver: record.driver.clone(),
+            net: network_spec(record),
+        }];
+        let taken = record.clone();
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.remove_network(&taken.id);
+            state.release_network_subnets(&taken);
+        });
+        txn
+    }
+
     pub async fn remove_network(&self, key: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let net = state.network(key)?.clone();
-        if net.builtin {
+        let id = self.state.lock().await.network(key)?.id.clone();
+        let _held = self.locks.hold(&[], &[&id], &[]).await;
+        let (name, done) = self
+            .transact(|state| {
+                let net = state
+                    .network_by_id(&id)
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))?;
+                self.check_removable(state, &net)?;
+                Ok((self.removal_txn(state, net.clone()), net.name))
+            })
+            .await?;
+        tracing::info!(network = %name, "network removed");
+        done.into_result(format!("network {name} removed"))
+    }
+
+    fn check_removable(&self, state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
+        let predefined = self
+            .drivers
+            .get(&net.driver)
+            .is_some_and(|d| d.capabilities().singleton.is_some());
+        if predefined {
             return Err(ApiError::new(
-                plugin_api::ErrorCode::Forbidden,
+                ErrorCode::Forbidden,
                 format!(
                     "{} is a pre-defined network and cannot be removed",
                     net.name
                 ),
             ));
         }
-        if net.docker_id.is_some() {
-            return Err(docker_managed(&net));
+        if state.is_docker_network(&net.id) {
+            return Err(docker_managed(net));
         }
         let users: Vec<_> = state
             .endpoints_of_network(&net.id)
-            .filter_map(|e| state.sandboxes.get(&e.sandbox_id))
-            .map(|s| s.record.name.clone())
+            .filter_map(|e| state.sandbox_by_id(e.sandbox_id.as_deref()?))
+            .map(|s| s.name.clone())
             .collect();
         if !users.is_empty() {
             return Err(ApiError::conflict(format!(
@@ -345,99 +159,63 @@ impl Controller {
                 users.join(", ")
             )));
         }
-        self.store
-            .apply(&[Change::DeleteNetwork(&net.id)])
-            .map_err(from_daemon)?;
-        state.networks.remove(&net.id);
-        state.release_network_subnets(&net);
-        self.drivers.delete_network(&net).await.map_err(|e| {
-            ApiError::internal(format!(
-                "network {} removed, but cleaning up its kernel objects failed (retried at the \
-                 daemon's next start): {e}",
-                net.name
-            ))
-        })?;
-        tracing::info!(network = %net.name, "network removed");
         Ok(())
+    }
+
+    /// Takes the network out of the state (its subnets released) and returns the
+    /// transaction that deletes it.
+    pub(super) fn removal_txn(&self, state: &mut State, net: NetworkRecord) -> Txn {
+        state.remove_network(&net.id);
+        state.release_network_subnets(&net);
+        let mut txn = Txn::new(format!("remove network {}", net.name));
+        txn.persist = Batch::new().delete_record::<NetworkRecord>(&net.id);
+        txn.effects = vec![Effect::DeleteNetwork {
+            driver: net.driver.clone(),
+            net: network_spec(&net),
+        }];
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.restore_network_subnets(&net);
+            state.insert_network(net);
+        });
+        txn
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A network asked for, checked by its driver, not yet planned.
+struct NewNetwork {
+    id: String,
+    driver: &'static str,
+    settings: NetworkSettings,
+    requests: Vec<SubnetRequest>,
+    host_routes: Vec<IpNetwork>,
+    req: NetworkCreateRequest,
+}
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn options_take_netctl_and_docker_names() {
-        let o = BridgeOptions::parse(&opts(&[("mtu", "1400"), ("icc", "false")]), 1500).unwrap();
-        assert_eq!((o.mtu, o.icc), (1400, false));
-        let o = BridgeOptions::parse(
-            &opts(&[
-                ("com.docker.network.driver.mtu", "9000"),
-                ("com.docker.network.bridge.enable_icc", "true"),
-            ]),
-            1500,
-        )
-        .unwrap();
-        assert_eq!((o.mtu, o.icc), (9000, true));
-        assert!(BridgeOptions::parse(&opts(&[("mtu", "20")]), 1500).is_err());
-        assert!(BridgeOptions::parse(&opts(&[("icc", "maybe")]), 1500).is_err());
-        let e = BridgeOptions::parse(&opts(&[("colour", "blue")]), 1500).unwrap_err();
-        assert!(e.message.contains("unknown option \"colour\""));
-    }
-
-    #[test]
-    fn subnet_requests_add_automatic_ones() {
-        let req = NetworkCreateRequest {
-            name: "n".into(),
-            enable_ipv6: true,
-            ..Default::default()
+impl NewNetwork {
+    fn plan(self, state: &mut State) -> Result<(Txn, NetworkRecord), ApiError> {
+        if state.network_named(&self.req.name).is_some() {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                self.req.name
+            )));
+        }
+        let subnets = state.reserve_subnets(Scope::Local, &self.requests, &self.host_routes)?;
+        let record = NetworkRecord {
+            id: self.id,
+            name: self.req.name,
+            driver: self.driver.to_string(),
+            created: now_rfc3339(),
+            address_scope: AddressScope::Local,
+            mtu: self.settings.mtu,
+            internal: self.req.internal || self.settings.internal,
+            ipv6: self.req.enable_ipv6,
+            subnets,
+            subnet_owner: SubnetOwner::Network,
+            options: self.req.options,
+            driver_config: self.settings.config,
+            labels: self.req.labels,
         };
-        let r = subnet_requests(&req).unwrap();
-        assert_eq!(r.len(), 2);
-        assert!(r[0].pool.subnet.is_none() && !r[0].pool.v6);
-        assert!(r[1].pool.subnet.is_none() && r[1].pool.v6);
-    }
-
-    #[test]
-    fn ipv6_subnet_needs_ipv6_enabled() {
-        let req = NetworkCreateRequest {
-            name: "n".into(),
-            ipam: Some(plugin_api::IpamRequest {
-                config: vec![IpamConfig {
-                    subnet: Some("fd00:1::/64".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert!(subnet_requests(&req)
-            .unwrap_err()
-            .message
-            .contains("--ipv6"));
-    }
-
-    #[test]
-    fn bad_addresses_name_the_field() {
-        let e = parse_subnet_config(&IpamConfig {
-            subnet: Some("172.30.0.0/33".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(e.message.contains("invalid subnet"), "{}", e.message);
-        let e = parse_subnet_config(&IpamConfig {
-            subnet: Some("172.30.0.0/24".into()),
-            gateway: Some("nope".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(e.message.contains("invalid gateway"), "{}", e.message);
+        state.insert_network(record.clone());
+        Ok((Controller::network_txn(&record, Batch::new()), record))
     }
 }

@@ -3,24 +3,21 @@
 //! later. DNAT happens before any socket sees a packet, so these sockets never receive one.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 
 use drivers::firewall::PortForward;
-use nix::sys::socket::{
-    bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol, SockType,
-    SockaddrStorage,
-};
-use plugin_api::ports::{PortMapping, Protocol};
+use kernel::ports::{ephemeral_range, hold, HoldError};
+use plugin_api::ports::PortMapping;
 use plugin_api::ApiError;
 
-use crate::model::EndpointRecord;
+use crate::model::{EndpointRecord, PublishedPort, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct HostPort {
     /// `None`: every address.
     ip: Option<IpAddr>,
-    proto: Protocol,
+    proto: Transport,
     port: u16,
 }
 
@@ -56,20 +53,27 @@ impl HostPorts {
                 taken.describe()
             )));
         }
-        let socket = bind_socket(&wanted).map_err(|e| match e {
-            nix::errno::Errno::EADDRINUSE => ApiError::conflict(format!(
+        let transport = match wanted.proto {
+            Transport::Tcp => kernel::ports::Transport::Tcp,
+            Transport::Udp => kernel::ports::Transport::Udp,
+            Transport::Sctp => kernel::ports::Transport::Sctp,
+        };
+        let socket = hold(wanted.ip, transport, wanted.port).map_err(|e| match e {
+            HoldError::InUse => ApiError::conflict(format!(
                 "port {} is in use by a process on the host",
                 wanted.describe()
             )),
-            nix::errno::Errno::EADDRNOTAVAIL => ApiError::invalid(format!(
+            HoldError::NotLocal => ApiError::invalid(format!(
                 "{} is not an address of this host",
                 wanted.ip.map(|i| i.to_string()).unwrap_or_default()
             )),
-            nix::errno::Errno::EPROTONOSUPPORT => ApiError::invalid(format!(
+            HoldError::Unsupported => ApiError::invalid(format!(
                 "{} is not supported by this kernel",
                 wanted.proto.name()
             )),
-            other => ApiError::internal(format!("reserving port {}: {other}", wanted.describe())),
+            HoldError::Other(other) => {
+                ApiError::internal(format!("reserving port {}: {other}", wanted.describe()))
+            }
         })?;
         self.held.insert(wanted, socket);
         Ok(())
@@ -80,17 +84,19 @@ impl HostPorts {
     }
 
     /// Reserves the mapping's host port, choosing one when it is 0 or a range; returns the
-    /// mapping with its host port decided.
-    pub fn take(&mut self, mapping: &PortMapping) -> Result<PortMapping, ApiError> {
+    /// port as published.
+    fn take(&mut self, mapping: &PortMapping) -> Result<PublishedPort, ApiError> {
+        let proto = transport(mapping.proto);
         let key = |port| HostPort {
             ip: mapping.host_ip,
-            proto: mapping.proto,
+            proto,
             port,
         };
-        let decided = |port| PortMapping {
+        let decided = |port| PublishedPort {
+            transport: proto,
+            host_ip: mapping.host_ip,
             host_port: port,
-            host_port_end: port,
-            ..mapping.clone()
+            container_port: mapping.container_port,
         };
         if mapping.host_port != 0 && mapping.host_port == mapping.host_port_end {
             self.reserve(key(mapping.host_port))?;
@@ -121,7 +127,7 @@ impl HostPorts {
     }
 
     /// Takes every mapping, or none of them.
-    pub fn take_all(&mut self, mappings: &[PortMapping]) -> Result<Vec<PortMapping>, ApiError> {
+    pub fn take_all(&mut self, mappings: &[PortMapping]) -> Result<Vec<PublishedPort>, ApiError> {
         let mut taken = Vec::new();
         for mapping in mappings {
             match self.take(mapping) {
@@ -135,12 +141,30 @@ impl HostPorts {
         Ok(taken)
     }
 
-    pub fn release_all(&mut self, mappings: &[PortMapping]) {
-        for m in mappings {
+    /// Holds published ports again (a restart, or an undone removal).
+    pub fn retake_all(&mut self, ports: &[PublishedPort]) -> Result<(), ApiError> {
+        let mut taken = Vec::new();
+        for p in ports {
+            let key = HostPort {
+                ip: p.host_ip,
+                proto: p.transport,
+                port: p.host_port,
+            };
+            if let Err(e) = self.reserve(key) {
+                self.release_all(&taken);
+                return Err(e);
+            }
+            taken.push(p.clone());
+        }
+        Ok(())
+    }
+
+    pub fn release_all(&mut self, ports: &[PublishedPort]) {
+        for p in ports {
             self.release(&HostPort {
-                ip: m.host_ip,
-                proto: m.proto,
-                port: m.host_port,
+                ip: p.host_ip,
+                proto: p.transport,
+                port: p.host_port,
             });
         }
     }
@@ -152,8 +176,8 @@ pub(super) fn forwards(ep: &EndpointRecord) -> Vec<PortForward> {
     forwards_of(ep, &ep.ports)
 }
 
-/// As [`forwards`], for some of the endpoint's mappings (being added or withdrawn).
-pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PortMapping]) -> Vec<PortForward> {
+/// As [`forwards`], for some of the endpoint's ports (being added or withdrawn).
+pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PublishedPort]) -> Vec<PortForward> {
     mappings
         .iter()
         .flat_map(|m| {
@@ -165,7 +189,7 @@ pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PortMapping]) -> Vec<
                 .collect();
             targets.into_iter().map(move |target| PortForward {
                 host_ip: m.host_ip,
-                proto: m.proto.name(),
+                proto: m.transport.name(),
                 host_port: m.host_port,
                 target,
                 target_port: m.container_port,
@@ -174,50 +198,12 @@ pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PortMapping]) -> Vec<
         .collect()
 }
 
-/// `bind()` without `listen()`: enough to own the port. A wildcard binding takes `[::]` with
-/// IPv6-only off, so it covers both families (or 0.0.0.0 where IPv6 is disabled).
-fn bind_socket(port: &HostPort) -> nix::Result<OwnedFd> {
-    let (kind, protocol) = match port.proto {
-        Protocol::Tcp => (SockType::Stream, SockProtocol::Tcp),
-        Protocol::Udp => (SockType::Datagram, SockProtocol::Udp),
-        Protocol::Sctp => (SockType::Stream, SockProtocol::Sctp),
-    };
-    let open = |ip: IpAddr, v6only: bool| -> nix::Result<OwnedFd> {
-        let family = if ip.is_ipv6() {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        let fd = socket(family, kind, SockFlag::SOCK_CLOEXEC, protocol)?;
-        if ip.is_ipv6() {
-            setsockopt(&fd, sockopt::Ipv6V6Only, &v6only)?;
-        }
-        bind(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &SockaddrStorage::from(SocketAddr::new(ip, port.port)),
-        )?;
-        Ok(fd)
-    };
-    match port.ip {
-        Some(ip) => open(ip, true),
-        None => open(IpAddr::V6(Ipv6Addr::UNSPECIFIED), false).or_else(|e| match e {
-            nix::errno::Errno::EAFNOSUPPORT => {
-                open(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), false)
-            }
-            other => Err(other),
-        }),
+fn transport(proto: plugin_api::ports::Protocol) -> Transport {
+    match proto {
+        plugin_api::ports::Protocol::Tcp => Transport::Tcp,
+        plugin_api::ports::Protocol::Udp => Transport::Udp,
+        plugin_api::ports::Protocol::Sctp => Transport::Sctp,
     }
-}
-
-/// `/proc/sys/net/ipv4/ip_local_port_range` of the daemon's namespace.
-fn ephemeral_range() -> (u16, u16) {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((parts.next()??, parts.next()??))
-        })
-        .unwrap_or((32768, 60999))
 }
 
 fn random_u32() -> u32 {
@@ -226,23 +212,11 @@ fn random_u32() -> u32 {
     u32::from_ne_bytes(bytes)
 }
 
-/// Raises the soft limit on open files to the hard one: every published port holds a socket.
-pub fn raise_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(error = %e, "cannot raise the open files limit");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn port(ip: Option<&str>, proto: Protocol, port: u16) -> HostPort {
+    fn port(ip: Option<&str>, proto: Transport, port: u16) -> HostPort {
         HostPort {
             ip: ip.map(|i| i.parse().unwrap()),
             proto,
@@ -252,11 +226,11 @@ mod tests {
 
     #[test]
     fn wildcard_bindings_overlap_every_address_of_the_same_port_and_protocol() {
-        let any = port(None, Protocol::Tcp, 8080);
-        assert!(any.overlaps(&port(Some("127.0.0.1"), Protocol::Tcp, 8080)));
-        assert!(!any.overlaps(&port(Some("127.0.0.1"), Protocol::Udp, 8080)));
-        assert!(!any.overlaps(&port(None, Protocol::Tcp, 8081)));
-        let lo = port(Some("127.0.0.1"), Protocol::Tcp, 8080);
-        assert!(!lo.overlaps(&port(Some("::1"), Protocol::Tcp, 8080)));
+        let any = port(None, Transport::Tcp, 8080);
+        assert!(any.overlaps(&port(Some("127.0.0.1"), Transport::Tcp, 8080)));
+        assert!(!any.overlaps(&port(Some("127.0.0.1"), Transport::Udp, 8080)));
+        assert!(!any.overlaps(&port(None, Transport::Tcp, 8081)));
+        let lo = port(Some("127.0.0.1"), Transport::Tcp, 8080);
+        assert!(!lo.overlaps(&port(Some("::1"), Transport::Tcp, 8080)));
     }
 }

@@ -1,15 +1,17 @@
 //! Publishing ports on an endpoint that already exists (`netctl network publish`, and what
 //! Docker's ProgramExternalConnectivity asks for).
 
-use drivers::firewall::Firewall;
 use plugin_api::ports::PortMapping;
 use plugin_api::ApiError;
+use store::Batch;
 
-use super::errors::{from_daemon, from_driver};
+use super::effects::Effect;
+use super::ports::forwards_of;
 use super::state::State;
-use super::{conntrack, ports, Controller};
-use crate::model::{DriverKind, EndpointRecord, NetworkRecord};
-use crate::store::Change;
+use super::txn::Txn;
+use super::Controller;
+use crate::model::{EndpointRecord, NetworkRecord, PublishedPort};
+use crate::persist::BatchExt;
 
 impl Controller {
     /// Adds `mappings` to the sandbox's endpoint on `network`; returns them with their host
@@ -20,22 +22,40 @@ impl Controller {
         sandbox: &str,
         mappings: &[PortMapping],
     ) -> Result<Vec<PortMapping>, ApiError> {
-        let mut state = self.state.lock().await;
-        let net = state.network(network)?.clone();
-        let endpoint = self.endpoint_of(&state, &net.id, &net.name, sandbox)?;
-        self.publish_endpoint(&mut state, &net, &endpoint, mappings)
-            .await
+        let (net_id, sandbox_id) = self.ids_of(network, sandbox).await?;
+        let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
+        let (taken, _) = self
+            .transact(|state| {
+                let endpoint = endpoint_of(state, &net_id, network, &sandbox_id, sandbox)?;
+                let net = state.network_by_id(&net_id).cloned().expect("looked up");
+                self.plan_publish(state, &net, &endpoint, mappings)
+            })
+            .await?;
+        Ok(taken.into_iter().map(|p| mapping(&p)).collect())
     }
 
-    /// Publishes `mappings` on `endpoint` (persisted, then programmed; all or none).
-    pub(super) async fn publish_endpoint(
+    pub(super) async fn ids_of(
+        &self,
+        network: &str,
+        sandbox: &str,
+    ) -> Result<(String, String), ApiError> {
+        let state = self.state.lock().await;
+        Ok((
+            state.network(network)?.id.clone(),
+            state.sandbox(sandbox)?.id.clone(),
+        ))
+    }
+
+    /// Takes the host ports and records them on the endpoint; returns the transaction that
+    /// publishes them, and the ports as taken.
+    pub(super) fn plan_publish(
         &self,
         state: &mut State,
         net: &NetworkRecord,
         endpoint: &EndpointRecord,
         mappings: &[PortMapping],
-    ) -> Result<Vec<PortMapping>, ApiError> {
-        if net.driver != DriverKind::Bridge || net.internal {
+    ) -> Result<(Txn, Vec<PublishedPort>), ApiError> {
+        if !self.capabilities(net)?.publishes_ports || net.internal {
             return Err(ApiError::invalid(format!(
                 "ports cannot be published on network {}",
                 net.name
@@ -49,20 +69,17 @@ impl Controller {
         )?;
         let mut updated = endpoint.clone();
         updated.ports.extend(taken.iter().cloned());
-        if let Err(e) = self.store.apply(&[Change::PutEndpoint(&updated)]) {
-            state.ports.release_all(&taken);
-            return Err(from_daemon(e));
-        }
-        if let Err(e) = Firewall
-            .publish(&ports::forwards_of(endpoint, &taken))
-            .await
-        {
-            let _ = self.store.apply(&[Change::PutEndpoint(endpoint)]);
-            state.ports.release_all(&taken);
-            return Err(from_driver(e));
-        }
-        state.endpoints.insert(updated.id.clone(), updated);
-        Ok(taken)
+        state.insert_endpoint(updated.clone());
+        let mut txn = Txn::new(format!("publish on endpoint {}", endpoint.id));
+        txn.persist = Batch::new().put_record(&updated);
+        txn.revert = Batch::new().put_record(endpoint);
+        txn.effects = vec![Effect::Publish(forwards_of(endpoint, &taken))];
+        let (before, released) = (endpoint.clone(), taken.clone());
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.ports.release_all(&released);
+            state.insert_endpoint(before);
+        });
+        Ok((txn, taken))
     }
 
     /// Removes the endpoint's published ports that match `mappings` (by host address, host
@@ -73,55 +90,97 @@ impl Controller {
         sandbox: &str,
         mappings: &[PortMapping],
     ) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let net = state.network(network)?.clone();
-        let endpoint = self.endpoint_of(&state, &net.id, &net.name, sandbox)?;
-        let matches = |p: &PortMapping| {
-            mappings.is_empty()
-                || mappings.iter().any(|m| {
-                    m.proto == p.proto && m.host_port == p.host_port && m.host_ip == p.host_ip
-                })
-        };
-        let (removed, kept): (Vec<_>, Vec<_>) =
-            endpoint.ports.iter().cloned().partition(|p| matches(p));
-        if removed.is_empty() {
-            return Err(ApiError::not_found(
-                "no such published port on this endpoint",
-            ));
-        }
-        let updated = EndpointRecord {
-            ports: kept,
-            ..endpoint.clone()
-        };
-        self.store
-            .apply(&[Change::PutEndpoint(&updated)])
-            .map_err(from_daemon)?;
-        state.endpoints.insert(updated.id.clone(), updated);
-        state.ports.release_all(&removed);
-        let forwards = ports::forwards_of(&endpoint, &removed);
-        Firewall.unpublish(&forwards).await.map_err(from_driver)?;
-        for f in forwards.iter().filter(|f| f.proto == "udp") {
-            conntrack::forget_udp(f.target.is_ipv6(), f.host_port).await;
-        }
-        Ok(())
+        let (net_id, sandbox_id) = self.ids_of(network, sandbox).await?;
+        let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let endpoint = endpoint_of(state, &net_id, network, &sandbox_id, sandbox)?;
+                let matches = |p: &PublishedPort| {
+                    mappings.is_empty()
+                        || mappings.iter().any(|m| {
+                            m.proto.name() == p.transport.name()
+                                && m.host_port == p.host_port
+                                && m.host_ip == p.host_ip
+                        })
+                };
+                let removed: Vec<_> = endpoint
+                    .ports
+                    .iter()
+                    .filter(|p| matches(p))
+                    .cloned()
+                    .collect();
+                if removed.is_empty() {
+                    return Err(ApiError::not_found(
+                        "no such published port on this endpoint",
+                    ));
+                }
+                Ok((Self::plan_unpublish(state, &endpoint, &removed), ()))
+            })
+            .await?;
+        done.into_result("unpublished")
     }
 
-    fn endpoint_of(
-        &self,
-        state: &super::state::State,
-        network_id: &str,
-        network_name: &str,
-        sandbox: &str,
-    ) -> Result<EndpointRecord, ApiError> {
-        let sbx = state.sandbox(sandbox)?;
-        state
-            .endpoint(network_id, &sbx.record.id)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "sandbox {} is not connected to network {network_name}",
-                    sbx.record.name
-                ))
-            })
+    /// Takes `removed` off the endpoint (their host ports given back); returns the
+    /// transaction that withdraws them.
+    pub(super) fn plan_unpublish(
+        state: &mut State,
+        endpoint: &EndpointRecord,
+        removed: &[PublishedPort],
+    ) -> Txn {
+        let mut updated = endpoint.clone();
+        updated.ports.retain(|p| !removed.contains(p));
+        state.insert_endpoint(updated.clone());
+        state.ports.release_all(removed);
+        let mut txn = Txn::new(format!("unpublish on endpoint {}", endpoint.id));
+        txn.persist = Batch::new().put_record(&updated);
+        txn.effects = vec![Effect::Unpublish(forwards_of(endpoint, removed))];
+        let (before, retaken) = (endpoint.clone(), removed.to_vec());
+        txn.unplan = Box::new(move |state: &mut State| {
+            if let Err(e) = state.ports.retake_all(&retaken) {
+                tracing::error!(error = %e.message, "cannot hold published ports again");
+            }
+            state.insert_endpoint(before);
+        });
+        txn
+    }
+}
+
+/// The endpoint of the sandbox on the network, by the ids looked up before the locks.
+fn endpoint_of(
+    state: &State,
+    net_id: &str,
+    network: &str,
+    sandbox_id: &str,
+    sandbox: &str,
+) -> Result<EndpointRecord, ApiError> {
+    let net = state
+        .network_by_id(net_id)
+        .ok_or_else(|| ApiError::not_found(format!("network {network} not found")))?;
+    let sbx = state
+        .sandbox_by_id(sandbox_id)
+        .ok_or_else(|| ApiError::not_found(format!("sandbox {sandbox} not found")))?;
+    state
+        .attachment(net_id, sandbox_id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "sandbox {} is not connected to network {}",
+                sbx.name, net.name
+            ))
+        })
+}
+
+/// A published port as the API shows it.
+pub(super) fn mapping(port: &PublishedPort) -> PortMapping {
+    PortMapping {
+        proto: match port.transport {
+            crate::model::Transport::Tcp => plugin_api::ports::Protocol::Tcp,
+            crate::model::Transport::Udp => plugin_api::ports::Protocol::Udp,
+            crate::model::Transport::Sctp => plugin_api::ports::Protocol::Sctp,
+        },
+        host_ip: port.host_ip,
+        host_port: port.host_port,
+        host_port_end: port.host_port,
+        container_port: port.container_port,
     }
 }

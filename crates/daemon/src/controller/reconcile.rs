@@ -1,312 +1,348 @@
 //! Start-up: load desired state, rebuild address allocations, converge the kernel to the
-//! store, and remove what netctl owns but no longer wants.
+//! store, and remove what netctl owns but no longer wants. Nothing is served yet, so the work
+//! runs in order, under the state lock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
 
-use drivers::bridge::BridgeDriver;
-use drivers::firewall::Firewall;
-use drivers::netlink::Netlink;
-use drivers::netns::{self, Netns};
-use drivers::passive::PassiveDriver;
-use drivers::{BRIDGE_PREFIX, DOCKER_PEER_PREFIX, VETH_PREFIX};
-use ipam::{Ipam, PoolRequest, PoolTemplate};
-use tokio::sync::Mutex;
+use drivers::{JoinKind, JoinTarget, Wanted};
+use kernel::Netns;
+use store::{Batch, LocalStore, Prefix, Scope, Store};
 
-use super::drivers::{network_spec, Drivers};
-use super::state::{Sandbox, State};
+use super::effects::Effect;
+use super::specs::{endpoint_names, endpoint_spec, network_spec};
+use super::state::State;
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339};
 use crate::model::{
-    DockerPoolRecord, DriverKind, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord,
+    AddressScope, DockerEndpointRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,
+    NodeRecord, SandboxMode, SandboxRecord, SubnetOwner,
 };
-use crate::store::{Change, Store};
-use crate::{DaemonConfig, DaemonError, Paths};
+use crate::persist::{self, BatchExt, Loaded};
+use crate::DaemonError;
+
+/// This daemon's node, made on its first start.
+pub(super) async fn this_node(store: &LocalStore) -> Result<NodeRecord, DaemonError> {
+    let stored = store
+        .load(&Prefix::kind(Scope::Local, "node"))
+        .await
+        .map_err(|e| DaemonError::Store(e.to_string()))?;
+    if let Some(entry) = stored.entries.first() {
+        let envelope: serde_json::Value = serde_json::from_slice(&entry.value)
+            .map_err(|e| DaemonError::Store(format!("node record: {e}")))?;
+        return serde_json::from_value(envelope["record"].clone())
+            .map_err(|e| DaemonError::Store(format!("node record: {e}")));
+    }
+    let node = NodeRecord {
+        id: new_id(),
+        hostname: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+        created: now_rfc3339(),
+    };
+    store
+        .apply(Batch::new().put_record(&node))
+        .await
+        .map_err(|e| DaemonError::Store(e.to_string()))?;
+    Ok(node)
+}
 
 impl Controller {
-    /// Opens the store, reconciles the kernel to it, and returns a controller ready to serve.
-    pub async fn start(config: DaemonConfig, paths: Paths) -> Result<Self, DaemonError> {
-        for dir in [
-            &paths.data_root,
-            &paths.exec_root,
-            &paths.exec_root.join("netns"),
-        ] {
-            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
-                what: "create directory",
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        let store = Store::open(&paths.data_root.join("netctl.redb"))?;
-        let host = Netlink::connect().map_err(|source| DaemonError::Io {
-            what: "netlink socket",
-            path: "/proc/self/ns/net".into(),
-            source,
-        })?;
-        for setting in config.inert_settings() {
-            tracing::warn!("daemon.json: {setting} is accepted but has no effect");
-        }
-        let manage_forwarding = config.ip_forward.unwrap_or(true);
-        let controller = Self {
-            state: Mutex::new(State::new(Ipam::new(
-                config.local_pool_templates(),
-                PoolTemplate::from_table(ipam::DEFAULT_GLOBAL_POOLS),
-            ))),
-            store,
-            drivers: Drivers {
-                bridge: BridgeDriver::new(host.clone(), Firewall, manage_forwarding),
-                passive: PassiveDriver,
-            },
-            host,
-            dns: ::dns::Dns::new().map_err(|source| DaemonError::Io {
-                what: "DNS thread",
-                path: paths.exec_root.clone(),
-                source,
-            })?,
-            config,
-            paths,
-        };
-        controller.dns.set_defaults(
-            controller.config.dns_settings(),
-            super::dns::host_dns(&controller.paths.host_resolv_conf),
-        );
-        controller.reconcile().await?;
-        Ok(controller)
-    }
-
-    async fn reconcile(&self) -> Result<(), DaemonError> {
-        let snapshot = self.store.load()?;
+    pub(super) async fn reconcile(&self) -> Result<(), DaemonError> {
+        let loaded = persist::load(&*self.store).await?;
+        self.load_into(&mut *self.state.lock().await, loaded)
+            .await?;
+        self.sync_firewall().await?;
         let mut state = self.state.lock().await;
-        state.networks = snapshot
-            .networks
-            .into_iter()
-            .map(|n| (n.id.clone(), n))
-            .collect();
-        self.ensure_builtin_networks(&mut state)?;
-        // A Docker endpoint's sandbox is a container, dockerd's business.
-        let (endpoints, orphans): (Vec<_>, Vec<_>) =
-            snapshot.endpoints.into_iter().partition(|e| {
-                state.networks.contains_key(&e.network_id)
-                    && (e.docker || snapshot.sandboxes.iter().any(|s| s.id == e.sandbox_id))
-            });
-        if !orphans.is_empty() {
-            tracing::warn!(
-                count = orphans.len(),
-                "dropping endpoints whose network or sandbox is gone"
-            );
-            let changes: Vec<_> = orphans
-                .iter()
-                .map(|e| Change::DeleteEndpoint(&e.id))
-                .collect();
-            self.store.apply(&changes)?;
-        }
-        state.endpoints = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
-        state.docker_pools = snapshot
-            .docker_pools
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
-        rebuild_ipam(&mut state);
-
-        let bridges: Vec<&NetworkRecord> = state
-            .networks
-            .values()
-            .filter(|n| n.driver == DriverKind::Bridge)
-            .collect();
-        self.sync_firewall(&state).await?;
-        for net in &bridges {
-            if let Err(e) = self.drivers.bridge.ensure_network(&network_spec(net)).await {
+        for net in state.networks() {
+            let Some(driver) = self.drivers.get(&net.driver) else {
+                tracing::error!(network = %net.name, driver = %net.driver, "no such driver in this daemon; the network is left as it is");
+                continue;
+            };
+            if let Err(e) = driver.restore_network(&network_spec(net)).await {
                 tracing::error!(network = %net.name, error = %e, "cannot restore network");
             }
-            if let Err(e) = drivers::firewall::docker_user::admit_bridge(&net.bridge).await {
-                tracing::warn!(network = %net.name, error = %e, "cannot admit the bridge in dockerd's DOCKER-USER chain");
-            }
         }
-
-        for record in snapshot.sandboxes {
-            let netns = match restore_netns(&record).await {
-                Ok(netns) => Some(Arc::new(netns)),
-                Err(e) => {
-                    tracing::error!(sandbox = %record.name, error = %e, "cannot restore sandbox namespace");
-                    None
-                }
-            };
-            if netns.is_some() || record.mode == SandboxMode::Host {
-                if let Err(e) = self.start_dns(&record).await {
-                    tracing::error!(sandbox = %record.name, error = %e.message, "cannot serve DNS");
-                }
-            }
-            state
-                .sandboxes
-                .insert(record.id.clone(), Sandbox { record, netns });
+        let sandboxes: Vec<SandboxRecord> = state.sandboxes().cloned().collect();
+        for sandbox in &sandboxes {
+            self.restore_sandbox(&state, sandbox).await;
         }
-        for endpoint in state.endpoints.values() {
-            let net = &state.networks[&endpoint.network_id];
-            if endpoint.docker {
-                // Its veth went into a container that dockerd owns; a missing one is not
-                // netctl's to re-create (dockerd's DeleteEndpoint will come for the record).
-                continue;
-            }
-            let sandbox = &state.sandboxes[&endpoint.sandbox_id];
-            if let Some(names) = super::dns::endpoint_names(net, &sandbox.record, endpoint) {
-                self.dns.directory().add_endpoint(names);
-            }
-            let Some(netns) = sandbox.netns.as_ref() else {
-                continue;
-            };
-            if let Err(e) = self.drivers.join(net, endpoint, netns).await {
-                tracing::error!(network = %net.name, endpoint = %endpoint.id, error = %e, "cannot restore endpoint");
-            }
-        }
-        self.collect_stale_docker_endpoints(&mut state).await;
+        self.collect_stale_runtime_endpoints(&mut state).await;
         self.collect_garbage(&state).await;
         tracing::info!(
-            networks = state.networks.len(),
-            sandboxes = state.sandboxes.len(),
-            endpoints = state.endpoints.len(),
+            networks = state.networks().count(),
+            sandboxes = sandboxes.len(),
+            endpoints = state.endpoints().count(),
             "reconciled"
         );
         Ok(())
     }
 
-    /// `host` and `none` always exist, with ids that persist across restarts.
-    fn ensure_builtin_networks(&self, state: &mut State) -> Result<(), DaemonError> {
-        for (name, driver) in [("host", DriverKind::Host), ("none", DriverKind::None)] {
-            if state.network_by_name(name).is_some() {
+    /// The stored records in memory, with their addresses and ports taken again; the
+    /// predefined networks made if missing, and endpoints whose network or sandbox is gone
+    /// dropped.
+    async fn load_into(&self, state: &mut State, loaded: Loaded) -> Result<(), DaemonError> {
+        let Loaded {
+            networks,
+            sandboxes,
+            endpoints,
+            docker_networks,
+            docker_endpoints,
+            docker_pools,
+            ..
+        } = loaded;
+        networks.into_iter().for_each(|n| state.insert_network(n));
+        self.ensure_predefined_networks(state).await?;
+        sandboxes.into_iter().for_each(|s| state.insert_sandbox(s));
+        for binding in docker_networks {
+            state
+                .docker
+                .networks
+                .insert(binding.docker_id.clone(), binding);
+        }
+        for pool in docker_pools {
+            state.restore_docker_pool(&pool);
+            state.docker.pools.insert(pool.id.clone(), pool);
+        }
+        for net in state.networks().cloned().collect::<Vec<_>>() {
+            state.restore_network_subnets(&net);
+        }
+        let mut orphans = Batch::new();
+        for ep in endpoints {
+            let sandbox_gone = ep
+                .sandbox_id
+                .as_ref()
+                .is_some_and(|id| state.sandbox_by_id(id).is_none());
+            let Some(net) = state
+                .network_by_id(&ep.network_id)
+                .cloned()
+                .filter(|_| !sandbox_gone)
+            else {
+                orphans = orphans.delete_record::<EndpointRecord>(&ep.id);
                 continue;
-            }
-            let record = NetworkRecord {
-                id: new_id(),
-                name: name.into(),
-                driver,
-                created: now_rfc3339(),
-                bridge: String::new(),
-                mtu: self.config.mtu(),
-                icc: true,
-                internal: false,
-                ipv6: false,
-                subnets: Vec::new(),
-                scope: ipam::Scope::Local,
-                options: BTreeMap::new(),
-                labels: BTreeMap::new(),
-                builtin: true,
-                docker_id: None,
             };
-            self.store.apply(&[Change::PutNetwork(&record)])?;
-            state.networks.insert(record.id.clone(), record);
+            state.retake_endpoint(&net, &ep);
+            state.insert_endpoint(ep);
+        }
+        for docker in docker_endpoints {
+            if state.endpoint(&docker.endpoint_id).is_some() {
+                state
+                    .docker
+                    .endpoints
+                    .insert(docker.endpoint_id.clone(), docker);
+            } else {
+                orphans = orphans.delete_record::<DockerEndpointRecord>(&docker.endpoint_id);
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::warn!(
+                count = orphans.ops.len(),
+                "dropping records whose network or sandbox is gone"
+            );
+            self.store
+                .apply(orphans)
+                .await
+                .map_err(|e| DaemonError::Store(e.to_string()))?;
         }
         Ok(())
     }
 
-    /// Deletes links and namespaces that carry netctl's names but that no record wants.
-    async fn collect_garbage(&self, state: &State) {
-        let wanted_links: HashSet<&str> = state
-            .networks
-            .values()
-            .map(|n| n.bridge.as_str())
-            .chain(state.endpoints.values().map(|e| e.host_ifname.as_str()))
-            .chain(
-                state
-                    .endpoints
-                    .values()
-                    .filter(|e| e.docker)
-                    .map(|e| e.ifname.as_str()),
-            )
-            .collect();
-        match self.host.links().await {
-            Ok(links) => {
-                for link in links {
-                    let ours = [BRIDGE_PREFIX, VETH_PREFIX, DOCKER_PEER_PREFIX]
-                        .iter()
-                        .any(|prefix| link.name.starts_with(prefix));
-                    if ours && !wanted_links.contains(link.name.as_str()) {
-                        tracing::info!(link = %link.name, "removing unwanted link");
-                        if let Err(e) = self.host.delete_link_by_name(&link.name).await {
-                            tracing::warn!(link = %link.name, error = %e, "cannot remove link");
-                        }
-                    }
+    /// The one network of each driver that has a predefined one (`host`, `none`), with an
+    /// id that persists across restarts.
+    async fn ensure_predefined_networks(&self, state: &mut State) -> Result<(), DaemonError> {
+        for driver in self.drivers.all() {
+            let Some(name) = driver.capabilities().singleton else {
+                continue;
+            };
+            if state.network_named(name).is_some() {
+                continue;
+            }
+            let settings = driver.parse_options(&BTreeMap::new(), &self.network_defaults())?;
+            let record = NetworkRecord {
+                id: new_id(),
+                name: name.into(),
+                driver: driver.name().into(),
+                created: now_rfc3339(),
+                address_scope: AddressScope::Local,
+                mtu: settings.mtu,
+                internal: false,
+                ipv6: false,
+                subnets: Vec::new(),
+                subnet_owner: SubnetOwner::Network,
+                options: BTreeMap::new(),
+                driver_config: settings.config,
+                labels: BTreeMap::new(),
+            };
+            self.store
+                .apply(Batch::new().put_record(&record))
+                .await
+                .map_err(|e| DaemonError::Store(e.to_string()))?;
+            state.insert_network(record);
+        }
+        Ok(())
+    }
+
+    /// The sandbox's namespace (made anew if it is gone: a reboot, or someone unmounted it),
+    /// its DNS server and files, and its endpoints plugged in again.
+    async fn restore_sandbox(&self, state: &State, sandbox: &SandboxRecord) {
+        match restore_netns(sandbox).await {
+            Ok(netns) => self.namespaces.insert(&sandbox.id, netns),
+            Err(e) => {
+                tracing::error!(sandbox = %sandbox.name, error = %e, "cannot restore sandbox namespace")
+            }
+        }
+        let netns = self.namespaces.get(&sandbox.id);
+        if netns.is_some() || sandbox.mode == SandboxMode::Host {
+            if let Err(e) = self.start_dns(sandbox).await {
+                tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
+            }
+        }
+        for ep in state.endpoints_of_sandbox(&sandbox.id) {
+            let Some(net) = state.network_by_id(&ep.network_id) else {
+                continue;
+            };
+            let Some(driver) = self.drivers.get(&net.driver) else {
+                continue;
+            };
+            let caps = driver.capabilities();
+            if caps.serves_dns {
+                let names = endpoint_names(net, sandbox, ep);
+                let _ = self.apply(&Effect::AddNames(names)).await;
+            }
+            let Some(netns) = &netns else {
+                continue;
+            };
+            let spec = endpoint_spec(net, ep, caps.gateway);
+            let joined = driver
+                .join(&network_spec(net), &spec, JoinTarget::Sandbox(netns))
+                .await;
+            if let Err(e) = joined {
+                tracing::error!(network = %net.name, endpoint = %ep.id, error = %e, "cannot restore endpoint");
+            }
+        }
+        let addresses = state.sandbox_addresses(&sandbox.id);
+        if let Err(e) = self.write_hosts(sandbox, &addresses) {
+            tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot write hosts file");
+        }
+    }
+
+    /// Endpoints a runtime deleted while netctl was down (its calls failed, and dockerd
+    /// ignores that): the runtime had taken their interface and has handed it back.
+    async fn collect_stale_runtime_endpoints(&self, state: &mut State) {
+        let mut stale = Vec::new();
+        for docker in state.docker.endpoints.values().filter(|d| d.joined) {
+            let Some(ep) = state.endpoint(&docker.endpoint_id) else {
+                continue;
+            };
+            let Some(net) = state.network_by_id(&ep.network_id) else {
+                continue;
+            };
+            let Some(driver) = self.drivers.get(&net.driver) else {
+                continue;
+            };
+            let spec = endpoint_spec(net, ep, false);
+            if driver.released_by_runtime(&network_spec(net), &spec).await {
+                stale.push((net.clone(), ep.clone()));
+            }
+        }
+        if stale.is_empty() {
+            return;
+        }
+        // The runtime's ReleaseAddress failed too: the addresses go back to their pools,
+        // unless another endpoint holds one already.
+        let pools = stale_addresses_released(state, &stale);
+        let mut batch = Batch::new();
+        for (_, ep) in &stale {
+            batch = batch
+                .delete_record::<EndpointRecord>(&ep.id)
+                .delete_record::<DockerEndpointRecord>(&ep.id);
+        }
+        for pool in &pools {
+            batch = batch.put_record(pool);
+        }
+        if let Err(e) = self.store.apply(batch).await {
+            tracing::warn!(error = %e, "cannot forget stale Docker endpoints");
+            return;
+        }
+        for pool in pools {
+            let gone: Vec<IpAddr> = state.docker.pools[&pool.id]
+                .addresses
+                .difference(&pool.addresses)
+                .copied()
+                .collect();
+            for address in gone {
+                let _ = state
+                    .ipam
+                    .space_mut(pool.address_scope.into())
+                    .release(&pool.subnet, address);
+            }
+            state.docker.pools.insert(pool.id.clone(), pool);
+        }
+        for (net, ep) in &stale {
+            tracing::info!(endpoint = %ep.id, "removing a Docker endpoint dockerd deleted while netctl was down");
+            state.docker.endpoints.remove(&ep.id);
+            for effect in self.plan_leave(state, net, None, ep) {
+                if let Err(e) = self.apply(&effect).await {
+                    tracing::warn!(endpoint = %ep.id, error = %e.message, "cannot remove it all");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list links"),
         }
-        let wanted_netns: HashSet<&Path> = state
-            .sandboxes
-            .values()
-            .map(|s| s.record.netns.as_path())
-            .collect();
-        self.remove_unwanted_resolv_confs(state);
-        let dir = self.paths.exec_root.join("netns");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    }
+
+    /// Removes kernel objects and files that netctl made but that no record wants: each
+    /// driver's own, then sandbox namespaces and files.
+    async fn collect_garbage(&self, state: &State) {
+        let mut wanted: HashMap<&str, Wanted> = HashMap::new();
+        for net in state.networks() {
+            wanted
+                .entry(net.driver.as_str())
+                .or_default()
+                .networks
+                .push(network_spec(net));
+        }
+        for ep in state.endpoints() {
+            let Some(net) = state.network_by_id(&ep.network_id) else {
+                continue;
+            };
+            let kind = match ep.sandbox_id {
+                Some(_) => JoinKind::Sandbox,
+                None => JoinKind::Runtime,
+            };
+            wanted
+                .entry(net.driver.as_str())
+                .or_default()
+                .endpoints
+                .push((endpoint_spec(net, ep, false), kind));
+        }
+        for driver in self.drivers.all() {
+            let mine = wanted.remove(driver.name()).unwrap_or_default();
+            if let Err(e) = driver.collect_garbage(&mine).await {
+                tracing::warn!(driver = driver.name(), error = %e, "cannot remove everything unwanted");
+            }
+        }
+        let wanted_netns: HashSet<&Path> = state.sandboxes().map(|s| s.netns.as_path()).collect();
+        self.remove_unwanted_sandbox_files(state);
+        let Ok(entries) = std::fs::read_dir(self.paths.exec_root.join("netns")) else {
             return;
         };
         for entry in entries.flatten() {
             let path = entry.path();
             if !wanted_netns.contains(path.as_path()) {
                 tracing::info!(netns = %path.display(), "removing unwanted namespace");
-                if let Err(e) = netns::remove(&path) {
+                if let Err(e) = kernel::netns::remove(&path) {
                     tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
                 }
             }
         }
     }
-}
 
-impl Controller {
-    /// Docker endpoints that dockerd deleted while netctl was down: dockerd took the veth
-    /// into the container at Join and gives it back before DeleteEndpoint, so a joined
-    /// endpoint whose container end is in this namespace again is no longer in use.
-    async fn collect_stale_docker_endpoints(&self, state: &mut State) {
-        let mut stale = Vec::new();
-        for ep in state.endpoints.values().filter(|e| e.docker && e.joined) {
-            if let Ok(Some(_)) = self.host.link_by_name(&ep.ifname).await {
-                stale.push(ep.clone());
-            }
-        }
-        if stale.is_empty() {
-            return;
-        }
-        // dockerd's ReleaseAddress failed too: its addresses go back to their pools, unless
-        // another endpoint holds one already.
-        let pools = stale_addresses_released(state, &stale);
-        let mut changes: Vec<_> = stale
-            .iter()
-            .map(|e| Change::DeleteEndpoint(&e.id))
-            .collect();
-        changes.extend(pools.iter().map(Change::PutDockerPool));
-        if let Err(e) = self.store.apply(&changes) {
-            tracing::warn!(error = %e, "cannot forget stale Docker endpoints");
-            return;
-        }
-        for pool in pools {
-            for gone in state.docker_pools[&pool.id]
-                .addresses
-                .difference(&pool.addresses)
-            {
-                let _ = state
-                    .ipam
-                    .space_mut(pool.scope)
-                    .release(&pool.subnet, *gone);
-            }
-            state.docker_pools.insert(pool.id.clone(), pool);
-        }
-        for ep in &stale {
-            tracing::info!(endpoint = %ep.id, "removing a Docker endpoint dockerd deleted while netctl was down");
-            state.endpoints.remove(&ep.id);
-            state.ports.release_all(&ep.ports);
-            self.withdraw_ports(ep).await;
-            if let Err(e) = self.host.delete_link_by_name(&ep.host_ifname).await {
-                tracing::warn!(link = %ep.host_ifname, error = %e, "cannot remove link");
-            }
-        }
-    }
-
-    fn remove_unwanted_resolv_confs(&self, state: &State) {
+    fn remove_unwanted_sandbox_files(&self, state: &State) {
         let Ok(entries) = std::fs::read_dir(self.paths.sandbox_files()) else {
             return;
         };
-        let wanted: HashSet<&str> = state.sandboxes.keys().map(|id| &id[..12]).collect();
+        let wanted: HashSet<&str> = state.sandboxes().map(|s| &s.id[..12]).collect();
         for entry in entries.flatten() {
             if !wanted.contains(entry.file_name().to_string_lossy().as_ref()) {
                 let _ = std::fs::remove_dir_all(entry.path());
@@ -316,21 +352,24 @@ impl Controller {
 }
 
 /// The Docker pools with the stale endpoints' addresses taken out (only those that changed).
-fn stale_addresses_released(state: &State, stale: &[EndpointRecord]) -> Vec<DockerPoolRecord> {
-    let stale_ids: HashSet<&str> = stale.iter().map(|e| e.id.as_str()).collect();
+fn stale_addresses_released(
+    state: &State,
+    stale: &[(NetworkRecord, EndpointRecord)],
+) -> Vec<DockerPoolRecord> {
+    let stale_ids: HashSet<&str> = stale.iter().map(|(_, e)| e.id.as_str()).collect();
     let held: HashSet<IpAddr> = state
-        .endpoints
-        .values()
+        .endpoints()
         .filter(|e| !stale_ids.contains(e.id.as_str()))
-        .flat_map(|e| e.ipv4.iter().chain(&e.ipv6).map(|a| a.ip()))
+        .flat_map(|e| e.addresses().map(|a| a.ip()))
         .collect();
     let mut changed: BTreeMap<String, DockerPoolRecord> = BTreeMap::new();
     let addresses = stale
         .iter()
-        .flat_map(|e| e.ipv4.iter().chain(&e.ipv6).map(|a| a.ip()));
+        .flat_map(|(_, e)| e.addresses().map(|a| a.ip()));
     for address in addresses.filter(|a| !held.contains(a)) {
         let Some(pool) = state
-            .docker_pools
+            .docker
+            .pools
             .values()
             .find(|p| p.subnet.contains(address) && p.addresses.contains(&address))
         else {
@@ -345,83 +384,14 @@ fn stale_addresses_released(state: &State, stale: &[EndpointRecord]) -> Vec<Dock
     changed.into_values().collect()
 }
 
-async fn restore_netns(record: &SandboxRecord) -> Result<Netns, drivers::DriverError> {
-    if netns::exists(&record.netns) {
+async fn restore_netns(record: &SandboxRecord) -> Result<Netns, kernel::KernelError> {
+    if kernel::netns::exists(&record.netns) {
         return Netns::open(&record.netns).await;
     }
-    // Gone (a reboot, or someone unmounted it): make it anew; endpoints are re-joined next.
-    let _ = netns::remove(&record.netns);
+    // Gone: make it anew; its endpoints are plugged in again next.
+    let _ = kernel::netns::remove(&record.netns);
     match record.mode {
         SandboxMode::Host => Netns::bind_current(&record.netns).await,
         SandboxMode::Isolated => Netns::create(&record.netns).await,
-    }
-}
-
-/// Re-reserves every subnet, gateway and endpoint address from the records.
-fn rebuild_ipam(state: &mut State) {
-    let State {
-        networks,
-        endpoints,
-        ipam,
-        ports: state_ports,
-        docker_pools,
-        ..
-    } = state;
-    for pool in docker_pools.values() {
-        let request = PoolRequest {
-            subnet: Some(pool.subnet),
-            ip_range: pool.ip_range,
-            aux_addresses: BTreeMap::new(),
-            v6: pool.subnet.is_ipv6(),
-        };
-        let space = ipam.space_mut(pool.scope);
-        let restored = space.request_pool(&request, &[]).and_then(|subnet| {
-            pool.addresses
-                .iter()
-                .try_for_each(|a| space.allocate(&subnet, Some(*a)).map(drop))
-        });
-        if let Err(e) = restored {
-            tracing::error!(pool = %pool.id, error = %e, "cannot restore a Docker pool");
-        }
-    }
-    // A Docker network's addresses are its pool's (restored above) or Docker's own.
-    for net in networks.values().filter(|n| n.docker_id.is_none()) {
-        for s in &net.subnets {
-            let request = PoolRequest {
-                subnet: Some(s.subnet),
-                ip_range: s.ip_range,
-                aux_addresses: s.aux_addresses.clone(),
-                v6: s.subnet.is_ipv6(),
-            };
-            let space = ipam.space_mut(net.scope);
-            let restored = space
-                .request_pool(&request, &[])
-                .and_then(|subnet| space.allocate(&subnet, Some(s.gateway)));
-            if let Err(e) = restored {
-                tracing::error!(network = %net.name, subnet = %s.subnet, error = %e, "cannot restore pool");
-            }
-        }
-    }
-    for ep in endpoints.values() {
-        if let Err(e) = state_ports.take_all(&ep.ports) {
-            tracing::error!(endpoint = %ep.id, error = %e, "cannot reserve published ports again");
-        }
-        let Some(net) = networks
-            .get(&ep.network_id)
-            .filter(|n| n.docker_id.is_none())
-        else {
-            continue;
-        };
-        for address in ep.ipv4.iter().chain(ep.ipv6.iter()) {
-            let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) else {
-                continue;
-            };
-            if let Err(e) = ipam
-                .space_mut(net.scope)
-                .allocate(&s.subnet, Some(address.ip()))
-            {
-                tracing::error!(endpoint = %ep.id, error = %e, "cannot restore address");
-            }
-        }
     }
 }

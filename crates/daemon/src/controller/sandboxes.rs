@@ -1,153 +1,165 @@
 //! Creating and removing sandboxes (network namespaces).
 
-use std::sync::Arc;
-
-use drivers::netns::{self, Netns};
+use drivers::SandboxNamespace;
 use plugin_api::{ApiError, SandboxCreateRequest};
+use store::Batch;
 
-use dns::DnsSettings;
-
-use super::errors::{from_daemon, from_dns, from_driver};
-use super::state::Sandbox;
+use super::effects::Effect;
+use super::endpoints::Wanted;
+use super::errors::from_dns;
+use super::state::State;
+use super::txn::Txn;
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
-use crate::model::{DriverKind, SandboxMode, SandboxRecord};
-use crate::store::Change;
+use crate::model::{DnsConfig, EndpointRecord, SandboxMode, SandboxRecord};
+use crate::persist::BatchExt;
 
 impl Controller {
     pub async fn create_sandbox(
         &self,
         req: SandboxCreateRequest,
     ) -> Result<SandboxRecord, ApiError> {
-        let mut state = self.state.lock().await;
         if !valid_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "invalid sandbox name {:?}: names start with a letter or digit and contain only [a-zA-Z0-9_.-]",
                 req.name
             )));
         }
-        if state.sandbox_by_name(&req.name).is_some() {
-            return Err(ApiError::conflict(format!(
-                "sandbox with name {} already exists",
-                req.name
-            )));
-        }
-        let network = match req.network.as_deref() {
-            Some(key) => Some(state.network(key)?.clone()),
-            None if req.endpoint_config != Default::default() => {
-                return Err(ApiError::invalid(
-                    "addresses, MAC and aliases need --network: they belong to an endpoint",
-                ))
-            }
-            None => None,
-        };
         let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
         if hostname.is_empty() || hostname.len() > 64 || !valid_name(&hostname) {
             return Err(ApiError::invalid(format!("invalid hostname {hostname:?}")));
         }
-        let mode = match &network {
-            Some(n) if n.driver == DriverKind::Host => SandboxMode::Host,
-            _ => SandboxMode::Isolated,
-        };
-        let dns = DnsSettings {
+        if req.network.is_none() && req.endpoint_config != Default::default() {
+            return Err(ApiError::invalid(
+                "addresses, MAC and aliases need --network: they belong to an endpoint",
+            ));
+        }
+        let dns = DnsConfig {
             servers: req.dns.clone(),
             search: req.dns_search.clone(),
             options: req.dns_options.clone(),
         };
-        dns.validate().map_err(from_dns)?;
+        dns::DnsSettings::from(&dns).validate().map_err(from_dns)?;
+        let wanted = Wanted::parse(&req.endpoint_config)?;
+        let network_id = match req.network.as_deref() {
+            Some(key) => Some(self.state.lock().await.network(key)?.id.clone()),
+            None => None,
+        };
         let id = new_id();
-        let record = SandboxRecord {
-            netns: self.paths.exec_root.join("netns").join(&id[..12]),
-            id,
-            name: req.name.clone(),
-            hostname,
-            created: now_rfc3339(),
-            mode,
-            dns,
-        };
-        self.store
-            .apply(&[Change::PutSandbox(&record)])
-            .map_err(from_daemon)?;
-        let made = match mode {
-            SandboxMode::Host => Netns::bind_current(&record.netns).await,
-            SandboxMode::Isolated => Netns::create(&record.netns).await,
-        };
-        let netns = match made {
-            Ok(netns) => Arc::new(netns),
-            Err(e) => {
-                let _ = netns::remove(&record.netns);
-                let _ = self.store.apply(&[Change::DeleteSandbox(&record.id)]);
-                return Err(from_driver(e));
-            }
-        };
-        if let Err(e) = self.start_dns(&record).await {
-            let _ = netns::remove(&record.netns);
-            let _ = self.store.apply(&[Change::DeleteSandbox(&record.id)]);
-            return Err(e);
-        }
-        state.sandboxes.insert(
-            record.id.clone(),
-            Sandbox {
-                record: record.clone(),
-                netns: Some(netns.clone()),
-            },
-        );
-        if let Some(net) = network {
-            let connected = self
-                .connect_locked(&mut state, &net, &record, Some(netns), &req.endpoint_config)
-                .await;
-            if let Err(e) = connected {
-                self.stop_dns(&record);
-                state.sandboxes.remove(&record.id);
-                let _ = self.store.apply(&[Change::DeleteSandbox(&record.id)]);
-                let _ = netns::remove(&record.netns);
-                return Err(e);
-            }
-        }
+        let shared: Vec<&str> = network_id.iter().map(String::as_str).collect();
+        let _held = self.locks.hold(&shared, &[], &[&id]).await;
+        let (record, _) = self
+            .transact(|state| {
+                if state.sandbox_named(&req.name).is_some() {
+                    return Err(ApiError::conflict(format!(
+                        "sandbox with name {} already exists",
+                        req.name
+                    )));
+                }
+                let network = match (&network_id, req.network.as_deref()) {
+                    (Some(net_id), Some(key)) => {
+                        Some(state.network_by_id(net_id).cloned().ok_or_else(|| {
+                            ApiError::not_found(format!("network {key} not found"))
+                        })?)
+                    }
+                    _ => None,
+                };
+                let mode = match &network {
+                    Some(net) if self.capabilities(net)?.namespace == SandboxNamespace::Host => {
+                        SandboxMode::Host
+                    }
+                    _ => SandboxMode::Isolated,
+                };
+                let record = SandboxRecord {
+                    netns: self.paths.exec_root.join("netns").join(&id[..12]),
+                    id: id.clone(),
+                    name: req.name.clone(),
+                    hostname,
+                    created: now_rfc3339(),
+                    mode,
+                    dns,
+                };
+                // Planned before the sandbox is recorded: should it fail, nothing changed.
+                let connect = match &network {
+                    Some(net) => Some(self.plan_connect(state, net, &record, wanted)?),
+                    None => None,
+                };
+                let mut txn = Self::sandbox_txn(state, &record);
+                if let Some(connect) = connect {
+                    txn = txn.then(connect);
+                }
+                Ok((txn, record))
+            })
+            .await?;
         tracing::debug!(sandbox = %record.name, netns = %record.netns.display(), "sandbox created");
         Ok(record)
+    }
+
+    /// Records the sandbox and returns the transaction that makes its namespace and serves
+    /// its DNS.
+    fn sandbox_txn(state: &mut State, record: &SandboxRecord) -> Txn {
+        state.insert_sandbox(record.clone());
+        let mut txn = Txn::new(format!("create sandbox {}", record.name));
+        txn.persist = Batch::new().put_record(record);
+        txn.revert = Batch::new().delete_record::<SandboxRecord>(&record.id);
+        txn.effects = vec![
+            Effect::CreateNamespace {
+                sandbox: record.id.clone(),
+                path: record.netns.clone(),
+                mode: record.mode,
+            },
+            Effect::ServeDns(record.clone()),
+        ];
+        let id = record.id.clone();
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.remove_sandbox(&id);
+        });
+        txn
     }
 
     /// Removes the sandbox, its endpoints and its namespace. Kernel cleanup keeps going past
     /// failures and reports all of them; the store no longer wants any of it either way.
     pub async fn remove_sandbox(&self, key: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let sandbox = state.sandbox(key)?.record.clone();
-        let endpoints: Vec<_> = state.endpoints_of_sandbox(&sandbox.id).cloned().collect();
-        let mut changes: Vec<Change> = endpoints
-            .iter()
-            .map(|e| Change::DeleteEndpoint(&e.id))
-            .collect();
-        changes.push(Change::DeleteSandbox(&sandbox.id));
-        self.store.apply(&changes).map_err(from_daemon)?;
-
-        let mut errors = Vec::new();
-        self.stop_dns(&sandbox);
-        for endpoint in &endpoints {
-            self.dns.directory().remove_endpoint(&endpoint.id);
-            state.endpoints.remove(&endpoint.id);
-            let Some(net) = state.networks.get(&endpoint.network_id).cloned() else {
-                continue;
-            };
-            state.release_endpoint(&net, endpoint);
-            self.withdraw_ports(endpoint).await;
-            if let Err(e) = self.drivers.leave(&net, endpoint).await {
-                errors.push(e.to_string());
-            }
-        }
-        // Dropping the last handle closes the sandbox's netlink socket and file.
-        state.sandboxes.remove(&sandbox.id);
-        if let Err(e) = netns::remove(&sandbox.netns) {
-            errors.push(e.to_string());
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::internal(format!(
-                "sandbox {} removed, but some kernel objects could not be cleaned up (retried at \
-                 the daemon's next start): {}",
-                sandbox.name,
-                errors.join("; ")
-            )));
-        }
-        Ok(())
+        let id = self.state.lock().await.sandbox(key)?.id.clone();
+        let _held = self.locks.hold(&[], &[], &[&id]).await;
+        let (name, done) = self
+            .transact(|state| {
+                let sandbox = state
+                    .sandbox_by_id(&id)
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found(format!("sandbox {key} not found")))?;
+                let endpoints: Vec<EndpointRecord> =
+                    state.endpoints_of_sandbox(&id).cloned().collect();
+                let mut txn = Txn::new(format!("remove sandbox {}", sandbox.name));
+                txn.effects.push(Effect::StopDns(sandbox.clone()));
+                let mut left = Vec::new();
+                for endpoint in &endpoints {
+                    txn.persist = txn.persist.delete_record::<EndpointRecord>(&endpoint.id);
+                    let Some(net) = state.network_by_id(&endpoint.network_id).cloned() else {
+                        state.remove_endpoint(&endpoint.id);
+                        continue;
+                    };
+                    txn.effects
+                        .extend(self.plan_leave(state, &net, Some(&sandbox), endpoint));
+                    left.push((net, endpoint.clone()));
+                }
+                state.remove_sandbox(&id);
+                txn.persist = txn.persist.delete_record::<SandboxRecord>(&id);
+                txn.effects.push(Effect::RemoveNamespace {
+                    sandbox: id.clone(),
+                    path: sandbox.netns.clone(),
+                });
+                let name = sandbox.name.clone();
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.insert_sandbox(sandbox);
+                    for (net, endpoint) in left {
+                        state.retake_endpoint(&net, &endpoint);
+                        state.insert_endpoint(endpoint);
+                    }
+                });
+                Ok((txn, name))
+            })
+            .await?;
+        done.into_result(format!("sandbox {name} removed"))
     }
 }

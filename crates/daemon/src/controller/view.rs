@@ -7,38 +7,43 @@ use plugin_api::{
     SandboxInspect,
 };
 
+use drivers::Registry;
+
+use super::specs::{gateway_for, network_spec};
 use super::state::State;
-use crate::model::{format_mac, DriverKind, EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::model::{format_mac, EndpointRecord, NetworkRecord, SandboxRecord, SubnetOwner};
 use crate::Paths;
 
-pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
+pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) -> NetworkInspect {
     let containers = state
         .endpoints_of_network(&net.id)
-        .filter_map(|ep| {
-            // dockerd does not tell the plugin its containers' names.
-            if ep.docker {
-                let name = format!("docker:{}", &ep.id[..ep.id.len().min(12)]);
-                return Some((ep.id.clone(), network_endpoint(&name, ep)));
+        .filter_map(|ep| match &ep.sandbox_id {
+            Some(id) => {
+                let sandbox = state.sandbox_by_id(id)?;
+                Some((sandbox.id.clone(), network_endpoint(&sandbox.name, ep)))
             }
-            let sandbox = &state.sandboxes.get(&ep.sandbox_id)?.record;
-            Some((sandbox.id.clone(), network_endpoint(&sandbox.name, ep)))
+            // A runtime's container: dockerd does not tell the plugin its containers' names.
+            None => {
+                let name = format!("docker:{}", &ep.id[..ep.id.len().min(12)]);
+                Some((ep.id.clone(), network_endpoint(&name, ep)))
+            }
         })
         .collect();
+    let driver = drivers.get(&net.driver);
     NetworkInspect {
         name: net.name.clone(),
         id: net.id.clone(),
         created: net.created.clone(),
-        scope: match net.scope {
-            ipam::Scope::Local => "local".into(),
-            ipam::Scope::Global => "global".into(),
-        },
-        driver: net.driver.name().into(),
+        scope: driver
+            .map(|d| d.capabilities().scope.name())
+            .unwrap_or("local")
+            .into(),
+        driver: net.driver.clone(),
         enable_ipv6: net.ipv6,
         ipam: IpamInspect {
-            driver: if net.docker_id.is_some() {
-                "docker"
-            } else {
-                "default"
+            driver: match net.subnet_owner {
+                SubnetOwner::External => "docker",
+                SubnetOwner::Network => "default",
             }
             .into(),
             options: BTreeMap::new(),
@@ -61,7 +66,7 @@ pub(super) fn network(state: &State, net: &NetworkRecord) -> NetworkInspect {
         containers,
         options: net.options.clone(),
         labels: net.labels.clone(),
-        bridge: (net.driver == DriverKind::Bridge).then(|| net.bridge.clone()),
+        bridge: driver.and_then(|d| d.device(&network_spec(net))),
     }
 }
 
@@ -79,7 +84,7 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
     let networks = state
         .endpoints_of_sandbox(&sandbox.id)
         .filter_map(|ep| {
-            let net = state.networks.get(&ep.network_id)?;
+            let net = state.network_by_id(&ep.network_id)?;
             Some((net.name.clone(), endpoint_settings(net, ep)))
         })
         .collect();
@@ -89,6 +94,7 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
         hostname: sandbox.hostname.clone(),
         created: sandbox.created.clone(),
         resolv_conf_path: paths.resolv_conf(&sandbox.id).display().to_string(),
+        hosts_path: paths.hosts(&sandbox.id).display().to_string(),
         network_settings: NetworkSettings {
             sandbox_key: sandbox.netns.display().to_string(),
             networks,
@@ -97,24 +103,23 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
 }
 
 fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettings {
-    let gateway_for = |addr: Option<ipnetwork::IpNetwork>| {
-        addr.and_then(|a| net.subnets.iter().find(|s| s.subnet.contains(a.ip())))
-            .filter(|_| !net.internal)
-            .map(|s| s.gateway.to_string())
+    let gateway = |addr: Option<ipnetwork::IpNetwork>| {
+        addr.and_then(|a| gateway_for(net, a.ip()))
+            .map(|g| g.to_string())
             .unwrap_or_default()
     };
     EndpointSettings {
         network_id: net.id.clone(),
         endpoint_id: ep.id.clone(),
-        gateway: gateway_for(ep.ipv4),
+        gateway: gateway(ep.ipv4),
         ip_address: ep.ipv4.map(|a| a.ip().to_string()).unwrap_or_default(),
         ip_prefix_len: ep.ipv4.map(|a| a.prefix()).unwrap_or(0),
-        ipv6_gateway: gateway_for(ep.ipv6),
+        ipv6_gateway: gateway(ep.ipv6),
         global_ipv6_address: ep.ipv6.map(|a| a.ip().to_string()).unwrap_or_default(),
         global_ipv6_prefix_len: ep.ipv6.map(|a| a.prefix()).unwrap_or(0),
         mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
         aliases: ep.aliases.clone(),
         interface: ep.ifname.clone(),
-        ports: ep.ports.clone(),
+        ports: ep.ports.iter().map(super::publishing::mapping).collect(),
     }
 }

@@ -5,9 +5,6 @@
 //! Unlike Docker's DNAT, the ports are rewritten statelessly both ways, untracked: connection
 //! tracking and NAT on every query cost about a fifth of the server's throughput.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::DriverError;
 
 /// The table in the sandbox's namespace.
@@ -43,32 +40,9 @@ pub fn ruleset(address: std::net::Ipv4Addr, port: u16) -> String {
 }
 
 /// Installs the redirect in the namespace of the calling thread (which has entered the
-/// sandbox's), with the `nft` binary started from here. Not libnftables: its netlink code
-/// waits with select(), which aborts the process for a descriptor above 1023, and a daemon
-/// serving a few hundred sandboxes holds more descriptors than that.
+/// sandbox's).
 pub fn redirect_dns_here(address: std::net::Ipv4Addr, port: u16) -> Result<(), DriverError> {
-    let rules = ruleset(address, port);
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| DriverError::Nft(format!("cannot run nft: {e}")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(rules.as_bytes())
-        .map_err(|e| DriverError::Nft(format!("writing to nft: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| DriverError::Nft(format!("waiting for nft: {e}")))?;
-    if !out.status.success() {
-        return Err(DriverError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
+    Ok(kernel::nft::apply_text_here(&ruleset(address, port))?)
 }
 
 #[cfg(test)]

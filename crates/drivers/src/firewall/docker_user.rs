@@ -6,28 +6,26 @@
 //! Docker's changes: its own networks keep their protections, and netctl's table still decides
 //! for netctl's bridges. Without dockerd (no such chain) there is nothing to do.
 
-use tokio::process::Command;
+use kernel::iptables::{chain_exists, run, TOOLS};
 
 use crate::DriverError;
 
 const CHAIN: &str = "DOCKER-USER";
 
-/// IPv4, and IPv6 where dockerd manages ip6tables too (`--ip6tables`).
-const TOOLS: [&str; 2] = ["iptables", "ip6tables"];
-
 /// `iptables -w -I DOCKER-USER -i BRIDGE -j ACCEPT; iptables -w -I DOCKER-USER -o BRIDGE -j ACCEPT`
 /// (each only when missing), and the same with ip6tables, where dockerd's chain exists.
 pub async fn admit_bridge(bridge: &str) -> Result<(), DriverError> {
     for tool in TOOLS {
-        if !chain_exists(tool).await {
+        if !chain_exists(tool, CHAIN).await {
             continue;
         }
         for direction in ["-i", "-o"] {
             let rule = [CHAIN, direction, bridge, "-j", "ACCEPT"];
             if !run(tool, "-C", &rule).await? && !run(tool, "-I", &rule).await? {
-                return Err(DriverError::Nft(format!(
-                    "{tool}: cannot accept {bridge} in {CHAIN}"
-                )));
+                return Err(DriverError::Kernel(kernel::KernelError::Command {
+                    program: tool,
+                    message: format!("cannot accept {bridge} in {CHAIN}"),
+                }));
             }
         }
     }
@@ -38,7 +36,7 @@ pub async fn admit_bridge(bridge: &str) -> Result<(), DriverError> {
 /// the same with ip6tables).
 pub async fn forget_bridge(bridge: &str) -> Result<(), DriverError> {
     for tool in TOOLS {
-        if !chain_exists(tool).await {
+        if !chain_exists(tool, CHAIN).await {
             continue;
         }
         for direction in ["-i", "-o"] {
@@ -46,22 +44,4 @@ pub async fn forget_bridge(bridge: &str) -> Result<(), DriverError> {
         }
     }
     Ok(())
-}
-
-async fn chain_exists(tool: &str) -> bool {
-    run(tool, "-S", &[CHAIN]).await.unwrap_or(false)
-}
-
-/// Runs `TOOL -w ACTION ARGS`; true when it succeeded. A missing tool counts as no chain.
-async fn run(tool: &str, action: &str, args: &[&str]) -> Result<bool, DriverError> {
-    let output = Command::new(tool)
-        .args(["-w", action])
-        .args(args)
-        .output()
-        .await;
-    match output {
-        Ok(out) => Ok(out.status.success()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(DriverError::Nft(format!("cannot run {tool}: {e}"))),
-    }
 }

@@ -2,36 +2,24 @@
 
 pub mod dns_redirect;
 pub mod docker_user;
-mod libnftables;
 mod publish;
-pub mod runner;
 pub mod table;
 
 pub use publish::PortForward;
 
 use ipnetwork::IpNetwork;
-use nftables::schema::{NfCmd, NfListObject, NfObject};
+use kernel::nft;
+use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 
-use crate::{DriverError, NetworkSpec};
+use crate::DriverError;
 
-/// What the firewall needs to know of one bridge network.
+/// What the firewall needs to know of one network with a device on the host (a bridge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallNetwork {
     pub bridge: String,
     pub icc: bool,
     pub internal: bool,
     pub subnets: Vec<IpNetwork>,
-}
-
-impl From<&NetworkSpec> for FirewallNetwork {
-    fn from(net: &NetworkSpec) -> Self {
-        Self {
-            bridge: net.bridge.clone(),
-            icc: net.icc,
-            internal: net.internal,
-            subnets: net.subnets().collect(),
-        }
-    }
 }
 
 impl FirewallNetwork {
@@ -95,7 +83,7 @@ impl Firewall {
         batch.extend(publish::rules().into_iter().map(add));
         batch.extend(networks.iter().flat_map(|n| n.elements()).map(add));
         batch.extend(publish::elements(forwards).into_iter().map(add));
-        runner::apply(batch).await
+        apply(batch).await
     }
 
     /// Publishes ports: `add element inet netctl pub4_addr { … }` and the like, one
@@ -104,7 +92,7 @@ impl Firewall {
         if forwards.is_empty() {
             return Ok(());
         }
-        runner::apply(publish::elements(forwards).into_iter().map(add).collect()).await
+        apply(publish::elements(forwards).into_iter().map(add).collect()).await
     }
 
     /// Withdraws published ports; withdrawing one twice is not an error.
@@ -112,12 +100,12 @@ impl Firewall {
         if forwards.is_empty() {
             return Ok(());
         }
-        runner::apply(add_then_delete(publish::elements(forwards))).await
+        apply(add_then_delete(publish::elements(forwards))).await
     }
 
     /// `add element inet netctl bridges { BRIDGE }` and the like, in one transaction.
     pub async fn add_network(&self, net: &FirewallNetwork) -> Result<(), DriverError> {
-        runner::apply(net.elements().into_iter().map(add).collect()).await
+        apply(net.elements().into_iter().map(add).collect()).await
     }
 
     /// Removes the network's elements. Each is added before it is deleted, in the same
@@ -130,18 +118,18 @@ impl Firewall {
                 .into_iter()
                 .map(|e| NfObject::CmdObject(NfCmd::Delete(e))),
         );
-        runner::apply(batch).await
+        apply(batch).await
     }
 
     /// Whether the table still has the shape [`Firewall::sync`] gives it: its chains, rules,
     /// sets and maps, and one `bridges` element per bridge network. `nft flush ruleset`, a
     /// deleted table or a flushed chain all fail this.
     pub async fn is_intact(&self, bridges: usize) -> Result<bool, DriverError> {
-        let Some(listing) = runner::list_table(table::TABLE, true).await? else {
+        let Some(listing) = nft::list_table(table::TABLE, true).await? else {
             return Ok(false);
         };
         let doc: serde_json::Value = serde_json::from_str(&listing)
-            .map_err(|e| DriverError::Nft(format!("reading the table: {e}")))?;
+            .map_err(|e| kernel::KernelError::Nft(format!("reading the table: {e}")))?;
         let objects = doc["nftables"].as_array().cloned().unwrap_or_default();
         let count = |kind: &str| objects.iter().filter(|o| o.get(kind).is_some()).count();
         let elements = objects
@@ -169,6 +157,16 @@ fn add_then_delete(objects: Vec<NfListObject<'static>>) -> Vec<NfObject<'static>
             .map(|o| NfObject::CmdObject(NfCmd::Delete(o))),
     );
     batch
+}
+
+/// Runs `objects` as one nft transaction.
+async fn apply(objects: Vec<NfObject<'static>>) -> Result<(), DriverError> {
+    let document = Nftables {
+        objects: objects.into(),
+    };
+    let json = serde_json::to_string(&document)
+        .map_err(|e| DriverError::Kernel(kernel::KernelError::Nft(e.to_string())))?;
+    Ok(nft::apply_json(json).await?)
 }
 
 fn add(object: NfListObject<'static>) -> NfObject<'static> {

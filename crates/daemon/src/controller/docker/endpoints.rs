@@ -1,5 +1,5 @@
-//! NetworkDriver endpoint calls: a veth per Docker endpoint, left in this namespace for
-//! dockerd, and its published ports.
+//! NetworkDriver endpoint calls: an interface per Docker endpoint, left by the driver in
+//! this namespace for dockerd, and its published ports.
 
 use std::net::IpAddr;
 
@@ -10,12 +10,17 @@ use plugin_api::docker::{
 };
 use plugin_api::ports::{PortMapping, Protocol};
 use plugin_api::ApiError;
+use store::Batch;
 
-use crate::controller::drivers::{endpoint_spec, network_spec};
-use crate::controller::errors::{from_daemon, from_driver};
+use crate::controller::effects::Effect;
+use crate::controller::specs::{endpoint_spec, gateway_for, network_spec};
+use crate::controller::state::State;
+use crate::controller::txn::Txn;
 use crate::controller::Controller;
-use crate::model::{format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord};
-use crate::store::Change;
+use crate::model::{
+    format_mac, generate_mac, parse_mac, DockerEndpointRecord, EndpointRecord, NetworkRecord,
+};
+use crate::persist::BatchExt;
 
 fn interface_address(text: &str) -> Result<Option<IpNetwork>, ApiError> {
     match text {
@@ -70,6 +75,7 @@ fn port_mappings(
 /// The endpoint dockerd asks for, and whether netctl chose its MAC (dockerd gave none).
 fn endpoint_record(
     net: &NetworkRecord,
+    node: &str,
     req: CreateEndpoint,
 ) -> Result<(EndpointRecord, bool), ApiError> {
     let interface = req.interface.unwrap_or_default();
@@ -84,21 +90,18 @@ fn endpoint_record(
     };
     // As Docker's bridge driver does: 02:42 and the IPv4 address.
     let mac = given_mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
-    let short = &req.endpoint_id[..req.endpoint_id.len().min(12)];
     let record = EndpointRecord {
-        ifname: format!("{}{short}", ::drivers::DOCKER_PEER_PREFIX),
-        host_ifname: format!("{}{short}", ::drivers::VETH_PREFIX),
         id: req.endpoint_id,
         network_id: net.id.clone(),
-        sandbox_id: String::new(),
+        sandbox_id: None,
+        node: node.to_string(),
+        ifname: String::new(),
         mac: Some(mac),
         ipv4,
         ipv6,
         aliases: Vec::new(),
         route_metric: 0,
         ports: Vec::new(),
-        docker: true,
-        joined: false,
     };
     Ok((record, given_mac.is_none()))
 }
@@ -108,146 +111,233 @@ impl Controller {
         &self,
         req: CreateEndpoint,
     ) -> Result<CreateEndpointResponse, ApiError> {
-        let mut state = self.state.lock().await;
-        if state.endpoints.contains_key(&req.endpoint_id) {
-            return Ok(CreateEndpointResponse::default());
-        }
-        let net = state
-            .docker_network(&req.network_id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("network {} not found", req.network_id)))?;
-        let (endpoint, mac_generated) = endpoint_record(&net, req)?;
-        self.store
-            .apply(&[Change::PutEndpoint(&endpoint)])
-            .map_err(from_daemon)?;
-        let made = self
-            .drivers
-            .bridge
-            .ensure_docker_port(&network_spec(&net), &endpoint_spec(&net, &endpoint))
-            .await;
-        if let Err(e) = made {
-            let _ = self.drivers.leave(&net, &endpoint).await;
-            let _ = self.store.apply(&[Change::DeleteEndpoint(&endpoint.id)]);
-            return Err(from_driver(e));
-        }
-        let mac = endpoint.mac.unwrap_or_default();
-        state.endpoints.insert(endpoint.id.clone(), endpoint);
+        let net_id = {
+            let state = self.state.lock().await;
+            if state.endpoint(&req.endpoint_id).is_some() {
+                return Ok(CreateEndpointResponse::default());
+            }
+            state
+                .docker_network(&req.network_id)
+                .map(|n| n.id.clone())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("network {} not found", req.network_id))
+                })?
+        };
+        let endpoint_id = req.endpoint_id.clone();
+        let _held = self.locks.hold(&[&net_id], &[], &[&endpoint_id]).await;
+        let ((mac, generated), _) = self
+            .transact(|state| {
+                let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
+                    ApiError::not_found(format!("network {} not found", req.network_id))
+                })?;
+                if state.endpoint(&endpoint_id).is_some() {
+                    return Ok((Txn::new("nothing to do"), (None, false)));
+                }
+                let (mut endpoint, generated) = endpoint_record(&net, &self.node.id, req)?;
+                let driver = self
+                    .drivers
+                    .get(&net.driver)
+                    .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
+                let spec = endpoint_spec(&net, &endpoint, false);
+                endpoint.ifname = driver.runtime_interface(&spec).unwrap_or_default();
+                let docker = DockerEndpointRecord {
+                    endpoint_id: endpoint.id.clone(),
+                    joined: false,
+                };
+                state.insert_endpoint(endpoint.clone());
+                state
+                    .docker
+                    .endpoints
+                    .insert(endpoint.id.clone(), docker.clone());
+                let mut txn = Txn::new(format!("create Docker endpoint {}", endpoint.id));
+                txn.persist = Batch::new().put_record(&endpoint).put_record(&docker);
+                txn.revert = Batch::new()
+                    .delete_record::<EndpointRecord>(&endpoint.id)
+                    .delete_record::<DockerEndpointRecord>(&endpoint.id);
+                txn.effects = vec![Effect::Join {
+                    driver: net.driver.clone(),
+                    net: network_spec(&net),
+                    ep: endpoint_spec(&net, &endpoint, false),
+                    sandbox: None,
+                }];
+                let (id, mac) = (endpoint.id.clone(), endpoint.mac);
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.remove_endpoint(&id);
+                    state.docker.endpoints.remove(&id);
+                });
+                Ok((txn, (mac, generated)))
+            })
+            .await?;
         // Only a field dockerd left empty may be filled in.
         Ok(CreateEndpointResponse {
-            interface: mac_generated.then(|| EndpointInterface {
+            interface: mac.filter(|_| generated).map(|mac| EndpointInterface {
                 mac_address: format_mac(&mac),
                 ..Default::default()
             }),
         })
     }
 
-    /// Idempotent: dockerd swallows this call's errors.
+    /// Idempotent: dockerd swallows this call's errors. The answer does not wait for the
+    /// kernel to unregister the interface: dockerd waits for it, and would gain nothing.
     pub(super) async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let Some(endpoint) = state.docker_endpoint(endpoint_id).cloned() else {
+        let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
-        self.store
-            .apply(&[Change::DeleteEndpoint(endpoint_id)])
-            .map_err(from_daemon)?;
-        state.endpoints.remove(endpoint_id);
-        state.ports.release_all(&endpoint.ports);
-        self.withdraw_ports(&endpoint).await;
-        if let Some(net) = state.networks.get(&endpoint.network_id) {
-            self.drivers
-                .bridge
-                .delete_docker_port_later(&endpoint_spec(net, &endpoint));
-        }
-        Ok(())
+        let _held = self.locks.hold(&[&net_id], &[], &[endpoint_id]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let (Some(endpoint), Some(net)) = (
+                    state.endpoint(endpoint_id).cloned(),
+                    state.network_by_id(&net_id).cloned(),
+                ) else {
+                    return Ok((Txn::new("nothing to do"), ()));
+                };
+                let docker = state.docker.endpoints.remove(endpoint_id);
+                let mut txn = Txn::new(format!("delete Docker endpoint {endpoint_id}"));
+                txn.persist = Batch::new()
+                    .delete_record::<EndpointRecord>(endpoint_id)
+                    .delete_record::<DockerEndpointRecord>(endpoint_id);
+                txn.effects = self
+                    .plan_leave(state, &net, None, &endpoint)
+                    .into_iter()
+                    .map(|effect| match effect {
+                        Effect::Leave { driver, net, ep } => Effect::LeaveLater { driver, net, ep },
+                        other => other,
+                    })
+                    .collect();
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.retake_endpoint(&net, &endpoint);
+                    state.insert_endpoint(endpoint);
+                    if let Some(docker) = docker {
+                        state
+                            .docker
+                            .endpoints
+                            .insert(docker.endpoint_id.clone(), docker);
+                    }
+                });
+                Ok((txn, ()))
+            })
+            .await?;
+        done.into_result("endpoint deleted")
     }
 
-    /// The veth for dockerd to move, and the gateways (none on an internal network: without
-    /// a gateway in the answer dockerd would add its docker_gwbridge to the container).
+    /// The network of an endpoint dockerd made, if there is one.
+    async fn docker_endpoint_network(&self, endpoint_id: &str) -> Option<String> {
+        let state = self.state.lock().await;
+        state.docker.endpoints.get(endpoint_id)?;
+        state.endpoint(endpoint_id).map(|e| e.network_id.clone())
+    }
+
+    /// The interface for dockerd to move, and the gateways (none on an internal network:
+    /// without a gateway in the answer dockerd would add its docker_gwbridge to the
+    /// container).
     pub(super) async fn docker_join(&self, endpoint_id: &str) -> Result<JoinResponse, ApiError> {
-        let mut state = self.state.lock().await;
-        let mut endpoint = state
-            .docker_endpoint(endpoint_id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("endpoint {endpoint_id} not found")))?;
-        // Remembered so that, should dockerd delete the endpoint while netctl is down, the
-        // veth it hands back is recognised as left over (see reconcile).
-        if !endpoint.joined {
-            endpoint.joined = true;
-            self.store
-                .apply(&[Change::PutEndpoint(&endpoint)])
-                .map_err(from_daemon)?;
-            state
-                .endpoints
-                .insert(endpoint.id.clone(), endpoint.clone());
-        }
-        let net = &state.networks[&endpoint.network_id];
-        let gateway_of = |address: Option<IpNetwork>| {
-            address
-                .and_then(|a| net.subnets.iter().find(|s| s.subnet.contains(a.ip())))
-                .filter(|_| !net.internal)
-                .map(|s| s.gateway.to_string())
-                .unwrap_or_default()
-        };
-        Ok(JoinResponse {
-            interface_name: InterfaceName {
-                src_name: endpoint.ifname.clone(),
-                dst_prefix: "eth".into(),
-            },
-            gateway: gateway_of(endpoint.ipv4),
-            gateway_ipv6: gateway_of(endpoint.ipv6),
-            disable_gateway_service: false,
-        })
+        let not_found = || ApiError::not_found(format!("endpoint {endpoint_id} not found"));
+        let net_id = self
+            .docker_endpoint_network(endpoint_id)
+            .await
+            .ok_or_else(not_found)?;
+        let _held = self.locks.hold(&[&net_id], &[], &[endpoint_id]).await;
+        let (answer, _) = self
+            .transact(|state| {
+                let endpoint = state.endpoint(endpoint_id).cloned().ok_or_else(not_found)?;
+                let net = state
+                    .network_by_id(&net_id)
+                    .cloned()
+                    .ok_or_else(not_found)?;
+                let gateway = |address: Option<IpNetwork>| {
+                    address
+                        .and_then(|a| gateway_for(&net, a.ip()))
+                        .map(|g| g.to_string())
+                        .unwrap_or_default()
+                };
+                let answer = JoinResponse {
+                    interface_name: InterfaceName {
+                        src_name: endpoint.ifname.clone(),
+                        dst_prefix: "eth".into(),
+                    },
+                    gateway: gateway(endpoint.ipv4),
+                    gateway_ipv6: gateway(endpoint.ipv6),
+                    disable_gateway_service: false,
+                };
+                // Remembered so that, should dockerd delete the endpoint while netctl is
+                // down, the interface it hands back is recognised as left over.
+                let mut txn = Txn::new(format!("join Docker endpoint {endpoint_id}"));
+                let joined = DockerEndpointRecord {
+                    endpoint_id: endpoint_id.to_string(),
+                    joined: true,
+                };
+                let before = state
+                    .docker
+                    .endpoints
+                    .insert(endpoint_id.to_string(), joined.clone());
+                if before.as_ref() != Some(&joined) {
+                    txn.persist = Batch::new().put_record(&joined);
+                }
+                txn.unplan = Box::new(move |state: &mut State| {
+                    if let Some(before) = before {
+                        state
+                            .docker
+                            .endpoints
+                            .insert(before.endpoint_id.clone(), before);
+                    }
+                });
+                Ok((txn, answer))
+            })
+            .await?;
+        Ok(answer)
     }
 
     /// `-p` / `-P`: dockerd programs nothing for a remote driver; host ports of 0 are
-    /// netctl's to choose.
+    /// netctl's to choose. Published again after a gateway change: what it had goes first.
     pub(super) async fn docker_publish(&self, req: Connectivity) -> Result<(), ApiError> {
         let mappings = port_mappings(&req.options)?;
         if mappings.is_empty() {
             return Ok(());
         }
-        let mut state = self.state.lock().await;
-        let endpoint = state
-            .docker_endpoint(&req.endpoint_id)
-            .cloned()
+        let net_id = self
+            .docker_endpoint_network(&req.endpoint_id)
+            .await
             .ok_or_else(|| {
                 ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
             })?;
-        let net = state.networks[&endpoint.network_id].clone();
-        // Published again after a gateway change: what it had goes first.
-        self.docker_withdraw(&mut state, &endpoint).await?;
-        let endpoint = state.endpoints[&req.endpoint_id].clone();
-        self.publish_endpoint(&mut state, &net, &endpoint, &mappings)
-            .await
-            .map(drop)
+        let _held = self.locks.hold(&[&net_id], &[], &[&req.endpoint_id]).await;
+        self.docker_withdraw(&req.endpoint_id).await?;
+        self.transact(|state| {
+            let endpoint = state.endpoint(&req.endpoint_id).cloned().ok_or_else(|| {
+                ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
+            })?;
+            let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
+                ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
+            })?;
+            self.plan_publish(state, &net, &endpoint, &mappings)
+        })
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let Some(endpoint) = state.docker_endpoint(endpoint_id).cloned() else {
+        let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
-        self.docker_withdraw(&mut state, &endpoint).await
+        let _held = self.locks.hold(&[&net_id], &[], &[endpoint_id]).await;
+        self.docker_withdraw(endpoint_id).await
     }
 
-    async fn docker_withdraw(
-        &self,
-        state: &mut crate::controller::state::State,
-        endpoint: &EndpointRecord,
-    ) -> Result<(), ApiError> {
-        if endpoint.ports.is_empty() {
-            return Ok(());
-        }
-        let updated = EndpointRecord {
-            ports: Vec::new(),
-            ..endpoint.clone()
-        };
-        self.store
-            .apply(&[Change::PutEndpoint(&updated)])
-            .map_err(from_daemon)?;
-        state.ports.release_all(&endpoint.ports);
-        self.withdraw_ports(endpoint).await;
-        state.endpoints.insert(updated.id.clone(), updated);
-        Ok(())
+    /// Takes every published port off the endpoint (its locks held by the caller).
+    async fn docker_withdraw(&self, endpoint_id: &str) -> Result<(), ApiError> {
+        let (_, done) = self
+            .transact(|state| {
+                let Some(endpoint) = state.endpoint(endpoint_id).cloned() else {
+                    return Ok((Txn::new("nothing to do"), ()));
+                };
+                if endpoint.ports.is_empty() {
+                    return Ok((Txn::new("nothing to do"), ()));
+                }
+                let ports = endpoint.ports.clone();
+                Ok((Self::plan_unpublish(state, &endpoint, &ports), ()))
+            })
+            .await?;
+        done.into_result("ports withdrawn")
     }
 }

@@ -11,11 +11,15 @@ use plugin_api::docker::{
 };
 use plugin_api::ApiError;
 
-use crate::controller::errors::{from_daemon, from_driver, from_ipam};
+use store::Batch;
+
+use crate::controller::errors::{from_ipam, from_kernel};
+use crate::controller::state::State;
+use crate::controller::txn::Txn;
 use crate::controller::Controller;
 use crate::ids::new_id;
 use crate::model::DockerPoolRecord;
-use crate::store::Change;
+use crate::persist::BatchExt;
 
 fn parse_cidr(what: &str, text: &str) -> Result<Option<IpNetwork>, ApiError> {
     if text.is_empty() {
@@ -54,65 +58,72 @@ impl Controller {
             }
         }
         let host_routes = match subnet {
-            None => self.host.route_destinations().await.map_err(from_driver)?,
+            None => self.host.route_destinations().await.map_err(from_kernel)?,
             Some(_) => Vec::new(),
         };
-        let mut state = self.state.lock().await;
         let request = PoolRequest {
             subnet,
             ip_range,
             aux_addresses: Default::default(),
             v6: req.v6,
         };
-        let subnet = state
-            .ipam
-            .space_mut(scope)
-            .request_pool(&request, &host_routes)
-            .map_err(from_ipam)?;
-        let record = DockerPoolRecord {
-            id: format!("netctl-{}", &new_id()[..24]),
-            scope,
-            subnet,
-            ip_range,
-            addresses: BTreeSet::new(),
-        };
-        if let Err(e) = self.store.apply(&[Change::PutDockerPool(&record)]) {
-            let _ = state.ipam.space_mut(scope).release_pool(&subnet);
-            return Err(from_daemon(e));
-        }
-        state.docker_pools.insert(record.id.clone(), record.clone());
-        tracing::info!(pool = %record.id, %subnet, "pool given to dockerd");
+        let (record, _) = self
+            .transact(|state| {
+                let subnet = state
+                    .ipam
+                    .space_mut(scope)
+                    .request_pool(&request, &host_routes)
+                    .map_err(from_ipam)?;
+                let record = DockerPoolRecord {
+                    id: format!("netctl-{}", &new_id()[..24]),
+                    address_scope: scope.into(),
+                    subnet,
+                    ip_range,
+                    addresses: BTreeSet::new(),
+                };
+                state.docker.pools.insert(record.id.clone(), record.clone());
+                let mut txn = Txn::new(format!("give pool {subnet} to dockerd"));
+                txn.persist = Batch::new().put_record(&record);
+                let id = record.id.clone();
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.docker.pools.remove(&id);
+                    let _ = state.ipam.space_mut(scope).release_pool(&subnet);
+                });
+                Ok((txn, record))
+            })
+            .await?;
+        tracing::info!(pool = %record.id, subnet = %record.subnet, "pool given to dockerd");
         Ok(PoolResponse {
             pool_id: record.id,
-            pool: subnet.to_string(),
+            pool: record.subnet.to_string(),
             data: Default::default(),
         })
     }
 
     /// Idempotent: dockerd may release a pool twice, or one from before a lost store.
     pub(super) async fn docker_release_pool(&self, pool_id: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let Some(pool) = state.docker_pools.get(pool_id).cloned() else {
-            return Ok(());
-        };
-        self.store
-            .apply(&[Change::DeleteDockerPool(pool_id)])
-            .map_err(from_daemon)?;
-        state.docker_pools.remove(pool_id);
-        let _ = state.ipam.space_mut(pool.scope).release_pool(&pool.subnet);
-        Ok(())
+        self.transact(|state| {
+            let Some(pool) = state.docker.pools.remove(pool_id) else {
+                return Ok((Txn::new("nothing to do"), ()));
+            };
+            let scope = pool.address_scope.into();
+            let _ = state.ipam.space_mut(scope).release_pool(&pool.subnet);
+            let mut txn = Txn::new(format!("release pool {pool_id}"));
+            txn.persist = Batch::new().delete_record::<DockerPoolRecord>(pool_id);
+            txn.unplan = Box::new(move |state: &mut State| {
+                state.restore_docker_pool(&pool);
+                state.docker.pools.insert(pool.id.clone(), pool);
+            });
+            Ok((txn, ()))
+        })
+        .await
+        .map(drop)
     }
 
     pub(super) async fn docker_request_address(
         &self,
         req: RequestAddress,
     ) -> Result<AddressResponse, ApiError> {
-        let mut state = self.state.lock().await;
-        let mut pool = state
-            .docker_pools
-            .get(&req.pool_id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no pool {}", req.pool_id)))?;
         let wanted: Option<IpAddr> = match req.address.as_str() {
             "" => None,
             text => Some(
@@ -125,41 +136,41 @@ impl Controller {
             .as_ref()
             .and_then(|o| o.get(REQUEST_ADDRESS_TYPE))
             .is_some_and(|t| t == GATEWAY_REQUEST);
-        let space = state.ipam.space_mut(pool.scope);
-        let address = match (wanted, gateway) {
-            (Some(ip), _) => space.allocate(&pool.subnet, Some(ip)),
-            // Docker's default: the subnet's first address, even outside --ip-range.
-            (None, true) => match first_host(&pool.subnet) {
-                Some(first) => space
-                    .allocate(&pool.subnet, Some(first))
-                    .or_else(|_| space.allocate(&pool.subnet, None)),
-                None => space.allocate(&pool.subnet, None),
-            },
-            (None, false) => space.allocate(&pool.subnet, None),
-        }
-        .map_err(from_ipam)?;
-        pool.addresses.insert(address);
-        if let Err(e) = self.store.apply(&[Change::PutDockerPool(&pool)]) {
-            let _ = state
-                .ipam
-                .space_mut(pool.scope)
-                .release(&pool.subnet, address);
-            return Err(from_daemon(e));
-        }
-        let prefix = pool.subnet.prefix();
-        state.docker_pools.insert(pool.id.clone(), pool);
-        Ok(AddressResponse {
-            address: format!("{address}/{prefix}"),
-            data: Default::default(),
-        })
+        let (answer, _) = self
+            .transact(|state| {
+                let mut pool = state
+                    .docker
+                    .pools
+                    .get(&req.pool_id)
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found(format!("no pool {}", req.pool_id)))?;
+                let scope: Scope = pool.address_scope.into();
+                let space = state.ipam.space_mut(scope);
+                let address = match (wanted, gateway) {
+                    (Some(ip), _) => space.allocate(&pool.subnet, Some(ip)),
+                    // Docker's default: the subnet's first address, even outside --ip-range.
+                    (None, true) => match first_host(&pool.subnet) {
+                        Some(first) => space
+                            .allocate(&pool.subnet, Some(first))
+                            .or_else(|_| space.allocate(&pool.subnet, None)),
+                        None => space.allocate(&pool.subnet, None),
+                    },
+                    (None, false) => space.allocate(&pool.subnet, None),
+                }
+                .map_err(from_ipam)?;
+                pool.addresses.insert(address);
+                let answer = AddressResponse {
+                    address: format!("{address}/{}", pool.subnet.prefix()),
+                    data: Default::default(),
+                };
+                Ok((Self::pool_txn(state, pool, address, true), answer))
+            })
+            .await?;
+        Ok(answer)
     }
 
     /// Idempotent, as dockerd retries nothing and swallows little.
     pub(super) async fn docker_release_address(&self, req: ReleaseAddress) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let Some(mut pool) = state.docker_pools.get(&req.pool_id).cloned() else {
-            return Ok(());
-        };
         let Ok(address) = req
             .address
             .split('/')
@@ -172,18 +183,62 @@ impl Controller {
                 req.address
             )));
         };
-        if !pool.addresses.remove(&address) {
-            return Ok(());
+        self.transact(|state| {
+            let Some(mut pool) = state.docker.pools.get(&req.pool_id).cloned() else {
+                return Ok((Txn::new("nothing to do"), ()));
+            };
+            if !pool.addresses.remove(&address) {
+                return Ok((Txn::new("nothing to do"), ()));
+            }
+            let _ = state
+                .ipam
+                .space_mut(pool.address_scope.into())
+                .release(&pool.subnet, address);
+            Ok((Self::pool_txn(state, pool, address, false), ()))
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Records the pool as `pool` says now (`address` just taken, or given back).
+    fn pool_txn(state: &mut State, pool: DockerPoolRecord, address: IpAddr, taken: bool) -> Txn {
+        let before = state.docker.pools.insert(pool.id.clone(), pool.clone());
+        let mut txn = Txn::new(format!("update pool {}", pool.id));
+        txn.persist = Batch::new().put_record(&pool);
+        txn.unplan = Box::new(move |state: &mut State| {
+            let space = state.ipam.space_mut(pool.address_scope.into());
+            let _ = if taken {
+                space.release(&pool.subnet, address)
+            } else {
+                space.allocate(&pool.subnet, Some(address)).map(drop)
+            };
+            if let Some(before) = before {
+                state.docker.pools.insert(before.id.clone(), before);
+            }
+        });
+        txn
+    }
+}
+
+impl State {
+    /// A pool and the addresses it handed out, reserved again (after a restart, or an
+    /// undone release).
+    pub(in crate::controller) fn restore_docker_pool(&mut self, pool: &DockerPoolRecord) {
+        let request = PoolRequest {
+            subnet: Some(pool.subnet),
+            ip_range: pool.ip_range,
+            aux_addresses: Default::default(),
+            v6: pool.subnet.is_ipv6(),
+        };
+        let space = self.ipam.space_mut(pool.address_scope.into());
+        let restored = space.request_pool(&request, &[]).and_then(|subnet| {
+            pool.addresses
+                .iter()
+                .try_for_each(|a| space.allocate(&subnet, Some(*a)).map(drop))
+        });
+        if let Err(e) = restored {
+            tracing::error!(pool = %pool.id, error = %e, "cannot restore a Docker pool");
         }
-        self.store
-            .apply(&[Change::PutDockerPool(&pool)])
-            .map_err(from_daemon)?;
-        let _ = state
-            .ipam
-            .space_mut(pool.scope)
-            .release(&pool.subnet, address);
-        state.docker_pools.insert(pool.id.clone(), pool);
-        Ok(())
     }
 }
 

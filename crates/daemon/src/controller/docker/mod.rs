@@ -1,13 +1,14 @@
 //! The Docker remote plugin's side of the controller: dockerd's calls on the same state,
 //! store and drivers as the CLI's — one implementation, two front doors.
 //!
-//! Docker's objects map onto netctl's: a network created by dockerd is a bridge network whose
-//! record carries the Docker network ID; an endpoint is an endpoint without a netctl sandbox
-//! (the container is dockerd's), whose veth is left in this namespace for dockerd to move; a
-//! pool of the IPAM driver is a [`DockerPoolRecord`](crate::model::DockerPoolRecord),
-//! reserved in netctl's address space like any network's subnet, so the two never overlap.
-//! Everything is persisted: dockerd does not re-activate a restarted plugin, and its next call
-//! may name a pool or endpoint from before.
+//! Docker's objects map onto netctl's: a network created by dockerd is a network of
+//! [`DOCKER_DRIVER`] bound to the Docker network ID by a record of Docker's own; an endpoint
+//! is an endpoint without a netctl sandbox (the container is dockerd's), whose interface the
+//! driver leaves in this namespace for dockerd to move; a pool of the IPAM driver is a
+//! [`DockerPoolRecord`](crate::model::DockerPoolRecord), reserved in netctl's address space
+//! like any network's subnet, so the two never overlap. Everything is persisted: dockerd does
+//! not re-activate a restarted plugin, and its next call may name a pool or endpoint from
+//! before.
 
 mod endpoints;
 mod ipam;
@@ -15,12 +16,15 @@ mod networks;
 
 use plugin_api::docker::{
     AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
-    DockerPlugin, EndpointRef, Join, JoinResponse, NetworkRef, PluginError, PluginResult,
-    PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
+    DockerPlugin, EndpointRef, Join, JoinResponse, NetworkCapabilities, NetworkRef, PluginError,
+    PluginResult, PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
 };
 use plugin_api::ApiError;
 
 use super::Controller;
+
+/// The driver of the networks dockerd makes with `-d netctl`.
+pub(super) const DOCKER_DRIVER: &str = "bridge";
 
 /// dockerd prints the message after `Iface.Method: `; say who is speaking.
 fn plugin_error(e: ApiError) -> PluginError {
@@ -28,6 +32,19 @@ fn plugin_error(e: ApiError) -> PluginError {
 }
 
 impl DockerPlugin for Controller {
+    fn network_capabilities(&self) -> NetworkCapabilities {
+        let scope = self
+            .drivers
+            .get(DOCKER_DRIVER)
+            .map(|d| d.capabilities().scope)
+            .unwrap_or(drivers::Scope::Local)
+            .name();
+        NetworkCapabilities {
+            scope: scope.into(),
+            connectivity_scope: scope.into(),
+        }
+    }
+
     async fn request_pool(&self, req: RequestPool) -> PluginResult<PoolResponse> {
         self.docker_request_pool(req).await.map_err(plugin_error)
     }

@@ -1,4 +1,4 @@
-//! NetworkDriver.CreateNetwork / DeleteNetwork: a netctl bridge network per Docker network.
+//! NetworkDriver.CreateNetwork / DeleteNetwork: a netctl network per Docker network.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -7,19 +7,27 @@ use ipnetwork::IpNetwork;
 use plugin_api::docker::{CreateNetwork, IpamData};
 use plugin_api::ApiError;
 use serde_json::Value;
+use store::Batch;
 
-use crate::controller::errors::{from_daemon, from_driver};
-use crate::controller::networks::BridgeOptions;
+use super::DOCKER_DRIVER;
+use crate::controller::errors::from_driver;
+use crate::controller::state::State;
+use crate::controller::txn::Txn;
 use crate::controller::Controller;
 use crate::ids::{new_id, now_rfc3339};
-use crate::model::{DriverKind, NetworkRecord, SubnetRecord};
-use crate::store::Change;
+use crate::model::{
+    AddressScope, DockerEndpointRecord, DockerNetworkRecord, EndpointRecord, NetworkRecord,
+    SubnetOwner, SubnetRecord,
+};
+use crate::persist::BatchExt;
 
 const GENERIC: &str = "com.docker.network.generic";
 const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 const INTERNAL: &str = "com.docker.network.internal";
 /// The label that marks a network as Docker's in `netctl network ls/inspect`.
 pub const DOCKER_ID_LABEL: &str = "com.docker.network.id";
+/// Reserved: a Docker network standing for a netctl global network.
+const OPT_OVERLAY: &str = "netctl.overlay";
 
 /// `-o key=value`: strings, though dockerd sends what JSON it was given.
 fn generic_options(options: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
@@ -79,12 +87,19 @@ fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
 
 impl Controller {
     pub(super) async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        if state.docker_network(&req.network_id).is_some() {
-            return Ok(());
-        }
         let options = generic_options(&req.options);
-        let parsed = BridgeOptions::parse(&options, self.config.mtu())?;
+        if options.contains_key(OPT_OVERLAY) {
+            return Err(ApiError::invalid(format!(
+                "{OPT_OVERLAY}: binding a network to a netctl overlay is not supported by this version"
+            )));
+        }
+        let driver = self
+            .drivers
+            .get(DOCKER_DRIVER)
+            .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
+        let settings = driver
+            .parse_options(&options, &self.network_defaults())
+            .map_err(from_driver)?;
         let subnets = req
             .ipv4_data
             .iter()
@@ -94,51 +109,102 @@ impl Controller {
         let id = new_id();
         let short = &req.network_id[..req.network_id.len().min(12)];
         let record = NetworkRecord {
-            bridge: format!("{}{}", ::drivers::BRIDGE_PREFIX, &id[..12]),
-            id,
+            id: id.clone(),
             name: format!("docker-{short}"),
-            driver: DriverKind::Bridge,
+            driver: driver.name().into(),
             created: now_rfc3339(),
-            mtu: parsed.mtu,
-            icc: parsed.icc,
-            internal: parsed.internal || flag(&req.options, INTERNAL),
+            address_scope: AddressScope::Local,
+            mtu: settings.mtu,
+            internal: settings.internal || flag(&req.options, INTERNAL),
             ipv6: flag(&req.options, ENABLE_IPV6),
             subnets,
-            scope: ipam::Scope::Local,
+            subnet_owner: SubnetOwner::External,
             options,
+            driver_config: settings.config,
             labels: BTreeMap::from([(DOCKER_ID_LABEL.to_string(), req.network_id.clone())]),
-            builtin: false,
-            docker_id: Some(req.network_id),
         };
-        self.install_network(&mut state, record).await.map(drop)
+        let binding = DockerNetworkRecord {
+            docker_id: req.network_id.clone(),
+            network_id: id.clone(),
+        };
+        let _held = self.locks.hold(&[], &[&id], &[]).await;
+        self.transact(|state| {
+            if state.docker_network(&req.network_id).is_some() {
+                return Ok((Txn::new("nothing to do"), ()));
+            }
+            state.insert_network(record.clone());
+            state
+                .docker
+                .networks
+                .insert(binding.docker_id.clone(), binding.clone());
+            let mut txn = Controller::network_txn(&record, Batch::new().put_record(&binding));
+            let first = txn.unplan;
+            txn.unplan = Box::new(move |state: &mut State| {
+                state.docker.networks.remove(&binding.docker_id);
+                first(state);
+            });
+            Ok((txn, ()))
+        })
+        .await?;
+        Ok(())
     }
 
     /// Idempotent: dockerd swallows this call's errors. Endpoints dockerd did not delete
     /// (the plugin was down) go with the network.
     pub(super) async fn docker_delete_network(&self, docker_id: &str) -> Result<(), ApiError> {
-        let mut state = self.state.lock().await;
-        let Some(net) = state.docker_network(docker_id).cloned() else {
+        let Some(id) = self
+            .state
+            .lock()
+            .await
+            .docker_network(docker_id)
+            .map(|n| n.id.clone())
+        else {
             return Ok(());
         };
-        let leftovers: Vec<_> = state.endpoints_of_network(&net.id).cloned().collect();
-        let mut changes: Vec<Change> = leftovers
-            .iter()
-            .map(|e| Change::DeleteEndpoint(&e.id))
-            .collect();
-        changes.push(Change::DeleteNetwork(&net.id));
-        self.store.apply(&changes).map_err(from_daemon)?;
-        for ep in &leftovers {
-            state.endpoints.remove(&ep.id);
-            state.ports.release_all(&ep.ports);
-            self.withdraw_ports(ep).await;
-            let _ = self.drivers.leave(&net, ep).await;
-        }
-        state.networks.remove(&net.id);
-        self.drivers
-            .delete_network(&net)
-            .await
-            .map_err(from_driver)?;
-        tracing::info!(network = %net.name, "Docker network removed");
-        Ok(())
+        let _held = self.locks.hold(&[], &[&id], &[]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let Some(net) = state.network_by_id(&id).cloned() else {
+                    return Ok((Txn::new("nothing to do"), ()));
+                };
+                let binding = state.docker.networks.remove(docker_id);
+                let leftovers: Vec<EndpointRecord> =
+                    state.endpoints_of_network(&net.id).cloned().collect();
+                let mut effects = Vec::new();
+                let mut persist = Batch::new().delete_record::<DockerNetworkRecord>(docker_id);
+                let mut docker_endpoints = Vec::new();
+                for ep in &leftovers {
+                    persist = persist
+                        .delete_record::<EndpointRecord>(&ep.id)
+                        .delete_record::<DockerEndpointRecord>(&ep.id);
+                    docker_endpoints.extend(state.docker.endpoints.remove(&ep.id));
+                    effects.extend(self.plan_leave(state, &net, None, ep));
+                }
+                let mut txn = self.removal_txn(state, net.clone());
+                txn.persist = persist.and(txn.persist);
+                effects.append(&mut txn.effects);
+                txn.effects = effects;
+                let then = txn.unplan;
+                txn.unplan = Box::new(move |state: &mut State| {
+                    then(state);
+                    for ep in leftovers {
+                        state.retake_endpoint(&net, &ep);
+                        state.insert_endpoint(ep);
+                    }
+                    for d in docker_endpoints {
+                        state.docker.endpoints.insert(d.endpoint_id.clone(), d);
+                    }
+                    if let Some(binding) = binding {
+                        state
+                            .docker
+                            .networks
+                            .insert(binding.docker_id.clone(), binding);
+                    }
+                });
+                Ok((txn, ()))
+            })
+            .await?;
+        tracing::info!(docker_network = %docker_id, "Docker network removed");
+        done.into_result("Docker network removed")
     }
 }

@@ -1,11 +1,11 @@
 //! Sysctls of the namespace the daemon runs in (`/proc/sys/net` shows the caller's namespace).
 
-use crate::DriverError;
+use crate::KernelError;
 
 /// `sysctl -w KEY=VALUE`, skipped when the value is already set.
-pub fn ensure(key: &str, value: &str) -> Result<(), DriverError> {
+pub fn ensure(key: &str, value: &str) -> Result<(), KernelError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    let err = |source| DriverError::Sysctl {
+    let err = |source| KernelError::Sysctl {
         key: key.to_string(),
         source,
     };
@@ -17,7 +17,7 @@ pub fn ensure(key: &str, value: &str) -> Result<(), DriverError> {
 }
 
 /// As [`ensure`] for an IPv6 key; nothing to do where the kernel has IPv6 disabled.
-pub fn ensure_ipv6(key: &str, value: &str) -> Result<(), DriverError> {
+pub fn ensure_ipv6(key: &str, value: &str) -> Result<(), KernelError> {
     if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
         return Ok(());
     }
@@ -25,7 +25,7 @@ pub fn ensure_ipv6(key: &str, value: &str) -> Result<(), DriverError> {
 }
 
 /// Turns on IPv4 (and, when asked, IPv6) forwarding in the daemon's namespace.
-pub fn enable_forwarding(ipv6: bool) -> Result<(), DriverError> {
+pub fn enable_forwarding(ipv6: bool) -> Result<(), KernelError> {
     ensure("net.ipv4.ip_forward", "1")?;
     if ipv6 {
         ensure("net.ipv6.conf.all.forwarding", "1")?;
@@ -36,10 +36,10 @@ pub fn enable_forwarding(ipv6: bool) -> Result<(), DriverError> {
 /// Makes /proc/sys writable in this mount namespace when it is mounted read-only, as in a
 /// container (a Docker managed plugin runs in one): `mount -o remount,bind,rw /proc/sys`.
 /// Needs CAP_SYS_ADMIN; a no-op where /proc/sys is writable already.
-pub fn make_writable() -> Result<(), DriverError> {
+pub fn make_writable() -> Result<(), KernelError> {
     use nix::mount::{mount, MsFlags};
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let err = |e: nix::errno::Errno| DriverError::Sysctl {
+    let err = |e: nix::errno::Errno| KernelError::Sysctl {
         key: "/proc/sys (remount read-write)".into(),
         source: std::io::Error::from_raw_os_error(e as i32),
     };
@@ -59,4 +59,26 @@ pub fn make_writable() -> Result<(), DriverError> {
         }
     }
     mount(None::<&str>, "/proc/sys", None::<&str>, keep, None::<&str>).map_err(err)
+}
+
+/// `sysctl -w net.ipv6.conf.NAME.disable_ipv6=1`, written without reading it first: for a
+/// link netctl just made. A bridge port needs no IPv6 of its own, and without it the link
+/// adds nothing to the namespace's IPv6 routing table (where every link would otherwise
+/// put a multicast route, and each link change walks all of them).
+pub fn disable_ipv6(link: &str) -> Result<(), KernelError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        // No IPv6 in this kernel: nothing to disable.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !std::path::Path::new("/proc/sys/net/ipv6").exists() =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(KernelError::Sysctl {
+            key: format!("net.ipv6.conf.{link}.disable_ipv6"),
+            source,
+        }),
+    }
 }

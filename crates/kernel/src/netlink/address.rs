@@ -4,12 +4,12 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 
 use super::Netlink;
-use crate::DriverError;
+use crate::KernelError;
 
 impl Netlink {
     /// `ip addr replace ADDRESS/PREFIX dev INDEX nodad` — idempotent; IPv6 skips duplicate
     /// address detection so the address is usable at once, as Docker does.
-    pub async fn replace_address(&self, index: u32, address: IpNetwork) -> Result<(), DriverError> {
+    pub async fn replace_address(&self, index: u32, address: IpNetwork) -> Result<(), KernelError> {
         let mut request = self
             .handle
             .address()
@@ -24,7 +24,7 @@ impl Netlink {
         request
             .execute()
             .await
-            .map_err(DriverError::netlink(format!(
+            .map_err(KernelError::netlink(format!(
                 "add address {address} to {index}"
             )))
     }

@@ -14,7 +14,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
 use crate::netlink::Netlink;
-use crate::DriverError;
+use crate::KernelError;
 
 /// An open network namespace and a netlink connection inside it.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct Netns {
 
 impl Netns {
     /// `ip netns add`: a new namespace bind-mounted at `path`, with loopback up.
-    pub async fn create(path: &Path) -> Result<Self, DriverError> {
+    pub async fn create(path: &Path) -> Result<Self, KernelError> {
         let target = path.to_path_buf();
         let netns = on_thread(path, move || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
@@ -34,21 +34,21 @@ impl Netns {
             bind_thread_netns(&target)
         })
         .await?;
-        netns.netlink.set_up_by_index(1).await?;
+        netns.netlink.set_up(1).await?;
         Ok(netns)
     }
 
     /// Bind-mounts the caller's own namespace at `path` (sandboxes on the `host` network).
-    pub async fn bind_current(path: &Path) -> Result<Self, DriverError> {
+    pub async fn bind_current(path: &Path) -> Result<Self, KernelError> {
         let target = path.to_path_buf();
         on_thread(path, move || bind_thread_netns(&target)).await
     }
 
     /// Opens a namespace that already exists at `path`.
-    pub async fn open(path: &Path) -> Result<Self, DriverError> {
+    pub async fn open(path: &Path) -> Result<Self, KernelError> {
         let file = File::open(path).map_err(netns_err(path, "open"))?;
         if !is_nsfs(&file) {
-            return Err(DriverError::Netns {
+            return Err(KernelError::Netns {
                 path: path.into(),
                 what: "open",
                 source: std::io::Error::other("not a network namespace"),
@@ -73,13 +73,20 @@ impl Netns {
     }
 }
 
+/// The calling thread's own namespace, open (`/proc/thread-self/ns/net`): for links made
+/// with their other end "in" it, to be taken by a runtime from there.
+pub fn own() -> Result<File, KernelError> {
+    let path = "/proc/thread-self/ns/net";
+    File::open(path).map_err(netns_err(Path::new(path), "open"))
+}
+
 /// True when `path` is a live network namespace mount.
 pub fn exists(path: &Path) -> bool {
     File::open(path).map(|f| is_nsfs(&f)).unwrap_or(false)
 }
 
 /// `ip netns delete`: unmounts and removes the file; a missing one is not an error.
-pub fn remove(path: &Path) -> Result<(), DriverError> {
+pub fn remove(path: &Path) -> Result<(), KernelError> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(netns_err(path, "unmount")(io(e))),
@@ -125,7 +132,7 @@ fn bind_thread_netns(target: &Path) -> std::io::Result<()> {
 async fn on_thread(
     path: &Path,
     enter: impl FnOnce() -> std::io::Result<()> + Send + 'static,
-) -> Result<Netns, DriverError> {
+) -> Result<Netns, KernelError> {
     let runtime = tokio::runtime::Handle::current();
     let path_buf = path.to_path_buf();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -144,16 +151,16 @@ async fn on_thread(
             });
         let _ = tx.send(result);
     });
-    rx.await.map_err(|_| DriverError::Netns {
+    rx.await.map_err(|_| KernelError::Netns {
         path: path.into(),
         what: "thread",
         source: std::io::Error::other("namespace thread panicked"),
     })?
 }
 
-fn netns_err(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> DriverError {
+fn netns_err(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> KernelError {
     let path = path.to_path_buf();
-    move |source| DriverError::Netns { path, what, source }
+    move |source| KernelError::Netns { path, what, source }
 }
 
 fn io(e: nix::errno::Errno) -> std::io::Error {

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
 use super::Netlink;
-use crate::DriverError;
+use crate::KernelError;
 
 impl Netlink {
     /// `ip route replace default via GATEWAY dev INDEX metric METRIC` — idempotent.
@@ -18,7 +18,7 @@ impl Netlink {
         gateway: IpAddr,
         index: u32,
         metric: u32,
-    ) -> Result<(), DriverError> {
+    ) -> Result<(), KernelError> {
         let msg = match gateway {
             IpAddr::V4(gw) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
                 .gateway(gw)
@@ -37,13 +37,13 @@ impl Netlink {
             .replace()
             .execute()
             .await
-            .map_err(DriverError::netlink(format!(
+            .map_err(KernelError::netlink(format!(
                 "add default route via {gateway}"
             )))
     }
 
     /// `ip route show table main; ip -6 route show table main`: destination prefixes.
-    pub async fn route_destinations(&self) -> Result<Vec<IpNetwork>, DriverError> {
+    pub async fn route_destinations(&self) -> Result<Vec<IpNetwork>, KernelError> {
         let mut out = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut query = RouteMessage::default();
@@ -55,7 +55,7 @@ impl Netlink {
                 .execute()
                 .try_collect()
                 .await
-                .map_err(DriverError::netlink("list routes"))?;
+                .map_err(KernelError::netlink("list routes"))?;
             out.extend(routes.into_iter().filter_map(destination));
         }
         Ok(out)

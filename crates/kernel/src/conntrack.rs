@@ -4,7 +4,7 @@ use tokio::process::Command;
 
 /// `conntrack -D -f ipv4|ipv6 -p udp --orig-port-dst PORT`: UDP flows to a port that is no
 /// longer published would otherwise keep going to the old container until they time out.
-pub(super) async fn forget_udp(v6: bool, host_port: u16) {
+pub async fn forget_udp(v6: bool, host_port: u16) {
     let family = if v6 { "ipv6" } else { "ipv4" };
     let result = Command::new("conntrack")
         .args([

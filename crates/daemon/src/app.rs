@@ -1,0 +1,85 @@
+//! The wiring: sockets, controller, watchers, servers, and a clean stop.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::controller::{watch_dns_sources, watch_firewall, Controller};
+use crate::{server, DaemonConfig, DaemonError, Paths};
+
+/// Starts the daemon and serves until `shutdown` resolves. A clean stop closes the API and
+/// plugin sockets and removes their files (dockerd would keep trying a stale plugin
+/// socket); every network, endpoint and published port stays as it is in the kernel, and
+/// the next start takes them over.
+pub async fn run(
+    config: DaemonConfig,
+    paths: Paths,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    // First of all: a second daemon started by mistake stops here, before it reconciles
+    // anything (it would take the first one's networks for leftovers).
+    let api = server::bind_api(&paths.socket).await?;
+    let mut sockets = SocketFiles(vec![paths.socket.clone()]);
+    kernel::ports::raise_file_limit();
+    // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
+    // sysctls set.
+    if let Err(e) = kernel::sysctl::make_writable() {
+        tracing::warn!(error = %e, "/proc/sys stays read-only; setting up bridges will fail");
+    }
+    let controller = Arc::new(Controller::start(config, paths.clone()).await?);
+    tokio::spawn(watch_firewall(controller.clone()));
+    tokio::spawn(watch_dns_sources(controller.clone()));
+
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let plugin = match &paths.docker_plugin_socket {
+        Some(socket) => {
+            let listener = server::bind_docker_plugin(socket).await?;
+            sockets.0.push(socket.clone());
+            Some(tokio::spawn(server::serve_docker_plugin(
+                controller.clone(),
+                listener,
+                socket.clone(),
+                until_stopped(),
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("stopping: the kernel's networks stay as they are");
+        let _ = stop.send(true);
+    });
+    let served = server::serve(controller, api, &paths.socket, until_stopped()).await;
+    if let Some(plugin) = plugin {
+        let _ = plugin.await;
+    }
+    drop(sockets);
+    served
+}
+
+/// Socket files this daemon bound, removed when it stops.
+struct SocketFiles(Vec<PathBuf>);
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            remove_socket(path);
+        }
+    }
+}
+
+fn remove_socket(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket"),
+    }
+}

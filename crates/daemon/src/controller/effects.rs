@@ -1,0 +1,220 @@
+//! Kernel work a transaction does, each kind with its undo. Building effects are undone in
+//! reverse when a later step fails; teardown effects are best effort and never undone.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use drivers::firewall::PortForward;
+use drivers::{Driver, EndpointSpec, JoinTarget, NetworkSpec};
+use kernel::Netns;
+use plugin_api::ApiError;
+
+use super::errors::{from_driver, from_kernel};
+use super::Controller;
+use crate::model::{SandboxMode, SandboxRecord};
+
+pub(super) enum Effect {
+    /// The network's kernel objects. Undo: [`Effect::DeleteNetwork`].
+    CreateNetwork {
+        driver: String,
+        net: NetworkSpec,
+    },
+    DeleteNetwork {
+        driver: String,
+        net: NetworkSpec,
+    },
+    /// The sandbox's namespace, made or (for the host network) the daemon's own, bound at
+    /// `path` and kept open. Undo: [`Effect::RemoveNamespace`].
+    CreateNamespace {
+        sandbox: String,
+        path: PathBuf,
+        mode: SandboxMode,
+    },
+    RemoveNamespace {
+        sandbox: String,
+        path: PathBuf,
+    },
+    /// The sandbox's DNS server, resolv.conf and hosts file. Undo: [`Effect::StopDns`].
+    ServeDns(SandboxRecord),
+    StopDns(SandboxRecord),
+    /// An endpoint plugged in: into its sandbox's namespace, or (no sandbox) left for a
+    /// runtime. Undo: [`Effect::Leave`].
+    Join {
+        driver: String,
+        net: NetworkSpec,
+        ep: EndpointSpec,
+        sandbox: Option<String>,
+    },
+    Leave {
+        driver: String,
+        net: NetworkSpec,
+        ep: EndpointSpec,
+    },
+    /// As [`Effect::Leave`], without waiting for it (the kernel takes a while to unregister a
+    /// link, and a runtime waiting for the answer has no use for the wait).
+    LeaveLater {
+        driver: String,
+        net: NetworkSpec,
+        ep: EndpointSpec,
+    },
+    /// Published ports. Undo: [`Effect::Unpublish`].
+    Publish(Vec<PortForward>),
+    /// Withdrawn ports, and their UDP flows forgotten.
+    Unpublish(Vec<PortForward>),
+    /// An endpoint's names in the DNS directory. Undo: [`Effect::RemoveNames`].
+    AddNames(dns::EndpointNames),
+    RemoveNames(String),
+    /// The sandbox's hosts file rewritten with its addresses (best effort: it is a
+    /// courtesy to the container, and a transaction puts it last).
+    WriteHosts {
+        sandbox: SandboxRecord,
+        addresses: Vec<IpAddr>,
+    },
+}
+
+impl Effect {
+    /// Whether a failure of this effect is reported and passed over (teardown, and what
+    /// has no undo) rather than undoing the transaction.
+    pub fn is_best_effort(&self) -> bool {
+        matches!(
+            self,
+            Self::DeleteNetwork { .. }
+                | Self::RemoveNamespace { .. }
+                | Self::StopDns(_)
+                | Self::Leave { .. }
+                | Self::LeaveLater { .. }
+                | Self::Unpublish(_)
+                | Self::RemoveNames(_)
+                | Self::WriteHosts { .. }
+        )
+    }
+}
+
+impl Controller {
+    fn driver(&self, name: &str) -> Result<&Arc<dyn Driver>, ApiError> {
+        self.drivers
+            .get(name)
+            .ok_or_else(|| ApiError::internal(format!("no driver {name:?} in this daemon")))
+    }
+
+    pub(super) async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
+        match effect {
+            Effect::CreateNetwork { driver, net } => {
+                let driver = self.driver(driver)?;
+                driver.create_network(net).await.map_err(from_driver)
+            }
+            Effect::DeleteNetwork { driver, net } => {
+                let driver = self.driver(driver)?;
+                driver.delete_network(net).await.map_err(from_driver)
+            }
+            Effect::CreateNamespace {
+                sandbox,
+                path,
+                mode,
+            } => {
+                let made = match mode {
+                    SandboxMode::Host => Netns::bind_current(path).await,
+                    SandboxMode::Isolated => Netns::create(path).await,
+                };
+                self.namespaces.insert(sandbox, made.map_err(from_kernel)?);
+                Ok(())
+            }
+            Effect::RemoveNamespace { sandbox, path } => {
+                self.namespaces.remove(sandbox);
+                kernel::netns::remove(path).map_err(from_kernel)
+            }
+            Effect::ServeDns(sandbox) => self.start_dns(sandbox).await,
+            Effect::StopDns(sandbox) => {
+                self.stop_dns(sandbox);
+                Ok(())
+            }
+            Effect::Join {
+                driver,
+                net,
+                ep,
+                sandbox,
+            } => {
+                let driver = self.driver(driver)?;
+                let netns = match sandbox {
+                    Some(id) => Some(self.namespaces.get(id).ok_or_else(|| {
+                        ApiError::internal(format!(
+                            "the network namespace of sandbox {id} is not available"
+                        ))
+                    })?),
+                    None => None,
+                };
+                let target = match &netns {
+                    Some(netns) => JoinTarget::Sandbox(netns),
+                    None => JoinTarget::Runtime,
+                };
+                driver.join(net, ep, target).await.map_err(from_driver)
+            }
+            Effect::Leave { driver, net, ep } => {
+                let driver = self.driver(driver)?;
+                driver.leave(net, ep).await.map_err(from_driver)
+            }
+            Effect::LeaveLater { driver, net, ep } => {
+                let (driver, net, ep) = (self.driver(driver)?.clone(), net.clone(), ep.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = driver.leave(&net, &ep).await {
+                        tracing::warn!(endpoint = %ep.id, error = %e, "cannot remove an endpoint's interface");
+                    }
+                });
+                Ok(())
+            }
+            Effect::Publish(forwards) => self.firewall.publish(forwards).await,
+            Effect::Unpublish(forwards) => self.firewall.unpublish(forwards).await,
+            Effect::AddNames(names) => {
+                self.dns.directory().add_endpoint(names.clone());
+                Ok(())
+            }
+            Effect::RemoveNames(endpoint) => {
+                self.dns.directory().remove_endpoint(endpoint);
+                Ok(())
+            }
+            Effect::WriteHosts { sandbox, addresses } => self.write_hosts(sandbox, addresses),
+        }
+    }
+
+    /// Reverses a building effect, as far as it got; failures are logged (what is left over
+    /// is collected at the next start).
+    pub(super) async fn undo(&self, effect: &Effect) {
+        let reversed = match effect {
+            Effect::CreateNetwork { driver, net } => {
+                self.apply(&Effect::DeleteNetwork {
+                    driver: driver.clone(),
+                    net: net.clone(),
+                })
+                .await
+            }
+            Effect::CreateNamespace { sandbox, path, .. } => {
+                self.apply(&Effect::RemoveNamespace {
+                    sandbox: sandbox.clone(),
+                    path: path.clone(),
+                })
+                .await
+            }
+            Effect::ServeDns(sandbox) => self.apply(&Effect::StopDns(sandbox.clone())).await,
+            Effect::Join {
+                driver, net, ep, ..
+            } => {
+                self.apply(&Effect::Leave {
+                    driver: driver.clone(),
+                    net: net.clone(),
+                    ep: ep.clone(),
+                })
+                .await
+            }
+            Effect::Publish(forwards) => self.firewall.unpublish(forwards).await,
+            Effect::AddNames(names) => {
+                self.apply(&Effect::RemoveNames(names.endpoint_id.clone()))
+                    .await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = reversed {
+            tracing::warn!(error = %e.message, "undoing a step failed");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! An endpoint's veth pair: its host end a port of the bridge, its other end in the sandbox
+//! (or left for a runtime to take).
+//!
+//! A fresh pair is made in one request (the kernel echoes both ends' indexes), then both
+//! ends are configured at once, each end's steps sent back to back on its namespace's
+//! netlink connection: two round trips in all, whatever the number of steps.
+
+use std::os::fd::AsRawFd;
+
+use futures::future::{try_join, try_join_all, BoxFuture};
+use futures::FutureExt;
+use kernel::netlink::{Link, VethEnds};
+use kernel::{sysctl, KernelError, Netlink, Netns};
+
+use super::{host_end, runtime_end, BridgeDriver};
+use crate::{DriverError, EndpointSpec, NetworkSpec};
+
+impl BridgeDriver {
+    /// The veth with its other end as `ep.ifname` inside the sandbox, addressed and routed.
+    pub(super) async fn join_sandbox(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        sandbox: &Netns,
+    ) -> Result<(), DriverError> {
+        let host = host_end(&ep.id);
+        let inside = sandbox.netlink();
+        match self
+            .add_port(net, ep, &host, &ep.ifname, sandbox.raw_fd())
+            .await?
+        {
+            Some(made) => {
+                let peer = match made.peer_index {
+                    Some(index) => index,
+                    None => link_in(inside, &ep.ifname).await?.index,
+                };
+                try_join(
+                    self.bring_up_port(&host),
+                    configure_inside(inside, peer, false, ep),
+                )
+                .await?;
+            }
+            // Made by an earlier join (a restart): re-assert what may have changed.
+            None => {
+                self.reattach_port(net, &host).await?;
+                let link = link_in(inside, &ep.ifname).await?;
+                configure_inside(inside, link.index, link.up, ep).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A veth with both ends in this (dockerd's) namespace: the host end on the bridge and
+    /// up, the other end down with its MAC, for the runtime to move into the container and
+    /// configure (it looks the link up by name).
+    pub(super) async fn join_runtime(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+    ) -> Result<(), DriverError> {
+        let own = kernel::netns::own().map_err(DriverError::Kernel)?;
+        let (host, taken) = (host_end(&ep.id), runtime_end(&ep.id));
+        match self
+            .add_port(net, ep, &host, &taken, own.as_raw_fd())
+            .await?
+        {
+            Some(_) => self.bring_up_port(&host).await?,
+            None => self.reattach_port(net, &host).await?,
+        }
+        Ok(())
+    }
+
+    /// Makes the pair; `None` when it exists already (from an earlier join).
+    async fn add_port(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        host: &str,
+        peer: &str,
+        peer_netns: i32,
+    ) -> Result<Option<Link>, DriverError> {
+        let ends = |controller| VethEnds {
+            name: host,
+            peer,
+            peer_netns,
+            peer_mac: ep.mac,
+            mtu: net.mtu,
+            controller,
+        };
+        let bridge = self.bridge_index(net, false).await?;
+        match self.host.add_veth(&ends(bridge)).await {
+            Ok(link) => Ok(Some(link)),
+            Err(e) if e.already_exists() => Ok(None),
+            // Most likely a stale cached index: the bridge was re-created.
+            Err(_) => match self
+                .host
+                .add_veth(&ends(self.bridge_index(net, true).await?))
+                .await
+            {
+                Ok(link) => Ok(Some(link)),
+                Err(e) if e.already_exists() => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// A fresh host end: no IPv6 of its own (a bridge port needs none, and each link with
+    /// IPv6 adds a route the whole namespace's IPv6 table is walked past on every change),
+    /// then up with hairpin on, so a container reaches its own published ports.
+    async fn bring_up_port(&self, host: &str) -> Result<(), KernelError> {
+        sysctl::disable_ipv6(host)?;
+        self.host.set_port_up_with_hairpin(host).await
+    }
+
+    /// An existing host end on the bridge (which may have been re-created behind its back),
+    /// up, with hairpin on.
+    async fn reattach_port(&self, net: &NetworkSpec, host: &str) -> Result<(), DriverError> {
+        let bridge = self.bridge_index(net, true).await?;
+        let link = self
+            .host
+            .link_by_name(host)
+            .await?
+            .ok_or_else(|| KernelError::LinkNotFound(host.to_string()))?;
+        if link.controller != Some(bridge) || !link.up {
+            self.host.set_controller(link.index, bridge).await?;
+        }
+        self.host.set_hairpin(link.index).await?;
+        Ok(())
+    }
+}
+
+async fn link_in(netlink: &Netlink, name: &str) -> Result<Link, KernelError> {
+    netlink
+        .link_by_name(name)
+        .await?
+        .ok_or_else(|| KernelError::LinkNotFound(name.to_string()))
+}
+
+/// Inside the sandbox: IPv6 link-local only for an endpoint with an IPv6 address (an
+/// IPv4-only one stays quiet on IPv6, which matters with hundreds of ports on one bridge),
+/// up, its addresses, its default routes — sent back to back, answered together.
+async fn configure_inside(
+    inside: &Netlink,
+    index: u32,
+    already_up: bool,
+    ep: &EndpointSpec,
+) -> Result<(), KernelError> {
+    let mut steps: Vec<BoxFuture<'_, Result<(), KernelError>>> = Vec::new();
+    if !already_up {
+        let ipv6 = ep.addresses.iter().any(|a| a.is_ipv6());
+        steps.push(inside.set_ipv6_link_local(index, ipv6).boxed());
+        steps.push(inside.set_up(index).boxed());
+    }
+    for address in &ep.addresses {
+        steps.push(inside.replace_address(index, *address).boxed());
+    }
+    for gateway in &ep.gateways {
+        steps.push(
+            inside
+                .replace_default_route(*gateway, index, ep.route_metric)
+                .boxed(),
+        );
+    }
+    try_join_all(steps).await.map(drop)
+}

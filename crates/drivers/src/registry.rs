@@ -1,0 +1,59 @@
+//! Every driver this build has, by name: the one place a driver is added.
+
+use std::sync::Arc;
+
+use kernel::Netlink;
+
+use crate::bridge::BridgeDriver;
+use crate::host::HostDriver;
+use crate::null::NullDriver;
+use crate::Driver;
+
+/// The driver of a network created without `--driver` (Docker's default).
+pub const DEFAULT_DRIVER: &str = "bridge";
+
+/// How the daemon was configured, for the drivers that care.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Turn on IP forwarding where a network needs it (daemon.json `ip-forward`).
+    pub manage_forwarding: bool,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    drivers: Vec<Arc<dyn Driver>>,
+}
+
+impl Registry {
+    /// The drivers, working in the namespace `host` was opened in.
+    pub fn new(host: Netlink, settings: &Settings) -> Self {
+        Self {
+            drivers: vec![
+                Arc::new(BridgeDriver::new(host, settings.manage_forwarding)),
+                Arc::new(HostDriver),
+                Arc::new(NullDriver),
+            ],
+        }
+    }
+
+    /// The driver called `name`, or one of its aliases.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Driver>> {
+        self.drivers
+            .iter()
+            .find(|d| d.name() == name || d.aliases().contains(&name))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {
+        self.drivers.iter()
+    }
+
+    /// `bridge, host and null`, for messages.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.drivers.iter().map(|d| d.name()).collect();
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}

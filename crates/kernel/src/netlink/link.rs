@@ -1,0 +1,360 @@
+//! Links: bridges, veth pairs, VXLAN devices, their state and bridge-port settings.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST};
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoPortKind, InfoVeth,
+    InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+
+use super::{errno, Netlink, ENODEV};
+use crate::KernelError;
+
+/// What netctl needs to know of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub controller: Option<u32>,
+    pub mac: Option<Vec<u8>>,
+    /// The other end's index (a veth's peer, in its own namespace).
+    pub peer_index: Option<u32>,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Self {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            mtu: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            controller: None,
+            mac: None,
+            peer_index: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
+                LinkAttribute::Controller(c) => link.controller = Some(c),
+                LinkAttribute::Address(mac) => link.mac = Some(mac),
+                LinkAttribute::Link(peer) => link.peer_index = Some(peer),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            link.kind = Some(kind.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A veth pair whose second end is born in another namespace (a sandbox's, or the caller's
+/// own for a runtime that moves it later).
+#[derive(Debug, Clone)]
+pub struct VethEnds<'a> {
+    /// The end that stays here.
+    pub name: &'a str,
+    /// The end made in `peer_netns`.
+    pub peer: &'a str,
+    /// An open namespace file for the peer.
+    pub peer_netns: RawFd,
+    pub peer_mac: [u8; 6],
+    pub mtu: u32,
+    /// The bridge the near end is enslaved to at once.
+    pub controller: u32,
+}
+
+/// A VXLAN device: `ip link add NAME type vxlan id VNI local LOCAL dstport PORT dev DEV
+/// nolearning proxy` (learning off, ARP answered from neighbour entries).
+#[derive(Debug, Clone)]
+pub struct VxlanSpec<'a> {
+    pub name: &'a str,
+    pub vni: u32,
+    pub local: IpAddr,
+    pub port: u16,
+    /// The underlay device, by index.
+    pub underlay: Option<u32>,
+    pub mtu: u32,
+}
+
+impl Netlink {
+    /// `ip link show dev NAME`; `None` when there is no such link.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, KernelError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match stream.try_next().await {
+            Ok(msg) => Ok(msg.map(Link::from_message)),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) => Err(KernelError::netlink(format!("get link {name}"))(e)),
+        }
+    }
+
+    /// `ip link show`
+    pub async fn links(&self) -> Result<Vec<Link>, KernelError> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .map_ok(Link::from_message)
+            .try_collect()
+            .await
+            .map_err(KernelError::netlink("list links"))
+    }
+
+    /// `ip link add NAME address MAC mtu MTU type bridge mcast_snooping 0 nf_call_iptables 0|1`
+    /// (down); returns the bridge's index.
+    pub async fn add_bridge(
+        &self,
+        name: &str,
+        mac: [u8; 6],
+        mtu: u32,
+        nf_call_iptables: bool,
+    ) -> Result<u32, KernelError> {
+        let msg = LinkBridge::new(name)
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .mcast_snooping(false)
+            .nf_call_iptables(nf_call_iptables)
+            .build();
+        self.add_then_find(msg, name).await
+    }
+
+    /// `ip link set dev NAME type bridge mcast_snooping 0 nf_call_iptables 0|1 &&
+    /// ip link set dev NAME up`
+    pub async fn set_bridge(&self, index: u32, nf_call_iptables: bool) -> Result<(), KernelError> {
+        let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
+            .index(index)
+            .mcast_snooping(false)
+            .nf_call_iptables(nf_call_iptables)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink(format!("set bridge {index}")))
+    }
+
+    /// `ip link add NAME mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU
+    /// netns NS_FD` — the peer is born in its namespace, which is much cheaper than moving it
+    /// there afterwards. Both ends are created down (asking for the peer up in the same
+    /// message fails with ENOTCONN when it lands in another namespace). Returns the new link,
+    /// echoed by the kernel, so its index and its peer's index come without another request.
+    pub async fn add_veth(&self, ends: &VethEnds<'_>) -> Result<Link, KernelError> {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(ends.peer.to_string())
+            .address(ends.peer_mac.to_vec())
+            .mtu(ends.mtu)
+            .setns_by_fd(ends.peer_netns)
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(ends.name.to_string())
+            .mtu(ends.mtu)
+            .controller(ends.controller)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.create(msg, ends.name).await
+    }
+
+    /// `ip link add NAME type vxlan id VNI local LOCAL dstport PORT [dev DEV] nolearning
+    /// proxy mtu MTU` (down); returns its index.
+    pub async fn add_vxlan(&self, spec: &VxlanSpec<'_>) -> Result<u32, KernelError> {
+        let mut builder = LinkVxlan::new(spec.name, spec.vni)
+            .port(spec.port)
+            .learning(false)
+            .proxy(true)
+            .mtu(spec.mtu);
+        builder = match spec.local {
+            IpAddr::V4(local) => builder.local(local),
+            IpAddr::V6(local) => builder.local6(local),
+        };
+        if let Some(underlay) = spec.underlay {
+            builder = builder.dev(underlay);
+        }
+        self.add_then_find(builder.build(), spec.name).await
+    }
+
+    /// The VXLAN device's VNI and UDP port, as the kernel has them (`ip -d link show NAME`).
+    pub async fn vxlan_of(&self, name: &str) -> Result<Option<(u32, u16)>, KernelError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = match stream.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(None),
+            Err(e) if errno(&e) == Some(ENODEV) => return Ok(None),
+            Err(e) => return Err(KernelError::netlink(format!("get link {name}"))(e)),
+        };
+        let (mut vni, mut port) = (None, None);
+        for attr in msg.attributes {
+            let LinkAttribute::LinkInfo(infos) = attr else {
+                continue;
+            };
+            for info in infos {
+                let LinkInfo::Data(InfoData::Vxlan(items)) = info else {
+                    continue;
+                };
+                for item in items {
+                    match item {
+                        InfoVxlan::Id(id) => vni = Some(id),
+                        InfoVxlan::Port(p) => port = Some(p),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(vni.zip(port))
+    }
+
+    /// Sends a creation, then asks for the new link's index. Not [`Netlink::create`]: a
+    /// bridge brought up right after an echoed creation shows its carrier for a moment
+    /// longer (the kernel settles it later), and a caller that looks at once sees a state
+    /// that is about to change.
+    async fn add_then_find(&self, msg: LinkMessage, name: &str) -> Result<u32, KernelError> {
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink(format!("add link {name}")))?;
+        self.link_by_name(name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| KernelError::LinkNotFound(name.into()))
+    }
+
+    /// Sends a creation (`NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO`) and returns the link the
+    /// kernel made.
+    async fn create(&self, msg: LinkMessage, name: &str) -> Result<Link, KernelError> {
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
+        let echoed = self
+            .request(RouteNetlinkMessage::NewLink(msg), flags)
+            .await
+            .map_err(KernelError::netlink(format!("add link {name}")))?;
+        let made = echoed.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+            _ => None,
+        });
+        match made {
+            Some(link) => Ok(link),
+            // A kernel that does not echo: look it up.
+            None => self
+                .link_by_name(name)
+                .await?
+                .ok_or_else(|| KernelError::LinkNotFound(name.into())),
+        }
+    }
+
+    /// `ip link set dev INDEX up`
+    pub async fn set_up(&self, index: u32) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.set_link(msg, format!("set link {index} up")).await
+    }
+
+    /// `ip link set dev INDEX mtu MTU`
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.set_link(msg, format!("set mtu {mtu} on {index}"))
+            .await
+    }
+
+    /// `ip link set dev NAME up type bridge_slave hairpin on`: a bridge port that sends a
+    /// frame back out of the port it came in on (a container reaching its own published
+    /// port), and up, in one request.
+    pub async fn set_port_up_with_hairpin(&self, name: &str) -> Result<(), KernelError> {
+        let msg = LinkMessageBuilder::<LinkBridgePort>::default()
+            .name(name.to_string())
+            .set_port_kind(InfoPortKind::Bridge)
+            .hairpin(true)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink(format!("set {name} up with hairpin")))
+    }
+
+    /// `ip link set dev INDEX type bridge_slave hairpin on`
+    pub async fn set_hairpin(&self, index: u32) -> Result<(), KernelError> {
+        let msg = LinkBridgePort::new(index).hairpin(true).build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink(format!("set hairpin on {index}")))
+    }
+
+    /// `ip link set dev INDEX addrgenmode none|eui64` — with `none` the link makes no IPv6
+    /// link-local address and so stays quiet on IPv6 (no duplicate address detection, router
+    /// solicitations or MLD reports). Takes effect only on a link that is down.
+    pub async fn set_ipv6_link_local(&self, index: u32, on: bool) -> Result<(), KernelError> {
+        let mode = if on {
+            In6AddrGenMode::Eui64
+        } else {
+            In6AddrGenMode::None
+        };
+        let msg = LinkUnspec::new_with_index(index)
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(mode)],
+            )]))
+            .build();
+        self.set_link(msg, format!("set addrgenmode on {index}"))
+            .await
+    }
+
+    /// `ip link set dev INDEX master BRIDGE up`
+    pub async fn set_controller(&self, index: u32, bridge_index: u32) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .controller(bridge_index)
+            .up()
+            .build();
+        self.set_link(msg, format!("set master of {index}")).await
+    }
+
+    /// `ip link del dev NAME`, in one request (the kernel finds the link by name); returns
+    /// false when there was no such link.
+    pub async fn delete_link_by_name(&self, name: &str) -> Result<bool, KernelError> {
+        let mut request = self.handle.link().del(0);
+        *request.message_mut() = LinkUnspec::new_with_name(name).build();
+        match request.execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(false),
+            Err(e) => Err(KernelError::netlink(format!("delete link {name}"))(e)),
+        }
+    }
+
+    /// `ip link set …`: sends a change to an existing link.
+    async fn set_link(&self, msg: LinkMessage, what: String) -> Result<(), KernelError> {
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink(what))
+    }
+}

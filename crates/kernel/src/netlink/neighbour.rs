@@ -1,0 +1,112 @@
+//! Permanent neighbour entries: an overlay answers ARP and NDP for remote endpoints from
+//! these instead of flooding the question over the network.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{errno, Netlink, ENOENT};
+use crate::KernelError;
+
+/// One neighbour entry: an address and the MAC it is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub address: IpAddr,
+    pub mac: [u8; 6],
+}
+
+fn message(index: u32, address: IpAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.ifindex = index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::from(
+            address,
+        )));
+    msg
+}
+
+impl Netlink {
+    /// `ip neigh replace ADDRESS lladdr MAC dev INDEX nud permanent` — idempotent.
+    pub async fn replace_neighbour(
+        &self,
+        index: u32,
+        neighbour: &Neighbour,
+    ) -> Result<(), KernelError> {
+        let mut msg = message(index, neighbour.address);
+        msg.header.state = NeighbourState::Permanent;
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(neighbour.mac.to_vec()));
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        self.request(RouteNetlinkMessage::NewNeighbour(msg), flags)
+            .await
+            .map(drop)
+            .map_err(KernelError::netlink(format!(
+                "add neighbour {} on {index}",
+                neighbour.address
+            )))
+    }
+
+    /// `ip neigh del ADDRESS dev INDEX`; returns false when there was no such entry.
+    pub async fn delete_neighbour(&self, index: u32, address: IpAddr) -> Result<bool, KernelError> {
+        match self
+            .request(
+                RouteNetlinkMessage::DelNeighbour(message(index, address)),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if errno(&e) == Some(ENOENT) => Ok(false),
+            Err(e) => Err(KernelError::netlink(format!(
+                "delete neighbour {address} on {index}"
+            ))(e)),
+        }
+    }
+
+    /// `ip neigh show dev INDEX nud permanent`
+    pub async fn permanent_neighbours(&self, index: u32) -> Result<Vec<Neighbour>, KernelError> {
+        let all: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(KernelError::netlink("list neighbours"))?;
+        Ok(all
+            .into_iter()
+            .filter(|m| m.header.ifindex == index && m.header.state == NeighbourState::Permanent)
+            .filter_map(|m| {
+                let mut address = None;
+                let mut mac = None;
+                for attr in m.attributes {
+                    match attr {
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                            address = Some(IpAddr::V4(a))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                            address = Some(IpAddr::V6(a))
+                        }
+                        NeighbourAttribute::LinkLayerAddress(l) => {
+                            mac = <[u8; 6]>::try_from(l).ok()
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Neighbour {
+                    address: address?,
+                    mac: mac?,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,146 @@
+//! Watching a store: the batches applied after a revision, in order, each once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::{Entry, Key, Prefix, Revision, StoreError};
+
+/// One change to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Put(Entry),
+    Delete { key: Key, revision: Revision },
+}
+
+impl Event {
+    pub fn key(&self) -> &Key {
+        match self {
+            Self::Put(entry) => &entry.key,
+            Self::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// What one applied batch changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub revision: Revision,
+    pub events: Vec<Event>,
+}
+
+/// Recent batches, and the channel new ones are announced on. A backend keeps one; watches
+/// start from its history and continue on the channel, with no gap between the two because
+/// both are taken under the history's lock.
+pub(crate) struct Feed {
+    inner: Mutex<FeedInner>,
+    capacity: usize,
+}
+
+struct FeedInner {
+    recent: VecDeque<Arc<Changes>>,
+    /// The revision before the oldest kept batch: watches from here on can be served.
+    floor: Revision,
+    sender: broadcast::Sender<Arc<Changes>>,
+}
+
+impl Feed {
+    pub(crate) fn new(current: Revision, capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(FeedInner {
+                recent: VecDeque::new(),
+                floor: current,
+                sender: broadcast::channel(capacity).0,
+            }),
+            capacity,
+        }
+    }
+
+    /// Records an applied batch and announces it.
+    pub(crate) fn publish(&self, changes: Changes) {
+        let mut inner = self.inner.lock().expect("feed lock");
+        let changes = Arc::new(changes);
+        inner.recent.push_back(changes.clone());
+        while inner.recent.len() > self.capacity {
+            if let Some(old) = inner.recent.pop_front() {
+                inner.floor = old.revision;
+            }
+        }
+        // Nobody listening is fine.
+        let _ = inner.sender.send(changes);
+    }
+
+    pub(crate) fn watch(&self, prefix: &Prefix, from: Revision) -> Result<Watch, StoreError> {
+        let inner = self.inner.lock().expect("feed lock");
+        if from < inner.floor {
+            return Err(StoreError::Compacted {
+                from,
+                oldest: inner.floor,
+            });
+        }
+        let pending = inner
+            .recent
+            .iter()
+            .filter(|c| c.revision > from)
+            .cloned()
+            .collect();
+        Ok(Watch {
+            prefix: prefix.clone(),
+            last: from,
+            pending,
+            receiver: inner.sender.subscribe(),
+        })
+    }
+}
+
+/// A stream of the changes under a prefix. Dropping it stops the watch.
+pub struct Watch {
+    prefix: Prefix,
+    last: Revision,
+    pending: VecDeque<Arc<Changes>>,
+    receiver: broadcast::Receiver<Arc<Changes>>,
+}
+
+impl Watch {
+    /// The next batch that changed something under the prefix, with only those events.
+    /// [`StoreError::Compacted`] when this watch fell too far behind.
+    pub async fn next(&mut self) -> Result<Changes, StoreError> {
+        loop {
+            let changes = match self.pending.pop_front() {
+                Some(changes) => changes,
+                None => match self.receiver.recv().await {
+                    Ok(changes) => changes,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Err(StoreError::Compacted {
+                            from: self.last,
+                            oldest: self.last + 1,
+                        })
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(StoreError::Backend {
+                            what: "watch".into(),
+                            message: "the store was closed".into(),
+                        })
+                    }
+                },
+            };
+            if changes.revision <= self.last {
+                continue;
+            }
+            self.last = changes.revision;
+            let events: Vec<Event> = changes
+                .events
+                .iter()
+                .filter(|e| self.prefix.contains(e.key()))
+                .cloned()
+                .collect();
+            if !events.is_empty() {
+                return Ok(Changes {
+                    revision: changes.revision,
+                    events,
+                });
+            }
+        }
+    }
+}
