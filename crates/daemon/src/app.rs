@@ -26,7 +26,7 @@ pub async fn run(
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
     // sysctls set.
     if let Err(e) = kernel::sysctl::make_writable() {
-        tracing::warn!(error = %e, "/proc/sys stays read-only; setting up bridges will fail");
+        tracing::warn!(error = %e, "/proc/sys stays read-only; setting up networks will fail");
     }
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));

@@ -21,14 +21,23 @@ use crate::DaemonError;
 
 const TABLES: [&str; 4] = ["networks", "sandboxes", "endpoints", "docker_pools"];
 
+/// A driver's name and settings for a stored network: the name the registry knows it by
+/// (old records said `none` for `null`), and what the driver makes of the network's options.
+pub type Settle<'a> = dyn Fn(&str, &BTreeMap<String, String>, u32) -> Result<(String, serde_json::Value), String>
+    + 'a;
+
 /// Moves an old layout's tables into the current one; returns whether there was one.
-pub fn upgrade(store: &LocalStore, node: &str) -> Result<bool, DaemonError> {
+pub fn upgrade(store: &LocalStore, node: &str, settle: &Settle<'_>) -> Result<bool, DaemonError> {
     store
-        .import_legacy(&TABLES, |tables| convert(&tables, node))
+        .import_legacy(&TABLES, |tables| convert(&tables, node, settle))
         .map_err(|e| DaemonError::Store(e.to_string()))
 }
 
-fn convert(tables: &BTreeMap<String, Vec<(String, String)>>, node: &str) -> Result<Batch, String> {
+fn convert(
+    tables: &BTreeMap<String, Vec<(String, String)>>,
+    node: &str,
+    settle: &Settle<'_>,
+) -> Result<Batch, String> {
     let rows = |table: &str| tables.get(table).map(Vec::as_slice).unwrap_or(&[]);
     let mut batch = Batch::new();
     for (id, json) in rows("networks") {
@@ -39,7 +48,9 @@ fn convert(tables: &BTreeMap<String, Vec<(String, String)>>, node: &str) -> Resu
                 network_id: old.id.clone(),
             });
         }
-        batch = batch.put_record(&old.upgrade());
+        let (driver, config) = settle(&old.driver, &old.options, old.mtu)
+            .map_err(|e| format!("network {}: {e}", old.name))?;
+        batch = batch.put_record(&old.upgrade(driver, config));
     }
     for (id, json) in rows("sandboxes") {
         let old: SandboxV0 = parse(id, json)?;
@@ -74,11 +85,9 @@ fn local() -> AddressScope {
 struct NetworkV0 {
     id: String,
     name: String,
-    /// `bridge`, `host` or `none`.
     driver: String,
     created: String,
     mtu: u32,
-    icc: bool,
     internal: bool,
     ipv6: bool,
     subnets: Vec<SubnetRecord>,
@@ -91,16 +100,11 @@ struct NetworkV0 {
 }
 
 impl NetworkV0 {
-    fn upgrade(self) -> NetworkRecord {
-        let (driver, driver_config) = match self.driver.as_str() {
-            "bridge" => ("bridge", serde_json::json!({ "icc": self.icc })),
-            "none" => ("null", serde_json::Value::Null),
-            other => (other, serde_json::Value::Null),
-        };
+    fn upgrade(self, driver: String, driver_config: serde_json::Value) -> NetworkRecord {
         NetworkRecord {
             id: self.id,
             name: self.name,
-            driver: driver.to_string(),
+            driver,
             created: self.created,
             address_scope: self.scope,
             mtu: self.mtu,
@@ -270,9 +274,25 @@ mod tests {
         serde_json::from_value(envelope["record"].clone()).unwrap()
     }
 
+    /// What the registry answers for the drivers these records name.
+    fn settle(
+        driver: &str,
+        options: &BTreeMap<String, String>,
+        _mtu: u32,
+    ) -> Result<(String, serde_json::Value), String> {
+        match driver {
+            "none" => Ok(("null".into(), serde_json::Value::Null)),
+            "bridge" => {
+                let icc = options.get("icc").is_none_or(|v| v != "false");
+                Ok(("bridge".into(), serde_json::json!({ "icc": icc })))
+            }
+            other => Err(format!("no driver {other}")),
+        }
+    }
+
     #[test]
     fn old_records_become_current_ones() {
-        let batch = convert(&tables(), "node1").unwrap();
+        let batch = convert(&tables(), "node1", &settle).unwrap();
         let web: NetworkRecord = record(&batch, "local/network/7af3");
         assert_eq!(web.driver, "bridge");
         assert_eq!(web.driver_config, serde_json::json!({"icc": false}));
@@ -311,7 +331,7 @@ mod tests {
     fn a_record_that_does_not_parse_stops_the_whole_move() {
         let mut tables = tables();
         tables.get_mut("sandboxes").unwrap()[0].1 = "{not json".into();
-        let e = convert(&tables, "n").unwrap_err();
+        let e = convert(&tables, "n", &settle).unwrap_err();
         assert!(e.contains("record s1"), "{e}");
     }
 }

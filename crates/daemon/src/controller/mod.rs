@@ -75,12 +75,6 @@ impl Controller {
                 source,
             })?;
         }
-        let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
-            .map_err(|e| DaemonError::Store(e.to_string()))?;
-        let node = reconcile::this_node(&local).await?;
-        if crate::migrate::upgrade(&local, &node.id)? {
-            tracing::info!("store moved to the current layout");
-        }
         let host = Netlink::connect().map_err(|source| DaemonError::Io {
             what: "netlink socket",
             path: "/proc/self/ns/net".into(),
@@ -92,6 +86,21 @@ impl Controller {
         let settings = Settings {
             manage_forwarding: config.ip_forward.unwrap_or(true),
         };
+        let drivers = Registry::new(host.clone(), &settings);
+        let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
+            .map_err(|e| DaemonError::Store(e.to_string()))?;
+        let node = reconcile::this_node(&local).await?;
+        if crate::migrate::upgrade(&local, &node.id, &|driver, options, mtu| {
+            let driver = drivers
+                .get(driver)
+                .ok_or_else(|| format!("no driver {driver:?} in this netctl"))?;
+            let settings = driver
+                .parse_options(options, &drivers::NetworkDefaults { mtu })
+                .map_err(|e| e.to_string())?;
+            Ok((driver.name().to_string(), settings.config))
+        })? {
+            tracing::info!("store moved to the current layout");
+        }
         let controller = Self {
             state: Mutex::new(State::new(Ipam::new(
                 config.local_pool_templates(),
@@ -99,7 +108,7 @@ impl Controller {
             ))),
             locks: Locks::default(),
             store: Arc::new(local),
-            drivers: Registry::new(host.clone(), &settings),
+            drivers,
             namespaces: Namespaces::default(),
             firewall: FirewallGate::default(),
             host,

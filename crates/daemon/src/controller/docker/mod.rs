@@ -23,8 +23,8 @@ use plugin_api::ApiError;
 
 use super::Controller;
 
-/// The driver of the networks dockerd makes with `-d netctl`.
-pub(super) const DOCKER_DRIVER: &str = "bridge";
+/// The driver of the networks dockerd makes with `-d netctl`: netctl's default.
+pub(super) const DOCKER_DRIVER: &str = drivers::DEFAULT_DRIVER;
 
 /// dockerd prints the message after `Iface.Method: `; say who is speaking.
 fn plugin_error(e: ApiError) -> PluginError {
