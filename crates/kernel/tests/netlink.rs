@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use netctl_kernel::netlink::{FdbEntry, Neighbour, VethEnds, VxlanSpec};
+use netctl_kernel::netlink::{FdbEntry, Neighbour, Request, VethEnds, VxlanSpec};
 use netctl_kernel::Netns;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -125,8 +125,9 @@ fn vxlan_fdb_and_neighbour_entries_are_written_and_read_back() {
             })
             .await
             .unwrap();
-        assert_eq!(nl.vxlan_of("tvx0").await.unwrap(), Some((4242, 4789)));
-        assert_eq!(nl.vxlan_of("nothere").await.unwrap(), None);
+        let link = nl.link_by_name("tvx0").await.unwrap().unwrap();
+        assert_eq!((link.index, link.vxlan), (vxlan, Some((4242, 4789))));
+        assert_eq!(nl.link_by_name("nothere").await.unwrap(), None);
 
         // Flooding to two remotes: the same all-zero MAC twice (APPEND, not EXCL).
         let flood = |remote: &str| FdbEntry {
@@ -169,5 +170,33 @@ fn vxlan_fdb_and_neighbour_entries_are_written_and_read_back() {
         assert!(nl.delete_neighbour(vxlan, neighbour.address).await.unwrap());
         assert!(!nl.delete_neighbour(vxlan, neighbour.address).await.unwrap());
         assert_eq!(nl.permanent_neighbours(vxlan).await.unwrap(), vec![v6]);
+    });
+}
+
+#[test]
+fn a_batch_is_handled_in_order_and_its_failure_named() {
+    runtime().block_on(async {
+        let host = Scratch::new().await;
+        let nl = host.netns.netlink();
+        let bridge = nl
+            .add_bridge("tbr1", [2, 0x6e, 0, 0, 0, 2], 1500, false)
+            .await
+            .unwrap();
+        let e = nl
+            .run_all(vec![
+                Request::link_up(bridge),
+                Request::link_up(999_999),
+                Request::link_mtu(bridge, 1400),
+                Request::replace_address(bridge, "192.0.2.1/24".parse().unwrap()),
+            ])
+            .await
+            .unwrap_err();
+        // Named by the kind of request it answered.
+        assert!(e.to_string().contains("set link 999999 up"), "{e}");
+        assert!(!e.to_string().contains("add address"), "{e}");
+        let link = nl.link_by_name("tbr1").await.unwrap().unwrap();
+        assert!(link.up, "the first request was done");
+        assert_eq!(link.mtu, Some(1400), "and the one after the failure too");
+        nl.run_all(vec![]).await.unwrap();
     });
 }

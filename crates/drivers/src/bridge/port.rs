@@ -7,10 +7,9 @@
 
 use std::os::fd::AsRawFd;
 
-use futures::future::{try_join, try_join_all, BoxFuture};
-use futures::FutureExt;
-use kernel::netlink::{Link, VethEnds};
-use kernel::{sysctl, KernelError, Netlink, Netns};
+use futures::future::try_join;
+use kernel::netlink::{Link, Request, VethEnds};
+use kernel::{KernelError, Netlink, Netns};
 
 use super::{host_end, runtime_end, BridgeDriver};
 use crate::{DriverError, EndpointSpec, NetworkSpec};
@@ -35,8 +34,8 @@ impl BridgeDriver {
                     None => link_in(inside, &ep.ifname).await?.index,
                 };
                 try_join(
-                    self.bring_up_port(&host),
-                    configure_inside(inside, peer, false, ep),
+                    self.bring_up_port(made.index, &host),
+                    inside.run_all(inside_requests(peer, false, ep)),
                 )
                 .await?;
             }
@@ -44,7 +43,9 @@ impl BridgeDriver {
             None => {
                 self.reattach_port(net, &host).await?;
                 let link = link_in(inside, &ep.ifname).await?;
-                configure_inside(inside, link.index, link.up, ep).await?;
+                inside
+                    .run_all(inside_requests(link.index, link.up, ep))
+                    .await?;
             }
         }
         Ok(())
@@ -64,7 +65,7 @@ impl BridgeDriver {
             .add_port(net, ep, &host, &taken, own.as_raw_fd())
             .await?
         {
-            Some(_) => self.bring_up_port(&host).await?,
+            Some(made) => self.bring_up_port(made.index, &host).await?,
             None => self.reattach_port(net, &host).await?,
         }
         Ok(())
@@ -104,12 +105,17 @@ impl BridgeDriver {
         }
     }
 
-    /// A fresh host end: no IPv6 of its own (a bridge port needs none, and each link with
-    /// IPv6 adds a route the whole namespace's IPv6 table is walked past on every change),
-    /// then up with hairpin on, so a container reaches its own published ports.
-    async fn bring_up_port(&self, host: &str) -> Result<(), KernelError> {
-        sysctl::disable_ipv6(host)?;
-        self.host.set_port_up_with_hairpin(host).await
+    /// A fresh host end: no IPv6 link-local address (a bridge port needs none, and hundreds
+    /// of ports doing duplicate address detection, router solicitations and MLD flood each
+    /// other), then up with hairpin on, so a container reaches its own published ports. Sent
+    /// back to back: the kernel handles them in order.
+    async fn bring_up_port(&self, index: u32, host: &str) -> Result<(), KernelError> {
+        self.host
+            .run_all(vec![
+                Request::ipv6_link_local(index, false),
+                Request::port_up_with_hairpin(host),
+            ])
+            .await
     }
 
     /// An existing host end on the bridge (which may have been re-created behind its back),
@@ -138,28 +144,23 @@ async fn link_in(netlink: &Netlink, name: &str) -> Result<Link, KernelError> {
 
 /// Inside the sandbox: IPv6 link-local only for an endpoint with an IPv6 address (an
 /// IPv4-only one stays quiet on IPv6, which matters with hundreds of ports on one bridge),
-/// up, its addresses, its default routes — sent back to back, answered together.
-async fn configure_inside(
-    inside: &Netlink,
-    index: u32,
-    already_up: bool,
-    ep: &EndpointSpec,
-) -> Result<(), KernelError> {
-    let mut steps: Vec<BoxFuture<'_, Result<(), KernelError>>> = Vec::new();
+/// up, its addresses, its default routes — one batch, handled by the kernel in order.
+fn inside_requests(index: u32, already_up: bool, ep: &EndpointSpec) -> Vec<Request> {
+    let mut requests = Vec::new();
     if !already_up {
         let ipv6 = ep.addresses.iter().any(|a| a.is_ipv6());
-        steps.push(inside.set_ipv6_link_local(index, ipv6).boxed());
-        steps.push(inside.set_up(index).boxed());
+        requests.push(Request::ipv6_link_local(index, ipv6));
+        requests.push(Request::link_up(index));
     }
     for address in &ep.addresses {
-        steps.push(inside.replace_address(index, *address).boxed());
+        requests.push(Request::replace_address(index, *address));
     }
     for gateway in &ep.gateways {
-        steps.push(
-            inside
-                .replace_default_route(*gateway, index, ep.route_metric)
-                .boxed(),
-        );
+        requests.push(Request::replace_default_route(
+            *gateway,
+            index,
+            ep.route_metric,
+        ));
     }
-    try_join_all(steps).await.map(drop)
+    requests
 }

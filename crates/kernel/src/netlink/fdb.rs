@@ -3,14 +3,13 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{errno, Netlink, ENOENT};
+use super::{Netlink, Request, ENOENT};
 use crate::KernelError;
 
 /// One forwarding entry: frames for `mac` go through the tunnel to `remote`.
@@ -55,54 +54,47 @@ impl Netlink {
     /// (the all-zero one, for flooding) may have several remotes; rtnetlink's own request
     /// sends EXCL or REPLACE only. Appending an entry that is there already changes nothing.
     pub async fn append_fdb(&self, index: u32, entry: &FdbEntry) -> Result<(), KernelError> {
-        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
-        match self
-            .request(
-                RouteNetlinkMessage::NewNeighbour(message(index, entry)),
-                flags,
-            )
-            .await
-        {
+        let request = Request::change(
+            RouteNetlinkMessage::NewNeighbour(message(index, entry)),
+            NLM_F_CREATE | NLM_F_APPEND,
+            format!("append fdb entry dst {} on {index}", entry.remote),
+        );
+        match self.run(request).await {
             Ok(_) => Ok(()),
-            Err(e) if errno(&e) == Some(super::EEXIST) => Ok(()),
-            Err(e) => Err(KernelError::netlink(format!(
-                "append fdb entry dst {} on {index}",
-                entry.remote
-            ))(e)),
+            Err(e) if e.already_exists() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     /// `bridge fdb del MAC dev INDEX dst REMOTE self`; deleting an entry that is not there is
     /// not an error (the kernel does not always say which it was).
     pub async fn delete_fdb(&self, index: u32, entry: &FdbEntry) -> Result<(), KernelError> {
-        match self
-            .request(
-                RouteNetlinkMessage::DelNeighbour(message(index, entry)),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
-            .await
-        {
+        let request = Request::change(
+            RouteNetlinkMessage::DelNeighbour(message(index, entry)),
+            0,
+            format!("delete fdb entry dst {} on {index}", entry.remote),
+        );
+        match self.run(request).await {
             Ok(_) => Ok(()),
-            Err(e) if errno(&e) == Some(ENOENT) => Ok(()),
-            Err(e) => Err(KernelError::netlink(format!(
-                "delete fdb entry dst {} on {index}",
-                entry.remote
-            ))(e)),
+            Err(e) if e.errno() == Some(ENOENT) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     /// `bridge fdb show dev INDEX`: the entries with a remote (the device's own, made with
     /// `self`).
     pub async fn fdb_entries(&self, index: u32) -> Result<Vec<FdbEntry>, KernelError> {
-        let mut request = self.handle.neighbours().get();
-        request.message_mut().header.family = AddressFamily::Bridge;
-        let all: Vec<NeighbourMessage> = request
-            .execute()
-            .try_collect()
-            .await
-            .map_err(KernelError::netlink("list fdb entries"))?;
+        let mut query = NeighbourMessage::default();
+        query.header.family = AddressFamily::Bridge;
+        let all = self
+            .dump(RouteNetlinkMessage::GetNeighbour(query), "list fdb entries")
+            .await?;
         Ok(all
             .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
+                _ => None,
+            })
             .filter(|m| m.header.ifindex == index)
             .filter_map(|m| {
                 let mut mac = None;

@@ -3,8 +3,7 @@
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 
-use futures::TryStreamExt;
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoPortKind, InfoVeth,
     InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -12,7 +11,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
-use super::{errno, Netlink, ENODEV};
+use super::{Netlink, Request, ENODEV};
 use crate::KernelError;
 
 /// What netctl needs to know of a link.
@@ -27,6 +26,8 @@ pub struct Link {
     pub mac: Option<Vec<u8>>,
     /// The other end's index (a veth's peer, in its own namespace).
     pub peer_index: Option<u32>,
+    /// A VXLAN device's VNI and UDP port.
+    pub vxlan: Option<(u32, u16)>,
 }
 
 impl Link {
@@ -40,6 +41,7 @@ impl Link {
             controller: None,
             mac: None,
             peer_index: None,
+            vxlan: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -48,17 +50,31 @@ impl Link {
                 LinkAttribute::Controller(c) => link.controller = Some(c),
                 LinkAttribute::Address(mac) => link.mac = Some(mac),
                 LinkAttribute::Link(peer) => link.peer_index = Some(peer),
-                LinkAttribute::LinkInfo(infos) => {
-                    for info in infos {
-                        if let LinkInfo::Kind(kind) = info {
-                            link.kind = Some(kind.to_string());
-                        }
-                    }
-                }
+                LinkAttribute::LinkInfo(infos) => link.read_info(infos),
                 _ => {}
             }
         }
         link
+    }
+
+    fn read_info(&mut self, infos: Vec<LinkInfo>) {
+        for info in infos {
+            match info {
+                LinkInfo::Kind(kind) => self.kind = Some(kind.to_string()),
+                LinkInfo::Data(InfoData::Vxlan(items)) => {
+                    let (mut vni, mut port) = (None, None);
+                    for item in items {
+                        match item {
+                            InfoVxlan::Id(id) => vni = Some(id),
+                            InfoVxlan::Port(p) => port = Some(p),
+                            _ => {}
+                        }
+                    }
+                    self.vxlan = vni.zip(port);
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -91,32 +107,116 @@ pub struct VxlanSpec<'a> {
     pub mtu: u32,
 }
 
+fn set(msg: LinkMessage, what: String) -> Request {
+    Request::change(RouteNetlinkMessage::SetLink(msg), 0, what)
+}
+
+/// A change to an existing link through RTM_NEWLINK, which can also carry bridge-port
+/// settings.
+fn change(msg: LinkMessage, what: String) -> Request {
+    Request::change(RouteNetlinkMessage::NewLink(msg), 0, what)
+}
+
+impl Request {
+    /// `ip link set dev INDEX up`
+    pub fn link_up(index: u32) -> Self {
+        set(
+            LinkUnspec::new_with_index(index).up().build(),
+            format!("set link {index} up"),
+        )
+    }
+
+    /// `ip link set dev INDEX mtu MTU`
+    pub fn link_mtu(index: u32, mtu: u32) -> Self {
+        set(
+            LinkUnspec::new_with_index(index).mtu(mtu).build(),
+            format!("set mtu {mtu} on {index}"),
+        )
+    }
+
+    /// `ip link set dev INDEX addrgenmode none|eui64` — with `none` the link makes no IPv6
+    /// link-local address and so stays quiet on IPv6 (no duplicate address detection,
+    /// router solicitations or MLD reports). Takes effect only on a link that is down.
+    pub fn ipv6_link_local(index: u32, on: bool) -> Self {
+        let mode = if on {
+            In6AddrGenMode::Eui64
+        } else {
+            In6AddrGenMode::None
+        };
+        let msg = LinkUnspec::new_with_index(index)
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(mode)],
+            )]))
+            .build();
+        set(msg, format!("set addrgenmode on {index}"))
+    }
+
+    /// `ip link set dev NAME up type bridge_slave hairpin on`: a bridge port that sends a
+    /// frame back out of the port it came in on (a container reaching its own published
+    /// port), and up, in one request.
+    pub fn port_up_with_hairpin(name: &str) -> Self {
+        let msg = LinkMessageBuilder::<LinkBridgePort>::default()
+            .name(name.to_string())
+            .set_port_kind(InfoPortKind::Bridge)
+            .hairpin(true)
+            .up()
+            .build();
+        change(msg, format!("set {name} up with hairpin"))
+    }
+
+    /// `ip link set dev INDEX type bridge_slave hairpin on`
+    pub fn hairpin(index: u32) -> Self {
+        change(
+            LinkBridgePort::new(index).hairpin(true).build(),
+            format!("set hairpin on {index}"),
+        )
+    }
+
+    /// `ip link set dev INDEX master BRIDGE up`
+    pub fn link_controller(index: u32, bridge_index: u32) -> Self {
+        set(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge_index)
+                .up()
+                .build(),
+            format!("set master of {index}"),
+        )
+    }
+}
+
 impl Netlink {
     /// `ip link show dev NAME`; `None` when there is no such link.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, KernelError> {
-        let mut stream = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match stream.try_next().await {
-            Ok(msg) => Ok(msg.map(Link::from_message)),
-            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-            Err(e) => Err(KernelError::netlink(format!("get link {name}"))(e)),
+        let request = Request {
+            message: RouteNetlinkMessage::GetLink(LinkUnspec::new_with_name(name).build()),
+            flags: NLM_F_REQUEST,
+            what: format!("get link {name}"),
+        };
+        match self.run(request).await {
+            Ok(messages) => Ok(messages.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+                _ => None,
+            })),
+            Err(e) if e.errno() == Some(ENODEV) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     /// `ip link show`
     pub async fn links(&self) -> Result<Vec<Link>, KernelError> {
-        self.handle
-            .link()
-            .get()
-            .execute()
-            .map_ok(Link::from_message)
-            .try_collect()
-            .await
-            .map_err(KernelError::netlink("list links"))
+        let all = self
+            .dump(
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                "list links",
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `ip link add NAME address MAC mtu MTU type bridge mcast_snooping 0 nf_call_iptables 0|1`
@@ -146,12 +246,9 @@ impl Netlink {
             .nf_call_iptables(nf_call_iptables)
             .up()
             .build();
-        self.handle
-            .link()
-            .change(msg)
-            .execute()
+        self.run(change(msg, format!("set bridge {index}")))
             .await
-            .map_err(KernelError::netlink(format!("set bridge {index}")))
+            .map(drop)
     }
 
     /// `ip link add NAME mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU
@@ -172,7 +269,24 @@ impl Netlink {
             .controller(ends.controller)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
-        self.create(msg, ends.name).await
+        let request = Request::change(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+            format!("add link {}", ends.name),
+        );
+        let echoed = self.run(request).await?;
+        let made = echoed.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+            _ => None,
+        });
+        match made {
+            Some(link) => Ok(link),
+            // A kernel that does not echo: look it up.
+            None => self
+                .link_by_name(ends.name)
+                .await?
+                .ok_or_else(|| KernelError::LinkNotFound(ends.name.into())),
+        }
     }
 
     /// `ip link add NAME type vxlan id VNI local LOCAL dstport PORT [dev DEV] nolearning
@@ -193,168 +307,71 @@ impl Netlink {
         self.add_then_find(builder.build(), spec.name).await
     }
 
-    /// The VXLAN device's VNI and UDP port, as the kernel has them (`ip -d link show NAME`).
-    pub async fn vxlan_of(&self, name: &str) -> Result<Option<(u32, u16)>, KernelError> {
-        let mut stream = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        let msg = match stream.try_next().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Ok(None),
-            Err(e) if errno(&e) == Some(ENODEV) => return Ok(None),
-            Err(e) => return Err(KernelError::netlink(format!("get link {name}"))(e)),
-        };
-        let (mut vni, mut port) = (None, None);
-        for attr in msg.attributes {
-            let LinkAttribute::LinkInfo(infos) = attr else {
-                continue;
-            };
-            for info in infos {
-                let LinkInfo::Data(InfoData::Vxlan(items)) = info else {
-                    continue;
-                };
-                for item in items {
-                    match item {
-                        InfoVxlan::Id(id) => vni = Some(id),
-                        InfoVxlan::Port(p) => port = Some(p),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        Ok(vni.zip(port))
-    }
-
-    /// Sends a creation, then asks for the new link's index. Not [`Netlink::create`]: a
+    /// Sends a creation, then asks for the new link's index. Not an echoed creation: a
     /// bridge brought up right after an echoed creation shows its carrier for a moment
     /// longer (the kernel settles it later), and a caller that looks at once sees a state
     /// that is about to change.
     async fn add_then_find(&self, msg: LinkMessage, name: &str) -> Result<u32, KernelError> {
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(KernelError::netlink(format!("add link {name}")))?;
+        let request = Request::change(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("add link {name}"),
+        );
+        self.run(request).await?;
         self.link_by_name(name)
             .await?
             .map(|l| l.index)
             .ok_or_else(|| KernelError::LinkNotFound(name.into()))
     }
 
-    /// Sends a creation (`NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO`) and returns the link the
-    /// kernel made.
-    async fn create(&self, msg: LinkMessage, name: &str) -> Result<Link, KernelError> {
-        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
-        let echoed = self
-            .request(RouteNetlinkMessage::NewLink(msg), flags)
-            .await
-            .map_err(KernelError::netlink(format!("add link {name}")))?;
-        let made = echoed.into_iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
-            _ => None,
-        });
-        match made {
-            Some(link) => Ok(link),
-            // A kernel that does not echo: look it up.
-            None => self
-                .link_by_name(name)
-                .await?
-                .ok_or_else(|| KernelError::LinkNotFound(name.into())),
-        }
-    }
-
     /// `ip link set dev INDEX up`
     pub async fn set_up(&self, index: u32) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index).up().build();
-        self.set_link(msg, format!("set link {index} up")).await
+        self.run(Request::link_up(index)).await.map(drop)
     }
 
     /// `ip link set dev INDEX mtu MTU`
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        self.set_link(msg, format!("set mtu {mtu} on {index}"))
-            .await
+        self.run(Request::link_mtu(index, mtu)).await.map(drop)
     }
 
-    /// `ip link set dev NAME up type bridge_slave hairpin on`: a bridge port that sends a
-    /// frame back out of the port it came in on (a container reaching its own published
-    /// port), and up, in one request.
-    pub async fn set_port_up_with_hairpin(&self, name: &str) -> Result<(), KernelError> {
-        let msg = LinkMessageBuilder::<LinkBridgePort>::default()
-            .name(name.to_string())
-            .set_port_kind(InfoPortKind::Bridge)
-            .hairpin(true)
-            .up()
-            .build();
-        self.handle
-            .link()
-            .set_port(msg)
-            .execute()
+    /// See [`Request::ipv6_link_local`].
+    pub async fn set_ipv6_link_local(&self, index: u32, on: bool) -> Result<(), KernelError> {
+        self.run(Request::ipv6_link_local(index, on))
             .await
-            .map_err(KernelError::netlink(format!("set {name} up with hairpin")))
+            .map(drop)
+    }
+
+    /// See [`Request::port_up_with_hairpin`].
+    pub async fn set_port_up_with_hairpin(&self, name: &str) -> Result<(), KernelError> {
+        self.run(Request::port_up_with_hairpin(name))
+            .await
+            .map(drop)
     }
 
     /// `ip link set dev INDEX type bridge_slave hairpin on`
     pub async fn set_hairpin(&self, index: u32) -> Result<(), KernelError> {
-        let msg = LinkBridgePort::new(index).hairpin(true).build();
-        self.handle
-            .link()
-            .set_port(msg)
-            .execute()
-            .await
-            .map_err(KernelError::netlink(format!("set hairpin on {index}")))
-    }
-
-    /// `ip link set dev INDEX addrgenmode none|eui64` — with `none` the link makes no IPv6
-    /// link-local address and so stays quiet on IPv6 (no duplicate address detection, router
-    /// solicitations or MLD reports). Takes effect only on a link that is down.
-    pub async fn set_ipv6_link_local(&self, index: u32, on: bool) -> Result<(), KernelError> {
-        let mode = if on {
-            In6AddrGenMode::Eui64
-        } else {
-            In6AddrGenMode::None
-        };
-        let msg = LinkUnspec::new_with_index(index)
-            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-                vec![AfSpecInet6::AddrGenMode(mode)],
-            )]))
-            .build();
-        self.set_link(msg, format!("set addrgenmode on {index}"))
-            .await
+        self.run(Request::hairpin(index)).await.map(drop)
     }
 
     /// `ip link set dev INDEX master BRIDGE up`
     pub async fn set_controller(&self, index: u32, bridge_index: u32) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index)
-            .controller(bridge_index)
-            .up()
-            .build();
-        self.set_link(msg, format!("set master of {index}")).await
+        self.run(Request::link_controller(index, bridge_index))
+            .await
+            .map(drop)
     }
 
     /// `ip link del dev NAME`, in one request (the kernel finds the link by name); returns
     /// false when there was no such link.
     pub async fn delete_link_by_name(&self, name: &str) -> Result<bool, KernelError> {
-        let mut request = self.handle.link().del(0);
-        *request.message_mut() = LinkUnspec::new_with_name(name).build();
-        match request.execute().await {
-            Ok(()) => Ok(true),
-            Err(e) if errno(&e) == Some(ENODEV) => Ok(false),
-            Err(e) => Err(KernelError::netlink(format!("delete link {name}"))(e)),
+        let request = Request::change(
+            RouteNetlinkMessage::DelLink(LinkUnspec::new_with_name(name).build()),
+            0,
+            format!("delete link {name}"),
+        );
+        match self.run(request).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(ENODEV) => Ok(false),
+            Err(e) => Err(e),
         }
-    }
-
-    /// `ip link set …`: sends a change to an existing link.
-    async fn set_link(&self, msg: LinkMessage, what: String) -> Result<(), KernelError> {
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(KernelError::netlink(what))
     }
 }

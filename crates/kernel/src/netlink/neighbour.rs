@@ -3,14 +3,13 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{errno, Netlink, ENOENT};
+use super::{Netlink, Request, ENOENT};
 use crate::KernelError;
 
 /// One neighbour entry: an address and the MAC it is at.
@@ -45,45 +44,42 @@ impl Netlink {
         msg.header.state = NeighbourState::Permanent;
         msg.attributes
             .push(NeighbourAttribute::LinkLayerAddress(neighbour.mac.to_vec()));
-        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
-        self.request(RouteNetlinkMessage::NewNeighbour(msg), flags)
-            .await
-            .map(drop)
-            .map_err(KernelError::netlink(format!(
-                "add neighbour {} on {index}",
-                neighbour.address
-            )))
+        let request = Request::change(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            format!("add neighbour {} on {index}", neighbour.address),
+        );
+        self.run(request).await.map(drop)
     }
 
     /// `ip neigh del ADDRESS dev INDEX`; returns false when there was no such entry.
     pub async fn delete_neighbour(&self, index: u32, address: IpAddr) -> Result<bool, KernelError> {
-        match self
-            .request(
-                RouteNetlinkMessage::DelNeighbour(message(index, address)),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
-            .await
-        {
+        let request = Request::change(
+            RouteNetlinkMessage::DelNeighbour(message(index, address)),
+            0,
+            format!("delete neighbour {address} on {index}"),
+        );
+        match self.run(request).await {
             Ok(_) => Ok(true),
-            Err(e) if errno(&e) == Some(ENOENT) => Ok(false),
-            Err(e) => Err(KernelError::netlink(format!(
-                "delete neighbour {address} on {index}"
-            ))(e)),
+            Err(e) if e.errno() == Some(ENOENT) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     /// `ip neigh show dev INDEX nud permanent`
     pub async fn permanent_neighbours(&self, index: u32) -> Result<Vec<Neighbour>, KernelError> {
-        let all: Vec<NeighbourMessage> = self
-            .handle
-            .neighbours()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(KernelError::netlink("list neighbours"))?;
+        let all = self
+            .dump(
+                RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+                "list neighbours",
+            )
+            .await?;
         Ok(all
             .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
+                _ => None,
+            })
             .filter(|m| m.header.ifindex == index && m.header.state == NeighbourState::Permanent)
             .filter_map(|m| {
                 let mut address = None;

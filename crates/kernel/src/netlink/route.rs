@@ -2,23 +2,18 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
-use super::Netlink;
+use super::{Netlink, Request};
 use crate::KernelError;
 
-impl Netlink {
+impl Request {
     /// `ip route replace default via GATEWAY dev INDEX metric METRIC` — idempotent.
-    pub async fn replace_default_route(
-        &self,
-        gateway: IpAddr,
-        index: u32,
-        metric: u32,
-    ) -> Result<(), KernelError> {
+    pub fn replace_default_route(gateway: IpAddr, index: u32, metric: u32) -> Self {
         let msg = match gateway {
             IpAddr::V4(gw) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
                 .gateway(gw)
@@ -31,15 +26,25 @@ impl Netlink {
                 .priority(metric)
                 .build(),
         };
-        self.handle
-            .route()
-            .add(msg)
-            .replace()
-            .execute()
+        Request::change(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            format!("add default route via {gateway}"),
+        )
+    }
+}
+
+impl Netlink {
+    /// See [`Request::replace_default_route`].
+    pub async fn replace_default_route(
+        &self,
+        gateway: IpAddr,
+        index: u32,
+        metric: u32,
+    ) -> Result<(), KernelError> {
+        self.run(Request::replace_default_route(gateway, index, metric))
             .await
-            .map_err(KernelError::netlink(format!(
-                "add default route via {gateway}"
-            )))
+            .map(drop)
     }
 
     /// `ip route show table main; ip -6 route show table main`: destination prefixes.
@@ -48,15 +53,13 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut query = RouteMessage::default();
             query.header.address_family = family;
-            let routes: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(query)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(KernelError::netlink("list routes"))?;
-            out.extend(routes.into_iter().filter_map(destination));
+            let routes = self
+                .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
+                .await?;
+            out.extend(routes.into_iter().filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => destination(route),
+                _ => None,
+            }));
         }
         Ok(out)
     }
