@@ -1,6 +1,6 @@
 //! What each command does: the daemon, or one call to it through the management API.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use plugin_api::client::Client;
@@ -26,8 +26,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok((client.sandbox_inspect(&name).await?, client.info().await?))
             })?;
             let netns = PathBuf::from(&sandbox.network_settings.sandbox_key);
-            let resolv_conf = PathBuf::from(&sandbox.resolv_conf_path);
-            exec::exec_in(&netns, info.pid, &sandbox.hostname, &resolv_conf, &command)
+            let hosts = PathBuf::from(&sandbox.hosts_path);
+            let files = exec::SandboxFiles {
+                resolv_conf: Path::new(&sandbox.resolv_conf_path),
+                hosts: (!sandbox.hosts_path.is_empty()).then_some(hosts.as_path()),
+            };
+            exec::exec_in(&netns, info.pid, &sandbox.hostname, &files, &command)
         }
         Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
         Command::Firewall(FirewallCommand::Reload) => block_on(async {

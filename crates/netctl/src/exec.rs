@@ -1,7 +1,7 @@
 //! `netctl sandbox exec`: enter the sandbox's network namespace, give the command the
-//! sandbox's hostname in a UTS namespace of its own and the sandbox's resolv.conf as
-//! /etc/resolv.conf in a mount namespace of its own (as `ip netns exec` does with
-//! /etc/netns/NAME/), then replace this process.
+//! sandbox's hostname in a UTS namespace of its own and the sandbox's resolv.conf and hosts
+//! file as /etc/resolv.conf and /etc/hosts in a mount namespace of its own (as `ip netns
+//! exec` does with /etc/netns/NAME/), then replace this process.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -32,11 +32,17 @@ fn open_netns(path: &Path, daemon_pid: u32) -> anyhow::Result<File> {
         })
 }
 
-/// Shows `resolv_conf` as /etc/resolv.conf to this process only. A mount's source must be in
-/// the caller's mount namespace, so the file is named by path after the unshare (a plain
-/// file, unlike the namespace mounts, is visible even when the daemon runs in a mount
-/// namespace of its own).
-fn mount_resolv_conf(resolv_conf: &Path) -> anyhow::Result<()> {
+/// The sandbox's files shown in place of the host's, to this process only.
+pub struct SandboxFiles<'a> {
+    pub resolv_conf: &'a Path,
+    /// Absent for a sandbox made by a daemon that wrote none.
+    pub hosts: Option<&'a Path>,
+}
+
+/// Shows the sandbox's files over /etc's. A mount's source must be in the caller's mount
+/// namespace, so each file is named by path after the unshare (a plain file, unlike the
+/// namespace mounts, is visible even when the daemon runs in a mount namespace of its own).
+fn mount_files(files: &SandboxFiles) -> anyhow::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS).context("creating a mount namespace")?;
     // Keep our mounts from propagating back to the host's namespace.
     mount(
@@ -47,19 +53,24 @@ fn mount_resolv_conf(resolv_conf: &Path) -> anyhow::Result<()> {
         None::<&str>,
     )
     .context("making mounts private")?;
-    mount(
-        Some(resolv_conf),
-        "/etc/resolv.conf",
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .with_context(|| {
-        format!(
-            "mounting the sandbox's resolv.conf {} on /etc/resolv.conf",
-            resolv_conf.display()
+    let hosts = files.hosts.filter(|h| h.exists());
+    for (source, target) in [
+        (Some(files.resolv_conf), "/etc/resolv.conf"),
+        (hosts, "/etc/hosts"),
+    ] {
+        let Some(source) = source else {
+            continue;
+        };
+        mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
         )
-    })
+        .with_context(|| format!("mounting the sandbox's {} on {target}", source.display()))?;
+    }
+    Ok(())
 }
 
 fn is_netns(file: &File) -> bool {
@@ -71,11 +82,11 @@ pub fn exec_in(
     netns: &Path,
     daemon_pid: u32,
     hostname: &str,
-    resolv_conf: &Path,
+    files: &SandboxFiles,
     command: &[String],
 ) -> anyhow::Result<()> {
     let file = open_netns(netns, daemon_pid)?;
-    mount_resolv_conf(resolv_conf)?;
+    mount_files(files)?;
     setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
         .context("entering the sandbox's network namespace")?;
     unshare(CloneFlags::CLONE_NEWUTS).context("creating a UTS namespace")?;

@@ -297,3 +297,78 @@ fn several_networks_give_a_sandbox_several_interfaces() {
         "{routes}"
     );
 }
+
+#[test]
+fn a_sandbox_has_a_hosts_file_that_follows_its_networks() {
+    let host = Host::with_daemon();
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&[
+        "network",
+        "create",
+        "lab",
+        "--ipv6",
+        "--subnet",
+        "172.31.0.0/24",
+        "--subnet",
+        "fd00:31::/64",
+    ])
+    .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "--hostname",
+        "web1",
+    ])
+    .expect_ok();
+    let path = sandbox(&host, "a")["HostsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web = address(&host, "a", "web");
+    let shown = host.sandbox_exec("a", &["cat", "/etc/hosts"]).expect_ok();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), shown);
+    assert!(
+        shown.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        "{shown}"
+    );
+    assert!(shown.ends_with(&format!("{web}\tweb1\n")), "{shown}");
+    // The sandbox's own name resolves to its address without any DNS.
+    let found = host
+        .sandbox_exec("a", &["getent", "hosts", "web1"])
+        .expect_ok();
+    assert!(found.starts_with(&web), "{found}");
+
+    host.netctl(&["network", "connect", "lab", "a"]).expect_ok();
+    let lab = address(&host, "a", "lab");
+    let v6 = sandbox(&host, "a")["NetworkSettings"]["Networks"]["lab"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = host.sandbox_exec("a", &["cat", "/etc/hosts"]).expect_ok();
+    for address in [&web, &lab, &v6] {
+        assert!(shown.contains(&format!("{address}\tweb1\n")), "{shown}");
+    }
+    host.netctl(&["network", "disconnect", "lab", "a"])
+        .expect_ok();
+    let shown = std::fs::read_to_string(&path).unwrap();
+    assert!(!shown.contains(&lab) && !shown.contains(&v6), "{shown}");
+    assert!(shown.ends_with(&format!("{web}\tweb1\n")), "{shown}");
+
+    // In the host's namespace, the host's own hosts file.
+    host.netctl(&["sandbox", "create", "h", "--network", "host"])
+        .expect_ok();
+    let h = sandbox(&host, "h")["HostsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(h).unwrap(),
+        std::fs::read_to_string("/etc/hosts").unwrap()
+    );
+    host.netctl(&["sandbox", "rm", "a"]).expect_ok();
+    assert!(!std::path::Path::new(&path).exists());
+}

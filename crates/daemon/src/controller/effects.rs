@@ -74,6 +74,26 @@ pub(super) enum Effect {
 }
 
 impl Effect {
+    /// For the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateNetwork { .. } => "create network",
+            Self::DeleteNetwork { .. } => "delete network",
+            Self::CreateNamespace { .. } => "create namespace",
+            Self::RemoveNamespace { .. } => "remove namespace",
+            Self::ServeDns(_) => "serve dns",
+            Self::StopDns(_) => "stop dns",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+            Self::LeaveLater { .. } => "leave later",
+            Self::Publish(_) => "publish",
+            Self::Unpublish(_) => "unpublish",
+            Self::AddNames(_) => "add names",
+            Self::RemoveNames(_) => "remove names",
+            Self::WriteHosts { .. } => "write hosts",
+        }
+    }
+
     /// Whether a failure of this effect is reported and passed over (teardown, and what
     /// has no undo) rather than undoing the transaction.
     pub fn is_best_effort(&self) -> bool {

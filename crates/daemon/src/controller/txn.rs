@@ -94,6 +94,7 @@ impl Controller {
         &self,
         plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
     ) -> Result<(T, Done), ApiError> {
+        let started = std::time::Instant::now();
         let (txn, value) = {
             let mut state = self.state.lock().await;
             let (txn, value) = plan(&mut state)?;
@@ -112,9 +113,14 @@ impl Controller {
             unplan,
             ..
         } = txn;
+        let persisted = started.elapsed();
         let mut done = Done::default();
+        let mut took = Vec::with_capacity(effects.len());
         for (at, effect) in effects.iter().enumerate() {
-            let Err(e) = self.apply(effect).await else {
+            let step = std::time::Instant::now();
+            let applied = self.apply(effect).await;
+            took.push((effect.name(), step.elapsed()));
+            let Err(e) = applied else {
                 continue;
             };
             if effect.is_best_effort() {
@@ -137,6 +143,7 @@ impl Controller {
             unplan(&mut state);
             return Err(e);
         }
+        tracing::debug!(%what, total = ?started.elapsed(), planned_and_persisted = ?persisted, effects = ?took, "done");
         Ok((value, done))
     }
 }
