@@ -5,12 +5,17 @@ mod attach;
 mod dns;
 mod docker_run;
 mod netctl_host;
+mod process;
 mod publish;
 mod report;
 mod stats;
 mod throughput;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+
+use netctl_host::Build;
 
 #[derive(Parser)]
 #[command(
@@ -18,8 +23,33 @@ use clap::{Parser, Subcommand};
     about = "netctl measured against its peers in the same run"
 )]
 struct Cli {
+    /// Also measure the netctl at PATH (another build, say the previous commit's) as the
+    /// peer `netctl@base`, in the same run (attach, publish, dns).
+    #[arg(long, global = true)]
+    baseline: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// This build, then `--baseline`'s.
+    fn builds(&self) -> Vec<Build> {
+        std::iter::once(Build::this())
+            .chain(self.baseline.as_deref().map(Build::baseline))
+            .collect()
+    }
+
+    /// `peers` with `netctl@base` after `netctl` when there is a baseline.
+    fn with_baseline(&self, peers: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for peer in peers {
+            out.push(peer.clone());
+            if peer == "netctl" && self.baseline.is_some() {
+                out.push(netctl_host::BASELINE.into());
+            }
+        }
+        out
+    }
 }
 
 #[derive(Subcommand)]
@@ -36,7 +66,13 @@ enum Command {
         /// Timed attach/detach pairs per row.
         #[arg(long, default_value_t = 50)]
         samples: usize,
-        /// Print rows as a JSON array instead of a table.
+        /// Then: this many sandboxes attached all at once, per netctl build (0: skip).
+        #[arg(long, default_value_t = 100)]
+        concurrent: usize,
+        /// Rounds of the concurrent attach.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Print rows as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -100,23 +136,27 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let builds = cli.builds();
+    let baseline_peers = |peers: &[String]| cli.with_baseline(peers);
     if let Command::Publish {
-        mut counts,
+        counts,
         peers,
         samples,
         peer_cap,
         json,
-    } = cli.command
+    } = &cli.command
     {
+        let mut counts = counts.clone();
         counts.sort_unstable();
-        let rows = publish::run(&counts, &peers, samples, peer_cap)?;
-        return publish::print(&rows, json);
+        let peers = baseline_peers(peers);
+        let rows = publish::run(&counts, &peers, &builds, *samples, *peer_cap)?;
+        return publish::print(&rows, *json);
     }
-    match cli.command {
+    match &cli.command {
         Command::Publish { .. } => unreachable!("handled above"),
         Command::DockerRun { count, json } => {
-            let rows = docker_run::run(count)?;
-            docker_run::print(&rows, json)
+            let rows = docker_run::run(*count)?;
+            docker_run::print(&rows, *json)
         }
         Command::Dns {
             peers,
@@ -126,27 +166,49 @@ fn main() -> anyhow::Result<()> {
             json,
         } => {
             let options = dns::Options {
-                peers,
-                sandboxes,
-                seconds,
-                clients,
+                peers: peers.clone(),
+                sandboxes: *sandboxes,
+                seconds: *seconds,
+                clients: *clients,
             };
-            let (rows, memory) = dns::run(&options)?;
-            dns::print(&rows, &memory, json)
+            let (mut rows, mut memory) = dns::run(&options, &Build::this())?;
+            // The other build serves the same names in a setup of its own, measured after.
+            for build in builds.iter().skip(1) {
+                let theirs = dns::Options {
+                    peers: vec!["netctl".into()],
+                    ..options.clone()
+                };
+                let (more, memory_too) = dns::run(&theirs, build)?;
+                rows.extend(more);
+                memory.extend(memory_too);
+            }
+            dns::print(&rows, &memory, *json)
         }
         Command::Throughput { paths, json } => {
-            let rows = throughput::run(&paths)?;
-            throughput::print(&rows, json)
+            let rows = throughput::run(paths)?;
+            throughput::print(&rows, *json)
         }
         Command::Attach {
-            mut counts,
+            counts,
             peers,
             samples,
+            concurrent,
+            rounds,
             json,
         } => {
+            let mut counts = counts.clone();
             counts.sort_unstable();
-            let rows = attach::run(&counts, &peers, samples)?;
-            report::print(&rows, json)
+            let peers = baseline_peers(peers);
+            let options = attach::Options {
+                counts: &counts,
+                peers: &peers,
+                samples: *samples,
+                builds: &builds,
+                concurrent: *concurrent,
+                rounds: *rounds,
+            };
+            let (rows, concurrent) = attach::run(&options)?;
+            report::print(&rows, &concurrent, *json)
         }
     }
 }

@@ -16,9 +16,40 @@ pub struct NetctlHost {
     pub runtime: tokio::runtime::Runtime,
 }
 
+/// Which netctl a peer runs: this build, or another one (`--baseline`).
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// `netctl`, or `netctl@base`.
+    pub name: String,
+    /// `None`: the `netctl` next to this benchmark.
+    pub binary: Option<std::path::PathBuf>,
+}
+
+impl Build {
+    pub fn this() -> Self {
+        Self {
+            name: "netctl".into(),
+            binary: None,
+        }
+    }
+
+    pub fn baseline(binary: &std::path::Path) -> Self {
+        Self {
+            name: BASELINE.into(),
+            binary: Some(binary.to_path_buf()),
+        }
+    }
+}
+
+/// The peer name of `--baseline`'s build.
+pub const BASELINE: &str = "netctl@base";
+
 impl NetctlHost {
-    pub fn new() -> anyhow::Result<Self> {
-        let host = Host::with_daemon();
+    pub fn new(build: &Build) -> anyhow::Result<Self> {
+        let host = match &build.binary {
+            Some(binary) => Host::with_daemon_binary(binary),
+            None => Host::with_daemon(),
+        };
         let client = host.client();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -64,6 +95,6 @@ impl NetctlHost {
     }
 
     pub fn rss_mib(&self) -> Option<f64> {
-        crate::attach::rss_mib(self.host.daemon_pid()?)
+        crate::process::rss_mib(self.host.daemon_pid()?)
     }
 }

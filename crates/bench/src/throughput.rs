@@ -37,7 +37,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> anyhow::Result<Self> {
-        let netctl = NetctlHost::new()?;
+        let netctl = NetctlHost::new(&crate::netctl_host::Build::this())?;
         let outside = Host::new();
         Underlay::join(&netctl.host, &outside, "198.51.100");
         let server = netctl.sandbox("server", true)?;

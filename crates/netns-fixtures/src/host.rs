@@ -72,6 +72,8 @@ pub struct Host {
     dir: PathBuf,
     daemon: Option<Child>,
     config: Option<PathBuf>,
+    /// The `netctl` the daemon runs as; [`netctl_bin`] unless set.
+    binary: PathBuf,
 }
 
 impl Host {
@@ -91,6 +93,7 @@ impl Host {
             dir,
             daemon: None,
             config: None,
+            binary: netctl_bin(),
         };
         std::fs::create_dir_all(&host.dir).expect("scratch directory");
         // The daemon never reads the machine's own resolv.conf: no test query leaves the
@@ -103,6 +106,14 @@ impl Host {
     /// A host with a daemon already serving.
     pub fn with_daemon() -> Self {
         let mut host = Self::new();
+        host.start_daemon();
+        host
+    }
+
+    /// A host whose daemon (and CLI) is the `netctl` at `binary` — another build, to compare.
+    pub fn with_daemon_binary(binary: &Path) -> Self {
+        let mut host = Self::new();
+        host.binary = binary.to_path_buf();
         host.start_daemon();
         host
     }
@@ -172,7 +183,7 @@ impl Host {
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = File::create(self.dir.join("daemon.log")).expect("log file");
-        let mut cmd = self.command(netctl_bin());
+        let mut cmd = self.command(&self.binary);
         cmd.arg("--socket").arg(self.socket()).arg("daemon");
         cmd.arg("--data-root").arg(self.data_root());
         cmd.arg("--exec-root").arg(self.exec_root());
@@ -248,7 +259,7 @@ impl Host {
 
     /// `netctl --socket SOCKET ARGS…`
     pub fn netctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(netctl_bin())
+        let out = Command::new(&self.binary)
             .arg("--socket")
             .arg(self.socket())
             .args(args)

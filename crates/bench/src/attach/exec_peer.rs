@@ -7,7 +7,8 @@ use std::time::Duration;
 use netns_fixtures::Host;
 
 use super::sandboxes::Sandboxes;
-use super::{timed, Peer};
+use super::Peer;
+use crate::process::timed;
 
 /// What differs between exec'd peers: how to attach and detach sandbox `i`.
 pub trait Plugin {

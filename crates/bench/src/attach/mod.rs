@@ -1,6 +1,7 @@
 //! `netctl-bench attach`: one bridge, sandboxes attached one by one.
 
 mod cni;
+mod concurrent;
 mod exec_peer;
 mod netavark;
 mod netctl;
@@ -8,10 +9,11 @@ pub mod sandboxes;
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use netns_fixtures::Host;
 
-use crate::report::AttachRow;
+use crate::netctl_host::Build;
+use crate::report::{AttachRow, ConcurrentRow};
 use crate::stats::percentile_ms;
 
 /// One way of attaching a sandbox to a bridge network.
@@ -32,24 +34,55 @@ pub trait Peer {
     fn rss_mib(&self) -> Option<f64>;
 }
 
-fn make_peer(name: &str) -> anyhow::Result<Box<dyn Peer>> {
+fn make_peer(name: &str, builds: &[Build]) -> anyhow::Result<Box<dyn Peer>> {
+    if let Some(build) = builds.iter().find(|b| b.name == name) {
+        return Ok(Box::new(netctl::NetctlPeer::new(build)?));
+    }
     Ok(match name {
-        "netctl" => Box::new(netctl::NetctlPeer::new()?),
         "netavark" => Box::new(netavark::peer()?),
         "cni" => Box::new(cni::peer()?),
         other => bail!("unknown peer {other:?} (known: netctl, netavark, cni)"),
     })
 }
 
-pub fn run(counts: &[usize], peers: &[String], samples: usize) -> anyhow::Result<Vec<AttachRow>> {
+/// What one `netctl-bench attach` measures.
+pub struct Options<'a> {
+    pub counts: &'a [usize],
+    pub peers: &'a [String],
+    pub samples: usize,
+    /// The netctl builds among the peers (this one, and `--baseline`'s).
+    pub builds: &'a [Build],
+    /// Sandboxes attached at once in the concurrent measurement (0: none).
+    pub concurrent: usize,
+    pub rounds: usize,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<(Vec<AttachRow>, Vec<ConcurrentRow>)> {
+    let rows = one_at_a_time(options)?;
+    let mut concurrent = Vec::new();
+    if options.concurrent > 0 {
+        for build in options.builds {
+            let row = concurrent::measure(build, options.concurrent, options.rounds)?;
+            eprintln!(
+                "{}: {} concurrent attaches, wall p50 {:.2} ms",
+                build.name, options.concurrent, row.wall_p50_ms
+            );
+            concurrent.push(row);
+        }
+    }
+    Ok((rows, concurrent))
+}
+
+fn one_at_a_time(options: &Options) -> anyhow::Result<Vec<AttachRow>> {
+    let (counts, samples) = (options.counts, options.samples);
     let mut rows = Vec::new();
-    for name in peers {
-        let mut peer = make_peer(name)?;
+    for name in options.peers {
+        let mut peer = make_peer(name, options.builds)?;
         let mut progress = Progress::default();
         for &n in counts {
             match measure(peer.as_mut(), name, &mut progress, n, samples) {
                 Ok(row) => {
-                    eprintln!("{name}: n={n} attach p50 {:.2} ms", row.attach_p50_ms);
+                    eprintln!("{name}: n={n} attach p50 {:?} ms", row.attach_p50_ms);
                     rows.push(row);
                 }
                 Err(e) => {
@@ -58,9 +91,9 @@ pub fn run(counts: &[usize], peers: &[String], samples: usize) -> anyhow::Result
                     rows.push(AttachRow {
                         peer: name.clone(),
                         n,
-                        attach_p50_ms: 0.0,
-                        attach_p99_ms: 0.0,
-                        detach_p50_ms: 0.0,
+                        attach_p50_ms: None,
+                        attach_p99_ms: None,
+                        detach_p50_ms: None,
                         rss_mib: peer.rss_mib(),
                         error: Some(e.to_string().lines().next().unwrap_or_default().to_string()),
                     });
@@ -113,9 +146,9 @@ fn measure(
     Ok(AttachRow {
         peer: name.to_string(),
         n,
-        attach_p50_ms: percentile_ms(&attach_times, 50.0),
-        attach_p99_ms: percentile_ms(&attach_times, 99.0),
-        detach_p50_ms: percentile_ms(&detach_times, 50.0),
+        attach_p50_ms: Some(percentile_ms(&attach_times, 50.0)),
+        attach_p99_ms: Some(percentile_ms(&attach_times, 99.0)),
+        detach_p50_ms: Some(percentile_ms(&detach_times, 50.0)),
         rss_mib: peer.rss_mib(),
         error: None,
     })
@@ -151,57 +184,6 @@ fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
     }
     peer.host().ip(&["neigh", "flush", "all"]);
     Ok(())
-}
-
-/// RSS of a process, from /proc.
-pub fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Runs `cmd` with `input` on stdin; returns how long it took, or its stderr as the error.
-pub fn timed(cmd: std::process::Command, input: &str) -> anyhow::Result<Duration> {
-    timed_output(cmd, input).map(|(elapsed, _)| elapsed)
-}
-
-/// As [`timed`], also returning what the command printed.
-pub fn timed_output(
-    mut cmd: std::process::Command,
-    input: &str,
-) -> anyhow::Result<(Duration, String)> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let start = std::time::Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let elapsed = start.elapsed();
-    if !out.status.success() {
-        bail!(
-            "{:?} failed: {}{}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    Ok((elapsed, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// Sandbox `i`'s address in a /16 whose first two octets are `prefix` (skipping .0 and .1).

@@ -6,7 +6,7 @@ use netns_fixtures::Host;
 use plugin_api::{ConnectRequest, DisconnectRequest};
 
 use super::Peer;
-use crate::netctl_host::{NetctlHost, GATEWAY, NETWORK};
+use crate::netctl_host::{Build, NetctlHost, GATEWAY, NETWORK};
 
 pub struct NetctlPeer {
     netctl: NetctlHost,
@@ -15,9 +15,9 @@ pub struct NetctlPeer {
 }
 
 impl NetctlPeer {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(build: &Build) -> anyhow::Result<Self> {
         Ok(Self {
-            netctl: NetctlHost::new()?,
+            netctl: NetctlHost::new(build)?,
             netns: Vec::new(),
         })
     }

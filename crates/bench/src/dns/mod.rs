@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use netns_fixtures::{Dnsmasq, Underlay};
 use serde::Serialize;
 
-use crate::netctl_host::NetctlHost;
+use crate::netctl_host::{Build, NetctlHost};
 use crate::stats::percentile_ms;
 
 /// The upstream's address on the underlay; it answers every name under example.test.
@@ -42,11 +42,13 @@ pub struct DnsRow {
 /// listening sockets and names).
 #[derive(Debug, Clone, Serialize)]
 pub struct DnsMemory {
+    pub build: String,
     pub sandboxes: usize,
     pub rss_empty_mib: f64,
     pub rss_served_mib: f64,
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub peers: Vec<String>,
     pub sandboxes: usize,
@@ -54,11 +56,11 @@ pub struct Options {
     pub clients: u32,
 }
 
-pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
+pub fn run(options: &Options, build: &Build) -> anyhow::Result<(Vec<DnsRow>, Vec<DnsMemory>)> {
     for tool in ["dnsperf", "dnsmasq", "dig", "nsenter", "taskset"] {
         which(tool)?;
     }
-    let netctl = NetctlHost::new()?;
+    let netctl = NetctlHost::new(build)?;
     let outside = netns_fixtures::Host::new();
     Underlay::join(&netctl.host, &outside, "198.51.100");
     let _upstream = Dnsmasq::quiet(
@@ -119,12 +121,16 @@ pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
                 options.clients,
             )?;
             rows.push(DnsRow {
-                peer: peer.clone(),
+                peer: if peer == "netctl" {
+                    build.name.clone()
+                } else {
+                    peer.clone()
+                },
                 kind: kind.into(),
                 qps: run.qps,
                 p50_ms: percentile_ms(&run.latencies, 50.0),
                 p99_ms: percentile_ms(&run.latencies, 99.0),
-                rss_mib: crate::attach::rss_mib(server.pid).unwrap_or(0.0),
+                rss_mib: crate::process::rss_mib(server.pid).unwrap_or(0.0),
             });
         }
     }
@@ -132,11 +138,12 @@ pub fn run(options: &Options) -> anyhow::Result<(Vec<DnsRow>, DnsMemory)> {
         netctl.sandbox(&format!("c{i}"), true)?;
     }
     let memory = DnsMemory {
+        build: build.name.clone(),
         sandboxes: options.sandboxes + 1,
         rss_empty_mib,
         rss_served_mib: netctl.rss_mib().unwrap_or(0.0),
     };
-    Ok((rows, memory))
+    Ok((rows, vec![memory]))
 }
 
 fn ipv4(sandbox: &plugin_api::SandboxInspect) -> String {
@@ -285,7 +292,7 @@ fn parse_dnsperf(text: &str) -> anyhow::Result<Run> {
     })
 }
 
-pub fn print(rows: &[DnsRow], memory: &DnsMemory, json: bool) -> anyhow::Result<()> {
+pub fn print(rows: &[DnsRow], memory: &[DnsMemory], json: bool) -> anyhow::Result<()> {
     if json {
         let doc = serde_json::json!({"rows": rows, "memory": memory});
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -309,12 +316,16 @@ pub fn print(rows: &[DnsRow], memory: &DnsMemory, json: bool) -> anyhow::Result<
             row.peer, row.kind, row.qps, row.p50_ms, row.p99_ms, row.rss_mib, ratio
         );
     }
-    println!(
-        "\nnetctl daemon RSS: {:.1} MiB with no sandboxes, {:.1} MiB serving {} (+{:.1} MiB)",
-        memory.rss_empty_mib,
-        memory.rss_served_mib,
-        memory.sandboxes,
-        memory.rss_served_mib - memory.rss_empty_mib
-    );
+    println!();
+    for memory in memory {
+        println!(
+            "{} daemon RSS: {:.1} MiB with no sandboxes, {:.1} MiB serving {} (+{:.1} MiB)",
+            memory.build,
+            memory.rss_empty_mib,
+            memory.rss_served_mib,
+            memory.sandboxes,
+            memory.rss_served_mib - memory.rss_empty_mib
+        );
+    }
     Ok(())
 }

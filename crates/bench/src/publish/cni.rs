@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};
 use crate::attach::sandboxes::Sandboxes;
-use crate::attach::timed_output;
+use crate::process::timed_output;
 
 const CNI_PATH: &str = "/usr/lib/cni";
 

@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::netctl_host::Build;
+use crate::report::figure;
 use crate::stats::percentile_ms;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PublishRow {
     pub peer: String,
     pub n: usize,
-    pub publish_p50_ms: f64,
-    pub publish_p99_ms: f64,
+    /// `None` when the row was not run (see `note`).
+    pub publish_p50_ms: Option<f64>,
+    pub publish_p99_ms: Option<f64>,
     pub rss_mib: Option<f64>,
     /// What the timed operation includes beyond publishing, or why the row is missing.
     pub note: Option<String>,
@@ -39,13 +42,15 @@ pub trait Publisher {
 pub fn run(
     counts: &[usize],
     peers: &[String],
+    builds: &[Build],
     samples: usize,
     cap: usize,
 ) -> anyhow::Result<Vec<PublishRow>> {
     let mut rows = Vec::new();
     for name in peers {
+        let build = builds.iter().find(|b| b.name == *name);
         let mut publisher: Box<dyn Publisher> = match name.as_str() {
-            "netctl" => Box::new(netctl::Netctl::new()?),
+            _ if build.is_some() => Box::new(netctl::Netctl::new(build.expect("found"))?),
             "netavark" => Box::new(netavark::Netavark::new()?),
             "cni" => Box::new(cni::Cni::new()?),
             other => anyhow::bail!("unknown peer {other:?} (known: netctl, netavark, cni)"),
@@ -54,12 +59,12 @@ pub fn run(
             let skip = |why: String| PublishRow {
                 peer: name.clone(),
                 n,
-                publish_p50_ms: 0.0,
-                publish_p99_ms: 0.0,
+                publish_p50_ms: None,
+                publish_p99_ms: None,
                 rss_mib: None,
                 note: Some(why),
             };
-            if name != "netctl" && n > cap {
+            if build.is_none() && n > cap {
                 rows.push(skip(format!(
                     "not run: peers are capped at N={cap} (--peer-cap)"
                 )));
@@ -79,12 +84,12 @@ pub fn run(
                     let row = PublishRow {
                         peer: name.clone(),
                         n,
-                        publish_p50_ms: percentile_ms(&times, 50.0),
-                        publish_p99_ms: percentile_ms(&times, 99.0),
+                        publish_p50_ms: Some(percentile_ms(&times, 50.0)),
+                        publish_p99_ms: Some(percentile_ms(&times, 99.0)),
                         rss_mib: publisher.rss_mib(),
                         note: publisher.note(),
                     };
-                    eprintln!("{name}: n={n} publish p50 {:.3} ms", row.publish_p50_ms);
+                    eprintln!("{name}: n={n} publish p50 {:?} ms", row.publish_p50_ms);
                     rows.push(row);
                 }
                 Err(e) => {
@@ -107,21 +112,17 @@ pub fn print(rows: &[PublishRow], json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<9} {:>6} {:>15} {:>15} {:>9}  note",
+        "{:<12} {:>6} {:>15} {:>15} {:>9}  note",
         "peer", "n", "publish p50 ms", "publish p99 ms", "rss MiB"
     );
     for r in rows {
-        let rss = r
-            .rss_mib
-            .map(|v| format!("{v:.1}"))
-            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<9} {:>6} {:>15.3} {:>15.3} {:>9}  {}",
+            "{:<12} {:>6} {:>15} {:>15} {:>9}  {}",
             r.peer,
             r.n,
-            r.publish_p50_ms,
-            r.publish_p99_ms,
-            rss,
+            figure(r.publish_p50_ms, 3),
+            figure(r.publish_p99_ms, 3),
+            figure(r.rss_mib, 1),
             r.note.as_deref().unwrap_or("")
         );
     }

@@ -7,8 +7,9 @@ use netns_fixtures::Host;
 use serde_json::json;
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};
+use crate::attach::address;
 use crate::attach::sandboxes::Sandboxes;
-use crate::attach::{address, timed};
+use crate::process::timed;
 
 const NETAVARK: &str = "/usr/lib/podman/netavark";
 

@@ -6,7 +6,7 @@ use plugin_api::ports::{PortMapping, Protocol};
 use plugin_api::PublishRequest;
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};
-use crate::netctl_host::{NetctlHost, NETWORK};
+use crate::netctl_host::{Build, NetctlHost, NETWORK};
 
 pub struct Netctl {
     netctl: NetctlHost,
@@ -24,8 +24,8 @@ fn mapping(host_port: u16, container_port: u16) -> PortMapping {
 }
 
 impl Netctl {
-    pub fn new() -> anyhow::Result<Self> {
-        let netctl = NetctlHost::new()?;
+    pub fn new(build: &Build) -> anyhow::Result<Self> {
+        let netctl = NetctlHost::new(build)?;
         netctl.sandbox("filler", true)?;
         netctl.sandbox("probe", true)?;
         Ok(Self { netctl, filled: 0 })
