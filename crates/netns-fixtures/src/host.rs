@@ -250,6 +250,11 @@ impl Host {
         self.signal_daemon(Signal::SIGTERM);
     }
 
+    /// SIGINT (Ctrl-C), a clean stop too.
+    pub fn interrupt_daemon(&mut self) {
+        self.signal_daemon(Signal::SIGINT);
+    }
+
     fn signal_daemon(&mut self, signal: Signal) {
         if let Some(mut child) = self.daemon.take() {
             let _ = kill(Pid::from_raw(child.id() as i32), signal);

@@ -778,3 +778,63 @@ fn port_53_stays_free_for_the_containers_own_server() {
     assert_eq!(&buf[..len], b"hello");
     drop(reached);
 }
+
+/// What a new user does first: daemon.json names an upstream, networks and sandboxes are
+/// made, and a name is asked at once. Every query gets the upstream's answer from the first
+/// one on; nothing is "reloaded" when nothing changed (a daemon that applied daemon.json
+/// only at its first look at the file, a second after start, logged a reload every time, and
+/// queries before that look could find no upstream); a later change applies and is logged.
+#[test]
+fn daemon_json_upstreams_are_in_force_from_the_first_query_on() {
+    let (mut host, outside, _underlay) = world();
+    let _u1 = upstream(&outside, "198.51.100.2", "203.0.113.1");
+    let _u2 = upstream(&outside, "198.51.100.3", "203.0.113.2");
+    host.set_config(r#"{"dns": ["198.51.100.2"]}"#);
+    host.start_daemon();
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        host.netctl(&["sandbox", "create", name, "--network", "web"])
+            .expect_ok();
+    }
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "own",
+        "--network",
+        "web",
+        "--dns",
+        "198.51.100.3",
+    ])
+    .expect_ok();
+    for name in &names {
+        let answer = dig(&host, name, &["www.example.test"]);
+        assert_eq!(answer.answers, ["203.0.113.1"], "{name}: {}", answer.raw);
+    }
+    assert_eq!(
+        dig(&host, "own", &["www.example.test"]).answers,
+        ["203.0.113.2"]
+    );
+    // Past the moment an earlier daemon took its first look at the files.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !host.daemon_log().contains("DNS settings reloaded"),
+        "{}",
+        host.daemon_log()
+    );
+    assert_eq!(
+        dig(&host, "s0", &["www.example.test"]).answers,
+        ["203.0.113.1"]
+    );
+    host.set_config(r#"{"dns": ["198.51.100.3"]}"#);
+    eventually("the new daemon.json is used", || {
+        dig(&host, "s0", &["www.example.test"]).answers == ["203.0.113.2"]
+    });
+    assert_eq!(
+        host.daemon_log().matches("DNS settings reloaded").count(),
+        1,
+        "{}",
+        host.daemon_log()
+    );
+}

@@ -155,3 +155,50 @@ fn nix_umount(path: &str) {
     // Give the kernel a moment to destroy the namespace and its veth.
     std::thread::sleep(std::time::Duration::from_millis(200));
 }
+
+#[test]
+fn a_clean_stop_removes_the_sockets_and_leaves_the_networks_working() {
+    for interrupt in [false, true] {
+        let mut host = Host::with_daemon();
+        populate(&host);
+        host.netctl(&["network", "connect", "web", "q", "-p", "8080:80"])
+            .expect_ok();
+        let plugin = host.docker_plugins().join("netctl.sock");
+        assert!(plugin.exists() && host.socket().exists());
+        let netns = tests::netns_of(&host, "a");
+        let before = full_state(&host);
+        let kernel_before = host.kernel_snapshot();
+        let gateway = tests::sandbox(&host, "a")["NetworkSettings"]["Networks"]["web"]["Gateway"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if interrupt {
+            host.interrupt_daemon();
+        } else {
+            host.stop_daemon();
+        }
+        assert!(!host.socket().exists(), "the API socket is gone");
+        assert!(
+            !plugin.exists(),
+            "dockerd is not left trying a dead plugin socket"
+        );
+        assert!(
+            host.daemon_log().contains("stopping"),
+            "{}",
+            host.daemon_log()
+        );
+        // Everything the kernel had is still there and carries traffic.
+        assert_same(
+            &kernel_before,
+            &host.kernel_snapshot(),
+            "after a clean stop",
+        );
+        let net = format!("--net={netns}");
+        assert!(
+            netns_fixtures::run("nsenter", &[&net, "ping", "-c1", "-W1", &gateway]).ok(),
+            "a reaches its gateway with the daemon stopped"
+        );
+        host.start_daemon();
+        assert_same(&before, &full_state(&host), "after the restart");
+    }
+}

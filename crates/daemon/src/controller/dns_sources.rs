@@ -51,8 +51,15 @@ impl DirectoryWatch {
         let mut names: Vec<OsString> = Vec::new();
         for file in files {
             let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-            inotify.add_watch(dir.unwrap_or(Path::new(".")), flags)?;
-            names.extend(file.file_name().map(|n| n.to_os_string()));
+            // A file whose directory does not exist yet (no /etc/netctl) is left to the
+            // look every second.
+            match inotify.add_watch(dir.unwrap_or(Path::new(".")), flags) {
+                Ok(_) => names.extend(file.file_name().map(|n| n.to_os_string())),
+                Err(e) => tracing::debug!(file = %file.display(), error = %e, "not watched"),
+            }
+        }
+        if names.is_empty() {
+            return Err(nix::errno::Errno::ENOENT);
         }
         let (tx, changes) = mpsc::channel(1);
         std::thread::Builder::new()
@@ -131,7 +138,7 @@ pub async fn watch_dns_sources(controller: Arc<Controller>) {
     let mut inotify = match DirectoryWatch::new(&[&sources.config_path, &sources.resolv_path]) {
         Ok(watch) => Some(watch),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch daemon.json and resolv.conf with inotify; looking every second");
+            tracing::info!(error = %e, "daemon.json and resolv.conf are looked at every second");
             None
         }
     };
