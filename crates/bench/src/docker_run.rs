@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use netns_fixtures::{Dockerd, Host};
+use netctl_netns_fixtures::{Dockerd, Host};
 use serde::Serialize;
 
 use crate::stats::percentile_ms;

@@ -1,8 +1,8 @@
 //! A test host running netctl with one bridge network, `bench`, on 10.88.0.0/16.
 
-use netns_fixtures::Host;
-use plugin_api::client::Client;
-use plugin_api::{
+use netctl_netns_fixtures::Host;
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::{
     ConnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest, SandboxCreateRequest,
     SandboxInspect,
 };

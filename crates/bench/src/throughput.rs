@@ -6,9 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use netns_fixtures::{Host, Underlay};
-use plugin_api::ports::{PortMapping, Protocol};
-use plugin_api::PublishRequest;
+use netctl_netns_fixtures::{Host, Underlay};
+use netctl_plugin_api::ports::{PortMapping, Protocol};
+use netctl_plugin_api::PublishRequest;
 use serde::Serialize;
 
 use crate::netctl_host::{NetctlHost, NETWORK};

@@ -22,10 +22,10 @@ pub async fn run(
     // anything (it would take the first one's networks for leftovers).
     let api = server::bind_api(&paths.socket).await?;
     let mut sockets = SocketFiles(vec![paths.socket.clone()]);
-    kernel::ports::raise_file_limit();
+    netctl_kernel::ports::raise_file_limit();
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
     // sysctls set.
-    if let Err(e) = kernel::sysctl::make_writable() {
+    if let Err(e) = netctl_kernel::sysctl::make_writable() {
         tracing::warn!(error = %e, "/proc/sys stays read-only; setting up networks will fail");
     }
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);

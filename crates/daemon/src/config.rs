@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipam::PoolTemplate;
+use netctl_ipam::PoolTemplate;
 use serde::Deserialize;
 
 use crate::DaemonError;
@@ -80,15 +80,15 @@ impl DaemonConfig {
             PoolTemplate::new(pool.base, pool.size).map_err(|e| e.to_string())?;
         }
         if let Some(mtu) = self.mtu {
-            drivers::options::check_mtu(mtu)?;
+            netctl_drivers::options::check_mtu(mtu)?;
         }
         self.dns_settings().validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 
     /// `dns`, `dns-search`, `dns-opts`: what sandboxes without their own settings use.
-    pub fn dns_settings(&self) -> dns::DnsSettings {
-        dns::DnsSettings {
+    pub fn dns_settings(&self) -> netctl_dns::DnsSettings {
+        netctl_dns::DnsSettings {
             servers: self.dns.clone(),
             search: self.dns_search.clone(),
             options: self.dns_opts.clone(),
@@ -122,12 +122,12 @@ impl DaemonConfig {
     /// default IPv6 pool unless daemon.json gives IPv6 templates of its own.
     pub fn local_pool_templates(&self) -> Vec<PoolTemplate> {
         let mut templates = if self.default_address_pools.is_empty() {
-            PoolTemplate::from_table(ipam::DEFAULT_LOCAL_POOLS)
+            PoolTemplate::from_table(netctl_ipam::DEFAULT_LOCAL_POOLS)
         } else {
             self.default_address_pools.clone()
         };
         if !templates.iter().any(|t| t.base.is_ipv6()) {
-            templates.extend(PoolTemplate::from_table(&[ipam::DEFAULT_IPV6_POOL]));
+            templates.extend(PoolTemplate::from_table(&[netctl_ipam::DEFAULT_IPV6_POOL]));
         }
         templates
     }

@@ -15,7 +15,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error("kernel: {0}")]
-    Driver(#[from] drivers::DriverError),
+    Driver(#[from] netctl_drivers::DriverError),
     #[error("kernel: {0}")]
-    Kernel(#[from] kernel::KernelError),
+    Kernel(#[from] netctl_kernel::KernelError),
 }

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
+use netctl_store::{Batch, LocalStore};
 use serde::Deserialize;
-use store::{Batch, LocalStore};
 
 use crate::model::{
     AddressScope, DnsConfig, DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord,
@@ -230,7 +230,7 @@ impl PoolV0 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::Op;
+    use netctl_store::Op;
 
     /// Records as netctl wrote them before this layout (copied from a data-root).
     const NETWORK: &str = r#"{"id":"7af3","name":"web","driver":"bridge","created":"2026-11-30T21:00:00Z","bridge":"ncb7af3","mtu":1400,"icc":false,"internal":false,"ipv6":false,"subnets":[{"subnet":"172.30.0.0/24","gateway":"172.30.0.1","ip_range":null,"aux_addresses":{},"explicit":true}],"scope":"local","options":{"icc":"false","mtu":"1400"},"labels":{},"builtin":false,"docker_id":null}"#;

@@ -18,20 +18,20 @@ pub enum AddressScope {
     Global,
 }
 
-impl From<AddressScope> for ipam::Scope {
+impl From<AddressScope> for netctl_ipam::Scope {
     fn from(scope: AddressScope) -> Self {
         match scope {
-            AddressScope::Local => ipam::Scope::Local,
-            AddressScope::Global => ipam::Scope::Global,
+            AddressScope::Local => netctl_ipam::Scope::Local,
+            AddressScope::Global => netctl_ipam::Scope::Global,
         }
     }
 }
 
-impl From<ipam::Scope> for AddressScope {
-    fn from(scope: ipam::Scope) -> Self {
+impl From<netctl_ipam::Scope> for AddressScope {
+    fn from(scope: netctl_ipam::Scope) -> Self {
         match scope {
-            ipam::Scope::Local => AddressScope::Local,
-            ipam::Scope::Global => AddressScope::Global,
+            netctl_ipam::Scope::Local => AddressScope::Local,
+            netctl_ipam::Scope::Global => AddressScope::Global,
         }
     }
 }
@@ -101,9 +101,9 @@ pub struct DnsConfig {
     pub options: Vec<String>,
 }
 
-impl From<&DnsConfig> for dns::DnsSettings {
+impl From<&DnsConfig> for netctl_dns::DnsSettings {
     fn from(config: &DnsConfig) -> Self {
-        dns::DnsSettings {
+        netctl_dns::DnsSettings {
             servers: config.servers.clone(),
             search: config.search.clone(),
             options: config.options.clone(),

@@ -2,9 +2,9 @@
 //! a JSON envelope that carries the record's schema version, so a later netctl can read (and
 //! upgrade) what an earlier one wrote.
 
+use netctl_store::{Batch, Key, Prefix, Scope, Store};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use store::{Batch, Key, Prefix, Scope, Store};
 
 use crate::model::{
     DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,

@@ -23,8 +23,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     tracing::info!(socket = %socket.display(), "serving the management API");
-    let app = plugin_api::management::router(controller)
-        .into_make_service_with_connect_info::<plugin_api::management::Caller>();
+    let app = netctl_plugin_api::management::router(controller)
+        .into_make_service_with_connect_info::<netctl_plugin_api::management::Caller>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -45,7 +45,7 @@ pub async fn serve_docker_plugin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     tracing::info!(socket = %socket.display(), "serving the Docker plugin API");
-    let served = axum::serve(listener, plugin_api::docker::router(controller))
+    let served = axum::serve(listener, netctl_plugin_api::docker::router(controller))
         .with_graceful_shutdown(shutdown)
         .await;
     if let Err(e) = served {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use ipnetwork::IpNetwork;
-use kernel::Netns;
+use netctl_kernel::Netns;
 
 use crate::firewall::FirewallNetwork;
 use crate::DriverError;

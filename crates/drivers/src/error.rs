@@ -1,4 +1,4 @@
-use kernel::KernelError;
+use netctl_kernel::KernelError;
 
 /// Why a driver could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

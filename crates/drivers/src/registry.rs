@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kernel::Netlink;
+use netctl_kernel::Netlink;
 
 use crate::bridge::BridgeDriver;
 use crate::host::HostDriver;

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// The daemon's management socket.
-    #[arg(long, global = true, env = "NETCTL_SOCKET", default_value = daemon::DEFAULT_SOCKET)]
+    #[arg(long, global = true, env = "NETCTL_SOCKET", default_value = netctl_daemon::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -54,11 +54,11 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub exec_root: Option<PathBuf>,
     /// The host's resolv.conf: upstreams for sandboxes that name none (re-read on change).
-    #[arg(long, default_value = daemon::DEFAULT_HOST_RESOLV_CONF)]
+    #[arg(long, default_value = netctl_daemon::DEFAULT_HOST_RESOLV_CONF)]
     pub resolv_conf: PathBuf,
     /// The Docker remote plugin's socket; its file name is the driver's name. `none`: no
     /// plugin.
-    #[arg(long, default_value = daemon::DEFAULT_DOCKER_PLUGIN_SOCKET)]
+    #[arg(long, default_value = netctl_daemon::DEFAULT_DOCKER_PLUGIN_SOCKET)]
     pub docker_plugin_socket: PathBuf,
 }
 

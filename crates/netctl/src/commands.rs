@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use plugin_api::client::Client;
-use plugin_api::ports::{self, ExposedPort};
-use plugin_api::{
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::ports::{self, ExposedPort};
+use netctl_plugin_api::{
     ConnectRequest, DisconnectRequest, EndpointConfig, EndpointIpamConfig, IpamRequest,
     NetworkCreateRequest, PublishRequest, SandboxCreateRequest,
 };
@@ -73,18 +73,18 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         .init();
     let (config_path, required) = match args.config {
         Some(path) => (path, true),
-        None => (PathBuf::from(daemon::DEFAULT_CONFIG), false),
+        None => (PathBuf::from(netctl_daemon::DEFAULT_CONFIG), false),
     };
-    let config = daemon::DaemonConfig::load(&config_path, required)?;
-    let paths = daemon::Paths {
+    let config = netctl_daemon::DaemonConfig::load(&config_path, required)?;
+    let paths = netctl_daemon::Paths {
         data_root: args
             .data_root
             .or_else(|| config.data_root.clone())
-            .unwrap_or_else(|| daemon::DEFAULT_DATA_ROOT.into()),
+            .unwrap_or_else(|| netctl_daemon::DEFAULT_DATA_ROOT.into()),
         exec_root: args
             .exec_root
             .or_else(|| config.exec_root.clone())
-            .unwrap_or_else(|| daemon::DEFAULT_EXEC_ROOT.into()),
+            .unwrap_or_else(|| netctl_daemon::DEFAULT_EXEC_ROOT.into()),
         socket,
         config: config_path,
         host_resolv_conf: args.resolv_conf,
@@ -96,7 +96,7 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        daemon::run(config, paths, shutdown_signal()).await?;
+        netctl_daemon::run(config, paths, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Context};
 use ipnetwork::IpNetwork;
-use plugin_api::IpamConfig;
+use netctl_plugin_api::IpamConfig;
 
 pub fn consolidate(
     subnets: &[String],

@@ -1,6 +1,6 @@
 //! Tables for people, JSON for scripts.
 
-use plugin_api::{DnsExplain, NetworkInspect, SandboxInspect};
+use netctl_plugin_api::{DnsExplain, NetworkInspect, SandboxInspect};
 
 /// Left-aligned columns separated by three spaces, as Docker prints them.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

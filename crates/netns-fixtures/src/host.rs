@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use netctl_plugin_api::client::Client;
 use nix::mount::{umount2, MntFlags};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use plugin_api::client::Client;
 
 use crate::{netctl_bin, run};
 

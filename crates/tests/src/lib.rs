@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests in `tests/`.
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use serde_json::Value;
 
 /// Parses a command's JSON output.

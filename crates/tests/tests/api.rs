@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 
 #[test]
 fn socket_is_owner_and_group_only() {
@@ -20,13 +20,13 @@ fn only_root_may_call_the_api() {
     // Open the socket's file mode, so that the daemon's own check is what refuses.
     std::fs::set_permissions(host.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(host.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = netns_fixtures::run(
+    let out = netctl_netns_fixtures::run(
         "setpriv",
         &[
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            netns_fixtures::netctl_bin().to_str().unwrap(),
+            netctl_netns_fixtures::netctl_bin().to_str().unwrap(),
             "--socket",
             host.socket().to_str().unwrap(),
             "network",
@@ -57,7 +57,7 @@ fn info_names_the_daemon() {
 fn a_second_daemon_on_the_same_socket_is_refused() {
     let host = Host::with_daemon();
     let out = host.exec(&[
-        netns_fixtures::netctl_bin().to_str().unwrap(),
+        netctl_netns_fixtures::netctl_bin().to_str().unwrap(),
         "--socket",
         host.socket().to_str().unwrap(),
         "daemon",

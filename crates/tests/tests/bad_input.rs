@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and changes nothing: every case asserts the error text and
 //! that the API and the kernel show exactly what they showed before.
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use tests::{assert_same, full_state};
 
 /// Networks and sandboxes the cases run against.

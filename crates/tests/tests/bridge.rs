@@ -1,7 +1,7 @@
 //! The bridge driver end to end through the CLI: what the user types, what the sandboxes and
 //! the host's kernel then show.
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use tests::{address, json, network, sandbox};
 
 fn create_web(host: &Host) {

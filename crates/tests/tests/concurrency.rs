@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use netns_fixtures::Host;
-use plugin_api::{ConnectRequest, SandboxCreateRequest};
+use netctl_netns_fixtures::Host;
+use netctl_plugin_api::{ConnectRequest, SandboxCreateRequest};
 
 #[test]
 fn a_hundred_parallel_connects_get_a_hundred_addresses() {

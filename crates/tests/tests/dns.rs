@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use netns_fixtures::{in_netns_at, Dnsmasq, Host, Underlay};
+use netctl_netns_fixtures::{in_netns_at, Dnsmasq, Host, Underlay};
 use tests::{address, dig, dns_answer, dns_query, json, netns_of, sandbox};
 
 /// A host (not started yet) and an "outside" host on an underlay, with room for upstream

@@ -1,8 +1,8 @@
 //! Debian's dockerd, run by the test fixtures in a namespace of its own (the harness the
 //! Docker remote-plugin tests stand on).
 
-use netns_fixtures::echo::tcp_call;
-use netns_fixtures::{Dockerd, Host, Underlay};
+use netctl_netns_fixtures::echo::tcp_call;
+use netctl_netns_fixtures::{Dockerd, Host, Underlay};
 
 /// A host with netctl's daemon and a dockerd beside it, `busybox:local` imported.
 fn docker_host() -> (Host, Dockerd) {
@@ -515,7 +515,7 @@ fn docker_bridge_option_names_work_icc_off_isolates_containers() {
 #[test]
 fn the_plugin_socket_speaks_dockers_protocol() {
     let host = Host::with_daemon();
-    let plugin = plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
+    let plugin = netctl_plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -600,7 +600,7 @@ fn the_managed_plugin_built_by_the_script_serves_dockerd() {
             "DOCKER_HOST",
             format!("unix://{}", dockerd.socket().display()),
         )
-        .env("NETCTL_BIN", netns_fixtures::netctl_bin())
+        .env("NETCTL_BIN", netctl_netns_fixtures::netctl_bin())
         .env("PLUGIN_DIR", host.dir().join("plugin-build"))
         .env("NETCTL_DATA", host.dir().join("plugin-data"))
         .env("NETCTL_RUN", host.dir().join("plugin-run"))

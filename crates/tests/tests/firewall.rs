@@ -6,7 +6,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use netns_fixtures::{in_netns, Host, Underlay};
+use netctl_netns_fixtures::{in_netns, Host, Underlay};
 use tests::address;
 
 #[test]

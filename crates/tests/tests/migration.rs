@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use tests::{address, json, network, sandbox};
 
 /// Where the fixture's sandboxes had their namespaces: re-created there on start.

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use netns_fixtures::echo::{tcp_call, tcp_echo, udp_call, udp_echo};
-use netns_fixtures::{in_netns, Host, Underlay};
+use netctl_netns_fixtures::echo::{tcp_call, tcp_echo, udp_call, udp_echo};
+use netctl_netns_fixtures::{in_netns, Host, Underlay};
 use tests::{assert_same, full_state, json, netns_of};
 
 /// A host with a daemon, an outside host joined to it on 198.51.100.0/24, and network `web`.
@@ -375,7 +375,7 @@ fn publishing_survives_a_daemon_crash_and_keeps_open_connections() {
     let _s = a_publishing(&host, "8080:80", 80);
     let outside_ns = outside_path(&outside);
     // An open connection across the restart.
-    let mut open = netns_fixtures::in_netns_at(&outside_ns, || {
+    let mut open = netctl_netns_fixtures::in_netns_at(&outside_ns, || {
         std::net::TcpStream::connect_timeout(&addr("198.51.100.1:8080"), Duration::from_secs(2))
             .unwrap()
     });

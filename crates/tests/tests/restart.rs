@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use tests::{address, assert_same, full_state, network};
 
 fn populate(host: &Host) {
@@ -150,7 +150,7 @@ fn web_with_a_and_b(host: &Host) {
 }
 
 fn nix_umount(path: &str) {
-    netns_fixtures::run("umount", &["-l", path]).expect_ok();
+    netctl_netns_fixtures::run("umount", &["-l", path]).expect_ok();
     std::fs::remove_file(path).unwrap();
     // Give the kernel a moment to destroy the namespace and its veth.
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -195,7 +195,7 @@ fn a_clean_stop_removes_the_sockets_and_leaves_the_networks_working() {
         );
         let net = format!("--net={netns}");
         assert!(
-            netns_fixtures::run("nsenter", &[&net, "ping", "-c1", "-W1", &gateway]).ok(),
+            netctl_netns_fixtures::run("nsenter", &[&net, "ping", "-c1", "-W1", &gateway]).ok(),
             "a reaches its gateway with the daemon stopped"
         );
         host.start_daemon();

@@ -1,6 +1,6 @@
 //! IPv6, internal networks, the host and none drivers, and default address pools.
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use tests::{address, json, network, sandbox};
 
 #[test]
@@ -130,7 +130,7 @@ fn none_sandbox_has_loopback_only() {
         .collect();
     assert_eq!(names, ["lo"]);
     assert!(host.ping("n", "127.0.0.1"));
-    let readlink = |out: netns_fixtures::Output| out.expect_ok();
+    let readlink = |out: netctl_netns_fixtures::Output| out.expect_ok();
     assert_ne!(
         readlink(host.sandbox_exec("n", &["readlink", "/proc/self/ns/net"])),
         readlink(host.exec(&["readlink", "/proc/self/ns/net"]))
@@ -194,7 +194,7 @@ fn daemon_json_with_an_unknown_key_is_refused() {
     host.set_config(r#"{"dns": ["192.0.2.53"], "no-such-key": true}"#);
     // Inside the test host, like every daemon the tests start.
     let out = host.exec(&[
-        netns_fixtures::netctl_bin().to_str().unwrap(),
+        netctl_netns_fixtures::netctl_bin().to_str().unwrap(),
         "--socket",
         host.socket().to_str().unwrap(),
         "daemon",

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use plugin_api::{ConnectRequest, DisconnectRequest};
+use netctl_plugin_api::{ConnectRequest, DisconnectRequest};
 
 use crate::netctl_host::{Build, NetctlHost, NETWORK};
 use crate::report::ConcurrentRow;

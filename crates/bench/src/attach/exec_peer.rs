@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 
 use super::sandboxes::Sandboxes;
 use super::Peer;

@@ -10,7 +10,7 @@ pub mod sandboxes;
 use std::time::Duration;
 
 use anyhow::bail;
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 
 use crate::netctl_host::Build;
 use crate::report::{AttachRow, ConcurrentRow};
@@ -167,8 +167,8 @@ fn check(peer: &dyn Peer, name: &str, i: usize) -> anyhow::Result<()> {
         "for try in 1 2 3; do if ping -c1 -W1 {} >/dev/null; then ip neigh flush all; exit 0; fi; done; exit 1",
         peer.gateway()
     );
-    if !netns_fixtures::run("nsenter", &[&net, "sh", "-c", &script]).ok() {
-        let inside = netns_fixtures::run(
+    if !netctl_netns_fixtures::run("nsenter", &[&net, "sh", "-c", &script]).ok() {
+        let inside = netctl_netns_fixtures::run(
             "nsenter",
             &[
                 &net,

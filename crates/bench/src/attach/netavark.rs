@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use serde_json::json;
 
 use super::address;

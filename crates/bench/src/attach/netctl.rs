@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use netns_fixtures::Host;
-use plugin_api::{ConnectRequest, DisconnectRequest};
+use netctl_netns_fixtures::Host;
+use netctl_plugin_api::{ConnectRequest, DisconnectRequest};
 
 use super::Peer;
 use crate::netctl_host::{Build, NetctlHost, GATEWAY, NETWORK};

@@ -1,6 +1,6 @@
 //! Namespaces for the peers' sandboxes (`ip netns add`), removed on drop.
 
-use netns_fixtures::run;
+use netctl_netns_fixtures::run;
 
 pub struct Sandboxes {
     prefix: String,

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use netns_fixtures::{Dnsmasq, Underlay};
+use netctl_netns_fixtures::{Dnsmasq, Underlay};
 use serde::Serialize;
 
 use crate::netctl_host::{Build, NetctlHost};
@@ -61,7 +61,7 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<(Vec<DnsRow>, Vec
         which(tool)?;
     }
     let netctl = NetctlHost::new(build)?;
-    let outside = netns_fixtures::Host::new();
+    let outside = netctl_netns_fixtures::Host::new();
     Underlay::join(&netctl.host, &outside, "198.51.100");
     let _upstream = Dnsmasq::quiet(
         &outside,
@@ -146,7 +146,7 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<(Vec<DnsRow>, Vec
     Ok((rows, vec![memory]))
 }
 
-fn ipv4(sandbox: &plugin_api::SandboxInspect) -> String {
+fn ipv4(sandbox: &netctl_plugin_api::SandboxInspect) -> String {
     sandbox.network_settings.networks[crate::netctl_host::NETWORK]
         .ip_address
         .clone()

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use netns_fixtures::{Dnsmasq, Host};
+use netctl_netns_fixtures::{Dnsmasq, Host};
 
 use crate::netctl_host::{NetctlHost, GATEWAY};
 
@@ -22,7 +22,7 @@ impl Server {
     /// netctl's own server: 127.0.0.11 inside the client sandbox.
     pub fn netctl(netctl: &NetctlHost) -> anyhow::Result<Self> {
         Ok(Self {
-            address: dns::SERVER_ADDRESS.to_string(),
+            address: netctl_dns::SERVER_ADDRESS.to_string(),
             pid: netctl.host.daemon_pid().context("netctl daemon")?,
             _guard: Box::new(()),
         })

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use serde_json::{json, Value};
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use netns_fixtures::Host;
+use netctl_netns_fixtures::Host;
 use serde_json::json;
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};

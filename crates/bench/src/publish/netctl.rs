@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use plugin_api::ports::{PortMapping, Protocol};
-use plugin_api::PublishRequest;
+use netctl_plugin_api::ports::{PortMapping, Protocol};
+use netctl_plugin_api::PublishRequest;
 
 use super::{Publisher, FILL_BASE, PROBE_PORT};
 use crate::netctl_host::{Build, NetctlHost, NETWORK};

@@ -1,8 +1,8 @@
 //! The management API, served by the controller.
 
-use plugin_api::management::{Access, Caller, Management};
-use plugin_api::ports::PortMapping;
-use plugin_api::{
+use netctl_plugin_api::management::{Access, Caller, Management};
+use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
     NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
@@ -118,7 +118,7 @@ impl Management for Controller {
         self.remove_sandbox(&name).await
     }
 
-    async fn sandbox_dns(&self, name: String) -> Result<plugin_api::DnsExplain, ApiError> {
+    async fn sandbox_dns(&self, name: String) -> Result<netctl_plugin_api::DnsExplain, ApiError> {
         self.explain_dns(&name).await
     }
 }

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use dns::{DnsSettings, Resolution, Source};
-use plugin_api::{ApiError, DnsExplain};
+use netctl_dns::{DnsSettings, Resolution, Source};
+use netctl_plugin_api::{ApiError, DnsExplain};
 
 use super::errors::from_dns;
 use super::Controller;
@@ -43,7 +43,7 @@ impl Paths {
 /// The host's resolv.conf; a missing or unreadable one says nothing.
 pub(super) fn host_dns(path: &Path) -> DnsSettings {
     match std::fs::read_to_string(path) {
-        Ok(text) => dns::settings::parse_resolv_conf(&text),
+        Ok(text) => netctl_dns::settings::parse_resolv_conf(&text),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the host's resolv.conf");
             DnsSettings::default()
@@ -59,9 +59,12 @@ impl Controller {
             .dns
             .add_sandbox(&sandbox.id, &DnsSettings::from(&sandbox.dns));
         if sandbox.mode == SandboxMode::Isolated {
-            let redirect: dns::Redirect = Box::new(|port| {
-                drivers::firewall::dns_redirect::redirect_dns_here(dns::SERVER_ADDRESS, port)
-                    .map_err(|e| e.to_string())
+            let redirect: netctl_dns::Redirect = Box::new(|port| {
+                netctl_drivers::firewall::dns_redirect::redirect_dns_here(
+                    netctl_dns::SERVER_ADDRESS,
+                    port,
+                )
+                .map_err(|e| e.to_string())
             });
             if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns, redirect).await {
                 self.dns.remove_sandbox(&sandbox.id);
@@ -132,7 +135,7 @@ impl Controller {
         Ok(DnsExplain {
             sandbox: sandbox.name.clone(),
             nameservers: if embedded {
-                vec![dns::SERVER_ADDRESS.to_string()]
+                vec![netctl_dns::SERVER_ADDRESS.to_string()]
             } else {
                 upstreams.clone()
             },
@@ -192,7 +195,7 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
             "other names are forwarded from the host's namespace to the upstreams from {}; one \
              that does not answer within {} ms is passed over for the next",
             described(r.upstreams_from),
-            dns::HEDGE_AFTER.as_millis()
+            netctl_dns::HEDGE_AFTER.as_millis()
         )),
     }
     if r.upstreams_from == Source::Sandbox {

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use drivers::firewall::PortForward;
-use drivers::{Driver, EndpointSpec, JoinTarget, NetworkSpec};
-use kernel::Netns;
-use plugin_api::ApiError;
+use netctl_drivers::firewall::PortForward;
+use netctl_drivers::{Driver, EndpointSpec, JoinTarget, NetworkSpec};
+use netctl_kernel::Netns;
+use netctl_plugin_api::ApiError;
 
 use super::errors::{from_driver, from_kernel};
 use super::Controller;
@@ -63,7 +63,7 @@ pub(super) enum Effect {
     /// Withdrawn ports, and their UDP flows forgotten.
     Unpublish(Vec<PortForward>),
     /// An endpoint's names in the DNS directory. Undo: [`Effect::RemoveNames`].
-    AddNames(dns::EndpointNames),
+    AddNames(netctl_dns::EndpointNames),
     RemoveNames(String),
     /// The sandbox's hosts file rewritten with its addresses (best effort: it is a
     /// courtesy to the container, and a transaction puts it last).
@@ -142,7 +142,7 @@ impl Controller {
             }
             Effect::RemoveNamespace { sandbox, path } => {
                 self.namespaces.remove(sandbox);
-                kernel::netns::remove(path).map_err(from_kernel)
+                netctl_kernel::netns::remove(path).map_err(from_kernel)
             }
             Effect::ServeDns(sandbox) => self.start_dns(sandbox).await,
             Effect::StopDns(sandbox) => {

@@ -2,11 +2,11 @@
 
 use std::net::IpAddr;
 
-use drivers::{Capabilities, SandboxNamespace};
 use ipnetwork::IpNetwork;
-use plugin_api::ports::PortMapping;
-use plugin_api::{ApiError, EndpointConfig};
-use store::Batch;
+use netctl_drivers::{Capabilities, SandboxNamespace};
+use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::{ApiError, EndpointConfig};
+use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::errors::from_ipam;

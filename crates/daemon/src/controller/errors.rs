@@ -1,10 +1,10 @@
 //! How internal failures reach the API: a stable code and a message a user understands.
 
-use drivers::DriverError;
-use ipam::IpamError;
-use kernel::KernelError;
-use plugin_api::{ApiError, ErrorCode};
-use store::StoreError;
+use netctl_drivers::DriverError;
+use netctl_ipam::IpamError;
+use netctl_kernel::KernelError;
+use netctl_plugin_api::{ApiError, ErrorCode};
+use netctl_store::StoreError;
 
 pub(super) fn from_ipam(e: IpamError) -> ApiError {
     let code = match e {
@@ -35,9 +35,9 @@ pub(super) fn from_store(e: StoreError) -> ApiError {
     }
 }
 
-pub(super) fn from_dns(e: dns::DnsError) -> ApiError {
+pub(super) fn from_dns(e: netctl_dns::DnsError) -> ApiError {
     match e {
-        dns::DnsError::Invalid { .. } => ApiError::invalid(e.to_string()),
-        dns::DnsError::Bind { .. } => ApiError::internal(e.to_string()),
+        netctl_dns::DnsError::Invalid { .. } => ApiError::invalid(e.to_string()),
+        netctl_dns::DnsError::Bind { .. } => ApiError::internal(e.to_string()),
     }
 }

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use drivers::firewall::{Firewall, FirewallNetwork, PortForward};
-use drivers::DriverError;
-use kernel::nft::Change;
-use plugin_api::ApiError;
+use netctl_drivers::firewall::{Firewall, FirewallNetwork, PortForward};
+use netctl_drivers::DriverError;
+use netctl_kernel::nft::Change;
+use netctl_plugin_api::ApiError;
 use tokio::sync::Mutex;
 
 use super::errors::from_driver;
@@ -38,7 +38,7 @@ impl FirewallGate {
             table.unpublish(forwards).await.map_err(from_driver)
         };
         for forward in forwards.iter().filter(|f| f.proto == "udp") {
-            kernel::conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
+            netctl_kernel::conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
         }
         unpublished
     }
@@ -92,7 +92,7 @@ impl Controller {
 /// Heals the table after any deletion or flush `nft monitor` reports, and whenever the
 /// monitor (re)starts (it may have missed something).
 pub async fn watch_firewall(controller: Arc<Controller>) {
-    let mut changes = kernel::nft::watch();
+    let mut changes = netctl_kernel::nft::watch();
     while let Some(change) = changes.recv().await {
         if let Change::Structure(what) = &change {
             tracing::debug!(%what, "ruleset changed");

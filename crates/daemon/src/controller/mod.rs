@@ -27,10 +27,10 @@ mod view;
 
 use std::sync::Arc;
 
-use drivers::{Registry, Settings};
-use ipam::{Ipam, PoolTemplate};
-use kernel::Netlink;
-use store::{LocalStore, Store};
+use netctl_drivers::{Registry, Settings};
+use netctl_ipam::{Ipam, PoolTemplate};
+use netctl_kernel::Netlink;
+use netctl_store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
 pub use self::dns_sources::watch_dns_sources;
@@ -53,7 +53,7 @@ pub struct Controller {
     /// Netlink in the daemon's own namespace (the "host" of every sandbox).
     host: Netlink,
     /// The embedded DNS server of every sandbox.
-    dns: Arc<::dns::Dns>,
+    dns: Arc<netctl_dns::Dns>,
     /// This daemon's node.
     node: NodeRecord,
     config: DaemonConfig,
@@ -95,7 +95,7 @@ impl Controller {
                 .get(driver)
                 .ok_or_else(|| format!("no driver {driver:?} in this netctl"))?;
             let settings = driver
-                .parse_options(options, &drivers::NetworkDefaults { mtu })
+                .parse_options(options, &netctl_drivers::NetworkDefaults { mtu })
                 .map_err(|e| e.to_string())?;
             Ok((driver.name().to_string(), settings.config))
         })? {
@@ -104,7 +104,7 @@ impl Controller {
         let controller = Self {
             state: Mutex::new(State::new(Ipam::new(
                 config.local_pool_templates(),
-                PoolTemplate::from_table(ipam::DEFAULT_GLOBAL_POOLS),
+                PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
             ))),
             locks: Locks::default(),
             store: Arc::new(local),
@@ -112,7 +112,7 @@ impl Controller {
             namespaces: Namespaces::default(),
             firewall: FirewallGate::default(),
             host,
-            dns: ::dns::Dns::new().map_err(|source| DaemonError::Io {
+            dns: netctl_dns::Dns::new().map_err(|source| DaemonError::Io {
                 what: "DNS thread",
                 path: paths.exec_root.clone(),
                 source,

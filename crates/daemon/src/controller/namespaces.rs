@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kernel::Netns;
+use netctl_kernel::Netns;
 
 #[derive(Default)]
 pub(super) struct Namespaces {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use drivers::{Driver, NetworkDefaults, NetworkSettings, DEFAULT_DRIVER};
-use ipam::Scope;
 use ipnetwork::IpNetwork;
-use plugin_api::{ApiError, ErrorCode, NetworkCreateRequest};
-use store::Batch;
+use netctl_drivers::{Driver, NetworkDefaults, NetworkSettings, DEFAULT_DRIVER};
+use netctl_ipam::Scope;
+use netctl_plugin_api::{ApiError, ErrorCode, NetworkCreateRequest};
+use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::errors::{from_driver, from_kernel};

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 
-use drivers::firewall::PortForward;
-use kernel::ports::{ephemeral_range, hold, HoldError};
-use plugin_api::ports::PortMapping;
-use plugin_api::ApiError;
+use netctl_drivers::firewall::PortForward;
+use netctl_kernel::ports::{ephemeral_range, hold, HoldError};
+use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::ApiError;
 
 use crate::model::{EndpointRecord, PublishedPort, Transport};
 
@@ -54,9 +54,9 @@ impl HostPorts {
             )));
         }
         let transport = match wanted.proto {
-            Transport::Tcp => kernel::ports::Transport::Tcp,
-            Transport::Udp => kernel::ports::Transport::Udp,
-            Transport::Sctp => kernel::ports::Transport::Sctp,
+            Transport::Tcp => netctl_kernel::ports::Transport::Tcp,
+            Transport::Udp => netctl_kernel::ports::Transport::Udp,
+            Transport::Sctp => netctl_kernel::ports::Transport::Sctp,
         };
         let socket = hold(wanted.ip, transport, wanted.port).map_err(|e| match e {
             HoldError::InUse => ApiError::conflict(format!(
@@ -117,7 +117,7 @@ impl HostPorts {
             }
         }
         Err(ApiError::new(
-            plugin_api::ErrorCode::Exhausted,
+            netctl_plugin_api::ErrorCode::Exhausted,
             format!(
                 "no free host port for {}/{} in {first}-{last}",
                 mapping.container_port,
@@ -198,11 +198,11 @@ pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PublishedPort]) -> Ve
         .collect()
 }
 
-fn transport(proto: plugin_api::ports::Protocol) -> Transport {
+fn transport(proto: netctl_plugin_api::ports::Protocol) -> Transport {
     match proto {
-        plugin_api::ports::Protocol::Tcp => Transport::Tcp,
-        plugin_api::ports::Protocol::Udp => Transport::Udp,
-        plugin_api::ports::Protocol::Sctp => Transport::Sctp,
+        netctl_plugin_api::ports::Protocol::Tcp => Transport::Tcp,
+        netctl_plugin_api::ports::Protocol::Udp => Transport::Udp,
+        netctl_plugin_api::ports::Protocol::Sctp => Transport::Sctp,
     }
 }
 

@@ -1,9 +1,9 @@
 //! Publishing ports on an endpoint that already exists (`netctl network publish`, and what
 //! Docker's ProgramExternalConnectivity asks for).
 
-use plugin_api::ports::PortMapping;
-use plugin_api::ApiError;
-use store::Batch;
+use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::ApiError;
+use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::ports::forwards_of;
@@ -174,9 +174,9 @@ fn endpoint_of(
 pub(super) fn mapping(port: &PublishedPort) -> PortMapping {
     PortMapping {
         proto: match port.transport {
-            crate::model::Transport::Tcp => plugin_api::ports::Protocol::Tcp,
-            crate::model::Transport::Udp => plugin_api::ports::Protocol::Udp,
-            crate::model::Transport::Sctp => plugin_api::ports::Protocol::Sctp,
+            crate::model::Transport::Tcp => netctl_plugin_api::ports::Protocol::Tcp,
+            crate::model::Transport::Udp => netctl_plugin_api::ports::Protocol::Udp,
+            crate::model::Transport::Sctp => netctl_plugin_api::ports::Protocol::Sctp,
         },
         host_ip: port.host_ip,
         host_port: port.host_port,

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
-use drivers::{JoinKind, JoinTarget, Wanted};
-use kernel::Netns;
-use store::{Batch, LocalStore, Prefix, Scope, Store};
+use netctl_drivers::{JoinKind, JoinTarget, Wanted};
+use netctl_kernel::Netns;
+use netctl_store::{Batch, LocalStore, Prefix, Scope, Store};
 
 use super::effects::Effect;
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
@@ -331,7 +331,7 @@ impl Controller {
             let path = entry.path();
             if !wanted_netns.contains(path.as_path()) {
                 tracing::info!(netns = %path.display(), "removing unwanted namespace");
-                if let Err(e) = kernel::netns::remove(&path) {
+                if let Err(e) = netctl_kernel::netns::remove(&path) {
                     tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
                 }
             }
@@ -384,12 +384,12 @@ fn stale_addresses_released(
     changed.into_values().collect()
 }
 
-async fn restore_netns(record: &SandboxRecord) -> Result<Netns, kernel::KernelError> {
-    if kernel::netns::exists(&record.netns) {
+async fn restore_netns(record: &SandboxRecord) -> Result<Netns, netctl_kernel::KernelError> {
+    if netctl_kernel::netns::exists(&record.netns) {
         return Netns::open(&record.netns).await;
     }
     // Gone: make it anew; its endpoints are plugged in again next.
-    let _ = kernel::netns::remove(&record.netns);
+    let _ = netctl_kernel::netns::remove(&record.netns);
     match record.mode {
         SandboxMode::Host => Netns::bind_current(&record.netns).await,
         SandboxMode::Isolated => Netns::create(&record.netns).await,

@@ -1,8 +1,8 @@
 //! Creating and removing sandboxes (network namespaces).
 
-use drivers::SandboxNamespace;
-use plugin_api::{ApiError, SandboxCreateRequest};
-use store::Batch;
+use netctl_drivers::SandboxNamespace;
+use netctl_plugin_api::{ApiError, SandboxCreateRequest};
+use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::endpoints::Wanted;
@@ -39,7 +39,9 @@ impl Controller {
             search: req.dns_search.clone(),
             options: req.dns_options.clone(),
         };
-        dns::DnsSettings::from(&dns).validate().map_err(from_dns)?;
+        netctl_dns::DnsSettings::from(&dns)
+            .validate()
+            .map_err(from_dns)?;
         let wanted = Wanted::parse(&req.endpoint_config)?;
         let network_id = match req.network.as_deref() {
             Some(key) => Some(self.state.lock().await.network(key)?.id.clone()),

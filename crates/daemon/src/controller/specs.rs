@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use drivers::{EndpointSpec, NetworkSpec, SubnetSpec};
+use netctl_drivers::{EndpointSpec, NetworkSpec, SubnetSpec};
 
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord};
 
@@ -66,14 +66,14 @@ pub(super) fn endpoint_names(
     net: &NetworkRecord,
     sandbox: &SandboxRecord,
     ep: &EndpointRecord,
-) -> dns::EndpointNames {
+) -> netctl_dns::EndpointNames {
     let mut names = vec![sandbox.name.clone()];
     for name in std::iter::once(&sandbox.hostname).chain(&ep.aliases) {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             names.push(name.clone());
         }
     }
-    dns::EndpointNames {
+    netctl_dns::EndpointNames {
         endpoint_id: ep.id.clone(),
         network_id: net.id.clone(),
         network_name: net.name.clone(),

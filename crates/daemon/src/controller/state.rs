@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ipam::Ipam;
-use plugin_api::ApiError;
+use netctl_ipam::Ipam;
+use netctl_plugin_api::ApiError;
 
 use super::ports::HostPorts;
 use crate::model::{

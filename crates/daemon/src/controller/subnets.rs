@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipam::{PoolRequest, Scope};
 use ipnetwork::IpNetwork;
-use plugin_api::{ApiError, IpamConfig, NetworkCreateRequest};
+use netctl_ipam::{PoolRequest, Scope};
+use netctl_plugin_api::{ApiError, IpamConfig, NetworkCreateRequest};
 
 use super::errors::from_ipam;
 use super::state::State;
@@ -129,7 +129,7 @@ impl State {
             .map_err(from_ipam)?;
         let gateway = match request.gateway {
             Some(gw) if !(gw.is_ipv6() == subnet.is_ipv6() && subnet.contains(gw)) => {
-                Err(ipam::IpamError::GatewayOutsideSubnet {
+                Err(netctl_ipam::IpamError::GatewayOutsideSubnet {
                     gateway: gw,
                     subnet,
                 })
@@ -210,7 +210,7 @@ mod tests {
     fn ipv6_subnet_needs_ipv6_enabled() {
         let req = NetworkCreateRequest {
             name: "n".into(),
-            ipam: Some(plugin_api::IpamRequest {
+            ipam: Some(netctl_plugin_api::IpamRequest {
                 config: vec![IpamConfig {
                     subnet: Some("fd00:1::/64".into()),
                     ..Default::default()

@@ -13,8 +13,8 @@
 //! reported and the rest still runs (the store no longer wants the object, so whatever is
 //! left is collected at the daemon's next start).
 
-use plugin_api::ApiError;
-use store::Batch;
+use netctl_plugin_api::ApiError;
+use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::errors::from_store;

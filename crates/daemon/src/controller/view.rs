@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use plugin_api::{
+use netctl_plugin_api::{
     EndpointSettings, IpamConfig, IpamInspect, NetworkEndpoint, NetworkInspect, NetworkSettings,
     SandboxInspect,
 };
 
-use drivers::Registry;
+use netctl_drivers::Registry;
 
 use super::specs::{gateway_for, network_spec};
 use super::state::State;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use kernel::{sysctl, Netlink};
+use netctl_kernel::{sysctl, Netlink};
 
 use self::options::BridgeConfig;
 use crate::firewall::{docker_user, Firewall, FirewallNetwork};
@@ -150,7 +150,7 @@ impl BridgeDriver {
             .link_by_name(&name)
             .await?
             .map(|l| l.index)
-            .ok_or(kernel::KernelError::LinkNotFound(name.clone()))?;
+            .ok_or(netctl_kernel::KernelError::LinkNotFound(name.clone()))?;
         self.cache_index(&name, Some(index));
         Ok(index)
     }

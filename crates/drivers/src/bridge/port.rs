@@ -8,8 +8,8 @@
 use std::os::fd::AsRawFd;
 
 use futures::future::try_join;
-use kernel::netlink::{Link, Request, VethEnds};
-use kernel::{KernelError, Netlink, Netns};
+use netctl_kernel::netlink::{Link, Request, VethEnds};
+use netctl_kernel::{KernelError, Netlink, Netns};
 
 use super::{host_end, runtime_end, BridgeDriver};
 use crate::{DriverError, EndpointSpec, NetworkSpec};
@@ -59,7 +59,7 @@ impl BridgeDriver {
         net: &NetworkSpec,
         ep: &EndpointSpec,
     ) -> Result<(), DriverError> {
-        let own = kernel::netns::own().map_err(DriverError::Kernel)?;
+        let own = netctl_kernel::netns::own().map_err(DriverError::Kernel)?;
         let (host, taken) = (host_end(&ep.id), runtime_end(&ep.id));
         match self
             .add_port(net, ep, &host, &taken, own.as_raw_fd())

@@ -42,7 +42,9 @@ pub fn ruleset(address: std::net::Ipv4Addr, port: u16) -> String {
 /// Installs the redirect in the namespace of the calling thread (which has entered the
 /// sandbox's).
 pub fn redirect_dns_here(address: std::net::Ipv4Addr, port: u16) -> Result<(), DriverError> {
-    Ok(kernel::nft::apply_text_here(&ruleset(address, port))?)
+    Ok(netctl_kernel::nft::apply_text_here(&ruleset(
+        address, port,
+    ))?)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! Docker's changes: its own networks keep their protections, and netctl's table still decides
 //! for netctl's bridges. Without dockerd (no such chain) there is nothing to do.
 
-use kernel::iptables::{chain_exists, run, TOOLS};
+use netctl_kernel::iptables::{chain_exists, run, TOOLS};
 
 use crate::DriverError;
 
@@ -22,7 +22,7 @@ pub async fn admit_bridge(bridge: &str) -> Result<(), DriverError> {
         for direction in ["-i", "-o"] {
             let rule = [CHAIN, direction, bridge, "-j", "ACCEPT"];
             if !run(tool, "-C", &rule).await? && !run(tool, "-I", &rule).await? {
-                return Err(DriverError::Kernel(kernel::KernelError::Command {
+                return Err(DriverError::Kernel(netctl_kernel::KernelError::Command {
                     program: tool,
                     message: format!("cannot accept {bridge} in {CHAIN}"),
                 }));

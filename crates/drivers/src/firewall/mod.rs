@@ -8,7 +8,7 @@ pub mod table;
 pub use publish::PortForward;
 
 use ipnetwork::IpNetwork;
-use kernel::nft;
+use netctl_kernel::nft;
 use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 
 use crate::DriverError;
@@ -129,7 +129,7 @@ impl Firewall {
             return Ok(false);
         };
         let doc: serde_json::Value = serde_json::from_str(&listing)
-            .map_err(|e| kernel::KernelError::Nft(format!("reading the table: {e}")))?;
+            .map_err(|e| netctl_kernel::KernelError::Nft(format!("reading the table: {e}")))?;
         let objects = doc["nftables"].as_array().cloned().unwrap_or_default();
         let count = |kind: &str| objects.iter().filter(|o| o.get(kind).is_some()).count();
         let elements = objects
@@ -165,7 +165,7 @@ async fn apply(objects: Vec<NfObject<'static>>) -> Result<(), DriverError> {
         objects: objects.into(),
     };
     let json = serde_json::to_string(&document)
-        .map_err(|e| DriverError::Kernel(kernel::KernelError::Nft(e.to_string())))?;
+        .map_err(|e| DriverError::Kernel(netctl_kernel::KernelError::Nft(e.to_string())))?;
     Ok(nft::apply_json(json).await?)
 }
 

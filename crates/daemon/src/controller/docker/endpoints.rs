@@ -4,13 +4,13 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use plugin_api::docker::{
+use netctl_plugin_api::docker::{
     Connectivity, CreateEndpoint, CreateEndpointResponse, EndpointInterface, InterfaceName,
     JoinResponse, PortBinding, PORTMAP_OPTION,
 };
-use plugin_api::ports::{PortMapping, Protocol};
-use plugin_api::ApiError;
-use store::Batch;
+use netctl_plugin_api::ports::{PortMapping, Protocol};
+use netctl_plugin_api::ApiError;
+use netctl_store::Batch;
 
 use crate::controller::effects::Effect;
 use crate::controller::specs::{endpoint_spec, gateway_for, network_spec};

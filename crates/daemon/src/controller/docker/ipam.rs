@@ -3,15 +3,15 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ipam::{PoolRequest, Scope};
 use ipnetwork::IpNetwork;
-use plugin_api::docker::{
+use netctl_ipam::{PoolRequest, Scope};
+use netctl_plugin_api::docker::{
     AddressResponse, PoolResponse, ReleaseAddress, RequestAddress, RequestPool, GATEWAY_REQUEST,
     GLOBAL_SPACE, REQUEST_ADDRESS_TYPE,
 };
-use plugin_api::ApiError;
+use netctl_plugin_api::ApiError;
 
-use store::Batch;
+use netctl_store::Batch;
 
 use crate::controller::errors::{from_ipam, from_kernel};
 use crate::controller::state::State;

@@ -14,17 +14,17 @@ mod endpoints;
 mod ipam;
 mod networks;
 
-use plugin_api::docker::{
+use netctl_plugin_api::docker::{
     AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
     DockerPlugin, EndpointRef, Join, JoinResponse, NetworkCapabilities, NetworkRef, PluginError,
     PluginResult, PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
 };
-use plugin_api::ApiError;
+use netctl_plugin_api::ApiError;
 
 use super::Controller;
 
 /// The driver of the networks dockerd makes with `-d netctl`: netctl's default.
-pub(super) const DOCKER_DRIVER: &str = drivers::DEFAULT_DRIVER;
+pub(super) const DOCKER_DRIVER: &str = netctl_drivers::DEFAULT_DRIVER;
 
 /// dockerd prints the message after `Iface.Method: `; say who is speaking.
 fn plugin_error(e: ApiError) -> PluginError {
@@ -37,7 +37,7 @@ impl DockerPlugin for Controller {
             .drivers
             .get(DOCKER_DRIVER)
             .map(|d| d.capabilities().scope)
-            .unwrap_or(drivers::Scope::Local)
+            .unwrap_or(netctl_drivers::Scope::Local)
             .name();
         NetworkCapabilities {
             scope: scope.into(),

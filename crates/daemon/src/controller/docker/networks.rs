@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use plugin_api::docker::{CreateNetwork, IpamData};
-use plugin_api::ApiError;
+use netctl_plugin_api::docker::{CreateNetwork, IpamData};
+use netctl_plugin_api::ApiError;
+use netctl_store::Batch;
 use serde_json::Value;
-use store::Batch;
 
 use super::DOCKER_DRIVER;
 use crate::controller::errors::from_driver;
