@@ -1,4 +1,4 @@
-//! Debian's dockerd (20.10) in a test host's namespace, as `../shared/reference` describes: in
+//! Debian's dockerd (20.10) in a test host's namespace: in
 //! a private mount namespace of its own with a sysfs for that namespace (plain `ip netns exec`
 //! would hide /sys/fs/cgroup, and runc needs it), the vfs storage driver, cgroupfs, and its
 //! own data-root, exec-root and socket under the host's scratch directory. Images cannot be
