@@ -1,26 +1,14 @@
 //! The `host` driver: a sandbox on the `host` network shares the host's (the daemon's)
-//! namespace. Nothing is built per network or per endpoint.
+//! namespace, and joins no other network. Nothing is built per network or per endpoint.
 
-use std::collections::BTreeMap;
+use crate::passive::PassiveDriver;
+use crate::{Capabilities, SandboxNamespace, Scope};
 
-use async_trait::async_trait;
-
-use crate::{
-    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkSettings,
-    NetworkSpec, SandboxNamespace, Scope, Wanted,
-};
-
-#[derive(Debug, Default, Clone)]
-pub struct HostDriver;
-
-#[async_trait]
-impl Driver for HostDriver {
-    fn name(&self) -> &'static str {
-        "host"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
+pub fn driver() -> PassiveDriver {
+    PassiveDriver {
+        name: "host",
+        aliases: &[],
+        capabilities: Capabilities {
             scope: Scope::Local,
             addresses: false,
             gateway: false,
@@ -30,43 +18,6 @@ impl Driver for HostDriver {
             namespace: SandboxNamespace::Host,
             exclusive: true,
             singleton: Some("host"),
-        }
-    }
-
-    fn parse_options(
-        &self,
-        options: &BTreeMap<String, String>,
-        defaults: &NetworkDefaults,
-    ) -> Result<NetworkSettings, DriverError> {
-        crate::options::no_options(self.name(), options, defaults)
-    }
-
-    async fn create_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-
-    async fn delete_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-
-    async fn restore_network(&self, _: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-
-    async fn join(
-        &self,
-        _: &NetworkSpec,
-        _: &EndpointSpec,
-        _: JoinTarget<'_>,
-    ) -> Result<(), DriverError> {
-        Ok(())
-    }
-
-    async fn leave(&self, _: &NetworkSpec, _: &EndpointSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-
-    async fn collect_garbage(&self, _: &Wanted) -> Result<(), DriverError> {
-        Ok(())
+        },
     }
 }

@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod host;
 pub mod null;
 pub mod options;
+mod passive;
 mod registry;
 
 pub use driver::{
@@ -20,4 +21,5 @@ pub use driver::{
     NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,
 };
 pub use error::DriverError;
+pub use passive::PassiveDriver;
 pub use registry::{Registry, Settings, DEFAULT_DRIVER};

@@ -28,21 +28,3 @@ pub fn check_mtu(mtu: u32) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// For drivers that take no options.
-pub fn no_options(
-    driver: &str,
-    options: &std::collections::BTreeMap<String, String>,
-    defaults: &crate::NetworkDefaults,
-) -> Result<crate::NetworkSettings, DriverError> {
-    if let Some(key) = options.keys().next() {
-        return Err(DriverError::InvalidOption(format!(
-            "the {driver} driver takes no options (got {key:?})"
-        )));
-    }
-    Ok(crate::NetworkSettings {
-        mtu: defaults.mtu,
-        internal: false,
-        config: serde_json::Value::Null,
-    })
-}

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use netctl_kernel::Netlink;
 
 use crate::bridge::BridgeDriver;
-use crate::host::HostDriver;
-use crate::null::NullDriver;
-use crate::Driver;
+use crate::{host, null, Driver};
 
 /// The driver of a network created without `--driver` (Docker's default).
 pub const DEFAULT_DRIVER: &str = "bridge";
@@ -30,8 +28,8 @@ impl Registry {
         Self {
             drivers: vec![
                 Arc::new(BridgeDriver::new(host, settings.manage_forwarding)),
-                Arc::new(HostDriver),
-                Arc::new(NullDriver),
+                Arc::new(host::driver()),
+                Arc::new(null::driver()),
             ],
         }
     }

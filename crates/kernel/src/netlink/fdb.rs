@@ -9,7 +9,7 @@ use rtnetlink::packet_route::neighbour::{
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{Netlink, Request, ENOENT};
+use super::{ip_of, Netlink, Request, ENOENT};
 use crate::KernelError;
 
 /// One forwarding entry: frames for `mac` go through the tunnel to `remote`.
@@ -32,21 +32,6 @@ fn message(index: u32, entry: &FdbEntry) -> NeighbourMessage {
             entry.remote,
         )));
     msg
-}
-
-/// A bridge entry's destination is decoded by the message's family (AF_BRIDGE), which says
-/// nothing of the address's: its length does.
-fn ip_of(address: NeighbourAddress) -> Option<IpAddr> {
-    match address {
-        NeighbourAddress::Inet(a) => Some(IpAddr::V4(a)),
-        NeighbourAddress::Inet6(a) => Some(IpAddr::V6(a)),
-        NeighbourAddress::Other(bytes) => match bytes.len() {
-            4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
-            16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 impl Netlink {

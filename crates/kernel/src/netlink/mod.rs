@@ -159,6 +159,24 @@ fn with_flags(message: RouteNetlinkMessage, flags: u16) -> NetlinkMessage<RouteN
     message
 }
 
+/// A neighbour entry's address. A bridge entry's is decoded by the message's family
+/// (AF_BRIDGE), which says nothing of the address's: its length does.
+fn ip_of(
+    address: rtnetlink::packet_route::neighbour::NeighbourAddress,
+) -> Option<std::net::IpAddr> {
+    use rtnetlink::packet_route::neighbour::NeighbourAddress;
+    match address {
+        NeighbourAddress::Inet(a) => Some(a.into()),
+        NeighbourAddress::Inet6(a) => Some(a.into()),
+        NeighbourAddress::Other(bytes) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes).ok().map(Into::into),
+            16 => <[u8; 16]>::try_from(bytes).ok().map(Into::into),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub(crate) const ENODEV: i32 = 19;
 pub(crate) const EEXIST: i32 = 17;
 pub(crate) const ENOENT: i32 = 2;

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::neighbour::{
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{Netlink, Request, ENOENT};
+use super::{ip_of, Netlink, Request, ENOENT};
 use crate::KernelError;
 
 /// One neighbour entry: an address and the MAC it is at.
@@ -86,12 +86,7 @@ impl Netlink {
                 let mut mac = None;
                 for attr in m.attributes {
                     match attr {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                            address = Some(IpAddr::V4(a))
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                            address = Some(IpAddr::V6(a))
-                        }
+                        NeighbourAttribute::Destination(a) => address = ip_of(a),
                         NeighbourAttribute::LinkLayerAddress(l) => {
                             mac = <[u8; 6]>::try_from(l).ok()
                         }
