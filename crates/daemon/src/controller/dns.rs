@@ -71,7 +71,7 @@ impl Controller {
                 return Err(from_dns(e));
             }
         }
-        self.write_resolv_conf(sandbox, &resolution)?;
+        self.write_resolv_conf(sandbox, &resolution, Make::Yes)?;
         self.write_hosts(sandbox, &[])
     }
 
@@ -83,13 +83,16 @@ impl Controller {
     }
 
     /// Written in place, not replaced: a runtime's bind mount keeps showing the same file.
+    /// Made only with the sandbox (`Make::Yes`): an update meeting a sandbox being removed
+    /// leaves no file behind.
     fn write_resolv_conf(
         &self,
         sandbox: &SandboxRecord,
         resolution: &Resolution,
+        make: Make,
     ) -> Result<(), ApiError> {
         let text = resolution.resolv_conf(sandbox.mode == SandboxMode::Isolated);
-        write_in_place(&self.paths.resolv_conf(&sandbox.id), &text)
+        write_in_place(&self.paths.resolv_conf(&sandbox.id), &text, make)
     }
 
     /// The sandbox's hosts file, as Docker writes it: localhost, then the sandbox's hostname
@@ -103,16 +106,17 @@ impl Controller {
             SandboxMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
             SandboxMode::Isolated => hosts_file(&sandbox.hostname, addresses),
         };
-        write_in_place(&self.paths.hosts(&sandbox.id), &text)
+        write_in_place(&self.paths.hosts(&sandbox.id), &text, Make::Yes)
     }
 
-    /// New daemon-wide settings: every sandbox's resolution and resolv.conf follow.
+    /// New daemon-wide settings: every sandbox's resolution and resolv.conf follow. The
+    /// files are written without the state lock: a thousand sandboxes take a while.
     pub(super) async fn apply_dns_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
-        let state = self.state.lock().await;
         self.dns.set_defaults(daemon, host);
-        for sandbox in state.sandboxes() {
+        let sandboxes: Vec<SandboxRecord> = self.state.lock().await.sandboxes().cloned().collect();
+        for sandbox in &sandboxes {
             if let Some(resolution) = self.dns.resolution(&sandbox.id) {
-                if let Err(e) = self.write_resolv_conf(sandbox, &resolution) {
+                if let Err(e) = self.write_resolv_conf(sandbox, &resolution, Make::No) {
                     tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot update resolv.conf");
                 }
             }
@@ -220,21 +224,34 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
     reasons
 }
 
-/// Rewrites `path` (made with its directory if missing) without replacing the file: a
-/// runtime's bind mount keeps showing it. Overwritten, not truncated first, and shortened
-/// only when the new text is shorter: truncating costs a journal commit on ext4 (a third of
-/// a millisecond, on every connect).
-fn write_in_place(path: &Path, text: &str) -> Result<(), ApiError> {
+/// Whether a sandbox file that is missing is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Make {
+    Yes,
+    No,
+}
+
+/// Rewrites `path` (made with its directory if missing, when `make` says so) without
+/// replacing the file: a runtime's bind mount keeps showing it. Overwritten, not truncated
+/// first, and shortened only when the new text is shorter: truncating costs a journal
+/// commit on ext4 (a third of a millisecond, on every connect).
+fn write_in_place(path: &Path, text: &str, make: Make) -> Result<(), ApiError> {
     use std::io::Write;
     let written = (|| {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        if make == Make::Yes {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
         }
-        let mut file = std::fs::OpenOptions::new()
+        let opened = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
+            .create(make == Make::Yes)
             .truncate(false)
-            .open(path)?;
+            .open(path);
+        let mut file = match opened {
+            Err(e) if make == Make::No && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            opened => opened?,
+        };
         file.write_all(text.as_bytes())?;
         if file.metadata()?.len() > text.len() as u64 {
             file.set_len(text.len() as u64)?;
