@@ -49,7 +49,23 @@ pub trait Store: Send + Sync {
 
     /// Applies every operation of `batch`, or none of them (a `Create` of a key that exists
     /// fails the whole batch with [`StoreError::Exists`]). Durable when it returns.
-    async fn apply(&self, batch: Batch) -> Result<Revision, StoreError>;
+    async fn apply(&self, batch: Batch) -> Result<Revision, StoreError> {
+        let revision = self.apply_unsynced(batch).await?;
+        self.sync(revision).await?;
+        Ok(revision)
+    }
+
+    /// [`Store::apply`], but durable only once [`Store::sync`] of the revision it returns
+    /// has returned; loads and watches see it at once. A crash before that may lose it (and
+    /// every batch after it), never part of it.
+    ///
+    /// This lets a caller hold its own lock only while the batch is ordered, and wait for the
+    /// disk outside that lock, beside other work.
+    async fn apply_unsynced(&self, batch: Batch) -> Result<Revision, StoreError>;
+
+    /// Waits until every batch up to `revision` is durable. Callers waiting at the same
+    /// time share one flush.
+    async fn sync(&self, revision: Revision) -> Result<(), StoreError>;
 
     /// The changes under `prefix` after revision `from`, as they are applied. Fails with
     /// [`StoreError::Compacted`] when the store no longer has them: load again, then watch

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::watch::Feed;
 use crate::{
@@ -23,9 +25,14 @@ const FORMAT_VERSION: u64 = 1;
 const HISTORY: usize = 1024;
 
 pub struct LocalStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     feed: Feed,
+    /// The last revision applied.
+    applied: AtomicU64,
+    /// The last revision on disk. Its lock is held through a flush, so callers that come
+    /// meanwhile wait for it and then find their batch flushed by the next one.
+    synced: tokio::sync::Mutex<Revision>,
 }
 
 /// Tables of an older layout, by name: each a list of (key, value) as text.
@@ -47,9 +54,11 @@ impl LocalStore {
         };
         txn.commit().or_backend(path, "open")?;
         Ok(Self {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             feed: Feed::new(revision, HISTORY),
+            applied: AtomicU64::new(revision),
+            synced: tokio::sync::Mutex::new(revision),
         })
     }
 
@@ -208,9 +217,11 @@ impl Store for LocalStore {
         Ok(Snapshot { entries, revision })
     }
 
-    async fn apply(&self, batch: Batch) -> Result<Revision, StoreError> {
+    async fn apply_unsynced(&self, batch: Batch) -> Result<Revision, StoreError> {
         let what = "write";
-        let txn = self.db.begin_write().or_backend(&self.path, what)?;
+        let mut txn = self.db.begin_write().or_backend(&self.path, what)?;
+        txn.set_durability(Durability::None)
+            .or_backend(&self.path, what)?;
         let changes = match self.write(&txn, &batch) {
             Ok(changes) => changes,
             Err(e) => {
@@ -220,8 +231,29 @@ impl Store for LocalStore {
         };
         txn.commit().or_backend(&self.path, what)?;
         let revision = changes.revision;
+        self.applied.fetch_max(revision, Ordering::AcqRel);
         self.feed.publish(changes);
         Ok(revision)
+    }
+
+    /// An empty durable commit: redb writes every earlier commit with it.
+    async fn sync(&self, revision: Revision) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock().await;
+        if *synced >= revision {
+            return Ok(());
+        }
+        let covered = self.applied.load(Ordering::Acquire);
+        let db = self.db.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(|e| e.to_string())?;
+            txn.commit().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|flushed| flushed);
+        flushed.or_backend(&self.path, "sync")?;
+        *synced = covered;
+        Ok(())
     }
 
     fn watch(&self, prefix: &Prefix, from: Revision) -> Result<Watch, StoreError> {
@@ -326,6 +358,53 @@ mod tests {
             let all = store.load(&Prefix::scope(Scope::Local)).await.unwrap();
             assert_eq!(all.revision, 2);
             assert_eq!(all.entries.len(), 2);
+        });
+    }
+
+    /// Set in the child process of the crash test: the store file it works on.
+    const CRASH_CHILD: &str = "NETCTL_STORE_CRASH_CHILD";
+
+    /// The child applies and syncs one batch, applies another without syncing, and aborts.
+    #[test]
+    fn a_synced_batch_survives_a_crash_and_an_unsynced_one_goes_whole() {
+        if let Ok(path) = std::env::var(CRASH_CHILD) {
+            let store = LocalStore::open(Path::new(&path)).unwrap();
+            run(async {
+                let synced = store
+                    .apply_unsynced(Batch::new().put(key("network", "a"), b"1".to_vec()))
+                    .await
+                    .unwrap();
+                store.sync(synced).await.unwrap();
+                store
+                    .apply_unsynced(
+                        Batch::new()
+                            .put(key("network", "b"), b"2".to_vec())
+                            .delete(key("network", "a")),
+                    )
+                    .await
+                    .unwrap();
+            });
+            std::process::abort();
+        }
+        let (dir, store) = store();
+        drop(store);
+        let path = dir.path.join("store.redb");
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "local::tests::a_synced_batch_survives_a_crash_and_an_unsynced_one_goes_whole",
+                "--test-threads=1",
+            ])
+            .env(CRASH_CHILD, &path)
+            .output()
+            .unwrap();
+        assert!(!child.status.success(), "the child aborts");
+        let store = LocalStore::open(&path).unwrap();
+        run(async {
+            let all = store.load(&Prefix::scope(Scope::Local)).await.unwrap();
+            let ids: Vec<&str> = all.entries.iter().map(|e| e.key.id.as_str()).collect();
+            assert_eq!(ids, ["a"], "the synced batch, none of the other");
+            assert_eq!(all.revision, 1);
         });
     }
 

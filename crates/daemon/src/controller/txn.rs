@@ -6,6 +6,10 @@
 //!    state's order.
 //! 3. **Program the kernel**, effect by effect, with the state lock released: requests on
 //!    other objects go on meanwhile (the objects' own locks keep this one's company out).
+//!    The store flushes the batch to disk at the same time; the caller hears back once both
+//!    are done. A crash before the flush ends loses the batch, and nobody was told it
+//!    worked: the daemon's next start collects what the kernel got meanwhile, as it does
+//!    for a removal cut short.
 //! 4. On a failure in 3, **undo** the effects done, in reverse; put the store back as it was;
 //!    and give back what the plan reserved. The request fails and nothing remains.
 //!
@@ -13,8 +17,10 @@
 //! reported and the rest still runs (the store no longer wants the object, so whatever is
 //! left is collected at the daemon's next start).
 
+use std::time::{Duration, Instant};
+
 use netctl_plugin_api::ApiError;
-use netctl_store::Batch;
+use netctl_store::{Batch, Revision};
 
 use super::effects::Effect;
 use super::errors::from_store;
@@ -94,18 +100,84 @@ impl Controller {
         &self,
         plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
     ) -> Result<(T, Done), ApiError> {
-        let started = std::time::Instant::now();
-        let (txn, value) = {
+        let started = Instant::now();
+        let (txn, value, revision) = {
             let mut state = self.state.lock().await;
             let (txn, value) = plan(&mut state)?;
-            if !txn.persist.is_empty() {
-                if let Err(e) = self.store.apply(txn.persist.clone()).await {
+            let revision = match self.persist(&txn.persist).await {
+                Ok(revision) => revision,
+                Err(e) => {
                     (txn.unplan)(&mut state);
-                    return Err(from_store(e));
+                    return Err(e);
                 }
-            }
-            (txn, value)
+            };
+            (txn, value, revision)
         };
+        let persisted = started.elapsed();
+        let (carried_out, synced) =
+            tokio::join!(self.carry_out(&txn.what, &txn.effects), self.sync(revision));
+        let failure = match (carried_out, synced) {
+            (Ok(done), Ok(())) => {
+                tracing::debug!(what = %txn.what, total = ?started.elapsed(), planned_and_persisted = ?persisted, effects = ?done.took, "done");
+                return Ok((value, done.done));
+            }
+            (Err(failed), _) => failed,
+            (Ok(_), Err(e)) => Failed {
+                at: txn.effects.len(),
+                error: e,
+            },
+        };
+        self.roll_back(txn, failure.at).await;
+        Err(failure.error)
+    }
+
+    /// The desired state in the store, in the state's order (the caller holds the state
+    /// lock); not yet flushed. `None` when there is nothing to write.
+    async fn persist(&self, batch: &Batch) -> Result<Option<Revision>, ApiError> {
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let revision = self
+            .store
+            .apply_unsynced(batch.clone())
+            .await
+            .map_err(from_store)?;
+        Ok(Some(revision))
+    }
+
+    async fn sync(&self, revision: Option<Revision>) -> Result<(), ApiError> {
+        match revision {
+            Some(revision) => self.store.sync(revision).await.map_err(from_store),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies `effects` in order. Teardown steps that fail are noted and passed; any other
+    /// failure stops here and says at which step.
+    async fn carry_out(&self, what: &str, effects: &[Effect]) -> Result<CarriedOut, Failed> {
+        let mut carried = CarriedOut::default();
+        for (at, effect) in effects.iter().enumerate() {
+            let step = Instant::now();
+            let applied = self.apply(effect).await;
+            carried.took.push((effect.name(), step.elapsed()));
+            let Err(error) = applied else {
+                continue;
+            };
+            if effect.is_best_effort() {
+                tracing::warn!(%what, error = %error.message, "cleanup step failed; going on");
+                carried.done.cleanup_errors.push(error.message);
+                continue;
+            }
+            tracing::warn!(%what, error = %error.message, "failed; rolling back");
+            return Err(Failed { at, error });
+        }
+        Ok(carried)
+    }
+
+    /// Undoes the effects up to and including the one at `failed_at` (it may have done part
+    /// of its work), in reverse; puts the store back and flushes it; gives back what the
+    /// plan took.
+    async fn roll_back(&self, txn: Txn, failed_at: usize) {
         let Txn {
             what,
             revert,
@@ -113,37 +185,29 @@ impl Controller {
             unplan,
             ..
         } = txn;
-        let persisted = started.elapsed();
-        let mut done = Done::default();
-        let mut took = Vec::with_capacity(effects.len());
-        for (at, effect) in effects.iter().enumerate() {
-            let step = std::time::Instant::now();
-            let applied = self.apply(effect).await;
-            took.push((effect.name(), step.elapsed()));
-            let Err(e) = applied else {
-                continue;
-            };
-            if effect.is_best_effort() {
-                tracing::warn!(%what, error = %e.message, "cleanup step failed; going on");
-                done.cleanup_errors.push(e.message);
-                continue;
-            }
-            tracing::warn!(%what, error = %e.message, "failed; rolling back");
-            for applied in effects[..at].iter().rev() {
-                self.undo(applied).await;
-            }
-            // The failed step may have done part of its work.
+        let end = (failed_at + 1).min(effects.len());
+        for effect in effects[..end].iter().rev() {
             self.undo(effect).await;
-            let mut state = self.state.lock().await;
-            if !revert.is_empty() {
-                if let Err(e) = self.store.apply(revert).await {
-                    tracing::error!(%what, error = %e, "cannot put the store back; the daemon's next start will");
-                }
-            }
-            unplan(&mut state);
-            return Err(e);
         }
-        tracing::debug!(%what, total = ?started.elapsed(), planned_and_persisted = ?persisted, effects = ?took, "done");
-        Ok((value, done))
+        let mut state = self.state.lock().await;
+        if !revert.is_empty() {
+            if let Err(e) = self.store.apply(revert).await {
+                tracing::error!(%what, error = %e, "cannot put the store back; the daemon's next start will");
+            }
+        }
+        unplan(&mut state);
     }
+}
+
+/// Effects applied, with the time each took.
+#[derive(Default)]
+struct CarriedOut {
+    done: Done,
+    took: Vec<(&'static str, Duration)>,
+}
+
+/// Where a transaction stopped, and why.
+struct Failed {
+    at: usize,
+    error: ApiError,
 }
