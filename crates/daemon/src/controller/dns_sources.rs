@@ -2,13 +2,14 @@
 //! daemon runs. The listening sockets are never touched: the settings are swapped under them,
 //! so no query is lost.
 //!
-//! The files' directories are watched with inotify, so a change applies at once; a look every
-//! second catches what inotify cannot see (a resolv.conf that is a symlink to a file that
+//! The files and their directories are watched with inotify, so a change applies at once; a
+//! look every second catches what inotify cannot see (a symlinked resolv.conf whose link
 //! changes elsewhere). Settings are applied, and the change logged, only when they differ
 //! from the ones in force — never because the daemon just started.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -34,38 +35,60 @@ fn stamp(path: &Path) -> Stamp {
     Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
-/// inotify on the files' directories (a file replaced by a rename is seen there), read by a
-/// thread of its own that says when one of the files may have changed.
-struct DirectoryWatch {
+/// inotify on the files and on their directories, read by a thread of its own that says
+/// when one of the files may have changed. Writes are watched on the files themselves and
+/// only names on the directories: a busy directory (/etc; a log written beside the file)
+/// wakes nobody.
+struct FileWatch {
     changes: mpsc::Receiver<()>,
+    /// How often the thread woke: the tests hold it to "not for writes beside the files".
+    #[cfg_attr(not(test), allow(dead_code))]
+    wakeups: Arc<AtomicU64>,
 }
 
-impl DirectoryWatch {
+/// On a file: its content written, or the file gone (a watch follows a symlink, so this is
+/// also a symlinked resolv.conf's target being replaced).
+const ON_FILE: AddWatchFlags = AddWatchFlags::IN_CLOSE_WRITE
+    .union(AddWatchFlags::IN_MODIFY)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF);
+/// On a directory: names made, replaced or removed.
+const ON_DIRECTORY: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_DELETE);
+
+impl FileWatch {
     fn new(files: &[&Path]) -> nix::Result<Self> {
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
-        let flags = AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_MODIFY;
-        let mut names: Vec<OsString> = Vec::new();
+        let mut watched: Vec<(OsString, PathBuf)> = Vec::new();
         for file in files {
             let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
             // A file whose directory does not exist yet (no /etc/netctl) is left to the
             // look every second.
-            match inotify.add_watch(dir.unwrap_or(Path::new(".")), flags) {
-                Ok(_) => names.extend(file.file_name().map(|n| n.to_os_string())),
+            match inotify.add_watch(dir.unwrap_or(Path::new(".")), ON_DIRECTORY) {
+                Ok(_) => {
+                    if let Some(name) = file.file_name() {
+                        watched.push((name.to_os_string(), file.to_path_buf()));
+                    }
+                    // Not there yet: its directory says when it comes.
+                    let _ = inotify.add_watch(*file, ON_FILE);
+                }
                 Err(e) => tracing::debug!(file = %file.display(), error = %e, "not watched"),
             }
         }
-        if names.is_empty() {
+        if watched.is_empty() {
             return Err(nix::errno::Errno::ENOENT);
         }
         let (tx, changes) = mpsc::channel(1);
+        let wakeups = Arc::new(AtomicU64::new(0));
+        let woke = wakeups.clone();
         std::thread::Builder::new()
             .name("dns-sources".into())
             .spawn(move || loop {
-                let events = match inotify.read_events() {
+                let read = inotify.read_events();
+                woke.fetch_add(1, Ordering::Relaxed);
+                let events = match read {
                     Ok(events) => events,
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
@@ -73,16 +96,29 @@ impl DirectoryWatch {
                         return;
                     }
                 };
-                let ours = events
-                    .iter()
-                    .any(|e| e.name.as_ref().is_some_and(|n| names.contains(n)));
+                let mut ours = false;
+                for event in &events {
+                    match &event.name {
+                        // A name in a directory: ours is (re)made or gone; a new file gets
+                        // a watch of its own.
+                        Some(name) => {
+                            if let Some((_, path)) = watched.iter().find(|(n, _)| n == name) {
+                                ours = true;
+                                let _ = inotify.add_watch(path.as_path(), ON_FILE);
+                            }
+                        }
+                        // One of the files.
+                        None if !event.mask.contains(AddWatchFlags::IN_IGNORED) => ours = true,
+                        None => {}
+                    }
+                }
                 // A full channel already says "changed".
                 if ours && tx.try_send(()).is_err() && tx.is_closed() {
                     return;
                 }
             })
             .map_err(|_| nix::errno::Errno::EAGAIN)?;
-        Ok(Self { changes })
+        Ok(Self { changes, wakeups })
     }
 
     /// Waits until one of the files may have changed.
@@ -135,7 +171,7 @@ pub async fn watch_dns_sources(controller: Arc<Controller>) {
         seen: (None, None),
         config: controller.config.clone(),
     };
-    let mut inotify = match DirectoryWatch::new(&[&sources.config_path, &sources.resolv_path]) {
+    let mut inotify = match FileWatch::new(&[&sources.config_path, &sources.resolv_path]) {
         Ok(watch) => Some(watch),
         Err(e) => {
             tracing::info!(error = %e, "daemon.json and resolv.conf are looked at every second");
@@ -167,5 +203,91 @@ pub async fn watch_dns_sources(controller: Arc<Controller>) {
                 false
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("netctl-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn run(f: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Whether the watch reports a change within a while.
+    async fn reported(watch: &mut FileWatch) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), watch.changed())
+            .await
+            .is_ok()
+    }
+
+    #[test]
+    fn writes_beside_the_files_wake_nobody() {
+        let dir = Scratch::new("watch-beside");
+        let resolv = dir.0.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.1\n").unwrap();
+        // A log kept open and written line by line, as a benchmark's would be.
+        let mut log = std::fs::File::create(dir.0.join("queries.out")).unwrap();
+        run(async {
+            let mut watch = FileWatch::new(&[&resolv]).unwrap();
+            for i in 0..1000 {
+                std::io::Write::write_all(&mut log, format!("query {i}\n").as_bytes()).unwrap();
+            }
+            assert!(
+                !reported(&mut watch).await,
+                "another file's writes are not ours"
+            );
+            assert_eq!(
+                watch.wakeups.load(Ordering::Relaxed),
+                0,
+                "nor do they wake the thread"
+            );
+            std::fs::write(&resolv, "nameserver 192.0.2.2\n").unwrap();
+            assert!(reported(&mut watch).await, "written in place");
+        });
+    }
+
+    #[test]
+    fn a_file_replaced_or_made_later_stays_watched() {
+        let dir = Scratch::new("watch-replaced");
+        let resolv = dir.0.join("resolv.conf");
+        let config = dir.0.join("daemon.json");
+        std::fs::write(&resolv, "nameserver 192.0.2.1\n").unwrap();
+        run(async {
+            let mut watch = FileWatch::new(&[&config, &resolv]).unwrap();
+            let staged = dir.0.join("resolv.conf.new");
+            std::fs::write(&staged, "nameserver 192.0.2.2\n").unwrap();
+            assert!(!reported(&mut watch).await, "a staged file is not ours");
+            std::fs::rename(&staged, &resolv).unwrap();
+            assert!(reported(&mut watch).await, "replaced by a rename");
+            std::fs::write(&resolv, "nameserver 192.0.2.3\n").unwrap();
+            assert!(reported(&mut watch).await, "the new file written in place");
+            std::fs::write(&config, "{}").unwrap();
+            assert!(reported(&mut watch).await, "made where there was none");
+            std::fs::write(&config, r#"{"dns": ["192.0.2.53"]}"#).unwrap();
+            assert!(reported(&mut watch).await, "the made file written in place");
+        });
     }
 }
