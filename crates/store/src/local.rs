@@ -22,7 +22,7 @@ const FORMAT: &str = "format";
 /// This file's layout: keys in `objects`, values prefixed by their revision.
 const FORMAT_VERSION: u64 = 1;
 /// Batches kept for watches that start in the past.
-const HISTORY: usize = 1024;
+const HISTORY: usize = 256;
 
 pub struct LocalStore {
     db: Arc<Database>,
