@@ -21,8 +21,10 @@ const REVISION: &str = "revision";
 const FORMAT: &str = "format";
 /// This file's layout: keys in `objects`, values prefixed by their revision.
 const FORMAT_VERSION: u64 = 1;
-/// Batches kept for watches that start in the past.
+/// Batches kept for watches that start in the past: this many at most, weighing at most
+/// `HISTORY_BYTES`.
 const HISTORY: usize = 256;
+const HISTORY_BYTES: usize = 256 * 1024;
 
 pub struct LocalStore {
     db: Arc<Database>,
@@ -56,7 +58,7 @@ impl LocalStore {
         Ok(Self {
             db: Arc::new(db),
             path: path.to_path_buf(),
-            feed: Feed::new(revision, HISTORY),
+            feed: Feed::new(revision, HISTORY, HISTORY_BYTES),
             applied: AtomicU64::new(revision),
             synced: tokio::sync::Mutex::new(revision),
         })
@@ -483,6 +485,25 @@ mod tests {
             let e = store.watch(&Prefix::scope(Scope::Local), 1).err().unwrap();
             assert!(matches!(e, StoreError::Compacted { .. }), "{e}");
             assert!(store.watch(&Prefix::scope(Scope::Local), 10).is_ok());
+        });
+    }
+
+    #[test]
+    fn heavy_batches_leave_the_history_sooner() {
+        let (_dir, store) = store();
+        run(async {
+            let heavy = vec![0u8; HISTORY_BYTES / 2 + 1];
+            for i in 0..3 {
+                store
+                    .apply(Batch::new().put(key("endpoint", &i.to_string()), heavy.clone()))
+                    .await
+                    .unwrap();
+            }
+            let e = store.watch(&Prefix::scope(Scope::Local), 1).err().unwrap();
+            assert!(matches!(e, StoreError::Compacted { oldest: 2, .. }), "{e}");
+            // The newest stays, however heavy.
+            let mut watch = store.watch(&Prefix::scope(Scope::Local), 2).unwrap();
+            assert_eq!(watch.next().await.unwrap().revision, 3);
         });
     }
 

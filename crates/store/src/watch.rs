@@ -30,40 +30,65 @@ pub struct Changes {
     pub events: Vec<Event>,
 }
 
+impl Changes {
+    /// Roughly what it holds in memory: its keys' ids and its values.
+    fn weight(&self) -> usize {
+        self.events
+            .iter()
+            .map(|e| match e {
+                Event::Put(entry) => entry.key.id.len() + entry.value.len(),
+                Event::Delete { key, .. } => key.id.len(),
+            })
+            .sum()
+    }
+}
+
 /// Recent batches, and the channel new ones are announced on. A backend keeps one; watches
 /// start from its history and continue on the channel, with no gap between the two because
 /// both are taken under the history's lock.
 pub(crate) struct Feed {
     inner: Mutex<FeedInner>,
     capacity: usize,
+    /// The most the kept batches' values may weigh: a few big records (an endpoint with
+    /// thousands of published ports) must not hold megabytes for watches that never come.
+    capacity_bytes: usize,
 }
 
 struct FeedInner {
     recent: VecDeque<Arc<Changes>>,
+    /// What the kept batches' keys and values weigh.
+    recent_bytes: usize,
     /// The revision before the oldest kept batch: watches from here on can be served.
     floor: Revision,
     sender: broadcast::Sender<Arc<Changes>>,
 }
 
 impl Feed {
-    pub(crate) fn new(current: Revision, capacity: usize) -> Self {
+    pub(crate) fn new(current: Revision, capacity: usize, capacity_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(FeedInner {
                 recent: VecDeque::new(),
+                recent_bytes: 0,
                 floor: current,
                 sender: broadcast::channel(capacity).0,
             }),
             capacity,
+            capacity_bytes,
         }
     }
 
-    /// Records an applied batch and announces it.
+    /// Records an applied batch and announces it. The oldest kept batches go when there are
+    /// too many, or they weigh too much (the newest always stays).
     pub(crate) fn publish(&self, changes: Changes) {
         let mut inner = self.inner.lock().expect("feed lock");
         let changes = Arc::new(changes);
+        inner.recent_bytes += changes.weight();
         inner.recent.push_back(changes.clone());
-        while inner.recent.len() > self.capacity {
+        while inner.recent.len() > self.capacity
+            || (inner.recent_bytes > self.capacity_bytes && inner.recent.len() > 1)
+        {
             if let Some(old) = inner.recent.pop_front() {
+                inner.recent_bytes -= old.weight();
                 inner.floor = old.revision;
             }
         }
