@@ -9,7 +9,7 @@ use rtnetlink::packet_route::neighbour::{
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{ip_of, Netlink, Request, ENOENT};
+use super::{Netlink, Request, ENOENT};
 use crate::KernelError;
 
 /// One forwarding entry: frames for `mac` go through the tunnel to `remote`.
@@ -69,33 +69,15 @@ impl Netlink {
     /// `bridge fdb show dev INDEX`: the entries with a remote (the device's own, made with
     /// `self`).
     pub async fn fdb_entries(&self, index: u32) -> Result<Vec<FdbEntry>, KernelError> {
-        let mut query = NeighbourMessage::default();
-        query.header.family = AddressFamily::Bridge;
-        let all = self
-            .dump(RouteNetlinkMessage::GetNeighbour(query), "list fdb entries")
+        let rows = self
+            .neighbour_rows(AddressFamily::Bridge, index, "list fdb entries")
             .await?;
-        Ok(all
+        Ok(rows
             .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
-                _ => None,
-            })
-            .filter(|m| m.header.ifindex == index)
-            .filter_map(|m| {
-                let mut mac = None;
-                let mut remote = None;
-                for attr in m.attributes {
-                    match attr {
-                        NeighbourAttribute::LinkLayerAddress(l) => {
-                            mac = <[u8; 6]>::try_from(l).ok()
-                        }
-                        NeighbourAttribute::Destination(address) => remote = ip_of(address),
-                        _ => {}
-                    }
-                }
+            .filter_map(|row| {
                 Some(FdbEntry {
-                    mac: mac?,
-                    remote: remote?,
+                    mac: row.mac?,
+                    remote: row.address?,
                 })
             })
             .collect())

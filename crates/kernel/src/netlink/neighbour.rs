@@ -68,36 +68,67 @@ impl Netlink {
 
     /// `ip neigh show dev INDEX nud permanent`
     pub async fn permanent_neighbours(&self, index: u32) -> Result<Vec<Neighbour>, KernelError> {
+        let rows = self
+            .neighbour_rows(AddressFamily::Unspec, index, "list neighbours")
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| row.state == NeighbourState::Permanent)
+            .filter_map(|row| {
+                Some(Neighbour {
+                    address: row.address?,
+                    mac: row.mac?,
+                })
+            })
+            .collect())
+    }
+
+    /// The neighbour table of `family` on one device (the bridge family is the FDB): the one
+    /// reader of both, so neither decodes the kernel's messages by itself.
+    pub(super) async fn neighbour_rows(
+        &self,
+        family: AddressFamily,
+        index: u32,
+        what: &str,
+    ) -> Result<Vec<NeighbourRow>, KernelError> {
+        let mut query = NeighbourMessage::default();
+        query.header.family = family;
         let all = self
-            .dump(
-                RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
-                "list neighbours",
-            )
+            .dump(RouteNetlinkMessage::GetNeighbour(query), what)
             .await?;
         Ok(all
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
+                RouteNetlinkMessage::NewNeighbour(n) if n.header.ifindex == index => Some(n),
                 _ => None,
             })
-            .filter(|m| m.header.ifindex == index && m.header.state == NeighbourState::Permanent)
-            .filter_map(|m| {
-                let mut address = None;
-                let mut mac = None;
-                for attr in m.attributes {
-                    match attr {
-                        NeighbourAttribute::Destination(a) => address = ip_of(a),
-                        NeighbourAttribute::LinkLayerAddress(l) => {
-                            mac = <[u8; 6]>::try_from(l).ok()
-                        }
-                        _ => {}
-                    }
-                }
-                Some(Neighbour {
-                    address: address?,
-                    mac: mac?,
-                })
-            })
+            .map(NeighbourRow::from)
             .collect())
+    }
+}
+
+/// A neighbour or FDB entry as the kernel lists it.
+pub(super) struct NeighbourRow {
+    pub state: NeighbourState,
+    /// The IP address (a neighbour) or the remote VTEP (an FDB entry).
+    pub address: Option<IpAddr>,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl From<NeighbourMessage> for NeighbourRow {
+    fn from(message: NeighbourMessage) -> Self {
+        let mut row = Self {
+            state: message.header.state,
+            address: None,
+            mac: None,
+        };
+        for attr in message.attributes {
+            match attr {
+                NeighbourAttribute::Destination(a) => row.address = ip_of(a),
+                NeighbourAttribute::LinkLayerAddress(l) => row.mac = <[u8; 6]>::try_from(l).ok(),
+                _ => {}
+            }
+        }
+        row
     }
 }
