@@ -6,13 +6,17 @@
 mod dnsmasq;
 mod dockerd;
 pub mod echo;
+mod etcd;
 mod host;
+mod lan;
 mod netns_thread;
 mod underlay;
 
 pub use dnsmasq::Dnsmasq;
 pub use dockerd::{Dockerd, DOCKER_CLI};
+pub use etcd::EtcdCluster;
 pub use host::{command_in, Host, Output};
+pub use lan::{Lan, LAN_INTERFACE};
 pub use netns_thread::{in_netns, in_netns_at};
 pub use underlay::Underlay;
 

@@ -5,6 +5,9 @@ pub enum StoreError {
     /// The backend failed (a file, a disk, a cluster member): nothing was applied.
     #[error("store {what}: {message}")]
     Backend { what: String, message: String },
+    /// The cluster's store did not answer with a quorum: nothing was applied.
+    #[error("cluster store unavailable: {message} (members: {endpoints})")]
+    Unavailable { endpoints: String, message: String },
     /// A `Create` found its key already there: nothing was applied.
     #[error("{0} exists already")]
     Exists(Key),

@@ -7,12 +7,14 @@
 //! owns their encoding and schema versions.
 
 mod batch;
+mod cluster;
 mod error;
 mod key;
 mod local;
 mod watch;
 
 pub use batch::{Batch, Op};
+pub use cluster::{ClusterStore, LeaseId, REQUEST_TIMEOUT};
 pub use error::StoreError;
 pub use key::{Key, Prefix, Scope};
 pub use local::LocalStore;

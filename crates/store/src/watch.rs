@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::{Entry, Key, Prefix, Revision, StoreError};
 
@@ -113,8 +113,10 @@ impl Feed {
         Ok(Watch {
             prefix: prefix.clone(),
             last: from,
-            pending,
-            receiver: inner.sender.subscribe(),
+            source: Source::Feed {
+                pending,
+                receiver: inner.sender.subscribe(),
+            },
         })
     }
 }
@@ -123,33 +125,70 @@ impl Feed {
 pub struct Watch {
     prefix: Prefix,
     last: Revision,
-    pending: VecDeque<Arc<Changes>>,
-    receiver: broadcast::Receiver<Arc<Changes>>,
+    source: Source,
+}
+
+/// Where a watch's batches come from.
+enum Source {
+    /// A local backend's feed: its history, then its announcements.
+    Feed {
+        pending: VecDeque<Arc<Changes>>,
+        receiver: broadcast::Receiver<Arc<Changes>>,
+    },
+    /// A task that forwards a remote store's watch; an error is the last item.
+    Channel(mpsc::Receiver<Result<Changes, StoreError>>),
+}
+
+impl Source {
+    async fn next(&mut self, last: Revision) -> Result<Arc<Changes>, StoreError> {
+        match self {
+            Self::Feed { pending, receiver } => {
+                if let Some(changes) = pending.pop_front() {
+                    return Ok(changes);
+                }
+                match receiver.recv().await {
+                    Ok(changes) => Ok(changes),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Err(StoreError::Compacted {
+                        from: last,
+                        oldest: last + 1,
+                    }),
+                    Err(broadcast::error::RecvError::Closed) => Err(closed()),
+                }
+            }
+            Self::Channel(receiver) => match receiver.recv().await {
+                Some(changes) => changes.map(Arc::new),
+                None => Err(closed()),
+            },
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend {
+        what: "watch".into(),
+        message: "the store was closed".into(),
+    }
 }
 
 impl Watch {
+    /// A watch fed by a task (a remote backend's), from the revision after `from`.
+    pub(crate) fn from_channel(
+        prefix: Prefix,
+        from: Revision,
+        receiver: mpsc::Receiver<Result<Changes, StoreError>>,
+    ) -> Self {
+        Self {
+            prefix,
+            last: from,
+            source: Source::Channel(receiver),
+        }
+    }
+
     /// The next batch that changed something under the prefix, with only those events.
     /// [`StoreError::Compacted`] when this watch fell too far behind.
     pub async fn next(&mut self) -> Result<Changes, StoreError> {
         loop {
-            let changes = match self.pending.pop_front() {
-                Some(changes) => changes,
-                None => match self.receiver.recv().await {
-                    Ok(changes) => changes,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        return Err(StoreError::Compacted {
-                            from: self.last,
-                            oldest: self.last + 1,
-                        })
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(StoreError::Backend {
-                            what: "watch".into(),
-                            message: "the store was closed".into(),
-                        })
-                    }
-                },
-            };
+            let changes = self.source.next(self.last).await?;
             if changes.revision <= self.last {
                 continue;
             }

@@ -1,0 +1,256 @@
+//! The cluster store on a real 3-member etcd cluster, each member in a namespace of its own:
+//! unique creates under concurrency, watches across clients, leases, and what a client sees
+//! when members die.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use netctl_netns_fixtures::{in_netns, EtcdCluster, Host, Lan};
+use netctl_store::{Batch, ClusterStore, Event, Key, Prefix, Scope, Store, StoreError};
+
+/// A LAN with an etcd cluster, and a client host on it.
+struct Fixture {
+    etcd: EtcdCluster,
+    client: Host,
+    _lan: Lan,
+    /// One cluster at a time: five 3-member clusters fsyncing on two cores miss their
+    /// heartbeats and hold elections the tests did not ask for.
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Fixture {
+    fn new() -> Self {
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lan = Lan::new();
+        let etcd = EtcdCluster::start(&lan, 3);
+        let client = Host::new();
+        lan.plug(&client, "203.0.113.11");
+        Self {
+            etcd,
+            client,
+            _lan: lan,
+            _turn: turn,
+        }
+    }
+
+    /// Runs `body` with connected stores in the client host's namespace.
+    fn run<T: Send + 'static, F>(
+        &self,
+        clients: usize,
+        body: impl FnOnce(Vec<ClusterStore>) -> F + Send + 'static,
+    ) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let endpoints = self.etcd.endpoints();
+        in_netns(self.client.netns(), move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut stores = Vec::new();
+                for _ in 0..clients {
+                    stores.push(ClusterStore::connect(&endpoints).await.expect("connect"));
+                }
+                body(stores).await
+            })
+        })
+    }
+}
+
+fn key(kind: &str, id: &str) -> Key {
+    Key::new(Scope::Global, kind, id)
+}
+
+#[test]
+fn concurrent_creates_from_three_clients_never_take_one_key_twice() {
+    let fixture = Fixture::new();
+    let winners = fixture.run(3, |stores| async move {
+        // Each client tries to take the same 50 VNIs, in its own order.
+        let tries = stores
+            .into_iter()
+            .enumerate()
+            .map(|(client, store)| async move {
+                let mut won = Vec::new();
+                for i in 0..50u32 {
+                    let vni = 4096 + (i + client as u32 * 17) % 50;
+                    let batch = Batch::new().create(
+                        key("vni", &vni.to_string()),
+                        format!("client {client}").into_bytes(),
+                    );
+                    match store.apply(batch).await {
+                        Ok(_) => won.push(vni),
+                        Err(StoreError::Exists(k)) => assert_eq!(k.id, vni.to_string()),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                won
+            });
+        futures::future::join_all(tries).await
+    });
+    let all: Vec<u32> = winners.into_iter().flatten().collect();
+    let unique: HashSet<u32> = all.iter().copied().collect();
+    assert_eq!(all.len(), 50, "every VNI taken exactly once: {all:?}");
+    assert_eq!(unique.len(), 50);
+}
+
+#[test]
+fn a_failed_batch_changes_nothing_and_names_the_key_that_exists() {
+    let fixture = Fixture::new();
+    fixture.run(1, |stores| async move {
+        let store = &stores[0];
+        store
+            .apply(Batch::new().create(key("name", "web"), b"1".to_vec()))
+            .await
+            .unwrap();
+        let err = store
+            .apply(
+                Batch::new()
+                    .put(key("network", "n2"), b"x".to_vec())
+                    .create(key("name", "fresh"), b"2".to_vec())
+                    .create(key("name", "web"), b"2".to_vec()),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Exists(k) if k.id == "web"),
+            "{err}"
+        );
+        let all = store.load(&Prefix::scope(Scope::Global)).await.unwrap();
+        let ids: Vec<_> = all.entries.iter().map(|e| e.key.encode()).collect();
+        assert_eq!(ids, vec!["global/name/web"]);
+        let refused = store
+            .apply(Batch::new().put(Key::new(Scope::Local, "network", "x"), vec![]))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::WrongScope { .. }));
+        let nobody = vec!["http://203.0.113.199:2379".to_string()];
+        let started = Instant::now();
+        let err = ClusterStore::connect(&nobody)
+            .await
+            .err()
+            .expect("nobody there");
+        assert!(
+            err.to_string().starts_with("cluster store unavailable")
+                && err.to_string().contains("203.0.113.199"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+}
+
+#[test]
+fn a_watch_sees_another_clients_batches_whole_and_in_order() {
+    let fixture = Fixture::new();
+    fixture.run(2, |stores| async move {
+        let (watcher, writer) = (&stores[0], &stores[1]);
+        let from = watcher
+            .load(&Prefix::scope(Scope::Global))
+            .await
+            .unwrap()
+            .revision;
+        let mut watch = watcher
+            .watch(&Prefix::kind(Scope::Global, "endpoint"), from)
+            .unwrap();
+        writer
+            .apply(
+                Batch::new()
+                    .put(key("endpoint", "a"), b"1".to_vec())
+                    .put(key("address", "10.0.0.2"), b"a".to_vec())
+                    .put(key("endpoint", "b"), b"2".to_vec()),
+            )
+            .await
+            .unwrap();
+        writer
+            .apply(Batch::new().delete(key("endpoint", "a")))
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<_> = first.events.iter().map(|e| e.key().id.clone()).collect();
+        assert_eq!(ids, vec!["a", "b"], "one batch, only the endpoints");
+        let second = watch.next().await.unwrap();
+        assert!(second.revision > first.revision);
+        assert!(matches!(&second.events[..], [Event::Delete { key, .. }] if key.id == "a"));
+    });
+}
+
+#[test]
+fn a_leased_key_goes_with_its_lease_and_watchers_hear_it() {
+    let fixture = Fixture::new();
+    fixture.run(1, |stores| async move {
+        let store = &stores[0];
+        let lease = store.grant_lease(Duration::from_secs(5)).await.unwrap();
+        assert!(store.keep_alive(lease).await.unwrap());
+        let revision = store
+            .put_leased(&key("node", "n1"), b"here".to_vec(), lease)
+            .await
+            .unwrap();
+        let mut watch = store
+            .watch(&Prefix::kind(Scope::Global, "node"), revision)
+            .unwrap();
+        store.revoke_lease(lease).await.unwrap();
+        let gone = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(&gone.events[..], [Event::Delete { key, .. }] if key.id == "n1"));
+        assert!(
+            !store.keep_alive(lease).await.unwrap(),
+            "a revoked lease is dead"
+        );
+        store.revoke_lease(lease).await.unwrap();
+    });
+}
+
+#[test]
+fn one_member_down_is_invisible_and_quorum_lost_fails_fast_and_clearly() {
+    let mut fixture = Fixture::new();
+    fixture.etcd.kill(2);
+    fixture.run(1, |stores| async move {
+        stores[0]
+            .apply(Batch::new().put(key("network", "one-down"), b"1".to_vec()))
+            .await
+            .expect("two of three members are a quorum");
+    });
+    fixture.etcd.kill(1);
+    // The survivor notices it has lost the quorum within an election timeout (0.5 s here);
+    // a write sent before that may still land when the quorum is back (its outcome is
+    // unknown), one sent after never does.
+    std::thread::sleep(Duration::from_secs(1));
+    let (err, took) = fixture.run(1, |stores| async move {
+        let started = Instant::now();
+        let err = stores[0]
+            .apply(Batch::new().put(key("network", "two-down"), b"1".to_vec()))
+            .await
+            .unwrap_err();
+        (err.to_string(), started.elapsed())
+    });
+    assert!(err.starts_with("cluster store unavailable"), "{err}");
+    assert!(
+        err.contains("203.0.113.102:2379"),
+        "names the members: {err}"
+    );
+    // Generous: the bound is the store's 2 s deadline, not a figure measured here.
+    assert!(took < Duration::from_secs(5), "failed after {took:?}");
+    fixture.etcd.restart(1);
+    fixture.etcd.wait_healthy();
+    fixture.run(1, |stores| async move {
+        let all = stores[0]
+            .load(&Prefix::kind(Scope::Global, "network"))
+            .await
+            .unwrap();
+        let ids: Vec<_> = all.entries.iter().map(|e| e.key.id.clone()).collect();
+        assert_eq!(ids, vec!["one-down"], "nothing of the failed write");
+    });
+}
