@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod host;
 pub mod null;
 pub mod options;
+pub mod overlay;
 mod passive;
 mod registry;
 

@@ -292,19 +292,31 @@ impl Netlink {
     /// `ip link add NAME type vxlan id VNI local LOCAL dstport PORT [dev DEV] nolearning
     /// proxy mtu MTU` (down); returns its index.
     pub async fn add_vxlan(&self, spec: &VxlanSpec<'_>) -> Result<u32, KernelError> {
-        let mut builder = LinkVxlan::new(spec.name, spec.vni)
-            .port(spec.port)
-            .learning(false)
-            .proxy(true)
-            .mtu(spec.mtu);
-        builder = match spec.local {
-            IpAddr::V4(local) => builder.local(local),
-            IpAddr::V6(local) => builder.local6(local),
-        };
-        if let Some(underlay) = spec.underlay {
-            builder = builder.dev(underlay);
-        }
-        self.add_then_find(builder.build(), spec.name).await
+        self.add_then_find(vxlan_builder(spec).build(), spec.name)
+            .await
+    }
+
+    /// `ip link add NAME type vxlan … netns NS` (down): made by this namespace, so its UDP
+    /// socket lives here on the underlay, and born in `target`, where the overlay's bridge
+    /// is. Returns its index there.
+    pub async fn add_vxlan_into(
+        &self,
+        spec: &VxlanSpec<'_>,
+        target: &crate::Netns,
+    ) -> Result<u32, KernelError> {
+        let msg = vxlan_builder(spec).setns_by_fd(target.raw_fd()).build();
+        let request = Request::change(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("add link {}", spec.name),
+        );
+        self.run(request).await?;
+        target
+            .netlink()
+            .link_by_name(spec.name)
+            .await?
+            .map(|l| l.index)
+            .ok_or_else(|| KernelError::LinkNotFound(spec.name.into()))
     }
 
     /// Sends a creation, then asks for the new link's index. Not an echoed creation: a
@@ -374,4 +386,21 @@ impl Netlink {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A VXLAN device's creation message as [`VxlanSpec`] says.
+fn vxlan_builder(spec: &VxlanSpec<'_>) -> LinkMessageBuilder<LinkVxlan> {
+    let mut builder = LinkVxlan::new(spec.name, spec.vni)
+        .port(spec.port)
+        .learning(false)
+        .proxy(true)
+        .mtu(spec.mtu);
+    builder = match spec.local {
+        IpAddr::V4(local) => builder.local(local),
+        IpAddr::V6(local) => builder.local6(local),
+    };
+    if let Some(underlay) = spec.underlay {
+        builder = builder.dev(underlay);
+    }
+    builder
 }
