@@ -6,6 +6,7 @@
 //! wants, so a crash at any moment loses nothing and leaks nothing.
 
 mod app;
+pub mod cluster;
 pub mod config;
 mod controller;
 mod error;

@@ -254,3 +254,74 @@ fn one_member_down_is_invisible_and_quorum_lost_fails_fast_and_clearly() {
         assert_eq!(ids, vec!["one-down"], "nothing of the failed write");
     });
 }
+
+#[test]
+fn three_nodes_claiming_vnis_and_addresses_at_once_never_share_one() {
+    use netctl_daemon::cluster::claims::{claim_address, claim_vni, ClaimError, FIRST_AUTO_VNI};
+    let fixture = Fixture::new();
+    let (vnis, addresses) = fixture
+        .run(3, |stores| async move {
+            let nodes = stores
+                .into_iter()
+                .enumerate()
+                .map(|(node, store)| async move {
+                    let (mut vnis, mut addresses) = (Vec::new(), Vec::new());
+                    let subnet = "10.200.0.0/24".parse().unwrap();
+                    let gateway = "10.200.0.1".parse().unwrap();
+                    for i in 0..20 {
+                        let network = format!("net-{node}-{i}");
+                        vnis.push(claim_vni(&store, &network, None).await.expect("vni"));
+                        let holder = format!("ep-{node}-{i}");
+                        let address =
+                            claim_address(&store, "ov", subnet, &[gateway], None, &holder)
+                                .await
+                                .expect("address");
+                        addresses.push(address);
+                    }
+                    (vnis, addresses)
+                });
+            let all = futures::future::join_all(nodes).await;
+            let store = ClusterStore::connect(&[]).await.err();
+            assert!(store.is_some(), "no endpoints is an error");
+            all
+        })
+        .into_iter()
+        .fold((Vec::new(), Vec::new()), |(mut v, mut a), (nv, na)| {
+            v.extend(nv);
+            a.extend(na);
+            (v, a)
+        });
+    let unique_vnis: HashSet<u32> = vnis.iter().copied().collect();
+    assert_eq!(unique_vnis.len(), 60, "{vnis:?}");
+    assert!(vnis
+        .iter()
+        .all(|v| (FIRST_AUTO_VNI..FIRST_AUTO_VNI + 60).contains(v)));
+    let unique_addresses: HashSet<_> = addresses.iter().copied().collect();
+    assert_eq!(unique_addresses.len(), 60, "{addresses:?}");
+    assert!(!unique_addresses.contains(&"10.200.0.1".parse().unwrap()));
+    assert!(!unique_addresses.contains(&"10.200.0.0".parse().unwrap()));
+    // A named VNI or address that is taken is refused, and a free one is given.
+    fixture.run(1, |stores| async move {
+        let store = &stores[0];
+        let taken = claim_vni(store, "other", Some(FIRST_AUTO_VNI))
+            .await
+            .unwrap_err();
+        assert!(matches!(taken, ClaimError::Taken(_)), "{taken}");
+        assert_eq!(taken.to_string(), "vxlan-id 4096 is in use");
+        assert_eq!(claim_vni(store, "other", Some(42)).await.unwrap(), 42);
+        let out_of_range = claim_vni(store, "x", Some(1 << 24)).await.unwrap_err();
+        assert!(matches!(out_of_range, ClaimError::Invalid(_)));
+        let subnet = "10.200.0.0/24".parse().unwrap();
+        let err = claim_address(
+            store,
+            "ov",
+            subnet,
+            &[],
+            Some("10.200.0.2".parse().unwrap()),
+            "x",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "address 10.200.0.2 is in use");
+    });
+}

@@ -1,0 +1,4 @@
+//! The daemon's side of a cluster: what it keeps in the cluster store (the `global` scope)
+//! and how it takes what must be unique there.
+
+pub mod claims;
