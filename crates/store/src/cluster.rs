@@ -8,6 +8,8 @@
 //! Every request has a short deadline: with quorum lost, etcd does not refuse a write, it
 //! never answers it, and the caller must hear that within seconds, not hang.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,10 +38,35 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);
 pub type LeaseId = i64;
 
 /// The cluster's store, on the etcd members at `endpoints`.
+///
+/// One client per member, used one at a time, and the next one after a member fails to
+/// answer: etcd-client's own balancing across members kept sending requests to a dead
+/// member for seconds.
 #[derive(Clone)]
 pub struct ClusterStore {
-    client: Client,
+    members: Arc<Members>,
     endpoints: Vec<String>,
+}
+
+struct Members {
+    clients: Vec<Client>,
+    /// The member requests go to.
+    current: AtomicUsize,
+}
+
+impl Members {
+    fn current(&self) -> (usize, Client) {
+        let at = self.current.load(Ordering::Relaxed) % self.clients.len();
+        (at, self.clients[at].clone())
+    }
+
+    /// Moves on from member `failed`, unless another request did already.
+    fn next_after(&self, failed: usize) {
+        let next = (failed + 1) % self.clients.len();
+        let _ = self
+            .current
+            .compare_exchange(failed, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 impl ClusterStore {
@@ -60,11 +87,19 @@ impl ClusterStore {
             .with_timeout(ATTEMPT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT)
             .with_require_leader(true);
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|e| unavailable(endpoints, &e))?;
+        let mut clients = Vec::new();
+        for endpoint in endpoints {
+            // Lazy: nothing is sent before the first request.
+            let client = Client::connect([endpoint], Some(options.clone()))
+                .await
+                .map_err(|e| unavailable(endpoints, &e))?;
+            clients.push(client);
+        }
         let store = Self {
-            client,
+            members: Arc::new(Members {
+                clients,
+                current: AtomicUsize::new(0),
+            }),
             endpoints: endpoints.to_vec(),
         };
         // Connecting is lazy: ask once, so a wrong address is an error here and now. A
@@ -182,16 +217,19 @@ impl ClusterStore {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let error = match tokio::time::timeout(left, request(self.client.clone())).await {
+            let (member, client) = self.members.current();
+            let error = match tokio::time::timeout(left, request(client)).await {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(e)) => e,
                 Err(_) => return Err(self.timed_out("request")),
             };
             match worth_retrying(&error) {
                 Retry::No => return Err(self.unavailable(&error)),
-                // Another member may answer at once.
-                Retry::Now => {}
-                Retry::AfterElection => tokio::time::sleep(Duration::from_millis(50)).await,
+                Retry::Now => self.members.next_after(member),
+                Retry::AfterElection => {
+                    self.members.next_after(member);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(self.unavailable(&error));
@@ -301,7 +339,7 @@ impl Store for ClusterStore {
 
     fn watch(&self, prefix: &Prefix, from: Revision) -> Result<Watch, StoreError> {
         let (sender, receiver) = mpsc::channel(256);
-        let client = self.client.clone();
+        let (_, client) = self.members.current();
         let endpoints = self.endpoints.clone();
         let key = etcd_prefix(prefix);
         tokio::spawn(forward_watch(client, endpoints, key, from, sender));
