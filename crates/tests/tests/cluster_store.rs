@@ -325,3 +325,85 @@ fn three_nodes_claiming_vnis_and_addresses_at_once_never_share_one() {
         assert_eq!(err.to_string(), "address 10.200.0.2 is in use");
     });
 }
+
+#[test]
+fn a_cluster_is_made_once_joined_with_its_tokens_only_and_knows_who_is_alive() {
+    use netctl_daemon::cluster::membership::{
+        announce, init, join, nodes, rotate_token, MembershipError, Newcomer, Role,
+    };
+    let fixture = Fixture::new();
+    fixture.run(1, |stores| async move {
+        let store = &stores[0];
+        let newcomer = |id: &str, address: &str| Newcomer {
+            id: id.to_string(),
+            hostname: format!("host-{id}"),
+            address: address.to_string(),
+        };
+        let (cluster, tokens) = init(store, &newcomer("n1", "203.0.113.11"), 4789)
+            .await
+            .unwrap();
+        assert_eq!(cluster.vxlan_port, 4789);
+        let again = init(store, &newcomer("n9", "203.0.113.19"), 4789)
+            .await
+            .unwrap_err();
+        assert!(matches!(again, MembershipError::AlreadyInitialized(ref id) if *id == cluster.id));
+        // Only hashes are stored: no token text anywhere in the store.
+        let all = store.load(&Prefix::scope(Scope::Global)).await.unwrap();
+        for entry in &all.entries {
+            let text = String::from_utf8_lossy(&entry.value);
+            assert!(!text.contains(&tokens.worker[20..]), "{text}");
+            assert!(!text.contains(&tokens.manager[20..]), "{text}");
+        }
+        let (_, role) = join(store, &tokens.worker, &newcomer("n2", "203.0.113.12"))
+            .await
+            .unwrap();
+        assert_eq!(role, Role::Worker);
+        let (_, role) = join(store, &tokens.manager, &newcomer("n3", "203.0.113.13"))
+            .await
+            .unwrap();
+        assert_eq!(role, Role::Manager);
+        // A wrong token, or a rotated one, is refused and leaves nothing behind.
+        let before = store
+            .load(&Prefix::scope(Scope::Global))
+            .await
+            .unwrap()
+            .entries;
+        let wrong = format!("NETCTL-1-{}-{}", cluster.id, "0".repeat(32));
+        let err = join(store, &wrong, &newcomer("n4", "203.0.113.14"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("invalid join token"), "{err}");
+        let new_worker = rotate_token(store, Role::Worker).await.unwrap();
+        let err = join(store, &tokens.worker, &newcomer("n4", "203.0.113.14"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MembershipError::BadToken(_)), "{err}");
+        let after = store
+            .load(&Prefix::kind(Scope::Global, "node"))
+            .await
+            .unwrap()
+            .entries;
+        assert_eq!(after.len(), 3, "no trace of n4");
+        assert_eq!(
+            before.len(),
+            after.len() + 1,
+            "cluster + three nodes before"
+        );
+        join(store, &new_worker, &newcomer("n4", "203.0.113.14"))
+            .await
+            .unwrap();
+        // Alive while its lease lives.
+        let lease = store.grant_lease(Duration::from_secs(5)).await.unwrap();
+        announce(store, "n2", lease).await.unwrap();
+        let ready = |list: &[netctl_daemon::cluster::membership::NodeStatus], id: &str| {
+            list.iter().find(|s| s.node.id == id).map(|s| s.ready)
+        };
+        let list = nodes(store).await.unwrap();
+        assert_eq!(list.len(), 4);
+        assert_eq!(ready(&list, "n2"), Some(true));
+        assert_eq!(ready(&list, "n4"), Some(false));
+        store.revoke_lease(lease).await.unwrap();
+        let list = nodes(store).await.unwrap();
+        assert_eq!(ready(&list, "n2"), Some(false), "down, and still listed");
+    });
+}

@@ -2,3 +2,4 @@
 //! and how it takes what must be unique there.
 
 pub mod claims;
+pub mod membership;
