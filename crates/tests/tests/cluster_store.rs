@@ -407,3 +407,69 @@ fn a_cluster_is_made_once_joined_with_its_tokens_only_and_knows_who_is_alive() {
         assert_eq!(ready(&list, "n2"), Some(false), "down, and still listed");
     });
 }
+
+#[test]
+fn a_backup_restored_into_an_empty_etcd_brings_back_networks_vnis_and_allocations() {
+    use netctl_daemon::cluster::backup::{backup, restore, Backup, BackupError};
+    use netctl_daemon::cluster::claims::{claim_address, claim_vni};
+    use netctl_daemon::cluster::membership::{announce, init, join, nodes, Newcomer};
+    let fixture = Fixture::new();
+    let newcomer = |id: &str| Newcomer {
+        id: id.to_string(),
+        hostname: id.to_string(),
+        address: "203.0.113.11".to_string(),
+    };
+    let (file, token) = fixture.run(1, move |stores| async move {
+        let store = &stores[0];
+        let (_, tokens) = init(store, &newcomer("n1"), 4789).await.unwrap();
+        let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
+        announce(store, "n1", lease).await.unwrap();
+        assert_eq!(claim_vni(store, "ov", None).await.unwrap(), 4096);
+        let subnet = "10.200.0.0/16".parse().unwrap();
+        // More keys than one etcd transaction takes.
+        for i in 0..250 {
+            claim_address(store, "ov", subnet, &[], None, &format!("ep{i}"))
+                .await
+                .unwrap();
+        }
+        let taken = backup(store).await.unwrap();
+        assert!(
+            !taken
+                .entries
+                .iter()
+                .any(|e| e.key.starts_with("global/node.alive/")),
+            "liveness is not backed up"
+        );
+        (serde_json::to_string(&taken).unwrap(), tokens.worker)
+    });
+    fixture
+        .etcd
+        .etcdctl(&["del", "--prefix", "/netctl/"])
+        .expect_ok();
+    fixture.run(1, move |stores| async move {
+        let store = &stores[0];
+        let backup_file: Backup = serde_json::from_str(&file).unwrap();
+        let restored = restore(store, &backup_file).await.unwrap();
+        assert_eq!(restored, backup_file.entries.len());
+        assert_eq!(
+            restored,
+            1 + 1 + 1 + 250,
+            "cluster, node, VNI and 250 addresses"
+        );
+        let again = restore(store, &backup_file).await.unwrap_err();
+        assert!(matches!(again, BackupError::NotEmpty(_)), "{again}");
+        // The same cluster: its VNI and addresses are taken, its tokens still work, and the
+        // node is there, down until it announces itself.
+        assert_eq!(claim_vni(store, "ov2", None).await.unwrap(), 4097);
+        let subnet = "10.200.0.0/16".parse().unwrap();
+        let next = claim_address(store, "ov", subnet, &[], None, "ep-new")
+            .await
+            .unwrap();
+        assert_eq!(next, "10.200.0.251".parse::<std::net::IpAddr>().unwrap());
+        join(store, &token, &newcomer("n2")).await.unwrap();
+        let list = nodes(store).await.unwrap();
+        assert!(list.iter().any(|s| s.node.id == "n1" && !s.ready));
+        let after = backup(store).await.unwrap();
+        assert_eq!(after.entries.len(), restored + 3);
+    });
+}

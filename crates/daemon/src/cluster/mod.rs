@@ -1,5 +1,6 @@
 //! The daemon's side of a cluster: what it keeps in the cluster store (the `global` scope)
 //! and how it takes what must be unique there.
 
+pub mod backup;
 pub mod claims;
 pub mod membership;
