@@ -473,3 +473,92 @@ fn a_backup_restored_into_an_empty_etcd_brings_back_networks_vnis_and_allocation
         assert_eq!(after.entries.len(), restored + 3);
     });
 }
+
+#[test]
+fn a_kept_lease_keeps_a_node_ready_a_restart_within_its_ttl_is_unseen_and_a_dead_node_goes_down() {
+    use netctl_daemon::cluster::liveness::Liveness;
+    use netctl_daemon::cluster::membership::{init, nodes, Newcomer};
+    use std::sync::{Arc, Mutex};
+    let fixture = Fixture::new();
+    fixture.run(2, |stores| async move {
+        let (store, observer) = (stores[0].clone(), &stores[1]);
+        let me = Newcomer {
+            id: "n1".into(),
+            hostname: "n1".into(),
+            address: "203.0.113.11".into(),
+        };
+        init(&store, &me, 4789).await.unwrap();
+        let ttl = Duration::from_secs(2);
+        let granted = Arc::new(Mutex::new(Vec::new()));
+        let record = |granted: &Arc<Mutex<Vec<i64>>>| {
+            let granted = granted.clone();
+            move |lease| granted.lock().unwrap().push(lease)
+        };
+        let ready = || async {
+            nodes(observer)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.node.id == "n1" && s.ready)
+        };
+        let alive = Liveness::start(store.clone(), "n1".into(), ttl, None, record(&granted))
+            .await
+            .unwrap();
+        let lease = granted.lock().unwrap()[0];
+        tokio::time::sleep(ttl * 2).await;
+        assert!(ready().await, "kept alive past two TTLs");
+        // A restart: the keeper goes, a new one takes the same lease up within the TTL.
+        let from = observer.current_revision().await.unwrap();
+        let mut watch = observer
+            .watch(&Prefix::kind(Scope::Global, "node.alive"), from)
+            .unwrap();
+        drop(alive);
+        tokio::time::sleep(ttl / 2).await;
+        let alive = Liveness::start(
+            store.clone(),
+            "n1".into(),
+            ttl,
+            Some(lease),
+            record(&granted),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            granted.lock().unwrap().len(),
+            1,
+            "the same lease, taken up again"
+        );
+        tokio::time::sleep(ttl).await;
+        while let Ok(Ok(changes)) =
+            tokio::time::timeout(Duration::from_millis(100), watch.next()).await
+        {
+            assert!(
+                !changes
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, Event::Delete { .. })),
+                "another node saw n1 go down: {changes:?}"
+            );
+        }
+        assert!(ready().await);
+        // Gone for good: down within its TTL and a second.
+        drop(alive);
+        let gone = Instant::now();
+        while ready().await {
+            assert!(gone.elapsed() < ttl + Duration::from_secs(1), "still ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Back after its lease expired: a new lease, ready again.
+        let _alive = Liveness::start(
+            store.clone(),
+            "n1".into(),
+            ttl,
+            Some(lease),
+            record(&granted),
+        )
+        .await
+        .unwrap();
+        assert_eq!(granted.lock().unwrap().len(), 2, "a new lease");
+        assert!(ready().await);
+    });
+}

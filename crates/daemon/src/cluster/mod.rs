@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod claims;
+pub mod liveness;
 pub mod membership;
