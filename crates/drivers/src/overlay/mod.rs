@@ -141,9 +141,7 @@ impl DataPath {
             mac: remote.mac,
             remote: remote.vtep,
         };
-        if !inside.fdb_entries(vxlan).await?.contains(&entry) {
-            inside.append_fdb(vxlan, &entry).await?;
-        }
+        inside.append_fdb(vxlan, &entry).await?;
         for address in &remote.addresses {
             let neighbour = Neighbour {
                 address: *address,
@@ -179,11 +177,7 @@ impl DataPath {
     pub async fn add_flood(&self, ns: &Netns, vtep: IpAddr) -> Result<(), DriverError> {
         let inside = ns.netlink();
         let vxlan = vxlan_index(inside).await?;
-        let entry = flood(vtep);
-        if !inside.fdb_entries(vxlan).await?.contains(&entry) {
-            inside.append_fdb(vxlan, &entry).await?;
-        }
-        Ok(())
+        Ok(inside.append_fdb(vxlan, &flood(vtep)).await?)
     }
 
     /// `bridge fdb del 00:00:00:00:00:00 dev vx0 dst VTEP self`

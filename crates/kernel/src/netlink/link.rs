@@ -305,18 +305,8 @@ impl Netlink {
         target: &crate::Netns,
     ) -> Result<u32, KernelError> {
         let msg = vxlan_builder(spec).setns_by_fd(target.raw_fd()).build();
-        let request = Request::change(
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            format!("add link {}", spec.name),
-        );
-        self.run(request).await?;
-        target
-            .netlink()
-            .link_by_name(spec.name)
-            .await?
-            .map(|l| l.index)
-            .ok_or_else(|| KernelError::LinkNotFound(spec.name.into()))
+        self.add_then_find_in(msg, spec.name, target.netlink())
+            .await
     }
 
     /// Sends a creation, then asks for the new link's index. Not an echoed creation: a
@@ -324,13 +314,24 @@ impl Netlink {
     /// longer (the kernel settles it later), and a caller that looks at once sees a state
     /// that is about to change.
     async fn add_then_find(&self, msg: LinkMessage, name: &str) -> Result<u32, KernelError> {
+        self.add_then_find_in(msg, name, self).await
+    }
+
+    /// [`Netlink::add_then_find`] of a link born in the namespace `lookup` works in.
+    async fn add_then_find_in(
+        &self,
+        msg: LinkMessage,
+        name: &str,
+        lookup: &Netlink,
+    ) -> Result<u32, KernelError> {
         let request = Request::change(
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
             format!("add link {name}"),
         );
         self.run(request).await?;
-        self.link_by_name(name)
+        lookup
+            .link_by_name(name)
             .await?
             .map(|l| l.index)
             .ok_or_else(|| KernelError::LinkNotFound(name.into()))
