@@ -30,9 +30,14 @@ pub struct DaemonConfig {
     /// Accepted for Docker compatibility; netctl always publishes in the kernel.
     #[serde(default)]
     pub userland_proxy: Option<bool>,
-    /// `etcd://host:port,…` for global-scope networks.
+    /// The cluster store's (etcd's) client URLs, as one comma-separated string or a list;
+    /// Docker's `etcd://host:port` is read as `http://host:port`.
     #[serde(default)]
-    pub cluster_store: Option<String>,
+    pub cluster_store: Option<ClusterStoreUrls>,
+    /// Seconds a node's liveness lease lasts: a node silent this long is shown `down` and
+    /// its endpoints leave the other nodes (default 10).
+    #[serde(default)]
+    pub cluster_lease_ttl: Option<u64>,
     #[serde(default)]
     pub data_root: Option<PathBuf>,
     #[serde(default)]
@@ -43,6 +48,60 @@ pub struct DaemonConfig {
 }
 
 pub const DEFAULT_MTU: u32 = 1500;
+
+/// How long a node's lease lasts unless daemon.json says otherwise.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// daemon.json's `cluster-store`: `"http://a:2379,http://b:2379"` or a list of URLs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ClusterStoreUrls {
+    Joined(String),
+    List(Vec<String>),
+}
+
+impl ClusterStoreUrls {
+    pub fn list(&self) -> Vec<String> {
+        let urls: Vec<&str> = match self {
+            Self::Joined(text) => text.split(',').collect(),
+            Self::List(list) => list.iter().map(String::as_str).collect(),
+        };
+        normalize_store_urls(&urls)
+    }
+}
+
+/// Trimmed, empty ones dropped, Docker's `etcd://` read as `http://`.
+pub fn normalize_store_urls(urls: &[&str]) -> Vec<String> {
+    urls.iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .map(|u| match u.strip_prefix("etcd://") {
+            Some(rest) => format!("http://{rest}"),
+            None => u.to_string(),
+        })
+        .collect()
+}
+
+/// Each an `http://` or `https://` URL with a host and port.
+pub fn check_store_urls(urls: &[String]) -> Result<(), String> {
+    if urls.is_empty() {
+        return Err("no cluster store URL given".into());
+    }
+    for url in urls {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{url:?} has no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("{url:?} is not HOST:PORT"));
+        }
+    }
+    Ok(())
+}
 
 impl DaemonConfig {
     /// Reads `path`; a missing file gives the defaults only when `required` is false.
@@ -65,10 +124,14 @@ impl DaemonConfig {
 
     fn validate(&self) -> Result<(), String> {
         // Accepting these and doing nothing would leave a user believing they are in force.
-        if self.cluster_store.is_some() {
-            return Err(
-                "cluster-store: multi-host networking is not supported by this version".into(),
-            );
+        if let Some(urls) = &self.cluster_store {
+            check_store_urls(&urls.list()).map_err(|e| format!("cluster-store: {e}"))?;
+        }
+        if self
+            .cluster_lease_ttl
+            .is_some_and(|ttl| !(1..=3600).contains(&ttl))
+        {
+            return Err("cluster-lease-ttl: must be between 1 and 3600 seconds".into());
         }
         if !self.roles.is_empty() {
             return Err(
@@ -155,6 +218,17 @@ mod tests {
     fn unsupported_settings_are_refused_not_ignored() {
         let c: DaemonConfig =
             serde_json::from_str(r#"{"cluster-store": "etcd://192.0.2.1:2379"}"#).unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.cluster_store.unwrap().list(),
+            vec!["http://192.0.2.1:2379".to_string()]
+        );
+        let c: DaemonConfig = serde_json::from_str(
+            r#"{"cluster-store": ["http://192.0.2.1:2379", "http://192.0.2.2:2379"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster_store.unwrap().list().len(), 2);
+        let c: DaemonConfig = serde_json::from_str(r#"{"cluster-store": "192.0.2.1"}"#).unwrap();
         assert!(c.validate().unwrap_err().contains("cluster-store"));
         let c: DaemonConfig = serde_json::from_str(r#"{"roles": {"1000": "view"}}"#).unwrap();
         assert!(c.validate().unwrap_err().contains("roles"));

@@ -182,6 +182,7 @@ struct EndpointV0 {
 impl EndpointV0 {
     fn upgrade(self, node: &str) -> EndpointRecord {
         EndpointRecord {
+            names: Vec::new(),
             id: self.id,
             network_id: self.network_id,
             sandbox_id: (!self.docker && !self.sandbox_id.is_empty()).then_some(self.sandbox_id),

@@ -171,6 +171,10 @@ pub struct EndpointRecord {
     pub aliases: Vec<String>,
     pub route_metric: u32,
     pub ports: Vec<PublishedPort>,
+    /// The names it answers to (its sandbox's name and hostname, then its aliases): kept
+    /// with endpoints on global networks, whose sandbox other nodes do not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 impl EndpointRecord {
@@ -185,6 +189,25 @@ pub struct NodeRecord {
     pub id: String,
     pub hostname: String,
     pub created: String,
+}
+
+/// This node's place in a cluster, kept locally so a restart finds its cluster, its store
+/// and its lease again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipRecord {
+    pub cluster_id: String,
+    /// The cluster store's client URLs.
+    pub store: Vec<String>,
+    pub advertise_addr: IpAddr,
+    pub vxlan_port: u16,
+    /// The node's liveness lease, taken up again after a restart within its TTL.
+    #[serde(default)]
+    pub lease: Option<i64>,
+    /// Join tokens this node made, in the clear (the cluster keeps only their hashes), by
+    /// role name.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+    pub joined: String,
 }
 
 /// A network dockerd made through the remote plugin.

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,
-    NodeRecord, SandboxRecord,
+    DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, MembershipRecord,
+    NetworkRecord, NodeRecord, SandboxRecord,
 };
 use crate::DaemonError;
 
@@ -69,6 +69,13 @@ impl Record for DockerPoolRecord {
     }
 }
 
+impl Record for MembershipRecord {
+    const KIND: &'static str = "cluster.membership";
+    fn id(&self) -> &str {
+        "this"
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     schema: u32,
@@ -79,6 +86,11 @@ pub fn key<R: Record>(id: &str) -> Key {
     Key::new(Scope::Local, R::KIND, id)
 }
 
+/// The record's key in the cluster store (`global/KIND/ID`).
+pub fn global_key<R: Record>(id: &str) -> Key {
+    Key::new(Scope::Global, R::KIND, id)
+}
+
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     serde_json::to_vec(&Envelope {
         schema: R::SCHEMA,
@@ -87,7 +99,7 @@ pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     .expect("records serialize")
 }
 
-fn decode<R: Record>(key: &Key, value: &[u8]) -> Result<R, DaemonError> {
+pub fn decode<R: Record>(key: &Key, value: &[u8]) -> Result<R, DaemonError> {
     let corrupt = |message: String| DaemonError::Store(format!("record {key}: {message}"));
     let envelope: Envelope<serde_json::Value> =
         serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
@@ -105,6 +117,8 @@ fn decode<R: Record>(key: &Key, value: &[u8]) -> Result<R, DaemonError> {
 pub trait BatchExt {
     fn put_record<R: Record>(self, record: &R) -> Self;
     fn delete_record<R: Record>(self, id: &str) -> Self;
+    fn put_global<R: Record>(self, record: &R) -> Self;
+    fn delete_global<R: Record>(self, id: &str) -> Self;
 }
 
 impl BatchExt for Batch {
@@ -115,12 +129,21 @@ impl BatchExt for Batch {
     fn delete_record<R: Record>(self, id: &str) -> Self {
         self.delete(key::<R>(id))
     }
+
+    fn put_global<R: Record>(self, record: &R) -> Self {
+        self.put(global_key::<R>(record.id()), encode(record))
+    }
+
+    fn delete_global<R: Record>(self, id: &str) -> Self {
+        self.delete(global_key::<R>(id))
+    }
 }
 
 /// Everything in the local store, decoded.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub node: Option<NodeRecord>,
+    pub membership: Option<MembershipRecord>,
     pub networks: Vec<NetworkRecord>,
     pub sandboxes: Vec<SandboxRecord>,
     pub endpoints: Vec<EndpointRecord>,
@@ -139,6 +162,7 @@ pub async fn load(store: &dyn Store) -> Result<Loaded, DaemonError> {
         let (key, value) = (&entry.key, entry.value.as_slice());
         match key.kind.as_str() {
             NodeRecord::KIND => loaded.node = Some(decode(key, value)?),
+            MembershipRecord::KIND => loaded.membership = Some(decode(key, value)?),
             NetworkRecord::KIND => loaded.networks.push(decode(key, value)?),
             SandboxRecord::KIND => loaded.sandboxes.push(decode(key, value)?),
             EndpointRecord::KIND => loaded.endpoints.push(decode(key, value)?),

@@ -204,6 +204,12 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// Settings the driver chose for the network, shown by inspect beside the user's
+    /// options (an overlay's VNI, under Docker's name).
+    fn inspect_options(&self, _net: &NetworkSpec) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     /// The network's own device on the host, shown by inspect (`Bridge`).
     fn device(&self, _net: &NetworkSpec) -> Option<String> {
         None

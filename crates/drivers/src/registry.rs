@@ -1,10 +1,12 @@
 //! Every driver this build has, by name: the one place a driver is added.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use netctl_kernel::Netlink;
 
 use crate::bridge::BridgeDriver;
+use crate::overlay::{DataPath, OverlayDriver};
 use crate::{host, null, Driver};
 
 /// The driver of a network created without `--driver` (Docker's default).
@@ -15,23 +17,37 @@ pub const DEFAULT_DRIVER: &str = "bridge";
 pub struct Settings {
     /// Turn on IP forwarding where a network needs it (daemon.json `ip-forward`).
     pub manage_forwarding: bool,
+    /// Where overlay networks' namespaces are bind-mounted.
+    pub overlay_dir: PathBuf,
 }
 
 #[derive(Clone)]
 pub struct Registry {
     drivers: Vec<Arc<dyn Driver>>,
+    /// The overlay driver again, by its type: the daemon feeds it the cluster's endpoints.
+    overlay: Arc<OverlayDriver>,
 }
 
 impl Registry {
     /// The drivers, working in the namespace `host` was opened in.
     pub fn new(host: Netlink, settings: &Settings) -> Self {
+        let overlay = Arc::new(OverlayDriver::new(DataPath::new(
+            host.clone(),
+            settings.overlay_dir.clone(),
+        )));
         Self {
             drivers: vec![
                 Arc::new(BridgeDriver::new(host, settings.manage_forwarding)),
                 Arc::new(host::driver()),
                 Arc::new(null::driver()),
+                overlay.clone(),
             ],
+            overlay,
         }
+    }
+
+    pub fn overlay(&self) -> &Arc<OverlayDriver> {
+        &self.overlay
     }
 
     /// The driver called `name`, or one of its aliases.

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "netctl",
     version,
-    about = "Container networking: bridge, host and none networks, IPAM and sandboxes"
+    about = "Container networking: bridge, host, none and overlay networks, IPAM and sandboxes"
 )]
 pub struct Cli {
     /// The daemon's management socket.
@@ -34,6 +34,12 @@ pub enum Command {
     /// The embedded DNS server.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Make, join, leave and inspect a cluster (for overlay networks).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// The cluster's nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
@@ -248,4 +254,83 @@ pub enum SandboxCommand {
 pub enum FirewallCommand {
     /// Rebuild netctl's nft table from the daemon's state (the user's table is left alone).
     Reload,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Make a cluster with this node as its first manager.
+    Init {
+        /// This node's address on the underlay (its VXLAN endpoint).
+        #[arg(long)]
+        advertise_addr: String,
+        /// The cluster store's (etcd's) client URLs, comma-separated; daemon.json's
+        /// cluster-store when not given.
+        #[arg(long, value_delimiter = ',')]
+        store: Vec<String>,
+        /// The cluster's VXLAN UDP port.
+        #[arg(long, default_value_t = 4789)]
+        vxlan_port: u16,
+    },
+    /// Join a cluster with a token from one of its managers.
+    Join {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        advertise_addr: String,
+        #[arg(long, value_delimiter = ',')]
+        store: Vec<String>,
+    },
+    /// Print the token (and the command) that joins a node as a worker or a manager.
+    JoinToken {
+        #[arg(value_parser = ["worker", "manager"])]
+        role: String,
+        /// Only the token.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Make a new token; the old one stops working.
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Leave the cluster.
+    Leave {
+        /// Leave even as the last manager, or with endpoints on global networks.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Show the cluster this node is in.
+    Inspect {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Write netctl's keys in the cluster store to FILE (JSON).
+    Backup { file: PathBuf },
+    /// Restore a backup into an empty cluster store.
+    Restore {
+        file: PathBuf,
+        /// The store to restore into; this node's (or daemon.json's) when not given.
+        #[arg(long, value_delimiter = ',')]
+        store: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// List the cluster's nodes.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show one or more nodes (by id, id prefix or hostname).
+    Inspect(InspectArgs),
+    /// Make nodes managers.
+    Promote(RemoveArgs),
+    /// Make nodes workers.
+    Demote(RemoveArgs),
+    /// Remove nodes from the cluster; their endpoints and addresses go with them.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Remove a node that is still ready.
+        #[arg(short, long)]
+        force: bool,
+    },
 }

@@ -38,6 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Client::new(&cli.socket).firewall_reload().await?;
             Ok(())
         }),
+        Command::Cluster(cmd) => block_on(crate::cluster::cluster(Client::new(&cli.socket), cmd)),
+        Command::Node(cmd) => block_on(crate::cluster::node(Client::new(&cli.socket), cmd)),
         Command::Port { sandbox, format } => {
             block_on(port(Client::new(&cli.socket), &sandbox, format))
         }
@@ -164,13 +166,13 @@ async fn port(client: Client, sandbox: &str, format: Format) -> anyhow::Result<(
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// `ls`: JSON, names only (`-q`), or a table.
-fn print_list<T: serde::Serialize>(
+pub(crate) fn print_list<T: serde::Serialize>(
     items: &[T],
     args: &ListArgs,
     name: impl Fn(&T) -> &String,
@@ -185,7 +187,7 @@ fn print_list<T: serde::Serialize>(
 }
 
 /// `inspect`: JSON, or one block of details per object.
-fn print_details<T: serde::Serialize>(
+pub(crate) fn print_details<T: serde::Serialize>(
     items: &[T],
     format: Format,
     details: impl Fn(&T) -> String,

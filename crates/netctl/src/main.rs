@@ -1,6 +1,7 @@
 //! `netctl`: the daemon (`netctl daemon`) and the CLI that drives it.
 
 mod cli;
+mod cluster;
 mod commands;
 mod exec;
 mod ipam_flags;

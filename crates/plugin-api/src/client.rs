@@ -10,6 +10,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixStream;
 
+use crate::cluster::{
+    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
+    ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
+    NodeRemoveRequest,
+};
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
     NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
@@ -204,6 +209,54 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    pub async fn cluster_init(&self, req: &ClusterInitRequest) -> Result<ClusterInspect> {
+        self.call("POST", "/v1/cluster/init", Some(req)).await
+    }
+
+    pub async fn cluster_join(&self, req: &ClusterJoinRequest) -> Result<ClusterInspect> {
+        self.call("POST", "/v1/cluster/join", Some(req)).await
+    }
+
+    pub async fn cluster_leave(&self, req: &ClusterLeaveRequest) -> Result<()> {
+        self.call("POST", "/v1/cluster/leave", Some(req)).await
+    }
+
+    pub async fn cluster_inspect(&self) -> Result<ClusterInspect> {
+        self.call("GET", "/v1/cluster", None::<&()>).await
+    }
+
+    pub async fn cluster_join_token(&self, req: &JoinTokenRequest) -> Result<JoinToken> {
+        self.call("POST", "/v1/cluster/join-token", Some(req)).await
+    }
+
+    pub async fn cluster_backup(&self) -> Result<serde_json::Value> {
+        self.call("GET", "/v1/cluster/backup", None::<&()>).await
+    }
+
+    pub async fn cluster_restore(&self, req: &ClusterRestoreRequest) -> Result<ClusterRestored> {
+        self.call("POST", "/v1/cluster/restore", Some(req)).await
+    }
+
+    pub async fn node_list(&self) -> Result<Vec<NodeInspect>> {
+        self.call("GET", "/v1/nodes", None::<&()>).await
+    }
+
+    pub async fn node_inspect(&self, node: &str) -> Result<NodeInspect> {
+        let path = format!("/v1/nodes/{}", escape(node));
+        self.call("GET", &path, None::<&()>).await
+    }
+
+    /// `promote` or `demote`.
+    pub async fn node_role(&self, node: &str, change: &str) -> Result<NodeInspect> {
+        let path = format!("/v1/nodes/{}/{change}", escape(node));
+        self.call("POST", &path, None::<&()>).await
+    }
+
+    pub async fn node_remove(&self, node: &str, req: &NodeRemoveRequest) -> Result<()> {
+        let path = format!("/v1/nodes/{}/remove", escape(node));
+        self.call("POST", &path, Some(req)).await
     }
 }
 

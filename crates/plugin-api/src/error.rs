@@ -16,6 +16,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The kernel or the store failed.
     Internal,
+    /// A service the request needs (the cluster store) cannot be reached now; try again.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -26,6 +28,7 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::Conflict | Self::Exhausted => 409,
             Self::Internal => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -60,5 +63,9 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
     }
 }

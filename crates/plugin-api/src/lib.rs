@@ -9,6 +9,7 @@
 
 #[cfg(feature = "http")]
 pub mod client;
+pub mod cluster;
 pub mod docker;
 mod error;
 #[cfg(feature = "http")]

@@ -14,6 +14,11 @@ use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use tokio::net::UnixListener;
 
+use crate::cluster::{
+    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
+    ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
+    NodeRemoveRequest,
+};
 use crate::ports::PortMapping;
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, DnsExplain, NetworkCreateRequest,
@@ -96,6 +101,39 @@ pub trait Management: Send + Sync + 'static {
     ) -> impl Future<Output = ApiResult<()>> + Send;
     /// Rebuilds netctl's firewall table from the daemon's state.
     fn firewall_reload(&self) -> impl Future<Output = ApiResult<()>> + Send;
+    fn cluster_init(
+        &self,
+        req: ClusterInitRequest,
+    ) -> impl Future<Output = ApiResult<ClusterInspect>> + Send;
+    fn cluster_join(
+        &self,
+        req: ClusterJoinRequest,
+    ) -> impl Future<Output = ApiResult<ClusterInspect>> + Send;
+    fn cluster_leave(&self, req: ClusterLeaveRequest)
+        -> impl Future<Output = ApiResult<()>> + Send;
+    fn cluster_inspect(&self) -> impl Future<Output = ApiResult<ClusterInspect>> + Send;
+    fn cluster_join_token(
+        &self,
+        req: JoinTokenRequest,
+    ) -> impl Future<Output = ApiResult<JoinToken>> + Send;
+    fn cluster_backup(&self) -> impl Future<Output = ApiResult<serde_json::Value>> + Send;
+    fn cluster_restore(
+        &self,
+        req: ClusterRestoreRequest,
+    ) -> impl Future<Output = ApiResult<ClusterRestored>> + Send;
+    fn node_list(&self) -> impl Future<Output = ApiResult<Vec<NodeInspect>>> + Send;
+    fn node_inspect(&self, node: String) -> impl Future<Output = ApiResult<NodeInspect>> + Send;
+    /// `promote` (to manager) or `demote` (to worker).
+    fn node_set_role(
+        &self,
+        node: String,
+        role: String,
+    ) -> impl Future<Output = ApiResult<NodeInspect>> + Send;
+    fn node_remove(
+        &self,
+        node: String,
+        req: NodeRemoveRequest,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 impl IntoResponse for ApiError {
@@ -158,6 +196,18 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             post(network_unpublish::<M>),
         )
         .route("/v1/firewall/reload", post(firewall_reload::<M>))
+        .route("/v1/cluster", get(cluster_inspect::<M>))
+        .route("/v1/cluster/init", post(cluster_init::<M>))
+        .route("/v1/cluster/join", post(cluster_join::<M>))
+        .route("/v1/cluster/leave", post(cluster_leave::<M>))
+        .route("/v1/cluster/join-token", post(cluster_join_token::<M>))
+        .route("/v1/cluster/backup", get(cluster_backup::<M>))
+        .route("/v1/cluster/restore", post(cluster_restore::<M>))
+        .route("/v1/nodes", get(node_list::<M>))
+        .route("/v1/nodes/{node}", get(node_inspect::<M>))
+        .route("/v1/nodes/{node}/promote", post(node_promote::<M>))
+        .route("/v1/nodes/{node}/demote", post(node_demote::<M>))
+        .route("/v1/nodes/{node}/remove", post(node_remove::<M>))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(guard)
         .with_state(api)
@@ -301,4 +351,86 @@ async fn sandbox_dns<M: Management>(
     Path(name): Path<String>,
 ) -> ApiResult<Json<DnsExplain>> {
     m.sandbox_dns(name).await.map(Json)
+}
+
+async fn cluster_init<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<ClusterInitRequest>,
+) -> ApiResult<Json<ClusterInspect>> {
+    m.cluster_init(req).await.map(Json)
+}
+
+async fn cluster_join<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<ClusterJoinRequest>,
+) -> ApiResult<Json<ClusterInspect>> {
+    m.cluster_join(req).await.map(Json)
+}
+
+async fn cluster_leave<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<ClusterLeaveRequest>,
+) -> ApiResult<StatusCode> {
+    m.cluster_leave(req).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn cluster_inspect<M: Management>(
+    State(m): State<Arc<M>>,
+) -> ApiResult<Json<ClusterInspect>> {
+    m.cluster_inspect().await.map(Json)
+}
+
+async fn cluster_join_token<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<JoinTokenRequest>,
+) -> ApiResult<Json<JoinToken>> {
+    m.cluster_join_token(req).await.map(Json)
+}
+
+async fn cluster_backup<M: Management>(
+    State(m): State<Arc<M>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    m.cluster_backup().await.map(Json)
+}
+
+async fn cluster_restore<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<ClusterRestoreRequest>,
+) -> ApiResult<Json<ClusterRestored>> {
+    m.cluster_restore(req).await.map(Json)
+}
+
+async fn node_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<NodeInspect>>> {
+    m.node_list().await.map(Json)
+}
+
+async fn node_inspect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<NodeInspect>> {
+    m.node_inspect(node).await.map(Json)
+}
+
+async fn node_promote<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<NodeInspect>> {
+    m.node_set_role(node, "manager".into()).await.map(Json)
+}
+
+async fn node_demote<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<NodeInspect>> {
+    m.node_set_role(node, "worker".into()).await.map(Json)
+}
+
+async fn node_remove<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(node): Path<String>,
+    Body(req): Body<NodeRemoveRequest>,
+) -> ApiResult<StatusCode> {
+    m.node_remove(node, req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }

@@ -100,6 +100,9 @@ pub struct NetworkEndpoint {
     pub ipv4_address: String,
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
+    /// The cluster node it is on (global networks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What a sandbox asks of one network, as Docker's `EndpointConfig`.

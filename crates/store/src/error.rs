@@ -6,7 +6,7 @@ pub enum StoreError {
     #[error("store {what}: {message}")]
     Backend { what: String, message: String },
     /// The cluster's store did not answer with a quorum: nothing was applied.
-    #[error("cluster store unavailable: {message} (members: {endpoints})")]
+    #[error("cluster store unavailable: no quorum among {endpoints} ({message})")]
     Unavailable { endpoints: String, message: String },
     /// A `Create` found its key already there: nothing was applied.
     #[error("{0} exists already")]

@@ -3,7 +3,8 @@
 //! them at the same moment never get the same one. A node that loses a race tries the next
 //! free one.
 //!
-//! Keys: `global/vni/VNI` → the network's id; `global/address/NETWORK/ADDRESS` → its holder.
+//! Keys: `global/vni/VNI` → the network's id; `global/address/NETWORK/ADDRESS` → its holder;
+//! `global/network.name/NAME` and `global/subnet/CIDR` → the network's id.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -33,12 +34,22 @@ pub enum ClaimError {
     Store(#[from] StoreError),
 }
 
-fn vni_key(vni: u32) -> Key {
+pub fn vni_key(vni: u32) -> Key {
     Key::new(Scope::Global, "vni", vni.to_string())
 }
 
-fn address_key(network: &str, address: IpAddr) -> Key {
+pub fn address_key(network: &str, address: IpAddr) -> Key {
     Key::new(Scope::Global, "address", format!("{network}/{address}"))
+}
+
+/// A global network's name, unique in the cluster.
+pub fn network_name_key(name: &str) -> Key {
+    Key::new(Scope::Global, "network.name", name)
+}
+
+/// A global network's subnet, unique in the cluster's address space.
+pub fn subnet_key(subnet: IpNetwork) -> Key {
+    Key::new(Scope::Global, "subnet", subnet.to_string())
 }
 
 /// Takes `requested` (refused when taken or out of range), or the lowest free VNI from

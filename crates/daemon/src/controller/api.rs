@@ -1,5 +1,10 @@
 //! The management API, served by the controller.
 
+use netctl_plugin_api::cluster::{
+    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
+    ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
+    NodeRemoveRequest,
+};
 use netctl_plugin_api::management::{Access, Caller, Management};
 use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::{
@@ -120,5 +125,52 @@ impl Management for Controller {
 
     async fn sandbox_dns(&self, name: String) -> Result<netctl_plugin_api::DnsExplain, ApiError> {
         self.explain_dns(&name).await
+    }
+
+    async fn cluster_init(&self, req: ClusterInitRequest) -> Result<ClusterInspect, ApiError> {
+        Controller::cluster_init(self, req).await
+    }
+
+    async fn cluster_join(&self, req: ClusterJoinRequest) -> Result<ClusterInspect, ApiError> {
+        Controller::cluster_join(self, req).await
+    }
+
+    async fn cluster_leave(&self, req: ClusterLeaveRequest) -> Result<(), ApiError> {
+        Controller::cluster_leave(self, req).await
+    }
+
+    async fn cluster_inspect(&self) -> Result<ClusterInspect, ApiError> {
+        Controller::cluster_inspect(self).await
+    }
+
+    async fn cluster_join_token(&self, req: JoinTokenRequest) -> Result<JoinToken, ApiError> {
+        Controller::cluster_join_token(self, req).await
+    }
+
+    async fn cluster_backup(&self) -> Result<serde_json::Value, ApiError> {
+        Controller::cluster_backup(self).await
+    }
+
+    async fn cluster_restore(
+        &self,
+        req: ClusterRestoreRequest,
+    ) -> Result<ClusterRestored, ApiError> {
+        Controller::cluster_restore(self, req).await
+    }
+
+    async fn node_list(&self) -> Result<Vec<NodeInspect>, ApiError> {
+        Controller::node_list(self).await
+    }
+
+    async fn node_inspect(&self, node: String) -> Result<NodeInspect, ApiError> {
+        Controller::node_inspect(self, &node).await
+    }
+
+    async fn node_set_role(&self, node: String, role: String) -> Result<NodeInspect, ApiError> {
+        Controller::node_set_role(self, &node, &role).await
+    }
+
+    async fn node_remove(&self, node: String, req: NodeRemoveRequest) -> Result<(), ApiError> {
+        Controller::node_remove(self, &node, req).await
     }
 }

@@ -16,6 +16,7 @@ use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
+use crate::cluster::claims::address_key;
 use crate::ids::new_id;
 use crate::model::{
     format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord, PublishedPort, SandboxMode,
@@ -28,6 +29,7 @@ use crate::persist::BatchExt;
 const BASE_ROUTE_METRIC: u32 = 100;
 
 /// What a connect request asks for, parsed before anything changes.
+#[derive(Clone)]
 pub(super) struct Wanted {
     ipv4: Option<IpAddr>,
     ipv6: Option<IpAddr>,
@@ -182,6 +184,19 @@ impl State {
         }
     }
 
+    /// Takes the addresses of an endpoint of a global network as the cluster gives it. One
+    /// this node marked taken already (after losing a race for it) is no error.
+    pub(super) fn retake_global_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
+        for address in ep.addresses() {
+            if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) {
+                let _ = self
+                    .ipam
+                    .space_mut(net.address_scope.into())
+                    .allocate(&s.subnet, Some(address.ip()));
+            }
+        }
+    }
+
     /// Reserves the host ports; a binding to one family's address needs an endpoint address
     /// of that family.
     pub(super) fn take_ports(
@@ -265,6 +280,7 @@ impl State {
         }
         let mut endpoint = EndpointRecord {
             id: new_id(),
+            names: Vec::new(),
             network_id: net.id.clone(),
             sandbox_id: Some(sandbox.id.clone()),
             node: node.to_string(),
@@ -314,6 +330,43 @@ impl State {
 }
 
 impl Controller {
+    /// How an endpoint is recorded, and how that is undone: in the local store, or, on a
+    /// global network, in the cluster store with each of its addresses claimed (a claim
+    /// another node holds fails the whole transaction).
+    pub(super) fn endpoint_records(
+        &self,
+        net: &NetworkRecord,
+        ep: &EndpointRecord,
+    ) -> (Batch, Batch) {
+        if !self.is_global(net) {
+            return (
+                Batch::new().put_record(ep),
+                Batch::new().delete_record::<EndpointRecord>(&ep.id),
+            );
+        }
+        let mut persist = Batch::new();
+        for address in ep.addresses() {
+            persist = persist.create(
+                address_key(&net.id, address.ip()),
+                ep.id.clone().into_bytes(),
+            );
+        }
+        persist = persist.put_global(ep);
+        (persist, self.endpoint_removal(net, ep))
+    }
+
+    /// Deletes what [`Controller::endpoint_records`] wrote.
+    pub(super) fn endpoint_removal(&self, net: &NetworkRecord, ep: &EndpointRecord) -> Batch {
+        if !self.is_global(net) {
+            return Batch::new().delete_record::<EndpointRecord>(&ep.id);
+        }
+        let mut batch = Batch::new().delete_global::<EndpointRecord>(&ep.id);
+        for address in ep.addresses() {
+            batch = batch.delete(address_key(&net.id, address.ip()));
+        }
+        batch
+    }
+
     pub(super) fn capabilities(&self, net: &NetworkRecord) -> Result<Capabilities, ApiError> {
         self.drivers
             .get(&net.driver)
@@ -341,10 +394,13 @@ impl Controller {
             )
         };
         let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
-        self.transact(|state| {
-            let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
-            Ok((self.plan_connect(state, &net, &sbx, wanted)?, ()))
-        })
+        self.transact_claiming(
+            |state| {
+                let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
+                Ok((self.plan_connect(state, &net, &sbx, wanted.clone())?, ()))
+            },
+            lost_address,
+        )
         .await?;
         Ok(())
     }
@@ -360,11 +416,13 @@ impl Controller {
     ) -> Result<Txn, ApiError> {
         let caps = self.capabilities(net)?;
         self.check_connectable(state, net, &caps, sandbox)?;
-        let endpoint = state.new_endpoint(net, &caps, sandbox, &self.node.id, wanted)?;
+        let mut endpoint = state.new_endpoint(net, &caps, sandbox, &self.node.id, wanted)?;
+        if self.is_global(net) {
+            endpoint.names = endpoint_names(net, sandbox, &endpoint).names;
+        }
         state.insert_endpoint(endpoint.clone());
         let mut txn = Txn::new(format!("connect {} to {}", sandbox.name, net.name));
-        txn.persist = Batch::new().put_record(&endpoint);
-        txn.revert = Batch::new().delete_record::<EndpointRecord>(&endpoint.id);
+        (txn.persist, txn.revert) = self.endpoint_records(net, &endpoint);
         txn.effects.push(Effect::Join {
             driver: net.driver.clone(),
             net: network_spec(net),
@@ -476,7 +534,7 @@ impl Controller {
                     )));
                 }
                 let mut txn = Txn::new(format!("disconnect {} from {}", sbx.name, net.name));
-                txn.persist = Batch::new().delete_record::<EndpointRecord>(&endpoint.id);
+                txn.persist = self.endpoint_removal(&net, &endpoint);
                 txn.effects = self.plan_leave(state, &net, Some(&sbx), &endpoint);
                 let addresses = state.sandbox_addresses(&sbx.id);
                 if sbx.mode == SandboxMode::Isolated {
@@ -522,6 +580,28 @@ impl Controller {
         });
         effects
     }
+}
+
+/// After another node took the address this node picked (at the same moment): marks it
+/// taken here, so the next plan picks another. The winner's endpoint, once mirrored,
+/// holds it for good.
+pub(super) fn lost_address(state: &mut State, key: &netctl_store::Key) -> Result<(), ApiError> {
+    if key.kind != "address" {
+        return Ok(());
+    }
+    let Some((net_id, ip)) = key.id.split_once('/') else {
+        return Ok(());
+    };
+    let (Some(net), Ok(ip)) = (state.network_by_id(net_id).cloned(), ip.parse::<IpAddr>()) else {
+        return Ok(());
+    };
+    if let Some(subnet) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
+        let _ = state
+            .ipam
+            .space_mut(net.address_scope.into())
+            .allocate(&subnet.subnet, Some(ip));
+    }
+    Ok(())
 }
 
 /// The network and sandbox by the ids looked up before their locks were taken (named as

@@ -31,6 +31,7 @@ pub(super) fn from_kernel(e: KernelError) -> ApiError {
 pub(super) fn from_store(e: StoreError) -> ApiError {
     match e {
         StoreError::Exists(_) => ApiError::conflict(e.to_string()),
+        StoreError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
         _ => ApiError::internal(e.to_string()),
     }
 }

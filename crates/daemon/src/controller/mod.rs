@@ -6,6 +6,7 @@
 //! A failure undoes what was done, in reverse, and leaves the store and the state as before.
 
 mod api;
+mod cluster;
 mod dns;
 mod dns_sources;
 mod docker;
@@ -33,6 +34,7 @@ use netctl_kernel::Netlink;
 use netctl_store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
+pub use self::cluster::run_cluster;
 pub use self::dns_sources::watch_dns_sources;
 pub use self::firewall::watch_firewall;
 use self::firewall::FirewallGate;
@@ -45,6 +47,8 @@ use crate::{DaemonConfig, DaemonError, Paths};
 pub struct Controller {
     state: Mutex<State>,
     locks: Locks,
+    /// This node's cluster, if it is in one.
+    cluster: cluster::ClusterLink,
     store: Arc<dyn Store>,
     drivers: Registry,
     /// The sandboxes' open namespaces.
@@ -85,6 +89,7 @@ impl Controller {
         }
         let settings = Settings {
             manage_forwarding: config.ip_forward.unwrap_or(true),
+            overlay_dir: paths.exec_root.join("overlay"),
         };
         let drivers = Registry::new(host.clone(), &settings);
         let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
@@ -107,6 +112,7 @@ impl Controller {
                 PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
             ))),
             locks: Locks::default(),
+            cluster: cluster::ClusterLink::default(),
             store: Arc::new(local),
             drivers,
             namespaces: Namespaces::default(),

@@ -50,9 +50,10 @@ impl Controller {
                 "only one instance of the {name:?} network is allowed; it is predefined"
             )));
         }
-        if caps.needs_cluster {
+        if caps.needs_cluster && self.cluster.membership().is_none() {
             return Err(ApiError::invalid(format!(
-                "the {name} driver needs a cluster, and this node is in none"
+                "the {name} driver needs a cluster, and this node is in none: run `netctl \
+                 cluster init` or `netctl cluster join` first"
             )));
         }
         Ok(driver)
@@ -73,6 +74,11 @@ impl Controller {
             .parse_options(&req.options, &self.network_defaults())
             .map_err(from_driver)?;
         let requests = subnet_requests(&req)?;
+        if driver.capabilities().scope == netctl_drivers::Scope::Global {
+            return self
+                .create_global_network(driver.as_ref(), settings, requests, req)
+                .await;
+        }
         let host_routes = if requests.iter().any(|r| r.pool.subnet.is_none()) {
             self.host.route_destinations().await.map_err(from_kernel)?
         } else {
@@ -114,7 +120,11 @@ impl Controller {
     }
 
     pub async fn remove_network(&self, key: &str) -> Result<(), ApiError> {
-        let id = self.state.lock().await.network(key)?.id.clone();
+        let net = self.state.lock().await.network(key)?.clone();
+        if self.is_global(&net) {
+            return self.remove_global_network(net).await;
+        }
+        let id = net.id;
         let _held = self.locks.hold(&[], &[&id], &[]).await;
         let (name, done) = self
             .transact(|state| {

@@ -84,6 +84,15 @@ impl Controller {
     /// predefined networks made if missing, and endpoints whose network or sandbox is gone
     /// dropped.
     async fn load_into(&self, state: &mut State, loaded: Loaded) -> Result<(), DaemonError> {
+        if let Some(membership) = loaded.membership.clone() {
+            match self.underlay(&membership).await {
+                Ok(underlay) => self.drivers.overlay().set_underlay(Some(underlay)),
+                Err(e) => {
+                    tracing::error!(error = %e.message, "this node's cluster address is gone; overlay networks cannot be joined here")
+                }
+            }
+            self.restore_membership(membership);
+        }
         let Loaded {
             networks,
             sandboxes,
@@ -316,7 +325,12 @@ impl Controller {
                 .endpoints
                 .push((endpoint_spec(net, ep, false), kind));
         }
-        for driver in self.drivers.all() {
+        // A cluster's drivers wait for the cluster's state: collected once it is mirrored.
+        for driver in self
+            .drivers
+            .all()
+            .filter(|d| !d.capabilities().needs_cluster)
+        {
             let mine = wanted.remove(driver.name()).unwrap_or_default();
             if let Err(e) = driver.collect_garbage(&mine).await {
                 tracing::warn!(driver = driver.name(), error = %e, "cannot remove everything unwanted");

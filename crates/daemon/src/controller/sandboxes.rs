@@ -51,47 +51,54 @@ impl Controller {
         let shared: Vec<&str> = network_id.iter().map(String::as_str).collect();
         let _held = self.locks.hold(&shared, &[], &[&id]).await;
         let (record, _) = self
-            .transact(|state| {
-                if state.sandbox_named(&req.name).is_some() {
-                    return Err(ApiError::conflict(format!(
-                        "sandbox with name {} already exists",
-                        req.name
-                    )));
-                }
-                let network = match (&network_id, req.network.as_deref()) {
-                    (Some(net_id), Some(key)) => {
-                        Some(state.network_by_id(net_id).cloned().ok_or_else(|| {
-                            ApiError::not_found(format!("network {key} not found"))
-                        })?)
+            .transact_claiming(
+                |state| {
+                    if state.sandbox_named(&req.name).is_some() {
+                        return Err(ApiError::conflict(format!(
+                            "sandbox with name {} already exists",
+                            req.name
+                        )));
                     }
-                    _ => None,
-                };
-                let mode = match &network {
-                    Some(net) if self.capabilities(net)?.namespace == SandboxNamespace::Host => {
-                        SandboxMode::Host
+                    let network = match (&network_id, req.network.as_deref()) {
+                        (Some(net_id), Some(key)) => {
+                            Some(state.network_by_id(net_id).cloned().ok_or_else(|| {
+                                ApiError::not_found(format!("network {key} not found"))
+                            })?)
+                        }
+                        _ => None,
+                    };
+                    let mode = match &network {
+                        Some(net)
+                            if self.capabilities(net)?.namespace == SandboxNamespace::Host =>
+                        {
+                            SandboxMode::Host
+                        }
+                        _ => SandboxMode::Isolated,
+                    };
+                    let record = SandboxRecord {
+                        netns: self.paths.exec_root.join("netns").join(&id[..12]),
+                        id: id.clone(),
+                        name: req.name.clone(),
+                        hostname: hostname.clone(),
+                        created: now_rfc3339(),
+                        mode,
+                        dns: dns.clone(),
+                    };
+                    // Planned before the sandbox is recorded: should it fail, nothing changed.
+                    let connect = match &network {
+                        Some(net) => {
+                            Some(self.plan_connect(state, net, &record, wanted.clone())?)
+                        }
+                        None => None,
+                    };
+                    let mut txn = Self::sandbox_txn(state, &record);
+                    if let Some(connect) = connect {
+                        txn = txn.then(connect);
                     }
-                    _ => SandboxMode::Isolated,
-                };
-                let record = SandboxRecord {
-                    netns: self.paths.exec_root.join("netns").join(&id[..12]),
-                    id: id.clone(),
-                    name: req.name.clone(),
-                    hostname,
-                    created: now_rfc3339(),
-                    mode,
-                    dns,
-                };
-                // Planned before the sandbox is recorded: should it fail, nothing changed.
-                let connect = match &network {
-                    Some(net) => Some(self.plan_connect(state, net, &record, wanted)?),
-                    None => None,
-                };
-                let mut txn = Self::sandbox_txn(state, &record);
-                if let Some(connect) = connect {
-                    txn = txn.then(connect);
-                }
-                Ok((txn, record))
-            })
+                    Ok((txn, record))
+                },
+                super::endpoints::lost_address,
+            )
             .await?;
         tracing::debug!(sandbox = %record.name, netns = %record.netns.display(), "sandbox created");
         Ok(record)
@@ -136,11 +143,12 @@ impl Controller {
                 txn.effects.push(Effect::StopDns(sandbox.clone()));
                 let mut left = Vec::new();
                 for endpoint in &endpoints {
-                    txn.persist = txn.persist.delete_record::<EndpointRecord>(&endpoint.id);
                     let Some(net) = state.network_by_id(&endpoint.network_id).cloned() else {
+                        txn.persist = txn.persist.delete_record::<EndpointRecord>(&endpoint.id);
                         state.remove_endpoint(&endpoint.id);
                         continue;
                     };
+                    txn.persist = txn.persist.and(self.endpoint_removal(&net, endpoint));
                     txn.effects
                         .extend(self.plan_leave(state, &net, Some(&sandbox), endpoint));
                     left.push((net, endpoint.clone()));

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use netctl_ipam::Ipam;
 use netctl_plugin_api::ApiError;
 
+use super::cluster::GlobalView;
 use super::ports::HostPorts;
 use crate::model::{
     DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,
@@ -87,6 +88,8 @@ pub(super) struct State {
     pub ipam: Ipam,
     pub ports: HostPorts,
     pub docker: DockerState,
+    /// The cluster's nodes and liveness, as last seen.
+    pub global: GlobalView,
 }
 
 impl State {
@@ -102,6 +105,7 @@ impl State {
             ipam,
             ports: HostPorts::default(),
             docker: DockerState::default(),
+            global: GlobalView::default(),
         }
     }
 
@@ -291,6 +295,7 @@ mod tests {
 
     fn ep(id: &str, net: &str, sandbox: Option<&str>, mac: u8) -> EndpointRecord {
         EndpointRecord {
+            names: vec![],
             id: id.into(),
             network_id: net.into(),
             sandbox_id: sandbox.map(String::from),

@@ -13,7 +13,7 @@ use super::state::State;
 use crate::model::{NetworkRecord, SubnetOwner, SubnetRecord};
 
 /// One subnet as asked for, parsed but not yet reserved.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct SubnetRequest {
     pub pool: PoolRequest,
     pub gateway: Option<IpAddr>,

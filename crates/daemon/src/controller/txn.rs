@@ -13,6 +13,10 @@
 //! 4. On a failure in 3, **undo** the effects done, in reverse; put the store back as it was;
 //!    and give back what the plan reserved. The request fails and nothing remains.
 //!
+//! A batch may hold keys of both scopes: the `global` ones go to the cluster store first (one
+//! etcd transaction, where a `Create` of a taken key fails it whole and is reported as
+//! [`TxnError::Taken`] so a planner can pick again), then the `local` ones.
+//!
 //! Removals plan and persist the same way, but their effects are teardown: a failure there is
 //! reported and the rest still runs (the store no longer wants the object, so whatever is
 //! left is collected at the daemon's next start).
@@ -20,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use netctl_plugin_api::ApiError;
-use netctl_store::{Batch, Revision};
+use netctl_store::{Batch, Key, Revision, Scope, Store, StoreError};
 
 use super::effects::Effect;
 use super::errors::from_store;
@@ -93,6 +97,23 @@ impl Done {
     }
 }
 
+/// Why a transaction did not happen.
+pub(super) enum TxnError {
+    /// A key it had to create in the cluster store was taken (by another node, most
+    /// likely at the same moment): nothing was done.
+    Taken(Key),
+    Api(ApiError),
+}
+
+impl From<ApiError> for TxnError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+/// How many times a claiming transaction picks again after losing a race.
+const CLAIM_RACES: usize = 16;
+
 impl Controller {
     /// Runs `plan` under the state lock, then the transaction it returns; hands back what
     /// the plan returned alongside.
@@ -100,11 +121,49 @@ impl Controller {
         &self,
         plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
     ) -> Result<(T, Done), ApiError> {
+        self.try_transact(plan).await.map_err(|e| match e {
+            TxnError::Taken(key) => ApiError::conflict(format!("{key} is taken")),
+            TxnError::Api(e) => e,
+        })
+    }
+
+    /// [`Controller::transact`] for plans that take cluster-wide unique keys: when another
+    /// node took one first, `lost` hears which (under the state lock, to mark it or to
+    /// refuse), and the plan runs again.
+    pub(super) async fn transact_claiming<T>(
+        &self,
+        mut plan: impl FnMut(&mut State) -> Result<(Txn, T), ApiError>,
+        mut lost: impl FnMut(&mut State, &Key) -> Result<(), ApiError>,
+    ) -> Result<(T, Done), ApiError> {
+        for attempt in 0..CLAIM_RACES {
+            match self.try_transact(&mut plan).await {
+                Ok(done) => return Ok(done),
+                Err(TxnError::Api(e)) => return Err(e),
+                Err(TxnError::Taken(key)) => {
+                    tracing::debug!(%key, "lost a race for a cluster-wide key; planning again");
+                    lost(&mut *self.state.lock().await, &key)?;
+                    // Room for the watch to bring the winner's records, which rule out
+                    // what this node would otherwise pick again.
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                    }
+                }
+            }
+        }
+        Err(ApiError::unavailable(format!(
+            "lost {CLAIM_RACES} races in a row to other nodes; try again"
+        )))
+    }
+
+    async fn try_transact<T>(
+        &self,
+        plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
+    ) -> Result<(T, Done), TxnError> {
         let started = Instant::now();
         let (txn, value, revision) = {
             let mut state = self.state.lock().await;
             let (txn, value) = plan(&mut state)?;
-            let revision = match self.persist(&txn.persist).await {
+            let revision = match self.persist(&txn.persist, &txn.revert).await {
                 Ok(revision) => revision,
                 Err(e) => {
                     (txn.unplan)(&mut state);
@@ -128,21 +187,50 @@ impl Controller {
             },
         };
         self.roll_back(txn, failure.at).await;
-        Err(failure.error)
+        Err(failure.error.into())
     }
 
-    /// The desired state in the store, in the state's order (the caller holds the state
-    /// lock); not yet flushed. `None` when there is nothing to write.
-    async fn persist(&self, batch: &Batch) -> Result<Option<Revision>, ApiError> {
-        if batch.is_empty() {
+    /// The desired state in the stores, in the state's order (the caller holds the state
+    /// lock): the cluster's part applied, the local part not yet flushed. `None` when there
+    /// is nothing local to flush.
+    async fn persist(&self, batch: &Batch, revert: &Batch) -> Result<Option<Revision>, TxnError> {
+        let (global, local) = split(batch);
+        if !global.is_empty() {
+            let store = self.cluster.store()?;
+            match store.apply(global.clone()).await {
+                Ok(_) => {}
+                Err(StoreError::Exists(key)) => return Err(TxnError::Taken(key)),
+                Err(e @ StoreError::Unavailable { .. }) => {
+                    // The write may still land once quorum is back: see that it is undone.
+                    super::cluster::settle_unknown_write(store, global, split(revert).0);
+                    return Err(from_store(e).into());
+                }
+                Err(e) => return Err(from_store(e).into()),
+            }
+        }
+        if local.is_empty() {
             return Ok(None);
         }
-        let revision = self
-            .store
-            .apply_unsynced(batch.clone())
-            .await
-            .map_err(from_store)?;
-        Ok(Some(revision))
+        match self.store.apply_unsynced(local).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) => {
+                let (global_revert, _) = split(revert);
+                if !global_revert.is_empty() {
+                    self.apply_global_revert(global_revert).await;
+                }
+                Err(from_store(e).into())
+            }
+        }
+    }
+
+    async fn apply_global_revert(&self, revert: Batch) {
+        let reverted = match self.cluster.store() {
+            Ok(store) => store.apply(revert).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.message),
+        };
+        if let Err(e) = reverted {
+            tracing::error!(error = %e, "cannot put the cluster store back");
+        }
     }
 
     async fn sync(&self, revision: Option<Revision>) -> Result<(), ApiError> {
@@ -190,13 +278,27 @@ impl Controller {
             self.undo(effect).await;
         }
         let mut state = self.state.lock().await;
-        if !revert.is_empty() {
-            if let Err(e) = self.store.apply(revert).await {
+        let (global, local) = split(&revert);
+        if !global.is_empty() {
+            self.apply_global_revert(global).await;
+        }
+        if !local.is_empty() {
+            if let Err(e) = self.store.apply(local).await {
                 tracing::error!(%what, error = %e, "cannot put the store back; the daemon's next start will");
             }
         }
         unplan(&mut state);
     }
+}
+
+/// A batch's cluster part and its local part, each in its order.
+pub(super) fn split(batch: &Batch) -> (Batch, Batch) {
+    let (global, local): (Vec<_>, Vec<_>) = batch
+        .ops
+        .iter()
+        .cloned()
+        .partition(|op| op.key().scope == Scope::Global);
+    (Batch { ops: global }, Batch { ops: local })
 }
 
 /// Effects applied, with the time each took.

@@ -19,8 +19,14 @@ pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) ->
         .endpoints_of_network(&net.id)
         .filter_map(|ep| match &ep.sandbox_id {
             Some(id) => {
-                let sandbox = state.sandbox_by_id(id)?;
-                Some((sandbox.id.clone(), network_endpoint(&sandbox.name, ep)))
+                let name = match state.sandbox_by_id(id) {
+                    Some(sandbox) => sandbox.name.clone(),
+                    // Another node's: its sandbox is known by the names it carries.
+                    None => ep.names.first()?.clone(),
+                };
+                let mut entry = network_endpoint(&name, ep);
+                entry.node = node_name(state, ep);
+                Some((id.clone(), entry))
             }
             // A runtime's container: dockerd does not tell the plugin its containers' names.
             None => {
@@ -64,14 +70,26 @@ pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) ->
         },
         internal: net.internal,
         containers,
-        options: net.options.clone(),
+        options: {
+            let mut options = net.options.clone();
+            if let Some(driver) = driver {
+                options.extend(driver.inspect_options(&network_spec(net)));
+            }
+            options
+        },
         labels: net.labels.clone(),
         bridge: driver.and_then(|d| d.device(&network_spec(net))),
     }
 }
 
+/// The node of an endpoint on a global network, by hostname.
+fn node_name(state: &State, ep: &EndpointRecord) -> Option<String> {
+    state.global.nodes.get(&ep.node).map(|n| n.hostname.clone())
+}
+
 fn network_endpoint(name: &str, ep: &EndpointRecord) -> NetworkEndpoint {
     NetworkEndpoint {
+        node: None,
         name: name.to_string(),
         endpoint_id: ep.id.clone(),
         mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),

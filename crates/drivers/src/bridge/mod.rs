@@ -8,6 +8,8 @@
 mod options;
 mod port;
 
+pub(crate) use self::port::inside_requests;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -49,11 +51,11 @@ pub fn bridge_name(network_id: &str) -> String {
     format!("{BRIDGE_PREFIX}{}", short(network_id))
 }
 
-fn host_end(endpoint_id: &str) -> String {
+pub(crate) fn host_end(endpoint_id: &str) -> String {
     format!("{HOST_END_PREFIX}{}", short(endpoint_id))
 }
 
-fn runtime_end(endpoint_id: &str) -> String {
+pub(crate) fn runtime_end(endpoint_id: &str) -> String {
     format!("{RUNTIME_END_PREFIX}{}", short(endpoint_id))
 }
 

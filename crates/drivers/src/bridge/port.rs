@@ -145,7 +145,7 @@ async fn link_in(netlink: &Netlink, name: &str) -> Result<Link, KernelError> {
 /// Inside the sandbox: IPv6 link-local only for an endpoint with an IPv6 address (an
 /// IPv4-only one stays quiet on IPv6, which matters with hundreds of ports on one bridge),
 /// up, its addresses, its default routes — one batch, handled by the kernel in order.
-fn inside_requests(index: u32, already_up: bool, ep: &EndpointSpec) -> Vec<Request> {
+pub(crate) fn inside_requests(index: u32, already_up: bool, ep: &EndpointSpec) -> Vec<Request> {
     let mut requests = Vec::new();
     if !already_up {
         let ipv6 = ep.addresses.iter().any(|a| a.is_ipv6());

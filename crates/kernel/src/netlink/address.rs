@@ -45,3 +45,36 @@ impl Netlink {
             .map(drop)
     }
 }
+
+impl Netlink {
+    /// `ip -o addr show to ADDRESS`: the index of the link that holds `address`, if any.
+    pub async fn link_with_address(&self, address: IpAddr) -> Result<Option<u32>, KernelError> {
+        use rtnetlink::packet_route::address::AddressMessage;
+        let all = self
+            .dump(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                "list addresses",
+            )
+            .await?;
+        Ok(all.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(msg) => msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(ip) if *ip == address))
+                .then_some(msg.header.index),
+            _ => None,
+        }))
+    }
+
+    /// The MTU of the link that holds `address` (an underlay's, for a VTEP).
+    pub async fn mtu_of_address(&self, address: IpAddr) -> Result<Option<u32>, KernelError> {
+        let Some(index) = self.link_with_address(address).await? else {
+            return Ok(None);
+        };
+        let links = self.links().await?;
+        Ok(links
+            .into_iter()
+            .find(|l| l.index == index)
+            .and_then(|l| l.mtu))
+    }
+}

@@ -92,6 +92,7 @@ fn endpoint_record(
     let mac = given_mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
     let record = EndpointRecord {
         id: req.endpoint_id,
+        names: Vec::new(),
         network_id: net.id.clone(),
         sandbox_id: None,
         node: node.to_string(),

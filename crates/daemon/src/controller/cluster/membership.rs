@@ -1,0 +1,362 @@
+//! `netctl cluster init|join|leave|join-token`: a node entering and leaving its cluster.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use netctl_drivers::overlay::DEFAULT_VXLAN_PORT;
+use netctl_plugin_api::cluster::{
+    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest, JoinToken,
+    JoinTokenRequest,
+};
+use netctl_plugin_api::ApiError;
+use netctl_store::{Batch, ClusterStore, Store};
+
+use super::super::effects::Effect;
+use super::super::Controller;
+use super::mirror::vni;
+use crate::cluster::membership::{self as members, MembershipError, Newcomer, Role};
+use crate::config::{check_store_urls, normalize_store_urls};
+use crate::ids::now_rfc3339;
+use crate::model::{EndpointRecord, MembershipRecord};
+use crate::persist::BatchExt;
+
+/// How long init and join wait for the cluster's state to be mirrored before answering.
+const SYNC_WAIT: Duration = Duration::from_secs(5);
+
+pub(in crate::controller) fn from_membership(e: MembershipError) -> ApiError {
+    match e {
+        MembershipError::Store(e) => super::super::errors::from_store(e),
+        MembershipError::AlreadyInitialized(_) => ApiError::conflict(e.to_string()),
+        MembershipError::BadToken(_) => {
+            ApiError::new(netctl_plugin_api::ErrorCode::Forbidden, e.to_string())
+        }
+        MembershipError::NodeNotFound(_) => ApiError::not_found(e.to_string()),
+        MembershipError::NoCluster => ApiError::invalid(e.to_string()),
+        MembershipError::Corrupt { .. } => ApiError::internal(e.to_string()),
+    }
+}
+
+fn parse_role(text: &str) -> Result<Role, ApiError> {
+    match text {
+        "worker" => Ok(Role::Worker),
+        "manager" => Ok(Role::Manager),
+        other => Err(ApiError::invalid(format!(
+            "unknown role {other:?}: worker or manager"
+        ))),
+    }
+}
+
+impl Controller {
+    fn refuse_if_member(&self) -> Result<(), ApiError> {
+        match self.cluster.membership() {
+            Some(m) => Err(ApiError::conflict(format!(
+                "this node is already in cluster {}: `netctl cluster leave` first",
+                m.cluster_id
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The URLs asked for, or daemon.json's.
+    pub(super) fn store_urls(&self, asked: &[String]) -> Result<Vec<String>, ApiError> {
+        let asked: Vec<&str> = asked.iter().flat_map(|s| s.split(',')).collect();
+        let urls = match normalize_store_urls(&asked) {
+            urls if !urls.is_empty() => urls,
+            _ => self
+                .config
+                .cluster_store
+                .as_ref()
+                .map(|c| c.list())
+                .unwrap_or_default(),
+        };
+        check_store_urls(&urls).map_err(|e| {
+            ApiError::invalid(format!(
+                "cluster store: {e} (give --store URL,… or daemon.json's cluster-store)"
+            ))
+        })?;
+        Ok(urls)
+    }
+
+    /// A new member's checks: an address of this node, and a store that answers.
+    async fn prepare(
+        &self,
+        advertise_addr: &str,
+        store: &[String],
+        vxlan_port: u16,
+    ) -> Result<(MembershipRecord, ClusterStore), ApiError> {
+        let address: IpAddr = advertise_addr.trim().parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "invalid advertise address {advertise_addr:?}: give this node's IP address"
+            ))
+        })?;
+        let urls = self.store_urls(store)?;
+        let membership = MembershipRecord {
+            cluster_id: String::new(),
+            store: urls,
+            advertise_addr: address,
+            vxlan_port,
+            lease: None,
+            tokens: Default::default(),
+            joined: now_rfc3339(),
+        };
+        self.underlay(&membership).await?;
+        let store = ClusterStore::connect(&membership.store)
+            .await
+            .map_err(super::super::errors::from_store)?;
+        Ok((membership, store))
+    }
+
+    fn newcomer(&self, membership: &MembershipRecord) -> Newcomer {
+        Newcomer {
+            id: self.node.id.clone(),
+            hostname: self.node.hostname.clone(),
+            address: membership.advertise_addr.to_string(),
+        }
+    }
+
+    pub async fn cluster_init(&self, req: ClusterInitRequest) -> Result<ClusterInspect, ApiError> {
+        self.refuse_if_member()?;
+        let port = req.vxlan_port.unwrap_or(DEFAULT_VXLAN_PORT);
+        if port == 0 {
+            return Err(ApiError::invalid("invalid VXLAN port 0"));
+        }
+        let (mut membership, store) = self.prepare(&req.advertise_addr, &req.store, port).await?;
+        let (record, tokens) = members::init(&store, &self.newcomer(&membership), port)
+            .await
+            .map_err(from_membership)?;
+        membership.cluster_id = record.id.clone();
+        for role in [Role::Worker, Role::Manager] {
+            membership
+                .tokens
+                .insert(role.name().into(), tokens.of(role).to_string());
+        }
+        self.enter_cluster(membership, store).await?;
+        tracing::info!(cluster = %record.id, "cluster initialized");
+        self.cluster_inspect().await
+    }
+
+    pub async fn cluster_join(&self, req: ClusterJoinRequest) -> Result<ClusterInspect, ApiError> {
+        self.refuse_if_member()?;
+        let (mut membership, store) = self
+            .prepare(&req.advertise_addr, &req.store, DEFAULT_VXLAN_PORT)
+            .await?;
+        let (record, role) = members::join(&store, req.token.trim(), &self.newcomer(&membership))
+            .await
+            .map_err(from_membership)?;
+        membership.cluster_id = record.id.clone();
+        membership.vxlan_port = record.vxlan_port;
+        self.enter_cluster(membership, store).await?;
+        tracing::info!(cluster = %record.id, role = role.name(), "joined the cluster");
+        self.cluster_inspect().await
+    }
+
+    /// Keeps the membership, gives the overlay its underlay, hands the connection to the
+    /// supervisor and waits for the cluster's state to be mirrored.
+    async fn enter_cluster(
+        &self,
+        membership: MembershipRecord,
+        store: ClusterStore,
+    ) -> Result<(), ApiError> {
+        let underlay = self.underlay(&membership).await?;
+        self.save_membership(&membership).await?;
+        self.drivers.overlay().set_underlay(Some(underlay));
+        self.cluster.replace(Some(membership), Some(store));
+        if !self.cluster.wait_synced(SYNC_WAIT).await {
+            tracing::warn!("the cluster's state is not mirrored yet; it will be shortly");
+        }
+        Ok(())
+    }
+
+    /// Leaves the cluster: refused as the last manager of a cluster with other nodes, or
+    /// with endpoints on global networks, unless forced (the endpoints are then removed).
+    pub async fn cluster_leave(&self, req: ClusterLeaveRequest) -> Result<(), ApiError> {
+        let membership = self
+            .cluster
+            .membership()
+            .ok_or_else(super::not_in_cluster)?;
+        let (last_manager, others, mine) = {
+            let state = self.state.lock().await;
+            let managers = state
+                .global
+                .nodes
+                .values()
+                .filter(|n| n.role == Role::Manager && n.id != self.node.id)
+                .count();
+            let me_manager = state
+                .global
+                .nodes
+                .get(&self.node.id)
+                .is_some_and(|n| n.role == Role::Manager);
+            let mine: Vec<EndpointRecord> = state
+                .endpoints()
+                .filter(|e| e.node == self.node.id)
+                .filter(|e| {
+                    state
+                        .network_by_id(&e.network_id)
+                        .is_some_and(|n| self.is_global(n))
+                })
+                .cloned()
+                .collect();
+            (
+                me_manager && managers == 0,
+                state.global.nodes.len() > 1,
+                mine,
+            )
+        };
+        if !req.force {
+            if last_manager && others {
+                return Err(ApiError::conflict(
+                    "this node is the cluster's last manager and other nodes remain: promote \
+                     another node first, or leave with --force (the others keep the cluster \
+                     but no node may change its global networks)",
+                ));
+            }
+            if !mine.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "this node has {} endpoint(s) on global networks: disconnect them first, \
+                     or leave with --force to remove them",
+                    mine.len()
+                )));
+            }
+        }
+        let store = self.cluster.store().ok();
+        if let Some(store) = &store {
+            self.forget_in_cluster(store, &mine).await?;
+        } else if !req.force {
+            self.cluster.store()?;
+        }
+        self.cluster.replace(None, None);
+        self.drivers.overlay().set_underlay(None);
+        self.drop_global_state().await;
+        self.store
+            .apply(Batch::new().delete_record::<MembershipRecord>("this"))
+            .await
+            .map_err(super::super::errors::from_store)?;
+        if let (Some(store), Some(lease)) = (store, membership.lease) {
+            let _ = store.revoke_lease(lease).await;
+        }
+        tracing::info!(cluster = %membership.cluster_id, "left the cluster");
+        Ok(())
+    }
+
+    /// Takes this node and its endpoints (with their address claims) out of the store.
+    async fn forget_in_cluster(
+        &self,
+        store: &ClusterStore,
+        mine: &[EndpointRecord],
+    ) -> Result<(), ApiError> {
+        let state = self.state.lock().await;
+        let mut batch = Batch::new();
+        for ep in mine {
+            if let Some(net) = state.network_by_id(&ep.network_id) {
+                batch = batch.and(self.endpoint_removal(net, ep));
+            }
+        }
+        drop(state);
+        for chunk in batch.ops.chunks(100) {
+            store
+                .apply(Batch {
+                    ops: chunk.to_vec(),
+                })
+                .await
+                .map_err(super::super::errors::from_store)?;
+        }
+        members::remove_node(store, &self.node.id)
+            .await
+            .map_err(from_membership)
+    }
+
+    /// After leaving: global networks and every node's endpoints out of the state, the DNS
+    /// directory and the kernel.
+    async fn drop_global_state(&self) {
+        let effects = {
+            let mut state = self.state.lock().await;
+            let globals: Vec<_> = state
+                .networks()
+                .filter(|n| self.is_global(n))
+                .cloned()
+                .collect();
+            let mut effects = Vec::new();
+            for net in globals {
+                let endpoints: Vec<EndpointRecord> =
+                    state.endpoints_of_network(&net.id).cloned().collect();
+                for ep in endpoints {
+                    effects.push(Effect::RemoveNames(ep.id.clone()));
+                    if ep.node == self.node.id {
+                        let sandbox = ep
+                            .sandbox_id
+                            .as_deref()
+                            .and_then(|s| state.sandbox_by_id(s))
+                            .cloned();
+                        effects.extend(self.plan_leave(&mut state, &net, sandbox.as_ref(), &ep));
+                    } else {
+                        state.remove_endpoint(&ep.id);
+                    }
+                }
+                tracing::debug!(network = %net.name, vni = vni(&net), "forgetting a global network");
+                state.remove_network(&net.id);
+                state.release_network_subnets(&net);
+                effects.push(Effect::DeleteNetwork {
+                    driver: net.driver.clone(),
+                    net: super::super::specs::network_spec(&net),
+                });
+            }
+            state.global = Default::default();
+            effects
+        };
+        for effect in effects {
+            if let Err(e) = self.apply(&effect).await {
+                tracing::warn!(step = effect.name(), error = %e.message, "cannot clean up after leaving");
+            }
+        }
+    }
+
+    /// `netctl cluster join-token ROLE [--rotate]`: the token this node made, or a new one.
+    pub async fn cluster_join_token(&self, req: JoinTokenRequest) -> Result<JoinToken, ApiError> {
+        let role = parse_role(&req.role)?;
+        let mut membership = self
+            .cluster
+            .membership()
+            .ok_or_else(super::not_in_cluster)?;
+        self.require_manager("join-token").await.map_err(|e| {
+            ApiError::new(
+                e.code,
+                e.message
+                    .replace("change global networks", "manage join tokens"),
+            )
+        })?;
+        let token = match membership.tokens.get(role.name()) {
+            Some(token) if !req.rotate => token.clone(),
+            known => {
+                if known.is_none() && !req.rotate {
+                    return Err(ApiError::not_found(format!(
+                        "the {0} token was made on another manager (the cluster keeps only its \
+                         hash): run `netctl cluster join-token {0}` there, or `--rotate` here \
+                         (the old token then stops working)",
+                        role.name()
+                    )));
+                }
+                let store = self.cluster.store()?;
+                let token = members::rotate_token(&store, role)
+                    .await
+                    .map_err(from_membership)?;
+                membership
+                    .tokens
+                    .insert(role.name().to_string(), token.clone());
+                self.save_membership(&membership).await?;
+                *self.cluster.membership.lock().expect("membership lock") =
+                    Some(membership.clone());
+                token
+            }
+        };
+        let command = format!(
+            "netctl cluster join --token {token} --advertise-addr <this node's address> --store {}",
+            membership.store.join(",")
+        );
+        Ok(JoinToken {
+            role: role.name().into(),
+            token,
+            command,
+        })
+    }
+}

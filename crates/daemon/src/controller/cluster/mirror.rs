@@ -1,0 +1,506 @@
+//! The cluster's state mirrored into the controller: global networks and every node's
+//! endpoints in the state (so names, addresses and inspect see them), remote endpoints of
+//! ready nodes in the overlay's FDB and neighbour tables and in the DNS directory, this
+//! node's own endpoints plugged in again after a restart.
+//!
+//! A listing and a watch's events go through the same functions; each compares with what
+//! the state holds, so an event for a change this node made itself changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use netctl_drivers::overlay::{OverlayConfig, Remote};
+use netctl_drivers::{JoinKind, Wanted};
+use netctl_store::{Entry, Event, Key, Revision};
+
+use super::super::effects::Effect;
+use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
+use super::super::state::State;
+use super::super::Controller;
+use crate::cluster::membership::{ClusterNode, ClusterRecord};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxMode};
+use crate::persist::{decode, Record};
+
+/// What the cluster says beyond networks and endpoints (which live in the state's maps).
+#[derive(Debug, Default)]
+pub(in crate::controller) struct GlobalView {
+    pub cluster: Option<ClusterRecord>,
+    pub nodes: BTreeMap<String, ClusterNode>,
+    /// Nodes whose lease lives.
+    pub ready: BTreeSet<String>,
+    /// The revision of this node's last write: a listing older than it is listed again.
+    pub written: Revision,
+}
+
+impl GlobalView {
+    pub fn is_ready(&self, node: &str) -> bool {
+        self.ready.contains(node)
+    }
+}
+
+/// Kernel and DNS work a change asks for, done once the state lock is let go.
+enum Action {
+    AddRemote {
+        vni: u32,
+        endpoint: String,
+        remote: Remote,
+        names: netctl_dns::EndpointNames,
+    },
+    RemoveRemote {
+        vni: u32,
+        endpoint: String,
+    },
+    /// This node's own endpoint, plugged in (again) or taken out.
+    Local(Vec<Effect>),
+    /// This node's liveness key went (the store was emptied and restored, say) while its
+    /// lease lives: put it back.
+    Announce,
+}
+
+/// One decoded global key.
+enum Change {
+    Cluster(Option<ClusterRecord>),
+    Node(String, Option<ClusterNode>),
+    Alive(String, bool),
+    Network(String, Option<NetworkRecord>),
+    Endpoint(String, Option<EndpointRecord>),
+}
+
+fn decode_change(key: &Key, value: Option<&[u8]>) -> Option<Change> {
+    let decoded = |what: &str| -> Option<serde_json::Value> {
+        let value = value?;
+        match serde_json::from_slice(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "unreadable {what} in the cluster store");
+                None
+            }
+        }
+    };
+    let id = key.id.clone();
+    match key.kind.as_str() {
+        "cluster" => Some(Change::Cluster(
+            decoded("cluster").and_then(|v| serde_json::from_value(v).ok()),
+        )),
+        "node" => Some(Change::Node(
+            id,
+            decoded("node").and_then(|v| serde_json::from_value(v).ok()),
+        )),
+        "node.alive" => Some(Change::Alive(id, value.is_some())),
+        NetworkRecord::KIND => Some(Change::Network(id, record(key, value))),
+        EndpointRecord::KIND => Some(Change::Endpoint(id, record(key, value))),
+        _ => None,
+    }
+}
+
+fn record<R: Record>(key: &Key, value: Option<&[u8]>) -> Option<R> {
+    decode(key, value?)
+        .inspect_err(|e| tracing::warn!(%key, error = %e, "unreadable record in the cluster store"))
+        .ok()
+}
+
+/// Nodes first (endpoints need their node's address), then networks, then endpoints.
+fn order(change: &Change) -> u8 {
+    match change {
+        Change::Cluster(_) | Change::Node(..) | Change::Alive(..) => 0,
+        Change::Network(..) => 1,
+        Change::Endpoint(..) => 2,
+    }
+}
+
+impl Controller {
+    /// A listing of the whole global scope. `false` when it is older than this node's own
+    /// last write (list again).
+    pub(super) async fn mirror_snapshot(
+        self: &Arc<Self>,
+        entries: Vec<Entry>,
+        revision: Revision,
+    ) -> bool {
+        let actions = {
+            let mut state = self.state.lock().await;
+            if revision < state.global.written {
+                return false;
+            }
+            let mut changes: Vec<Change> = entries
+                .iter()
+                .filter_map(|e| decode_change(&e.key, Some(&e.value)))
+                .collect();
+            changes.extend(self.vanished(&state, &entries));
+            changes.sort_by_key(order);
+            let mut actions = Vec::new();
+            for change in changes {
+                actions.extend(self.mirror(&mut state, change));
+            }
+            actions
+        };
+        self.carry_out_actions(actions).await;
+        self.settle_overlay().await;
+        true
+    }
+
+    /// Events of the watch, in order.
+    pub(super) async fn mirror_changes(self: &Arc<Self>, events: Vec<Event>) {
+        let actions = {
+            let mut state = self.state.lock().await;
+            let mut actions = Vec::new();
+            for event in events {
+                let change = match &event {
+                    Event::Put(entry) => decode_change(&entry.key, Some(&entry.value)),
+                    Event::Delete { key, .. } => decode_change(key, None),
+                };
+                if let Some(change) = change {
+                    actions.extend(self.mirror(&mut state, change));
+                }
+            }
+            actions
+        };
+        self.carry_out_actions(actions).await;
+    }
+
+    /// What the state holds from the cluster but a listing no longer has: deletions. This
+    /// node's own endpoints are left alone (a listing may predate them; their removal by
+    /// someone else comes as a watch event).
+    fn vanished(&self, state: &State, entries: &[Entry]) -> Vec<Change> {
+        let listed: BTreeSet<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.key.kind.as_str(), e.key.id.as_str()))
+            .collect();
+        let mut gone = Vec::new();
+        for net in state.networks().filter(|n| self.is_global(n)) {
+            if !listed.contains(&(NetworkRecord::KIND, net.id.as_str())) {
+                gone.push(Change::Network(net.id.clone(), None));
+            }
+        }
+        for ep in state.endpoints().filter(|e| e.node != self.node.id) {
+            let global = state
+                .network_by_id(&ep.network_id)
+                .is_some_and(|n| self.is_global(n));
+            if global && !listed.contains(&(EndpointRecord::KIND, ep.id.as_str())) {
+                gone.push(Change::Endpoint(ep.id.clone(), None));
+            }
+        }
+        for node in state.global.nodes.keys() {
+            if !listed.contains(&("node", node.as_str())) {
+                gone.push(Change::Node(node.clone(), None));
+            }
+        }
+        for node in &state.global.ready {
+            if !listed.contains(&("node.alive", node.as_str())) {
+                gone.push(Change::Alive(node.clone(), false));
+            }
+        }
+        gone
+    }
+
+    fn mirror(&self, state: &mut State, change: Change) -> Vec<Action> {
+        match change {
+            Change::Cluster(record) => {
+                state.global.cluster = record;
+                Vec::new()
+            }
+            Change::Node(id, Some(node)) => {
+                state.global.nodes.insert(id, node);
+                Vec::new()
+            }
+            Change::Node(id, None) => {
+                if id == self.node.id {
+                    tracing::warn!("this node was removed from the cluster (`netctl node rm`)");
+                }
+                state.global.nodes.remove(&id);
+                Vec::new()
+            }
+            Change::Alive(id, alive) => self.node_liveness(state, &id, alive),
+            Change::Network(_, Some(net)) => self.put_network(state, net),
+            Change::Network(id, None) => self.delete_network(state, &id),
+            Change::Endpoint(_, Some(ep)) => self.put_endpoint(state, ep),
+            Change::Endpoint(id, None) => self.delete_endpoint(state, &id),
+        }
+    }
+
+    fn node_liveness(&self, state: &mut State, node: &str, alive: bool) -> Vec<Action> {
+        let changed = if alive {
+            state.global.ready.insert(node.to_string())
+        } else {
+            state.global.ready.remove(node)
+        };
+        if node == self.node.id {
+            return if changed && !alive {
+                vec![Action::Announce]
+            } else {
+                Vec::new()
+            };
+        }
+        if !changed {
+            return Vec::new();
+        }
+        tracing::info!(
+            node,
+            status = if alive { "ready" } else { "down" },
+            "cluster node"
+        );
+        let endpoints: Vec<EndpointRecord> = state
+            .endpoints()
+            .filter(|e| e.node == node)
+            .cloned()
+            .collect();
+        endpoints
+            .iter()
+            .filter_map(|ep| {
+                let net = state.network_by_id(&ep.network_id)?;
+                if alive {
+                    self.remote_added(state, net, ep)
+                } else {
+                    Some(Action::RemoveRemote {
+                        vni: vni(net),
+                        endpoint: ep.id.clone(),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn put_network(&self, state: &mut State, net: NetworkRecord) -> Vec<Action> {
+        match state.network_by_id(&net.id) {
+            Some(known) if *known == net => return Vec::new(),
+            Some(known) => {
+                let known = known.clone();
+                state.release_network_subnets(&known);
+            }
+            None => {}
+        }
+        if let Some(clash) = state.network_named(&net.name).filter(|n| n.id != net.id) {
+            tracing::warn!(network = %net.name, local = %clash.id, "a global network has the name of a local one; the local one keeps it here");
+        }
+        state.restore_network_subnets(&net);
+        state.insert_network(net);
+        Vec::new()
+    }
+
+    fn delete_network(&self, state: &mut State, id: &str) -> Vec<Action> {
+        let Some(net) = state.network_by_id(id).cloned() else {
+            return Vec::new();
+        };
+        if !self.is_global(&net) {
+            return Vec::new();
+        }
+        let endpoints: Vec<String> = state
+            .endpoints_of_network(id)
+            .map(|e| e.id.clone())
+            .collect();
+        let mut actions: Vec<Action> = endpoints
+            .iter()
+            .flat_map(|ep| self.delete_endpoint(state, ep))
+            .collect();
+        state.remove_network(id);
+        state.release_network_subnets(&net);
+        actions.push(Action::Local(vec![Effect::DeleteNetwork {
+            driver: net.driver.clone(),
+            net: network_spec(&net),
+        }]));
+        actions
+    }
+
+    fn put_endpoint(&self, state: &mut State, ep: EndpointRecord) -> Vec<Action> {
+        if state.endpoint(&ep.id) == Some(&ep) {
+            return Vec::new();
+        }
+        let Some(net) = state.network_by_id(&ep.network_id).cloned() else {
+            tracing::debug!(endpoint = %ep.id, "an endpoint of a network not known here yet");
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        if let Some(old) = state.remove_endpoint(&ep.id) {
+            state.release_endpoint(&net, &old);
+            if old.node != self.node.id {
+                actions.push(Action::RemoveRemote {
+                    vni: vni(&net),
+                    endpoint: old.id,
+                });
+            }
+        }
+        state.retake_global_endpoint(&net, &ep);
+        state.insert_endpoint(ep.clone());
+        if ep.node == self.node.id {
+            actions.extend(self.own_endpoint_back(state, &net, &ep));
+        } else if state.global.is_ready(&ep.node) {
+            actions.extend(self.remote_added(state, &net, &ep));
+        }
+        actions
+    }
+
+    fn delete_endpoint(&self, state: &mut State, id: &str) -> Vec<Action> {
+        let Some(ep) = state.endpoint(id).cloned() else {
+            return Vec::new();
+        };
+        let Some(net) = state.network_by_id(&ep.network_id).cloned() else {
+            state.remove_endpoint(id);
+            return Vec::new();
+        };
+        if !self.is_global(&net) {
+            return Vec::new();
+        }
+        if ep.node == self.node.id {
+            tracing::warn!(endpoint = %ep.id, network = %net.name, "this node's endpoint was removed from the cluster; unplugging it");
+            let sandbox = ep
+                .sandbox_id
+                .as_deref()
+                .and_then(|s| state.sandbox_by_id(s))
+                .cloned();
+            let effects = self.plan_leave(state, &net, sandbox.as_ref(), &ep);
+            return vec![Action::Local(effects)];
+        }
+        state.remove_endpoint(id);
+        state.release_endpoint(&net, &ep);
+        vec![Action::RemoveRemote {
+            vni: vni(&net),
+            endpoint: ep.id,
+        }]
+    }
+
+    /// A remote endpoint's entries and names.
+    fn remote_added(
+        &self,
+        state: &State,
+        net: &NetworkRecord,
+        ep: &EndpointRecord,
+    ) -> Option<Action> {
+        let node = state.global.nodes.get(&ep.node)?;
+        let vtep: IpAddr = node.address.parse().ok()?;
+        let addresses: Vec<IpAddr> = ep.addresses().map(|a| a.ip()).collect();
+        Some(Action::AddRemote {
+            vni: vni(net),
+            endpoint: ep.id.clone(),
+            remote: Remote {
+                mac: ep.mac?,
+                addresses: addresses.clone(),
+                vtep,
+            },
+            names: netctl_dns::EndpointNames {
+                endpoint_id: ep.id.clone(),
+                network_id: net.id.clone(),
+                network_name: net.name.clone(),
+                internal: net.internal,
+                sandbox_id: ep.sandbox_id.clone().unwrap_or_else(|| ep.id.clone()),
+                names: ep.names.clone(),
+                addresses,
+            },
+        })
+    }
+
+    /// This node's endpoint, listed after a restart: plugged into its sandbox again (all
+    /// idempotent), or, when its sandbox is gone, nothing here to plug.
+    fn own_endpoint_back(
+        &self,
+        state: &State,
+        net: &NetworkRecord,
+        ep: &EndpointRecord,
+    ) -> Vec<Action> {
+        let Some(sandbox) = ep
+            .sandbox_id
+            .as_deref()
+            .and_then(|s| state.sandbox_by_id(s))
+        else {
+            if ep.sandbox_id.is_some() {
+                tracing::warn!(endpoint = %ep.id, network = %net.name, "this node's endpoint has no sandbox here; remove it with `netctl node rm` of a stale node, or disconnect");
+            }
+            return Vec::new();
+        };
+        let gateway = self.capabilities(net).is_ok_and(|c| c.gateway);
+        let mut effects = vec![
+            Effect::Join {
+                driver: net.driver.clone(),
+                net: network_spec(net),
+                ep: endpoint_spec(net, ep, gateway),
+                sandbox: Some(sandbox.id.clone()),
+            },
+            Effect::AddNames(endpoint_names(net, sandbox, ep)),
+        ];
+        if sandbox.mode == SandboxMode::Isolated {
+            effects.push(Effect::WriteHosts {
+                sandbox: sandbox.clone(),
+                addresses: state.sandbox_addresses(&sandbox.id),
+            });
+        }
+        vec![Action::Local(effects)]
+    }
+
+    async fn carry_out_actions(&self, actions: Vec<Action>) {
+        let overlay = self.drivers.overlay();
+        for action in actions {
+            match action {
+                Action::AddRemote {
+                    vni,
+                    endpoint,
+                    remote,
+                    names,
+                } => {
+                    if let Err(e) = overlay.add_remote(vni, &endpoint, remote).await {
+                        tracing::warn!(%endpoint, error = %e, "cannot add a remote endpoint's entries");
+                    }
+                    self.dns.directory().add_endpoint(names);
+                }
+                Action::RemoveRemote { vni, endpoint } => {
+                    self.dns.directory().remove_endpoint(&endpoint);
+                    if let Err(e) = overlay.remove_remote(vni, &endpoint).await {
+                        tracing::warn!(%endpoint, error = %e, "cannot remove a remote endpoint's entries");
+                    }
+                }
+                Action::Announce => self.announce_again().await,
+                Action::Local(effects) => {
+                    for effect in effects {
+                        if let Err(e) = self.apply(&effect).await {
+                            tracing::warn!(step = effect.name(), error = %e.message, "cannot restore a cluster endpoint");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn announce_again(&self) {
+        let (Ok(store), Some(lease)) = (
+            self.cluster.store(),
+            self.cluster.membership().and_then(|m| m.lease),
+        ) else {
+            return;
+        };
+        match crate::cluster::membership::announce(&store, &self.node.id, lease).await {
+            Ok(()) => tracing::info!("this node's liveness key was gone; announced it again"),
+            // An expired lease: the keeper grants a new one and announces on it.
+            Err(e) => tracing::debug!(error = %e, "cannot announce this node on its lease"),
+        }
+    }
+
+    /// After a listing: segments no local endpoint needs are removed, and entries of remote
+    /// endpoints that left unseen are pruned.
+    async fn settle_overlay(&self) {
+        let wanted = {
+            let state = self.state.lock().await;
+            let mut wanted = Wanted::default();
+            for net in state.networks().filter(|n| self.is_global(n)) {
+                wanted.networks.push(network_spec(net));
+                for ep in state.endpoints_of_network(&net.id) {
+                    if ep.node == self.node.id {
+                        wanted
+                            .endpoints
+                            .push((endpoint_spec(net, ep, false), JoinKind::Sandbox));
+                    }
+                }
+            }
+            wanted
+        };
+        let overlay = self.drivers.overlay();
+        use netctl_drivers::Driver;
+        if let Err(e) = overlay.collect_garbage(&wanted).await {
+            tracing::warn!(error = %e, "cannot remove unused overlay segments");
+        }
+        if let Err(e) = overlay.prune().await {
+            tracing::warn!(error = %e, "cannot prune stale overlay entries");
+        }
+    }
+}
+
+pub(in crate::controller) fn vni(net: &NetworkRecord) -> u32 {
+    OverlayConfig::from_value(&net.driver_config).vni
+}

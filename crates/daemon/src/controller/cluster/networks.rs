@@ -1,0 +1,300 @@
+//! Global networks: made and removed by managers, in the cluster store, each with the
+//! cluster-wide unique keys it needs (name, VNI, subnets) taken in the same transaction.
+
+use std::collections::BTreeSet;
+
+use netctl_drivers::overlay::OverlayConfig;
+use netctl_drivers::{Driver, NetworkSettings};
+use netctl_ipam::Scope;
+use netctl_plugin_api::{ApiError, NetworkCreateRequest};
+use netctl_store::{Batch, Key};
+
+use super::super::effects::Effect;
+use super::super::specs::network_spec;
+use super::super::state::State;
+use super::super::subnets::SubnetRequest;
+use super::super::txn::Txn;
+use super::super::Controller;
+use super::mirror::vni;
+use crate::cluster::claims::{network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI};
+use crate::cluster::membership::Role;
+use crate::ids::{new_id, now_rfc3339};
+use crate::model::{AddressScope, EndpointRecord, NetworkRecord, SubnetOwner};
+use crate::persist::BatchExt;
+
+impl Controller {
+    /// Whether the network is the cluster's (its record lives in the cluster store).
+    pub(in crate::controller) fn is_global(&self, net: &NetworkRecord) -> bool {
+        self.drivers
+            .get(&net.driver)
+            .is_some_and(|d| d.capabilities().needs_cluster)
+    }
+
+    /// Refuses a change to global networks on a node that is not a manager.
+    pub(in crate::controller) async fn require_manager(&self, what: &str) -> Result<(), ApiError> {
+        let membership = self
+            .cluster
+            .membership()
+            .ok_or_else(super::not_in_cluster)?;
+        let state = self.state.lock().await;
+        let role = state.global.nodes.get(&self.node.id).map(|n| n.role);
+        if role != Some(Role::Manager) {
+            return Err(ApiError::new(
+                netctl_plugin_api::ErrorCode::Forbidden,
+                format!(
+                    "{what}: only managers change global networks (this node is a {} of cluster {})",
+                    role.map_or("node", |r| r.name()),
+                    membership.cluster_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(in crate::controller) async fn create_global_network(
+        &self,
+        driver: &dyn Driver,
+        settings: NetworkSettings,
+        requests: Vec<SubnetRequest>,
+        req: NetworkCreateRequest,
+    ) -> Result<NetworkRecord, ApiError> {
+        self.require_manager(&format!("network create {}", req.name))
+            .await?;
+        self.cluster.store()?;
+        let requested_vni = OverlayConfig::from_value(&settings.config).vni;
+        let id = new_id();
+        let _held = self.locks.hold(&[], &[&id], &[]).await;
+        // VNIs lost to other nodes in this request's races.
+        let mut lost_vnis: BTreeSet<u32> = BTreeSet::new();
+        let lost = std::sync::Mutex::new(&mut lost_vnis);
+        let (record, _) = self
+            .transact_claiming(
+                |state| {
+                    let lost = lost.lock().expect("lost VNIs");
+                    let plan = GlobalNetwork {
+                        id: id.clone(),
+                        driver: driver.name(),
+                        settings: settings.clone(),
+                        requests: requests.clone(),
+                        req: req.clone(),
+                        vni: requested_vni,
+                    };
+                    plan.plan(state, &lost)
+                },
+                |_state, key| {
+                    taken(key, &req.name, requested_vni, &requests)?;
+                    if key.kind == "vni" {
+                        if let Ok(v) = key.id.parse() {
+                            lost.lock().expect("lost VNIs").insert(v);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        tracing::info!(network = %record.name, driver = %record.driver, vni = vni(&record), "global network created");
+        Ok(record)
+    }
+
+    pub(in crate::controller) async fn remove_global_network(
+        &self,
+        net: NetworkRecord,
+    ) -> Result<(), ApiError> {
+        self.require_manager(&format!("network rm {}", net.name))
+            .await?;
+        let _held = self.locks.hold(&[], &[&net.id], &[]).await;
+        let (name, done) = self
+            .transact(|state| {
+                let net = state.network_by_id(&net.id).cloned().ok_or_else(|| {
+                    ApiError::not_found(format!("network {} not found", net.name))
+                })?;
+                in_use_anywhere(state, &net)?;
+                state.remove_network(&net.id);
+                state.release_network_subnets(&net);
+                let mut txn = Txn::new(format!("remove network {}", net.name));
+                txn.persist = Batch::new()
+                    .delete_global::<NetworkRecord>(&net.id)
+                    .delete(vni_key(vni(&net)))
+                    .delete(network_name_key(&net.name));
+                for s in &net.subnets {
+                    txn.persist = txn.persist.clone().delete(subnet_key(s.subnet));
+                }
+                txn.effects = vec![Effect::DeleteNetwork {
+                    driver: net.driver.clone(),
+                    net: network_spec(&net),
+                }];
+                let name = net.name.clone();
+                txn.unplan = Box::new(move |state: &mut State| {
+                    state.restore_network_subnets(&net);
+                    state.insert_network(net);
+                });
+                Ok((txn, name))
+            })
+            .await?;
+        tracing::info!(network = %name, "global network removed");
+        done.into_result(format!("network {name} removed"))
+    }
+}
+
+/// A refusal for a key another node holds, or `Ok` when picking again may do (a VNI or a
+/// subnet this node chose, which the other node's network, once mirrored, rules out).
+fn taken(
+    key: &Key,
+    name: &str,
+    requested_vni: u32,
+    requests: &[SubnetRequest],
+) -> Result<(), ApiError> {
+    let asked_subnet = |id: &str| {
+        requests
+            .iter()
+            .any(|r| r.pool.subnet.is_some_and(|s| s.to_string() == id))
+    };
+    match key.kind.as_str() {
+        "network.name" => Err(ApiError::conflict(format!(
+            "network with name {name} already exists"
+        ))),
+        "vni" if requested_vni != 0 => Err(ApiError::conflict(format!(
+            "vxlan-id {requested_vni} is in use by another network"
+        ))),
+        "subnet" if asked_subnet(&key.id) => Err(ApiError::conflict(format!(
+            "subnet {} is in use by another global network",
+            key.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Endpoints on any node keep a global network.
+fn in_use_anywhere(state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
+    let mut users: Vec<String> = state
+        .endpoints_of_network(&net.id)
+        .map(|e| endpoint_label(state, e))
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    users.sort();
+    Err(ApiError::conflict(format!(
+        "network {} has active endpoints ({})",
+        net.name,
+        users.join(", ")
+    )))
+}
+
+/// `web on node-2`.
+pub(in crate::controller) fn endpoint_label(state: &State, ep: &EndpointRecord) -> String {
+    let name = ep
+        .names
+        .first()
+        .cloned()
+        .or_else(|| {
+            let sandbox = state.sandbox_by_id(ep.sandbox_id.as_deref()?)?;
+            Some(sandbox.name.clone())
+        })
+        .unwrap_or_else(|| ep.id[..12.min(ep.id.len())].to_string());
+    let node = state
+        .global
+        .nodes
+        .get(&ep.node)
+        .map_or(ep.node.clone(), |n| n.hostname.clone());
+    format!("{name} on {node}")
+}
+
+/// A global network asked for, not yet planned.
+struct GlobalNetwork {
+    id: String,
+    driver: &'static str,
+    settings: NetworkSettings,
+    requests: Vec<SubnetRequest>,
+    req: NetworkCreateRequest,
+    /// Asked for with `-o vxlan-id`; 0 for the next free one.
+    vni: u32,
+}
+
+impl GlobalNetwork {
+    fn plan(
+        self,
+        state: &mut State,
+        lost_vnis: &BTreeSet<u32>,
+    ) -> Result<(Txn, NetworkRecord), ApiError> {
+        if state.network_named(&self.req.name).is_some() {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                self.req.name
+            )));
+        }
+        let vni = match self.vni {
+            0 => free_vni(state, lost_vnis)?,
+            asked => {
+                if state.networks().any(|n| vni_of(n) == Some(asked)) {
+                    return Err(ApiError::conflict(format!(
+                        "vxlan-id {asked} is in use by another network"
+                    )));
+                }
+                asked
+            }
+        };
+        // The cluster's address space: a node's own routes say nothing about other nodes.
+        let subnets = state.reserve_subnets(Scope::Global, &self.requests, &[])?;
+        let config = OverlayConfig { vni };
+        let record = NetworkRecord {
+            id: self.id,
+            name: self.req.name,
+            driver: self.driver.to_string(),
+            created: now_rfc3339(),
+            address_scope: AddressScope::Global,
+            mtu: self.settings.mtu,
+            internal: self.req.internal || self.settings.internal,
+            ipv6: self.req.enable_ipv6,
+            subnets,
+            subnet_owner: SubnetOwner::Network,
+            options: self.req.options,
+            driver_config: config.to_value(),
+            labels: self.req.labels,
+        };
+        state.insert_network(record.clone());
+        let mut txn = Txn::new(format!("create network {}", record.name));
+        let mut claims = Batch::new()
+            .create(vni_key(vni), record.id.clone().into_bytes())
+            .create(
+                network_name_key(&record.name),
+                record.id.clone().into_bytes(),
+            );
+        for s in &record.subnets {
+            claims = claims.create(subnet_key(s.subnet), record.id.clone().into_bytes());
+        }
+        let mut revert = Batch::new().delete_global::<NetworkRecord>(&record.id);
+        for op in &claims.ops {
+            revert = revert.delete(op.key().clone());
+        }
+        txn.persist = claims.put_global(&record);
+        txn.revert = revert;
+        txn.effects = vec![Effect::CreateNetwork {
+            driver: record.driver.clone(),
+            net: network_spec(&record),
+        }];
+        let taken = record.clone();
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.remove_network(&taken.id);
+            state.release_network_subnets(&taken);
+        });
+        Ok((txn, record))
+    }
+}
+
+fn vni_of(net: &NetworkRecord) -> Option<u32> {
+    (net.driver == netctl_drivers::overlay::NAME).then(|| vni(net))
+}
+
+/// The lowest VNI from [`FIRST_AUTO_VNI`] no known network has and no race was lost for.
+fn free_vni(state: &State, lost: &BTreeSet<u32>) -> Result<u32, ApiError> {
+    let used: BTreeSet<u32> = state.networks().filter_map(vni_of).collect();
+    (FIRST_AUTO_VNI..=MAX_VNI)
+        .find(|v| !used.contains(v) && !lost.contains(v))
+        .ok_or_else(|| {
+            ApiError::new(
+                netctl_plugin_api::ErrorCode::Exhausted,
+                "no free VXLAN id left",
+            )
+        })
+}

@@ -1,0 +1,201 @@
+//! `netctl cluster …` and `netctl node …`.
+
+use anyhow::Context;
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::cluster::{
+    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
+    ClusterRestoreRequest, JoinTokenRequest, NodeInspect, NodeRemoveRequest,
+};
+
+use crate::cli::{ClusterCommand, Format, NodeCommand};
+use crate::commands::{print_details, print_json, print_list};
+use crate::output::{short, table};
+
+pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClusterCommand::Init {
+            advertise_addr,
+            store,
+            vxlan_port,
+        } => {
+            let req = ClusterInitRequest {
+                advertise_addr,
+                store,
+                vxlan_port: Some(vxlan_port),
+            };
+            let cluster = client.cluster_init(&req).await?;
+            println!(
+                "Cluster initialized: this node ({}) is now a manager of cluster {}.",
+                short(&cluster.this_node.id),
+                cluster.id
+            );
+            println!();
+            println!("To add a worker, run `netctl cluster join-token worker` and follow its instructions.");
+            println!("To add a manager, run `netctl cluster join-token manager`.");
+        }
+        ClusterCommand::Join {
+            token,
+            advertise_addr,
+            store,
+        } => {
+            let req = ClusterJoinRequest {
+                token,
+                advertise_addr,
+                store,
+            };
+            let cluster = client.cluster_join(&req).await?;
+            println!(
+                "This node joined cluster {} as a {}.",
+                cluster.id, cluster.this_node.role
+            );
+        }
+        ClusterCommand::JoinToken {
+            role,
+            quiet,
+            rotate,
+        } => {
+            let token = client
+                .cluster_join_token(&JoinTokenRequest { role, rotate })
+                .await?;
+            if quiet {
+                println!("{}", token.token);
+            } else {
+                if rotate {
+                    println!("Rotated the {} join token.", token.role);
+                }
+                println!("To add a {} to this cluster, run on it:", token.role);
+                println!();
+                println!("    {}", token.command);
+            }
+        }
+        ClusterCommand::Leave { force } => {
+            client.cluster_leave(&ClusterLeaveRequest { force }).await?;
+            println!("Node left the cluster.");
+        }
+        ClusterCommand::Inspect { format } => {
+            let cluster = client.cluster_inspect().await?;
+            match format {
+                Format::Json => print_json(&cluster)?,
+                Format::Table => println!("{}", cluster_details(&cluster)),
+            }
+        }
+        ClusterCommand::Backup { file } => {
+            let backup = client.cluster_backup().await?;
+            let text = serde_json::to_vec_pretty(&backup)?;
+            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+            let keys = backup["entries"].as_array().map_or(0, Vec::len);
+            println!("{keys} keys written to {}", file.display());
+        }
+        ClusterCommand::Restore { file, store } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let backup: serde_json::Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let restored = client
+                .cluster_restore(&ClusterRestoreRequest { store, backup })
+                .await?;
+            println!("{} keys restored from {}", restored.keys, file.display());
+        }
+    }
+    Ok(())
+}
+
+pub async fn node(client: Client, cmd: NodeCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeCommand::Ls(args) => {
+            let nodes = client.node_list().await?;
+            print_list(&nodes, &args, |n| &n.hostname, node_rows)?;
+        }
+        NodeCommand::Inspect(args) => {
+            let mut nodes = Vec::new();
+            for name in &args.names {
+                nodes.push(client.node_inspect(name).await?);
+            }
+            print_details(&nodes, args.format, node_details)?;
+        }
+        NodeCommand::Promote(args) => role(&client, &args.names, "promote").await?,
+        NodeCommand::Demote(args) => role(&client, &args.names, "demote").await?,
+        NodeCommand::Rm { nodes, force } => {
+            let mut failed = Vec::new();
+            for node in &nodes {
+                match client.node_remove(node, &NodeRemoveRequest { force }).await {
+                    Ok(()) => println!("{node}"),
+                    Err(e) => failed.push(format!("{node}: {e}")),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("{}", failed.join("; "));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn role(client: &Client, nodes: &[String], change: &str) -> anyhow::Result<()> {
+    for name in nodes {
+        let node = client.node_role(name, change).await?;
+        println!("Node {} is now a {}.", node.hostname, node.role);
+    }
+    Ok(())
+}
+
+/// `ID  HOSTNAME  ADDRESS  ROLE  STATUS  ENDPOINTS`, this node's id marked with `*` as
+/// `docker node ls` does.
+fn node_rows(nodes: &[NodeInspect]) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let mark = if n.this_node { " *" } else { "" };
+            vec![
+                format!("{}{mark}", short(&n.id)),
+                n.hostname.clone(),
+                n.address.clone(),
+                n.role.clone(),
+                n.status.clone(),
+                n.endpoints.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "HOSTNAME", "ADDRESS", "ROLE", "STATUS", "ENDPOINTS"],
+        &rows,
+    )
+}
+
+fn node_details(n: &NodeInspect) -> String {
+    [
+        format!("ID:         {}", n.id),
+        format!("Hostname:   {}", n.hostname),
+        format!("Address:    {}", n.address),
+        format!("Role:       {}", n.role),
+        format!("Status:     {}", n.status),
+        format!("Endpoints:  {}", n.endpoints),
+        format!("Joined:     {}", n.joined),
+    ]
+    .join("\n")
+}
+
+fn cluster_details(c: &ClusterInspect) -> String {
+    [
+        format!("ID:               {}", c.id),
+        format!("Created:          {}", c.created),
+        format!("VXLAN port:       {}", c.vxlan_port),
+        format!(
+            "Store:            {} ({})",
+            c.store.join(","),
+            if c.store_reachable {
+                "reachable"
+            } else {
+                "unreachable"
+            }
+        ),
+        format!("Managers:         {}", c.managers),
+        format!("Workers:          {}", c.workers),
+        format!("Global networks:  {}", c.global_networks),
+        format!(
+            "This node:        {} ({}, {}, {})",
+            c.this_node.hostname, c.this_node.address, c.this_node.role, c.this_node.status
+        ),
+    ]
+    .join("\n")
+}

@@ -1,0 +1,417 @@
+//! Overlay networks across a cluster, as users drive them: hosts in namespaces on a LAN
+//! with a 1400-byte MTU, a 3-member etcd cluster from Debian's etcd-server (one member per
+//! namespace), and a netctl daemon per host.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use netctl_netns_fixtures::{EtcdCluster, Host, Lan};
+use tests::json;
+
+/// The nodes' liveness lease in these tests, in seconds.
+const TTL: u64 = 2;
+
+/// A LAN, an etcd cluster on it, and hosts with a daemon each (not yet in a cluster).
+struct Cluster {
+    hosts: Vec<Host>,
+    etcd: EtcdCluster,
+    _lan: Lan,
+    /// One etcd cluster at a time on two cores (see cluster_store.rs).
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Cluster {
+    fn new(hosts: usize) -> Self {
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lan = Lan::new();
+        let etcd = EtcdCluster::start(&lan, 3);
+        let hosts = (0..hosts)
+            .map(|i| {
+                let mut host = Host::new();
+                lan.plug_with_mtu(&host, &Self::address(i), 1400);
+                host.set_config(&format!(r#"{{"cluster-lease-ttl": {TTL}}}"#));
+                host.start_daemon();
+                host
+            })
+            .collect();
+        Self {
+            hosts,
+            etcd,
+            _lan: lan,
+            _turn: turn,
+        }
+    }
+
+    fn address(i: usize) -> String {
+        format!("203.0.113.{}", 11 + i)
+    }
+
+    /// Host 0 makes the cluster; host 1 joins as a manager, the others as workers.
+    fn formed(hosts: usize) -> Self {
+        let cluster = Self::new(hosts);
+        let store = cluster.etcd.endpoints_arg();
+        cluster.hosts[0]
+            .netctl(&[
+                "cluster",
+                "init",
+                "--advertise-addr",
+                &Self::address(0),
+                "--store",
+                &store,
+            ])
+            .expect_ok();
+        for i in 1..hosts {
+            let role = if i == 1 { "manager" } else { "worker" };
+            cluster.join(i, role);
+        }
+        cluster
+    }
+
+    fn token(&self, role: &str) -> String {
+        self.hosts[0]
+            .netctl(&["cluster", "join-token", "-q", role])
+            .expect_ok()
+            .trim()
+            .to_string()
+    }
+
+    fn join(&self, i: usize, role: &str) {
+        let token = self.token(role);
+        self.hosts[i]
+            .netctl(&[
+                "cluster",
+                "join",
+                "--token",
+                &token,
+                "--advertise-addr",
+                &Self::address(i),
+                "--store",
+                &self.etcd.endpoints_arg(),
+            ])
+            .expect_ok();
+    }
+
+    fn nodes(&self, from: usize) -> serde_json::Value {
+        json(
+            &self.hosts[from]
+                .netctl(&["node", "ls", "--format", "json"])
+                .expect_ok(),
+        )
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if check() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn overlay_address(host: &Host, sandbox: &str) -> String {
+    tests::address(host, sandbox, "ov")
+}
+
+#[test]
+fn sandboxes_on_two_nodes_reach_each_other_by_address_and_name() {
+    let cluster = Cluster::formed(2);
+    let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
+    a.netctl(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.200.0.0/16",
+    ])
+    .expect_ok();
+    a.netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    // The network is mirrored on node 2 within the watch's delay.
+    within(Duration::from_secs(5), || {
+        b.netctl(&["network", "inspect", "ov"]).ok()
+    })
+    .expect("the network reaches node 2");
+    b.netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let (addr_a, addr_b) = (overlay_address(a, "a"), overlay_address(b, "b"));
+    assert_ne!(addr_a, addr_b);
+    within(Duration::from_secs(5), || a.ping("a", &addr_b)).expect("a pings b by address");
+    assert!(b.ping("b", &addr_a), "b pings a by address");
+    let by_name = a.sandbox_exec("a", &["ping", "-c1", "-W2", "b"]);
+    assert!(by_name.ok(), "a pings b by name: {}", by_name.stderr);
+    assert!(b.sandbox_exec("b", &["ping", "-c1", "-W2", "a"]).ok());
+    // The gateway answers on each node.
+    assert!(a.ping("a", "10.200.0.1") && b.ping("b", "10.200.0.1"));
+    // MTU: the underlay's 1400 minus 50; a 1350-byte don't-fragment ping crosses.
+    let net = tests::network(b, "ov");
+    let link = a
+        .sandbox_exec("a", &["ip", "-o", "link", "show", "eth0"])
+        .stdout;
+    assert!(link.contains(" mtu 1350 "), "{link}");
+    let df = a.sandbox_exec(
+        "a",
+        &["ping", "-c1", "-W2", "-M", "do", "-s", "1322", &addr_b],
+    );
+    assert!(df.ok(), "1350-byte DF ping: {}", df.stdout);
+    // Both nodes list it as global, with both endpoints and their nodes.
+    assert_eq!(net["Scope"], "global");
+    let containers = net["Containers"].as_object().unwrap();
+    let names: HashSet<&str> = containers
+        .values()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, HashSet::from(["a", "b"]));
+    assert!(containers.values().all(|c| c["Node"].is_string()), "{net}");
+    let ls = a.netctl(&["network", "ls"]).expect_ok();
+    assert!(
+        ls.lines().any(|l| l.contains("ov") && l.contains("global")),
+        "{ls}"
+    );
+}
+
+/// The overlay namespace of network `ov` on `host`.
+fn segment(host: &Host, vni: &str) -> std::path::PathBuf {
+    host.exec_root().join("overlay").join(format!("ov-{vni}"))
+}
+
+fn vni(host: &Host) -> String {
+    tests::network(host, "ov")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .expect("the VNI in inspect")
+        .to_string()
+}
+
+/// `bridge fdb show dev vx0` and `ip neigh show dev vx0` in the segment, sorted.
+fn entries(host: &Host, vni: &str) -> String {
+    let ns = segment(host, vni);
+    if !ns.exists() {
+        return String::new();
+    }
+    let run = |program: &str, args: &[&str]| {
+        let out = netctl_netns_fixtures::command_in(&ns, program)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut lines: Vec<String> = run("bridge", &["fdb", "show", "dev", "vx0"])
+        .lines()
+        .chain(run("ip", &["neigh", "show", "dev", "vx0"]).lines())
+        .filter(|l| l.contains("dst") || l.contains("PERMANENT"))
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+fn create_overlay(host: &Host) {
+    host.netctl(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.200.0.0/16",
+    ])
+    .expect_ok();
+}
+
+fn wait_for_network(host: &Host) {
+    within(Duration::from_secs(5), || {
+        host.netctl(&["network", "inspect", "ov"]).ok()
+    })
+    .expect("the network is mirrored");
+}
+
+#[test]
+fn a_broadcast_reaches_the_other_node() {
+    let cluster = Cluster::formed(2);
+    let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
+    create_overlay(a);
+    wait_for_network(b);
+    a.netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    b.netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let (ns_a, ns_b) = (tests::netns_of(a, "a"), tests::netns_of(b, "b"));
+    let receiver = std::thread::spawn(move || {
+        netctl_netns_fixtures::in_netns_at(&ns_b, || {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:5555").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            socket.recv_from(&mut buf).map(|(n, _)| buf[..n].to_vec())
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    netctl_netns_fixtures::in_netns_at(&ns_a, || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.set_broadcast(true).unwrap();
+        for _ in 0..5 {
+            socket.send_to(b"hello", "10.200.255.255:5555").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let got = receiver.join().unwrap().expect("a broadcast from node 1");
+    assert_eq!(got, b"hello");
+}
+
+#[test]
+fn workers_attach_but_only_managers_change_global_networks_and_tokens_are_checked() {
+    let cluster = Cluster::formed(3);
+    let (manager, worker) = (&cluster.hosts[0], &cluster.hosts[2]);
+    let nodes = cluster.nodes(2);
+    let roles: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.iter().filter(|r| **r == "manager").count(), 2);
+    assert_eq!(roles.iter().filter(|r| **r == "worker").count(), 1);
+    assert!(nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["Status"] == "ready"));
+    let err = worker
+        .netctl(&["network", "create", "w", "--driver", "overlay"])
+        .expect_err();
+    assert!(
+        err.contains("only managers change global networks"),
+        "{err}"
+    );
+    create_overlay(manager);
+    wait_for_network(worker);
+    worker
+        .netctl(&["sandbox", "create", "w1", "--network", "ov"])
+        .expect_ok();
+    let err = worker.netctl(&["network", "rm", "ov"]).expect_err();
+    assert!(
+        err.contains("only managers change global networks"),
+        "{err}"
+    );
+
+    // A wrong token and a rotated one are refused, and leave no node behind.
+    let mut newcomer = Host::new();
+    cluster._lan.plug_with_mtu(&newcomer, "203.0.113.30", 1400);
+    newcomer.start_daemon();
+    let good = cluster.token("worker");
+    let wrong = format!("{}{}", &good[..good.len() - 4], "0000");
+    let join = |token: &str| {
+        newcomer.netctl(&[
+            "cluster",
+            "join",
+            "--token",
+            token,
+            "--advertise-addr",
+            "203.0.113.30",
+            "--store",
+            &cluster.etcd.endpoints_arg(),
+        ])
+    };
+    let err = join(&wrong).expect_err();
+    assert!(err.contains("invalid join token"), "{err}");
+    manager
+        .netctl(&["cluster", "join-token", "--rotate", "worker"])
+        .expect_ok();
+    let err = join(&good).expect_err();
+    assert!(err.contains("invalid join token"), "{err}");
+    assert_eq!(cluster.nodes(0).as_array().unwrap().len(), 3);
+    let listing = cluster
+        .etcd
+        .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/node/"])
+        .expect_ok();
+    assert_eq!(
+        listing.lines().filter(|l| !l.is_empty()).count(),
+        3,
+        "{listing}"
+    );
+    // The printed command carries the current token.
+    let printed = manager
+        .netctl(&["cluster", "join-token", "worker"])
+        .expect_ok();
+    assert!(
+        printed.contains("netctl cluster join --token NETCTL-1-"),
+        "{printed}"
+    );
+    join(&cluster.token("worker")).expect_ok();
+    newcomer.stop_daemon();
+}
+
+#[test]
+fn a_node_down_leaves_the_others_within_its_ttl_and_comes_back() {
+    let mut cluster = Cluster::formed(3);
+    create_overlay(&cluster.hosts[0]);
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        wait_for_network(&cluster.hosts[i]);
+        cluster.hosts[i]
+            .netctl(&["sandbox", "create", name, "--network", "ov"])
+            .expect_ok();
+    }
+    let vni = vni(&cluster.hosts[0]);
+    let addr_c = overlay_address(&cluster.hosts[2], "c");
+    let a = &cluster.hosts[0];
+    within(Duration::from_secs(5), || a.ping("a", &addr_c)).expect("a reaches c");
+    let with_c = entries(a, &vni);
+    assert!(with_c.contains(&addr_c), "{with_c}");
+
+    // A restart within the TTL goes unseen: node 1's entries never change.
+    let b = &cluster.hosts[1];
+    let before = entries(b, &vni);
+    cluster.hosts[0].kill_daemon();
+    cluster.hosts[0].start_daemon();
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(TTL + 1) {
+        assert_eq!(
+            entries(&cluster.hosts[1], &vni),
+            before,
+            "a flap seen from node 2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cluster.hosts[0].ping("a", &addr_c), "a still reaches c");
+
+    // Node 3's daemon dies: its endpoint leaves every other node within TTL + 1 s.
+    cluster.hosts[2].kill_daemon();
+    let a = &cluster.hosts[0];
+    let gone = within(Duration::from_secs(TTL + 1), || {
+        !entries(a, &vni).contains(&addr_c)
+    });
+    assert!(gone.is_some(), "c's entries stayed: {}", entries(a, &vni));
+    let resolved = a.sandbox_exec("a", &["getent", "hosts", "c"]);
+    assert!(!resolved.ok(), "c still resolves: {}", resolved.stdout);
+    let nodes = cluster.nodes(0);
+    let down: Vec<&serde_json::Value> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["Status"] == "down")
+        .collect();
+    assert_eq!(down.len(), 1, "{nodes}");
+    // Its address stays its own while it is away.
+    a.netctl(&["sandbox", "create", "d", "--network", "ov"])
+        .expect_ok();
+    assert_ne!(overlay_address(a, "d"), addr_c);
+
+    cluster.hosts[2].start_daemon();
+    let a = &cluster.hosts[0];
+    within(Duration::from_secs(5), || {
+        entries(a, &vni).contains(&addr_c)
+    })
+    .expect("c's entries come back");
+    assert!(a.ping("a", &addr_c), "a reaches c again");
+    assert!(a.sandbox_exec("a", &["ping", "-c1", "-W2", "c"]).ok());
+}
