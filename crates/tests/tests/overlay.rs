@@ -415,3 +415,262 @@ fn a_node_down_leaves_the_others_within_its_ttl_and_comes_back() {
     assert!(a.ping("a", &addr_c), "a reaches c again");
     assert!(a.sandbox_exec("a", &["ping", "-c1", "-W2", "c"]).ok());
 }
+
+#[test]
+fn store_trouble_one_member_nothing_two_a_clear_error_and_back_without_restarts() {
+    let mut cluster = Cluster::formed(2);
+    create_overlay(&cluster.hosts[0]);
+    wait_for_network(&cluster.hosts[1]);
+    let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
+    a.netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    b.netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let addr_b = overlay_address(b, "b");
+
+    // One member of three down: nothing to see.
+    cluster.etcd.kill(0);
+    a.netctl(&["sandbox", "create", "a2", "--network", "ov"])
+        .expect_ok();
+    within(Duration::from_secs(5), || a.ping("a2", &addr_b)).expect("a2 reaches b");
+
+    // Two down: a clear error within 2 s; local networks and the data path go on.
+    cluster.etcd.kill(1);
+    let started = Instant::now();
+    let err = a
+        .netctl(&["sandbox", "create", "a3", "--network", "ov"])
+        .expect_err();
+    let took = started.elapsed();
+    assert!(
+        err.contains("cluster store unavailable: no quorum among"),
+        "{err}"
+    );
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    let sandboxes = a.netctl(&["sandbox", "ls", "-q"]).expect_ok();
+    assert!(!sandboxes.lines().any(|l| l == "a3"), "{sandboxes}");
+    a.netctl(&["network", "create", "local", "--subnet", "172.29.0.0/24"])
+        .expect_ok();
+    a.netctl(&["sandbox", "create", "l", "--network", "local"])
+        .expect_ok();
+    assert!(a.ping("a", &addr_b), "the overlay still forwards");
+
+    // Quorum back: a new endpoint works, nothing restarted.
+    cluster.etcd.restart(0);
+    cluster.etcd.restart(1);
+    cluster.etcd.wait_healthy();
+    let a = &cluster.hosts[0];
+    within(Duration::from_secs(10), || {
+        a.netctl(&["sandbox", "create", "a4", "--network", "ov"])
+            .ok()
+    })
+    .expect("an overlay attach once quorum is back");
+    let b = &cluster.hosts[1];
+    let addr_a4 = overlay_address(a, "a4");
+    within(Duration::from_secs(5), || b.ping("b", &addr_a4)).expect("b reaches the new a4");
+    // The failed attach left nothing in the store.
+    let claims = cluster
+        .etcd
+        .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/endpoint/"])
+        .expect_ok();
+    assert_eq!(
+        claims.lines().filter(|l| !l.is_empty()).count(),
+        4,
+        "{claims}"
+    );
+}
+
+#[test]
+fn three_managers_creating_at_once_never_share_a_vni_or_an_address() {
+    let cluster = Cluster::new(3);
+    let store = cluster.etcd.endpoints_arg();
+    cluster.hosts[0]
+        .netctl(&[
+            "cluster",
+            "init",
+            "--advertise-addr",
+            &Cluster::address(0),
+            "--store",
+            &store,
+        ])
+        .expect_ok();
+    cluster.join(1, "manager");
+    cluster.join(2, "manager");
+    create_overlay(&cluster.hosts[0]);
+    for host in &cluster.hosts {
+        wait_for_network(host);
+    }
+    std::thread::scope(|scope| {
+        for (i, host) in cluster.hosts.iter().enumerate() {
+            scope.spawn(move || {
+                for n in 0..4 {
+                    host.netctl(&[
+                        "network",
+                        "create",
+                        &format!("n{i}{n}"),
+                        "--driver",
+                        "overlay",
+                    ])
+                    .expect_ok();
+                    host.netctl(&["sandbox", "create", &format!("s{i}{n}"), "--network", "ov"])
+                        .expect_ok();
+                }
+            });
+        }
+    });
+    let host = &cluster.hosts[0];
+    within(Duration::from_secs(5), || {
+        tests::network(host, "ov")["Containers"]
+            .as_object()
+            .is_some_and(|c| c.len() == 12)
+    })
+    .expect("every endpoint mirrored");
+    let net = tests::network(host, "ov");
+    let addresses: HashSet<&str> = net["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["IPv4Address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses.len(), 12, "{net}");
+    let networks = json(
+        &host
+            .netctl(&["network", "ls", "--format", "json"])
+            .expect_ok(),
+    );
+    let vnis: Vec<&str> = networks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["Driver"] == "overlay")
+        .map(|n| {
+            n["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(vnis.len(), 13);
+    assert_eq!(vnis.iter().collect::<HashSet<_>>().len(), 13, "{vnis:?}");
+}
+
+#[test]
+fn network_rm_leaves_nothing_on_any_node() {
+    let cluster = Cluster::formed(2);
+    let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
+    create_overlay(a);
+    wait_for_network(b);
+    a.netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    b.netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let vni = vni(a);
+    within(Duration::from_secs(5), || !entries(a, &vni).is_empty()).expect("entries on a");
+    let err = a.netctl(&["network", "rm", "ov"]).expect_err();
+    assert!(
+        err.contains("active endpoints") && err.contains("b on"),
+        "{err}"
+    );
+    a.netctl(&["sandbox", "rm", "a"]).expect_ok();
+    b.netctl(&["sandbox", "rm", "b"]).expect_ok();
+    within(Duration::from_secs(5), || {
+        a.netctl(&["network", "rm", "ov"]).ok()
+    })
+    .expect("removed once b's endpoint is gone");
+    for host in [a, b] {
+        within(Duration::from_secs(5), || {
+            host.netctl(&["network", "inspect", "ov"])
+                .expect_err()
+                .contains("not found")
+        })
+        .expect("the network leaves every node");
+        assert!(!segment(host, &vni).exists(), "a segment stayed");
+        let links = host.ip(&["-d", "link", "show"]).expect_ok();
+        assert!(!links.contains("vxlan"), "{links}");
+    }
+    let keys = cluster
+        .etcd
+        .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/"])
+        .expect_ok();
+    for kind in [
+        "network/",
+        "endpoint/",
+        "vni/",
+        "address/",
+        "subnet/",
+        "network.name/",
+    ] {
+        assert!(
+            !keys.contains(&format!("/global/{kind}")),
+            "{kind} left: {keys}"
+        );
+    }
+}
+
+#[test]
+fn backup_and_restore_bring_back_networks_vnis_and_addresses() {
+    let cluster = Cluster::formed(2);
+    let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
+    a.netctl(&[
+        "network",
+        "create",
+        "ov",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.200.0.0/24",
+        "-o",
+        "vxlan-id=4242",
+    ])
+    .expect_ok();
+    wait_for_network(b);
+    a.netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    b.netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let file = a.dir().join("backup.json");
+    a.netctl(&["cluster", "backup", file.to_str().unwrap()])
+        .expect_ok();
+    let err = a
+        .netctl(&["cluster", "restore", file.to_str().unwrap()])
+        .expect_err();
+    assert!(err.contains("not empty") || err.contains("empty"), "{err}");
+    // The store is lost…
+    cluster
+        .etcd
+        .etcdctl(&["del", "--prefix", "/netctl/"])
+        .expect_ok();
+    within(Duration::from_secs(5), || {
+        a.netctl(&["network", "inspect", "ov"])
+            .expect_err()
+            .contains("not found")
+    })
+    .expect("the emptied store is mirrored");
+    // …and restored.
+    a.netctl(&["cluster", "restore", file.to_str().unwrap()])
+        .expect_ok();
+    for host in [a, b] {
+        wait_for_network(host);
+        assert_eq!(vni(host), "4242");
+    }
+    let addr_b = overlay_address(b, "b");
+    if within(Duration::from_secs(5), || a.ping("a", &addr_b)).is_none() {
+        panic!(
+            "a does not reach b again\n{}\n---\n{}\n---\n{}",
+            entries(a, &vni(a)),
+            a.daemon_log(),
+            b.daemon_log()
+        );
+    }
+    within(Duration::from_secs(5), || {
+        cluster
+            .nodes(0)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["Status"] == "ready")
+    })
+    .expect("both nodes announce themselves again");
+    a.netctl(&["sandbox", "create", "c", "--network", "ov"])
+        .expect_ok();
+    let taken: HashSet<String> = [overlay_address(a, "a"), addr_b].into();
+    assert!(!taken.contains(&overlay_address(a, "c")));
+}

@@ -34,6 +34,10 @@ const OPS_PER_BATCH: usize = 100;
 /// Kinds that are not carried over.
 const LEASED: &[&str] = &["node.alive"];
 
+fn is_leased(key: &Key) -> bool {
+    LEASED.contains(&key.kind.as_str())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("the cluster store is not empty ({0} netctl keys): restore only into an empty etcd")]
@@ -52,7 +56,7 @@ pub async fn backup(store: &ClusterStore) -> Result<Backup, BackupError> {
     let entries = snapshot
         .entries
         .into_iter()
-        .filter(|e| !LEASED.contains(&e.key.kind.as_str()))
+        .filter(|e| !is_leased(&e.key))
         .map(|e| {
             let value = String::from_utf8(e.value)
                 .map_err(|_| BackupError::Malformed(format!("{} is not text", e.key)))?;
@@ -78,11 +82,15 @@ pub async fn restore(store: &ClusterStore, backup: &Backup) -> Result<usize, Bac
             backup.format
         )));
     }
+    // Nodes that are up announce themselves on their leases at once; those keys are
+    // never in a backup, and do not make a store "not empty".
     let present = store
         .load(&Prefix::scope(Scope::Global))
         .await?
         .entries
-        .len();
+        .iter()
+        .filter(|e| !is_leased(&e.key))
+        .count();
     if present > 0 {
         return Err(BackupError::NotEmpty(present));
     }
@@ -93,7 +101,14 @@ pub async fn restore(store: &ClusterStore, backup: &Backup) -> Result<usize, Bac
             .ok_or_else(|| BackupError::Malformed(format!("key {:?}", entry.key)))?;
         keys.push((key, entry.value.as_bytes().to_vec()));
     }
-    keys.sort_by_key(|(key, _)| key.kind == "cluster");
+    // Nodes and networks before what refers to them (a node watching meanwhile sees
+    // them in that order), the cluster's record last.
+    keys.sort_by_key(|(key, _)| match key.kind.as_str() {
+        "node" => 0,
+        "network" => 1,
+        "cluster" => 3,
+        _ => 2,
+    });
     for chunk in keys.chunks(OPS_PER_BATCH) {
         let batch = chunk.iter().fold(Batch::new(), |batch, (key, value)| {
             batch.create(key.clone(), value.clone())

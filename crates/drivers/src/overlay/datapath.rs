@@ -135,6 +135,12 @@ impl DataPath {
     pub async fn remove(&self, vni: u32) -> Result<(), DriverError> {
         let path = self.namespace_path(vni);
         if netns::exists(&path) {
+            // The VXLAN device first, synchronously: a namespace is torn down by the kernel
+            // later, and until then its device holds the VNI and port, so the segment could
+            // not be made again at once.
+            let ns = Netns::open(&path).await?;
+            ns.netlink().delete_link_by_name(VXLAN).await?;
+            drop(ns);
             netns::remove(&path)?;
         }
         Ok(())

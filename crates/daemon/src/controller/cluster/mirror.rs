@@ -31,6 +31,8 @@ pub(in crate::controller) struct GlobalView {
     pub ready: BTreeSet<String>,
     /// The revision of this node's last write: a listing older than it is listed again.
     pub written: Revision,
+    /// Endpoints seen before their network (a restore writes in several transactions).
+    pub waiting: BTreeMap<String, EndpointRecord>,
 }
 
 impl GlobalView {
@@ -273,8 +275,21 @@ impl Controller {
             tracing::warn!(network = %net.name, local = %clash.id, "a global network has the name of a local one; the local one keeps it here");
         }
         state.restore_network_subnets(&net);
+        let waiting: Vec<EndpointRecord> = state
+            .global
+            .waiting
+            .values()
+            .filter(|e| e.network_id == net.id)
+            .cloned()
+            .collect();
         state.insert_network(net);
-        Vec::new()
+        waiting
+            .into_iter()
+            .flat_map(|ep| {
+                state.global.waiting.remove(&ep.id);
+                self.put_endpoint(state, ep)
+            })
+            .collect()
     }
 
     fn delete_network(&self, state: &mut State, id: &str) -> Vec<Action> {
@@ -307,6 +322,7 @@ impl Controller {
         }
         let Some(net) = state.network_by_id(&ep.network_id).cloned() else {
             tracing::debug!(endpoint = %ep.id, "an endpoint of a network not known here yet");
+            state.global.waiting.insert(ep.id.clone(), ep);
             return Vec::new();
         };
         let mut actions = Vec::new();
@@ -330,6 +346,7 @@ impl Controller {
     }
 
     fn delete_endpoint(&self, state: &mut State, id: &str) -> Vec<Action> {
+        state.global.waiting.remove(id);
         let Some(ep) = state.endpoint(id).cloned() else {
             return Vec::new();
         };
