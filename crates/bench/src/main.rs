@@ -5,6 +5,7 @@ mod attach;
 mod dns;
 mod docker_run;
 mod netctl_host;
+mod overlay;
 mod process;
 mod publish;
 mod report;
@@ -117,6 +118,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Two netctl nodes in a cluster on etcd (3 members), one overlay network: convergence
+    /// (attach on A -> first reply to B's pings, beside etcd's own put -> watch floor),
+    /// overlay attach beside a bridge attach, and iperf3 across the nodes over the overlay
+    /// beside a hand-built VXLAN and the underlay.
+    Overlay {
+        /// Endpoints attached for the convergence rows.
+        #[arg(long, default_value_t = 100)]
+        endpoints: usize,
+        /// Timed connect/disconnect pairs per attach row.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "convergence,attach,throughput"
+        )]
+        parts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -154,6 +175,19 @@ fn main() -> anyhow::Result<()> {
     }
     match &cli.command {
         Command::Publish { .. } => unreachable!("handled above"),
+        Command::Overlay {
+            endpoints,
+            samples,
+            parts,
+            json,
+        } => {
+            let options = overlay::Options {
+                endpoints: *endpoints,
+                samples: *samples,
+                parts: parts.clone(),
+            };
+            overlay::print(&overlay::run(&options)?, *json)
+        }
         Command::DockerRun { count, json } => {
             let rows = docker_run::run(*count)?;
             docker_run::print(&rows, *json)

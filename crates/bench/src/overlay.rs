@@ -1,0 +1,583 @@
+//! `netctl-bench overlay`: two netctl nodes on a LAN (namespaces) with a 3-member etcd
+//! cluster, one overlay network between them.
+//!
+//! - convergence: a sandbox attached on node A, its address pinged from node B every
+//!   millisecond since before the attach; from the attach request to B's first reply. Beside
+//!   it, the floor: a put on A's node to the moment B's watch sees it, through the same etcd.
+//! - attach: an overlay connect (and disconnect) on A beside a bridge one on the same node.
+//! - throughput: iperf3 sandbox to sandbox across the nodes over the overlay, beside the
+//!   underlay itself and a VXLAN built by hand (bridge, VXLAN device, static FDB and
+//!   neighbour entries, veths into namespaces) between the same two hosts.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use netctl_netns_fixtures::{EtcdCluster, Host, Lan};
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::{
+    ConnectRequest, DisconnectRequest, EndpointConfig, EndpointIpamConfig, IpamConfig, IpamRequest,
+    NetworkCreateRequest, SandboxCreateRequest,
+};
+use netctl_store::{Batch, ClusterStore, Key, Prefix, Scope, Store};
+use serde::Serialize;
+
+use crate::stats::percentile_ms;
+
+const OVERLAY: &str = "ov";
+const BRIDGE: &str = "br";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub what: String,
+    pub peer: String,
+    pub samples: usize,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub unit: String,
+    pub note: String,
+}
+
+pub struct Options {
+    pub endpoints: usize,
+    pub samples: usize,
+    pub parts: Vec<String>,
+}
+
+/// Two nodes in one cluster with an overlay `ov` (10.200.0.0/16) and a bridge `br` on A.
+struct Setup {
+    a: Host,
+    b: Host,
+    etcd: EtcdCluster,
+    _lan: Lan,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Setup {
+    fn new() -> anyhow::Result<Self> {
+        let lan = Lan::new();
+        let etcd = EtcdCluster::start(&lan, 3);
+        let a = Host::with_daemon();
+        let b = Host::with_daemon();
+        lan.plug(&a, "203.0.113.11");
+        lan.plug(&b, "203.0.113.12");
+        let store = etcd.endpoints_arg();
+        a.netctl(&[
+            "cluster",
+            "init",
+            "--advertise-addr",
+            "203.0.113.11",
+            "--store",
+            &store,
+        ])
+        .expect_ok();
+        let token = a
+            .netctl(&["cluster", "join-token", "-q", "worker"])
+            .expect_ok();
+        b.netctl(&[
+            "cluster",
+            "join",
+            "--token",
+            token.trim(),
+            "--advertise-addr",
+            "203.0.113.12",
+            "--store",
+            &store,
+        ])
+        .expect_ok();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(a.client().network_create(&network(
+            OVERLAY,
+            "overlay",
+            "10.200.0.0/16",
+        )))?;
+        runtime.block_on(
+            a.client()
+                .network_create(&network(BRIDGE, "bridge", "10.88.0.0/16")),
+        )?;
+        let setup = Self {
+            a,
+            b,
+            etcd,
+            _lan: lan,
+            runtime,
+        };
+        setup.wait(|| setup.b.netctl(&["network", "inspect", OVERLAY]).ok())?;
+        Ok(setup)
+    }
+
+    fn wait(&self, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !check() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "timed out waiting for the cluster"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn sandbox(
+        &self,
+        client: &Client,
+        name: &str,
+        network: Option<&str>,
+        ip: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let request = SandboxCreateRequest {
+            name: name.into(),
+            network: network.map(String::from),
+            endpoint_config: endpoint(ip),
+            ..Default::default()
+        };
+        let created = self.runtime.block_on(client.sandbox_create(&request))?;
+        Ok(created.network_settings.sandbox_key)
+    }
+}
+
+fn network(name: &str, driver: &str, subnet: &str) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.into(),
+        driver: Some(driver.into()),
+        ipam: Some(IpamRequest {
+            config: vec![IpamConfig {
+                subnet: Some(subnet.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn endpoint(ip: Option<&str>) -> EndpointConfig {
+    EndpointConfig {
+        ipam_config: ip.map(|ip| EndpointIpamConfig {
+            ipv4_address: Some(ip.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn nsenter(netns: &str, program: &str) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={netns}")).arg(program);
+    cmd
+}
+
+pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    let setup = Setup::new()?;
+    let mut rows = Vec::new();
+    let wants = |part: &str| options.parts.iter().any(|p| p == part);
+    if wants("convergence") {
+        rows.push(watch_floor(&setup, options.endpoints)?);
+        rows.push(convergence(&setup, options.endpoints)?);
+    }
+    if wants("attach") {
+        rows.extend(attach(&setup, options.samples)?);
+    }
+    if wants("throughput") {
+        rows.extend(throughput(&setup)?);
+    }
+    Ok(rows)
+}
+
+/// A put through a store client on node A, seen by a watch from node B.
+fn watch_floor(setup: &Setup, samples: usize) -> anyhow::Result<Row> {
+    let endpoints = setup.etcd.endpoints();
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let watcher_endpoints = endpoints.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let b_netns = setup.b.netns().to_string();
+    let watcher = std::thread::spawn(move || {
+        netctl_netns_fixtures::in_netns(&b_netns, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let store = ClusterStore::connect(&watcher_endpoints).await.unwrap();
+                let prefix = Prefix::kind(Scope::Global, "bench.floor");
+                let from = store.current_revision().await.unwrap();
+                let mut watch = store.watch(&prefix, from).unwrap();
+                ready_tx.send(()).unwrap();
+                for _ in 0..samples {
+                    if watch.next().await.is_err() {
+                        break;
+                    }
+                    let _ = tx.send(Instant::now());
+                }
+            })
+        })
+    });
+    ready_rx.recv()?;
+    let a_netns = setup.a.netns().to_string();
+    let took = netctl_netns_fixtures::in_netns(&a_netns, move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let store = ClusterStore::connect(&endpoints).await.unwrap();
+            let mut took = Vec::new();
+            for i in 0..samples {
+                let key = Key::new(Scope::Global, "bench.floor", i.to_string());
+                let sent = Instant::now();
+                store
+                    .apply(Batch::new().put(key, b"x".to_vec()))
+                    .await
+                    .unwrap();
+                let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                took.push(seen.saturating_duration_since(sent));
+            }
+            store
+                .apply(Batch::new().delete(Key::new(Scope::Global, "bench.floor", "0")))
+                .await
+                .ok();
+            took
+        })
+    });
+    let _ = watcher.join();
+    Ok(row(
+        "convergence",
+        "etcd watch floor",
+        &took,
+        "put on A -> event on B",
+    ))
+}
+
+/// Attach on A, the first reply to B's pings.
+fn convergence(setup: &Setup, endpoints: usize) -> anyhow::Result<Row> {
+    let probe = setup.sandbox(
+        &setup.b.client(),
+        "probe",
+        Some(OVERLAY),
+        Some("10.200.0.2"),
+    )?;
+    // ARP asked every millisecond, and never given up, so the first answer the overlay
+    // can give is asked for at once.
+    for (key, value) in [
+        ("net.ipv4.neigh.eth0.retrans_time_ms", "1"),
+        ("net.ipv4.neigh.eth0.mcast_solicit", "100000"),
+        ("net.ipv4.neigh.eth0.ucast_solicit", "100000"),
+    ] {
+        let status = nsenter(&probe, "sysctl")
+            .args(["-qw", &format!("{key}={value}")])
+            .status()?;
+        anyhow::ensure!(status.success(), "sysctl {key}");
+    }
+    let client = setup.a.client();
+    let mut took = Vec::new();
+    for i in 0..endpoints {
+        let ip = format!("10.200.{}.{}", 1 + i / 250, 1 + i % 250);
+        let name = format!("c{i}");
+        // The namespace is made first: what is timed is the attach itself.
+        setup.sandbox(&client, &name, None, None)?;
+        let mut ping = nsenter(&probe, "ping")
+            .args(["-D", "-n", "-i", "0.001", "-w", "10", &ip])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(30));
+        let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+        let connect = ConnectRequest {
+            container: name,
+            endpoint_config: endpoint(Some(&ip)),
+        };
+        setup
+            .runtime
+            .block_on(client.network_connect(OVERLAY, &connect))?;
+        let stdout = ping.stdout.take().expect("ping's stdout");
+        let first = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| reply_time(&line));
+        let _ = ping.kill();
+        let _ = ping.wait();
+        let first = first.ok_or_else(|| anyhow::anyhow!("no reply from {ip}"))?;
+        took.push(Duration::from_secs_f64((first - started).max(0.0)));
+    }
+    Ok(row(
+        "convergence",
+        "netctl",
+        &took,
+        "attach on A -> first reply to B",
+    ))
+}
+
+/// `[1733030000.123456] 64 bytes from …`: the reply's time.
+fn reply_time(line: &str) -> Option<f64> {
+    if !line.contains("bytes from") {
+        return None;
+    }
+    line.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+/// Connect and disconnect a sandbox on A, `samples` times, on the overlay and on a bridge.
+fn attach(setup: &Setup, samples: usize) -> anyhow::Result<Vec<Row>> {
+    let client = setup.a.client();
+    setup.sandbox(&client, "attacher", None, None)?;
+    let mut rows = Vec::new();
+    for (network, peer) in [(OVERLAY, "netctl overlay"), (BRIDGE, "netctl bridge")] {
+        let mut took = Vec::new();
+        for _ in 0..samples {
+            let connect = ConnectRequest {
+                container: "attacher".into(),
+                ..Default::default()
+            };
+            let started = Instant::now();
+            setup
+                .runtime
+                .block_on(client.network_connect(network, &connect))?;
+            took.push(started.elapsed());
+            let disconnect = DisconnectRequest {
+                container: "attacher".into(),
+            };
+            setup
+                .runtime
+                .block_on(client.network_disconnect(network, &disconnect))?;
+        }
+        rows.push(row("attach", peer, &took, "connect on node A"));
+    }
+    Ok(rows)
+}
+
+fn row(what: &str, peer: &str, samples: &[Duration], note: &str) -> Row {
+    Row {
+        what: what.into(),
+        peer: peer.into(),
+        samples: samples.len(),
+        p50: (!samples.is_empty()).then(|| percentile_ms(samples, 50.0)),
+        p99: (!samples.is_empty()).then(|| percentile_ms(samples, 99.0)),
+        unit: "ms".into(),
+        note: note.into(),
+    }
+}
+
+/// iperf3 over the overlay, the underlay and a hand-built VXLAN.
+fn throughput(setup: &Setup) -> anyhow::Result<Vec<Row>> {
+    let server = setup.sandbox(
+        &setup.a.client(),
+        "iperf-server",
+        Some(OVERLAY),
+        Some("10.200.9.1"),
+    )?;
+    let client = setup.sandbox(
+        &setup.b.client(),
+        "iperf-client",
+        Some(OVERLAY),
+        Some("10.200.9.2"),
+    )?;
+    let overlay = median_of_3(|| iperf(&server, &client, "10.200.9.1"))?;
+    let underlay = median_of_3(|| {
+        iperf(
+            &setup.a.netns_path().display().to_string(),
+            &setup.b.netns_path().display().to_string(),
+            "203.0.113.11",
+        )
+    })?;
+    let hand = HandBuilt::new(setup)?;
+    let hand_built = median_of_3(|| iperf(&hand.a, &hand.b, "10.99.0.1"))?;
+    let gbit = |peer: &str, value: f64, note: String| Row {
+        what: "throughput".into(),
+        peer: peer.into(),
+        samples: 3,
+        p50: Some(value),
+        p99: None,
+        unit: "Gbit/s".into(),
+        note,
+    };
+    Ok(vec![
+        gbit(
+            "netctl overlay",
+            overlay,
+            format!(
+                "{:.2}x hand-built, {:.2}x underlay",
+                overlay / hand_built,
+                overlay / underlay
+            ),
+        ),
+        gbit(
+            "hand-built VXLAN",
+            hand_built,
+            "bridge + vxlan + static FDB".into(),
+        ),
+        gbit("underlay", underlay, "veth via the LAN switch".into()),
+    ])
+}
+
+fn median_of_3(mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut runs = [run()?, run()?, run()?];
+    runs.sort_by(|a, b| a.total_cmp(b));
+    Ok(runs[1])
+}
+
+fn iperf(server_netns: &str, client_netns: &str, target: &str) -> anyhow::Result<f64> {
+    let mut server = nsenter(server_netns, "iperf3")
+        .args(["-s", "-1", "-p", "5201"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = nsenter(client_netns, "iperf3")
+        .args(["-c", target, "-p", "5201", "-t", "3", "-J"])
+        .output()?;
+    let _ = server.kill();
+    let _ = server.wait();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|bps| bps / 1e9)
+        .ok_or_else(|| anyhow::anyhow!("iperf3 to {target} failed: {}", report["error"]))
+}
+
+/// The overlay's shape made by hand on both hosts: a bridge (netfilter and multicast
+/// snooping off, as netctl's) and a VXLAN device (VNI 99, port 4790, learning off) in the
+/// host's namespace, a veth into a namespace of its own,
+/// static FDB and neighbour entries for the other side.
+struct HandBuilt {
+    a: String,
+    b: String,
+    _sandboxes: [Host; 2],
+}
+
+impl HandBuilt {
+    fn new(setup: &Setup) -> anyhow::Result<Self> {
+        let sandboxes = [Host::new(), Host::new()];
+        let sides = [
+            (
+                &setup.a,
+                &sandboxes[0],
+                "203.0.113.11",
+                "203.0.113.12",
+                "10.99.0.1",
+                "10.99.0.2",
+                "02:99:00:00:00:01",
+                "02:99:00:00:00:02",
+            ),
+            (
+                &setup.b,
+                &sandboxes[1],
+                "203.0.113.12",
+                "203.0.113.11",
+                "10.99.0.2",
+                "10.99.0.1",
+                "02:99:00:00:00:02",
+                "02:99:00:00:00:01",
+            ),
+        ];
+        for (host, sandbox, local, remote, ip, peer_ip, mac, peer_mac) in sides {
+            let steps: Vec<Vec<&str>> = vec![
+                vec![
+                    "link",
+                    "add",
+                    "hb0",
+                    "type",
+                    "bridge",
+                    "nf_call_iptables",
+                    "0",
+                    "mcast_snooping",
+                    "0",
+                ],
+                vec![
+                    "link",
+                    "add",
+                    "hbx",
+                    "type",
+                    "vxlan",
+                    "id",
+                    "99",
+                    "local",
+                    local,
+                    "dstport",
+                    "4790",
+                    "nolearning",
+                ],
+                vec!["link", "set", "hbx", "master", "hb0", "up"],
+                vec![
+                    "link",
+                    "add",
+                    "hbv",
+                    "mtu",
+                    "1450",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    sandbox.netns(),
+                ],
+                vec!["link", "set", "hbv", "master", "hb0", "up"],
+                vec!["link", "set", "hb0", "up"],
+            ];
+            for step in steps {
+                host.ip(&step).expect_ok();
+            }
+            host.exec(&[
+                "bridge",
+                "fdb",
+                "append",
+                peer_mac,
+                "dev",
+                "hbx",
+                "dst",
+                remote,
+                "self",
+                "permanent",
+            ])
+            .expect_ok();
+            let cidr = format!("{ip}/24");
+            for step in [
+                vec!["link", "set", "eth0", "address", mac, "mtu", "1450", "up"],
+                vec!["addr", "add", &cidr, "dev", "eth0"],
+                vec![
+                    "neigh",
+                    "replace",
+                    peer_ip,
+                    "lladdr",
+                    peer_mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ],
+            ] {
+                sandbox.ip(&step).expect_ok();
+            }
+        }
+        Ok(Self {
+            a: sandboxes[0].netns_path().display().to_string(),
+            b: sandboxes[1].netns_path().display().to_string(),
+            _sandboxes: sandboxes,
+        })
+    }
+}
+
+pub fn print(rows: &[Row], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<18} {:>8} {:>10} {:>10} {:>7}   note",
+        "what", "peer", "samples", "p50", "p99", "unit"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<18} {:>8} {:>10} {:>10} {:>7}   {}",
+            r.what,
+            r.peer,
+            r.samples,
+            crate::report::figure(r.p50, 2),
+            crate::report::figure(r.p99, 2),
+            r.unit,
+            r.note
+        );
+    }
+    Ok(())
+}
