@@ -44,6 +44,7 @@ fn convert(
         let old: NetworkV0 = parse(id, json)?;
         if let Some(docker_id) = &old.docker_id {
             batch = batch.put_record(&DockerNetworkRecord {
+                bound: false,
                 docker_id: docker_id.clone(),
                 network_id: old.id.clone(),
             });

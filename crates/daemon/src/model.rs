@@ -217,6 +217,10 @@ pub struct DockerNetworkRecord {
     pub docker_id: String,
     /// The netctl network it is.
     pub network_id: String,
+    /// The netctl network is a global one the Docker network stands for (`-o
+    /// netctl.overlay=NAME`): it was not made for dockerd, and outlives the binding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bound: bool,
 }
 
 /// An endpoint dockerd made through the remote plugin (the endpoint's id is Docker's).

@@ -674,3 +674,115 @@ fn backup_and_restore_bring_back_networks_vnis_and_addresses() {
     let taken: HashSet<String> = [overlay_address(a, "a"), addr_b].into();
     assert!(!taken.contains(&overlay_address(a, "c")));
 }
+
+#[test]
+fn docker_containers_on_two_hosts_share_a_global_network() {
+    let cluster = Cluster::formed(2);
+    create_overlay(&cluster.hosts[0]);
+    wait_for_network(&cluster.hosts[1]);
+    let engines: Vec<netctl_netns_fixtures::Dockerd> = cluster
+        .hosts
+        .iter()
+        .map(|host| {
+            let dockerd = netctl_netns_fixtures::Dockerd::start(host);
+            dockerd.import_busybox();
+            dockerd
+        })
+        .collect();
+    let docker = |i: usize, args: &[&str]| {
+        let out = engines[i].docker(args);
+        assert!(
+            out.ok(),
+            "docker {args:?}: {out:?}\nnetctl:\n{}",
+            cluster.hosts[i].daemon_log()
+        );
+        out.stdout.trim().to_string()
+    };
+    // Docker's own IPAM would give containers addresses of its own: refused, with the way.
+    let refused = engines[0].docker(&[
+        "network",
+        "create",
+        "-d",
+        "netctl",
+        "-o",
+        "netctl.overlay=ov",
+        "wrong",
+    ]);
+    assert!(
+        !refused.ok() && refused.stderr.contains("--ipam-driver null"),
+        "{refused:?}"
+    );
+    for i in 0..2 {
+        docker(
+            i,
+            &[
+                "network",
+                "create",
+                "-d",
+                "netctl",
+                "--ipam-driver",
+                "null",
+                "-o",
+                "netctl.overlay=ov",
+                "ovd",
+            ],
+        );
+        let name = format!("c{i}");
+        docker(
+            i,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                "ovd",
+                "busybox:local",
+                "sleep",
+                "3600",
+            ],
+        );
+    }
+    let ip_of = |i: usize| {
+        docker(
+            i,
+            &[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                &format!("c{i}"),
+            ],
+        )
+    };
+    let (ip0, ip1) = (ip_of(0), ip_of(1));
+    assert!(
+        ip0.starts_with("10.200.") && ip1.starts_with("10.200."),
+        "{ip0} {ip1}"
+    );
+    assert_ne!(ip0, ip1);
+    let reached = within(Duration::from_secs(5), || {
+        engines[0]
+            .docker(&["exec", "c0", "ping", "-c1", "-W1", &ip1])
+            .ok()
+    });
+    assert!(reached.is_some(), "c0 pings c1 across hosts");
+    docker(1, &["exec", "c1", "ping", "-c1", "-W2", &ip0]);
+    // netctl sees both, each on its node; the Docker network stays local.
+    let net = tests::network(&cluster.hosts[0], "ov");
+    assert_eq!(net["Containers"].as_object().unwrap().len(), 2, "{net}");
+    assert_eq!(
+        docker(0, &["network", "inspect", "-f", "{{.Scope}}", "ovd"]),
+        "local"
+    );
+    for i in 0..2 {
+        docker(i, &["rm", "-f", &format!("c{i}")]);
+        docker(i, &["network", "rm", "ovd"]);
+    }
+    within(Duration::from_secs(5), || {
+        tests::network(&cluster.hosts[0], "ov")["Containers"]
+            .as_object()
+            .is_some_and(|c| c.is_empty())
+    })
+    .expect("the containers' endpoints leave the global network");
+    assert!(cluster.hosts[0].netctl(&["network", "inspect", "ov"]).ok());
+}

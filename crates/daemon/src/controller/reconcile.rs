@@ -135,8 +135,11 @@ impl Controller {
             state.retake_endpoint(&net, &ep);
             state.insert_endpoint(ep);
         }
+        // In a cluster, an endpoint of a Docker network bound to a global network lives in
+        // the cluster store: it is known once the cluster is mirrored.
+        let in_cluster = self.cluster.membership().is_some();
         for docker in docker_endpoints {
-            if state.endpoint(&docker.endpoint_id).is_some() {
+            if in_cluster || state.endpoint(&docker.endpoint_id).is_some() {
                 state
                     .docker
                     .endpoints

@@ -154,7 +154,7 @@ impl State {
         self.docker
             .networks
             .values()
-            .any(|d| d.network_id == network_id)
+            .any(|d| d.network_id == network_id && !d.bound)
     }
 
     // Sandboxes

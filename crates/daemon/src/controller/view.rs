@@ -31,7 +31,9 @@ pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) ->
             // A runtime's container: dockerd does not tell the plugin its containers' names.
             None => {
                 let name = format!("docker:{}", &ep.id[..ep.id.len().min(12)]);
-                Some((ep.id.clone(), network_endpoint(&name, ep)))
+                let mut entry = network_endpoint(&name, ep);
+                entry.node = node_name(state, ep);
+                Some((ep.id.clone(), entry))
             }
         })
         .collect();

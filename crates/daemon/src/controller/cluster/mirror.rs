@@ -413,6 +413,15 @@ impl Controller {
         net: &NetworkRecord,
         ep: &EndpointRecord,
     ) -> Vec<Action> {
+        if ep.sandbox_id.is_none() && state.docker.endpoints.contains_key(&ep.id) {
+            // A Docker container's: its interface is dockerd's; the segment counts it again.
+            return vec![Action::Local(vec![Effect::Join {
+                driver: net.driver.clone(),
+                net: network_spec(net),
+                ep: endpoint_spec(net, ep, false),
+                sandbox: None,
+            }])];
+        }
         let Some(sandbox) = ep
             .sandbox_id
             .as_deref()

@@ -126,53 +126,72 @@ impl Controller {
         };
         let endpoint_id = req.endpoint_id.clone();
         let _held = self.locks.hold(&[&net_id], &[], &[&endpoint_id]).await;
-        let ((mac, generated), _) = self
-            .transact(|state| {
-                let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
-                    ApiError::not_found(format!("network {} not found", req.network_id))
-                })?;
-                if state.endpoint(&endpoint_id).is_some() {
-                    return Ok((Txn::new("nothing to do"), (None, false)));
-                }
-                let (mut endpoint, generated) = endpoint_record(&net, &self.node.id, req)?;
-                let driver = self
-                    .drivers
-                    .get(&net.driver)
-                    .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
-                let spec = endpoint_spec(&net, &endpoint, false);
-                endpoint.ifname = driver.runtime_interface(&spec).unwrap_or_default();
-                let docker = DockerEndpointRecord {
-                    endpoint_id: endpoint.id.clone(),
-                    joined: false,
-                };
-                state.insert_endpoint(endpoint.clone());
-                state
-                    .docker
-                    .endpoints
-                    .insert(endpoint.id.clone(), docker.clone());
-                let mut txn = Txn::new(format!("create Docker endpoint {}", endpoint.id));
-                txn.persist = Batch::new().put_record(&endpoint).put_record(&docker);
-                txn.revert = Batch::new()
-                    .delete_record::<EndpointRecord>(&endpoint.id)
-                    .delete_record::<DockerEndpointRecord>(&endpoint.id);
-                txn.effects = vec![Effect::Join {
-                    driver: net.driver.clone(),
-                    net: network_spec(&net),
-                    ep: endpoint_spec(&net, &endpoint, false),
-                    sandbox: None,
-                }];
-                let (id, mac) = (endpoint.id.clone(), endpoint.mac);
-                txn.unplan = Box::new(move |state: &mut State| {
-                    state.remove_endpoint(&id);
-                    state.docker.endpoints.remove(&id);
-                });
-                Ok((txn, (mac, generated)))
-            })
+        let ((mac, generated, chosen), _) = self
+            .transact_claiming(
+                |state| {
+                    let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
+                        ApiError::not_found(format!("network {} not found", req.network_id))
+                    })?;
+                    if state.endpoint(&endpoint_id).is_some() {
+                        return Ok((Txn::new("nothing to do"), (None, false, None)));
+                    }
+                    let (mut endpoint, mut generated) =
+                        endpoint_record(&net, &self.node.id, req.clone())?;
+                    // A global network's addresses are the cluster's: dockerd (its IPAM null)
+                    // gave none, and hears which one in the answer.
+                    let chosen = if self.is_global(&net) && endpoint.ipv4.is_none() {
+                        endpoint.ipv4 = state.allocate_address(&net, false, None)?;
+                        if generated {
+                            endpoint.mac = Some(generate_mac(endpoint.ipv4.map(|a| a.ip())));
+                        }
+                        generated = true;
+                        endpoint.ipv4
+                    } else {
+                        None
+                    };
+                    let driver = self
+                        .drivers
+                        .get(&net.driver)
+                        .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
+                    let spec = endpoint_spec(&net, &endpoint, false);
+                    endpoint.ifname = driver.runtime_interface(&spec).unwrap_or_default();
+                    let docker = DockerEndpointRecord {
+                        endpoint_id: endpoint.id.clone(),
+                        joined: false,
+                    };
+                    state.insert_endpoint(endpoint.clone());
+                    state
+                        .docker
+                        .endpoints
+                        .insert(endpoint.id.clone(), docker.clone());
+                    let mut txn = Txn::new(format!("create Docker endpoint {}", endpoint.id));
+                    let (persist, revert) = self.endpoint_records(&net, &endpoint);
+                    txn.persist = persist.put_record(&docker);
+                    txn.revert = revert.delete_record::<DockerEndpointRecord>(&endpoint.id);
+                    txn.effects = vec![Effect::Join {
+                        driver: net.driver.clone(),
+                        net: network_spec(&net),
+                        ep: endpoint_spec(&net, &endpoint, false),
+                        sandbox: None,
+                    }];
+                    let mac = endpoint.mac;
+                    txn.unplan = Box::new(move |state: &mut State| {
+                        state.remove_endpoint(&endpoint.id);
+                        state.docker.endpoints.remove(&endpoint.id);
+                        if chosen.is_some() {
+                            state.release_endpoint(&net, &endpoint);
+                        }
+                    });
+                    Ok((txn, (mac, generated, chosen)))
+                },
+                crate::controller::endpoints::lost_address,
+            )
             .await?;
         // Only a field dockerd left empty may be filled in.
         Ok(CreateEndpointResponse {
             interface: mac.filter(|_| generated).map(|mac| EndpointInterface {
                 mac_address: format_mac(&mac),
+                address: chosen.map(|a| a.to_string()).unwrap_or_default(),
                 ..Default::default()
             }),
         })
@@ -195,8 +214,8 @@ impl Controller {
                 };
                 let docker = state.docker.endpoints.remove(endpoint_id);
                 let mut txn = Txn::new(format!("delete Docker endpoint {endpoint_id}"));
-                txn.persist = Batch::new()
-                    .delete_record::<EndpointRecord>(endpoint_id)
+                txn.persist = self
+                    .endpoint_removal(&net, &endpoint)
                     .delete_record::<DockerEndpointRecord>(endpoint_id);
                 txn.effects = self
                     .plan_leave(state, &net, None, &endpoint)

@@ -26,7 +26,7 @@ const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 const INTERNAL: &str = "com.docker.network.internal";
 /// The label that marks a network as Docker's in `netctl network ls/inspect`.
 pub const DOCKER_ID_LABEL: &str = "com.docker.network.id";
-/// Reserved: a Docker network standing for a netctl global network.
+/// A Docker network standing for a netctl global network (`-o netctl.overlay=NAME`).
 const OPT_OVERLAY: &str = "netctl.overlay";
 
 /// `-o key=value`: strings, though dockerd sends what JSON it was given.
@@ -88,10 +88,8 @@ fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
 impl Controller {
     pub(super) async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
         let options = generic_options(&req.options);
-        if options.contains_key(OPT_OVERLAY) {
-            return Err(ApiError::invalid(format!(
-                "{OPT_OVERLAY}: binding a network to a netctl overlay is not supported by this version"
-            )));
+        if let Some(name) = options.get(OPT_OVERLAY) {
+            return self.docker_bind_network(&req, name, &options).await;
         }
         let driver = self
             .drivers
@@ -126,6 +124,7 @@ impl Controller {
         let binding = DockerNetworkRecord {
             docker_id: req.network_id.clone(),
             network_id: id.clone(),
+            bound: false,
         };
         let _held = self.locks.hold(&[], &[&id], &[]).await;
         self.transact(|state| {
@@ -149,18 +148,88 @@ impl Controller {
         Ok(())
     }
 
+    /// `-o netctl.overlay=NAME`: the Docker network stands for the global network NAME, its
+    /// containers' addresses come from the cluster (so Docker's IPAM must hand out none:
+    /// `--ipam-driver null`), and it stays local to this dockerd (which needs no cluster
+    /// store of its own).
+    async fn docker_bind_network(
+        &self,
+        req: &CreateNetwork,
+        name: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        if let Some(other) = options.keys().find(|k| k.as_str() != OPT_OVERLAY) {
+            return Err(ApiError::invalid(format!(
+                "{other}: a network bound with {OPT_OVERLAY} takes its settings from the \
+                 global network {name}"
+            )));
+        }
+        let docker_gave_addresses = req
+            .ipv4_data
+            .iter()
+            .chain(&req.ipv6_data)
+            .any(|d| !d.pool.is_empty() && d.pool != "0.0.0.0/0" && d.pool != "::/0");
+        if docker_gave_addresses {
+            return Err(ApiError::invalid(format!(
+                "{OPT_OVERLAY}={name}: addresses on a global network come from the cluster; \
+                 create the Docker network with --ipam-driver null"
+            )));
+        }
+        let _held = self.locks.hold(&[], &[], &[&req.network_id]).await;
+        self.transact(|state| {
+            if state.docker_network(&req.network_id).is_some() {
+                return Ok((Txn::new("nothing to do"), ()));
+            }
+            let net = state
+                .network(name)
+                .ok()
+                .filter(|n| self.is_global(n))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "{OPT_OVERLAY}: no global network {name} in this node's cluster"
+                    ))
+                })?;
+            let binding = DockerNetworkRecord {
+                docker_id: req.network_id.clone(),
+                network_id: net.id.clone(),
+                bound: true,
+            };
+            state
+                .docker
+                .networks
+                .insert(binding.docker_id.clone(), binding.clone());
+            let mut txn = Txn::new(format!("bind Docker network to {name}"));
+            txn.persist = Batch::new().put_record(&binding);
+            txn.revert = Batch::new().delete_record::<DockerNetworkRecord>(&binding.docker_id);
+            txn.unplan = Box::new(move |state: &mut State| {
+                state.docker.networks.remove(&binding.docker_id);
+            });
+            Ok((txn, ()))
+        })
+        .await?;
+        tracing::info!(docker_network = %req.network_id, network = %name, "Docker network bound to a global network");
+        Ok(())
+    }
+
     /// Idempotent: dockerd swallows this call's errors. Endpoints dockerd did not delete
     /// (the plugin was down) go with the network.
     pub(super) async fn docker_delete_network(&self, docker_id: &str) -> Result<(), ApiError> {
-        let Some(id) = self
-            .state
-            .lock()
-            .await
-            .docker_network(docker_id)
-            .map(|n| n.id.clone())
-        else {
+        let Some((id, bound)) = ({
+            let state = self.state.lock().await;
+            let bound = state
+                .docker
+                .networks
+                .get(docker_id)
+                .is_some_and(|b| b.bound);
+            state
+                .docker_network(docker_id)
+                .map(|n| (n.id.clone(), bound))
+        }) else {
             return Ok(());
         };
+        if bound {
+            return self.docker_unbind_network(docker_id, &id).await;
+        }
         let _held = self.locks.hold(&[], &[&id], &[]).await;
         let (_, done) = self
             .transact(|state| {
@@ -205,6 +274,59 @@ impl Controller {
             })
             .await?;
         tracing::info!(docker_network = %docker_id, "Docker network removed");
+        done.into_result("Docker network removed")
+    }
+
+    /// A bound Docker network goes; the global network stays. Its endpoints dockerd did not
+    /// delete go with the binding.
+    async fn docker_unbind_network(&self, docker_id: &str, net_id: &str) -> Result<(), ApiError> {
+        let _held = self.locks.hold(&[net_id], &[], &[docker_id]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let Some(binding) = state.docker.networks.remove(docker_id) else {
+                    return Ok((Txn::new("nothing to do"), ()));
+                };
+                let mut txn = Txn::new(format!("unbind Docker network {docker_id}"));
+                txn.persist = Batch::new().delete_record::<DockerNetworkRecord>(docker_id);
+                let net = state.network_by_id(net_id).cloned();
+                let leftovers: Vec<EndpointRecord> = state
+                    .endpoints_of_network(net_id)
+                    .filter(|e| e.node == self.node.id && e.sandbox_id.is_none())
+                    .filter(|e| state.docker.endpoints.contains_key(&e.id))
+                    .cloned()
+                    .collect();
+                if let Some(net) = &net {
+                    for ep in &leftovers {
+                        state.docker.endpoints.remove(&ep.id);
+                        txn.persist = txn
+                            .persist
+                            .and(self.endpoint_removal(net, ep))
+                            .delete_record::<DockerEndpointRecord>(&ep.id);
+                        txn.effects.extend(self.plan_leave(state, net, None, ep));
+                    }
+                }
+                txn.unplan = Box::new(move |state: &mut State| {
+                    if let Some(net) = net {
+                        for ep in leftovers {
+                            state.docker.endpoints.insert(
+                                ep.id.clone(),
+                                DockerEndpointRecord {
+                                    endpoint_id: ep.id.clone(),
+                                    joined: true,
+                                },
+                            );
+                            state.retake_endpoint(&net, &ep);
+                            state.insert_endpoint(ep);
+                        }
+                    }
+                    state
+                        .docker
+                        .networks
+                        .insert(binding.docker_id.clone(), binding);
+                });
+                Ok((txn, ()))
+            })
+            .await?;
         done.into_result("Docker network removed")
     }
 }
