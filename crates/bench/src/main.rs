@@ -121,7 +121,8 @@ enum Command {
     /// Two netctl nodes in a cluster on etcd (3 members), one overlay network: convergence
     /// (attach on A -> first reply to B's pings, beside etcd's own put -> watch floor),
     /// overlay attach beside a bridge attach, and iperf3 across the nodes over the overlay
-    /// beside a hand-built VXLAN and the underlay.
+    /// beside a hand-built VXLAN and the underlay; then `--scale-hosts` nodes with
+    /// `--scale-endpoints` sandboxes each.
     Overlay {
         /// Endpoints attached for the convergence rows.
         #[arg(long, default_value_t = 100)]
@@ -132,9 +133,15 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "convergence,attach,throughput"
+            default_value = "convergence,attach,throughput,scale"
         )]
         parts: Vec<String>,
+        /// Hosts of the scale rows.
+        #[arg(long, default_value_t = 20)]
+        scale_hosts: usize,
+        /// Sandboxes per host of the scale rows.
+        #[arg(long, default_value_t = 10)]
+        scale_endpoints: usize,
         #[arg(long)]
         json: bool,
     },
@@ -179,12 +186,15 @@ fn main() -> anyhow::Result<()> {
             endpoints,
             samples,
             parts,
+            scale_hosts,
+            scale_endpoints,
             json,
         } => {
             let options = overlay::Options {
                 endpoints: *endpoints,
                 samples: *samples,
                 parts: parts.clone(),
+                scale: (*scale_hosts, *scale_endpoints),
             };
             overlay::print(&overlay::run(&options)?, *json)
         }

@@ -116,6 +116,21 @@ impl Pool {
         Ok(from_u128(value, v6))
     }
 
+    /// The first free address of the ip-range at or after a point `seed` picks in it,
+    /// wrapping around: allocators that share a pool without talking to each other (nodes
+    /// of a cluster, each with its own seed) rarely pick the same address at once.
+    pub fn allocate_spread(&mut self, seed: u64) -> Result<IpAddr, IpamError> {
+        let (low, high) = self.automatic;
+        let start = low + u128::from(seed) % (high - low + 1);
+        let value = self
+            .used
+            .first_gap(start, high)
+            .or_else(|| self.used.first_gap(low, start))
+            .ok_or(IpamError::PoolExhausted(self.subnet))?;
+        self.used.insert(value);
+        Ok(from_u128(value, self.subnet.is_ipv6()))
+    }
+
     pub fn release(&mut self, address: IpAddr) -> Result<(), IpamError> {
         if !self.in_subnet(address) || !self.used.remove(to_u128(address)) {
             return Err(IpamError::AddressNotAllocated(address));
@@ -240,5 +255,24 @@ mod tests {
             p.allocate(Some(ip("fd00:1::"))),
             Err(IpamError::AddressOutsideRange { .. })
         ));
+    }
+
+    #[test]
+    fn spread_allocation_starts_at_the_seed_and_wraps() {
+        let mut pool = pool("10.9.0.0/29", None, &[]).unwrap();
+        // Hosts .1 to .6: six of them; seed 3 starts at .4.
+        let first = pool.allocate_spread(3).unwrap();
+        assert_eq!(first, "10.9.0.4".parse::<IpAddr>().unwrap());
+        assert_eq!(pool.allocate_spread(3).unwrap().to_string(), "10.9.0.5");
+        assert_eq!(pool.allocate_spread(3).unwrap().to_string(), "10.9.0.6");
+        assert_eq!(
+            pool.allocate_spread(3).unwrap().to_string(),
+            "10.9.0.1",
+            "wraps"
+        );
+        for _ in 0..2 {
+            pool.allocate_spread(3).unwrap();
+        }
+        assert!(pool.allocate_spread(3).is_err(), "exhausted");
     }
 }

@@ -95,6 +95,11 @@ impl AddressSpace {
         self.pool_mut(subnet)?.allocate(preferred)
     }
 
+    /// See [`Pool::allocate_spread`].
+    pub fn allocate_spread(&mut self, subnet: &IpNetwork, seed: u64) -> Result<IpAddr, IpamError> {
+        self.pool_mut(subnet)?.allocate_spread(seed)
+    }
+
     pub fn release(&mut self, subnet: &IpNetwork, address: IpAddr) -> Result<(), IpamError> {
         self.pool_mut(subnet)?.release(address)
     }

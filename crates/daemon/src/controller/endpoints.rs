@@ -131,9 +131,15 @@ impl State {
             let ip = space.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
             return Ok(Some(with_prefix(ip, &subnet)));
         }
+        let spread =
+            (net.address_scope == crate::model::AddressScope::Global).then_some(self.spread_seed);
         let mut last_error = None;
         for subnet in &subnets {
-            match space.allocate(subnet, None) {
+            let allocated = match spread {
+                Some(seed) => space.allocate_spread(subnet, seed),
+                None => space.allocate(subnet, None),
+            };
+            match allocated {
                 Ok(ip) => return Ok(Some(with_prefix(ip, subnet))),
                 Err(e) => last_error = Some(e),
             }

@@ -106,11 +106,13 @@ impl Controller {
         })? {
             tracing::info!("store moved to the current layout");
         }
+        let mut state = State::new(Ipam::new(
+            config.local_pool_templates(),
+            PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
+        ));
+        state.spread_seed = u64::from_str_radix(&node.id[..16.min(node.id.len())], 16).unwrap_or(0);
         let controller = Self {
-            state: Mutex::new(State::new(Ipam::new(
-                config.local_pool_templates(),
-                PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
-            ))),
+            state: Mutex::new(state),
             locks: Locks::default(),
             cluster: cluster::ClusterLink::default(),
             store: Arc::new(local),

@@ -90,6 +90,9 @@ pub(super) struct State {
     pub docker: DockerState,
     /// The cluster's nodes and liveness, as last seen.
     pub global: GlobalView,
+    /// Where this node starts looking for a free address on a global network (from its
+    /// id): nodes allocating at once seldom pick the same one.
+    pub spread_seed: u64,
 }
 
 impl State {
@@ -106,6 +109,7 @@ impl State {
             ports: HostPorts::default(),
             docker: DockerState::default(),
             global: GlobalView::default(),
+            spread_seed: 0,
         }
     }
 

@@ -164,7 +164,13 @@ impl Controller {
             let mut state = self.state.lock().await;
             let (txn, value) = plan(&mut state)?;
             let revision = match self.persist(&txn.persist, &txn.revert).await {
-                Ok(revision) => revision,
+                Ok(Persisted { local, global }) => {
+                    if let Some(global) = global {
+                        // A listing of the cluster older than this write is listed again.
+                        state.global.written = state.global.written.max(global);
+                    }
+                    local
+                }
                 Err(e) => {
                     (txn.unplan)(&mut state);
                     return Err(e);
@@ -191,14 +197,14 @@ impl Controller {
     }
 
     /// The desired state in the stores, in the state's order (the caller holds the state
-    /// lock): the cluster's part applied, the local part not yet flushed. `None` when there
-    /// is nothing local to flush.
-    async fn persist(&self, batch: &Batch, revert: &Batch) -> Result<Option<Revision>, TxnError> {
+    /// lock): the cluster's part applied, the local part not yet flushed.
+    async fn persist(&self, batch: &Batch, revert: &Batch) -> Result<Persisted, TxnError> {
         let (global, local) = split(batch);
+        let mut persisted = Persisted::default();
         if !global.is_empty() {
             let store = self.cluster.store()?;
             match store.apply(global.clone()).await {
-                Ok(_) => {}
+                Ok(revision) => persisted.global = Some(revision),
                 Err(StoreError::Exists(key)) => return Err(TxnError::Taken(key)),
                 Err(e @ StoreError::Unavailable { .. }) => {
                     // The write may still land once quorum is back: see that it is undone.
@@ -209,10 +215,13 @@ impl Controller {
             }
         }
         if local.is_empty() {
-            return Ok(None);
+            return Ok(persisted);
         }
         match self.store.apply_unsynced(local).await {
-            Ok(revision) => Ok(Some(revision)),
+            Ok(revision) => Ok(Persisted {
+                local: Some(revision),
+                ..persisted
+            }),
             Err(e) => {
                 let (global_revert, _) = split(revert);
                 if !global_revert.is_empty() {
@@ -306,6 +315,13 @@ pub(super) fn split(batch: &Batch) -> (Batch, Batch) {
 struct CarriedOut {
     done: Done,
     took: Vec<(&'static str, Duration)>,
+}
+
+/// The revisions a transaction's batch made: the local one still to be flushed.
+#[derive(Default)]
+struct Persisted {
+    local: Option<Revision>,
+    global: Option<Revision>,
 }
 
 /// Where a transaction stopped, and why.

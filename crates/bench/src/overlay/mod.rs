@@ -8,6 +8,9 @@
 //! - throughput: iperf3 sandbox to sandbox across the nodes over the overlay, beside the
 //!   underlay itself and a VXLAN built by hand (bridge, VXLAN device, static FDB and
 //!   neighbour entries, veths into namespaces) between the same two hosts.
+//! - scale: many hosts with endpoints each ([`scale`]).
+
+mod scale;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -42,6 +45,8 @@ pub struct Options {
     pub endpoints: usize,
     pub samples: usize,
     pub parts: Vec<String>,
+    /// Hosts and sandboxes per host of the scale rows.
+    pub scale: (usize, usize),
 }
 
 /// Two nodes in one cluster with an overlay `ov` (10.200.0.0/16) and a bridge `br` on A.
@@ -170,6 +175,22 @@ fn nsenter(netns: &str, program: &str) -> Command {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let wants = |part: &str| options.parts.iter().any(|p| p == part);
+    if ["convergence", "attach", "throughput"]
+        .iter()
+        .any(|p| wants(p))
+    {
+        rows.extend(two_nodes(options)?);
+    }
+    if wants("scale") {
+        let (hosts, per_host) = options.scale;
+        rows.extend(scale::run(hosts, per_host)?);
+    }
+    Ok(rows)
+}
+
+fn two_nodes(options: &Options) -> anyhow::Result<Vec<Row>> {
     let setup = Setup::new()?;
     let mut rows = Vec::new();
     let wants = |part: &str| options.parts.iter().any(|p| p == part);
