@@ -9,7 +9,10 @@
 //!   underlay itself and a VXLAN built by hand (bridge, VXLAN device, static FDB and
 //!   neighbour entries, veths into namespaces) between the same two hosts.
 //! - scale: many hosts with endpoints each ([`scale`]).
+//! - docker: Docker's swarm overlay as the peer of the convergence and throughput rows
+//!   ([`docker_swarm`]).
 
+mod docker_swarm;
 mod scale;
 
 use std::io::{BufRead, BufReader};
@@ -183,10 +186,24 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     {
         rows.extend(two_nodes(options)?);
     }
+    if wants("docker") {
+        let underlay = rows
+            .iter()
+            .find(|r| r.what == "throughput" && r.peer == "underlay")
+            .and_then(|r| r.p50);
+        // Docker's gossip takes its time: a smaller sample.
+        rows.extend(docker_swarm::run(options.endpoints.min(20), underlay)?);
+    }
     if wants("scale") {
         let (hosts, per_host) = options.scale;
         rows.extend(scale::run(hosts, per_host)?);
     }
+    let group = |what: &str| {
+        ["convergence", "attach", "throughput", "scale"]
+            .iter()
+            .position(|w| *w == what)
+    };
+    rows.sort_by_key(|r| group(&r.what));
     Ok(rows)
 }
 
