@@ -9,7 +9,7 @@ use netctl_plugin_api::cluster::{
     JoinTokenRequest,
 };
 use netctl_plugin_api::ApiError;
-use netctl_store::{Batch, ClusterStore, Store};
+use netctl_store::{Batch, ClusterStore};
 
 use super::super::effects::Effect;
 use super::super::Controller;
@@ -253,14 +253,7 @@ impl Controller {
             }
         }
         drop(state);
-        for chunk in batch.ops.chunks(100) {
-            store
-                .apply(Batch {
-                    ops: chunk.to_vec(),
-                })
-                .await
-                .map_err(super::super::errors::from_store)?;
-        }
+        super::nodes::apply_in_chunks(store, batch).await?;
         members::remove_node(store, &self.node.id)
             .await
             .map_err(from_membership)

@@ -240,7 +240,7 @@ impl Controller {
 }
 
 /// etcd takes at most 128 operations per transaction.
-async fn apply_in_chunks(store: &ClusterStore, batch: Batch) -> Result<(), ApiError> {
+pub(super) async fn apply_in_chunks(store: &ClusterStore, batch: Batch) -> Result<(), ApiError> {
     for chunk in batch.ops.chunks(100) {
         store
             .apply(Batch {
