@@ -786,3 +786,60 @@ fn docker_containers_on_two_hosts_share_a_global_network() {
     .expect("the containers' endpoints leave the global network");
     assert!(cluster.hosts[0].netctl(&["network", "inspect", "ov"]).ok());
 }
+
+#[test]
+fn a_daemon_started_without_its_cluster_store_serves_local_networks_and_catches_up() {
+    let mut cluster = Cluster::formed(2);
+    create_overlay(&cluster.hosts[0]);
+    wait_for_network(&cluster.hosts[1]);
+    cluster.hosts[0]
+        .netctl(&["sandbox", "create", "a", "--network", "ov"])
+        .expect_ok();
+    cluster.hosts[1]
+        .netctl(&["sandbox", "create", "b", "--network", "ov"])
+        .expect_ok();
+    let addr_a = overlay_address(&cluster.hosts[0], "a");
+
+    // Node 2 restarts while no etcd member answers.
+    cluster.hosts[1].stop_daemon();
+    for i in 0..3 {
+        cluster.etcd.kill(i);
+    }
+    cluster.hosts[1].start_daemon();
+    let b = &cluster.hosts[1];
+    b.netctl(&["network", "create", "local", "--subnet", "172.29.0.0/24"])
+        .expect_ok();
+    b.netctl(&["sandbox", "create", "l", "--network", "local"])
+        .expect_ok();
+    let err = b
+        .netctl(&["sandbox", "create", "b2", "--network", "ov"])
+        .expect_err();
+    assert!(err.contains("cluster store unavailable"), "{err}");
+    within(Duration::from_secs(5), || {
+        b.daemon_log().contains("cannot reach the cluster store")
+    })
+    .expect("the daemon says why its overlays wait");
+    // The kernel kept what it had: b still reaches a.
+    assert!(
+        b.ping("b", &addr_a),
+        "the overlay forwards while the store is away"
+    );
+
+    for i in 0..3 {
+        cluster.etcd.restart(i);
+    }
+    cluster.etcd.wait_healthy();
+    let b = &cluster.hosts[1];
+    within(Duration::from_secs(15), || {
+        b.netctl(&["sandbox", "create", "b2", "--network", "ov"])
+            .ok()
+    })
+    .expect("the node catches up without a restart");
+    let a = &cluster.hosts[0];
+    let addr_b2 = overlay_address(b, "b2");
+    within(Duration::from_secs(5), || a.ping("a", &addr_b2)).expect("a reaches b2");
+    assert!(
+        b.sandbox_exec("b", &["ping", "-c1", "-W2", "a"]).ok(),
+        "names too"
+    );
+}

@@ -91,6 +91,7 @@ impl Controller {
                     tracing::error!(error = %e.message, "this node's cluster address is gone; overlay networks cannot be joined here")
                 }
             }
+            state.global.unlisted = Some(membership.store.join(", "));
             self.restore_membership(membership);
         }
         let Loaded {

@@ -118,7 +118,14 @@ impl State {
     pub fn network(&self, key: &str) -> Result<&NetworkRecord, ApiError> {
         self.networks
             .find(key)
-            .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))
+            .ok_or_else(|| match &self.global.unlisted {
+                Some(members) => ApiError::unavailable(format!(
+                    "network {key} not found: cluster store unavailable: no quorum among \
+                 {members} since the daemon started, so global networks are not known here \
+                 yet (retrying in the background)"
+                )),
+                None => ApiError::not_found(format!("network {key} not found")),
+            })
     }
 
     pub fn network_by_id(&self, id: &str) -> Option<&NetworkRecord> {

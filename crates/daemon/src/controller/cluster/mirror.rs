@@ -33,6 +33,9 @@ pub(in crate::controller) struct GlobalView {
     pub written: Revision,
     /// Endpoints seen before their network (a restore writes in several transactions).
     pub waiting: BTreeMap<String, EndpointRecord>,
+    /// The store's members while this node, in a cluster, has not listed it since the
+    /// daemon started: its global networks are not known yet.
+    pub unlisted: Option<String>,
 }
 
 impl GlobalView {
@@ -124,6 +127,7 @@ impl Controller {
             if revision < state.global.written {
                 return false;
             }
+            state.global.unlisted = None;
             let mut changes: Vec<Change> = entries
                 .iter()
                 .filter_map(|e| decode_change(&e.key, Some(&e.value)))
