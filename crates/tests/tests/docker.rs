@@ -559,15 +559,21 @@ fn the_plugin_socket_speaks_dockers_protocol() {
         bad["Err"].as_str().unwrap().contains("host bits are set"),
         "{bad}"
     );
-    let (status, reserved) = call(
+    // A binding to a global network needs this node in a cluster that has it.
+    let (status, unbound) = call(
         "/NetworkDriver.CreateNetwork",
         r#"{"NetworkID": "abc", "Options": {"com.docker.network.generic": {"netctl.overlay": "o1"}}}"#,
     );
     assert_eq!(status, 500);
     assert!(
-        reserved["Err"].as_str().unwrap().contains("not supported"),
-        "{reserved}"
+        unbound["Err"]
+            .as_str()
+            .unwrap()
+            .contains("no global network o1 in this node's cluster"),
+        "{unbound}"
     );
+    let networks = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    assert!(!networks.contains("abc"), "{networks}");
     // Deletes of what does not exist succeed: dockerd ignores their errors anyway.
     assert_eq!(
         call(
