@@ -306,13 +306,22 @@ impl Host {
             .stdout
     }
 
-    /// Unmounts the sandbox namespaces a daemon left under the exec-root.
-    fn unmount_sandboxes(&self) {
-        let Ok(entries) = std::fs::read_dir(self.exec_root().join("netns")) else {
+    /// Unmounts whatever a killed daemon left mounted under this host's directory: sandbox
+    /// namespaces, overlay segment namespaces. Each one pins a network namespace (with its
+    /// links) that would outlive the test otherwise. Deepest first.
+    fn unmount_leftovers(&self) {
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
             return;
         };
-        for entry in entries.flatten() {
-            let _ = umount2(&entry.path(), MntFlags::MNT_DETACH);
+        let mut points: Vec<PathBuf> = mounts
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .map(PathBuf::from)
+            .filter(|point| point.starts_with(&self.dir) && point != &self.dir)
+            .collect();
+        points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+        for point in points {
+            let _ = umount2(&point, MntFlags::MNT_DETACH);
         }
     }
 }
@@ -326,7 +335,7 @@ impl Default for Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill_daemon();
-        self.unmount_sandboxes();
+        self.unmount_leftovers();
         let _ = run("ip", &["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
