@@ -112,14 +112,25 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<(Vec<DnsRow>, Vec
         )?;
         for (kind, file) in [("local", &files.local), ("forwarded", &files.forwarded)] {
             // One pass first: the forwarded names reach the cache, and everything is paged in.
-            dnsperf(&client_netns, &server.address, file, None, options.clients)?;
+            // It is not counted, so a query lost there (a first ARP, a first forward) is only
+            // reported; the counted run below must answer all but 1% of its queries.
+            let warm = dnsperf(&client_netns, &server.address, file, None, options.clients)?;
+            if !warm.failed.is_empty() {
+                eprintln!(
+                    "{peer} {kind}: {} of {} warm-up queries unanswered, such as {:?}",
+                    warm.failed.len(),
+                    warm.failed.len() + warm.latencies.len(),
+                    &warm.failed[..warm.failed.len().min(3)]
+                );
+            }
             let run = dnsperf(
                 &client_netns,
                 &server.address,
                 file,
                 Some(options.seconds),
                 options.clients,
-            )?;
+            )?
+            .mostly_answered()?;
             rows.push(DnsRow {
                 peer: if peer == "netctl" {
                     build.name.clone()
@@ -229,6 +240,24 @@ impl QueryFiles {
 struct Run {
     qps: f64,
     latencies: Vec<Duration>,
+    /// dnsperf's lines for queries not answered NOERROR.
+    failed: Vec<String>,
+}
+
+impl Run {
+    /// Counted answers must be answers: more than 1% lost or refused fails the run.
+    fn mostly_answered(self) -> anyhow::Result<Self> {
+        let total = self.latencies.len() + self.failed.len();
+        if self.failed.len() * 100 > total {
+            bail!(
+                "{} of {} queries failed, such as {:?}",
+                self.failed.len(),
+                total,
+                &self.failed[..self.failed.len().min(3)]
+            );
+        }
+        Ok(self)
+    }
 }
 
 /// dnsperf from inside the client sandbox, on CPU 1: one pass over `file` when `seconds` is
@@ -269,26 +298,18 @@ fn parse_dnsperf(text: &str) -> anyhow::Result<Run> {
         if let Some(rest) = line.strip_prefix("> ") {
             let fields: Vec<&str> = rest.split_whitespace().collect();
             if fields.first() != Some(&"NOERROR") {
-                failed.push(line);
-            }
-            if let Some(seconds) = fields.last().and_then(|s| s.parse::<f64>().ok()) {
+                failed.push(line.to_string());
+            } else if let Some(seconds) = fields.last().and_then(|s| s.parse::<f64>().ok()) {
                 latencies.push(Duration::from_secs_f64(seconds));
             }
         } else if let Some(rest) = line.trim().strip_prefix("Queries per second:") {
             qps = rest.trim().parse().ok();
         }
     }
-    if failed.len() > latencies.len() / 100 {
-        bail!(
-            "{} of {} queries failed, such as {:?}",
-            failed.len(),
-            latencies.len() + failed.len(),
-            &failed[..failed.len().min(3)]
-        );
-    }
     Ok(Run {
         qps: qps.context("dnsperf printed no 'Queries per second'")?,
         latencies,
+        failed,
     })
 }
 
@@ -328,4 +349,29 @@ pub fn print(rows: &[DnsRow], memory: &[DnsMemory], json: bool) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unanswered_queries_are_failures_without_latency() {
+        let text = "> NOERROR c0.netctl A 0.000170\n\
+                    > T f15.example.test A\n\
+                    > NXDOMAIN nope A 0.000200\n\
+                    Queries per second:   1234.5\n";
+        let run = parse_dnsperf(text).unwrap();
+        assert_eq!(run.qps, 1234.5);
+        assert_eq!(run.latencies, vec![Duration::from_micros(170)]);
+        assert_eq!(run.failed.len(), 2);
+        assert!(run.mostly_answered().is_err());
+    }
+
+    #[test]
+    fn one_loss_in_a_thousand_is_tolerated() {
+        let mut text = "> NOERROR c0.netctl A 0.000170\n".repeat(999);
+        text.push_str("> T c1.netctl A\nQueries per second: 10\n");
+        assert!(parse_dnsperf(&text).unwrap().mostly_answered().is_ok());
+    }
 }
