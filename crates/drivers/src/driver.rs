@@ -57,6 +57,9 @@ pub struct Capabilities {
     /// The driver has exactly one network, this one, which the daemon makes at start and
     /// nobody removes (Docker's `host` and `none`).
     pub singleton: Option<&'static str>,
+    /// Endpoints reach the outside through the node's gateway bridge: unless the network is
+    /// internal, a sandbox that joins also gets an interface there, with its default route.
+    pub exits_via_gateway_bridge: bool,
 }
 
 /// Settings the daemon passes to every driver when a network is made.
@@ -192,6 +195,14 @@ pub trait Driver: Send + Sync {
 
     /// Removes kernel objects the driver made that nothing in `wanted` needs any more.
     async fn collect_garbage(&self, wanted: &Wanted) -> Result<(), DriverError>;
+
+    /// The driver whose [`Driver::collect_garbage`] is handed this driver's networks and
+    /// endpoints: itself, unless its networks are made of another driver's kernel objects
+    /// (the gateway bridge's are the bridge driver's), which that driver would otherwise
+    /// take for garbage.
+    fn collected_by(&self) -> &'static str {
+        self.name()
+    }
 
     /// Whether a runtime has handed back the interface of a [`JoinTarget::Runtime`]
     /// endpoint it had taken (its container is gone).

@@ -18,6 +18,7 @@ pub fn driver() -> PassiveDriver {
             namespace: SandboxNamespace::Host,
             exclusive: true,
             singleton: Some("host"),
+            exits_via_gateway_bridge: false,
         },
     }
 }

@@ -18,6 +18,7 @@ pub fn driver() -> PassiveDriver {
             namespace: SandboxNamespace::Own,
             exclusive: true,
             singleton: Some("none"),
+            exits_via_gateway_bridge: false,
         },
     }
 }

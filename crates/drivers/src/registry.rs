@@ -6,6 +6,7 @@ use std::sync::Arc;
 use netctl_kernel::Netlink;
 
 use crate::bridge::BridgeDriver;
+use crate::gwbridge::GatewayBridgeDriver;
 use crate::overlay::{DataPath, OverlayDriver};
 use crate::{host, null, Driver};
 
@@ -35,9 +36,11 @@ impl Registry {
             host.clone(),
             settings.overlay_dir.clone(),
         )));
+        let bridge = BridgeDriver::new(host, settings.manage_forwarding);
         Self {
             drivers: vec![
-                Arc::new(BridgeDriver::new(host, settings.manage_forwarding)),
+                Arc::new(bridge.clone()),
+                Arc::new(GatewayBridgeDriver::new(bridge)),
                 Arc::new(host::driver()),
                 Arc::new(null::driver()),
                 overlay.clone(),

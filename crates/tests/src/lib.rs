@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests in `tests/`.
 
+pub mod cluster;
+
 use netctl_netns_fixtures::Host;
 use serde_json::Value;
 

@@ -5,116 +5,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use netctl_netns_fixtures::{EtcdCluster, Host, Lan};
+use netctl_netns_fixtures::Host;
+use tests::cluster::{create_overlay, wait_for_network, within, Cluster, TTL};
 use tests::json;
-
-/// The nodes' liveness lease in these tests, in seconds.
-const TTL: u64 = 2;
-
-/// A LAN, an etcd cluster on it, and hosts with a daemon each (not yet in a cluster).
-struct Cluster {
-    hosts: Vec<Host>,
-    etcd: EtcdCluster,
-    _lan: Lan,
-    /// One etcd cluster at a time on two cores (see cluster_store.rs).
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Cluster {
-    fn new(hosts: usize) -> Self {
-        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let lan = Lan::new();
-        let etcd = EtcdCluster::start(&lan, 3);
-        let hosts = (0..hosts)
-            .map(|i| {
-                let mut host = Host::new();
-                lan.plug_with_mtu(&host, &Self::address(i), 1400);
-                host.set_config(&format!(r#"{{"cluster-lease-ttl": {TTL}}}"#));
-                host.start_daemon();
-                host
-            })
-            .collect();
-        Self {
-            hosts,
-            etcd,
-            _lan: lan,
-            _turn: turn,
-        }
-    }
-
-    fn address(i: usize) -> String {
-        format!("203.0.113.{}", 11 + i)
-    }
-
-    /// Host 0 makes the cluster; host 1 joins as a manager, the others as workers.
-    fn formed(hosts: usize) -> Self {
-        let cluster = Self::new(hosts);
-        let store = cluster.etcd.endpoints_arg();
-        cluster.hosts[0]
-            .netctl(&[
-                "cluster",
-                "init",
-                "--advertise-addr",
-                &Self::address(0),
-                "--store",
-                &store,
-            ])
-            .expect_ok();
-        for i in 1..hosts {
-            let role = if i == 1 { "manager" } else { "worker" };
-            cluster.join(i, role);
-        }
-        cluster
-    }
-
-    fn token(&self, role: &str) -> String {
-        self.hosts[0]
-            .netctl(&["cluster", "join-token", "-q", role])
-            .expect_ok()
-            .trim()
-            .to_string()
-    }
-
-    fn join(&self, i: usize, role: &str) {
-        let token = self.token(role);
-        self.hosts[i]
-            .netctl(&[
-                "cluster",
-                "join",
-                "--token",
-                &token,
-                "--advertise-addr",
-                &Self::address(i),
-                "--store",
-                &self.etcd.endpoints_arg(),
-            ])
-            .expect_ok();
-    }
-
-    fn nodes(&self, from: usize) -> serde_json::Value {
-        json(
-            &self.hosts[from]
-                .netctl(&["node", "ls", "--format", "json"])
-                .expect_ok(),
-        )
-    }
-}
-
-/// Polls `check` until it holds or `limit` passes; returns how long it took.
-fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    loop {
-        if check() {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn overlay_address(host: &Host, sandbox: &str) -> String {
     tests::address(host, sandbox, "ov")
@@ -214,26 +107,6 @@ fn entries(host: &Host, vni: &str) -> String {
     lines.join("\n")
 }
 
-fn create_overlay(host: &Host) {
-    host.netctl(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.200.0.0/16",
-    ])
-    .expect_ok();
-}
-
-fn wait_for_network(host: &Host) {
-    within(Duration::from_secs(5), || {
-        host.netctl(&["network", "inspect", "ov"]).ok()
-    })
-    .expect("the network is mirrored");
-}
-
 #[test]
 fn a_broadcast_reaches_the_other_node() {
     let cluster = Cluster::formed(2);
@@ -306,7 +179,7 @@ fn workers_attach_but_only_managers_change_global_networks_and_tokens_are_checke
 
     // A wrong token and a rotated one are refused, and leave no node behind.
     let mut newcomer = Host::new();
-    cluster._lan.plug_with_mtu(&newcomer, "203.0.113.30", 1400);
+    cluster.lan.plug_with_mtu(&newcomer, "203.0.113.30", 1400);
     newcomer.start_daemon();
     let good = cluster.token("worker");
     let wrong = format!("{}{}", &good[..good.len() - 4], "0000");

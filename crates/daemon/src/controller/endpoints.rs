@@ -392,6 +392,7 @@ impl Controller {
         config: &EndpointConfig,
     ) -> Result<(), ApiError> {
         let wanted = Wanted::parse(config)?;
+        self.ensure_gateway_bridge_for(network).await?;
         let (net_id, sandbox_id) = {
             let state = self.state.lock().await;
             (
@@ -449,12 +450,19 @@ impl Controller {
                 addresses: state.sandbox_addresses(&sandbox.id),
             });
         }
-        let net = net.clone();
+        let net_record = net.clone();
         txn.unplan = Box::new(move |state: &mut State| {
             state.remove_endpoint(&endpoint.id);
-            state.release_endpoint(&net, &endpoint);
+            state.release_endpoint(&net_record, &endpoint);
         });
-        Ok(txn)
+        match self.plan_gateway_bridge(state, net, sandbox) {
+            Ok(Some(gateway)) => Ok(txn.then(gateway)),
+            Ok(None) => Ok(txn),
+            Err(e) => {
+                (txn.unplan)(state);
+                Err(e)
+            }
+        }
     }
 
     fn check_connectable(
@@ -515,7 +523,19 @@ impl Controller {
         names.join(" or ")
     }
 
+    /// Disconnects the sandbox, and from the gateway bridge too when `network` was the last
+    /// that needed it.
     pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), ApiError> {
+        let sandbox_id = self.disconnect_one(network, sandbox).await?;
+        self.release_gateway_bridge(&sandbox_id).await
+    }
+
+    /// Disconnects the sandbox from this one network; returns the sandbox's id.
+    pub(super) async fn disconnect_one(
+        &self,
+        network: &str,
+        sandbox: &str,
+    ) -> Result<String, ApiError> {
         let (net_id, sandbox_id) = {
             let state = self.state.lock().await;
             (
@@ -556,7 +576,8 @@ impl Controller {
                 Ok((txn, ()))
             })
             .await?;
-        done.into_result("disconnected")
+        done.into_result("disconnected")?;
+        Ok(sandbox_id)
     }
 
     /// Takes the endpoint out of the state (its addresses and ports given back) and returns

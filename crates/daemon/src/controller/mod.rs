@@ -14,6 +14,7 @@ mod effects;
 mod endpoints;
 mod errors;
 mod firewall;
+mod gateway_bridge;
 mod namespaces;
 mod networks;
 mod ports;
@@ -134,6 +135,13 @@ impl Controller {
             dns::host_dns(&controller.paths.host_resolv_conf),
         );
         controller.reconcile().await?;
+        // A node in a cluster has its gateway bridge (made at init or join; again here
+        // should it have been removed while unused).
+        if controller.cluster.membership().is_some() {
+            if let Err(e) = controller.ensure_gateway_bridge().await {
+                tracing::error!(error = %e.message, "no gateway bridge yet");
+            }
+        }
         Ok(controller)
     }
 }

@@ -308,9 +308,15 @@ impl Controller {
     /// driver's own, then sandbox namespaces and files.
     async fn collect_garbage(&self, state: &State) {
         let mut wanted: HashMap<&str, Wanted> = HashMap::new();
+        let collector = |driver: &str| -> &str {
+            self.drivers
+                .get(driver)
+                .map(|d| d.collected_by())
+                .unwrap_or("")
+        };
         for net in state.networks() {
             wanted
-                .entry(net.driver.as_str())
+                .entry(collector(&net.driver))
                 .or_default()
                 .networks
                 .push(network_spec(net));
@@ -324,7 +330,7 @@ impl Controller {
                 None => JoinKind::Runtime,
             };
             wanted
-                .entry(net.driver.as_str())
+                .entry(collector(&net.driver))
                 .or_default()
                 .endpoints
                 .push((endpoint_spec(net, ep, false), kind));

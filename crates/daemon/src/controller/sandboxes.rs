@@ -43,6 +43,9 @@ impl Controller {
             .validate()
             .map_err(from_dns)?;
         let wanted = Wanted::parse(&req.endpoint_config)?;
+        if let Some(key) = req.network.as_deref() {
+            self.ensure_gateway_bridge_for(key).await?;
+        }
         let network_id = match req.network.as_deref() {
             Some(key) => Some(self.state.lock().await.network(key)?.id.clone()),
             None => None,

@@ -68,6 +68,15 @@ fn bridge_mac(network_id: &str) -> [u8; 6] {
     [0x02, 0x6e, byte(0), byte(1), byte(2), byte(3)]
 }
 
+/// A bridge network's settings with inter-container communication off unless the options
+/// turn it on (the gateway bridge's default).
+pub(crate) fn parse_options_icc_off(
+    options: &BTreeMap<String, String>,
+    defaults: &NetworkDefaults,
+) -> Result<NetworkSettings, DriverError> {
+    options::parse_with_icc(options, defaults, false)
+}
+
 impl BridgeDriver {
     pub fn new(host: Netlink, manage_forwarding: bool) -> Self {
         Self {
@@ -191,6 +200,7 @@ impl Driver for BridgeDriver {
             namespace: SandboxNamespace::Own,
             exclusive: false,
             singleton: None,
+            exits_via_gateway_bridge: false,
         }
     }
 

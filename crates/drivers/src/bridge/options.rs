@@ -34,8 +34,17 @@ pub(super) fn parse(
     options: &BTreeMap<String, String>,
     defaults: &NetworkDefaults,
 ) -> Result<NetworkSettings, DriverError> {
+    parse_with_icc(options, defaults, true)
+}
+
+/// As [`parse`], with `icc` as the default for inter-container communication.
+pub(super) fn parse_with_icc(
+    options: &BTreeMap<String, String>,
+    defaults: &NetworkDefaults,
+    icc: bool,
+) -> Result<NetworkSettings, DriverError> {
     let mut mtu = defaults.mtu;
-    let mut config = BridgeConfig::default();
+    let mut config = BridgeConfig { icc };
     let mut internal = false;
     for (key, value) in options {
         let key = key.as_str();

@@ -288,14 +288,16 @@ impl Driver for OverlayDriver {
         Capabilities {
             scope: Scope::Global,
             addresses: true,
-            gateway: true,
-            // Publishing from an overlay goes through the gateway bridge (not built yet).
+            // East–west only: the default route is the gateway bridge's.
+            gateway: false,
+            // Publishing from an overlay goes through the ingress network (a service).
             publishes_ports: false,
             serves_dns: true,
             needs_cluster: true,
             namespace: SandboxNamespace::Own,
             exclusive: false,
             singleton: None,
+            exits_via_gateway_bridge: true,
         }
     }
 

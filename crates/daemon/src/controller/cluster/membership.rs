@@ -164,6 +164,10 @@ impl Controller {
         if !self.cluster.wait_synced(SYNC_WAIT).await {
             tracing::warn!("the cluster's state is not mirrored yet; it will be shortly");
         }
+        // Made again on the first connect that needs it, should this fail.
+        if let Err(e) = self.ensure_gateway_bridge().await {
+            tracing::error!(error = %e.message, "no gateway bridge yet");
+        }
         Ok(())
     }
 
@@ -228,6 +232,9 @@ impl Controller {
         self.cluster.replace(None, None);
         self.drivers.overlay().set_underlay(None);
         self.drop_global_state().await;
+        if let Err(e) = self.drop_gateway_bridge().await {
+            tracing::warn!(error = %e.message, "the gateway bridge stays");
+        }
         self.store
             .apply(Batch::new().delete_record::<MembershipRecord>("this"))
             .await
