@@ -640,6 +640,18 @@ fn docker_containers_on_two_hosts_share_a_global_network() {
     });
     assert!(reached.is_some(), "c0 pings c1 across hosts");
     docker(1, &["exec", "c1", "ping", "-c1", "-W2", &ip0]);
+    // The way out is Docker's own docker_gwbridge, as for Docker's overlays.
+    let outside = Host::new();
+    cluster.lan.plug(&outside, "203.0.113.50");
+    let routes = docker(0, &["exec", "c0", "ip", "route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("default") && l.contains("dev eth1")),
+        "{routes}"
+    );
+    assert!(docker(0, &["network", "ls"]).contains("docker_gwbridge"));
+    docker(0, &["exec", "c0", "ping", "-c1", "-W2", "203.0.113.50"]);
     // netctl sees both, each on its node; the Docker network stays local.
     let net = tests::network(&cluster.hosts[0], "ov");
     assert_eq!(net["Containers"].as_object().unwrap().len(), 2, "{net}");

@@ -13,6 +13,7 @@ use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
 use crate::controller::effects::Effect;
+use crate::controller::gateway_bridge::exits_via_gateway_bridge;
 use crate::controller::specs::{endpoint_spec, gateway_for, network_spec};
 use crate::controller::state::State;
 use crate::controller::txn::Txn;
@@ -248,9 +249,8 @@ impl Controller {
         state.endpoint(endpoint_id).map(|e| e.network_id.clone())
     }
 
-    /// The interface for dockerd to move, and the gateways (none on an internal network:
-    /// without a gateway in the answer dockerd would add its docker_gwbridge to the
-    /// container).
+    /// The interface for dockerd to move, and the gateways. dockerd adds its docker_gwbridge
+    /// to a container whose non-internal networks answered none.
     pub(super) async fn docker_join(&self, endpoint_id: &str) -> Result<JoinResponse, ApiError> {
         let not_found = || ApiError::not_found(format!("endpoint {endpoint_id} not found"));
         let net_id = self
@@ -265,8 +265,13 @@ impl Controller {
                     .network_by_id(&net_id)
                     .cloned()
                     .ok_or_else(not_found)?;
+                // An overlay carries no default route: answered without a gateway,
+                // dockerd gives the container its own docker_gwbridge for the way out, as
+                // it does for its own overlays.
+                let exits_elsewhere = exits_via_gateway_bridge(&net, &self.capabilities(&net)?);
                 let gateway = |address: Option<IpNetwork>| {
                     address
+                        .filter(|_| !exits_elsewhere)
                         .and_then(|a| gateway_for(&net, a.ip()))
                         .map(|g| g.to_string())
                         .unwrap_or_default()
