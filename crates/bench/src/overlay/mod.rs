@@ -503,6 +503,19 @@ fn throughput(setup: &Setup) -> anyhow::Result<Vec<Row>> {
     })?;
     let hand = HandBuilt::new(setup)?;
     let hand_built = median_of_3(|| iperf(&hand.a, &hand.b, "10.99.0.1"))?;
+    // The way out: from the overlay sandbox on B through B's gateway bridge (masqueraded)
+    // to a host outside the cluster, beside B itself to that host.
+    let outside = Host::new();
+    setup._lan.plug(&outside, OUTSIDE);
+    let outside_ns = outside.netns_path().display().to_string();
+    let way_out = median_of_3(|| iperf(&outside_ns, &client, OUTSIDE))?;
+    let node_out = median_of_3(|| {
+        iperf(
+            &outside_ns,
+            &setup.b.netns_path().display().to_string(),
+            OUTSIDE,
+        )
+    })?;
     let gbit = |peer: &str, value: f64, note: String| Row {
         what: "throughput".into(),
         peer: peer.into(),
@@ -528,8 +541,24 @@ fn throughput(setup: &Setup) -> anyhow::Result<Vec<Row>> {
             "bridge + vxlan + static FDB".into(),
         ),
         gbit("underlay", underlay, "veth via the LAN switch".into()),
+        gbit(
+            "netctl gwbridge",
+            way_out,
+            format!(
+                "overlay sandbox on B -> host outside the cluster, masqueraded; {:.2}x B itself",
+                way_out / node_out
+            ),
+        ),
+        gbit(
+            "node to outside",
+            node_out,
+            "B's own namespace -> the same outside host".into(),
+        ),
     ])
 }
+
+/// A host on the LAN that is not in the cluster.
+const OUTSIDE: &str = "203.0.113.50";
 
 fn median_of_3(mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
     let mut runs = [run()?, run()?, run()?];
