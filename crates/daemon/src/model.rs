@@ -153,6 +153,19 @@ pub struct PublishedPort {
     pub container_port: u16,
 }
 
+/// A service: a virtual IP on a global network that leads to its replicas, which are
+/// endpoints of sandboxes on that network, on any node. Lives in the cluster store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub vip: IpAddr,
+    /// The replicas' endpoint ids.
+    pub replicas: Vec<String>,
+    pub created: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointRecord {
     pub id: String,

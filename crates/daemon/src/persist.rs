@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, MembershipRecord,
-    NetworkRecord, NodeRecord, SandboxRecord,
+    NetworkRecord, NodeRecord, SandboxRecord, ServiceRecord,
 };
 use crate::DaemonError;
 
@@ -43,6 +43,13 @@ impl Record for SandboxRecord {
 
 impl Record for EndpointRecord {
     const KIND: &'static str = "endpoint";
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Record for ServiceRecord {
+    const KIND: &'static str = "service";
     fn id(&self) -> &str {
         &self.id
     }

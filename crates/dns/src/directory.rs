@@ -24,6 +24,31 @@ pub struct EndpointNames {
     pub addresses: Vec<IpAddr>,
 }
 
+/// A service's names on one network, as Docker gives them: `NAME` (and `NAME.NETWORK`) is its
+/// virtual IP, `tasks.NAME` its replicas' addresses. Only the virtual IP gets a reverse
+/// entry: a replica's is its sandbox's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNames {
+    pub service_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub internal: bool,
+    pub name: String,
+    pub vip: IpAddr,
+    pub tasks: Vec<IpAddr>,
+}
+
+impl ServiceNames {
+    /// Each name with the addresses it stands for.
+    fn entries(&self) -> [(String, Vec<IpAddr>); 2] {
+        let name = self.name.to_ascii_lowercase();
+        [
+            (format!("tasks.{name}"), self.tasks.clone()),
+            (name, vec![self.vip]),
+        ]
+    }
+}
+
 /// What a lookup found among a sandbox's networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Local {
@@ -50,11 +75,40 @@ struct Sandbox {
     resolution: Option<Arc<Resolution>>,
 }
 
+impl Network {
+    /// `name` and `name.NETWORK` stand for `addresses` too.
+    fn add_names(&mut self, name: &str, addresses: &[IpAddr]) {
+        let qualified = format!("{name}.{}", self.name);
+        for name in [name.to_string(), qualified] {
+            self.by_name.entry(name).or_default().extend(addresses);
+        }
+    }
+
+    /// Takes back one copy of each address [`Network::add_names`] gave `name`.
+    fn remove_names(&mut self, name: &str, addresses: &[IpAddr]) {
+        let qualified = format!("{name}.{}", self.name);
+        for name in [name.to_string(), qualified] {
+            if let Some(addrs) = self.by_name.get_mut(&name) {
+                for addr in addresses {
+                    if let Some(at) = addrs.iter().position(|a| a == addr) {
+                        addrs.remove(at);
+                    }
+                }
+                if addrs.is_empty() {
+                    self.by_name.remove(&name);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     networks: HashMap<String, Network>,
     sandboxes: HashMap<String, Sandbox>,
     endpoints: HashMap<String, EndpointNames>,
+    /// By service and network id.
+    services: HashMap<(String, String), ServiceNames>,
 }
 
 /// What a query needs to know about its sandbox.
@@ -188,6 +242,40 @@ impl Directory {
         }
     }
 
+    /// Sets a service's names on a network, replacing what it had there.
+    pub fn set_service(&self, service: ServiceNames) {
+        self.remove_service(&service.service_id, &service.network_id);
+        let mut inner = self.inner.write().unwrap();
+        let net = inner
+            .networks
+            .entry(service.network_id.clone())
+            .or_default();
+        net.name = service.network_name.to_ascii_lowercase();
+        net.internal = service.internal;
+        for (name, addresses) in service.entries() {
+            net.add_names(&name, &addresses);
+        }
+        let ptr = format!("{}.{}", service.name.to_ascii_lowercase(), net.name);
+        net.by_address.insert(service.vip, ptr);
+        let key = (service.service_id.clone(), service.network_id.clone());
+        inner.services.insert(key, service);
+    }
+
+    pub fn remove_service(&self, service_id: &str, network_id: &str) {
+        let mut inner = self.inner.write().unwrap();
+        let key = (service_id.to_string(), network_id.to_string());
+        let Some(service) = inner.services.remove(&key) else {
+            return;
+        };
+        let Some(net) = inner.networks.get_mut(network_id) else {
+            return;
+        };
+        for (name, addresses) in service.entries() {
+            net.remove_names(&name, &addresses);
+        }
+        net.by_address.remove(&service.vip);
+    }
+
     pub fn view(&self, sandbox_id: &str) -> Option<SandboxView> {
         let inner = self.inner.read().unwrap();
         let sandbox = inner.sandboxes.get(sandbox_id)?;
@@ -246,6 +334,50 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn service(tasks: &[&str]) -> ServiceNames {
+        ServiceNames {
+            service_id: "s1".into(),
+            network_id: "n1".into(),
+            network_name: "web".into(),
+            internal: false,
+            name: "Api".into(),
+            vip: "10.0.0.100".parse().unwrap(),
+            tasks: tasks.iter().map(|t| t.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_service_resolves_to_its_vip_and_tasks_to_its_replicas() {
+        let dir = Directory::default();
+        dir.add_endpoint(ep("e1", "n1", "sb1", &["a"], "10.0.0.2"));
+        dir.set_service(service(&["10.0.0.2", "10.0.0.3"]));
+        let vip: IpAddr = "10.0.0.100".parse().unwrap();
+        assert_eq!(dir.lookup("sb1", "api", false), Local::Addresses(vec![vip]));
+        assert_eq!(
+            dir.lookup("sb1", "api.web", false),
+            Local::Addresses(vec![vip])
+        );
+        let Local::Addresses(mut tasks) = dir.lookup("sb1", "tasks.api", false) else {
+            panic!("tasks.api unknown");
+        };
+        tasks.sort();
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(dir.reverse("sb1", vip), Local::Pointer("api.web".into()));
+        // A replica keeps its own reverse name.
+        let a: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(dir.reverse("sb1", a), Local::Pointer("a.web".into()));
+        // Replaced in place, then gone.
+        dir.set_service(service(&["10.0.0.3"]));
+        assert_eq!(
+            dir.lookup("sb1", "tasks.api", false),
+            Local::Addresses(vec!["10.0.0.3".parse().unwrap()])
+        );
+        dir.remove_service("s1", "n1");
+        assert_eq!(dir.lookup("sb1", "api", false), Local::Unknown);
+        assert_eq!(dir.lookup("sb1", "tasks.api", false), Local::Unknown);
+        assert_eq!(dir.reverse("sb1", a), Local::Pointer("a.web".into()));
+    }
 
     fn ep(id: &str, net: &str, sandbox: &str, names: &[&str], addr: &str) -> EndpointNames {
         EndpointNames {

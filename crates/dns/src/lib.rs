@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use directory::{Directory, EndpointNames};
+pub use directory::{Directory, EndpointNames, ServiceNames};
 pub use forward::HEDGE_AFTER;
 pub use listener::Redirect;
 pub use settings::{DnsSettings, Resolution, Source, Upstream};

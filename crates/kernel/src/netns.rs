@@ -158,6 +158,29 @@ async fn on_thread(
     })?
 }
 
+/// Runs `work` on a fresh OS thread that has entered the namespace at `path` and ends with
+/// it (never a pooled thread: it would stay in the namespace). For work that acts on its
+/// caller's namespace, such as running `nft`.
+pub async fn run_in<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, KernelError> + Send + 'static,
+) -> Result<T, KernelError> {
+    let file = File::open(path).map_err(netns_err(path, "open"))?;
+    let path_buf = path.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| netns_err(&path_buf, "enter")(io(e)))
+            .and_then(|()| work());
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|_| KernelError::Netns {
+        path: path.into(),
+        what: "thread",
+        source: std::io::Error::other("namespace thread panicked"),
+    })?
+}
+
 fn netns_err(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> KernelError {
     let path = path.to_path_buf();
     move |source| KernelError::Netns { path, what, source }

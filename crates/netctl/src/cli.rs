@@ -40,6 +40,9 @@ pub enum Command {
     /// The cluster's nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Services: a virtual IP on a global network, balanced over replica sandboxes.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
@@ -311,6 +314,39 @@ pub enum ClusterCommand {
         #[arg(long, value_delimiter = ',')]
         store: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceCommand {
+    /// Create a service on a global network.
+    Create {
+        name: String,
+        /// The global network of its virtual IP and its replicas.
+        #[arg(long)]
+        network: String,
+        /// Sandboxes on that network, on any node: NAME (unique in the cluster) or
+        /// NODE/NAME, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        replicas: Vec<String>,
+        /// Publish a port through the ingress routing mesh (not built yet: refused).
+        #[arg(short, long)]
+        publish: Vec<String>,
+    },
+    /// List services.
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show one or more services.
+    Inspect(InspectArgs),
+    /// Replace a service's replica set.
+    Update {
+        name: String,
+        /// The whole new replica set, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<String>,
+    },
+    /// Remove services.
+    #[command(alias = "remove")]
+    Rm(RemoveArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Cluster(cmd) => block_on(crate::cluster::cluster(Client::new(&cli.socket), cmd)),
         Command::Node(cmd) => block_on(crate::cluster::node(Client::new(&cli.socket), cmd)),
+        Command::Service(cmd) => block_on(crate::service::service(Client::new(&cli.socket), cmd)),
         Command::Port { sandbox, format } => {
             block_on(port(Client::new(&cli.socket), &sandbox, format))
         }

@@ -6,6 +6,7 @@ mod commands;
 mod exec;
 mod ipam_flags;
 mod output;
+mod service;
 
 use clap::Parser;
 

@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 use crate::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
     ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
-    NodeRemoveRequest,
+    NodeRemoveRequest, ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest,
 };
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
@@ -257,6 +257,33 @@ impl Client {
     pub async fn node_remove(&self, node: &str, req: &NodeRemoveRequest) -> Result<()> {
         let path = format!("/v1/nodes/{}/remove", escape(node));
         self.call("POST", &path, Some(req)).await
+    }
+
+    pub async fn service_create(&self, req: &ServiceCreateRequest) -> Result<ServiceInspect> {
+        self.call("POST", "/v1/services", Some(req)).await
+    }
+
+    pub async fn service_list(&self) -> Result<Vec<ServiceInspect>> {
+        self.call("GET", "/v1/services", None::<&()>).await
+    }
+
+    pub async fn service_inspect(&self, name: &str) -> Result<ServiceInspect> {
+        let path = format!("/v1/services/{}", escape(name));
+        self.call("GET", &path, None::<&()>).await
+    }
+
+    pub async fn service_update(
+        &self,
+        name: &str,
+        req: &ServiceUpdateRequest,
+    ) -> Result<ServiceInspect> {
+        let path = format!("/v1/services/{}/update", escape(name));
+        self.call("POST", &path, Some(req)).await
+    }
+
+    pub async fn service_remove(&self, name: &str) -> Result<()> {
+        let path = format!("/v1/services/{}", escape(name));
+        self.call("DELETE", &path, None::<&()>).await
     }
 }
 

@@ -120,3 +120,52 @@ pub struct ClusterRestoreRequest {
 pub struct ClusterRestored {
     pub keys: usize,
 }
+
+/// `POST /v1/services`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceCreateRequest {
+    pub name: String,
+    /// The global network its virtual IP is on, which its replicas must be on too.
+    pub network: String,
+    /// Sandboxes on that network, on any node: a name unique in the cluster, or
+    /// `NODE/SANDBOX` (a node's id, id prefix or hostname).
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// `--publish` as given (`8080:80`, `5353:53/udp`, `mode=host,published=…,target=…`).
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+/// `POST /v1/services/{name}/update`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceUpdateRequest {
+    /// The whole new replica set.
+    pub replicas: Vec<String>,
+}
+
+/// One replica of a service, as inspect shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceReplica {
+    pub sandbox: String,
+    pub node: String,
+    pub endpoint_id: String,
+    pub address: String,
+    /// Its node is ready (a down node's replicas get no connections).
+    pub ready: bool,
+}
+
+/// `GET /v1/services/{name}`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceInspect {
+    pub id: String,
+    pub name: String,
+    pub network: String,
+    #[serde(rename = "VirtualIP")]
+    pub virtual_ip: String,
+    pub replicas: Vec<ServiceReplica>,
+    pub created: String,
+}

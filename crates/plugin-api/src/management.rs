@@ -17,7 +17,7 @@ use tokio::net::UnixListener;
 use crate::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
     ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
-    NodeRemoveRequest,
+    NodeRemoveRequest, ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest,
 };
 use crate::ports::PortMapping;
 use crate::{
@@ -134,6 +134,21 @@ pub trait Management: Send + Sync + 'static {
         node: String,
         req: NodeRemoveRequest,
     ) -> impl Future<Output = ApiResult<()>> + Send;
+    fn service_create(
+        &self,
+        req: ServiceCreateRequest,
+    ) -> impl Future<Output = ApiResult<ServiceInspect>> + Send;
+    fn service_list(&self) -> impl Future<Output = ApiResult<Vec<ServiceInspect>>> + Send;
+    fn service_inspect(
+        &self,
+        name: String,
+    ) -> impl Future<Output = ApiResult<ServiceInspect>> + Send;
+    fn service_update(
+        &self,
+        name: String,
+        req: ServiceUpdateRequest,
+    ) -> impl Future<Output = ApiResult<ServiceInspect>> + Send;
+    fn service_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
 impl IntoResponse for ApiError {
@@ -208,6 +223,15 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
         .route("/v1/nodes/{node}/promote", post(node_promote::<M>))
         .route("/v1/nodes/{node}/demote", post(node_demote::<M>))
         .route("/v1/nodes/{node}/remove", post(node_remove::<M>))
+        .route(
+            "/v1/services",
+            get(service_list::<M>).post(service_create::<M>),
+        )
+        .route(
+            "/v1/services/{name}",
+            get(service_inspect::<M>).delete(service_remove::<M>),
+        )
+        .route("/v1/services/{name}/update", post(service_update::<M>))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(guard)
         .with_state(api)
@@ -398,6 +422,45 @@ async fn cluster_restore<M: Management>(
     Body(req): Body<ClusterRestoreRequest>,
 ) -> ApiResult<Json<ClusterRestored>> {
     m.cluster_restore(req).await.map(Json)
+}
+
+async fn service_create<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<ServiceCreateRequest>,
+) -> ApiResult<(StatusCode, Json<ServiceInspect>)> {
+    m.service_create(req)
+        .await
+        .map(|s| (StatusCode::CREATED, Json(s)))
+}
+
+async fn service_list<M: Management>(
+    State(m): State<Arc<M>>,
+) -> ApiResult<Json<Vec<ServiceInspect>>> {
+    m.service_list().await.map(Json)
+}
+
+async fn service_inspect<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServiceInspect>> {
+    m.service_inspect(name).await.map(Json)
+}
+
+async fn service_update<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+    Body(req): Body<ServiceUpdateRequest>,
+) -> ApiResult<Json<ServiceInspect>> {
+    m.service_update(name, req).await.map(Json)
+}
+
+async fn service_remove<M: Management>(
+    State(m): State<Arc<M>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    m.service_remove(name)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn node_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<NodeInspect>>> {

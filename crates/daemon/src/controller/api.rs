@@ -3,7 +3,7 @@
 use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
     ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
-    NodeRemoveRequest,
+    NodeRemoveRequest, ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest,
 };
 use netctl_plugin_api::management::{Access, Caller, Management};
 use netctl_plugin_api::ports::PortMapping;
@@ -172,5 +172,29 @@ impl Management for Controller {
 
     async fn node_remove(&self, node: String, req: NodeRemoveRequest) -> Result<(), ApiError> {
         Controller::node_remove(self, &node, req).await
+    }
+
+    async fn service_create(&self, req: ServiceCreateRequest) -> Result<ServiceInspect, ApiError> {
+        Controller::service_create(self, req).await
+    }
+
+    async fn service_list(&self) -> Result<Vec<ServiceInspect>, ApiError> {
+        Controller::service_list(self).await
+    }
+
+    async fn service_inspect(&self, name: String) -> Result<ServiceInspect, ApiError> {
+        Controller::service_inspect(self, &name).await
+    }
+
+    async fn service_update(
+        &self,
+        name: String,
+        req: ServiceUpdateRequest,
+    ) -> Result<ServiceInspect, ApiError> {
+        Controller::service_update(self, &name, req).await
+    }
+
+    async fn service_remove(&self, name: String) -> Result<(), ApiError> {
+        Controller::service_remove(self, &name).await
     }
 }

@@ -59,6 +59,8 @@ pub struct Controller {
     host: Netlink,
     /// The embedded DNS server of every sandbox.
     dns: Arc<netctl_dns::Dns>,
+    /// What the cluster's services last set on this node (names, sandbox tables).
+    services_applied: Mutex<cluster::AppliedServices>,
     /// This daemon's node.
     node: NodeRecord,
     config: DaemonConfig,
@@ -126,6 +128,7 @@ impl Controller {
                 path: paths.exec_root.clone(),
                 source,
             })?,
+            services_applied: Mutex::default(),
             node,
             config,
             paths,

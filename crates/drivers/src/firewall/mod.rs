@@ -3,6 +3,7 @@
 pub mod dns_redirect;
 pub mod docker_user;
 mod publish;
+pub mod service_vip;
 pub mod table;
 
 pub use publish::PortForward;

@@ -19,7 +19,7 @@ use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::super::state::State;
 use super::super::Controller;
 use crate::cluster::membership::{ClusterNode, ClusterRecord};
-use crate::model::{EndpointRecord, NetworkRecord, SandboxMode};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, ServiceRecord};
 use crate::persist::{decode, Record};
 
 /// What the cluster says beyond networks and endpoints (which live in the state's maps).
@@ -36,6 +36,8 @@ pub(in crate::controller) struct GlobalView {
     /// The store's members while this node, in a cluster, has not listed it since the
     /// daemon started: its global networks are not known yet.
     pub unlisted: Option<String>,
+    /// The cluster's services, by id.
+    pub services: BTreeMap<String, ServiceRecord>,
 }
 
 impl GlobalView {
@@ -70,6 +72,7 @@ enum Change {
     Alive(String, bool),
     Network(String, Option<NetworkRecord>),
     Endpoint(String, Option<EndpointRecord>),
+    Service(String, Option<ServiceRecord>),
 }
 
 fn decode_change(key: &Key, value: Option<&[u8]>) -> Option<Change> {
@@ -95,6 +98,7 @@ fn decode_change(key: &Key, value: Option<&[u8]>) -> Option<Change> {
         "node.alive" => Some(Change::Alive(id, value.is_some())),
         NetworkRecord::KIND => Some(Change::Network(id, record(key, value))),
         EndpointRecord::KIND => Some(Change::Endpoint(id, record(key, value))),
+        ServiceRecord::KIND => Some(Change::Service(id, record(key, value))),
         _ => None,
     }
 }
@@ -111,6 +115,7 @@ fn order(change: &Change) -> u8 {
         Change::Cluster(_) | Change::Node(..) | Change::Alive(..) => 0,
         Change::Network(..) => 1,
         Change::Endpoint(..) => 2,
+        Change::Service(..) => 3,
     }
 }
 
@@ -142,6 +147,7 @@ impl Controller {
         };
         self.carry_out_actions(actions).await;
         self.settle_overlay().await;
+        self.refresh_services().await;
         true
     }
 
@@ -162,6 +168,7 @@ impl Controller {
             actions
         };
         self.carry_out_actions(actions).await;
+        self.refresh_services().await;
     }
 
     /// What the state holds from the cluster but a listing no longer has: deletions. This
@@ -184,6 +191,11 @@ impl Controller {
                 .is_some_and(|n| self.is_global(n));
             if global && !listed.contains(&(EndpointRecord::KIND, ep.id.as_str())) {
                 gone.push(Change::Endpoint(ep.id.clone(), None));
+            }
+        }
+        for id in state.global.services.keys() {
+            if !listed.contains(&(ServiceRecord::KIND, id.as_str())) {
+                gone.push(Change::Service(id.clone(), None));
             }
         }
         for node in state.global.nodes.keys() {
@@ -221,6 +233,14 @@ impl Controller {
             Change::Network(id, None) => self.delete_network(state, &id),
             Change::Endpoint(_, Some(ep)) => self.put_endpoint(state, ep),
             Change::Endpoint(id, None) => self.delete_endpoint(state, &id),
+            Change::Service(_, Some(service)) => {
+                state.put_service(service);
+                Vec::new()
+            }
+            Change::Service(id, None) => {
+                state.delete_service(&id);
+                Vec::new()
+            }
         }
     }
 

@@ -11,6 +11,9 @@ mod membership;
 mod mirror;
 mod networks;
 mod nodes;
+mod services;
+
+pub(in crate::controller) use self::services::AppliedServices;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

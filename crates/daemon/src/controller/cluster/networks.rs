@@ -166,6 +166,19 @@ fn taken(
 
 /// Endpoints on any node keep a global network.
 fn in_use_anywhere(state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
+    let mut services: Vec<&str> = state
+        .services_on(&net.id)
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    if !services.is_empty() {
+        services.sort();
+        return Err(ApiError::conflict(format!(
+            "network {} is used by service(s) {}: remove them first",
+            net.name,
+            services.join(", ")
+        )));
+    }
     let mut users: Vec<String> = state
         .endpoints_of_network(&net.id)
         .map(|e| endpoint_label(state, e))

@@ -33,7 +33,7 @@ fn node_view(state: &State, node: &ClusterNode, this: &str) -> NodeInspect {
 }
 
 /// A node by id, unique id prefix or hostname.
-fn find_node<'a>(state: &'a State, key: &str) -> Result<&'a ClusterNode, ApiError> {
+pub(super) fn find_node<'a>(state: &'a State, key: &str) -> Result<&'a ClusterNode, ApiError> {
     let nodes = &state.global.nodes;
     if let Some(node) = nodes.get(key) {
         return Ok(node);

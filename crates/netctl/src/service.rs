@@ -1,0 +1,98 @@
+//! `netctl service …`.
+
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest};
+
+use crate::cli::ServiceCommand;
+use crate::commands::{print_details, print_list};
+use crate::output::{short, table};
+
+pub async fn service(client: Client, cmd: ServiceCommand) -> anyhow::Result<()> {
+    match cmd {
+        ServiceCommand::Create {
+            name,
+            network,
+            replicas,
+            publish,
+        } => {
+            let created = client
+                .service_create(&ServiceCreateRequest {
+                    name,
+                    network,
+                    replicas,
+                    publish,
+                })
+                .await?;
+            println!("{}", created.id);
+        }
+        ServiceCommand::Ls(args) => {
+            let services = client.service_list().await?;
+            print_list(&services, &args, |s| &s.name, service_rows)?;
+        }
+        ServiceCommand::Inspect(args) => {
+            let mut services = Vec::new();
+            for name in &args.names {
+                services.push(client.service_inspect(name).await?);
+            }
+            print_details(&services, args.format, service_details)?;
+        }
+        ServiceCommand::Update { name, replicas } => {
+            let updated = client
+                .service_update(&name, &ServiceUpdateRequest { replicas })
+                .await?;
+            println!("{}", updated.name);
+        }
+        ServiceCommand::Rm(args) => {
+            let mut failed = Vec::new();
+            for name in &args.names {
+                match client.service_remove(name).await {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => failed.push(format!("{name}: {e}")),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("{}", failed.join("; "));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ID  NAME  NETWORK  VIRTUAL IP  REPLICAS` (ready of all).
+fn service_rows(services: &[ServiceInspect]) -> String {
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            let ready = s.replicas.iter().filter(|r| r.ready).count();
+            vec![
+                short(&s.id).to_string(),
+                s.name.clone(),
+                s.network.clone(),
+                s.virtual_ip.clone(),
+                format!("{ready}/{}", s.replicas.len()),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "NETWORK", "VIRTUAL IP", "REPLICAS"], &rows)
+}
+
+fn service_details(s: &ServiceInspect) -> String {
+    let mut lines = vec![
+        format!("ID:          {}", s.id),
+        format!("Name:        {}", s.name),
+        format!("Network:     {}", s.network),
+        format!("Virtual IP:  {}", s.virtual_ip),
+        format!("Created:     {}", s.created),
+        "Replicas:".to_string(),
+    ];
+    for r in &s.replicas {
+        lines.push(format!(
+            "  {} on {} ({}){}",
+            r.sandbox,
+            r.node,
+            r.address,
+            if r.ready { "" } else { " down" }
+        ));
+    }
+    lines.join("\n")
+}
