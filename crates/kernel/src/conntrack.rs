@@ -23,3 +23,19 @@ pub async fn forget_udp(v6: bool, host_port: u16) {
         tracing::warn!(error = %e, "cannot run conntrack to forget UDP flows (is the conntrack package installed?)");
     }
 }
+
+/// `conntrack -D -f ipv4|ipv6 -p udp --reply-src ADDRESS`, in the calling thread's namespace
+/// (a thread that has entered a sandbox's): the UDP flows a service's virtual IP sent to a
+/// replica that has left it, which would otherwise keep going there until they time out.
+/// TCP connections are left alone: established ones to a replica that left finish there.
+pub fn forget_udp_to_here(address: std::net::IpAddr) {
+    let family = if address.is_ipv6() { "ipv6" } else { "ipv4" };
+    let result = std::process::Command::new("conntrack")
+        .args(["-D", "-f", family, "-p", "udp", "--reply-src"])
+        .arg(address.to_string())
+        .output();
+    // Exit status 1 only says that no flow matched.
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot run conntrack to forget UDP flows (is the conntrack package installed?)");
+    }
+}

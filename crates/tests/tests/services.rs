@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use netctl_netns_fixtures::echo::{tcp_call, tcp_echo};
+use netctl_netns_fixtures::echo::{tcp_call, tcp_echo, udp_call, udp_echo};
 use netctl_netns_fixtures::Host;
 use tests::cluster::{create_overlay, wait_for_network, within, Cluster};
 use tests::{dig, json, netns_of};
@@ -99,12 +99,33 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
         assert!(*count >= 10, "{replica} got {count} of 90: {seen:?}");
     }
 
-    // An update replaces the set in place: r3 gets no new connection.
+    // UDP flows through the virtual IP, some of them to r3.
     let r3 = tests::address(b, "r3", "ov");
+    let _udp: Vec<_> = [(a, "r1"), (a, "r2"), (b, "r3")]
+        .into_iter()
+        .map(|(host, r)| udp_echo(&netns_of(host, r), 5353))
+        .collect();
+    let udp_target: SocketAddr = format!("{vip}:5353").parse().unwrap();
+    for _ in 0..20 {
+        assert!(udp_call(&netns_of(b, "client"), udp_target).is_some());
+    }
+    let flows_to_r3 = || {
+        b.sandbox_exec(
+            "client",
+            &["conntrack", "-L", "-p", "udp", "--reply-src", &r3],
+        )
+        .stdout
+    };
+    assert!(flows_to_r3().contains(&r3), "some of 20 flows went to r3");
+
+    // An update replaces the set in place: r3 gets no new connection, and its UDP flows
+    // are forgotten.
     a.netctl(&["service", "update", "web", "--replicas", "r1,r2"])
         .expect_ok();
     within(Duration::from_secs(5), || !table(b, "client").contains(&r3))
         .expect("the update reaches the client's node");
+    within(Duration::from_secs(2), || !flows_to_r3().contains(&r3))
+        .expect("UDP flows to r3 are forgotten");
     let seen = spread(b, "client", target, 30, &servers);
     assert_eq!(seen["r3"], 0, "{seen:?}");
     assert!(seen["r1"] > 0 && seen["r2"] > 0, "{seen:?}");

@@ -398,8 +398,10 @@ impl Controller {
         }
         let mut tables = HashMap::new();
         for (sandbox, (netns, vips)) in wanted_tables {
-            if applied.tables.get(&sandbox).map(|(_, v)| v) != Some(&vips) {
-                if let Err(e) = apply_table(&netns, &vips).await {
+            let before = applied.tables.get(&sandbox).map(|(_, v)| v);
+            if before != Some(&vips) {
+                let left = replicas_that_left(before.map_or(&[][..], Vec::as_slice), &vips);
+                if let Err(e) = apply_table(&netns, &vips, left).await {
                     tracing::warn!(%sandbox, error = %e, "cannot set the sandbox's service table");
                     continue;
                 }
@@ -490,12 +492,66 @@ impl Controller {
     }
 }
 
-/// `ip netns exec SANDBOX nft -f -` with the sandbox's service table.
-async fn apply_table(netns: &std::path::Path, vips: &[VirtualIp]) -> Result<(), String> {
+/// Replicas a virtual IP led to before and no longer does.
+fn replicas_that_left(before: &[VirtualIp], after: &[VirtualIp]) -> Vec<Ipv4Addr> {
+    let mut left: Vec<Ipv4Addr> = before
+        .iter()
+        .flat_map(|old| {
+            let now = after.iter().find(|v| v.vip == old.vip);
+            old.replicas
+                .iter()
+                .filter(move |r| now.is_none_or(|v| !v.replicas.contains(r)))
+                .copied()
+        })
+        .collect();
+    left.sort();
+    left.dedup();
+    left
+}
+
+/// `ip netns exec SANDBOX nft -f -` with the sandbox's service table, then the UDP flows to
+/// replicas that left forgotten.
+async fn apply_table(
+    netns: &std::path::Path,
+    vips: &[VirtualIp],
+    left: Vec<Ipv4Addr>,
+) -> Result<(), String> {
     let vips = vips.to_vec();
     netctl_kernel::netns::run_in(netns, move || {
-        service_vip::apply_here(&vips).map_err(|e| netctl_kernel::KernelError::Nft(e.to_string()))
+        service_vip::apply_here(&vips)
+            .map_err(|e| netctl_kernel::KernelError::Nft(e.to_string()))?;
+        for replica in left {
+            netctl_kernel::conntrack::forget_udp_to_here(IpAddr::V4(replica));
+        }
+        Ok(())
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
+        VirtualIp {
+            vip: vip.parse().unwrap(),
+            replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn replicas_that_left_are_those_no_virtual_ip_leads_to_any_more() {
+        let before = [
+            vip("10.0.0.100", &["10.0.0.2", "10.0.0.3"]),
+            vip("10.0.0.101", &["10.0.0.4"]),
+        ];
+        let after = [vip("10.0.0.100", &["10.0.0.3", "10.0.0.5"])];
+        let left: Vec<String> = replicas_that_left(&before, &after)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(left, ["10.0.0.2", "10.0.0.4"]);
+        assert!(replicas_that_left(&after, &after).is_empty());
+    }
 }
