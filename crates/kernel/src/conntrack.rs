@@ -24,14 +24,27 @@ pub async fn forget_udp(v6: bool, host_port: u16) {
     }
 }
 
-/// `conntrack -D -f ipv4|ipv6 -p udp --reply-src ADDRESS`, in the calling thread's namespace
-/// (a thread that has entered a sandbox's): the UDP flows a service's virtual IP sent to a
-/// replica that has left it, which would otherwise keep going there until they time out.
-/// TCP connections are left alone: established ones to a replica that left finish there.
-pub fn forget_udp_to_here(address: std::net::IpAddr) {
+/// Which UDP flows [`forget_udp_here`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpFlows {
+    /// `--reply-src ADDRESS`: those a DNAT sent to ADDRESS.
+    To(std::net::IpAddr),
+    /// `--orig-dst ADDRESS`: those sent to ADDRESS, wherever a DNAT took them.
+    AddressedTo(std::net::IpAddr),
+}
+
+/// `conntrack -D -f ipv4|ipv6 -p udp --reply-src|--orig-dst ADDRESS`, in the calling thread's
+/// namespace (a thread that has entered a sandbox's): UDP flows a service's virtual IP sent
+/// to a replica that has left it would otherwise keep going there until they time out. TCP
+/// connections are left alone: established ones to a replica that left finish there.
+pub fn forget_udp_here(flows: UdpFlows) {
+    let (option, address) = match flows {
+        UdpFlows::To(a) => ("--reply-src", a),
+        UdpFlows::AddressedTo(a) => ("--orig-dst", a),
+    };
     let family = if address.is_ipv6() { "ipv6" } else { "ipv4" };
     let result = std::process::Command::new("conntrack")
-        .args(["-D", "-f", family, "-p", "udp", "--reply-src"])
+        .args(["-D", "-f", family, "-p", "udp", option])
         .arg(address.to_string())
         .output();
     // Exit status 1 only says that no flow matched.

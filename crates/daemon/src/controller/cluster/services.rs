@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use netctl_drivers::firewall::service_vip::{self, VirtualIp};
+use netctl_kernel::conntrack::UdpFlows;
 use netctl_plugin_api::cluster::{
     ServiceCreateRequest, ServiceInspect, ServiceReplica, ServiceUpdateRequest,
 };
@@ -27,6 +28,9 @@ use crate::cluster::claims::address_key;
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, ServiceRecord};
 use crate::persist::BatchExt;
+
+/// Sandbox tables set at once by a refresh.
+const TABLES_AT_ONCE: usize = 4;
 
 /// A service's name, unique in the cluster.
 fn service_name_key(name: &str) -> Key {
@@ -396,18 +400,43 @@ impl Controller {
                 wanted_tables.insert(sandbox.clone(), (netns.clone(), Vec::new()));
             }
         }
-        let mut tables = HashMap::new();
+        // A few sandboxes at a time: each is a thread in its namespace running `nft`.
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(TABLES_AT_ONCE));
+        let mut work = tokio::task::JoinSet::new();
+        let wanted_ids: std::collections::HashSet<String> = wanted_tables.keys().cloned().collect();
         for (sandbox, (netns, vips)) in wanted_tables {
-            let before = applied.tables.get(&sandbox).map(|(_, v)| v);
-            if before != Some(&vips) {
-                let left = replicas_that_left(before.map_or(&[][..], Vec::as_slice), &vips);
-                if let Err(e) = apply_table(&netns, &vips, left).await {
-                    tracing::warn!(%sandbox, error = %e, "cannot set the sandbox's service table");
-                    continue;
-                }
+            let before = applied.tables.get(&sandbox).map(|(_, v)| v.clone());
+            if before.as_ref() == Some(&vips) {
+                continue;
             }
-            if !vips.is_empty() {
-                tables.insert(sandbox, (netns, vips));
+            let forget = flows_to_forget(before.as_deref().unwrap_or_default(), &vips);
+            let permits = permits.clone();
+            work.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let result = apply_table(netns.clone(), vips.clone(), forget).await;
+                (sandbox, netns, vips, result)
+            });
+        }
+        let mut tables: HashMap<String, (PathBuf, Vec<VirtualIp>)> = applied
+            .tables
+            .drain()
+            .filter(|(id, _)| wanted_ids.contains(id))
+            .collect();
+        while let Some(done) = work.join_next().await {
+            let Ok((sandbox, netns, vips, result)) = done else {
+                continue;
+            };
+            match result {
+                Err(e) => {
+                    tracing::warn!(%sandbox, error = %e, "cannot set the sandbox's service table");
+                    tables.remove(&sandbox);
+                }
+                Ok(()) if vips.is_empty() => {
+                    tables.remove(&sandbox);
+                }
+                Ok(()) => {
+                    tables.insert(sandbox, (netns, vips));
+                }
             }
         }
         applied.tables = tables;
@@ -492,36 +521,44 @@ impl Controller {
     }
 }
 
-/// Replicas a virtual IP led to before and no longer does.
-fn replicas_that_left(before: &[VirtualIp], after: &[VirtualIp]) -> Vec<Ipv4Addr> {
-    let mut left: Vec<Ipv4Addr> = before
-        .iter()
-        .flat_map(|old| {
-            let now = after.iter().find(|v| v.vip == old.vip);
-            old.replicas
-                .iter()
-                .filter(move |r| now.is_none_or(|v| !v.replicas.contains(r)))
-                .copied()
-        })
-        .collect();
-    left.sort();
-    left.dedup();
-    left
+/// Past this many replicas leaving one virtual IP at once, its UDP flows are forgotten
+/// wholesale (one `conntrack` run instead of one per replica; flows to the replicas that
+/// stay are balanced again).
+const FORGET_ONE_BY_ONE: usize = 4;
+
+/// The UDP flows to forget when a sandbox's table goes from `before` to `after`: those to
+/// replicas that left a virtual IP, or all of a virtual IP's when it went or many left.
+fn flows_to_forget(before: &[VirtualIp], after: &[VirtualIp]) -> Vec<UdpFlows> {
+    let mut flows = Vec::new();
+    for old in before {
+        let now = after.iter().find(|v| v.vip == old.vip);
+        let left: Vec<Ipv4Addr> = old
+            .replicas
+            .iter()
+            .filter(|r| now.is_none_or(|v| !v.replicas.contains(r)))
+            .copied()
+            .collect();
+        if now.is_none() || left.len() > FORGET_ONE_BY_ONE {
+            flows.push(UdpFlows::AddressedTo(IpAddr::V4(old.vip)));
+        } else {
+            flows.extend(left.into_iter().map(|r| UdpFlows::To(IpAddr::V4(r))));
+        }
+    }
+    flows
 }
 
 /// `ip netns exec SANDBOX nft -f -` with the sandbox's service table, then the UDP flows to
 /// replicas that left forgotten.
 async fn apply_table(
-    netns: &std::path::Path,
-    vips: &[VirtualIp],
-    left: Vec<Ipv4Addr>,
+    netns: PathBuf,
+    vips: Vec<VirtualIp>,
+    forget: Vec<UdpFlows>,
 ) -> Result<(), String> {
-    let vips = vips.to_vec();
-    netctl_kernel::netns::run_in(netns, move || {
+    netctl_kernel::netns::run_in(&netns, move || {
         service_vip::apply_here(&vips)
             .map_err(|e| netctl_kernel::KernelError::Nft(e.to_string()))?;
-        for replica in left {
-            netctl_kernel::conntrack::forget_udp_to_here(IpAddr::V4(replica));
+        for flows in forget {
+            netctl_kernel::conntrack::forget_udp_here(flows);
         }
         Ok(())
     })
@@ -541,17 +578,27 @@ mod tests {
     }
 
     #[test]
-    fn replicas_that_left_are_those_no_virtual_ip_leads_to_any_more() {
+    fn flows_to_replicas_that_left_are_forgotten_or_all_of_a_vip_that_went() {
         let before = [
             vip("10.0.0.100", &["10.0.0.2", "10.0.0.3"]),
             vip("10.0.0.101", &["10.0.0.4"]),
         ];
         let after = [vip("10.0.0.100", &["10.0.0.3", "10.0.0.5"])];
-        let left: Vec<String> = replicas_that_left(&before, &after)
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        assert_eq!(left, ["10.0.0.2", "10.0.0.4"]);
-        assert!(replicas_that_left(&after, &after).is_empty());
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            flows_to_forget(&before, &after),
+            [
+                UdpFlows::To(ip("10.0.0.2")),
+                UdpFlows::AddressedTo(ip("10.0.0.101"))
+            ]
+        );
+        assert!(flows_to_forget(&after, &after).is_empty());
+        let many: Vec<String> = (2..10).map(|i| format!("10.0.0.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let shrunk = [vip("10.0.0.100", &["10.0.0.2"])];
+        assert_eq!(
+            flows_to_forget(&[vip("10.0.0.100", &many)], &shrunk),
+            [UdpFlows::AddressedTo(ip("10.0.0.100"))]
+        );
     }
 }
