@@ -232,6 +232,8 @@ impl Controller {
         self.cluster.replace(None, None);
         self.drivers.overlay().set_underlay(None);
         self.drop_global_state().await;
+        // The services' names go with the cluster's state.
+        self.refresh_services().await;
         if let Err(e) = self.drop_gateway_bridge().await {
             tracing::warn!(error = %e.message, "the gateway bridge stays");
         }
