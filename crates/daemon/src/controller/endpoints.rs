@@ -149,7 +149,7 @@ impl State {
 
     /// Gives back an address of a network whose subnets are its own (an external IPAM
     /// driver's addresses are that driver's to release).
-    fn release_address(&mut self, net: &NetworkRecord, ip: IpAddr) {
+    pub(super) fn release_address(&mut self, net: &NetworkRecord, ip: IpAddr) {
         if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
             let _ = self
                 .ipam
@@ -194,12 +194,17 @@ impl State {
     /// this node marked taken already (after losing a race for it) is no error.
     pub(super) fn retake_global_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
         for address in ep.addresses() {
-            if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(address.ip())) {
-                let _ = self
-                    .ipam
-                    .space_mut(net.address_scope.into())
-                    .allocate(&s.subnet, Some(address.ip()));
-            }
+            self.retake_global_address(net, address.ip());
+        }
+    }
+
+    /// Marks an address the cluster gives a record as taken here; already taken is no error.
+    pub(super) fn retake_global_address(&mut self, net: &NetworkRecord, ip: IpAddr) {
+        if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
+            let _ = self
+                .ipam
+                .space_mut(net.address_scope.into())
+                .allocate(&s.subnet, Some(ip));
         }
     }
 

@@ -63,7 +63,7 @@ impl State {
             self.release_vip(&known);
         }
         if let Some(net) = self.network_by_id(&service.network_id).cloned() {
-            self.retake_vip(&net, service.vip);
+            self.retake_global_address(&net, service.vip);
         }
         self.global.services.insert(service.id.clone(), service);
     }
@@ -74,24 +74,9 @@ impl State {
         }
     }
 
-    fn retake_vip(&mut self, net: &NetworkRecord, vip: IpAddr) {
-        if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(vip)) {
-            let _ = self
-                .ipam
-                .space_mut(net.address_scope.into())
-                .allocate(&s.subnet, Some(vip));
-        }
-    }
-
     fn release_vip(&mut self, service: &ServiceRecord) {
-        let Some(net) = self.network_by_id(&service.network_id).cloned() else {
-            return;
-        };
-        if let Some(s) = net.subnets.iter().find(|s| s.subnet.contains(service.vip)) {
-            let _ = self
-                .ipam
-                .space_mut(net.address_scope.into())
-                .release(&s.subnet, service.vip);
+        if let Some(net) = self.network_by_id(&service.network_id).cloned() {
+            self.release_address(&net, service.vip);
         }
     }
 
