@@ -531,8 +531,25 @@ impl Controller {
     /// Disconnects the sandbox, and from the gateway bridge too when `network` was the last
     /// that needed it.
     pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), ApiError> {
-        let sandbox_id = self.disconnect_one(network, sandbox).await?;
-        self.release_gateway_bridge(&sandbox_id).await
+        let result = self.disconnect_one(network, sandbox).await;
+        // Also after a disconnect whose kernel cleanup reported errors: the endpoint is
+        // gone from the state all the same. A refused one leaves the need as it was.
+        let sandbox_id = match &result {
+            Ok(id) => Some(id.clone()),
+            Err(_) => self
+                .state
+                .lock()
+                .await
+                .sandbox(sandbox)
+                .ok()
+                .map(|s| s.id.clone()),
+        };
+        let released = match sandbox_id {
+            Some(id) => self.release_gateway_bridge(&id).await,
+            None => Ok(()),
+        };
+        result?;
+        released
     }
 
     /// Disconnects the sandbox from this one network; returns the sandbox's id.
