@@ -121,9 +121,9 @@ enum Command {
     /// Two netctl nodes in a cluster on etcd (3 members), one overlay network: convergence
     /// (attach on A -> first reply to B's pings, beside etcd's own put -> watch floor),
     /// overlay attach beside a bridge attach, and iperf3 across the nodes over the overlay
-    /// beside a hand-built VXLAN and the underlay; Docker's swarm overlay as a peer of the
-    /// convergence and throughput rows; then `--scale-hosts` nodes with `--scale-endpoints`
-    /// sandboxes each.
+    /// beside a hand-built VXLAN and the underlay; `service update` with 10 and 100 sandboxes
+    /// on the node; Docker's swarm overlay as a peer of the convergence and throughput rows;
+    /// then `--scale-hosts` nodes with `--scale-endpoints` sandboxes each.
     Overlay {
         /// Endpoints attached for the convergence rows.
         #[arg(long, default_value_t = 100)]
@@ -134,7 +134,7 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "convergence,attach,throughput,docker,scale"
+            default_value = "convergence,attach,throughput,services,docker,scale"
         )]
         parts: Vec<String>,
         /// Hosts of the scale rows.

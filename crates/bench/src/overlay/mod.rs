@@ -191,7 +191,7 @@ fn nsenter(netns: &str, program: &str) -> Command {
 pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let wants = |part: &str| options.parts.iter().any(|p| p == part);
-    if ["convergence", "attach", "throughput"]
+    if ["convergence", "attach", "throughput", "services"]
         .iter()
         .any(|p| wants(p))
     {
@@ -210,7 +210,7 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         rows.extend(scale::run(hosts, per_host)?);
     }
     let group = |what: &str| {
-        ["convergence", "attach", "throughput", "scale"]
+        ["convergence", "attach", "throughput", "services", "scale"]
             .iter()
             .position(|w| *w == what)
     };
@@ -231,6 +231,59 @@ fn two_nodes(options: &Options) -> anyhow::Result<Vec<Row>> {
     }
     if wants("throughput") {
         rows.extend(throughput(&setup)?);
+    }
+    if wants("services") {
+        rows.extend(service_updates(&setup)?);
+    }
+    Ok(rows)
+}
+
+/// Sandboxes on node A for the service rows, all of them replicas (and clients).
+const SERVICE_SANDBOXES: [usize; 2] = [10, 100];
+/// Timed updates per row.
+const SERVICE_UPDATES: usize = 10;
+
+/// `service update` on node A with N sandboxes of A on the service's network: it answers
+/// once the etcd write is done and every one of A's sandboxes has its new table. Each
+/// update drops one replica or takes it back.
+fn service_updates(setup: &Setup) -> anyhow::Result<Vec<Row>> {
+    use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceUpdateRequest};
+    let client = setup.a.client();
+    let mut rows = Vec::new();
+    let mut made = 0;
+    for n in SERVICE_SANDBOXES {
+        while made < n {
+            setup.sandbox(&client, &format!("svc{made}"), Some(OVERLAY), None)?;
+            made += 1;
+        }
+        let replicas: Vec<String> = (0..n).map(|i| format!("svc{i}")).collect();
+        let name = format!("web{n}");
+        setup
+            .runtime
+            .block_on(client.service_create(&ServiceCreateRequest {
+                name: name.clone(),
+                network: OVERLAY.into(),
+                replicas: replicas.clone(),
+                publish: Vec::new(),
+            }))?;
+        let mut took = Vec::new();
+        for round in 0..SERVICE_UPDATES {
+            let update = ServiceUpdateRequest {
+                replicas: replicas[..n - round % 2].to_vec(),
+            };
+            let started = Instant::now();
+            setup
+                .runtime
+                .block_on(client.service_update(&name, &update))?;
+            took.push(started.elapsed());
+        }
+        setup.runtime.block_on(client.service_remove(&name))?;
+        rows.push(row(
+            "services",
+            &format!("netctl, {n} sandboxes"),
+            &took,
+            "service update -> every sandbox of the node has its new table",
+        ));
     }
     Ok(rows)
 }
