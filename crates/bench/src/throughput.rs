@@ -20,7 +20,7 @@ pub struct ThroughputRow {
     pub note: String,
 }
 
-const IPERF_PORT: u16 = 5201;
+pub(crate) const IPERF_PORT: u16 = 5201;
 const PUBLISHED_PORT: u16 = 15201;
 const PROXY_PORT: u16 = 25201;
 const DOCKER_PROXY: &str = "/usr/sbin/docker-proxy";
@@ -66,14 +66,20 @@ impl Setup {
     }
 }
 
-fn in_netns(netns: &str, program: &str) -> Command {
+/// `nsenter --net=NETNS PROGRAM`.
+pub(crate) fn in_netns(netns: &str, program: &str) -> Command {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={netns}")).arg(program);
     cmd
 }
 
 /// One iperf3 run: a one-shot server started by `server`, a client by `client` to `target`.
-fn iperf(mut server: Command, mut client: Command, target: &str, port: u16) -> anyhow::Result<f64> {
+pub(crate) fn iperf(
+    mut server: Command,
+    mut client: Command,
+    target: &str,
+    port: u16,
+) -> anyhow::Result<f64> {
     let mut srv: Child = server
         .args(["-s", "-1", "-p", &IPERF_PORT.to_string()])
         .stdout(Stdio::null())

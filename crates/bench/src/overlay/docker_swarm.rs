@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netctl_netns_fixtures::{Dockerd, Host, Lan};
 
-use super::{median_of_3, reply_time, row, Row};
+use super::{iperf, median_of_3, reply_time, row, Row};
 
 const NETWORK: &str = "sov";
 
@@ -126,6 +126,11 @@ impl Swarm {
     }
 }
 
+/// The network namespace of the container whose process is `pid`.
+fn container_netns(pid: &str) -> String {
+    format!("/proc/{pid}/ns/net")
+}
+
 fn in_container(pid: &str, program: &str) -> Command {
     let mut cmd = Command::new("nsenter");
     cmd.args(["-t", pid, "-n", program]);
@@ -138,6 +143,7 @@ pub fn run(endpoints: usize, underlay_gbit: Option<f64>) -> anyhow::Result<Vec<R
     let mut rows = vec![convergence(&swarm, endpoints)?];
     let server = swarm.container(0, "iperf-server", "10.220.9.1")?;
     let client = swarm.container(1, "iperf-client", "10.220.9.2")?;
+    let (server, client) = (container_netns(&server), container_netns(&client));
     let gbit = median_of_3(|| iperf(&server, &client, "10.220.9.1"))?;
     rows.push(Row {
         what: "throughput".into(),
@@ -209,23 +215,4 @@ fn convergence(swarm: &Swarm, endpoints: usize) -> anyhow::Result<Row> {
         &took,
         "docker network connect on A -> first reply to B",
     ))
-}
-
-fn iperf(server_pid: &str, client_pid: &str, target: &str) -> anyhow::Result<f64> {
-    let mut server = in_container(server_pid, "iperf3")
-        .args(["-s", "-1", "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    let out = in_container(client_pid, "iperf3")
-        .args(["-c", target, "-p", "5201", "-t", "3", "-J"])
-        .output()?;
-    let _ = server.kill();
-    let _ = server.wait();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    report["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .map(|bps| bps / 1e9)
-        .ok_or_else(|| anyhow::anyhow!("iperf3 to {target} failed: {}", report["error"]))
 }

@@ -29,6 +29,7 @@ use netctl_store::{Batch, ClusterStore, Key, Prefix, Scope, Store};
 use serde::Serialize;
 
 use crate::stats::percentile_ms;
+use crate::throughput::in_netns;
 
 const OVERLAY: &str = "ov";
 const BRIDGE: &str = "br";
@@ -180,12 +181,6 @@ fn endpoint(ip: Option<&str>) -> EndpointConfig {
         }),
         ..Default::default()
     }
-}
-
-fn nsenter(netns: &str, program: &str) -> Command {
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net={netns}")).arg(program);
-    cmd
 }
 
 pub fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
@@ -367,7 +362,7 @@ fn convergence(setup: &Setup, endpoints: usize) -> anyhow::Result<Vec<Row>> {
         ("net.ipv4.neigh.eth0.mcast_solicit", "100000"),
         ("net.ipv4.neigh.eth0.ucast_solicit", "100000"),
     ] {
-        let status = nsenter(&probe, "sysctl")
+        let status = in_netns(&probe, "sysctl")
             .args(["-qw", &format!("{key}={value}")])
             .status()?;
         anyhow::ensure!(status.success(), "sysctl {key}");
@@ -385,12 +380,12 @@ fn convergence(setup: &Setup, endpoints: usize) -> anyhow::Result<Vec<Row>> {
         let name = format!("c{i}");
         // The namespace is made first: what is timed is the attach itself.
         setup.sandbox(&client, &name, None, None)?;
-        let mut ping = nsenter(&probe, "ping")
+        let mut ping = in_netns(&probe, "ping")
             .args(["-D", "-n", "-i", "0.001", "-w", "10", &ip])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut monitor = nsenter(&segment.display().to_string(), "ip")
+        let mut monitor = in_netns(&segment.display().to_string(), "ip")
             .args(["-ts", "monitor", "neigh"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -619,23 +614,14 @@ fn median_of_3(mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f
     Ok(runs[1])
 }
 
-fn iperf(server_netns: &str, client_netns: &str, target: &str) -> anyhow::Result<f64> {
-    let mut server = nsenter(server_netns, "iperf3")
-        .args(["-s", "-1", "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    let out = nsenter(client_netns, "iperf3")
-        .args(["-c", target, "-p", "5201", "-t", "3", "-J"])
-        .output()?;
-    let _ = server.kill();
-    let _ = server.wait();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    report["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .map(|bps| bps / 1e9)
-        .ok_or_else(|| anyhow::anyhow!("iperf3 to {target} failed: {}", report["error"]))
+/// iperf3 from the namespace at `client_netns` to a server in `server_netns`, in Gbit/s.
+pub(super) fn iperf(server_netns: &str, client_netns: &str, target: &str) -> anyhow::Result<f64> {
+    crate::throughput::iperf(
+        in_netns(server_netns, "iperf3"),
+        in_netns(client_netns, "iperf3"),
+        target,
+        crate::throughput::IPERF_PORT,
+    )
 }
 
 /// The overlay's shape made by hand on both hosts: a bridge (netfilter and multicast
