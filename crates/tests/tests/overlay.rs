@@ -17,16 +17,7 @@ fn overlay_address(host: &Host, sandbox: &str) -> String {
 fn sandboxes_on_two_nodes_reach_each_other_by_address_and_name() {
     let cluster = Cluster::formed(2);
     let (a, b) = (&cluster.hosts[0], &cluster.hosts[1]);
-    a.netctl(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.200.0.0/16",
-    ])
-    .expect_ok();
+    create_overlay(a);
     a.netctl(&["sandbox", "create", "a", "--network", "ov"])
         .expect_ok();
     // The network is mirrored on node 2 within the watch's delay.
