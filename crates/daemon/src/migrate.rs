@@ -146,6 +146,7 @@ impl SandboxV0 {
             netns: self.netns,
             mode: self.mode,
             dns: self.dns,
+            role: Default::default(),
         }
     }
 }
@@ -202,8 +203,10 @@ impl EndpointV0 {
                     host_ip: p.host_ip,
                     host_port: p.host_port,
                     container_port: p.container_port,
+                    service: None,
                 })
                 .collect(),
+            balancer: false,
         }
     }
 }
@@ -316,6 +319,7 @@ mod tests {
                 host_ip: Some("127.0.0.1".parse().unwrap()),
                 host_port: 5353,
                 container_port: 53,
+                service: None,
             }]
         );
         let dep: EndpointRecord = record(&batch, "local/endpoint/de");

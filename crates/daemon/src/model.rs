@@ -121,6 +121,29 @@ pub struct SandboxRecord {
     pub mode: SandboxMode,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default, skip_serializing_if = "SandboxRole::is_user")]
+    pub role: SandboxRole,
+}
+
+/// Who a sandbox is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxRole {
+    /// Made by a user or a runtime.
+    #[default]
+    User,
+    /// `lb-NET`: where this node balances the virtual IPs of the services on NET (Docker's
+    /// load-balancer endpoint). Made and removed by the daemon.
+    LoadBalancer,
+    /// `ingress-sbox`: where this node balances the ports services publish through the
+    /// routing mesh (Docker's ingress sandbox). Made and removed by the daemon.
+    Ingress,
+}
+
+impl SandboxRole {
+    pub fn is_user(&self) -> bool {
+        *self == Self::User
+    }
 }
 
 /// A transport protocol with ports.
@@ -151,6 +174,10 @@ pub struct PublishedPort {
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
+    /// The service whose published port this is (host mode, or a node's ingress sandbox);
+    /// the daemon publishes and withdraws it as the service changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// A service: a virtual IP on a global network that leads to its replicas, which are
@@ -164,6 +191,28 @@ pub struct ServiceRecord {
     /// The replicas' endpoint ids.
     pub replicas: Vec<String>,
     pub created: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ServicePort>,
+}
+
+/// A port a service publishes on the nodes (`--publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    pub transport: Transport,
+    pub published: u16,
+    pub target: u16,
+    pub mode: PublishMode,
+}
+
+/// Where a published port answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// On every node, balanced over every replica through the ingress network (the
+    /// routing mesh); the client's address is lost on the way.
+    Ingress,
+    /// Only on the nodes that run a replica, straight to it, client address kept.
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +237,10 @@ pub struct EndpointRecord {
     /// with endpoints on global networks, whose sandbox other nodes do not know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// The endpoint of a node's load-balancer or ingress sandbox: it has no names and does
+    /// not keep its network from being removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balancer: bool,
 }
 
 impl EndpointRecord {

@@ -60,6 +60,9 @@ pub struct Capabilities {
     /// Endpoints reach the outside through the node's gateway bridge: unless the network is
     /// internal, a sandbox that joins also gets an interface there, with its default route.
     pub exits_via_gateway_bridge: bool,
+    /// The cluster's one ingress network (the routing mesh): a published service's replicas
+    /// join it, and each node balances its published ports over them from there.
+    pub ingress: bool,
 }
 
 /// Settings the daemon passes to every driver when a network is made.

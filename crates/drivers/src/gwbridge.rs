@@ -54,6 +54,7 @@ impl Driver for GatewayBridgeDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: false,
+            ingress: false,
         }
     }
 

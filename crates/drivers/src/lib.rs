@@ -1,5 +1,5 @@
 //! netctl's network drivers behind one object-safe trait ([`Driver`]), listed in one
-//! [`Registry`]: bridge, gwbridge, host, null and overlay, each in a module of its own. A driver owns its
+//! [`Registry`]: bridge, gwbridge, host, null, overlay and ingress, each in a module of its own. A driver owns its
 //! options, its kernel objects, their restoration after a restart and their garbage; the
 //! daemon asks a driver's [`Capabilities`] and never branches on its name.
 //!
@@ -12,6 +12,7 @@ mod error;
 pub mod firewall;
 pub mod gwbridge;
 pub mod host;
+pub mod ingress;
 pub mod null;
 pub mod options;
 pub mod overlay;

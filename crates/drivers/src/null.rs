@@ -19,6 +19,7 @@ pub fn driver() -> PassiveDriver {
             exclusive: true,
             singleton: Some("none"),
             exits_via_gateway_bridge: false,
+            ingress: false,
         },
     }
 }

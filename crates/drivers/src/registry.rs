@@ -7,6 +7,7 @@ use netctl_kernel::Netlink;
 
 use crate::bridge::BridgeDriver;
 use crate::gwbridge::GatewayBridgeDriver;
+use crate::ingress::IngressDriver;
 use crate::overlay::{DataPath, OverlayDriver};
 use crate::{host, null, Driver};
 
@@ -44,6 +45,7 @@ impl Registry {
                 Arc::new(host::driver()),
                 Arc::new(null::driver()),
                 overlay.clone(),
+                Arc::new(IngressDriver::new(overlay.clone())),
             ],
             overlay,
         }

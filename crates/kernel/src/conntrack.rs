@@ -31,6 +31,8 @@ pub enum UdpFlows {
     To(std::net::IpAddr),
     /// `--orig-dst ADDRESS`: those sent to ADDRESS, wherever a DNAT took them.
     AddressedTo(std::net::IpAddr),
+    /// `-f ipv4 --orig-port-dst PORT`: those sent to PORT (a published one).
+    ToPort(u16),
 }
 
 /// `conntrack -D -f ipv4|ipv6 -p udp --reply-src|--orig-dst ADDRESS`, in the calling thread's
@@ -38,14 +40,14 @@ pub enum UdpFlows {
 /// to a replica that has left it would otherwise keep going there until they time out. TCP
 /// connections are left alone: established ones to a replica that left finish there.
 pub fn forget_udp_here(flows: UdpFlows) {
-    let (option, address) = match flows {
-        UdpFlows::To(a) => ("--reply-src", a),
-        UdpFlows::AddressedTo(a) => ("--orig-dst", a),
+    let (option, value, v6) = match flows {
+        UdpFlows::To(a) => ("--reply-src", a.to_string(), a.is_ipv6()),
+        UdpFlows::AddressedTo(a) => ("--orig-dst", a.to_string(), a.is_ipv6()),
+        UdpFlows::ToPort(port) => ("--orig-port-dst", port.to_string(), false),
     };
-    let family = if address.is_ipv6() { "ipv6" } else { "ipv4" };
+    let family = if v6 { "ipv6" } else { "ipv4" };
     let result = std::process::Command::new("conntrack")
-        .args(["-D", "-f", family, "-p", "udp", option])
-        .arg(address.to_string())
+        .args(["-D", "-f", family, "-p", "udp", option, &value])
         .output();
     // Exit status 1 only says that no flow matched.
     if let Err(e) = result {

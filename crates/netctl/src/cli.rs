@@ -328,7 +328,10 @@ pub enum ServiceCommand {
         /// NODE/NAME, comma-separated.
         #[arg(long, value_delimiter = ',')]
         replicas: Vec<String>,
-        /// Publish a port through the ingress routing mesh (not built yet: refused).
+        /// Publish a port on every node, balanced over the replicas (the routing mesh):
+        /// PUBLISHED:TARGET[/PROTO], TARGET (a port from 30000-32767), or
+        /// mode=host|ingress,published=P,target=T[,protocol=udp] (host: only on the nodes
+        /// of replicas, client address kept).
         #[arg(short, long)]
         publish: Vec<String>,
     },

@@ -2,6 +2,7 @@
 
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest};
+use netctl_plugin_api::service_ports::PublishMode;
 
 use crate::cli::ServiceCommand;
 use crate::commands::{print_details, print_list};
@@ -70,10 +71,35 @@ fn service_rows(services: &[ServiceInspect]) -> String {
                 s.network.clone(),
                 s.virtual_ip.clone(),
                 format!("{ready}/{}", s.replicas.len()),
+                ports(s),
             ]
         })
         .collect();
-    table(&["ID", "NAME", "NETWORK", "VIRTUAL IP", "REPLICAS"], &rows)
+    table(
+        &["ID", "NAME", "NETWORK", "VIRTUAL IP", "REPLICAS", "PORTS"],
+        &rows,
+    )
+}
+
+/// `*:8080->80/tcp, *:9090->90/tcp (host)`, as `docker service ls`.
+fn ports(s: &ServiceInspect) -> String {
+    let ports: Vec<String> = s
+        .ports
+        .iter()
+        .map(|p| {
+            let host = match p.publish_mode {
+                PublishMode::Ingress => "",
+                PublishMode::Host => " (host)",
+            };
+            format!(
+                "*:{}->{}/{}{host}",
+                p.published_port,
+                p.target_port,
+                p.protocol.name()
+            )
+        })
+        .collect();
+    ports.join(", ")
 }
 
 fn service_details(s: &ServiceInspect) -> String {
@@ -83,8 +109,12 @@ fn service_details(s: &ServiceInspect) -> String {
         format!("Network:     {}", s.network),
         format!("Virtual IP:  {}", s.virtual_ip),
         format!("Created:     {}", s.created),
-        "Replicas:".to_string(),
     ];
+    if !s.ports.is_empty() {
+        lines.push("Ports:".to_string());
+        lines.extend(s.ports.iter().map(|p| format!("  {p}")));
+    }
+    lines.push("Replicas:".to_string());
     for r in &s.replicas {
         lines.push(format!(
             "  {} on {} ({}){}",

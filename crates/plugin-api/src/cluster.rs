@@ -167,5 +167,7 @@ pub struct ServiceInspect {
     #[serde(rename = "VirtualIP")]
     pub virtual_ip: String,
     pub replicas: Vec<ServiceReplica>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::service_ports::ServicePort>,
     pub created: String,
 }

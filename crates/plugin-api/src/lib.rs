@@ -15,6 +15,7 @@ mod error;
 #[cfg(feature = "http")]
 pub mod management;
 pub mod ports;
+pub mod service_ports;
 mod types;
 
 pub use error::{ApiError, ErrorCode};

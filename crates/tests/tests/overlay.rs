@@ -452,10 +452,25 @@ fn network_rm_leaves_nothing_on_any_node() {
         let links = host.ip(&["-d", "link", "show"]).expect_ok();
         assert!(!links.contains("vxlan"), "{links}");
     }
-    let keys = cluster
+    // Only the cluster's ingress network is left (its keys, by value, its own id).
+    let ingress = tests::network(a, "ingress");
+    let ingress_id = ingress["Id"].as_str().unwrap();
+    let ingress_vni = ingress["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys: String = cluster
         .etcd
-        .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/"])
-        .expect_ok();
+        .etcdctl(&["get", "--prefix", "/netctl/global/"])
+        .expect_ok()
+        .split('\n')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter(|kv| !kv.iter().any(|line| line.contains(ingress_id)))
+        .filter(|kv| !kv[0].ends_with(&format!("/vni/{ingress_vni}")))
+        .map(|kv| kv[0])
+        .collect::<Vec<_>>()
+        .join("\n");
     for kind in [
         "network/",
         "endpoint/",

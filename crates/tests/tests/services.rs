@@ -42,9 +42,9 @@ fn spread(
         .collect()
 }
 
-/// The service table in a sandbox (`nft list table ip netctl-svc`), or "" without one.
-fn table(host: &Host, sandbox: &str) -> String {
-    host.sandbox_exec(sandbox, &["nft", "list", "table", "ip", "netctl-svc"])
+/// The table of the node's load balancer on `ov`, or "" without one.
+fn table(host: &Host) -> String {
+    host.sandbox_exec("lb-ov", &["nft", "list", "table", "ip", "netctl-lb"])
         .stdout
 }
 
@@ -73,8 +73,8 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
     assert!(vip.starts_with("10.200."), "{web}");
     assert_eq!(web["Replicas"].as_array().unwrap().len(), 3, "{web}");
 
-    // Mirrored on the other node: its names and its sandbox's table.
-    within(Duration::from_secs(5), || table(b, "client").contains(&vip))
+    // Mirrored on the other node: its names and its load balancer's table.
+    within(Duration::from_secs(5), || table(b).contains(&vip))
         .expect("the client's node has the service");
     let names = dig(b, "client", &["web"]);
     assert_eq!(names.answers, vec![vip.clone()], "{}", names.raw);
@@ -111,7 +111,7 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
     }
     let flows_to_r3 = || {
         b.sandbox_exec(
-            "client",
+            "lb-ov",
             &["conntrack", "-L", "-p", "udp", "--reply-src", &r3],
         )
         .stdout
@@ -122,7 +122,7 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
     // are forgotten.
     a.netctl(&["service", "update", "web", "--replicas", "r1,r2"])
         .expect_ok();
-    within(Duration::from_secs(5), || !table(b, "client").contains(&r3))
+    within(Duration::from_secs(5), || !table(b).contains(&r3))
         .expect("the update reaches the client's node");
     within(Duration::from_secs(2), || !flows_to_r3().contains(&r3))
         .expect("UDP flows to r3 are forgotten");
@@ -148,10 +148,10 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
         Some("echo:hello")
     );
 
-    // Removed: its names and tables go everywhere.
+    // Removed: its names and load balancers go everywhere.
     a.netctl(&["service", "rm", "web"]).expect_ok();
-    within(Duration::from_secs(5), || table(b, "client").is_empty())
-        .expect("the table leaves the client");
+    within(Duration::from_secs(5), || table(b).is_empty())
+        .expect("the load balancer leaves the node");
     // No longer a local name: forwarded, and this test host has no upstream to answer.
     assert!(dig(b, "client", &["web"]).answers.is_empty());
     assert!(a
@@ -186,8 +186,8 @@ fn bad_services_are_refused_and_change_nothing() {
     );
     refused(
         a,
-        &[&create[..], &["r1", "--publish", "8080:80"]].concat(),
-        "not built yet",
+        &[&create[..], &["r1", "--publish", "8080:0"]].concat(),
+        "invalid --publish",
     );
     wait_for_network(worker);
     refused(worker, &[&create[..], &["r1"]].concat(), "only managers");
@@ -229,15 +229,13 @@ fn replicas_of_a_node_that_goes_down_get_no_connections() {
     .expect_ok();
     let vip = service(a, "web")["VirtualIP"].as_str().unwrap().to_string();
     let r2 = tests::address(b, "r2", "ov");
-    within(Duration::from_secs(5), || table(a, "client").contains(&r2))
+    within(Duration::from_secs(5), || table(a).contains(&r2))
         .expect("both replicas in the client's table");
     cluster.hosts[1].kill_daemon();
     let a = &cluster.hosts[0];
     // Its lease expires (TTL 2 s): r2 leaves every table, and the names.
-    within(Duration::from_secs(10), || {
-        !table(a, "client").contains(&r2)
-    })
-    .expect("a down node's replica leaves the table");
+    within(Duration::from_secs(10), || !table(a).contains(&r2))
+        .expect("a down node's replica leaves the table");
     assert_eq!(dig(a, "client", &["tasks.web"]).answers.len(), 1);
     let replicas = service(a, "web")["Replicas"].clone();
     assert!(
@@ -255,6 +253,5 @@ fn replicas_of_a_node_that_goes_down_get_no_connections() {
     // Back: r2 again.
     cluster.hosts[1].start_daemon();
     let a = &cluster.hosts[0];
-    within(Duration::from_secs(10), || table(a, "client").contains(&r2))
-        .expect("the node's replica is back");
+    within(Duration::from_secs(10), || table(a).contains(&r2)).expect("the node's replica is back");
 }

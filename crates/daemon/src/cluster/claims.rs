@@ -47,6 +47,11 @@ pub fn network_name_key(name: &str) -> Key {
     Key::new(Scope::Global, "network.name", name)
 }
 
+/// The cluster's one ingress network.
+pub fn ingress_key() -> Key {
+    Key::new(Scope::Global, "network.ingress", "ingress")
+}
+
 /// A global network's subnet, unique in the cluster's address space.
 pub fn subnet_key(subnet: IpNetwork) -> Key {
     Key::new(Scope::Global, "subnet", subnet.to_string())

@@ -64,6 +64,7 @@ impl Management for Controller {
     }
 
     async fn network_connect(&self, network: String, req: ConnectRequest) -> Result<(), ApiError> {
+        self.refuse_managed(Some(&network), &req.container).await?;
         self.connect(&network, &req.container, &req.endpoint_config)
             .await
     }
@@ -73,10 +74,14 @@ impl Management for Controller {
         network: String,
         req: DisconnectRequest,
     ) -> Result<(), ApiError> {
+        self.refuse_managed(Some(&network), &req.container).await?;
         self.disconnect(&network, &req.container).await
     }
 
     async fn sandbox_create(&self, req: SandboxCreateRequest) -> Result<SandboxInspect, ApiError> {
+        if let Some(network) = &req.network {
+            self.refuse_managed(Some(network), &req.name).await?;
+        }
         let sandbox = self.create_sandbox(req).await?;
         let state = self.state.lock().await;
         Ok(view::sandbox(&state, &self.paths, &sandbox))
@@ -102,6 +107,7 @@ impl Management for Controller {
         network: String,
         req: PublishRequest,
     ) -> Result<Vec<PortMapping>, ApiError> {
+        self.refuse_managed(Some(&network), &req.container).await?;
         self.publish(&network, &req.container, &req.port_bindings)
             .await
     }
@@ -111,6 +117,7 @@ impl Management for Controller {
         network: String,
         req: PublishRequest,
     ) -> Result<(), ApiError> {
+        self.refuse_managed(Some(&network), &req.container).await?;
         self.unpublish(&network, &req.container, &req.port_bindings)
             .await
     }
@@ -120,6 +127,7 @@ impl Management for Controller {
     }
 
     async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
+        self.refuse_managed(None, &name).await?;
         self.remove_sandbox(&name).await
     }
 

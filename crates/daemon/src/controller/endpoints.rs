@@ -302,6 +302,7 @@ impl State {
             aliases: wanted.aliases,
             route_metric: 0,
             ports: Vec::new(),
+            balancer: !sandbox.role.is_user(),
         };
         if !caps.addresses {
             return Ok(endpoint);

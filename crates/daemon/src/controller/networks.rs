@@ -159,6 +159,7 @@ impl Controller {
         }
         let users: Vec<_> = state
             .endpoints_of_network(&net.id)
+            .filter(|e| !e.balancer)
             .filter_map(|e| state.sandbox_by_id(e.sandbox_id.as_deref()?))
             .map(|s| s.name.clone())
             .collect();

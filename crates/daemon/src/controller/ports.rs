@@ -97,6 +97,7 @@ impl HostPorts {
             host_ip: mapping.host_ip,
             host_port: port,
             container_port: mapping.container_port,
+            service: None,
         };
         if mapping.host_port != 0 && mapping.host_port == mapping.host_port_end {
             self.reserve(key(mapping.host_port))?;
@@ -157,6 +158,21 @@ impl HostPorts {
             taken.push(p.clone());
         }
         Ok(())
+    }
+
+    /// Whether `port` could be published on every address: nothing here or on the host
+    /// holds it.
+    pub fn is_free(&mut self, proto: Transport, port: u16) -> bool {
+        let key = HostPort {
+            ip: None,
+            proto,
+            port,
+        };
+        if self.reserve(key).is_err() {
+            return false;
+        }
+        self.release(&key);
+        true
     }
 
     pub fn release_all(&mut self, ports: &[PublishedPort]) {

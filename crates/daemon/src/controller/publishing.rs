@@ -22,16 +22,51 @@ impl Controller {
         sandbox: &str,
         mappings: &[PortMapping],
     ) -> Result<Vec<PortMapping>, ApiError> {
+        self.publish_for(network, sandbox, mappings, None).await
+    }
+
+    /// [`Controller::publish`], the ports recorded as `service`'s when it is given (a
+    /// service's publishing, which may use the gateway bridge).
+    pub(super) async fn publish_for(
+        &self,
+        network: &str,
+        sandbox: &str,
+        mappings: &[PortMapping],
+        service: Option<&str>,
+    ) -> Result<Vec<PortMapping>, ApiError> {
         let (net_id, sandbox_id) = self.ids_of(network, sandbox).await?;
         let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
         let (taken, _) = self
             .transact(|state| {
                 let endpoint = endpoint_of(state, &net_id, network, &sandbox_id, sandbox)?;
                 let net = state.network_by_id(&net_id).cloned().expect("looked up");
-                self.plan_publish(state, &net, &endpoint, mappings)
+                self.plan_publish_for(state, &net, &endpoint, mappings, service)
             })
             .await?;
         Ok(taken.into_iter().map(|p| mapping(&p)).collect())
+    }
+
+    /// Withdraws exactly `ports` from the sandbox's endpoint on the network.
+    pub(super) async fn withdraw(
+        &self,
+        net_id: &str,
+        sandbox_id: &str,
+        ports: &[PublishedPort],
+    ) -> Result<(), ApiError> {
+        let _held = self.locks.hold(&[net_id], &[], &[sandbox_id]).await;
+        let (_, done) = self
+            .transact(|state| {
+                let endpoint = endpoint_of(state, net_id, net_id, sandbox_id, sandbox_id)?;
+                let removed: Vec<PublishedPort> = endpoint
+                    .ports
+                    .iter()
+                    .filter(|p| ports.contains(p))
+                    .cloned()
+                    .collect();
+                Ok((Self::plan_unpublish(state, &endpoint, &removed), ()))
+            })
+            .await?;
+        done.into_result("unpublished")
     }
 
     pub(super) async fn ids_of(
@@ -55,18 +90,33 @@ impl Controller {
         endpoint: &EndpointRecord,
         mappings: &[PortMapping],
     ) -> Result<(Txn, Vec<PublishedPort>), ApiError> {
-        if !self.capabilities(net)?.publishes_ports || net.internal {
+        self.plan_publish_for(state, net, endpoint, mappings, None)
+    }
+
+    fn plan_publish_for(
+        &self,
+        state: &mut State,
+        net: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        mappings: &[PortMapping],
+        service: Option<&str>,
+    ) -> Result<(Txn, Vec<PublishedPort>), ApiError> {
+        let publishes = self.capabilities(net)?.publishes_ports || service.is_some();
+        if !publishes || net.internal {
             return Err(ApiError::invalid(format!(
                 "ports cannot be published on network {}",
                 net.name
             )));
         }
-        let taken = state.take_ports(
+        let mut taken = state.take_ports(
             net,
             mappings,
             endpoint.ipv4.is_some(),
             endpoint.ipv6.is_some(),
         )?;
+        for port in &mut taken {
+            port.service = service.map(str::to_string);
+        }
         let mut updated = endpoint.clone();
         updated.ports.extend(taken.iter().cloned());
         state.insert_endpoint(updated.clone());

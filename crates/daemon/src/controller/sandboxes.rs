@@ -11,13 +11,22 @@ use super::state::State;
 use super::txn::Txn;
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
-use crate::model::{DnsConfig, EndpointRecord, SandboxMode, SandboxRecord};
+use crate::model::{DnsConfig, EndpointRecord, SandboxMode, SandboxRecord, SandboxRole};
 use crate::persist::BatchExt;
 
 impl Controller {
     pub async fn create_sandbox(
         &self,
         req: SandboxCreateRequest,
+    ) -> Result<SandboxRecord, ApiError> {
+        self.create_sandbox_as(req, SandboxRole::User).await
+    }
+
+    /// Makes a sandbox for `role` (a user's, or one of the daemon's own balancers).
+    pub(super) async fn create_sandbox_as(
+        &self,
+        req: SandboxCreateRequest,
+        role: SandboxRole,
     ) -> Result<SandboxRecord, ApiError> {
         if !valid_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -86,6 +95,7 @@ impl Controller {
                         created: now_rfc3339(),
                         mode,
                         dns: dns.clone(),
+                        role,
                     };
                     // Planned before the sandbox is recorded: should it fail, nothing changed.
                     let connect = match &network {

@@ -73,6 +73,10 @@ pub(super) fn endpoint_names(
             names.push(name.clone());
         }
     }
+    // As Docker's load-balancer endpoints: nobody resolves a node's balancer.
+    if !sandbox.role.is_user() {
+        names.clear();
+    }
     netctl_dns::EndpointNames {
         endpoint_id: ep.id.clone(),
         network_id: net.id.clone(),

@@ -318,6 +318,7 @@ mod tests {
             aliases: vec![],
             route_metric: 100,
             ports: vec![],
+            balancer: false,
         }
     }
 
@@ -359,6 +360,7 @@ mod tests {
                 netns: Default::default(),
                 mode: SandboxMode::Isolated,
                 dns: Default::default(),
+                role: Default::default(),
             });
         }
         assert_eq!(

@@ -201,6 +201,7 @@ impl Driver for BridgeDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: false,
+            ingress: false,
         }
     }
 

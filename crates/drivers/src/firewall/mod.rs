@@ -1,9 +1,9 @@
 //! netctl's firewall: one nft table of its own in the daemon's namespace.
 
+pub mod balancer;
 pub mod dns_redirect;
 pub mod docker_user;
 mod publish;
-pub mod service_vip;
 pub mod table;
 
 pub use publish::PortForward;

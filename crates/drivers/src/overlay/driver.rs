@@ -298,6 +298,7 @@ impl Driver for OverlayDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: true,
+            ingress: false,
         }
     }
 

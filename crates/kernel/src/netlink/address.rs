@@ -4,27 +4,32 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::AddressMessageBuilder;
 
 use super::{Netlink, Request};
 use crate::KernelError;
 
+/// The message for `address` on link `index`.
+fn address_message(index: u32, address: IpNetwork) -> AddressMessage {
+    match address.ip() {
+        IpAddr::V4(ip) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+            .index(index)
+            .address(ip, address.prefix())
+            .build(),
+        IpAddr::V6(ip) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+            .index(index)
+            .address(ip, address.prefix())
+            .build(),
+    }
+}
+
 impl Request {
     /// `ip addr replace ADDRESS/PREFIX dev INDEX nodad` — idempotent; IPv6 skips duplicate
     /// address detection so the address is usable at once, as Docker does.
     pub fn replace_address(index: u32, address: IpNetwork) -> Self {
-        let mut msg = match address.ip() {
-            IpAddr::V4(ip) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
-                .index(index)
-                .address(ip, address.prefix())
-                .build(),
-            IpAddr::V6(ip) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
-                .index(index)
-                .address(ip, address.prefix())
-                .build(),
-        };
+        let mut msg = address_message(index, address);
         if address.ip().is_ipv6() {
             msg.attributes
                 .push(AddressAttribute::Flags(AddressFlags::Nodad));
@@ -33,6 +38,15 @@ impl Request {
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_REPLACE,
             format!("add address {address} to {index}"),
+        )
+    }
+
+    /// `ip addr del ADDRESS/PREFIX dev INDEX`.
+    pub fn delete_address(index: u32, address: IpNetwork) -> Self {
+        Request::change(
+            RouteNetlinkMessage::DelAddress(address_message(index, address)),
+            0,
+            format!("delete address {address} from {index}"),
         )
     }
 }
@@ -47,9 +61,31 @@ impl Netlink {
 }
 
 impl Netlink {
+    /// `ip -o addr show dev INDEX`: the link's addresses with their prefixes.
+    pub async fn addresses_of(&self, index: u32) -> Result<Vec<IpNetwork>, KernelError> {
+        let all = self
+            .dump(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                "list addresses",
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(msg) if msg.header.index == index => {
+                    let prefix = msg.header.prefix_len;
+                    msg.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(ip) => IpNetwork::new(*ip, prefix).ok(),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// `ip -o addr show to ADDRESS`: the index of the link that holds `address`, if any.
     pub async fn link_with_address(&self, address: IpAddr) -> Result<Option<u32>, KernelError> {
-        use rtnetlink::packet_route::address::AddressMessage;
         let all = self
             .dump(
                 RouteNetlinkMessage::GetAddress(AddressMessage::default()),

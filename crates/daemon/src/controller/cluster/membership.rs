@@ -131,6 +131,9 @@ impl Controller {
                 .insert(role.name().into(), tokens.of(role).to_string());
         }
         self.enter_cluster(membership, store).await?;
+        if let Err(e) = self.ensure_ingress_network().await {
+            tracing::error!(error = %e.message, "the cluster has no ingress network; make one with --driver ingress");
+        }
         tracing::info!(cluster = %record.id, "cluster initialized");
         self.cluster_inspect().await
     }
@@ -169,6 +172,35 @@ impl Controller {
             tracing::error!(error = %e.message, "no gateway bridge yet");
         }
         Ok(())
+    }
+
+    /// The cluster's ingress network, made by the manager that starts the cluster, as
+    /// Docker's swarm init does; a cluster may replace it later.
+    async fn ensure_ingress_network(&self) -> Result<(), ApiError> {
+        use netctl_drivers::ingress::{DEFAULT_SUBNET, INGRESS};
+        let exists = self
+            .state
+            .lock()
+            .await
+            .networks()
+            .any(|n| n.driver == INGRESS);
+        if exists {
+            return Ok(());
+        }
+        self.create_network(netctl_plugin_api::NetworkCreateRequest {
+            name: INGRESS.into(),
+            driver: Some(INGRESS.into()),
+            ipam: Some(netctl_plugin_api::IpamRequest {
+                config: vec![netctl_plugin_api::IpamConfig {
+                    subnet: Some(DEFAULT_SUBNET.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// Leaves the cluster: refused as the last manager of a cluster with other nodes, or
@@ -215,11 +247,12 @@ impl Controller {
                      but no node may change its global networks)",
                 ));
             }
-            if !mine.is_empty() {
+            // The node's own balancers go with it.
+            let users = mine.iter().filter(|e| !e.balancer).count();
+            if users > 0 {
                 return Err(ApiError::conflict(format!(
-                    "this node has {} endpoint(s) on global networks: disconnect them first, \
-                     or leave with --force to remove them",
-                    mine.len()
+                    "this node has {users} endpoint(s) on global networks: disconnect them \
+                     first, or leave with --force to remove them"
                 )));
             }
         }

@@ -7,13 +7,14 @@
 //! the controller ([`mirror`]): it lists once, then follows etcd's watch from that
 //! revision; a compacted revision or a lost member makes it list again.
 
+mod balancers;
 mod membership;
 mod mirror;
 mod networks;
 mod nodes;
 mod services;
 
-pub(in crate::controller) use self::services::AppliedServices;
+pub(in crate::controller) use self::balancers::AppliedServices;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

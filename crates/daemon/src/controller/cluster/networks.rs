@@ -16,10 +16,12 @@ use super::super::subnets::SubnetRequest;
 use super::super::txn::Txn;
 use super::super::Controller;
 use super::mirror::vni;
-use crate::cluster::claims::{network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI};
+use crate::cluster::claims::{
+    ingress_key, network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI,
+};
 use crate::cluster::membership::Role;
 use crate::ids::{new_id, now_rfc3339};
-use crate::model::{AddressScope, EndpointRecord, NetworkRecord, SubnetOwner};
+use crate::model::{AddressScope, EndpointRecord, NetworkRecord, PublishMode, SubnetOwner};
 use crate::persist::BatchExt;
 
 impl Controller {
@@ -78,10 +80,14 @@ impl Controller {
                         requests: requests.clone(),
                         req: req.clone(),
                         vni: requested_vni,
+                        ingress: driver.capabilities().ingress,
                     };
                     plan.plan(state, &lost)
                 },
                 |_state, key| {
+                    if key.kind == "network.ingress" {
+                        return Err(ingress_exists("made meanwhile by another manager"));
+                    }
                     taken(key, &req.name, requested_vni, &requests)?;
                     if key.kind == "vni" {
                         if let Ok(v) = key.id.parse() {
@@ -108,24 +114,56 @@ impl Controller {
                 let net = state.network_by_id(&net.id).cloned().ok_or_else(|| {
                     ApiError::not_found(format!("network {} not found", net.name))
                 })?;
-                in_use_anywhere(state, &net)?;
-                state.remove_network(&net.id);
-                state.release_network_subnets(&net);
+                let ingress = self.capabilities(&net).is_ok_and(|c| c.ingress);
+                in_use_anywhere(state, &net, ingress)?;
                 let mut txn = Txn::new(format!("remove network {}", net.name));
                 txn.persist = Batch::new()
                     .delete_global::<NetworkRecord>(&net.id)
                     .delete(vni_key(vni(&net)))
                     .delete(network_name_key(&net.name));
+                if ingress {
+                    txn.persist = txn.persist.delete(ingress_key());
+                }
                 for s in &net.subnets {
                     txn.persist = txn.persist.clone().delete(subnet_key(s.subnet));
                 }
-                txn.effects = vec![Effect::DeleteNetwork {
+                // The nodes' balancers go with it: each node unplugs its own when it
+                // mirrors the removal; this node's are unplugged here.
+                let balancers: Vec<EndpointRecord> = state
+                    .endpoints_of_network(&net.id)
+                    .filter(|e| e.balancer)
+                    .cloned()
+                    .collect();
+                for ep in &balancers {
+                    for op in self.endpoint_removal(&net, ep).ops {
+                        txn.persist.ops.push(op);
+                    }
+                    if ep.node == self.node.id {
+                        let sandbox = ep
+                            .sandbox_id
+                            .as_deref()
+                            .and_then(|s| state.sandbox_by_id(s))
+                            .cloned();
+                        let leave = self.plan_leave(state, &net, sandbox.as_ref(), ep);
+                        txn.effects.extend(leave);
+                    } else {
+                        state.remove_endpoint(&ep.id);
+                        state.release_endpoint(&net, ep);
+                    }
+                }
+                state.remove_network(&net.id);
+                state.release_network_subnets(&net);
+                txn.effects.push(Effect::DeleteNetwork {
                     driver: net.driver.clone(),
                     net: network_spec(&net),
-                }];
+                });
                 let name = net.name.clone();
                 txn.unplan = Box::new(move |state: &mut State| {
                     state.restore_network_subnets(&net);
+                    for ep in &balancers {
+                        state.retake_endpoint(&net, ep);
+                        state.insert_endpoint(ep.clone());
+                    }
                     state.insert_network(net);
                 });
                 Ok((txn, name))
@@ -165,12 +203,22 @@ fn taken(
 }
 
 /// Endpoints on any node keep a global network.
-fn in_use_anywhere(state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
+fn in_use_anywhere(state: &State, net: &NetworkRecord, ingress: bool) -> Result<(), ApiError> {
     let mut services: Vec<&str> = state
         .services_on(&net.id)
         .iter()
         .map(|s| s.name.as_str())
         .collect();
+    if ingress {
+        services.extend(
+            state
+                .global
+                .services
+                .values()
+                .filter(|s| s.ports.iter().any(|p| p.mode == PublishMode::Ingress))
+                .map(|s| s.name.as_str()),
+        );
+    }
     if !services.is_empty() {
         services.sort();
         return Err(ApiError::conflict(format!(
@@ -181,6 +229,7 @@ fn in_use_anywhere(state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
     }
     let mut users: Vec<String> = state
         .endpoints_of_network(&net.id)
+        .filter(|e| !e.balancer)
         .map(|e| endpoint_label(state, e))
         .collect();
     if users.is_empty() {
@@ -222,6 +271,15 @@ struct GlobalNetwork {
     req: NetworkCreateRequest,
     /// Asked for with `-o vxlan-id`; 0 for the next free one.
     vni: u32,
+    /// The cluster's ingress network, of which there is one.
+    ingress: bool,
+}
+
+fn ingress_exists(name: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "the cluster has an ingress network already ({name}): remove it first, which is \
+         allowed while no service publishes through it"
+    ))
 }
 
 impl GlobalNetwork {
@@ -235,6 +293,11 @@ impl GlobalNetwork {
                 "network with name {} already exists",
                 self.req.name
             )));
+        }
+        if self.ingress {
+            if let Some(other) = state.networks().find(|n| n.driver == self.driver) {
+                return Err(ingress_exists(&other.name));
+            }
         }
         let vni = match self.vni {
             0 => free_vni(state, lost_vnis)?,
@@ -276,6 +339,9 @@ impl GlobalNetwork {
         for s in &record.subnets {
             claims = claims.create(subnet_key(s.subnet), record.id.clone().into_bytes());
         }
+        if self.ingress {
+            claims = claims.create(ingress_key(), record.id.clone().into_bytes());
+        }
         let mut revert = Batch::new().delete_global::<NetworkRecord>(&record.id);
         for op in &claims.ops {
             revert = revert.delete(op.key().clone());
@@ -296,7 +362,11 @@ impl GlobalNetwork {
 }
 
 fn vni_of(net: &NetworkRecord) -> Option<u32> {
-    (net.driver == netctl_drivers::overlay::NAME).then(|| vni(net))
+    let overlay = [
+        netctl_drivers::overlay::NAME,
+        netctl_drivers::ingress::INGRESS,
+    ];
+    overlay.contains(&net.driver.as_str()).then(|| vni(net))
 }
 
 /// The lowest VNI from [`FIRST_AUTO_VNI`] no known network has and no race was lost for.

@@ -1,20 +1,15 @@
 //! `netctl service …`: a virtual IP on a global network balanced over replicas on any node.
 //!
-//! A service lives in the cluster store with its name and virtual IP claimed there, so two
-//! managers never make the same one. Every node mirrors it and keeps two things in step with
-//! it, recomputed from the state after every change ([`Controller::refresh_services`]): the
-//! names (`NAME` → the virtual IP, `tasks.NAME` → the replicas) in the DNS directory, and in
-//! each of its own sandboxes on the network a table that sends connections to the virtual
-//! IP to a replica ([`service_vip`]). Replicas on a node that is down are left out.
+//! A service lives in the cluster store with its name, virtual IP and published ports
+//! claimed there, so two managers never make the same one. Every node mirrors it and keeps
+//! its own part in step with it ([`super::balancers`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
-
-use netctl_drivers::firewall::service_vip::{self, VirtualIp};
-use netctl_kernel::conntrack::UdpFlows;
 use netctl_plugin_api::cluster::{
     ServiceCreateRequest, ServiceInspect, ServiceReplica, ServiceUpdateRequest,
+};
+use netctl_plugin_api::ports::Protocol;
+use netctl_plugin_api::service_ports::{
+    PublishMode as ApiMode, ServicePort as ApiPort, AUTO_PORTS,
 };
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, Key, Scope};
@@ -26,31 +21,40 @@ use super::super::Controller;
 use super::nodes::find_node;
 use crate::cluster::claims::address_key;
 use crate::ids::{new_id, now_rfc3339, valid_name};
-use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, ServiceRecord};
+use crate::model::{
+    EndpointRecord, NetworkRecord, PublishMode, ServicePort, ServiceRecord, Transport,
+};
 use crate::persist::BatchExt;
-
-/// Sandbox tables set at once by a refresh.
-const TABLES_AT_ONCE: usize = 4;
 
 /// A service's name, unique in the cluster.
 fn service_name_key(name: &str) -> Key {
     Key::new(Scope::Global, "service.name", name)
 }
 
-/// What this node last applied, to change only what differs.
-#[derive(Default)]
-pub(in crate::controller) struct AppliedServices {
-    names: HashMap<(String, String), netctl_dns::ServiceNames>,
-    /// By sandbox id: its namespace and the virtual IPs in its table.
-    tables: HashMap<String, (PathBuf, Vec<VirtualIp>)>,
-    /// Since the daemon started: sandboxes may hold tables of services that went meanwhile.
-    started: bool,
+/// A port a service publishes, unique in the cluster (`8080/tcp`): an ingress port answers
+/// on every node, and a host port is one a replica may be given on any node.
+fn service_port_key(port: &ServicePort) -> Key {
+    Key::new(
+        Scope::Global,
+        "service.port",
+        format!("{}/{}", port.published, port.transport.name()),
+    )
 }
 
-/// What the services ask of this node.
-struct WantedServices {
-    names: HashMap<(String, String), netctl_dns::ServiceNames>,
-    tables: HashMap<String, (PathBuf, Vec<VirtualIp>)>,
+fn api_port(port: &ServicePort) -> ApiPort {
+    ApiPort {
+        protocol: match port.transport {
+            Transport::Tcp => Protocol::Tcp,
+            Transport::Udp => Protocol::Udp,
+            Transport::Sctp => Protocol::Sctp,
+        },
+        published_port: port.published,
+        target_port: port.target,
+        publish_mode: match port.mode {
+            PublishMode::Ingress => ApiMode::Ingress,
+            PublishMode::Host => ApiMode::Host,
+        },
+    }
 }
 
 impl State {
@@ -171,20 +175,27 @@ impl Controller {
                 req.name
             )));
         }
-        if !req.publish.is_empty() {
-            return Err(ApiError::invalid(
-                "--publish: publishing a service through the ingress routing mesh is not built \
-                 yet; its virtual IP and names work on the service's network",
-            ));
-        }
+        let ports = req
+            .publish
+            .iter()
+            .map(|spec| ApiPort::parse(spec).map_err(ApiError::invalid))
+            .collect::<Result<Vec<_>, _>>()?;
         self.require_manager(&format!("service create {}", req.name))
             .await?;
         self.cluster.store()?;
         let id = new_id();
         let (service, _) = self
             .transact_claiming(
-                |state| self.plan_service_create(state, &id, &req),
-                lost_address,
+                |state| self.plan_service_create(state, &id, &req, &ports),
+                |state, key| {
+                    if key.kind == "service.port" {
+                        return Err(ApiError::conflict(format!(
+                            "published port {} is taken by another service",
+                            key.id
+                        )));
+                    }
+                    lost_address(state, key)
+                },
             )
             .await?;
         tracing::info!(service = %service.name, vip = %service.vip, "service created");
@@ -197,6 +208,7 @@ impl Controller {
         state: &mut State,
         id: &str,
         req: &ServiceCreateRequest,
+        ports: &[ApiPort],
     ) -> Result<(Txn, ServiceRecord), ApiError> {
         if state.global.services.values().any(|s| s.name == req.name) {
             return Err(ApiError::conflict(format!(
@@ -212,7 +224,15 @@ impl Controller {
                 net.name
             )));
         }
+        if self.capabilities(&net)?.ingress {
+            return Err(ApiError::invalid(format!(
+                "network {} is the ingress network, which carries published ports: give the \
+                 service an overlay network, and --publish",
+                net.name
+            )));
+        }
         let replicas = resolve_replicas(state, &net, &req.replicas)?;
+        let ports = self.plan_ports(state, ports)?;
         let vip = state
             .allocate_address(&net, false, None)?
             .ok_or_else(|| ApiError::invalid(format!("network {} has no IPv4 subnet", net.name)))?
@@ -224,6 +244,7 @@ impl Controller {
             vip,
             replicas,
             created: now_rfc3339(),
+            ports,
         };
         state
             .global
@@ -232,14 +253,87 @@ impl Controller {
         let mut txn = Txn::new(format!("create service {}", service.name));
         txn.persist = Batch::new()
             .create(service_name_key(&service.name), id.as_bytes().to_vec())
-            .create(address_key(&net.id, vip), id.as_bytes().to_vec())
-            .put_global(&service);
+            .create(address_key(&net.id, vip), id.as_bytes().to_vec());
+        for port in &service.ports {
+            txn.persist = txn
+                .persist
+                .create(service_port_key(port), id.as_bytes().to_vec());
+        }
+        txn.persist = txn.persist.put_global(&service);
         let undo = service.clone();
         txn.unplan = Box::new(move |state: &mut State| {
             state.global.services.remove(&undo.id);
             state.release_vip(&undo);
         });
         Ok((txn, service))
+    }
+
+    /// The ports asked for, each checked free in the cluster (and on this node, which has
+    /// the other nodes' view of local publishing: none), and those without a number given
+    /// one from Docker's range.
+    fn plan_ports(
+        &self,
+        state: &mut State,
+        asked: &[ApiPort],
+    ) -> Result<Vec<ServicePort>, ApiError> {
+        let mut ports: Vec<ServicePort> = Vec::new();
+        let taken = |state: &State, ports: &[ServicePort], transport: Transport, port: u16| {
+            ports
+                .iter()
+                .chain(state.global.services.values().flat_map(|s| &s.ports))
+                .any(|p| p.transport == transport && p.published == port)
+        };
+        let mesh = asked.iter().any(|p| p.publish_mode == ApiMode::Ingress);
+        if mesh
+            && !state
+                .networks()
+                .any(|n| self.capabilities(n).is_ok_and(|c| c.ingress))
+        {
+            return Err(ApiError::invalid(
+                "--publish: the cluster has no ingress network; make one with \
+                 `netctl network create ingress --driver ingress`, or publish with mode=host",
+            ));
+        }
+        for port in asked {
+            let transport = transport_of(port.protocol);
+            let published = match port.published_port {
+                0 => {
+                    let mut free = None;
+                    for candidate in AUTO_PORTS {
+                        if !taken(state, &ports, transport, candidate)
+                            && state.ports.is_free(transport, candidate)
+                        {
+                            free = Some(candidate);
+                            break;
+                        }
+                    }
+                    free.ok_or_else(|| ApiError::conflict("no free port left to publish on"))?
+                }
+                asked => asked,
+            };
+            if taken(state, &ports, transport, published) {
+                return Err(ApiError::conflict(format!(
+                    "published port {published}/{} is taken by another service",
+                    transport.name()
+                )));
+            }
+            if !state.ports.is_free(transport, published) {
+                return Err(ApiError::conflict(format!(
+                    "published port {published}/{} is in use on this node",
+                    transport.name()
+                )));
+            }
+            ports.push(ServicePort {
+                transport,
+                published,
+                target: port.target_port,
+                mode: match port.publish_mode {
+                    ApiMode::Ingress => PublishMode::Ingress,
+                    ApiMode::Host => PublishMode::Host,
+                },
+            });
+        }
+        Ok(ports)
     }
 
     /// `service update NAME --replicas …`: the whole replica set, replaced in place.
@@ -288,6 +382,9 @@ impl Controller {
                     .delete_global::<ServiceRecord>(&service.id)
                     .delete(service_name_key(&service.name))
                     .delete(address_key(&service.network_id, service.vip));
+                for port in &service.ports {
+                    txn.persist = txn.persist.delete(service_port_key(port));
+                }
                 let name = service.name.clone();
                 txn.unplan = Box::new(move |state: &mut State| state.put_service(service));
                 Ok((txn, name))
@@ -341,249 +438,20 @@ impl Controller {
                 .map_or_else(|| service.network_id.clone(), |n| n.name.clone()),
             virtual_ip: service.vip.to_string(),
             replicas,
+            ports: service.ports.iter().map(api_port).collect(),
             created: service.created.clone(),
         }
     }
 
-    fn replica_ready(&self, state: &State, ep: &EndpointRecord) -> bool {
+    pub(in crate::controller) fn replica_ready(&self, state: &State, ep: &EndpointRecord) -> bool {
         ep.node == self.node.id || state.global.is_ready(&ep.node)
     }
-
-    /// Brings the DNS names and this node's sandbox tables in step with the services.
-    pub(in crate::controller) async fn refresh_services(&self) {
-        let mut applied = self.services_applied.lock().await;
-        let wanted = {
-            let state = self.state.lock().await;
-            let nothing_to_do = state.global.services.is_empty()
-                && applied.names.is_empty()
-                && applied.tables.is_empty();
-            if nothing_to_do && applied.started {
-                return;
-            }
-            self.wanted_services(&state, !applied.started)
-        };
-        applied.started = true;
-        let directory = self.dns.directory();
-        for (key, names) in &wanted.names {
-            if applied.names.get(key) != Some(names) {
-                directory.set_service(names.clone());
-            }
-        }
-        for (service, network) in applied.names.keys() {
-            if !wanted
-                .names
-                .contains_key(&(service.clone(), network.clone()))
-            {
-                directory.remove_service(service, network);
-            }
-        }
-        applied.names = wanted.names;
-        let mut wanted_tables = wanted.tables;
-        // Sandboxes that had a table and need none now: emptied, unless they are gone.
-        for (sandbox, (netns, _)) in &applied.tables {
-            if !wanted_tables.contains_key(sandbox) && netctl_kernel::netns::exists(netns) {
-                wanted_tables.insert(sandbox.clone(), (netns.clone(), Vec::new()));
-            }
-        }
-        // A few sandboxes at a time: each is a thread in its namespace running `nft`.
-        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(TABLES_AT_ONCE));
-        let mut work = tokio::task::JoinSet::new();
-        let wanted_ids: std::collections::HashSet<String> = wanted_tables.keys().cloned().collect();
-        for (sandbox, (netns, vips)) in wanted_tables {
-            let before = applied.tables.get(&sandbox).map(|(_, v)| v.clone());
-            if before.as_ref() == Some(&vips) {
-                continue;
-            }
-            let forget = flows_to_forget(before.as_deref().unwrap_or_default(), &vips);
-            let permits = permits.clone();
-            work.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let result = apply_table(netns.clone(), vips.clone(), forget).await;
-                (sandbox, netns, vips, result)
-            });
-        }
-        let mut tables: HashMap<String, (PathBuf, Vec<VirtualIp>)> = applied
-            .tables
-            .drain()
-            .filter(|(id, _)| wanted_ids.contains(id))
-            .collect();
-        while let Some(done) = work.join_next().await {
-            let Ok((sandbox, netns, vips, result)) = done else {
-                continue;
-            };
-            match result {
-                Err(e) => {
-                    tracing::warn!(%sandbox, error = %e, "cannot set the sandbox's service table");
-                    tables.remove(&sandbox);
-                }
-                Ok(()) if vips.is_empty() => {
-                    tables.remove(&sandbox);
-                }
-                Ok(()) => {
-                    tables.insert(sandbox, (netns, vips));
-                }
-            }
-        }
-        applied.tables = tables;
-    }
-
-    /// Every service's names, and the table of each of this node's sandboxes on a service's
-    /// network. With `all_global`, also an empty table for every sandbox of this node on a
-    /// global network (after a start: a service may have gone while the daemon was down).
-    fn wanted_services(&self, state: &State, all_global: bool) -> WantedServices {
-        let mut names = HashMap::new();
-        let mut tables: HashMap<String, (PathBuf, Vec<VirtualIp>)> = HashMap::new();
-        let local_sandboxes = |network_id: &str| -> Vec<(String, PathBuf)> {
-            state
-                .endpoints_of_network(network_id)
-                .filter(|e| e.node == self.node.id)
-                .filter_map(|e| state.sandbox_by_id(e.sandbox_id.as_deref()?))
-                .filter(|s| s.mode == SandboxMode::Isolated)
-                .map(|s| (s.id.clone(), s.netns.clone()))
-                .collect()
-        };
-        if all_global {
-            for net in state.networks().filter(|n| self.is_global(n)) {
-                for (id, netns) in local_sandboxes(&net.id) {
-                    tables.entry(id).or_insert((netns, Vec::new()));
-                }
-            }
-        }
-        let services: BTreeMap<&str, &ServiceRecord> = state
-            .global
-            .services
-            .values()
-            .map(|s| (s.id.as_str(), s))
-            .collect();
-        for service in services.values() {
-            let Some(net) = state.network_by_id(&service.network_id) else {
-                continue;
-            };
-            let replicas: Vec<&EndpointRecord> = service
-                .replicas
-                .iter()
-                .filter_map(|id| state.endpoint(id))
-                .filter(|ep| self.replica_ready(state, ep))
-                .collect();
-            names.insert(
-                (service.id.clone(), net.id.clone()),
-                netctl_dns::ServiceNames {
-                    service_id: service.id.clone(),
-                    network_id: net.id.clone(),
-                    network_name: net.name.clone(),
-                    internal: net.internal,
-                    name: service.name.clone(),
-                    vip: service.vip,
-                    tasks: replicas
-                        .iter()
-                        .flat_map(|ep| ep.addresses())
-                        .map(|a| a.ip())
-                        .collect(),
-                },
-            );
-            let IpAddr::V4(vip) = service.vip else {
-                continue;
-            };
-            let replica_v4: Vec<Ipv4Addr> = replicas
-                .iter()
-                .filter_map(|ep| match ep.ipv4?.ip() {
-                    IpAddr::V4(ip) => Some(ip),
-                    IpAddr::V6(_) => None,
-                })
-                .collect();
-            for (id, netns) in local_sandboxes(&net.id) {
-                tables
-                    .entry(id)
-                    .or_insert((netns, Vec::new()))
-                    .1
-                    .push(VirtualIp {
-                        vip,
-                        replicas: replica_v4.clone(),
-                    });
-            }
-        }
-        WantedServices { names, tables }
-    }
 }
 
-/// Past this many replicas leaving one virtual IP at once, its UDP flows are forgotten
-/// wholesale (one `conntrack` run instead of one per replica; flows to the replicas that
-/// stay are balanced again).
-const FORGET_ONE_BY_ONE: usize = 4;
-
-/// The UDP flows to forget when a sandbox's table goes from `before` to `after`: those to
-/// replicas that left a virtual IP, or all of a virtual IP's when it went or many left.
-fn flows_to_forget(before: &[VirtualIp], after: &[VirtualIp]) -> Vec<UdpFlows> {
-    let mut flows = Vec::new();
-    for old in before {
-        let now = after.iter().find(|v| v.vip == old.vip);
-        let left: Vec<Ipv4Addr> = old
-            .replicas
-            .iter()
-            .filter(|r| now.is_none_or(|v| !v.replicas.contains(r)))
-            .copied()
-            .collect();
-        if now.is_none() || left.len() > FORGET_ONE_BY_ONE {
-            flows.push(UdpFlows::AddressedTo(IpAddr::V4(old.vip)));
-        } else {
-            flows.extend(left.into_iter().map(|r| UdpFlows::To(IpAddr::V4(r))));
-        }
-    }
-    flows
-}
-
-/// `ip netns exec SANDBOX nft -f -` with the sandbox's service table, then the UDP flows to
-/// replicas that left forgotten.
-async fn apply_table(
-    netns: PathBuf,
-    vips: Vec<VirtualIp>,
-    forget: Vec<UdpFlows>,
-) -> Result<(), String> {
-    netctl_kernel::netns::run_in(&netns, move || {
-        service_vip::apply_here(&vips)
-            .map_err(|e| netctl_kernel::KernelError::Nft(e.to_string()))?;
-        for flows in forget {
-            netctl_kernel::conntrack::forget_udp_here(flows);
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
-        VirtualIp {
-            vip: vip.parse().unwrap(),
-            replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
-        }
-    }
-
-    #[test]
-    fn flows_to_replicas_that_left_are_forgotten_or_all_of_a_vip_that_went() {
-        let before = [
-            vip("10.0.0.100", &["10.0.0.2", "10.0.0.3"]),
-            vip("10.0.0.101", &["10.0.0.4"]),
-        ];
-        let after = [vip("10.0.0.100", &["10.0.0.3", "10.0.0.5"])];
-        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            flows_to_forget(&before, &after),
-            [
-                UdpFlows::To(ip("10.0.0.2")),
-                UdpFlows::AddressedTo(ip("10.0.0.101"))
-            ]
-        );
-        assert!(flows_to_forget(&after, &after).is_empty());
-        let many: Vec<String> = (2..10).map(|i| format!("10.0.0.{i}")).collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        let shrunk = [vip("10.0.0.100", &["10.0.0.2"])];
-        assert_eq!(
-            flows_to_forget(&[vip("10.0.0.100", &many)], &shrunk),
-            [UdpFlows::AddressedTo(ip("10.0.0.100"))]
-        );
+fn transport_of(protocol: Protocol) -> Transport {
+    match protocol {
+        Protocol::Tcp => Transport::Tcp,
+        Protocol::Udp => Transport::Udp,
+        Protocol::Sctp => Transport::Sctp,
     }
 }

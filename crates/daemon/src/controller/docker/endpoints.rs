@@ -104,6 +104,7 @@ fn endpoint_record(
         aliases: Vec::new(),
         route_metric: 0,
         ports: Vec::new(),
+        balancer: false,
     };
     Ok((record, given_mac.is_none()))
 }

@@ -1,0 +1,855 @@
+//! A node's part of the services it mirrors, recomputed from the state after every change
+//! ([`Controller::refresh_services`]):
+//!
+//! - the names (`NAME` → the virtual IP, `tasks.NAME` → the replicas) in the DNS directory;
+//! - a load-balancer sandbox `lb-NET` on each global network with services that a sandbox
+//!   of this node is on: it holds the network's virtual IPs and sends each connection to a
+//!   replica on any node (Docker's load-balancer endpoint);
+//! - with ports published through the routing mesh, the ingress sandbox `ingress-sbox` on
+//!   the ingress network and the gateway bridge: the node publishes those ports to its
+//!   gateway-bridge address, and it sends each connection over the ingress network to a
+//!   replica on any node (Docker's ingress sandbox), this node's replicas joined to the
+//!   ingress network for it;
+//! - ports published in host mode, on the gateway-bridge endpoint of this node's replicas.
+//!
+//! A change of replicas rewrites one nft table per balancer on each node, whatever the
+//! number of client sandboxes. Replicas on a node that is down are left out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use netctl_drivers::firewall::balancer::{self, Balancing, MeshPort, VirtualIp};
+use netctl_drivers::gwbridge::GATEWAY_BRIDGE;
+use netctl_kernel::conntrack::UdpFlows;
+use netctl_kernel::netlink::Request;
+use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::{ApiError, SandboxCreateRequest};
+
+use super::super::state::State;
+use super::super::Controller;
+use crate::model::{
+    EndpointRecord, NetworkRecord, PublishMode, PublishedPort, SandboxRecord, SandboxRole,
+    ServicePort, ServiceRecord,
+};
+
+/// The name of a network's load-balancer sandbox: `lb-NET`, as Docker's endpoint.
+fn load_balancer_name(net: &NetworkRecord) -> String {
+    format!("lb-{}", net.name)
+}
+
+/// The name of a node's ingress sandbox, as Docker's.
+const INGRESS_SANDBOX: &str = "ingress-sbox";
+
+/// What this node last applied, to change only what differs.
+#[derive(Default)]
+pub(in crate::controller) struct AppliedServices {
+    names: HashMap<(String, String), netctl_dns::ServiceNames>,
+    /// By balancer sandbox id.
+    balancers: HashMap<String, Balancer>,
+}
+
+/// One balancer sandbox as it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Balancer {
+    netns: PathBuf,
+    /// Its interface on the network whose virtual IPs it holds.
+    ifname: String,
+    balancing: Balancing,
+}
+
+/// One change to this node's balancer sandboxes, their endpoints or published ports.
+#[derive(Debug)]
+enum Step {
+    CreateSandbox {
+        name: String,
+        role: SandboxRole,
+        network: String,
+    },
+    RemoveSandbox(String),
+    Connect {
+        network: String,
+        sandbox: String,
+    },
+    Disconnect {
+        network: String,
+        sandbox: String,
+    },
+    Publish {
+        network: String,
+        sandbox: String,
+        service: String,
+        ports: Vec<PortMapping>,
+    },
+    Withdraw {
+        network: String,
+        sandbox: String,
+        ports: Vec<PublishedPort>,
+    },
+}
+
+/// Rounds of steps a refresh takes at most: a sandbox made in one round is given its
+/// published ports in the next.
+const ROUNDS: usize = 3;
+
+impl Controller {
+    /// Brings this node's names, balancer sandboxes and their tables in step with the
+    /// services.
+    pub(in crate::controller) async fn refresh_services(&self) {
+        let mut applied = self.services_applied.lock().await;
+        self.refresh_service_names(&mut applied).await;
+        // The tables first: a replica that left gets no new connection before its node
+        // has taken it off the ingress network, say.
+        self.refresh_balancers(&mut applied).await;
+        let mut changed = false;
+        for _ in 0..ROUNDS {
+            let steps = {
+                let state = self.state.lock().await;
+                self.balancer_steps(&state)
+            };
+            if steps.is_empty() {
+                break;
+            }
+            changed = true;
+            // A network that refused one connect (out of addresses, say) is not asked again
+            // for the others in this round: one warning, not one per replica.
+            let mut refused: HashSet<String> = HashSet::new();
+            for step in steps {
+                if let Step::Connect { network, .. } = &step {
+                    if refused.contains(network) {
+                        continue;
+                    }
+                }
+                if let Err(e) = self.take_step(&step).await {
+                    tracing::warn!(?step, error = %e.message, "cannot change a service balancer");
+                    if let Step::Connect { network, .. } = step {
+                        refused.insert(network);
+                    }
+                }
+            }
+        }
+        if changed {
+            self.refresh_balancers(&mut applied).await;
+        }
+    }
+
+    /// Each balancer's virtual IPs and table, where they differ from what it was given: all
+    /// at once (each is an `nft` run in a namespace of its own), then the UDP flows to
+    /// replicas that left forgotten behind them.
+    async fn refresh_balancers(&self, applied: &mut AppliedServices) {
+        let wanted = {
+            let state = self.state.lock().await;
+            self.wanted_balancers(&state)
+        };
+        let mut balancers = HashMap::new();
+        let mut work = tokio::task::JoinSet::new();
+        for (sandbox, mut after) in wanted {
+            let before = applied.balancers.get(&sandbox).cloned();
+            if let Some(before) = &before {
+                after.balancing = after.balancing.in_slots_of(&before.balancing);
+            }
+            if before.as_ref() == Some(&after) {
+                balancers.insert(sandbox, after);
+                continue;
+            }
+            work.spawn(async move {
+                let result = apply_balancer(before.as_ref(), &after).await;
+                (sandbox, after, result)
+            });
+        }
+        while let Some(done) = work.join_next().await {
+            let Ok((sandbox, after, result)) = done else {
+                continue;
+            };
+            match result {
+                Ok(forget) => {
+                    forget_flows(after.netns.clone(), forget);
+                    balancers.insert(sandbox, after);
+                }
+                Err(e) => {
+                    tracing::warn!(%sandbox, error = %e, "cannot set a service balancer's table");
+                }
+            }
+        }
+        applied.balancers = balancers;
+    }
+
+    async fn refresh_service_names(&self, applied: &mut AppliedServices) {
+        let wanted = {
+            let state = self.state.lock().await;
+            self.wanted_names(&state)
+        };
+        let directory = self.dns.directory();
+        for (key, names) in &wanted {
+            if applied.names.get(key) != Some(names) {
+                directory.set_service(names.clone());
+            }
+        }
+        for (service, network) in applied.names.keys() {
+            if !wanted.contains_key(&(service.clone(), network.clone())) {
+                directory.remove_service(service, network);
+            }
+        }
+        applied.names = wanted;
+    }
+
+    fn wanted_names(&self, state: &State) -> HashMap<(String, String), netctl_dns::ServiceNames> {
+        let mut names = HashMap::new();
+        for service in state.global.services.values() {
+            let Some(net) = state.network_by_id(&service.network_id) else {
+                continue;
+            };
+            names.insert(
+                (service.id.clone(), net.id.clone()),
+                netctl_dns::ServiceNames {
+                    service_id: service.id.clone(),
+                    network_id: net.id.clone(),
+                    network_name: net.name.clone(),
+                    internal: net.internal,
+                    name: service.name.clone(),
+                    vip: service.vip,
+                    tasks: self
+                        .ready_replicas(state, service)
+                        .flat_map(|ep| ep.addresses())
+                        .map(|a| a.ip())
+                        .collect(),
+                },
+            );
+        }
+        names
+    }
+
+    /// The service's replicas whose node is up.
+    fn ready_replicas<'a>(
+        &'a self,
+        state: &'a State,
+        service: &'a ServiceRecord,
+    ) -> impl Iterator<Item = &'a EndpointRecord> + 'a {
+        service
+            .replicas
+            .iter()
+            .filter_map(|id| state.endpoint(id))
+            .filter(|ep| self.replica_ready(state, ep))
+    }
+
+    /// Refuses a user's change to a balancer sandbox or to who is on the ingress network:
+    /// the daemon makes and takes those as the services change.
+    pub(in crate::controller) async fn refuse_managed(
+        &self,
+        network: Option<&str>,
+        sandbox: &str,
+    ) -> Result<(), ApiError> {
+        let state = self.state.lock().await;
+        if let Ok(sbx) = state.sandbox(sandbox) {
+            if !sbx.role.is_user() {
+                return Err(ApiError::new(
+                    netctl_plugin_api::ErrorCode::Forbidden,
+                    format!(
+                        "sandbox {} is this node's service balancer: netctl makes and removes \
+                         it as services change",
+                        sbx.name
+                    ),
+                ));
+            }
+        }
+        if let Some(net) = network.and_then(|n| state.network(n).ok()) {
+            if self.capabilities(net).is_ok_and(|c| c.ingress) {
+                return Err(ApiError::new(
+                    netctl_plugin_api::ErrorCode::Forbidden,
+                    format!(
+                        "network {} is the ingress network: the replicas of services that \
+                         publish ports join and leave it by themselves",
+                        net.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What differs between this node's balancer sandboxes, endpoints and ports and what
+    /// the services ask of it.
+    fn balancer_steps(&self, state: &State) -> Vec<Step> {
+        let in_cluster = self.cluster.membership().is_some();
+        let mut steps = Vec::new();
+        let mut removals = Vec::new();
+        let mut creations = Vec::new();
+        // Load balancers: one per network with services and a sandbox of this node on it.
+        let wanted_lb: HashSet<&str> = state
+            .global
+            .services
+            .values()
+            .map(|s| s.network_id.as_str())
+            .filter(|net| in_cluster && self.has_local_user(state, net))
+            .collect();
+        let mut served: HashSet<&str> = HashSet::new();
+        for sandbox in sandboxes_of(state, SandboxRole::LoadBalancer) {
+            let on = state
+                .endpoints_of_sandbox(&sandbox.id)
+                .map(|e| e.network_id.as_str())
+                .find(|net| wanted_lb.contains(net) && !served.contains(net));
+            match on {
+                Some(net) => {
+                    served.insert(net);
+                }
+                None => removals.push(Step::RemoveSandbox(sandbox.id.clone())),
+            }
+        }
+        for net in wanted_lb.difference(&served) {
+            if let Some(net) = state.network_by_id(net) {
+                creations.push(Step::CreateSandbox {
+                    name: load_balancer_name(net),
+                    role: SandboxRole::LoadBalancer,
+                    network: net.id.clone(),
+                });
+            }
+        }
+        // The ingress sandbox, while a service publishes through the mesh.
+        let ingress = state
+            .networks()
+            .find(|n| self.capabilities(n).is_ok_and(|c| c.ingress));
+        let meshed: Vec<&ServiceRecord> = state
+            .global
+            .services
+            .values()
+            .filter(|s| s.ports.iter().any(|p| p.mode == PublishMode::Ingress))
+            .collect();
+        let want_ingress = in_cluster && !meshed.is_empty();
+        let mut has_ingress = false;
+        for sandbox in sandboxes_of(state, SandboxRole::Ingress) {
+            let on_ingress =
+                ingress.is_some_and(|net| state.attachment(&net.id, &sandbox.id).is_some());
+            if want_ingress && on_ingress && !has_ingress {
+                has_ingress = true;
+            } else {
+                removals.push(Step::RemoveSandbox(sandbox.id.clone()));
+            }
+        }
+        if let (true, false, Some(net)) = (want_ingress, has_ingress, ingress) {
+            creations.push(Step::CreateSandbox {
+                name: INGRESS_SANDBOX.into(),
+                role: SandboxRole::Ingress,
+                network: net.id.clone(),
+            });
+        }
+        steps.extend(removals);
+        steps.extend(creations);
+        if let Some(net) = ingress {
+            let replicas: HashSet<&str> = if want_ingress {
+                self.local_replica_sandboxes(state, &meshed)
+            } else {
+                HashSet::new()
+            };
+            steps.extend(ingress_attachments(state, net, &replicas, &self.node.id));
+        }
+        steps.extend(self.publishing_steps(state, &meshed));
+        steps
+    }
+
+    /// Whether a sandbox of a user (or a runtime's container) on this node is on `net`.
+    fn has_local_user(&self, state: &State, net: &str) -> bool {
+        state
+            .endpoints_of_network(net)
+            .any(|e| e.node == self.node.id && !e.balancer)
+    }
+
+    /// This node's sandboxes that are replicas of `services`.
+    fn local_replica_sandboxes<'a>(
+        &self,
+        state: &'a State,
+        services: &[&'a ServiceRecord],
+    ) -> HashSet<&'a str> {
+        services
+            .iter()
+            .flat_map(|s| &s.replicas)
+            .filter_map(|id| state.endpoint(id))
+            .filter(|ep| ep.node == self.node.id)
+            .filter_map(|ep| ep.sandbox_id.as_deref())
+            .filter(|s| state.sandbox_by_id(s).is_some_and(|s| s.role.is_user()))
+            .collect()
+    }
+
+    /// The ports each of this node's gateway-bridge endpoints should publish for services
+    /// (the ingress sandbox: every mesh port, to itself; a replica: its service's host-mode
+    /// ports), against those it does.
+    fn publishing_steps(&self, state: &State, meshed: &[&ServiceRecord]) -> Vec<Step> {
+        let Some(gateway) = state.networks().find(|n| n.driver == GATEWAY_BRIDGE) else {
+            return Vec::new();
+        };
+        let host_ports = self.host_ports(state);
+        let mut steps = Vec::new();
+        for ep in state.endpoints_of_network(&gateway.id) {
+            let Some(sandbox) = ep
+                .sandbox_id
+                .as_deref()
+                .and_then(|s| state.sandbox_by_id(s))
+            else {
+                continue;
+            };
+            let wanted: Vec<(&str, PortMapping)> = match sandbox.role {
+                SandboxRole::Ingress => meshed
+                    .iter()
+                    .flat_map(|s| s.ports.iter().map(move |p| (s.id.as_str(), p)))
+                    .filter(|(_, p)| p.mode == PublishMode::Ingress)
+                    .map(|(s, p)| (s, port_mapping(p, p.published)))
+                    .collect(),
+                SandboxRole::User => host_ports
+                    .get(sandbox.id.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
+                SandboxRole::LoadBalancer => Vec::new(),
+            };
+            let held = |p: &PublishedPort, service: &str, m: &PortMapping| {
+                p.service.as_deref() == Some(service)
+                    && p.transport.name() == m.proto.name()
+                    && p.host_port == m.host_port
+                    && p.container_port == m.container_port
+            };
+            let stale: Vec<PublishedPort> = ep
+                .ports
+                .iter()
+                .filter(|p| p.service.is_some())
+                .filter(|p| {
+                    let service = p.service.as_deref().unwrap_or_default();
+                    !wanted.iter().any(|(s, m)| *s == service && held(p, s, m))
+                })
+                .cloned()
+                .collect();
+            if !stale.is_empty() {
+                steps.push(Step::Withdraw {
+                    network: gateway.id.clone(),
+                    sandbox: sandbox.id.clone(),
+                    ports: stale,
+                });
+            }
+            let mut missing: BTreeMap<&str, Vec<PortMapping>> = BTreeMap::new();
+            for (service, mapping) in wanted {
+                if !ep.ports.iter().any(|p| held(p, service, &mapping)) {
+                    missing.entry(service).or_default().push(mapping);
+                }
+            }
+            for (service, ports) in missing {
+                steps.push(Step::Publish {
+                    network: gateway.id.clone(),
+                    sandbox: sandbox.id.clone(),
+                    service: service.to_string(),
+                    ports,
+                });
+            }
+        }
+        steps
+    }
+
+    /// By sandbox of this node, the host-mode ports of the services it is a replica of.
+    fn host_ports<'a>(&self, state: &'a State) -> HashMap<&'a str, Vec<(&'a str, PortMapping)>> {
+        let mut ports: HashMap<&str, Vec<(&str, PortMapping)>> = HashMap::new();
+        let published = state
+            .global
+            .services
+            .values()
+            .filter(|s| s.ports.iter().any(|p| p.mode == PublishMode::Host));
+        for service in published {
+            let sandboxes = service
+                .replicas
+                .iter()
+                .filter_map(|id| state.endpoint(id))
+                .filter(|ep| ep.node == self.node.id)
+                .filter_map(|ep| ep.sandbox_id.as_deref());
+            for sandbox in sandboxes {
+                let of_sandbox = ports.entry(sandbox).or_default();
+                for port in service.ports.iter().filter(|p| p.mode == PublishMode::Host) {
+                    of_sandbox.push((service.id.as_str(), port_mapping(port, port.target)));
+                }
+            }
+        }
+        ports
+    }
+
+    async fn take_step(&self, step: &Step) -> Result<(), ApiError> {
+        match step {
+            Step::CreateSandbox {
+                name,
+                role,
+                network,
+            } => {
+                let request = SandboxCreateRequest {
+                    name: name.clone(),
+                    network: Some(network.clone()),
+                    ..Default::default()
+                };
+                self.create_sandbox_as(request, *role).await.map(drop)
+            }
+            Step::RemoveSandbox(id) => self.remove_sandbox(id).await,
+            Step::Connect { network, sandbox } => {
+                self.connect(network, sandbox, &Default::default()).await
+            }
+            Step::Disconnect { network, sandbox } => self.disconnect(network, sandbox).await,
+            Step::Publish {
+                network,
+                sandbox,
+                service,
+                ports,
+            } => self
+                .publish_for(network, sandbox, ports, Some(service))
+                .await
+                .map(drop),
+            Step::Withdraw {
+                network,
+                sandbox,
+                ports,
+            } => self.withdraw(network, sandbox, ports).await,
+        }
+    }
+
+    /// Each balancer sandbox of this node with what it balances.
+    fn wanted_balancers(&self, state: &State) -> HashMap<String, Balancer> {
+        let mut wanted = HashMap::new();
+        for sandbox in state.sandboxes().filter(|s| !s.role.is_user()) {
+            let balancer = match sandbox.role {
+                SandboxRole::LoadBalancer => self.load_balancer(state, sandbox),
+                SandboxRole::Ingress => self.ingress_balancer(state, sandbox),
+                SandboxRole::User => None,
+            };
+            if let Some(balancer) = balancer {
+                wanted.insert(sandbox.id.clone(), balancer);
+            }
+        }
+        wanted
+    }
+
+    /// A network's load balancer: its services' virtual IPs.
+    fn load_balancer(&self, state: &State, sandbox: &SandboxRecord) -> Option<Balancer> {
+        let ep = state.endpoints_of_sandbox(&sandbox.id).next()?;
+        let vips = state
+            .services_on(&ep.network_id)
+            .into_iter()
+            .filter_map(|service| {
+                let IpAddr::V4(vip) = service.vip else {
+                    return None;
+                };
+                Some(VirtualIp {
+                    vip,
+                    replicas: self.ready_replicas(state, service).filter_map(v4).collect(),
+                })
+            })
+            .collect();
+        Some(Balancer {
+            netns: sandbox.netns.clone(),
+            ifname: ep.ifname.clone(),
+            balancing: Balancing {
+                vips,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The ingress sandbox: every mesh port, over the replicas' ingress endpoints.
+    fn ingress_balancer(&self, state: &State, sandbox: &SandboxRecord) -> Option<Balancer> {
+        let mut on_ingress = None;
+        let mut entry = None;
+        for ep in state.endpoints_of_sandbox(&sandbox.id) {
+            let net = state.network_by_id(&ep.network_id)?;
+            if self.capabilities(net).is_ok_and(|c| c.ingress) {
+                on_ingress = Some((net.id.clone(), ep.ifname.clone()));
+            } else if net.driver == GATEWAY_BRIDGE {
+                entry = v4(ep);
+            }
+        }
+        let (ingress, ifname) = on_ingress?;
+        // A replica's ingress endpoint, by its node and sandbox.
+        let on_mesh: HashMap<(&str, &str), Ipv4Addr> = state
+            .endpoints_of_network(&ingress)
+            .filter_map(|ep| Some(((ep.node.as_str(), ep.sandbox_id.as_deref()?), v4(ep)?)))
+            .collect();
+        let mut ports = Vec::new();
+        for service in state.global.services.values() {
+            let replicas: Vec<Ipv4Addr> = self
+                .ready_replicas(state, service)
+                .filter_map(|ep| on_mesh.get(&(ep.node.as_str(), ep.sandbox_id.as_deref()?)))
+                .copied()
+                .collect();
+            for port in service
+                .ports
+                .iter()
+                .filter(|p| p.mode == PublishMode::Ingress)
+            {
+                ports.push(MeshPort {
+                    proto: port.transport.name(),
+                    published: port.published,
+                    target: port.target,
+                    replicas: replicas.clone(),
+                });
+            }
+        }
+        ports.sort_by_key(|p| (p.proto, p.published));
+        Some(Balancer {
+            netns: sandbox.netns.clone(),
+            ifname,
+            balancing: Balancing {
+                vips: Vec::new(),
+                entry,
+                ports,
+            },
+        })
+    }
+}
+
+fn sandboxes_of(state: &State, role: SandboxRole) -> impl Iterator<Item = &SandboxRecord> {
+    state.sandboxes().filter(move |s| s.role == role)
+}
+
+/// This node's replicas joined to the ingress network and the others taken off it.
+fn ingress_attachments(
+    state: &State,
+    ingress: &NetworkRecord,
+    replicas: &HashSet<&str>,
+    node: &str,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for sandbox in replicas {
+        if state.attachment(&ingress.id, sandbox).is_none() {
+            steps.push(Step::Connect {
+                network: ingress.id.clone(),
+                sandbox: sandbox.to_string(),
+            });
+        }
+    }
+    for ep in state.endpoints_of_network(&ingress.id) {
+        let Some(sandbox) = ep.sandbox_id.as_deref() else {
+            continue;
+        };
+        if ep.node == node && !ep.balancer && !replicas.contains(sandbox) {
+            steps.push(Step::Disconnect {
+                network: ingress.id.clone(),
+                sandbox: sandbox.to_string(),
+            });
+        }
+    }
+    steps
+}
+
+/// A service port as the node publishes it, to `to` on the endpoint.
+fn port_mapping(port: &ServicePort, to: u16) -> PortMapping {
+    PortMapping {
+        proto: match port.transport {
+            crate::model::Transport::Tcp => netctl_plugin_api::ports::Protocol::Tcp,
+            crate::model::Transport::Udp => netctl_plugin_api::ports::Protocol::Udp,
+            crate::model::Transport::Sctp => netctl_plugin_api::ports::Protocol::Sctp,
+        },
+        host_ip: None,
+        host_port: port.published,
+        host_port_end: port.published,
+        container_port: to,
+    }
+}
+
+fn v4(ep: &EndpointRecord) -> Option<Ipv4Addr> {
+    match ep.ipv4?.ip() {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Sets a balancer's virtual IPs, forwarding and table (`ip -n SBX addr add VIP/32 dev IF;
+/// ip netns exec SBX sysctl net.ipv4.ip_forward=1; ip netns exec SBX nft -f -`); returns the
+/// UDP flows to forget, those to replicas that left.
+async fn apply_balancer(
+    before: Option<&Balancer>,
+    after: &Balancer,
+) -> Result<Vec<UdpFlows>, String> {
+    let held_before: Vec<Ipv4Addr> = before
+        .map(|b| b.balancing.vips.iter().map(|v| v.vip).collect())
+        .unwrap_or_default();
+    let held_after: Vec<Ipv4Addr> = after.balancing.vips.iter().map(|v| v.vip).collect();
+    if before.is_none() || held_before != held_after {
+        hold_virtual_ips(after, &held_after)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let first = before.is_none();
+    let known = before.map(|b| b.balancing.clone());
+    let balancing = after.balancing.clone();
+    netctl_kernel::netns::run_in(&after.netns, move || {
+        if first {
+            forward_here()?;
+        }
+        balancer::apply_here(known.as_ref(), &balancing)
+            .map_err(|e| netctl_kernel::KernelError::Nft(e.to_string()))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(before.map_or_else(Vec::new, |b| {
+        flows_to_forget(&b.balancing, &after.balancing)
+    }))
+}
+
+/// `ip netns exec SBX conntrack -D …` for each of `flows`, in the background: a table that
+/// has just changed sends no new flow to a replica that left, and nothing waits on this.
+fn forget_flows(netns: PathBuf, flows: Vec<UdpFlows>) {
+    if flows.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let forgotten = netctl_kernel::netns::run_in(&netns, move || {
+            for flows in flows {
+                netctl_kernel::conntrack::forget_udp_here(flows);
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = forgotten {
+            tracing::warn!(error = %e, "cannot forget UDP flows to replicas that left");
+        }
+    });
+}
+
+/// A balancer routes what it DNATs back out of the interface it came in on: forwarding on,
+/// and no redirects telling clients to go to the replica themselves.
+fn forward_here() -> Result<(), netctl_kernel::KernelError> {
+    netctl_kernel::sysctl::ensure("net.ipv4.ip_forward", "1")?;
+    netctl_kernel::sysctl::ensure("net.ipv4.conf.all.send_redirects", "0")?;
+    netctl_kernel::sysctl::ensure("net.ipv4.conf.default.send_redirects", "0")
+}
+
+/// The virtual IPs as /32 addresses on the balancer's interface (so that it answers ARP for
+/// them on the network), and no other /32.
+async fn hold_virtual_ips(
+    balancer: &Balancer,
+    vips: &[Ipv4Addr],
+) -> Result<(), netctl_kernel::KernelError> {
+    let ns = netctl_kernel::Netns::open(&balancer.netns).await?;
+    let netlink = ns.netlink();
+    let Some(link) = netlink.link_by_name(&balancer.ifname).await? else {
+        return Ok(());
+    };
+    let wanted: Vec<IpNetwork> = vips
+        .iter()
+        .map(|ip| IpNetwork::new(IpAddr::V4(*ip), 32).expect("a /32"))
+        .collect();
+    let mut requests: Vec<Request> = netlink
+        .addresses_of(link.index)
+        .await?
+        .into_iter()
+        .filter(|a| a.is_ipv4() && a.prefix() == 32 && !wanted.contains(a))
+        .map(|a| Request::delete_address(link.index, a))
+        .collect();
+    requests.extend(
+        wanted
+            .iter()
+            .map(|a| Request::replace_address(link.index, *a)),
+    );
+    netlink.run_all(requests).await
+}
+
+/// Past this many replicas leaving one virtual IP or port at once, its UDP flows are
+/// forgotten wholesale (one `conntrack` run instead of one per replica; flows to the
+/// replicas that stay are balanced again).
+const FORGET_ONE_BY_ONE: usize = 4;
+
+/// The UDP flows to forget when a balancer goes from `before` to `after`: those to replicas
+/// that left a virtual IP or port, or all of a virtual IP's or port's when it went or many
+/// left.
+fn flows_to_forget(before: &Balancing, after: &Balancing) -> Vec<UdpFlows> {
+    let mut flows = Vec::new();
+    let mut forget = |old: &[Ipv4Addr], now: Option<&[Ipv4Addr]>, all: UdpFlows| {
+        let left: Vec<Ipv4Addr> = old
+            .iter()
+            .filter(|r| now.is_none_or(|n| !n.contains(r)))
+            .copied()
+            .collect();
+        if now.is_none() || left.len() > FORGET_ONE_BY_ONE {
+            if !left.is_empty() || now.is_none() {
+                flows.push(all);
+            }
+        } else {
+            flows.extend(left.into_iter().map(|r| UdpFlows::To(IpAddr::V4(r))));
+        }
+    };
+    for old in &before.vips {
+        let now = after.vips.iter().find(|v| v.vip == old.vip);
+        forget(
+            &old.replicas,
+            now.map(|v| v.replicas.as_slice()),
+            UdpFlows::AddressedTo(IpAddr::V4(old.vip)),
+        );
+    }
+    for old in before.ports.iter().filter(|p| p.proto == "udp") {
+        let now = after
+            .ports
+            .iter()
+            .find(|p| p.proto == old.proto && p.published == old.published);
+        forget(
+            &old.replicas,
+            now.map(|p| p.replicas.as_slice()),
+            UdpFlows::ToPort(old.published),
+        );
+    }
+    flows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
+        VirtualIp {
+            vip: vip.parse().unwrap(),
+            replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
+
+    fn vips(list: &[VirtualIp]) -> Balancing {
+        Balancing {
+            vips: list.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flows_to_replicas_that_left_are_forgotten_or_all_of_a_vip_that_went() {
+        let before = vips(&[
+            vip("10.0.0.100", &["10.0.0.2", "10.0.0.3"]),
+            vip("10.0.0.101", &["10.0.0.4"]),
+        ]);
+        let after = vips(&[vip("10.0.0.100", &["10.0.0.3", "10.0.0.5"])]);
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            flows_to_forget(&before, &after),
+            [
+                UdpFlows::To(ip("10.0.0.2")),
+                UdpFlows::AddressedTo(ip("10.0.0.101"))
+            ]
+        );
+        assert!(flows_to_forget(&after, &after).is_empty());
+        let many: Vec<String> = (2..10).map(|i| format!("10.0.0.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let shrunk = vips(&[vip("10.0.0.100", &["10.0.0.2"])]);
+        assert_eq!(
+            flows_to_forget(&vips(&[vip("10.0.0.100", &many)]), &shrunk),
+            [UdpFlows::AddressedTo(ip("10.0.0.100"))]
+        );
+    }
+
+    #[test]
+    fn flows_through_a_udp_port_follow_its_replicas() {
+        let port = |replicas: &[&str]| Balancing {
+            entry: Some("172.18.0.2".parse().unwrap()),
+            ports: vec![MeshPort {
+                proto: "udp",
+                published: 5353,
+                target: 53,
+                replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            flows_to_forget(&port(&["10.0.0.5", "10.0.0.6"]), &port(&["10.0.0.6"])),
+            [UdpFlows::To("10.0.0.5".parse().unwrap())]
+        );
+        assert_eq!(
+            flows_to_forget(&port(&["10.0.0.5"]), &Balancing::default()),
+            [UdpFlows::ToPort(5353)]
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The ingress network (swarm's routing mesh): the one overlay every node joins so that a
+//! port a service publishes answers on every node. Its kernel objects are an overlay's (a
+//! segment per node, VXLAN between nodes); what differs is its role: its endpoints are the
+//! nodes' ingress sandboxes and the published services' replicas, it serves no DNS names,
+//! and a cluster has one of it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::overlay::OverlayDriver;
+use crate::{
+    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkSettings,
+    NetworkSpec, Wanted,
+};
+
+/// The driver's name, and the name of the network a cluster starts with.
+pub const INGRESS: &str = "ingress";
+
+/// Docker's ingress subnet.
+pub const DEFAULT_SUBNET: &str = "10.0.0.0/24";
+
+pub struct IngressDriver {
+    overlay: Arc<OverlayDriver>,
+}
+
+impl IngressDriver {
+    pub fn new(overlay: Arc<OverlayDriver>) -> Self {
+        Self { overlay }
+    }
+}
+
+#[async_trait]
+impl Driver for IngressDriver {
+    fn name(&self) -> &'static str {
+        INGRESS
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // Nobody resolves a replica by its ingress address: its names are on its own
+            // overlay.
+            serves_dns: false,
+            ingress: true,
+            ..self.overlay.capabilities()
+        }
+    }
+
+    fn parse_options(
+        &self,
+        options: &BTreeMap<String, String>,
+        defaults: &NetworkDefaults,
+    ) -> Result<NetworkSettings, DriverError> {
+        let settings = self.overlay.parse_options(options, defaults)?;
+        if settings.internal {
+            return Err(DriverError::InvalidOption(
+                "an ingress network cannot be internal: it carries published ports".into(),
+            ));
+        }
+        Ok(settings)
+    }
+
+    async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        self.overlay.create_network(net).await
+    }
+
+    async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        self.overlay.delete_network(net).await
+    }
+
+    async fn restore_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        self.overlay.restore_network(net).await
+    }
+
+    async fn join(
+        &self,
+        net: &NetworkSpec,
+        ep: &EndpointSpec,
+        target: JoinTarget<'_>,
+    ) -> Result<(), DriverError> {
+        self.overlay.join(net, ep, target).await
+    }
+
+    fn runtime_interface(&self, ep: &EndpointSpec) -> Option<String> {
+        self.overlay.runtime_interface(ep)
+    }
+
+    async fn leave(&self, net: &NetworkSpec, ep: &EndpointSpec) -> Result<(), DriverError> {
+        self.overlay.leave(net, ep).await
+    }
+
+    /// Nothing of its own: the overlay driver collects these segments with its own.
+    async fn collect_garbage(&self, _wanted: &Wanted) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    fn collected_by(&self) -> &'static str {
+        self.overlay.name()
+    }
+
+    fn inspect_options(&self, net: &NetworkSpec) -> BTreeMap<String, String> {
+        self.overlay.inspect_options(net)
+    }
+
+    fn device(&self, net: &NetworkSpec) -> Option<String> {
+        self.overlay.device(net)
+    }
+}
