@@ -4,6 +4,7 @@
 mod attach;
 mod dns;
 mod docker_run;
+mod mesh;
 mod netctl_host;
 mod overlay;
 mod process;
@@ -146,6 +147,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The routing mesh on two netctl nodes: connections and requests per second (32
+    /// clients, a short HTTP-like exchange) through a published port to a local and to a
+    /// remote replica, beside host mode and a direct call on the overlay; then the time for a
+    /// `service update` of N replicas to reach both nodes' balancers after the etcd write,
+    /// and the daemons' memory at the largest N.
+    Mesh {
+        /// Seconds of each timed traffic run (three per row).
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        replicas: Vec<usize>,
+        /// Timed updates per replica count (half drop a replica, half take it back).
+        #[arg(long, default_value_t = 20)]
+        updates: usize,
+        #[arg(long, value_delimiter = ',', default_value = "traffic,updates")]
+        parts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -198,6 +220,23 @@ fn main() -> anyhow::Result<()> {
                 scale: (*scale_hosts, *scale_endpoints),
             };
             overlay::print(&overlay::run(&options)?, *json)
+        }
+        Command::Mesh {
+            seconds,
+            concurrency,
+            replicas,
+            updates,
+            parts,
+            json,
+        } => {
+            let options = mesh::Options {
+                seconds: *seconds,
+                concurrency: *concurrency,
+                replicas: replicas.clone(),
+                updates: *updates,
+                parts: parts.clone(),
+            };
+            overlay::print(&mesh::run(&options)?, *json)
         }
         Command::DockerRun { count, json } => {
             let rows = docker_run::run(*count)?;

@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::stats::percentile_ms;
 use crate::throughput::in_netns;
 
-const OVERLAY: &str = "ov";
+pub(crate) const OVERLAY: &str = "ov";
 const BRIDGE: &str = "br";
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,16 +54,16 @@ pub struct Options {
 }
 
 /// Two nodes in one cluster with an overlay `ov` (10.200.0.0/16) and a bridge `br` on A.
-struct Setup {
-    a: Host,
-    b: Host,
-    etcd: EtcdCluster,
-    _lan: Lan,
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Setup {
+    pub(crate) a: Host,
+    pub(crate) b: Host,
+    pub(crate) etcd: EtcdCluster,
+    pub(crate) _lan: Lan,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 impl Setup {
-    fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         let lan = Lan::new();
         let etcd = EtcdCluster::start(&lan, 3);
         let a = Host::with_daemon();
@@ -128,7 +128,7 @@ impl Setup {
             .ok_or_else(|| anyhow::anyhow!("no VNI in inspect"))
     }
 
-    fn wait(&self, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
+    pub(crate) fn wait(&self, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
         let started = Instant::now();
         while !check() {
             anyhow::ensure!(
@@ -140,7 +140,7 @@ impl Setup {
         Ok(())
     }
 
-    fn sandbox(
+    pub(crate) fn sandbox(
         &self,
         client: &Client,
         name: &str,
@@ -158,7 +158,7 @@ impl Setup {
     }
 }
 
-fn network(name: &str, driver: &str, subnet: &str) -> NetworkCreateRequest {
+pub(crate) fn network(name: &str, driver: &str, subnet: &str) -> NetworkCreateRequest {
     NetworkCreateRequest {
         name: name.into(),
         driver: Some(driver.into()),
@@ -239,8 +239,8 @@ const SERVICE_SANDBOXES: [usize; 2] = [10, 100];
 const SERVICE_UPDATES: usize = 10;
 
 /// `service update` on node A with N sandboxes of A on the service's network: it answers
-/// once the etcd write is done and every one of A's sandboxes has its new table. Each
-/// update drops one replica or takes it back.
+/// once the etcd write is done and A's load balancer has its new table. Each update drops
+/// one replica or takes it back.
 fn service_updates(setup: &Setup) -> anyhow::Result<Vec<Row>> {
     use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceUpdateRequest};
     let client = setup.a.client();
@@ -277,7 +277,7 @@ fn service_updates(setup: &Setup) -> anyhow::Result<Vec<Row>> {
             "services",
             &format!("netctl, {n} sandboxes"),
             &took,
-            "service update -> every sandbox of the node has its new table",
+            "service update -> the node's load balancer has its new table",
         ));
     }
     Ok(rows)
@@ -515,7 +515,7 @@ fn attach(setup: &Setup, samples: usize) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn row(what: &str, peer: &str, samples: &[Duration], note: &str) -> Row {
+pub(crate) fn row(what: &str, peer: &str, samples: &[Duration], note: &str) -> Row {
     Row {
         what: what.into(),
         peer: peer.into(),
