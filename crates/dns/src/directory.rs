@@ -89,11 +89,18 @@ impl Network {
         let qualified = format!("{name}.{}", self.name);
         for name in [name.to_string(), qualified] {
             if let Some(addrs) = self.by_name.get_mut(&name) {
+                // One pass, however many go: a service's tasks may be a thousand.
+                let mut taking: HashMap<&IpAddr, usize> = HashMap::new();
                 for addr in addresses {
-                    if let Some(at) = addrs.iter().position(|a| a == addr) {
-                        addrs.remove(at);
-                    }
+                    *taking.entry(addr).or_default() += 1;
                 }
+                addrs.retain(|a| match taking.get_mut(a) {
+                    Some(copies) if *copies > 0 => {
+                        *copies -= 1;
+                        false
+                    }
+                    _ => true,
+                });
                 if addrs.is_empty() {
                     self.by_name.remove(&name);
                 }

@@ -8,6 +8,7 @@
 //! one namespace per node, whatever the number of clients, and in it only the map slots of
 //! the replicas that came or went.
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use crate::DriverError;
@@ -106,11 +107,13 @@ impl Balancing {
 /// `after` in the order of `before`'s slots (see [`Balancing::in_slots_of`]): a newcomer
 /// takes a slot that was given up, then the slots left over go to the last ones.
 fn arranged(before: &[Ipv4Addr], after: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
+    let (had, wanted): (HashSet<&Ipv4Addr>, HashSet<&Ipv4Addr>) =
+        (before.iter().collect(), after.iter().collect());
     let mut slots = before.to_vec();
-    let mut newcomers = after.iter().filter(|r| !before.contains(r)).copied();
+    let mut newcomers = after.iter().filter(|r| !had.contains(r)).copied();
     let mut vacated = Vec::new();
     for (i, slot) in slots.iter_mut().enumerate() {
-        if !after.contains(slot) {
+        if !wanted.contains(slot) {
             match newcomers.next() {
                 Some(newcomer) => *slot = newcomer,
                 None => vacated.push(i),

@@ -753,9 +753,10 @@ const FORGET_ONE_BY_ONE: usize = 4;
 fn flows_to_forget(before: &Balancing, after: &Balancing) -> Vec<UdpFlows> {
     let mut flows = Vec::new();
     let mut forget = |old: &[Ipv4Addr], now: Option<&[Ipv4Addr]>, all: UdpFlows| {
+        let staying: HashSet<&Ipv4Addr> = now.into_iter().flatten().collect();
         let left: Vec<Ipv4Addr> = old
             .iter()
-            .filter(|r| now.is_none_or(|n| !n.contains(r)))
+            .filter(|r| !staying.contains(r))
             .copied()
             .collect();
         if now.is_none() || left.len() > FORGET_ONE_BY_ONE {
