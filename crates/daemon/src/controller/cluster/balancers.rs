@@ -102,6 +102,14 @@ impl Controller {
         // The tables first: a replica that left gets no new connection before its node
         // has taken it off the ingress network, say.
         self.refresh_balancers(&mut applied).await;
+        if self.converge_balancer_sandboxes().await {
+            self.refresh_balancers(&mut applied).await;
+        }
+    }
+
+    /// Makes, removes, connects and publishes what the services ask of this node's
+    /// balancer sandboxes and replicas, a few rounds at most; says whether it did anything.
+    async fn converge_balancer_sandboxes(&self) -> bool {
         let mut changed = false;
         for _ in 0..ROUNDS {
             let steps = {
@@ -129,9 +137,7 @@ impl Controller {
                 }
             }
         }
-        if changed {
-            self.refresh_balancers(&mut applied).await;
-        }
+        changed
     }
 
     /// Each balancer's virtual IPs and table, where they differ from what it was given: all
