@@ -165,6 +165,27 @@ impl Transport {
     }
 }
 
+impl From<netctl_plugin_api::ports::Protocol> for Transport {
+    fn from(proto: netctl_plugin_api::ports::Protocol) -> Self {
+        use netctl_plugin_api::ports::Protocol;
+        match proto {
+            Protocol::Tcp => Self::Tcp,
+            Protocol::Udp => Self::Udp,
+            Protocol::Sctp => Self::Sctp,
+        }
+    }
+}
+
+impl From<Transport> for netctl_plugin_api::ports::Protocol {
+    fn from(transport: Transport) -> Self {
+        match transport {
+            Transport::Tcp => Self::Tcp,
+            Transport::Udp => Self::Udp,
+            Transport::Sctp => Self::Sctp,
+        }
+    }
+}
+
 /// One published port, its host port decided.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PublishedPort {

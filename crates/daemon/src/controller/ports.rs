@@ -86,7 +86,7 @@ impl HostPorts {
     /// Reserves the mapping's host port, choosing one when it is 0 or a range; returns the
     /// port as published.
     fn take(&mut self, mapping: &PortMapping) -> Result<PublishedPort, ApiError> {
-        let proto = transport(mapping.proto);
+        let proto = Transport::from(mapping.proto);
         let key = |port| HostPort {
             ip: mapping.host_ip,
             proto,
@@ -212,14 +212,6 @@ pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PublishedPort]) -> Ve
             })
         })
         .collect()
-}
-
-fn transport(proto: netctl_plugin_api::ports::Protocol) -> Transport {
-    match proto {
-        netctl_plugin_api::ports::Protocol::Tcp => Transport::Tcp,
-        netctl_plugin_api::ports::Protocol::Udp => Transport::Udp,
-        netctl_plugin_api::ports::Protocol::Sctp => Transport::Sctp,
-    }
 }
 
 fn random_u32() -> u32 {

@@ -223,11 +223,7 @@ fn endpoint_of(
 /// A published port as the API shows it.
 pub(super) fn mapping(port: &PublishedPort) -> PortMapping {
     PortMapping {
-        proto: match port.transport {
-            crate::model::Transport::Tcp => netctl_plugin_api::ports::Protocol::Tcp,
-            crate::model::Transport::Udp => netctl_plugin_api::ports::Protocol::Udp,
-            crate::model::Transport::Sctp => netctl_plugin_api::ports::Protocol::Sctp,
-        },
+        proto: port.transport.into(),
         host_ip: port.host_ip,
         host_port: port.host_port,
         host_port_end: port.host_port,

@@ -638,11 +638,7 @@ fn ingress_attachments(
 /// A service port as the node publishes it, to `to` on the endpoint.
 fn port_mapping(port: &ServicePort, to: u16) -> PortMapping {
     PortMapping {
-        proto: match port.transport {
-            crate::model::Transport::Tcp => netctl_plugin_api::ports::Protocol::Tcp,
-            crate::model::Transport::Udp => netctl_plugin_api::ports::Protocol::Udp,
-            crate::model::Transport::Sctp => netctl_plugin_api::ports::Protocol::Sctp,
-        },
+        proto: port.transport.into(),
         host_ip: None,
         host_port: port.published,
         host_port_end: port.published,

@@ -7,7 +7,6 @@
 use netctl_plugin_api::cluster::{
     ServiceCreateRequest, ServiceInspect, ServiceReplica, ServiceUpdateRequest,
 };
-use netctl_plugin_api::ports::Protocol;
 use netctl_plugin_api::service_ports::{
     PublishMode as ApiMode, ServicePort as ApiPort, AUTO_PORTS,
 };
@@ -43,11 +42,7 @@ fn service_port_key(port: &ServicePort) -> Key {
 
 fn api_port(port: &ServicePort) -> ApiPort {
     ApiPort {
-        protocol: match port.transport {
-            Transport::Tcp => Protocol::Tcp,
-            Transport::Udp => Protocol::Udp,
-            Transport::Sctp => Protocol::Sctp,
-        },
+        protocol: port.transport.into(),
         published_port: port.published,
         target_port: port.target,
         publish_mode: match port.mode {
@@ -295,7 +290,7 @@ impl Controller {
             ));
         }
         for port in asked {
-            let transport = transport_of(port.protocol);
+            let transport = Transport::from(port.protocol);
             let published = match port.published_port {
                 0 => {
                     let mut free = None;
@@ -445,13 +440,5 @@ impl Controller {
 
     pub(in crate::controller) fn replica_ready(&self, state: &State, ep: &EndpointRecord) -> bool {
         ep.node == self.node.id || state.global.is_ready(&ep.node)
-    }
-}
-
-fn transport_of(protocol: Protocol) -> Transport {
-    match protocol {
-        Protocol::Tcp => Transport::Tcp,
-        Protocol::Udp => Transport::Udp,
-        Protocol::Sctp => Transport::Sctp,
     }
 }
