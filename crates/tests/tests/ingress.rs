@@ -183,6 +183,11 @@ fn a_published_port_answers_on_every_node_balanced_over_every_replica() {
     cluster.hosts[2].start_daemon();
     let c = &cluster.hosts[2];
     assert!(tcp_call(&path(&client), entry).is_some());
+    // Once it follows the cluster again (it answers with its data path before that).
+    within(Duration::from_secs(10), || {
+        c.netctl(&["network", "inspect", "ov"]).ok()
+    })
+    .expect("the restarted node follows the cluster");
 
     // Leaving takes the node's gateway bridge and ingress state with it.
     c.netctl(&["cluster", "leave"]).expect_ok();
