@@ -27,7 +27,8 @@ use netctl_plugin_api::client::Client;
 use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceUpdateRequest};
 use netctl_store::{ClusterStore, Prefix, Scope, Store};
 
-use crate::overlay::{row, Row, Setup, OVERLAY};
+use crate::overlay::{row, wait_until as wait, Row, Setup, OVERLAY};
+use crate::process::rss_mib;
 use crate::throughput::in_netns;
 
 /// The client host on the LAN, outside the cluster.
@@ -430,31 +431,8 @@ fn table_of(netns: &str) -> String {
         .unwrap_or_default()
 }
 
-fn wait(limit: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while !check() {
-        anyhow::ensure!(started.elapsed() < limit, "timed out after {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
 fn command_ok(cmd: &mut std::process::Command) -> anyhow::Result<()> {
     let status = cmd.status()?;
     anyhow::ensure!(status.success(), "{cmd:?} failed");
     Ok(())
-}
-
-/// A process's resident memory, in MiB.
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }

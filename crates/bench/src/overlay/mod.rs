@@ -128,16 +128,8 @@ impl Setup {
             .ok_or_else(|| anyhow::anyhow!("no VNI in inspect"))
     }
 
-    pub(crate) fn wait(&self, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while !check() {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(10),
-                "timed out waiting for the cluster"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+    pub(crate) fn wait(&self, check: impl FnMut() -> bool) -> anyhow::Result<()> {
+        wait_until(Duration::from_secs(10), check)
     }
 
     pub(crate) fn sandbox(
@@ -156,6 +148,16 @@ impl Setup {
         let created = self.runtime.block_on(client.sandbox_create(&request))?;
         Ok(created.network_settings.sandbox_key)
     }
+}
+
+/// Polls `check` until it holds, or fails after `limit`.
+pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !check() {
+        anyhow::ensure!(started.elapsed() < limit, "timed out after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 pub(crate) fn network(name: &str, driver: &str, subnet: &str) -> NetworkCreateRequest {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use netctl_netns_fixtures::{EtcdCluster, Host, Lan};
 
-use super::Row;
+use super::{wait_until as wait, Row};
 
 pub fn run(hosts: usize, per_host: usize) -> anyhow::Result<Vec<Row>> {
     anyhow::ensure!((2..=80).contains(&hosts), "--scale-hosts: 2 to 80");
@@ -173,15 +173,6 @@ fn address_of(node: &Host, sandbox: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-fn wait(limit: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while !check() {
-        anyhow::ensure!(started.elapsed() < limit, "timed out after {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 /// gRPC requests the etcd members handled per second over `window`, from their metrics.
