@@ -147,6 +147,7 @@ impl SandboxV0 {
             mode: self.mode,
             dns: self.dns,
             role: Default::default(),
+            netns_inode: None,
         }
     }
 }
@@ -207,6 +208,7 @@ impl EndpointV0 {
                 })
                 .collect(),
             balancer: false,
+            chained: false,
         }
     }
 }

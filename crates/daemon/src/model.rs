@@ -88,6 +88,9 @@ pub enum SandboxMode {
     Isolated,
     /// The host's (the daemon's) namespace.
     Host,
+    /// A runtime's (a CNI runtime's container): netctl opens it at the runtime's path, and
+    /// never makes or removes it.
+    Runtime,
 }
 
 /// A sandbox's own DNS settings (`--dns`, `--dns-search`, `--dns-option`).
@@ -123,6 +126,10 @@ pub struct SandboxRecord {
     pub dns: DnsConfig,
     #[serde(default, skip_serializing_if = "SandboxRole::is_user")]
     pub role: SandboxRole,
+    /// A runtime's namespace: its inode, which tells it from a later one at the same path
+    /// (a restarted container) and finds it where the path does not lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_inode: Option<u64>,
 }
 
 /// Who a sandbox is for.
@@ -138,6 +145,14 @@ pub enum SandboxRole {
     /// `ingress-sbox`: where this node balances the ports services publish through the
     /// routing mesh (Docker's ingress sandbox). Made and removed by the daemon.
     Ingress,
+}
+
+impl SandboxMode {
+    /// Whether the sandbox has a namespace to itself (its own DNS server, hosts file and
+    /// interfaces), as opposed to sharing the host's.
+    pub fn has_own_namespace(self) -> bool {
+        self != Self::Host
+    }
 }
 
 impl SandboxRole {
@@ -262,6 +277,10 @@ pub struct EndpointRecord {
     /// not keep its network from being removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balancer: bool,
+    /// Its interface and addresses are another CNI plugin's (netctl chained after it):
+    /// netctl publishes its ports and serves its names, and leaves the interface alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chained: bool,
 }
 
 impl EndpointRecord {

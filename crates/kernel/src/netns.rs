@@ -60,6 +60,28 @@ impl Netns {
         .await
     }
 
+    /// Opens a runtime's namespace (a CNI container's) and brings its loopback up, as the
+    /// CNI `loopback` plugin would: the sandbox's DNS server answers on it.
+    pub async fn open_runtime(path: &Path) -> Result<Self, KernelError> {
+        let netns = Self::open(path).await?;
+        netns.netlink.set_up(1).await?;
+        Ok(netns)
+    }
+
+    /// The namespace's inode: what tells one namespace from another at the same path.
+    pub fn inode(&self) -> Result<u64, KernelError> {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map(|m| m.ino())
+            .map_err(netns_err(&self.path, "stat"))
+    }
+
+    /// A path this process can open the namespace by, for as long as `self` lives.
+    pub fn fd_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -96,6 +118,64 @@ pub fn remove(path: &Path) -> Result<(), KernelError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(netns_err(path, "remove")(e)),
     }
+}
+
+/// The inode of the network namespace at `path`, if it is one.
+pub fn inode_at(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let file = File::open(path).ok().filter(is_nsfs)?;
+    file.metadata().ok().map(|m| m.ino())
+}
+
+/// Finds a path to the network namespace with `inode` that some other process still holds:
+/// as its own (`/proc/PID/ns/net`) or as a bind mount in any mount namespace (seen through
+/// `/proc/PID/root`). `None`: nothing but this process holds it, so its owner let it go.
+/// Used for runtimes' namespaces, which the daemon keeps open itself and so cannot watch
+/// die.
+pub fn find_held(inode: u64) -> Option<PathBuf> {
+    let me = std::process::id().to_string();
+    let pids: Vec<String> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && *n != me)
+        .collect();
+    for pid in &pids {
+        let own = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        if std::fs::metadata(&own).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == inode) {
+            return Some(own);
+        }
+    }
+    let wanted = format!("net:[{inode}]");
+    let mut seen_mount_namespaces = std::collections::HashSet::new();
+    for pid in &pids {
+        let Some(mnt) = std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        else {
+            continue;
+        };
+        if !seen_mount_namespaces.insert(mnt) {
+            continue;
+        }
+        let Ok(mounts) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        // `36 35 0:4 net:[4026532281] /run/netns/c1 rw shared:5 - nsfs nsfs rw`
+        let found = mounts.lines().find_map(|line| {
+            let mut fields = line.split(' ');
+            let root = fields.nth(3)?;
+            let mount_point = fields.next()?;
+            (root == wanted).then(|| mount_point.replace("\\040", " "))
+        });
+        if let Some(mount_point) = found {
+            let path = PathBuf::from(format!("/proc/{pid}/root{mount_point}"));
+            if inode_at(&path) == Some(inode) {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 fn is_nsfs(file: &File) -> bool {

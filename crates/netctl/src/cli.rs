@@ -43,6 +43,18 @@ pub enum Command {
     /// Services: a virtual IP on a global network, balanced over replica sandboxes.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// The CNI plugin's side: conflists for netctl networks.
+    #[command(subcommand)]
+    Cni(CniCommand),
+    /// Reclaim endpoints, addresses and ports of containers whose namespace is gone (their
+    /// runtime never said DEL).
+    Gc {
+        /// Only show what would be reclaimed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
@@ -69,6 +81,13 @@ pub struct DaemonArgs {
     /// plugin.
     #[arg(long, default_value = netctl_daemon::DEFAULT_DOCKER_PLUGIN_SOCKET)]
     pub docker_plugin_socket: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CniCommand {
+    /// Print the conflist that attaches CNI runtimes' containers to an existing network
+    /// (`netctl cni config web > /etc/cni/net.d/10-web.conflist`).
+    Config { network: String },
 }
 
 #[derive(Subcommand, Debug)]

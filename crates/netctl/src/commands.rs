@@ -11,8 +11,8 @@ use netctl_plugin_api::{
 };
 
 use crate::cli::{
-    Cli, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format, ListArgs,
-    NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
+    Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format,
+    ListArgs, NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
 };
 use crate::{exec, ipam_flags, output};
 
@@ -44,6 +44,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Port { sandbox, format } => {
             block_on(port(Client::new(&cli.socket), &sandbox, format))
         }
+        Command::Cni(CniCommand::Config { network }) => block_on(async {
+            let net = Client::new(&cli.socket).network_inspect(&network).await?;
+            let conflist = crate::cni::conflist(&net.name, &cli.socket);
+            println!("{}", serde_json::to_string_pretty(&conflist)?);
+            Ok(())
+        }),
+        Command::Gc { dry_run, format } => block_on(async {
+            let report = Client::new(&cli.socket)
+                .gc(&netctl_plugin_api::runtime::GcRequest { dry_run })
+                .await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", output::gc_report(&report)),
+            }
+            if report.errors.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} could not be reclaimed entirely", report.errors.len())
+            }
+        }),
         Command::Dns(DnsCommand::Explain { sandbox, format }) => block_on(async {
             let explained = Client::new(&cli.socket).sandbox_dns(&sandbox).await?;
             match format {

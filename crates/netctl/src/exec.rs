@@ -73,6 +73,11 @@ fn mount_files(files: &SandboxFiles) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `path` opens as a network namespace.
+pub fn is_netns_path(path: &Path) -> bool {
+    File::open(path).is_ok_and(|f| is_netns(&f))
+}
+
 fn is_netns(file: &File) -> bool {
     fstatfs(file.as_fd()).is_ok_and(|s| s.filesystem_type() == NSFS_MAGIC)
 }

@@ -230,6 +230,46 @@ pub fn dns_explain(d: &DnsExplain) -> String {
     out.join("\n") + "\n"
 }
 
+/// `netctl gc`: one row per reclaimed endpoint, then what that came to.
+pub fn gc_report(report: &netctl_plugin_api::runtime::GcReport) -> String {
+    let rows: Vec<Vec<String>> = report
+        .endpoints
+        .iter()
+        .map(|e| {
+            vec![
+                short(&e.owner).to_string(),
+                e.network.clone(),
+                e.addresses.join(","),
+                e.ports.join(","),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &["CONTAINER", "NETWORK", "ADDRESSES", "PORTS", "REASON"],
+            &rows,
+        ));
+        out.push('\n');
+    }
+    let addresses: usize = report.endpoints.iter().map(|e| e.addresses.len()).sum();
+    let ports: usize = report.endpoints.iter().map(|e| e.ports.len()).sum();
+    out.push_str(&format!(
+        "{} {} endpoints, {addresses} addresses and {ports} ports\n",
+        if report.dry_run {
+            "would reclaim"
+        } else {
+            "reclaimed"
+        },
+        report.endpoints.len()
+    ));
+    for error in &report.errors {
+        out.push_str(&format!("error: {error}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! other. Hosts are joined by veth "underlay" links on documentation address ranges.
 //! Everything is removed on drop, also when a test panics; processes are stopped by PID.
 
+pub mod cni;
 mod dnsmasq;
 mod dockerd;
 pub mod echo;

@@ -285,6 +285,35 @@ impl Client {
         let path = format!("/v1/services/{}", escape(name));
         self.call("DELETE", &path, None::<&()>).await
     }
+
+    pub async fn runtime_attach(
+        &self,
+        req: &crate::runtime::AttachRequest,
+    ) -> Result<crate::runtime::Attachment> {
+        self.call("POST", "/v1/runtime/attach", Some(req)).await
+    }
+
+    pub async fn runtime_detach(&self, req: &crate::runtime::AttachmentRef) -> Result<()> {
+        self.call("POST", "/v1/runtime/detach", Some(req)).await
+    }
+
+    pub async fn runtime_check(
+        &self,
+        req: &crate::runtime::AttachmentRef,
+    ) -> Result<crate::runtime::CheckReport> {
+        self.call("POST", "/v1/runtime/check", Some(req)).await
+    }
+
+    pub async fn runtime_gc(
+        &self,
+        req: &crate::runtime::RuntimeGcRequest,
+    ) -> Result<crate::runtime::GcReport> {
+        self.call("POST", "/v1/runtime/gc", Some(req)).await
+    }
+
+    pub async fn gc(&self, req: &crate::runtime::GcRequest) -> Result<crate::runtime::GcReport> {
+        self.call("POST", "/v1/gc", Some(req)).await
+    }
 }
 
 /// Percent-encodes a path segment (names are validated by the daemon, but a client must not

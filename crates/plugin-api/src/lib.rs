@@ -15,6 +15,7 @@ mod error;
 #[cfg(feature = "http")]
 pub mod management;
 pub mod ports;
+pub mod runtime;
 pub mod service_ports;
 mod types;
 

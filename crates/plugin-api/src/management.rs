@@ -20,6 +20,9 @@ use crate::cluster::{
     NodeRemoveRequest, ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest,
 };
 use crate::ports::PortMapping;
+use crate::runtime::{
+    AttachRequest, Attachment, AttachmentRef, CheckReport, GcReport, GcRequest, RuntimeGcRequest,
+};
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, DnsExplain, NetworkCreateRequest,
     NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
@@ -149,6 +152,23 @@ pub trait Management: Send + Sync + 'static {
         req: ServiceUpdateRequest,
     ) -> impl Future<Output = ApiResult<ServiceInspect>> + Send;
     fn service_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    /// A runtime's container joins a network in the namespace the runtime made (CNI ADD).
+    fn runtime_attach(
+        &self,
+        req: AttachRequest,
+    ) -> impl Future<Output = ApiResult<Attachment>> + Send;
+    /// Undoes an attach; one that is not there is no error (CNI DEL).
+    fn runtime_detach(&self, req: AttachmentRef) -> impl Future<Output = ApiResult<()>> + Send;
+    /// Compares the kernel with the record (CNI CHECK).
+    fn runtime_check(
+        &self,
+        req: AttachmentRef,
+    ) -> impl Future<Output = ApiResult<CheckReport>> + Send;
+    /// Removes a network's runtime attachments the runtime no longer has (CNI GC).
+    fn runtime_gc(&self, req: RuntimeGcRequest)
+        -> impl Future<Output = ApiResult<GcReport>> + Send;
+    /// Removes endpoints whose namespace is gone, for every front end (`netctl gc`).
+    fn gc(&self, req: GcRequest) -> impl Future<Output = ApiResult<GcReport>> + Send;
 }
 
 impl IntoResponse for ApiError {
@@ -232,6 +252,11 @@ pub fn router<M: Management>(api: Arc<M>) -> Router {
             get(service_inspect::<M>).delete(service_remove::<M>),
         )
         .route("/v1/services/{name}/update", post(service_update::<M>))
+        .route("/v1/runtime/attach", post(runtime_attach::<M>))
+        .route("/v1/runtime/detach", post(runtime_detach::<M>))
+        .route("/v1/runtime/check", post(runtime_check::<M>))
+        .route("/v1/runtime/gc", post(runtime_gc::<M>))
+        .route("/v1/gc", post(gc::<M>))
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(guard)
         .with_state(api)
@@ -496,4 +521,39 @@ async fn node_remove<M: Management>(
     m.node_remove(node, req)
         .await
         .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn runtime_attach<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<AttachRequest>,
+) -> ApiResult<Json<Attachment>> {
+    m.runtime_attach(req).await.map(Json)
+}
+
+async fn runtime_detach<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<AttachmentRef>,
+) -> ApiResult<StatusCode> {
+    m.runtime_detach(req).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn runtime_check<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<AttachmentRef>,
+) -> ApiResult<Json<CheckReport>> {
+    m.runtime_check(req).await.map(Json)
+}
+
+async fn runtime_gc<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<RuntimeGcRequest>,
+) -> ApiResult<Json<GcReport>> {
+    m.runtime_gc(req).await.map(Json)
+}
+
+async fn gc<M: Management>(
+    State(m): State<Arc<M>>,
+    Body(req): Body<GcRequest>,
+) -> ApiResult<Json<GcReport>> {
+    m.gc(req).await.map(Json)
 }

@@ -7,6 +7,9 @@ use netctl_plugin_api::cluster::{
 };
 use netctl_plugin_api::management::{Access, Caller, Management};
 use netctl_plugin_api::ports::PortMapping;
+use netctl_plugin_api::runtime::{
+    AttachRequest, Attachment, AttachmentRef, CheckReport, GcReport, GcRequest, RuntimeGcRequest,
+};
 use netctl_plugin_api::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
     NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
@@ -204,5 +207,25 @@ impl Management for Controller {
 
     async fn service_remove(&self, name: String) -> Result<(), ApiError> {
         Controller::service_remove(self, &name).await
+    }
+
+    async fn runtime_attach(&self, req: AttachRequest) -> Result<Attachment, ApiError> {
+        Controller::runtime_attach(self, req).await
+    }
+
+    async fn runtime_detach(&self, req: AttachmentRef) -> Result<(), ApiError> {
+        Controller::runtime_detach(self, req).await
+    }
+
+    async fn runtime_check(&self, req: AttachmentRef) -> Result<CheckReport, ApiError> {
+        Controller::runtime_check(self, req).await
+    }
+
+    async fn runtime_gc(&self, req: RuntimeGcRequest) -> Result<GcReport, ApiError> {
+        Controller::runtime_gc(self, req).await
+    }
+
+    async fn gc(&self, req: GcRequest) -> Result<GcReport, ApiError> {
+        Ok(self.collect_gone(req.dry_run).await)
     }
 }

@@ -58,7 +58,7 @@ impl Controller {
         let resolution = self
             .dns
             .add_sandbox(&sandbox.id, &DnsSettings::from(&sandbox.dns));
-        if sandbox.mode == SandboxMode::Isolated {
+        if sandbox.mode.has_own_namespace() {
             let redirect: netctl_dns::Redirect = Box::new(|port| {
                 netctl_drivers::firewall::dns_redirect::redirect_dns_here(
                     netctl_dns::SERVER_ADDRESS,
@@ -66,7 +66,17 @@ impl Controller {
                 )
                 .map_err(|e| e.to_string())
             });
-            if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns, redirect).await {
+            // A runtime's namespace is reached through the daemon's own handle: its path
+            // may be the runtime's alone.
+            let netns = match sandbox.mode {
+                SandboxMode::Runtime => self
+                    .namespaces
+                    .get(&sandbox.id)
+                    .map(|n| n.fd_path())
+                    .unwrap_or_else(|| sandbox.netns.clone()),
+                _ => sandbox.netns.clone(),
+            };
+            if let Err(e) = self.dns.serve(&sandbox.id, &netns, redirect).await {
                 self.dns.remove_sandbox(&sandbox.id);
                 return Err(from_dns(e));
             }
@@ -91,7 +101,7 @@ impl Controller {
         resolution: &Resolution,
         make: Make,
     ) -> Result<(), ApiError> {
-        let text = resolution.resolv_conf(sandbox.mode == SandboxMode::Isolated);
+        let text = resolution.resolv_conf(sandbox.mode.has_own_namespace());
         write_in_place(&self.paths.resolv_conf(&sandbox.id), &text, make)
     }
 
@@ -104,7 +114,9 @@ impl Controller {
     ) -> Result<(), ApiError> {
         let text = match sandbox.mode {
             SandboxMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-            SandboxMode::Isolated => hosts_file(&sandbox.hostname, addresses),
+            SandboxMode::Isolated | SandboxMode::Runtime => {
+                hosts_file(&sandbox.hostname, addresses)
+            }
         };
         write_in_place(&self.paths.hosts(&sandbox.id), &text, Make::Yes)
     }
@@ -129,7 +141,7 @@ impl Controller {
         let resolution = self.dns.resolution(&sandbox.id).ok_or_else(|| {
             ApiError::internal(format!("sandbox {} has no DNS settings", sandbox.name))
         })?;
-        let embedded = sandbox.mode == SandboxMode::Isolated;
+        let embedded = sandbox.mode.has_own_namespace();
         let forwarding = !embedded || self.dns.may_forward(&sandbox.id);
         let upstreams: Vec<String> = resolution
             .upstreams

@@ -25,15 +25,17 @@ pub(super) enum Effect {
         net: NetworkSpec,
     },
     /// The sandbox's namespace, made or (for the host network) the daemon's own, bound at
-    /// `path` and kept open. Undo: [`Effect::RemoveNamespace`].
+    /// `path` and kept open; a runtime's is only opened. Undo: [`Effect::RemoveNamespace`].
     CreateNamespace {
         sandbox: String,
         path: PathBuf,
         mode: SandboxMode,
     },
+    /// Closed, and unmounted unless it is a runtime's.
     RemoveNamespace {
         sandbox: String,
         path: PathBuf,
+        mode: SandboxMode,
     },
     /// The sandbox's DNS server, resolv.conf and hosts file. Undo: [`Effect::StopDns`].
     ServeDns(SandboxRecord),
@@ -136,13 +138,21 @@ impl Controller {
                 let made = match mode {
                     SandboxMode::Host => Netns::bind_current(path).await,
                     SandboxMode::Isolated => Netns::create(path).await,
+                    SandboxMode::Runtime => Netns::open_runtime(path).await,
                 };
                 self.namespaces.insert(sandbox, made.map_err(from_kernel)?);
                 Ok(())
             }
-            Effect::RemoveNamespace { sandbox, path } => {
+            Effect::RemoveNamespace {
+                sandbox,
+                path,
+                mode,
+            } => {
                 self.namespaces.remove(sandbox);
-                netctl_kernel::netns::remove(path).map_err(from_kernel)
+                match mode {
+                    SandboxMode::Runtime => Ok(()),
+                    _ => netctl_kernel::netns::remove(path).map_err(from_kernel),
+                }
             }
             Effect::ServeDns(sandbox) => self.start_dns(sandbox).await,
             Effect::StopDns(sandbox) => {
@@ -208,10 +218,15 @@ impl Controller {
                 })
                 .await
             }
-            Effect::CreateNamespace { sandbox, path, .. } => {
+            Effect::CreateNamespace {
+                sandbox,
+                path,
+                mode,
+            } => {
                 self.apply(&Effect::RemoveNamespace {
                     sandbox: sandbox.clone(),
                     path: path.clone(),
+                    mode: *mode,
                 })
                 .await
             }

@@ -37,6 +37,10 @@ pub(super) struct Wanted {
     aliases: Vec<String>,
     /// Explicit `-p` bindings, then `-P`'s exposed ports on host ports of our choosing.
     ports: Vec<PortMapping>,
+    /// The interface's name in the sandbox, when the caller names it (a CNI runtime).
+    pub ifname: Option<String>,
+    /// The addresses of an interface another CNI plugin made (netctl chained after it).
+    pub chained: Vec<IpNetwork>,
 }
 
 fn wanted_ports(config: &EndpointConfig) -> Vec<PortMapping> {
@@ -89,6 +93,8 @@ impl Wanted {
             mac,
             aliases: config.aliases.clone(),
             ports: wanted_ports(config),
+            ifname: None,
+            chained: Vec::new(),
         })
     }
 }
@@ -160,7 +166,7 @@ impl State {
 
     /// Gives back what the endpoint held: addresses and host ports.
     pub(super) fn release_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
-        if net.subnet_owner == crate::model::SubnetOwner::Network {
+        if net.subnet_owner == crate::model::SubnetOwner::Network && !ep.chained {
             for address in ep.addresses() {
                 self.release_address(net, address.ip());
             }
@@ -173,7 +179,7 @@ impl State {
         if let Err(e) = self.ports.retake_all(&ep.ports) {
             tracing::error!(endpoint = %ep.id, error = %e.message, "cannot hold published ports again");
         }
-        if net.subnet_owner != crate::model::SubnetOwner::Network {
+        if net.subnet_owner != crate::model::SubnetOwner::Network || ep.chained {
             return;
         }
         for address in ep.addresses() {
@@ -253,6 +259,20 @@ impl State {
         (format!("eth{n}"), BASE_ROUTE_METRIC + n)
     }
 
+    /// The interface a caller named, with a metric after the sandbox's other interfaces'.
+    fn named_interface(&self, sandbox_id: &str, ifname: &str) -> Result<(String, u32), ApiError> {
+        let mut metric = BASE_ROUTE_METRIC;
+        for ep in self.endpoints_of_sandbox(sandbox_id) {
+            if ep.ifname == ifname {
+                return Err(ApiError::conflict(format!(
+                    "the sandbox already has an interface named {ifname}"
+                )));
+            }
+            metric = metric.max(ep.route_metric + 1);
+        }
+        Ok((ifname.to_string(), metric))
+    }
+
     /// The endpoint a connect would make, its addresses and ports taken (the caller persists
     /// it, or gives them back).
     fn new_endpoint(
@@ -299,11 +319,15 @@ impl State {
             mac: None,
             ipv4: None,
             ipv6: None,
-            aliases: wanted.aliases,
+            aliases: wanted.aliases.clone(),
             route_metric: 0,
             ports: Vec::new(),
             balancer: !sandbox.role.is_user(),
+            chained: !wanted.chained.is_empty(),
         };
+        if endpoint.chained {
+            return self.chained_endpoint(net, sandbox, endpoint, &wanted);
+        }
         if !caps.addresses {
             return Ok(endpoint);
         }
@@ -319,7 +343,11 @@ impl State {
                 endpoint.ipv6.is_some(),
             )
             .inspect_err(|_| self.release_endpoint(net, &endpoint))?;
-        let (ifname, metric) = self.next_interface(&sandbox.id);
+        let named = match &wanted.ifname {
+            Some(name) => self.named_interface(&sandbox.id, name),
+            None => Ok(self.next_interface(&sandbox.id)),
+        };
+        let (ifname, metric) = named.inspect_err(|_| self.release_endpoint(net, &endpoint))?;
         endpoint.ifname = ifname;
         endpoint.route_metric = metric;
         endpoint.mac = Some(
@@ -327,6 +355,28 @@ impl State {
                 .mac
                 .unwrap_or_else(|| self.generated_mac(net, endpoint.ipv4)),
         );
+        Ok(endpoint)
+    }
+
+    /// An endpoint for an interface another plugin made: its addresses as given (that
+    /// plugin's to manage), its ports taken.
+    fn chained_endpoint(
+        &mut self,
+        net: &NetworkRecord,
+        sandbox: &SandboxRecord,
+        mut endpoint: EndpointRecord,
+        wanted: &Wanted,
+    ) -> Result<EndpointRecord, ApiError> {
+        endpoint.ipv4 = wanted.chained.iter().find(|a| a.is_ipv4()).copied();
+        endpoint.ipv6 = wanted.chained.iter().find(|a| a.is_ipv6()).copied();
+        endpoint.ifname = wanted.ifname.clone().unwrap_or_default();
+        endpoint.route_metric = self.named_interface(&sandbox.id, &endpoint.ifname)?.1;
+        endpoint.ports = self.take_ports(
+            net,
+            &wanted.ports,
+            endpoint.ipv4.is_some(),
+            endpoint.ipv6.is_some(),
+        )?;
         Ok(endpoint)
     }
 
@@ -436,12 +486,14 @@ impl Controller {
         state.insert_endpoint(endpoint.clone());
         let mut txn = Txn::new(format!("connect {} to {}", sandbox.name, net.name));
         (txn.persist, txn.revert) = self.endpoint_records(net, &endpoint);
-        txn.effects.push(Effect::Join {
-            driver: net.driver.clone(),
-            net: network_spec(net),
-            ep: endpoint_spec(net, &endpoint, caps.gateway),
-            sandbox: Some(sandbox.id.clone()),
-        });
+        if !endpoint.chained {
+            txn.effects.push(Effect::Join {
+                driver: net.driver.clone(),
+                net: network_spec(net),
+                ep: endpoint_spec(net, &endpoint, caps.gateway),
+                sandbox: Some(sandbox.id.clone()),
+            });
+        }
         let published = forwards(&endpoint);
         if !published.is_empty() {
             txn.effects.push(Effect::Publish(published));
@@ -450,7 +502,7 @@ impl Controller {
             txn.effects
                 .push(Effect::AddNames(endpoint_names(net, sandbox, &endpoint)));
         }
-        if sandbox.mode == SandboxMode::Isolated {
+        if sandbox.mode.has_own_namespace() {
             txn.effects.push(Effect::WriteHosts {
                 sandbox: sandbox.clone(),
                 addresses: state.sandbox_addresses(&sandbox.id),
@@ -586,7 +638,7 @@ impl Controller {
                 txn.persist = self.endpoint_removal(&net, &endpoint);
                 txn.effects = self.plan_leave(state, &net, Some(&sbx), &endpoint);
                 let addresses = state.sandbox_addresses(&sbx.id);
-                if sbx.mode == SandboxMode::Isolated {
+                if sbx.mode.has_own_namespace() {
                     txn.effects.push(Effect::WriteHosts {
                         sandbox: sbx,
                         addresses,
@@ -623,11 +675,13 @@ impl Controller {
         if !published.is_empty() {
             effects.push(Effect::Unpublish(published));
         }
-        effects.push(Effect::Leave {
-            driver: net.driver.clone(),
-            net: network_spec(net),
-            ep: endpoint_spec(net, endpoint, with_gateway),
-        });
+        if !endpoint.chained {
+            effects.push(Effect::Leave {
+                driver: net.driver.clone(),
+                net: network_spec(net),
+                ep: endpoint_spec(net, endpoint, with_gateway),
+            });
+        }
         effects
     }
 }

@@ -45,6 +45,21 @@ impl FirewallGate {
 }
 
 impl Controller {
+    /// The endpoint's published ports the table lacks.
+    pub(super) async fn port_differences(&self, ep: &crate::model::EndpointRecord) -> Vec<String> {
+        let table = self.firewall.table.lock().await;
+        let mut differences = Vec::new();
+        for forward in ports::forwards(ep) {
+            if !table.is_published(&forward).await {
+                differences.push(format!(
+                    "port {}/{} → {}:{} is not published",
+                    forward.host_port, forward.proto, forward.target, forward.target_port
+                ));
+            }
+        }
+        differences
+    }
+
     /// What the table should hold: each network's elements (from its driver) and every
     /// published port.
     fn firewall_contents(&self, state: &State) -> (Vec<FirewallNetwork>, Vec<PortForward>) {

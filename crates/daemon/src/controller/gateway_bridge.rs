@@ -10,7 +10,7 @@ use super::endpoints::Wanted;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
-use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord, SandboxRole};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord, SandboxRole};
 
 /// Whether a sandbox on `net` leaves the node through the gateway bridge.
 pub(super) fn exits_via_gateway_bridge(net: &NetworkRecord, caps: &Capabilities) -> bool {
@@ -76,7 +76,7 @@ impl Controller {
     ) -> Result<Option<Txn>, ApiError> {
         // A load balancer only answers on its network; the ingress sandbox's leg on the
         // gateway bridge is where the node hands it published traffic.
-        if sandbox.mode != SandboxMode::Isolated
+        if !sandbox.mode.has_own_namespace()
             || sandbox.role == SandboxRole::LoadBalancer
             || !exits_via_gateway_bridge(net, &self.capabilities(net)?)
         {

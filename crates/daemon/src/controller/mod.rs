@@ -20,6 +20,7 @@ mod networks;
 mod ports;
 mod publishing;
 mod reconcile;
+mod runtime;
 mod sandboxes;
 mod specs;
 mod state;
@@ -138,6 +139,14 @@ impl Controller {
             dns::host_dns(&controller.paths.host_resolv_conf),
         );
         controller.reconcile().await?;
+        let collected = controller.collect_gone(false).await;
+        if !collected.endpoints.is_empty() {
+            tracing::info!(
+                endpoints = collected.endpoints.len(),
+                errors = collected.errors.len(),
+                "reclaimed containers whose runtime let their namespace go"
+            );
+        }
         // A node in a cluster has its gateway bridge (made at init or join; again here
         // should it have been removed while unused).
         if controller.cluster.membership().is_some() {

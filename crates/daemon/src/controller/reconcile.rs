@@ -202,6 +202,10 @@ impl Controller {
     async fn restore_sandbox(&self, state: &State, sandbox: &SandboxRecord) {
         match restore_netns(sandbox).await {
             Ok(netns) => self.namespaces.insert(&sandbox.id, netns),
+            // Its runtime let it go while netctl was down: collected once started.
+            Err(e) if sandbox.mode == SandboxMode::Runtime => {
+                tracing::info!(container = %sandbox.name, error = %e, "the container's namespace is gone")
+            }
             Err(e) => {
                 tracing::error!(sandbox = %sandbox.name, error = %e, "cannot restore sandbox namespace")
             }
@@ -408,14 +412,18 @@ fn stale_addresses_released(
     changed.into_values().collect()
 }
 
-async fn restore_netns(record: &SandboxRecord) -> Result<Netns, netctl_kernel::KernelError> {
+async fn restore_netns(record: &SandboxRecord) -> Result<Netns, String> {
+    if record.mode == SandboxMode::Runtime {
+        return super::runtime::reopen_runtime_netns(record).await;
+    }
     if netctl_kernel::netns::exists(&record.netns) {
-        return Netns::open(&record.netns).await;
+        return Netns::open(&record.netns).await.map_err(|e| e.to_string());
     }
     // Gone: make it anew; its endpoints are plugged in again next.
     let _ = netctl_kernel::netns::remove(&record.netns);
-    match record.mode {
+    let made = match record.mode {
         SandboxMode::Host => Netns::bind_current(&record.netns).await,
-        SandboxMode::Isolated => Netns::create(&record.netns).await,
-    }
+        _ => Netns::create(&record.netns).await,
+    };
+    made.map_err(|e| e.to_string())
 }

@@ -96,6 +96,7 @@ impl Controller {
                         mode,
                         dns: dns.clone(),
                         role,
+                        netns_inode: None,
                     };
                     // Planned before the sandbox is recorded: should it fail, nothing changed.
                     let connect = match &network {
@@ -119,7 +120,7 @@ impl Controller {
 
     /// Records the sandbox and returns the transaction that makes its namespace and serves
     /// its DNS.
-    fn sandbox_txn(state: &mut State, record: &SandboxRecord) -> Txn {
+    pub(super) fn sandbox_txn(state: &mut State, record: &SandboxRecord) -> Txn {
         state.insert_sandbox(record.clone());
         let mut txn = Txn::new(format!("create sandbox {}", record.name));
         txn.persist = Batch::new().put_record(record);
@@ -171,6 +172,7 @@ impl Controller {
                 txn.effects.push(Effect::RemoveNamespace {
                     sandbox: id.clone(),
                     path: sandbox.netns.clone(),
+                    mode: sandbox.mode,
                 });
                 let name = sandbox.name.clone();
                 txn.unplan = Box::new(move |state: &mut State| {

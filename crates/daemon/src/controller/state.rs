@@ -319,6 +319,7 @@ mod tests {
             route_metric: 100,
             ports: vec![],
             balancer: false,
+            chained: false,
         }
     }
 
@@ -361,6 +362,7 @@ mod tests {
                 mode: SandboxMode::Isolated,
                 dns: Default::default(),
                 role: Default::default(),
+                netns_inode: None,
             });
         }
         assert_eq!(

@@ -104,6 +104,15 @@ impl Firewall {
         apply(add_then_delete(publish::elements(forwards))).await
     }
 
+    /// Whether the forward's element is in the table (`nft get element …`; see
+    /// [`publish::lookup`]), and leads where the forward says.
+    pub async fn is_published(&self, forward: &PortForward) -> bool {
+        match netctl_kernel::nft::run_text(publish::lookup(forward)).await {
+            Ok(listing) => listing.contains(&forward.target.to_string()),
+            Err(_) => false,
+        }
+    }
+
     /// `add element inet netctl bridges { BRIDGE }` and the like, in one transaction.
     pub async fn add_network(&self, net: &FirewallNetwork) -> Result<(), DriverError> {
         apply(net.elements().into_iter().map(add).collect()).await

@@ -187,6 +187,23 @@ pub fn rules() -> Vec<NfListObject<'static>> {
     out
 }
 
+/// `get element inet netctl pub4_addr { 192.0.2.1 . tcp . 8080 }`: finds the forward's
+/// element (nft fails when it is missing).
+pub fn lookup(f: &PortForward) -> String {
+    let pair = MapPair::for_forward(f);
+    let host = match f.host_ip {
+        Some(ip) => format!("{ip} . "),
+        None => String::new(),
+    };
+    format!(
+        "get element inet {} {}_addr {{ {host}{} . {} }}",
+        super::table::TABLE,
+        pair.prefix,
+        f.proto,
+        f.host_port
+    )
+}
+
 /// `element inet netctl pub4_addr { 192.0.2.1 . tcp . 8080 : 172.30.0.2 }` and the matching
 /// `pub4_port` element, for each forward.
 pub fn elements(forwards: &[PortForward]) -> Vec<NfListObject<'static>> {

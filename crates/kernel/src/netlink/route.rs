@@ -65,6 +65,28 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// `ip [-6] route show default`: whether the main table has a default route.
+    pub async fn has_default_route(&self, v6: bool) -> Result<bool, KernelError> {
+        let mut query = RouteMessage::default();
+        query.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let routes = self
+            .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
+            .await?;
+        Ok(routes.into_iter().any(|m| match m {
+            RouteNetlinkMessage::NewRoute(route) => {
+                route.header.destination_prefix_length == 0 && route.header.table == 254
+                // main
+            }
+            _ => false,
+        }))
+    }
+}
+
 fn destination(route: RouteMessage) -> Option<IpNetwork> {
     let prefix = route.header.destination_prefix_length;
     route.attributes.into_iter().find_map(|a| match a {

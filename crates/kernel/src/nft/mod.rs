@@ -7,4 +7,4 @@ mod monitor;
 mod runner;
 
 pub use monitor::{watch, Change};
-pub use runner::{apply_json, apply_text_here, list_table};
+pub use runner::{apply_json, apply_text_here, list_table, run_text};

@@ -25,6 +25,11 @@ pub async fn list_table(table: &str, json: bool) -> Result<Option<String>, Kerne
     }
 }
 
+/// `nft -f -` with `commands` in nft's text syntax; nft's output comes back.
+pub async fn run_text(commands: String) -> Result<String, KernelError> {
+    nft(commands, false).await
+}
+
 async fn nft(commands: String, json: bool) -> Result<String, KernelError> {
     let (commands, in_process) = tokio::task::spawn_blocking(move || {
         let result = libnftables::run(&commands, json);

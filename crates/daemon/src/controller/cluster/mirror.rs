@@ -19,7 +19,7 @@ use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::super::state::State;
 use super::super::Controller;
 use crate::cluster::membership::{ClusterNode, ClusterRecord};
-use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, ServiceRecord};
+use crate::model::{EndpointRecord, NetworkRecord, ServiceRecord};
 use crate::persist::{decode, Record};
 
 /// What the cluster says beyond networks and endpoints (which live in the state's maps).
@@ -466,7 +466,7 @@ impl Controller {
             },
             Effect::AddNames(endpoint_names(net, sandbox, ep)),
         ];
-        if sandbox.mode == SandboxMode::Isolated {
+        if sandbox.mode.has_own_namespace() {
             effects.push(Effect::WriteHosts {
                 sandbox: sandbox.clone(),
                 addresses: state.sandbox_addresses(&sandbox.id),

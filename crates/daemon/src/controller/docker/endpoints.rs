@@ -105,6 +105,7 @@ fn endpoint_record(
         route_metric: 0,
         ports: Vec::new(),
         balancer: false,
+        chained: false,
     };
     Ok((record, given_mac.is_none()))
 }
