@@ -3,7 +3,9 @@
 //! other. Hosts are joined by veth "underlay" links on documentation address ranges.
 //! Everything is removed on drop, also when a test panics; processes are stopped by PID.
 
+mod busybox;
 pub mod cni;
+pub mod containerd;
 mod dnsmasq;
 mod dockerd;
 pub mod echo;
@@ -11,6 +13,8 @@ mod etcd;
 mod host;
 mod lan;
 mod netns_thread;
+pub mod podman;
+pub mod runtime_ns;
 mod underlay;
 
 pub use dnsmasq::Dnsmasq;

@@ -11,7 +11,7 @@ use netctl_store::Batch;
 use super::effects::Effect;
 use super::errors::from_ipam;
 use super::networks::docker_managed;
-use super::ports::forwards;
+use super::ports::{forwards, Reservation};
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
 use super::txn::Txn;
@@ -99,6 +99,23 @@ impl Wanted {
     }
 }
 
+impl Wanted {
+    /// Leaves out the mappings the sandbox publishes already on another network: a runtime
+    /// passes its container's port mappings with each network it attaches (podman does), and
+    /// the host port goes to the first.
+    pub fn without_published(mut self, published: &[PublishedPort]) -> Self {
+        self.ports.retain(|m| {
+            !published.iter().any(|p| {
+                p.transport == m.proto.into()
+                    && p.host_ip == m.host_ip
+                    && p.container_port == m.container_port
+                    && (m.host_port == 0 || (m.host_port..=m.host_port_end).contains(&p.host_port))
+            })
+        });
+        self
+    }
+}
+
 impl State {
     /// One address of the given family from the network's subnets, or `None` when the network
     /// has no subnet of that family.
@@ -174,9 +191,25 @@ impl State {
         self.ports.release_all(&ep.ports);
     }
 
+    /// How the endpoint's host ports are reserved: a runtime's container's are left to the
+    /// runtime (see [`Reservation::Probed`]).
+    pub(super) fn reservation_for(&self, ep: &EndpointRecord) -> Reservation {
+        let runtime = ep
+            .sandbox_id
+            .as_deref()
+            .and_then(|id| self.sandbox_by_id(id))
+            .is_some_and(|s| s.mode == SandboxMode::Runtime);
+        if runtime {
+            Reservation::Probed
+        } else {
+            Reservation::Held
+        }
+    }
+
     /// Takes back what the endpoint held (after a restart, or an undone removal).
     pub(super) fn retake_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
-        if let Err(e) = self.ports.retake_all(&ep.ports) {
+        let how = self.reservation_for(ep).again();
+        if let Err(e) = self.ports.retake_all(&ep.ports, how) {
             tracing::error!(endpoint = %ep.id, error = %e.message, "cannot hold published ports again");
         }
         if net.subnet_owner != crate::model::SubnetOwner::Network || ep.chained {
@@ -222,6 +255,7 @@ impl State {
         ports: &[PortMapping],
         has_v4: bool,
         has_v6: bool,
+        how: Reservation,
     ) -> Result<Vec<PublishedPort>, ApiError> {
         for p in ports {
             if let Some(ip) = p.host_ip {
@@ -234,7 +268,7 @@ impl State {
                 }
             }
         }
-        self.ports.take_all(ports)
+        self.ports.take_all(ports, how)
     }
 
     /// Docker's address-derived MAC, unless a user-given MAC already took it.
@@ -341,6 +375,7 @@ impl State {
                 &wanted.ports,
                 endpoint.ipv4.is_some(),
                 endpoint.ipv6.is_some(),
+                reservation_of(sandbox),
             )
             .inspect_err(|_| self.release_endpoint(net, &endpoint))?;
         let named = match &wanted.ifname {
@@ -376,6 +411,7 @@ impl State {
             &wanted.ports,
             endpoint.ipv4.is_some(),
             endpoint.ipv6.is_some(),
+            reservation_of(sandbox),
         )?;
         Ok(endpoint)
     }
@@ -683,6 +719,13 @@ impl Controller {
             });
         }
         effects
+    }
+}
+
+fn reservation_of(sandbox: &SandboxRecord) -> Reservation {
+    match sandbox.mode {
+        SandboxMode::Runtime => Reservation::Probed,
+        _ => Reservation::Held,
     }
 }
 

@@ -38,14 +38,38 @@ impl HostPort {
     }
 }
 
+/// How netctl reserves a published host port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reservation {
+    /// A socket bound on it for as long as it is published.
+    Held,
+    /// Checked free on the host, then left to the runtime, which binds it itself after the
+    /// attach (podman does, and fails if netctl holds the port).
+    Probed,
+    /// Only recorded: a runtime's port taken again at start, which the runtime may hold.
+    Recorded,
+}
+
+impl Reservation {
+    /// How a port reserved this way is taken back (a restart, an undone removal): the
+    /// runtime may hold a runtime's port by then.
+    pub fn again(self) -> Self {
+        match self {
+            Self::Held => Self::Held,
+            Self::Probed | Self::Recorded => Self::Recorded,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct HostPorts {
-    held: HashMap<HostPort, OwnedFd>,
+    /// The ports published, with netctl's socket on those it holds.
+    held: HashMap<HostPort, Option<OwnedFd>>,
 }
 
 impl HostPorts {
     /// Takes `port`, or says why not: already published, or in use on the host.
-    fn reserve(&mut self, wanted: HostPort) -> Result<(), ApiError> {
+    fn reserve(&mut self, wanted: HostPort, how: Reservation) -> Result<(), ApiError> {
         if let Some(taken) = self.held.keys().find(|k| k.overlaps(&wanted)) {
             return Err(ApiError::conflict(format!(
                 "port {} is already published ({})",
@@ -75,7 +99,8 @@ impl HostPorts {
                 ApiError::internal(format!("reserving port {}: {other}", wanted.describe()))
             }
         })?;
-        self.held.insert(wanted, socket);
+        self.held
+            .insert(wanted, (how == Reservation::Held).then_some(socket));
         Ok(())
     }
 
@@ -85,7 +110,7 @@ impl HostPorts {
 
     /// Reserves the mapping's host port, choosing one when it is 0 or a range; returns the
     /// port as published.
-    fn take(&mut self, mapping: &PortMapping) -> Result<PublishedPort, ApiError> {
+    fn take(&mut self, mapping: &PortMapping, how: Reservation) -> Result<PublishedPort, ApiError> {
         let proto = Transport::from(mapping.proto);
         let key = |port| HostPort {
             ip: mapping.host_ip,
@@ -100,7 +125,7 @@ impl HostPorts {
             service: None,
         };
         if mapping.host_port != 0 && mapping.host_port == mapping.host_port_end {
-            self.reserve(key(mapping.host_port))?;
+            self.reserve(key(mapping.host_port), how)?;
             return Ok(decided(mapping.host_port));
         }
         let (first, last) = if mapping.host_port == 0 {
@@ -113,7 +138,7 @@ impl HostPorts {
         let start = random_u32() % span;
         for offset in 0..span {
             let port = first + ((start + offset) % span) as u16;
-            if self.reserve(key(port)).is_ok() {
+            if self.reserve(key(port), how).is_ok() {
                 return Ok(decided(port));
             }
         }
@@ -128,10 +153,14 @@ impl HostPorts {
     }
 
     /// Takes every mapping, or none of them.
-    pub fn take_all(&mut self, mappings: &[PortMapping]) -> Result<Vec<PublishedPort>, ApiError> {
+    pub fn take_all(
+        &mut self,
+        mappings: &[PortMapping],
+        how: Reservation,
+    ) -> Result<Vec<PublishedPort>, ApiError> {
         let mut taken = Vec::new();
         for mapping in mappings {
-            match self.take(mapping) {
+            match self.take(mapping, how) {
                 Ok(decided) => taken.push(decided),
                 Err(e) => {
                     self.release_all(&taken);
@@ -143,7 +172,11 @@ impl HostPorts {
     }
 
     /// Holds published ports again (a restart, or an undone removal).
-    pub fn retake_all(&mut self, ports: &[PublishedPort]) -> Result<(), ApiError> {
+    pub fn retake_all(
+        &mut self,
+        ports: &[PublishedPort],
+        how: Reservation,
+    ) -> Result<(), ApiError> {
         let mut taken = Vec::new();
         for p in ports {
             let key = HostPort {
@@ -151,7 +184,7 @@ impl HostPorts {
                 proto: p.transport,
                 port: p.host_port,
             };
-            if let Err(e) = self.reserve(key) {
+            if let Err(e) = self.reserve(key, how) {
                 self.release_all(&taken);
                 return Err(e);
             }
@@ -168,7 +201,7 @@ impl HostPorts {
             proto,
             port,
         };
-        if self.reserve(key).is_err() {
+        if self.reserve(key, Reservation::Probed).is_err() {
             return false;
         }
         self.release(&key);

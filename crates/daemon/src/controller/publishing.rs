@@ -108,11 +108,13 @@ impl Controller {
                 net.name
             )));
         }
+        let how = state.reservation_for(endpoint);
         let mut taken = state.take_ports(
             net,
             mappings,
             endpoint.ipv4.is_some(),
             endpoint.ipv6.is_some(),
+            how,
         )?;
         for port in &mut taken {
             port.service = service.map(str::to_string);
@@ -185,8 +187,9 @@ impl Controller {
         txn.persist = Batch::new().put_record(&updated);
         txn.effects = vec![Effect::Unpublish(forwards_of(endpoint, removed))];
         let (before, retaken) = (endpoint.clone(), removed.to_vec());
+        let how = state.reservation_for(endpoint).again();
         txn.unplan = Box::new(move |state: &mut State| {
-            if let Err(e) = state.ports.retake_all(&retaken) {
+            if let Err(e) = state.ports.retake_all(&retaken, how) {
                 tracing::error!(error = %e.message, "cannot hold published ports again");
             }
             state.insert_endpoint(before);

@@ -13,6 +13,7 @@ use netctl_plugin_api::runtime::{
 };
 use netctl_plugin_api::{ApiError, ErrorCode};
 
+use super::effects::Effect;
 use super::endpoints::{lost_address, Wanted};
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
@@ -69,8 +70,8 @@ impl Controller {
                 }
                 Some(s) => self.attach_to(&s, &net_id, &req, wanted.clone()).await,
                 None => {
-                    let record = runtime_sandbox(&req, &netns, inode);
-                    self.create_runtime_sandbox(record, &net_id, wanted.clone())
+                    let record = runtime_sandbox(&req, inode);
+                    self.create_runtime_sandbox(record, &netns, &net_id, wanted.clone())
                         .await
                 }
             };
@@ -116,7 +117,7 @@ impl Controller {
         req: &AttachRequest,
         wanted: Wanted,
     ) -> Result<Attachment, ApiError> {
-        {
+        let wanted = {
             let state = self.state.lock().await;
             if let Some(ep) = state.attachment(net_id, &sandbox.id) {
                 if ep.ifname != req.ifname {
@@ -127,7 +128,12 @@ impl Controller {
                 }
                 return self.attachment_view(&state, &ep.id);
             }
-        }
+            let published: Vec<_> = state
+                .endpoints_of_sandbox(&sandbox.id)
+                .flat_map(|e| e.ports.iter().cloned())
+                .collect();
+            wanted.without_published(&published)
+        };
         let _held = self.locks.hold(&[net_id], &[], &[&sandbox.id]).await;
         let (endpoint_id, _) = self
             .transact_claiming(
@@ -153,10 +159,13 @@ impl Controller {
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 
-    /// Records the container's sandbox with its first endpoint, in one transaction.
+    /// Records the container's sandbox with its first endpoint, in one transaction. The
+    /// namespace is opened at `reachable` (the runtime's path, or the same seen through the
+    /// caller's root).
     async fn create_runtime_sandbox(
         &self,
         record: SandboxRecord,
+        reachable: &Path,
         net_id: &str,
         wanted: Wanted,
     ) -> Result<Attachment, ApiError> {
@@ -180,7 +189,13 @@ impl Controller {
                         .attachment(&net.id, &record.id)
                         .map(|e| e.id.clone())
                         .unwrap_or_default();
-                    Ok((Self::sandbox_txn(state, &record).then(connect), id))
+                    let mut txn = Self::sandbox_txn(state, &record);
+                    for effect in &mut txn.effects {
+                        if let Effect::CreateNamespace { path, .. } = effect {
+                            *path = reachable.to_path_buf();
+                        }
+                    }
+                    Ok((txn.then(connect), id))
                 },
                 lost_address,
             )
@@ -488,7 +503,7 @@ fn gateway_of(net: &NetworkRecord, address: IpNetwork) -> Option<std::net::IpAdd
 
 /// The record of a runtime's container: named by its container id, in the runtime's
 /// namespace.
-fn runtime_sandbox(req: &AttachRequest, netns: &Path, inode: u64) -> SandboxRecord {
+fn runtime_sandbox(req: &AttachRequest, inode: u64) -> SandboxRecord {
     let hostname = req
         .hostname
         .clone()
@@ -499,7 +514,7 @@ fn runtime_sandbox(req: &AttachRequest, netns: &Path, inode: u64) -> SandboxReco
         name: req.container_id.clone(),
         hostname,
         created: now_rfc3339(),
-        netns: netns.to_path_buf(),
+        netns: PathBuf::from(&req.netns),
         mode: SandboxMode::Runtime,
         dns: DnsConfig::default(),
         role: SandboxRole::User,
