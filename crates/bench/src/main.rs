@@ -2,6 +2,7 @@
 //! side by side in the same run, each in fresh test hosts (network namespaces).
 
 mod attach;
+mod cni;
 mod dns;
 mod docker_run;
 mod mesh;
@@ -168,6 +169,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// CNI plugins exec'd as a runtime does: ADD and DEL of one more container when N are
+    /// attached, netctl's plugin beside the reference bridge + host-local (and + portmap,
+    /// beside netctl publishing a port too); then VERSION.
+    Cni {
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        counts: Vec<usize>,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "netctl,bridge,netctl+port,bridge+portmap"
+        )]
+        peers: Vec<String>,
+        /// Timed ADD/DEL pairs per row.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -237,6 +256,23 @@ fn main() -> anyhow::Result<()> {
                 parts: parts.clone(),
             };
             overlay::print(&mesh::run(&options)?, *json)
+        }
+        Command::Cni {
+            counts,
+            peers,
+            samples,
+            json,
+        } => {
+            let mut counts = counts.clone();
+            counts.sort_unstable();
+            // Only this build: an older netctl may have no CNI plugin to compare.
+            let options = cni::Options {
+                counts,
+                peers: peers.clone(),
+                samples: *samples,
+            };
+            let (rows, versions) = cni::run(&options, &builds)?;
+            cni::print(&rows, &versions, *json)
         }
         Command::DockerRun { count, json } => {
             let rows = docker_run::run(*count)?;

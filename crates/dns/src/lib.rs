@@ -130,10 +130,14 @@ impl Dns {
         redirect: Redirect,
     ) -> Result<(), DnsError> {
         let listener = listener::Listener::start(self.clone(), id, netns, redirect).await?;
-        self.listeners
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), listener);
+        // A sandbox removed while its server was starting is not served (dropping the
+        // listener closes its sockets).
+        if self.own.lock().unwrap().contains_key(id) {
+            self.listeners
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), listener);
+        }
         Ok(())
     }
 

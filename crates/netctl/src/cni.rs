@@ -55,8 +55,9 @@ fn dispatch(
     }
     let conf = NetConf::parse(stdin)?;
     let client = Client::new(socket_of(&conf));
+    // Sockets only: no timers, no signals (a plugin is one request).
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
         .build()
         .map_err(|e| CniError::new(ErrorCode::Io, format!("starting the runtime: {e}")))?;
     runtime.block_on(async {

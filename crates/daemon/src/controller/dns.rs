@@ -66,23 +66,36 @@ impl Controller {
                 )
                 .map_err(|e| e.to_string())
             });
-            // A runtime's namespace is reached through the daemon's own handle: its path
-            // may be the runtime's alone.
-            let netns = match sandbox.mode {
-                SandboxMode::Runtime => self
-                    .namespaces
-                    .get(&sandbox.id)
-                    .map(|n| n.fd_path())
-                    .unwrap_or_else(|| sandbox.netns.clone()),
-                _ => sandbox.netns.clone(),
-            };
-            if let Err(e) = self.dns.serve(&sandbox.id, &netns, redirect).await {
+            if sandbox.mode == SandboxMode::Runtime {
+                self.serve_runtime_dns(sandbox, redirect)?;
+            } else if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns, redirect).await {
                 self.dns.remove_sandbox(&sandbox.id);
                 return Err(from_dns(e));
             }
         }
         self.write_resolv_conf(sandbox, &resolution, Make::Yes)?;
         self.write_hosts(sandbox, &[])
+    }
+
+    /// A runtime's container: served from a task of its own, off the answer's path (the
+    /// redirect costs a process), as the runtime starts the container only after the
+    /// answer. The namespace is reached through the daemon's own handle (its path may be
+    /// the runtime's alone), kept open by the task until the server is up.
+    fn serve_runtime_dns(
+        &self,
+        sandbox: &SandboxRecord,
+        redirect: netctl_dns::Redirect,
+    ) -> Result<(), ApiError> {
+        let netns = self.namespaces.get(&sandbox.id).ok_or_else(|| {
+            ApiError::internal(format!("container {} has no open namespace", sandbox.name))
+        })?;
+        let (dns, id, name) = (self.dns.clone(), sandbox.id.clone(), sandbox.name.clone());
+        tokio::spawn(async move {
+            if let Err(e) = dns.serve(&id, &netns.fd_path(), redirect).await {
+                tracing::error!(container = %name, error = %e, "cannot serve DNS");
+            }
+        });
+        Ok(())
     }
 
     pub(super) fn stop_dns(&self, sandbox: &SandboxRecord) {

@@ -13,29 +13,32 @@ pub const DNS_TABLE: &str = "netctl-dns";
 /// The ruleset, replacing any earlier one (the port may change with a restart):
 ///
 /// ```text
-/// nft 'add table ip netctl-dns; delete table ip netctl-dns; table ip netctl-dns {
-///        chain output { type filter hook output priority -300; policy accept;
-///          ip daddr 127.0.0.11 udp dport 53 notrack udp dport set PORT
-///          ip daddr 127.0.0.11 tcp dport 53 notrack tcp dport set PORT
-///          ip saddr 127.0.0.11 udp sport PORT notrack udp sport set 53
-///          ip saddr 127.0.0.11 tcp sport PORT notrack tcp sport set 53 } }'
+/// nft 'add table ip netctl-dns
+///      add chain ip netctl-dns output { type filter hook output priority -300; policy accept; }
+///      flush chain ip netctl-dns output
+///      add rule ip netctl-dns output ip daddr 127.0.0.11 udp dport 53 notrack udp dport set PORT
+///      add rule ip netctl-dns output ip saddr 127.0.0.11 udp sport PORT notrack udp sport set 53
+///      … and the same for tcp'
 /// ```
 ///
 /// Queries and answers are both made in the sandbox (the server's socket lives there), so
 /// the output hook sees both directions; priority -300 comes before connection tracking.
+/// Added and flushed rather than deleted and made anew: deleting a base chain unregisters
+/// its hook, and nft returns only after the kernel's grace period (about 10 ms), which every
+/// new sandbox would pay. Flushing rules costs that only where there were rules to flush.
 pub fn ruleset(address: std::net::Ipv4Addr, port: u16) -> String {
+    let chain = format!("ip {DNS_TABLE} output");
     let mut rules = format!(
-        "add table ip {DNS_TABLE}\ndelete table ip {DNS_TABLE}\ntable ip {DNS_TABLE} {{\n\
-         \tchain output {{\n\
-         \t\ttype filter hook output priority -300; policy accept;\n"
+        "add table ip {DNS_TABLE}\n\
+         add chain {chain} {{ type filter hook output priority -300; policy accept; }}\n\
+         flush chain {chain}\n"
     );
     for proto in ["udp", "tcp"] {
         rules.push_str(&format!(
-            "\t\tip daddr {address} {proto} dport 53 notrack {proto} dport set {port}\n\
-             \t\tip saddr {address} {proto} sport {port} notrack {proto} sport set 53\n"
+            "add rule {chain} ip daddr {address} {proto} dport 53 notrack {proto} dport set {port}\n\
+             add rule {chain} ip saddr {address} {proto} sport {port} notrack {proto} sport set 53\n"
         ));
     }
-    rules.push_str("\t}\n}\n");
     rules
 }
 
@@ -62,6 +65,10 @@ mod tests {
                 "ip saddr 127.0.0.11 {proto} sport 45123 notrack {proto} sport set 53"
             )));
         }
-        assert!(rules.starts_with("add table ip netctl-dns\ndelete table ip netctl-dns\n"));
+        assert!(rules.starts_with("add table ip netctl-dns\n"));
+        assert!(
+            !rules.contains("delete"),
+            "no hook is unregistered on the way"
+        );
     }
 }
