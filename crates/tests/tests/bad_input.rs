@@ -319,6 +319,31 @@ fn malformed_api_requests_are_refused_and_change_nothing() {
             409,
             "conflict",
         ),
+        ("POST", "/v1/runtime/attach", b"{\"ContainerId\": ", 400, "invalid_argument"),
+        (
+            "POST",
+            "/v1/runtime/attach",
+            b"{\"ContainerId\": \"../x\", \"Netns\": \"/proc/1/ns/net\", \"Ifname\": \"eth0\", \"Network\": \"web\"}",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/v1/runtime/attach",
+            b"{\"ContainerId\": \"c1\", \"Netns\": \"relative/ns\", \"Ifname\": \"eth0\", \"Network\": \"web\"}",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/v1/runtime/attach",
+            b"{\"ContainerId\": \"c1\", \"Netns\": \"/nonexistent\", \"Ifname\": \"eth0\", \"Network\": \"web\"}",
+            404,
+            "not_found",
+        ),
+        ("POST", "/v1/runtime/detach", b"[]", 400, "invalid_argument"),
+        ("POST", "/v1/runtime/gc", b"{\"Network\": 1}", 400, "invalid_argument"),
+        ("POST", "/v1/gc", b"{\"DryRun\": \"yes\"}", 400, "invalid_argument"),
     ];
     for (method, path, body, status, code) in cases {
         let before = full_state(&host);
