@@ -42,16 +42,12 @@ impl Container {
 
     /// `ip -n NETNS ARGS…`
     pub fn ip(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-n", self.netns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        crate::host::ip_in(&self.netns, args)
     }
 
     /// `ip netns exec NETNS ARGS…`
     pub fn exec(&self, args: &[&str]) -> Output {
-        let mut all = vec!["netns", "exec", self.netns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        crate::host::exec_in(&self.netns, args)
     }
 
     /// Removes the namespace now (a container gone without DEL).

@@ -288,16 +288,12 @@ impl Host {
 
     /// `ip -n NETNS ARGS…`
     pub fn ip(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-n", self.netns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        ip_in(&self.netns, args)
     }
 
     /// `ip netns exec NETNS ARGS…`
     pub fn exec(&self, args: &[&str]) -> Output {
-        let mut all = vec!["netns", "exec", self.netns.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        exec_in(&self.netns, args)
     }
 
     /// `nft list table inet netctl` in this host, or an empty string.
@@ -446,6 +442,20 @@ fn sorted_set_elements(table: &str) -> String {
         ));
     }
     out
+}
+
+/// `ip -n NETNS ARGS…` for a namespace named in /run/netns.
+pub fn ip_in(netns: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-n", netns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+/// `ip netns exec NETNS ARGS…`
+pub fn exec_in(netns: &str, args: &[&str]) -> Output {
+    let mut all = vec!["netns", "exec", netns];
+    all.extend_from_slice(args);
+    run("ip", &all)
 }
 
 /// A command that runs in the network namespace at `netns` (entered with setns only).

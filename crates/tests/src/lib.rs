@@ -22,6 +22,30 @@ pub fn network(host: &Host, name: &str) -> Value {
     .clone()
 }
 
+/// The endpoints `netctl network inspect` lists on `name` (its `Containers`).
+#[track_caller]
+pub fn containers_on(host: &Host, name: &str) -> Vec<Value> {
+    network(host, name)["Containers"]
+        .as_object()
+        .expect("Containers")
+        .values()
+        .cloned()
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it holds, failing the test after `within`.
+#[track_caller]
+pub fn eventually(what: &str, within: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// `netctl sandbox inspect NAME --format json`, the one sandbox.
 #[track_caller]
 pub fn sandbox(host: &Host, name: &str) -> Value {

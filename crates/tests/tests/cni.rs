@@ -72,6 +72,14 @@ fn settled_state(host: &Host) -> String {
         .join("\n")
 }
 
+fn status(host: &Host) -> Answer {
+    let call = Call {
+        command: "STATUS",
+        ..Call::default()
+    };
+    exec_plugin(&plugin(), &call, &conf(host, "1.1.0", json!({})))
+}
+
 fn host_with_web() -> Host {
     let host = Host::with_daemon();
     host.netctl(&["network", "create", "web", "--subnet", "10.91.0.0/24"])
@@ -337,15 +345,7 @@ fn with_the_daemon_down_add_fails_at_once_and_del_succeeds() {
         msg.contains("netctl daemon not running at") && msg.contains("netctl.sock"),
         "{msg}"
     );
-    let status = exec_plugin(
-        &plugin(),
-        &Call {
-            command: "STATUS",
-            ..Call::default()
-        },
-        &conf(&host, "1.1.0", json!({})),
-    );
-    assert_eq!(status.code(), Some(50));
+    assert_eq!(status(&host).code(), Some(50));
     // DEL succeeds; the runtime then removes the namespace; the daemon collects the
     // endpoint when it comes back.
     del(&host, &c, &netns).output.expect_ok();
@@ -357,15 +357,7 @@ fn with_the_daemon_down_add_fails_at_once_and_del_succeeds() {
         "{net:#}\n{}",
         host.daemon_log()
     );
-    let status = exec_plugin(
-        &plugin(),
-        &Call {
-            command: "STATUS",
-            ..Call::default()
-        },
-        &conf(&host, "1.1.0", json!({})),
-    );
-    status.output.expect_ok();
+    status(&host).output.expect_ok();
 }
 
 #[test]

@@ -2,29 +2,13 @@
 //! (a `/proc/PID/ns/net` namespace, no CNI_ARGS, no runtimeConfig), and DEL with an empty
 //! CNI_NETNS when the foreground `ctr run` ends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netctl_netns_fixtures::containerd::Containerd;
 use netctl_netns_fixtures::{command_in, Host, Output};
-use serde_json::Value;
-use tests::{json, network, sandbox};
+use tests::{containers_on, eventually, json, sandbox};
 
-fn attached(host: &Host) -> Vec<Value> {
-    network(host, "web")["Containers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .cloned()
-        .collect()
-}
-
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn ctr_run_cni_attaches_and_its_del_with_no_netns_detaches() {
@@ -34,15 +18,15 @@ fn ctr_run_cni_attaches_and_its_del_with_no_netns_detaches() {
     let containerd = Containerd::start(&host);
     containerd.set_conflist(&json(&host.netctl(&["cni", "config", "web"]).expect_ok()));
     let mut task = containerd.run_foreground("t1", &["/bin/sleep", "1000"]);
-    eventually("ADD", || {
+    eventually("ADD", WAIT, || {
         if let Some(status) = task.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(&mut task.stderr.take().unwrap(), &mut err).unwrap();
             panic!("ctr run ended ({status}): {err}");
         }
-        attached(&host).len() == 1
+        containers_on(&host, "web").len() == 1
     });
-    let ep = &attached(&host)[0];
+    let ep = &containers_on(&host, "web")[0];
     assert_eq!(
         ep["Name"], "default-t1",
         "ctr's CNI_CONTAINERID is NAMESPACE-ID"
@@ -72,7 +56,9 @@ fn ctr_run_cni_attaches_and_its_del_with_no_netns_detaches() {
         .expect_ok();
     let ended = task.wait().unwrap();
     assert!(!ended.success() || ended.success(), "ctr run ended");
-    eventually("DEL with an empty CNI_NETNS", || attached(&host).is_empty());
+    eventually("DEL with an empty CNI_NETNS", WAIT, || {
+        containers_on(&host, "web").is_empty()
+    });
     let listed = host.netctl(&["sandbox", "ls", "-q"]).expect_ok();
     assert!(listed.trim().is_empty(), "{listed}");
 }

@@ -54,12 +54,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// Polls `check` for up to 10 s (a daemon notices file changes within a second).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    tests::eventually(what, Duration::from_secs(10), check);
 }
 
 #[test]

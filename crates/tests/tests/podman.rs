@@ -4,13 +4,15 @@
 //! the container's state says.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netctl_netns_fixtures::echo::{tcp_call, tcp_echo};
 use netctl_netns_fixtures::podman::Podman;
 use netctl_netns_fixtures::{Host, Underlay};
-use serde_json::Value;
-use tests::{dig, json, network};
+use tests::{containers_on as attached, dig, eventually, json};
+
+/// conmon's cleanup runs in the background after a container dies.
+const CLEANUP: Duration = Duration::from_secs(20);
 
 /// A host with a daemon, networks `web` (and `back`) known to podman through `netctl cni
 /// config`, and a podman.
@@ -29,31 +31,12 @@ fn setup() -> (Host, Podman) {
     (host, podman)
 }
 
-/// The containers netctl has on `net`, by name (the runtime's container id).
-fn attached(host: &Host, net: &str) -> Vec<Value> {
-    network(host, net)["Containers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .cloned()
-        .collect()
-}
-
 fn full_id(podman: &Podman, name: &str) -> String {
     podman
         .podman(&["inspect", "--format", "{{.Id}}", name])
         .expect_ok()
         .trim()
         .to_string()
-}
-
-/// Waits for `done` (conmon's cleanup runs in the background after a container dies).
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -148,7 +131,7 @@ fn podman_containers_get_netctl_networks() {
 
     // stop: DEL; start: ADD with the same static address; restart: both.
     podman.podman(&["stop", "-t", "0", "app"]).expect_ok();
-    eventually("DEL at stop", || attached(&host, "web").is_empty());
+    eventually("DEL at stop", CLEANUP, || attached(&host, "web").is_empty());
     assert!(!host.nft_table().contains("8080"), "the port is withdrawn");
     podman.podman(&["start", "app"]).expect_ok();
     let on_web = attached(&host, "web");
@@ -167,7 +150,9 @@ fn podman_containers_get_netctl_networks() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    eventually("DEL after kill -9", || attached(&host, "web").is_empty());
+    eventually("DEL after kill -9", CLEANUP, || {
+        attached(&host, "web").is_empty()
+    });
 
     // rm -f of a running container.
     podman
@@ -175,7 +160,9 @@ fn podman_containers_get_netctl_networks() {
         .expect_ok();
     assert_eq!(attached(&host, "web").len(), 1);
     podman.podman(&["rm", "-f", "-t", "0", "b"]).expect_ok();
-    eventually("DEL at rm -f", || attached(&host, "web").is_empty());
+    eventually("DEL at rm -f", CLEANUP, || {
+        attached(&host, "web").is_empty()
+    });
     let sandboxes = host.netctl(&["sandbox", "ls", "-q"]).expect_ok();
     assert!(sandboxes.trim().is_empty(), "{sandboxes}");
 }

@@ -21,6 +21,10 @@ use crate::model::{
     format_mac, DnsConfig, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord, SandboxRole,
 };
 
+/// A concurrent ADD made the container's sandbox first, or a concurrent DEL removed it: the
+/// attach looks again.
+const RACED: &str = "the container's sandbox changed during the attach";
+
 impl Controller {
     /// Attaches one interface of a runtime's container (CNI ADD). Asked again for an
     /// interface it has, it answers with that interface.
@@ -46,7 +50,8 @@ impl Controller {
             .collect::<Result<_, _>>()?;
         let net_id = self.runtime_network(&req).await?;
         self.ensure_gateway_bridge_for(&net_id).await?;
-        // Twice at most: once to clear a stale sandbox or lose a race to create it.
+        // Three rounds at most: one may clear a stale sandbox, one may lose the race to make
+        // the container's sandbox to a concurrent ADD (of its other interface).
         for _ in 0..3 {
             let existing = self
                 .state
@@ -76,9 +81,7 @@ impl Controller {
                 }
             };
             match result {
-                Err(e) if e.code == ErrorCode::Conflict && e.message.contains("already exists") => {
-                    continue
-                }
+                Err(e) if e.message == RACED => continue,
                 other => return other,
             }
         }
@@ -145,7 +148,7 @@ impl Controller {
                     let sandbox = state
                         .sandbox_by_id(&sandbox.id)
                         .cloned()
-                        .ok_or_else(|| ApiError::conflict("the sandbox already exists no more"))?;
+                        .ok_or_else(|| ApiError::conflict(RACED))?;
                     let txn = self.plan_connect(state, &net, &sandbox, wanted.clone())?;
                     let id = state
                         .attachment(&net.id, &sandbox.id)
@@ -174,10 +177,7 @@ impl Controller {
             .transact_claiming(
                 |state| {
                     if state.sandbox_named(&record.name).is_some() {
-                        return Err(ApiError::conflict(format!(
-                            "sandbox with name {} already exists",
-                            record.name
-                        )));
+                        return Err(ApiError::conflict(RACED));
                     }
                     let net = state
                         .network_by_id(net_id)
