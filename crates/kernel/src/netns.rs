@@ -127,55 +127,77 @@ pub fn inode_at(path: &Path) -> Option<u64> {
     file.metadata().ok().map(|m| m.ino())
 }
 
-/// Finds a path to the network namespace with `inode` that some other process still holds:
-/// as its own (`/proc/PID/ns/net`) or as a bind mount in any mount namespace (seen through
-/// `/proc/PID/root`). `None`: nothing but this process holds it, so its owner let it go.
-/// Used for runtimes' namespaces, which the daemon keeps open itself and so cannot watch
-/// die.
-pub fn find_held(inode: u64) -> Option<PathBuf> {
-    let me = std::process::id().to_string();
-    let pids: Vec<String> = std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && *n != me)
-        .collect();
-    for pid in &pids {
-        let own = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        if std::fs::metadata(&own).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == inode) {
-            return Some(own);
+/// The network namespaces other processes hold, by inode, each with a path that opens it:
+/// a process's own (`/proc/PID/ns/net`), or a bind mount in any mount namespace (seen
+/// through `/proc/PID/root`). A namespace not among them is held by nothing but this
+/// process: its owner let it go. Used for runtimes' namespaces, which the daemon keeps open
+/// itself and so cannot watch die. One scan of /proc; read it once per pass.
+#[derive(Debug, Default)]
+pub struct HeldNamespaces {
+    paths: std::collections::HashMap<u64, PathBuf>,
+}
+
+impl HeldNamespaces {
+    pub fn scan() -> Self {
+        let me = std::process::id().to_string();
+        let pids: Vec<String> = std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && *n != me)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut held = Self::default();
+        let mut mount_namespaces = std::collections::HashSet::new();
+        for pid in &pids {
+            let own = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            if let Some(inode) = inode_of(&own) {
+                held.paths.entry(inode).or_insert(own);
+            }
+            let fresh = inode_of(Path::new(&format!("/proc/{pid}/ns/mnt")))
+                .is_some_and(|mnt| mount_namespaces.insert(mnt));
+            if fresh {
+                held.add_mounts_of(pid);
+            }
         }
+        held
     }
-    let wanted = format!("net:[{inode}]");
-    let mut seen_mount_namespaces = std::collections::HashSet::new();
-    for pid in &pids {
-        let Some(mnt) = std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        else {
-            continue;
-        };
-        if !seen_mount_namespaces.insert(mnt) {
-            continue;
-        }
+
+    /// The nsfs mounts of network namespaces in `pid`'s mount namespace:
+    /// `36 35 0:4 net:[4026532281] /run/netns/c1 rw shared:5 - nsfs nsfs rw`.
+    fn add_mounts_of(&mut self, pid: &str) {
         let Ok(mounts) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
-            continue;
+            return;
         };
-        // `36 35 0:4 net:[4026532281] /run/netns/c1 rw shared:5 - nsfs nsfs rw`
-        let found = mounts.lines().find_map(|line| {
+        for line in mounts.lines() {
             let mut fields = line.split(' ');
-            let root = fields.nth(3)?;
-            let mount_point = fields.next()?;
-            (root == wanted).then(|| mount_point.replace("\\040", " "))
-        });
-        if let Some(mount_point) = found {
-            let path = PathBuf::from(format!("/proc/{pid}/root{mount_point}"));
-            if inode_at(&path) == Some(inode) {
-                return Some(path);
+            let (Some(root), Some(mount_point)) = (fields.nth(3), fields.next()) else {
+                continue;
+            };
+            let inode = root
+                .strip_prefix("net:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse().ok());
+            if let Some(inode) = inode {
+                let path = format!("/proc/{pid}/root{}", mount_point.replace("\\040", " "));
+                self.paths
+                    .entry(inode)
+                    .or_insert_with(|| PathBuf::from(path));
             }
         }
     }
-    None
+
+    /// A path that opens the namespace, if some other process holds it.
+    pub fn path_of(&self, inode: u64) -> Option<&Path> {
+        self.paths.get(&inode).map(PathBuf::as_path)
+    }
+}
+
+fn inode_of(path: &Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
 }
 
 fn is_nsfs(file: &File) -> bool {

@@ -41,7 +41,7 @@ fn full_id(podman: &Podman, name: &str) -> String {
 
 #[test]
 fn podman_containers_get_netctl_networks() {
-    let (host, podman) = setup();
+    let (mut host, podman) = setup();
     let outside = Host::new();
     let _link = Underlay::join(&host, &outside, "198.51.100");
     podman
@@ -154,12 +154,26 @@ fn podman_containers_get_netctl_networks() {
         attached(&host, "web").is_empty()
     });
 
-    // rm -f of a running container.
+    // A daemon killed and started again finds the container's namespace, a bind mount that
+    // only podman's mount namespace shows, keeps it, and serves its DNS again.
     podman
-        .run(&["--name", "b", "--network", "web"], &["sleep", "1000"])
+        .run(&["--name", "other", "--network", "web"], &["sleep", "1000"])
         .expect_ok();
     assert_eq!(attached(&host, "web").len(), 1);
-    podman.podman(&["rm", "-f", "-t", "0", "b"]).expect_ok();
+    host.kill_daemon();
+    host.start_daemon();
+    let collected = host.netctl(&["gc"]).expect_ok();
+    assert!(collected.contains("reclaimed 0 endpoints"), "{collected}");
+    assert_eq!(attached(&host, "web").len(), 1);
+    eventually("DNS served again", CLEANUP, || {
+        podman
+            .exec("other", &["nslookup", "other"])
+            .stdout
+            .contains("10.94.0.")
+    });
+
+    // rm -f of a running container.
+    podman.podman(&["rm", "-f", "-t", "0", "other"]).expect_ok();
     eventually("DEL at rm -f", CLEANUP, || {
         attached(&host, "web").is_empty()
     });

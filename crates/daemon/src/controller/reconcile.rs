@@ -11,6 +11,7 @@ use netctl_kernel::Netns;
 use netctl_store::{Batch, LocalStore, Prefix, Scope, Store};
 
 use super::effects::Effect;
+use super::runtime::RuntimeNamespaces;
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
 use super::Controller;
@@ -66,8 +67,10 @@ impl Controller {
             }
         }
         let sandboxes: Vec<SandboxRecord> = state.sandboxes().cloned().collect();
+        let mut runtime_namespaces = RuntimeNamespaces::default();
         for sandbox in &sandboxes {
-            self.restore_sandbox(&state, sandbox).await;
+            self.restore_sandbox(&state, sandbox, &mut runtime_namespaces)
+                .await;
         }
         self.collect_stale_runtime_endpoints(&mut state).await;
         self.collect_garbage(&state).await;
@@ -199,8 +202,17 @@ impl Controller {
 
     /// The sandbox's namespace (made anew if it is gone: a reboot, or someone unmounted it),
     /// its DNS server and files, and its endpoints plugged in again.
-    async fn restore_sandbox(&self, state: &State, sandbox: &SandboxRecord) {
-        match restore_netns(sandbox).await {
+    async fn restore_sandbox(
+        &self,
+        state: &State,
+        sandbox: &SandboxRecord,
+        runtime_namespaces: &mut RuntimeNamespaces,
+    ) {
+        let opened = match sandbox.mode {
+            SandboxMode::Runtime => runtime_namespaces.reopen(sandbox).await,
+            _ => restore_netns(sandbox).await,
+        };
+        match opened {
             Ok(netns) => self.namespaces.insert(&sandbox.id, netns),
             // Its runtime let it go while netctl was down: collected once started.
             Err(e) if sandbox.mode == SandboxMode::Runtime => {
@@ -412,10 +424,8 @@ fn stale_addresses_released(
     changed.into_values().collect()
 }
 
+/// A namespace of netctl's own, opened, or made anew if it is gone.
 async fn restore_netns(record: &SandboxRecord) -> Result<Netns, String> {
-    if record.mode == SandboxMode::Runtime {
-        return super::runtime::reopen_runtime_netns(record).await;
-    }
     if netctl_kernel::netns::exists(&record.netns) {
         return Netns::open(&record.netns).await.map_err(|e| e.to_string());
     }

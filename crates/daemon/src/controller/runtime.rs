@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
+use netctl_kernel::netns::HeldNamespaces;
 use netctl_plugin_api::runtime::{
     AttachRequest, AttachedAddress, AttachedRoute, Attachment, AttachmentRef, CheckReport,
     GcReport, ReclaimedEndpoint, RuntimeGcRequest,
@@ -350,7 +351,8 @@ impl Controller {
             dry_run,
             ..GcReport::default()
         };
-        for sandbox in sandboxes.iter().filter(|s| runtime_netns_gone(s)) {
+        let mut namespaces = RuntimeNamespaces::default();
+        for sandbox in sandboxes.iter().filter(|s| namespaces.gone(s)) {
             {
                 let state = self.state.lock().await;
                 for ep in state.endpoints_of_sandbox(&sandbox.id) {
@@ -546,26 +548,39 @@ fn reachable_netns(given: &str, caller_pid: Option<u32>) -> Result<PathBuf, ApiE
     )))
 }
 
-/// A runtime's namespace is gone when nothing but this daemon holds it any more.
-fn runtime_netns_gone(sandbox: &SandboxRecord) -> bool {
-    let Some(inode) = sandbox.netns_inode else {
-        return false;
-    };
-    netctl_kernel::netns::inode_at(&sandbox.netns) != Some(inode)
-        && netctl_kernel::netns::find_held(inode).is_none()
+/// Where runtimes' namespaces are now: at their own path, or wherever another process
+/// still holds them (the /proc scan is made once, and only when a path does not lead to its
+/// namespace). Nothing found: the runtime let the namespace go.
+#[derive(Default)]
+pub(super) struct RuntimeNamespaces {
+    held: Option<HeldNamespaces>,
 }
 
-/// Reopens a runtime's namespace at start: at its path, or wherever it is still held.
-pub(super) async fn reopen_runtime_netns(
-    sandbox: &SandboxRecord,
-) -> Result<netctl_kernel::Netns, String> {
-    let inode = sandbox.netns_inode.ok_or("no inode recorded")?;
-    let path = if netctl_kernel::netns::inode_at(&sandbox.netns) == Some(inode) {
-        sandbox.netns.clone()
-    } else {
-        netctl_kernel::netns::find_held(inode).ok_or("the namespace is gone")?
-    };
-    netctl_kernel::Netns::open_runtime(&path)
-        .await
-        .map_err(|e| e.to_string())
+impl RuntimeNamespaces {
+    /// A path that opens the sandbox's namespace; `None` when it is gone.
+    fn locate(&mut self, sandbox: &SandboxRecord) -> Option<PathBuf> {
+        let inode = sandbox.netns_inode?;
+        if netctl_kernel::netns::inode_at(&sandbox.netns) == Some(inode) {
+            return Some(sandbox.netns.clone());
+        }
+        self.held
+            .get_or_insert_with(HeldNamespaces::scan)
+            .path_of(inode)
+            .map(Path::to_path_buf)
+    }
+
+    fn gone(&mut self, sandbox: &SandboxRecord) -> bool {
+        sandbox.netns_inode.is_some() && self.locate(sandbox).is_none()
+    }
+
+    /// Reopens a runtime's namespace at start.
+    pub async fn reopen(
+        &mut self,
+        sandbox: &SandboxRecord,
+    ) -> Result<netctl_kernel::Netns, String> {
+        let path = self.locate(sandbox).ok_or("the namespace is gone")?;
+        netctl_kernel::Netns::open_runtime(&path)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
