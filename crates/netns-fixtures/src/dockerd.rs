@@ -20,6 +20,8 @@ const KEY_FILE: &str = "/etc/docker/key.json";
 
 pub struct Dockerd {
     dir: PathBuf,
+    /// Where dockerd puts its containers' cgroups (removed when it stops).
+    cgroup_parent: String,
     child: Option<Child>,
     /// Whether this dockerd wrote /etc/docker/key.json (then it goes when it stops).
     made_key_file: bool,
@@ -32,7 +34,8 @@ impl Dockerd {
         std::fs::create_dir_all(&dir).expect("docker directory");
         let script = dir.join("start.sh");
         std::fs::create_dir_all(host.docker_plugins()).expect("plugin directory");
-        std::fs::write(&script, start_script(&dir, host)).expect("start script");
+        let cgroup_parent = format!("/netctl-test-{}", host.tag());
+        std::fs::write(&script, start_script(&dir, host, &cgroup_parent)).expect("start script");
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
         let made_key_file = !Path::new(KEY_FILE).exists();
         let child = host
@@ -46,6 +49,7 @@ impl Dockerd {
             .expect("start dockerd (apt-get install docker.io)");
         let mut dockerd = Self {
             dir,
+            cgroup_parent,
             child: Some(child),
             made_key_file,
         };
@@ -132,6 +136,7 @@ impl Dockerd {
         if self.made_key_file {
             let _ = std::fs::remove_file(KEY_FILE);
         }
+        crate::runtime_ns::remove_cgroups(&self.cgroup_parent);
     }
 }
 
@@ -146,10 +151,9 @@ impl Drop for Dockerd {
 /// (so no container is pointed at a server outside the test), a /run of its own (nothing is
 /// made in the machine's) with the host's plugin directory as /run/docker/plugins (so this
 /// dockerd finds this host's netctl); then dockerd.
-fn start_script(dir: &Path, host: &Host) -> String {
+fn start_script(dir: &Path, host: &Host, cgroup_parent: &str) -> String {
     let d = dir.display();
     let plugins = host.docker_plugins();
-    let tag = host.tag();
     format!(
         "set -e\n\
          mkdir -p {d}/cgroup {d}/data {d}/run\n\
@@ -164,7 +168,7 @@ fn start_script(dir: &Path, host: &Host) -> String {
          echo '{{}}' > {d}/daemon.json\n\
          exec dockerd --data-root {d}/data --exec-root {d}/run --pidfile {d}/run/dockerd.pid \
          -H unix://{d}/docker.sock --config-file {d}/daemon.json --storage-driver vfs \
-         --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent /netctl-test-{tag} \
+         --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent {cgroup_parent} \
          --iptables=true --ip-forward=true --userland-proxy=true\n",
         resolv = host.resolv_conf().display(),
         plugins = plugins.display(),

@@ -110,7 +110,7 @@ impl Drop for RuntimeNamespace {
 
 /// Removes the cgroups made under `parent` in every hierarchy, deepest first (rmdir only:
 /// a cgroup that still has processes stays, and says so in the test's output).
-fn remove_cgroups(parent: &str) {
+pub(crate) fn remove_cgroups(parent: &str) {
     let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
         return;
     };
