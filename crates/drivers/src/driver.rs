@@ -213,6 +213,12 @@ pub trait Driver: Send + Sync {
         false
     }
 
+    /// Whether the endpoint's interface is gone from the host: the namespace a runtime took
+    /// it into went away, and the kernel removed the whole pair with it.
+    async fn vanished(&self, _net: &NetworkSpec, _ep: &EndpointSpec) -> bool {
+        false
+    }
+
     /// The network's elements in the shared firewall table, if it has any.
     fn firewall(&self, _net: &NetworkSpec) -> Option<FirewallNetwork> {
         None

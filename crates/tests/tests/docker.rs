@@ -680,3 +680,80 @@ fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
     docker_ok(&host, &dockerd, &["rm", "-f", "c2"]);
     docker_ok(&host, &dockerd, &["network", "rm", "n1"]);
 }
+
+/// A joined Docker endpoint whose container's namespace goes away without dockerd's Leave
+/// (dockerd killed with its containers): `netctl gc` reclaims it. The plugin is driven
+/// directly, and the runtime end is moved into a namespace by hand, as dockerd moves it.
+#[test]
+fn gc_reclaims_docker_endpoints_whose_namespace_vanished() {
+    let host = Host::with_daemon();
+    let plugin = netctl_plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let call = |path: &str, body: serde_json::Value| {
+        let (status, answer) = runtime
+            .block_on(plugin.raw("POST", path, body.to_string().into_bytes()))
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer
+    };
+    let (net, ep) = ("a".repeat(64), "b".repeat(64));
+    call(
+        "/NetworkDriver.CreateNetwork",
+        serde_json::json!({"NetworkID": net, "IPv4Data": [{"Pool": "10.72.0.0/24", "Gateway": "10.72.0.1/24"}]}),
+    );
+    call(
+        "/NetworkDriver.CreateEndpoint",
+        serde_json::json!({"NetworkID": net, "EndpointID": ep, "Interface": {"Address": "10.72.0.2/24"}}),
+    );
+    let joined = call(
+        "/NetworkDriver.Join",
+        serde_json::json!({"NetworkID": net, "EndpointID": ep, "SandboxKey": "/var/run/docker/netns/x"}),
+    );
+    let taken = joined["InterfaceName"]["SrcName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let container = netctl_netns_fixtures::cni::Container::new();
+    host.ip(&[
+        "link",
+        "set",
+        &taken,
+        "netns",
+        &container.netns_path().display().to_string(),
+    ])
+    .expect_ok();
+    let dry = host.netctl(&["gc", "--dry-run"]).expect_ok();
+    assert!(dry.contains("would reclaim 0 endpoints"), "alive: {dry}");
+    drop(container);
+    // The kernel destroys the pair with the namespace, a moment later.
+    tests::eventually(
+        "the host end gone",
+        std::time::Duration::from_secs(5),
+        || !host.ip(&["-br", "link"]).expect_ok().contains("ncv"),
+    );
+    let collected = host.netctl(&["gc"]).expect_ok();
+    assert!(
+        collected.contains("reclaimed 1 endpoints, 1 addresses"),
+        "{collected}"
+    );
+    let listed = host
+        .netctl(&["network", "ls", "--format", "json"])
+        .expect_ok();
+    let docker_net = tests::json(&listed)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Driver"] == "bridge" && n["Name"].as_str().unwrap().starts_with("docker-"))
+        .cloned()
+        .expect("the Docker network");
+    assert!(docker_net["Containers"].as_object().unwrap().is_empty());
+    // dockerd's own DeleteEndpoint, later, finds nothing to do.
+    call(
+        "/NetworkDriver.DeleteEndpoint",
+        serde_json::json!({"NetworkID": net, "EndpointID": ep}),
+    );
+}

@@ -16,6 +16,7 @@ use netctl_plugin_api::{ApiError, ErrorCode};
 
 use super::effects::Effect;
 use super::endpoints::{lost_address, Wanted};
+use super::specs::{endpoint_spec, network_spec};
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{
@@ -377,7 +378,48 @@ impl Controller {
                     .push(format!("{}: {}", sandbox.name, e.message));
             }
         }
+        self.collect_vanished_docker_endpoints(&mut report).await;
         report
+    }
+
+    /// Docker's endpoints whose container's namespace went away without dockerd's Leave
+    /// (dockerd killed with its containers): deleted as DeleteEndpoint would; their pool
+    /// addresses are dockerd's to release.
+    async fn collect_vanished_docker_endpoints(&self, report: &mut GcReport) {
+        let joined: Vec<(NetworkRecord, EndpointRecord)> = {
+            let state = self.state.lock().await;
+            state
+                .docker
+                .endpoints
+                .values()
+                .filter(|d| d.joined)
+                .filter_map(|d| {
+                    let ep = state.endpoint(&d.endpoint_id)?;
+                    Some((state.network_by_id(&ep.network_id)?.clone(), ep.clone()))
+                })
+                .collect()
+        };
+        for (net, ep) in joined {
+            let Some(driver) = self.drivers.get(&net.driver) else {
+                continue;
+            };
+            let spec = endpoint_spec(&net, &ep, false);
+            if !driver.vanished(&network_spec(&net), &spec).await {
+                continue;
+            }
+            report.endpoints.push(ReclaimedEndpoint {
+                owner: format!("docker endpoint {}", &ep.id[..12.min(ep.id.len())]),
+                ..reclaimed_endpoint(&ep, &net.name, "its container's namespace is gone")
+            });
+            if report.dry_run {
+                continue;
+            }
+            if let Err(e) = self.docker_delete_endpoint(&ep.id).await {
+                report
+                    .errors
+                    .push(format!("Docker endpoint {}: {}", ep.id, e.message));
+            }
+        }
     }
 
     /// Compares the kernel with the record of one attachment (CNI CHECK).
@@ -433,9 +475,16 @@ fn reclaimed(
     reason: &str,
 ) -> ReclaimedEndpoint {
     ReclaimedEndpoint {
+        owner: sandbox.name.clone(),
+        ..reclaimed_endpoint(ep, network, reason)
+    }
+}
+
+fn reclaimed_endpoint(ep: &EndpointRecord, network: &str, reason: &str) -> ReclaimedEndpoint {
+    ReclaimedEndpoint {
         endpoint_id: ep.id.clone(),
         network: network.to_string(),
-        owner: sandbox.name.clone(),
+        owner: String::new(),
         addresses: ep.addresses().map(|a| a.ip().to_string()).collect(),
         ports: ep
             .ports

@@ -305,6 +305,11 @@ impl Driver for BridgeDriver {
         )
     }
 
+    /// The host end stays on the bridge for as long as the pair lives.
+    async fn vanished(&self, _net: &NetworkSpec, ep: &EndpointSpec) -> bool {
+        matches!(self.host.link_by_name(&host_end(&ep.id)).await, Ok(None))
+    }
+
     fn firewall(&self, net: &NetworkSpec) -> Option<FirewallNetwork> {
         Some(Self::firewall_network(net))
     }

@@ -202,7 +202,10 @@ impl Controller {
 
     /// Idempotent: dockerd swallows this call's errors. The answer does not wait for the
     /// kernel to unregister the interface: dockerd waits for it, and would gain nothing.
-    pub(super) async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    pub(in crate::controller) async fn docker_delete_endpoint(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<(), ApiError> {
         let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
