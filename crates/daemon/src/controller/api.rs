@@ -226,6 +226,6 @@ impl Management for Controller {
     }
 
     async fn gc(&self, req: GcRequest) -> Result<GcReport, ApiError> {
-        Ok(self.collect_gone(req.dry_run).await)
+        Ok(Controller::gc(self, req.dry_run).await)
     }
 }

@@ -338,7 +338,8 @@ impl Controller {
     }
 
     /// Removes runtime containers whose namespace is gone (their runtime never said DEL):
-    /// `netctl gc`, and the daemon at start. Keeps going past failures and reports them all.
+    /// part of `netctl gc`, and the daemon at start. Keeps going past failures and reports
+    /// them all.
     pub async fn collect_gone(&self, dry_run: bool) -> GcReport {
         let sandboxes: Vec<SandboxRecord> = self
             .state
@@ -378,6 +379,14 @@ impl Controller {
                     .push(format!("{}: {}", sandbox.name, e.message));
             }
         }
+        report
+    }
+
+    /// `netctl gc`: runtime containers whose namespace is gone, and Docker's endpoints
+    /// whose container's namespace went away without a Leave. (At start only the former:
+    /// dockerd, when it comes back, deletes the endpoints of the sandboxes it lost.)
+    pub async fn gc(&self, dry_run: bool) -> GcReport {
+        let mut report = self.collect_gone(dry_run).await;
         self.collect_vanished_docker_endpoints(&mut report).await;
         report
     }
