@@ -512,23 +512,40 @@ fn docker_bridge_option_names_work_icc_off_isolates_containers() {
     docker_ok(&host, &dockerd, &["network", "rm", "quiet"]);
 }
 
+/// The host's Docker plugin socket, spoken to as dockerd does.
+struct PluginSocket {
+    client: netctl_plugin_api::client::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PluginSocket {
+    fn of(host: &Host) -> Self {
+        Self {
+            client: netctl_plugin_api::client::Client::new(
+                host.docker_plugins().join("netctl.sock"),
+            ),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `POST PATH` with `body`: the status and the JSON answer.
+    fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, answer) = self
+            .runtime
+            .block_on(self.client.raw("POST", path, body.as_bytes().to_vec()))
+            .unwrap();
+        (status, serde_json::from_slice(&answer).unwrap())
+    }
+}
+
 #[test]
 fn the_plugin_socket_speaks_dockers_protocol() {
     let host = Host::with_daemon();
-    let plugin = netctl_plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let call = |path: &str, body: &str| {
-        let (status, body) = runtime
-            .block_on(plugin.raw("POST", path, body.as_bytes().to_vec()))
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
-        )
-    };
+    let plugin = PluginSocket::of(&host);
+    let call = |path: &str, body: &str| plugin.post(path, body);
     // Activation and capabilities come with empty bodies.
     let (status, activate) = call("/Plugin.Activate", "");
     assert_eq!(status, 200);
@@ -687,16 +704,9 @@ fn endpoints_dockerd_deleted_while_netctl_was_down_are_collected() {
 #[test]
 fn gc_reclaims_docker_endpoints_whose_namespace_vanished() {
     let host = Host::with_daemon();
-    let plugin = netctl_plugin_api::client::Client::new(host.docker_plugins().join("netctl.sock"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let plugin = PluginSocket::of(&host);
     let call = |path: &str, body: serde_json::Value| {
-        let (status, answer) = runtime
-            .block_on(plugin.raw("POST", path, body.to_string().into_bytes()))
-            .unwrap();
-        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        let (status, answer) = plugin.post(path, &body.to_string());
         assert_eq!(status, 200, "{path}: {answer}");
         answer
     };
