@@ -9,6 +9,7 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::lease::Lease;
+use crate::retry::{earliest, Retry};
 
 /// Who the client is to the server; the same across restarts, so the server recognises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +77,8 @@ pub struct Client {
     state: State,
     lease: Option<Lease>,
     xid: u32,
-    /// When the current exchange retransmits, and the delay after that.
-    retry_at: Option<Instant>,
-    retry_delay: Duration,
+    /// When the current exchange sends again.
+    retry: Retry,
 }
 
 impl Client {
@@ -89,8 +89,7 @@ impl Client {
             state: State::Init,
             lease: None,
             xid,
-            retry_at: None,
-            retry_delay: FIRST_RETRY,
+            retry: Retry::stopped(),
         }
     }
 
@@ -118,10 +117,10 @@ impl Client {
         let lease = self.lease.as_ref();
         match self.state {
             State::Bound => lease.map(Lease::renew_at),
-            State::Renewing => earliest(self.retry_at, lease.map(Lease::rebind_at)),
-            State::Rebinding => earliest(self.retry_at, lease.map(Lease::expires_at)),
+            State::Renewing => earliest(self.retry.at(), lease.map(Lease::rebind_at)),
+            State::Rebinding => earliest(self.retry.at(), lease.map(Lease::expires_at)),
             State::Init | State::Released => None,
-            _ => self.retry_at,
+            _ => self.retry.at(),
         }
     }
 
@@ -134,13 +133,11 @@ impl Client {
             State::Bound if now >= lease.renew_at() => {
                 self.state = State::Renewing;
                 self.begin_exchange(now);
-                self.retry_delay = MIN_RENEW_RETRY;
                 vec![self.request_lease(&lease, Destination::Server(lease.server))]
             }
             State::Renewing | State::Bound if now >= lease.rebind_at() => {
                 self.state = State::Rebinding;
                 self.begin_exchange(now);
-                self.retry_delay = MIN_RENEW_RETRY;
                 vec![self.request_lease(&lease, Destination::Broadcast)]
             }
             State::Rebinding if now >= lease.expires_at() => {
@@ -190,7 +187,7 @@ impl Client {
     /// Gives the address back (the endpoint goes away).
     pub fn release(&mut self) -> Vec<Event> {
         self.state = State::Released;
-        self.retry_at = None;
+        self.retry = Retry::stopped();
         let Some(lease) = self.lease.take() else {
             return Vec::new();
         };
@@ -215,8 +212,7 @@ impl Client {
         let offered = offer.yiaddr();
         self.state = State::Requesting { offered, server };
         // The same transaction, so the ACK matches; the retransmission clock restarts.
-        self.retry_at = Some(now + FIRST_RETRY);
-        self.retry_delay = FIRST_RETRY * 2;
+        self.retry = Retry::start(now, FIRST_RETRY, MAX_RETRY);
         vec![self.request_offered(offered, server)]
     }
 
@@ -225,22 +221,16 @@ impl Client {
             return Vec::new();
         };
         self.state = State::Bound;
-        self.retry_at = None;
+        self.retry = Retry::stopped();
         self.lease = Some(lease.clone());
         vec![Event::Bound(lease)]
     }
 
     /// Sends the current exchange's packet again when its time has come.
     fn retransmit(&mut self, now: Instant) -> Vec<Event> {
-        if self.retry_at.is_none_or(|at| now < at) {
+        if !self.retry.due(now) {
             return Vec::new();
         }
-        self.retry_at = Some(now + self.retry_delay);
-        self.retry_delay = match self.state {
-            // A bound address is still good: no need to hurry the server.
-            State::Renewing | State::Rebinding => MIN_RENEW_RETRY,
-            _ => (self.retry_delay * 2).min(MAX_RETRY),
-        };
         match self.state.clone() {
             State::Selecting => {
                 let msg = self.message(MessageType::Discover, Ipv4Addr::UNSPECIFIED);
@@ -260,11 +250,16 @@ impl Client {
         }
     }
 
-    /// A new transaction: a fresh id and the retransmission clock from the start.
+    /// A new transaction: a fresh id and the retransmission clock from the start. A bound
+    /// address is still good while renewing or rebinding: no need to hurry the server.
     fn begin_exchange(&mut self, now: Instant) {
         self.xid = self.xid.wrapping_add(1);
-        self.retry_at = Some(now + FIRST_RETRY);
-        self.retry_delay = FIRST_RETRY * 2;
+        self.retry = match self.state {
+            State::Renewing | State::Rebinding => {
+                Retry::start(now, MIN_RENEW_RETRY, MIN_RENEW_RETRY)
+            }
+            _ => Retry::start(now, FIRST_RETRY, MAX_RETRY),
+        };
     }
 
     /// SELECTING → REQUESTING: the offered address from the offering server (broadcast, so
@@ -334,11 +329,4 @@ fn send(msg: &Message, to: Destination) -> Event {
     msg.encode(&mut Encoder::new(&mut packet))
         .expect("a client's message encodes");
     Event::Send { packet, to }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
