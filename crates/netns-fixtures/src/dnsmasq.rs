@@ -78,7 +78,8 @@ impl Dnsmasq {
     }
 
     fn wait_ready(&self, netns: &Path) {
-        let target: SocketAddr = format!("{}:53", self.address).parse().expect("address");
+        let ip: std::net::IpAddr = self.address.parse().expect("address");
+        let target = SocketAddr::new(ip, 53);
         let deadline = Instant::now() + Duration::from_secs(10);
         let netns = netns.to_string_lossy().into_owned();
         while !in_netns_at(&netns, move || {

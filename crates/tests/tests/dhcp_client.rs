@@ -174,3 +174,95 @@ fn check_lease(lease: &Lease) {
     assert_eq!(lease.mtu, Some(1400));
     assert_eq!(lease.lease_time, Duration::from_secs(120));
 }
+
+/// DHCPv6: the same LAN with dnsmasq serving 2001:db8::/64 statefully.
+#[test]
+fn the_v6_client_leases_an_address_from_dnsmasq() {
+    let server = Host::new();
+    let client_host = Host::new();
+    let client_ns = client_host.netns_path().display().to_string();
+    // Link-local addresses usable at once (no duplicate address detection to wait for).
+    for host in [&server, &client_host] {
+        host.exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+            .expect_ok();
+    }
+    server
+        .ip(&[
+            "link", "add", "srv0", "type", "veth", "peer", "name", "eth1", "netns", &client_ns,
+        ])
+        .expect_ok();
+    server
+        .ip(&["addr", "add", "2001:db8::1/64", "dev", "srv0"])
+        .expect_ok();
+    server.ip(&["link", "set", "srv0", "up"]).expect_ok();
+    client_host.ip(&["link", "set", "eth1", "up"]).expect_ok();
+    let dnsmasq = Dnsmasq::quiet(
+        &server,
+        "2001:db8::1",
+        &[
+            "--dhcp-range=2001:db8::100,2001:db8::1ff,64,2m",
+            "--dhcp-option=option6:dns-server,[2001:db8::53]",
+            "--dhcp-option=option6:domain-search,lan.example",
+            "--log-dhcp",
+        ],
+    );
+    let ifindex: u32 = client_host
+        .exec(&["cat", "/sys/class/net/eth1/ifindex"])
+        .expect_ok()
+        .trim()
+        .parse()
+        .unwrap();
+    let lease = in_netns_at(&client_ns, move || {
+        use netctl_dhcp::v6::{Client, Event, Identity};
+        // The link-local address, which the socket sends from, may take a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let socket = loop {
+            match netctl_kernel::dhcp::socket_v6("eth1") {
+                Ok(socket) => break socket,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("the client's socket: {e}"),
+            }
+        };
+        let identity = Identity {
+            duid: vec![0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+            iaid: 1,
+        };
+        let mut client = Client::new(identity, 0x42, Instant::now());
+        let mut events = client.start(Instant::now(), None);
+        let target = netctl_kernel::dhcp::all_servers_v6(ifindex);
+        let mut buf = [0u8; 1500];
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            for event in events.drain(..) {
+                match event {
+                    Event::Send(packet) => {
+                        // The first sends may meet a link-local address not ready yet.
+                        let _ = socket.send_to(&packet, target);
+                    }
+                    Event::Bound(lease) => return Some(lease),
+                    _ => {}
+                }
+            }
+            events = match socket.recv(&mut buf) {
+                Ok(n) => client.handle(&buf[..n], Instant::now()),
+                Err(_) => client.poll(Instant::now()),
+            };
+        }
+        None
+    })
+    .unwrap_or_else(|| panic!("no lease; the server's log:\n{}", dnsmasq.queries()));
+    let segments = lease.address.segments();
+    assert_eq!(&segments[..4], &[0x2001, 0xdb8, 0, 0]);
+    assert!((0x100..=0x1ff).contains(&segments[7]), "{lease:?}");
+    assert_eq!(
+        lease.dns_servers,
+        vec!["2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap()]
+    );
+    assert_eq!(lease.search, vec!["lan.example"]);
+    assert_eq!(lease.valid, Duration::from_secs(120));
+}
