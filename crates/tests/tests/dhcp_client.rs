@@ -172,7 +172,7 @@ fn check_lease(lease: &Lease) {
     );
     assert_eq!(lease.search, vec!["lan.example"]);
     assert_eq!(lease.mtu, Some(1400));
-    assert_eq!(lease.lease_time, Duration::from_secs(120));
+    assert_eq!(lease.times.valid, Duration::from_secs(120));
 }
 
 /// DHCPv6: the same LAN with dnsmasq serving 2001:db8::/64 statefully.
@@ -264,5 +264,5 @@ fn the_v6_client_leases_an_address_from_dnsmasq() {
         vec!["2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap()]
     );
     assert_eq!(lease.search, vec!["lan.example"]);
-    assert_eq!(lease.valid, Duration::from_secs(120));
+    assert_eq!(lease.times.valid, Duration::from_secs(120));
 }

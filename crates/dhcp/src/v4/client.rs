@@ -9,6 +9,7 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::lease::Lease;
+use crate::lifetime::{Due, Holding};
 use crate::retry::{earliest, Retry};
 
 /// Who the client is to the server; the same across restarts, so the server recognises it.
@@ -114,39 +115,52 @@ impl Client {
 
     /// The next time [`Client::poll`] has something to do.
     pub fn next_wake(&self) -> Option<Instant> {
-        let lease = self.lease.as_ref();
-        match self.state {
-            State::Bound => lease.map(Lease::renew_at),
-            State::Renewing => earliest(self.retry.at(), lease.map(Lease::rebind_at)),
-            State::Rebinding => earliest(self.retry.at(), lease.map(Lease::expires_at)),
-            State::Init | State::Released => None,
+        match (self.holding(), &self.lease) {
+            (Some(Holding::Bound), Some(lease)) => Some(lease.times.renew_at()),
+            (Some(holding), Some(lease)) => {
+                earliest(self.retry.at(), Some(holding.next(&lease.times)))
+            }
             _ => self.retry.at(),
         }
     }
 
     /// Timers: retransmissions, T1 (renew), T2 (rebind), expiry.
     pub fn poll(&mut self, now: Instant) -> Vec<Event> {
+        let due = match (self.holding(), &self.lease) {
+            (Some(holding), Some(lease)) => holding.due(&lease.times, now),
+            _ => None,
+        };
         let Some(lease) = self.lease.clone() else {
             return self.retransmit(now);
         };
-        match self.state {
-            State::Bound if now >= lease.renew_at() => {
+        match due {
+            Some(Due::Renew) => {
                 self.state = State::Renewing;
                 self.begin_exchange(now);
                 vec![self.request_lease(&lease, Destination::Server(lease.server))]
             }
-            State::Renewing | State::Bound if now >= lease.rebind_at() => {
+            Some(Due::Rebind) => {
                 self.state = State::Rebinding;
                 self.begin_exchange(now);
                 vec![self.request_lease(&lease, Destination::Broadcast)]
             }
-            State::Rebinding if now >= lease.expires_at() => {
+            Some(Due::Expire) => {
                 self.lease = None;
                 let mut events = vec![Event::Expired];
                 events.extend(self.discover(now));
                 events
             }
-            _ => self.retransmit(now),
+            None => self.retransmit(now),
+        }
+    }
+
+    /// How the client holds its lease, if it holds one.
+    fn holding(&self) -> Option<Holding> {
+        match self.state {
+            State::Bound => Some(Holding::Bound),
+            State::Renewing => Some(Holding::Renewing),
+            State::Rebinding => Some(Holding::Rebinding),
+            _ => None,
         }
     }
 

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Message, OptionCode};
 
+use crate::Lifetimes;
+
 /// What the server leased: the address and the settings that come with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -17,12 +19,8 @@ pub struct Lease {
     pub dns_servers: Vec<Ipv4Addr>,
     pub search: Vec<String>,
     pub mtu: Option<u16>,
-    pub lease_time: Duration,
-    /// When to renew (T1) and rebind (T2), from the ACK or RFC 2131's defaults.
-    pub renew_after: Duration,
-    pub rebind_after: Duration,
-    /// When the ACK came: the times above count from here.
-    pub acquired: Instant,
+    /// The lease time, and T1 and T2 from the ACK or RFC 2131's defaults (1/2 and 7/8).
+    pub times: Lifetimes,
 }
 
 impl Lease {
@@ -74,22 +72,12 @@ impl Lease {
             dns_servers: ips(OptionCode::DomainNameServer),
             search,
             mtu,
-            lease_time,
-            renew_after: seconds(OptionCode::Renewal).unwrap_or(lease_time / 2),
-            rebind_after: seconds(OptionCode::Rebinding).unwrap_or(lease_time * 7 / 8),
-            acquired: now,
+            times: Lifetimes {
+                acquired: now,
+                renew_after: seconds(OptionCode::Renewal).unwrap_or(lease_time / 2),
+                rebind_after: seconds(OptionCode::Rebinding).unwrap_or(lease_time * 7 / 8),
+                valid: lease_time,
+            },
         })
-    }
-
-    pub fn renew_at(&self) -> Instant {
-        self.acquired + self.renew_after
-    }
-
-    pub fn rebind_at(&self) -> Instant {
-        self.acquired + self.rebind_after
-    }
-
-    pub fn expires_at(&self) -> Instant {
-        self.acquired + self.lease_time
     }
 }

@@ -122,9 +122,17 @@ fn discover_offer_request_ack_binds_with_every_option() {
     assert_eq!(lease.dns_servers, vec![Ipv4Addr::new(192, 0, 2, 53)]);
     assert_eq!(lease.search, vec!["lan.example"]);
     assert_eq!(lease.mtu, Some(1400));
-    assert_eq!(lease.lease_time, Duration::from_secs(600));
-    assert_eq!(lease.renew_after, Duration::from_secs(300), "T1 = half");
-    assert_eq!(lease.rebind_after, Duration::from_secs(525), "T2 = 7/8");
+    assert_eq!(lease.times.valid, Duration::from_secs(600));
+    assert_eq!(
+        lease.times.renew_after,
+        Duration::from_secs(300),
+        "T1 = half"
+    );
+    assert_eq!(
+        lease.times.rebind_after,
+        Duration::from_secs(525),
+        "T2 = 7/8"
+    );
     assert_eq!(client.next_wake(), Some(now + Duration::from_secs(300)));
 }
 
@@ -144,7 +152,7 @@ fn renewal_goes_to_the_server_at_t1_and_rebinding_broadcasts_at_t2() {
     let now = Instant::now();
     let (mut client, lease) = bound(now);
     assert!(client.poll(now + Duration::from_secs(299)).is_empty());
-    let (renew, to) = sent(&client.poll(lease.renew_at()));
+    let (renew, to) = sent(&client.poll(lease.times.renew_at()));
     assert_eq!(to, Destination::Server(SERVER));
     assert_eq!(renew.ciaddr(), OFFERED);
     assert_eq!(
@@ -153,26 +161,26 @@ fn renewal_goes_to_the_server_at_t1_and_rebinding_broadcasts_at_t2() {
         "RENEWING names its address in ciaddr"
     );
     assert!(!renew.flags().broadcast());
-    let (rebind, to) = sent(&client.poll(lease.rebind_at()));
+    let (rebind, to) = sent(&client.poll(lease.times.rebind_at()));
     assert_eq!(to, Destination::Broadcast);
     assert_eq!(rebind.ciaddr(), OFFERED);
     assert_ne!(rebind.xid(), renew.xid(), "a new transaction");
     // A server answers the rebind: bound again, counting from the answer.
-    let later = lease.rebind_at() + Duration::from_secs(5);
+    let later = lease.times.rebind_at() + Duration::from_secs(5);
     let events = client.handle(&reply(&rebind, MessageType::Ack, OFFERED), later);
     let [Event::Bound(renewed)] = events.as_slice() else {
         panic!("{events:?}");
     };
-    assert_eq!(renewed.acquired, later);
+    assert_eq!(renewed.times.acquired, later);
 }
 
 #[test]
 fn a_lease_that_runs_out_is_expired_and_discovery_starts_again() {
     let now = Instant::now();
     let (mut client, lease) = bound(now);
-    client.poll(lease.renew_at());
-    client.poll(lease.rebind_at());
-    let events = client.poll(lease.expires_at());
+    client.poll(lease.times.renew_at());
+    client.poll(lease.times.rebind_at());
+    let events = client.poll(lease.times.expires_at());
     assert_eq!(events[0], Event::Expired);
     let (discover, _) = sent(&events);
     assert_eq!(discover.opts().msg_type(), Some(MessageType::Discover));
@@ -183,7 +191,7 @@ fn a_lease_that_runs_out_is_expired_and_discovery_starts_again() {
 fn a_nak_drops_the_address_and_says_why() {
     let now = Instant::now();
     let (mut client, lease) = bound(now);
-    let (renew, _) = sent(&client.poll(lease.renew_at()));
+    let (renew, _) = sent(&client.poll(lease.times.renew_at()));
     let events = client.handle(&reply(&renew, MessageType::Nak, Ipv4Addr::UNSPECIFIED), now);
     assert_eq!(
         events[0],

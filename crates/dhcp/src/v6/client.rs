@@ -9,6 +9,7 @@ use dhcproto::v6::{DhcpOption, IAAddr, Message, MessageType, OptionCode, Status,
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::lease::{Lease, Refusal};
+use crate::lifetime::{Due, Holding};
 use crate::retry::{earliest, Retry};
 
 /// Who the client is: the same across restarts, so the server finds its binding again.
@@ -95,37 +96,50 @@ impl Client {
     }
 
     pub fn next_wake(&self) -> Option<Instant> {
-        let lease = self.lease.as_ref();
-        match self.state {
-            State::Bound => lease.map(Lease::renew_at),
-            State::Renewing => earliest(self.retry.at(), lease.map(Lease::rebind_at)),
-            State::Rebinding => earliest(self.retry.at(), lease.map(Lease::expires_at)),
-            State::Init | State::Released => None,
+        match (self.holding(), &self.lease) {
+            (Some(Holding::Bound), Some(lease)) => Some(lease.times.renew_at()),
+            (Some(holding), Some(lease)) => {
+                earliest(self.retry.at(), Some(holding.next(&lease.times)))
+            }
             _ => self.retry.at(),
         }
     }
 
     /// Timers: retransmissions, T1 (Renew), T2 (Rebind), the valid lifetime.
     pub fn poll(&mut self, now: Instant) -> Vec<Event> {
+        let due = match (self.holding(), &self.lease) {
+            (Some(holding), Some(lease)) => holding.due(&lease.times, now),
+            _ => None,
+        };
         let Some(lease) = self.lease.clone() else {
             return self.retransmit(now);
         };
-        match self.state {
-            State::Bound if now >= lease.renew_at() => {
+        match due {
+            Some(Due::Renew) => {
                 self.begin(State::Renewing, now);
                 vec![self.lease_message(MessageType::Renew, &lease, now)]
             }
-            State::Renewing | State::Bound if now >= lease.rebind_at() => {
+            Some(Due::Rebind) => {
                 self.begin(State::Rebinding, now);
                 vec![self.lease_message(MessageType::Rebind, &lease, now)]
             }
-            State::Rebinding if now >= lease.expires_at() => {
+            Some(Due::Expire) => {
                 self.lease = None;
                 let mut events = vec![Event::Expired];
                 events.extend(self.solicit(now));
                 events
             }
-            _ => self.retransmit(now),
+            None => self.retransmit(now),
+        }
+    }
+
+    /// How the client holds its lease, if it holds one.
+    fn holding(&self) -> Option<Holding> {
+        match self.state {
+            State::Bound => Some(Holding::Bound),
+            State::Renewing => Some(Holding::Renewing),
+            State::Rebinding => Some(Holding::Rebinding),
+            _ => None,
         }
     }
 

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v6::{DhcpOption, Message, OptionCode, Status, IANA};
 
+use crate::Lifetimes;
+
 /// What the server leased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -14,10 +16,8 @@ pub struct Lease {
     pub dns_servers: Vec<Ipv6Addr>,
     pub search: Vec<String>,
     pub preferred: Duration,
-    pub valid: Duration,
-    pub renew_after: Duration,
-    pub rebind_after: Duration,
-    pub acquired: Instant,
+    /// The valid lifetime, and T1 and T2.
+    pub times: Lifetimes,
 }
 
 /// Why a reply carries no lease: the server's status, and its message.
@@ -74,23 +74,13 @@ impl Lease {
             dns_servers,
             search,
             preferred,
-            valid,
-            renew_after,
-            rebind_after,
-            acquired: now,
+            times: Lifetimes {
+                acquired: now,
+                renew_after,
+                rebind_after,
+                valid,
+            },
         })
-    }
-
-    pub fn renew_at(&self) -> Instant {
-        self.acquired + self.renew_after
-    }
-
-    pub fn rebind_at(&self) -> Instant {
-        self.acquired + self.rebind_after
-    }
-
-    pub fn expires_at(&self) -> Instant {
-        self.acquired + self.valid
     }
 }
 

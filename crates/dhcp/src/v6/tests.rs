@@ -118,14 +118,14 @@ fn solicit_advertise_request_reply_binds_an_address() {
         vec!["2001:db8::53".parse::<Ipv6Addr>().unwrap()]
     );
     assert_eq!(lease.search, vec!["lan.example"]);
-    assert_eq!(lease.valid, Duration::from_secs(600));
+    assert_eq!(lease.times.valid, Duration::from_secs(600));
     assert_eq!(
-        lease.renew_after,
+        lease.times.renew_after,
         Duration::from_secs(200),
         "T1 = 0.5 preferred"
     );
     assert_eq!(
-        lease.rebind_after,
+        lease.times.rebind_after,
         Duration::from_secs(320),
         "T2 = 0.8 preferred"
     );
@@ -135,14 +135,14 @@ fn solicit_advertise_request_reply_binds_an_address() {
 fn renew_names_the_server_rebind_does_not_and_expiry_solicits_again() {
     let now = Instant::now();
     let (mut client, lease) = bound(now);
-    let renew = sent(&client.poll(lease.renew_at()));
+    let renew = sent(&client.poll(lease.times.renew_at()));
     assert_eq!(renew.msg_type(), MessageType::Renew);
     assert!(renew.opts().get(OptionCode::ServerId).is_some());
     assert_eq!(ia_address(&renew), Some(ADDRESS));
-    let rebind = sent(&client.poll(lease.rebind_at()));
+    let rebind = sent(&client.poll(lease.times.rebind_at()));
     assert_eq!(rebind.msg_type(), MessageType::Rebind);
     assert!(rebind.opts().get(OptionCode::ServerId).is_none());
-    let events = client.poll(lease.expires_at());
+    let events = client.poll(lease.times.expires_at());
     assert_eq!(events[0], Event::Expired);
     assert_eq!(sent(&events).msg_type(), MessageType::Solicit);
 }
@@ -151,7 +151,7 @@ fn renew_names_the_server_rebind_does_not_and_expiry_solicits_again() {
 fn a_refusing_status_drops_the_address() {
     let now = Instant::now();
     let (mut client, lease) = bound(now);
-    let renew = sent(&client.poll(lease.renew_at()));
+    let renew = sent(&client.poll(lease.times.renew_at()));
     let events = client.handle(
         &answer(&renew, MessageType::Reply, Some(Status::NoBinding)),
         now,
