@@ -194,16 +194,10 @@ impl State {
     /// How the endpoint's host ports are reserved: a runtime's container's are left to the
     /// runtime (see [`Reservation::Probed`]).
     pub(super) fn reservation_for(&self, ep: &EndpointRecord) -> Reservation {
-        let runtime = ep
-            .sandbox_id
+        ep.sandbox_id
             .as_deref()
             .and_then(|id| self.sandbox_by_id(id))
-            .is_some_and(|s| s.mode == SandboxMode::Runtime);
-        if runtime {
-            Reservation::Probed
-        } else {
-            Reservation::Held
-        }
+            .map_or(Reservation::Held, reservation_of)
     }
 
     /// Takes back what the endpoint held (after a restart, or an undone removal).
@@ -722,6 +716,7 @@ impl Controller {
     }
 }
 
+/// A runtime reserves its containers' host ports itself; netctl holds everyone else's.
 fn reservation_of(sandbox: &SandboxRecord) -> Reservation {
     match sandbox.mode {
         SandboxMode::Runtime => Reservation::Probed,
