@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::controller::{run_cluster, watch_dns_sources, watch_firewall, Controller};
+use crate::controller::{run_cluster, watch_dns_sources, watch_firewall, watch_leases, Controller};
 use crate::{server, DaemonConfig, DaemonError, Paths};
 
 /// Starts the daemon and serves until `shutdown` resolves. A clean stop closes the API and
@@ -31,6 +31,7 @@ pub async fn run(
     let controller = Arc::new(Controller::start(config, paths.clone()).await?);
     tokio::spawn(watch_firewall(controller.clone()));
     tokio::spawn(watch_dns_sources(controller.clone()));
+    tokio::spawn(watch_leases(controller.clone()));
     tokio::spawn(run_cluster(controller.clone()));
 
     let (stop, stopped) = watch::channel(false);

@@ -42,6 +42,9 @@ pub struct DaemonConfig {
     pub data_root: Option<PathBuf>,
     #[serde(default)]
     pub exec_root: Option<PathBuf>,
+    /// Seconds an attach to a DHCP network waits for its lease (default 10).
+    #[serde(default)]
+    pub dhcp_timeout: Option<u64>,
     /// uid → role (none, view, restricted, scheduler, full).
     #[serde(default)]
     pub roles: std::collections::BTreeMap<String, String>,
@@ -179,6 +182,13 @@ impl DaemonConfig {
 
     pub fn mtu(&self) -> u32 {
         self.mtu.unwrap_or(DEFAULT_MTU)
+    }
+
+    /// How long an attach to a DHCP network waits for its lease.
+    pub fn dhcp_timeout(&self) -> std::time::Duration {
+        self.dhcp_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(crate::controller::DEFAULT_DHCP_TIMEOUT)
     }
 
     /// The local address space's templates: daemon.json's, or Docker's defaults; plus the

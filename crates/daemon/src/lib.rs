@@ -11,6 +11,7 @@ pub mod config;
 mod controller;
 mod error;
 mod ids;
+mod leases;
 mod locks;
 mod migrate;
 mod model;

@@ -209,6 +209,7 @@ impl EndpointV0 {
                 .collect(),
             balancer: false,
             chained: false,
+            leases: Default::default(),
         }
     }
 }

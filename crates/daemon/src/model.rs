@@ -58,6 +58,9 @@ pub enum SubnetOwner {
     /// An IPAM driver outside the network (Docker's, netctl's own serving Docker): the
     /// network only uses them.
     External,
+    /// The LAN's DHCP server (`--ipam-driver dhcp`): the network has no subnets of its
+    /// own, and each endpoint leases its addresses.
+    Dhcp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +284,51 @@ pub struct EndpointRecord {
     /// netctl publishes its ports and serves its names, and leaves the interface alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub chained: bool,
+    /// On a network whose addresses come from the LAN's DHCP server: the leases behind its
+    /// addresses, kept so a restart confirms them instead of asking anew.
+    #[serde(default, skip_serializing_if = "Leases::is_empty")]
+    pub leases: Leases,
+}
+
+/// An endpoint's DHCP leases, one per family.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leases {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v4: Option<LeaseRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<LeaseRecord>,
+}
+
+impl Leases {
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+}
+
+/// A lease as the server granted it, with its clock in wall time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// With its prefix: the subnet mask's (IPv4), or /128 (IPv6: the on-link prefix comes
+    /// from router advertisements).
+    pub address: IpNetwork,
+    /// The server: its address (IPv4), or its DUID in hex (IPv6).
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// Milliseconds since the Unix epoch.
+    pub acquired_ms: u64,
+    pub renew_after_s: u64,
+    pub rebind_after_s: u64,
+    pub valid_s: u64,
+    /// IPv6's preferred lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_s: Option<u64>,
 }
 
 impl EndpointRecord {

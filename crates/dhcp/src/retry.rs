@@ -19,6 +19,15 @@ impl Retry {
         }
     }
 
+    /// Renewing or rebinding a lease that holds until `deadline` (the next step, T2 or
+    /// expiry): the first retransmission after half the time left, but within `first` and
+    /// no sooner than a second; then doubling to `max`. The RFCs' fixed timeouts (60 s for
+    /// DHCPv4, 10 s for DHCPv6) alone would let a short lease run out unasked.
+    pub fn before(now: Instant, deadline: Instant, first: Duration, max: Duration) -> Self {
+        let half = deadline.saturating_duration_since(now) / 2;
+        Self::start(now, half.clamp(Duration::from_secs(1), first), max)
+    }
+
     /// No exchange going on.
     pub fn stopped() -> Self {
         Self::default()
@@ -64,5 +73,17 @@ mod tests {
         assert!(retry.due(t0 + s(7)));
         assert_eq!(retry.at(), Some(t0 + s(11)), "capped at 4 s");
         assert!(!Retry::stopped().due(t0));
+    }
+
+    #[test]
+    fn a_short_lease_is_asked_for_before_it_runs_out() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let retry = Retry::before(t0, t0 + s(6), s(60), s(60));
+        assert_eq!(retry.at(), Some(t0 + s(3)));
+        let retry = Retry::before(t0, t0 + s(3600), s(60), s(60));
+        assert_eq!(retry.at(), Some(t0 + s(60)), "a long one as the RFC says");
+        let retry = Retry::before(t0, t0, s(10), s(60));
+        assert_eq!(retry.at(), Some(t0 + s(1)), "never sooner than a second");
     }
 }

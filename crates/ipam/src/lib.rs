@@ -4,9 +4,13 @@
 //! kernel; the caller passes in the host's routes when a subnet has to be chosen automatically.
 //! Every structure costs memory in proportion to the addresses in use, never to the size of a
 //! pool, so a /8 or a /64 is as cheap as a /24.
+//!
+//! Where a LAN's own DHCP server owns the addresses, [`dhcp`] says who each endpoint is to
+//! that server, and hands the daemon the DHCP clients that lease for it.
 
 pub mod addr;
 mod default_pools;
+pub mod dhcp;
 mod error;
 mod intervals;
 mod pool;

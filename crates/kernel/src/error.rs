@@ -26,6 +26,13 @@ pub enum KernelError {
     },
     #[error("link {0} not found")]
     LinkNotFound(String),
+    /// A socket or file the kernel refused.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A helper program (`iptables`, `conntrack`) could not run or failed.
     #[error("{program}: {message}")]
     Command {
@@ -53,12 +60,18 @@ impl KernelError {
         self.errno() == Some(crate::netlink::EEXIST)
     }
 
-    /// The object named is not there (`ENODEV`, `ENOENT`, or a link looked up in vain).
+    /// The object named is not there (`ENODEV`, `ENOENT`, a route's `ESRCH`, an address's
+    /// `EADDRNOTAVAIL`, or a link looked up in vain).
     pub fn not_found(&self) -> bool {
         matches!(self, Self::LinkNotFound(_))
             || matches!(
                 self.errno(),
-                Some(crate::netlink::ENODEV | crate::netlink::ENOENT)
+                Some(
+                    crate::netlink::ENODEV
+                        | crate::netlink::ENOENT
+                        | crate::netlink::ESRCH
+                        | crate::netlink::EADDRNOTAVAIL
+                )
             )
     }
 }

@@ -211,6 +211,13 @@ pub struct NetworkCreateArgs {
     /// Give the network IPv6.
     #[arg(long)]
     pub ipv6: bool,
+    /// Where endpoints' addresses come from: `default` (netctl's pools) or `dhcp` (the
+    /// LAN's DHCP server, usually with `-o parent=IFACE`).
+    #[arg(long)]
+    pub ipam_driver: Option<String>,
+    /// IPAM driver options: KEY=VALUE.
+    #[arg(long)]
+    pub ipam_opt: Vec<String>,
 }
 
 #[derive(Args, Debug, Default)]

@@ -234,9 +234,9 @@ fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateReques
         name: args.name,
         driver: Some(args.driver),
         ipam: Some(IpamRequest {
-            driver: None,
+            driver: args.ipam_driver,
             config,
-            options: Default::default(),
+            options: ipam_flags::key_values(&args.ipam_opt, "IPAM option")?,
         }),
         internal: args.internal,
         enable_ipv6: args.ipv6,

@@ -103,6 +103,21 @@ pub struct NetworkEndpoint {
     /// The cluster node it is on (global networks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// On a DHCP network: the leases behind its addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<LeaseInspect>,
+}
+
+/// One DHCP lease of an endpoint (netctl's own field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LeaseInspect {
+    pub address: String,
+    /// The server's address (DHCPv4) or DUID (DHCPv6).
+    pub server: String,
+    /// RFC 3339.
+    pub expires: String,
+    pub renews: String,
 }
 
 /// What a sandbox asks of one network, as Docker's `EndpointConfig`.

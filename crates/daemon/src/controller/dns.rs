@@ -108,7 +108,7 @@ impl Controller {
     /// Written in place, not replaced: a runtime's bind mount keeps showing the same file.
     /// Made only with the sandbox (`Make::Yes`): an update meeting a sandbox being removed
     /// leaves no file behind.
-    fn write_resolv_conf(
+    pub(super) fn write_resolv_conf(
         &self,
         sandbox: &SandboxRecord,
         resolution: &Resolution,
@@ -251,7 +251,7 @@ fn reasons(r: &Resolution, embedded: bool, forwarding: bool) -> Vec<String> {
 
 /// Whether a sandbox file that is missing is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Make {
+pub(super) enum Make {
     Yes,
     No,
 }

@@ -64,6 +64,9 @@ pub(super) enum Effect {
     Publish(Vec<PortForward>),
     /// Withdrawn ports, and their UDP flows forgotten.
     Unpublish(Vec<PortForward>),
+    /// An endpoint's DHCP leases given back to their servers, and its clients stopped
+    /// (before its interface goes: the release is sent from its address).
+    ReleaseLeases(String),
     /// An endpoint's names in the DNS directory. Undo: [`Effect::RemoveNames`].
     AddNames(netctl_dns::EndpointNames),
     RemoveNames(String),
@@ -90,6 +93,7 @@ impl Effect {
             Self::LeaveLater { .. } => "leave later",
             Self::Publish(_) => "publish",
             Self::Unpublish(_) => "unpublish",
+            Self::ReleaseLeases(_) => "release leases",
             Self::AddNames(_) => "add names",
             Self::RemoveNames(_) => "remove names",
             Self::WriteHosts { .. } => "write hosts",
@@ -108,6 +112,7 @@ impl Effect {
                 | Self::LeaveLater { .. }
                 | Self::Unpublish(_)
                 | Self::RemoveNames(_)
+                | Self::ReleaseLeases(_)
                 | Self::WriteHosts { .. }
         )
     }
@@ -195,6 +200,10 @@ impl Controller {
             }
             Effect::Publish(forwards) => self.firewall.publish(forwards).await,
             Effect::Unpublish(forwards) => self.firewall.unpublish(forwards).await,
+            Effect::ReleaseLeases(endpoint) => {
+                self.leases.release(endpoint).await;
+                Ok(())
+            }
             Effect::AddNames(names) => {
                 self.dns.directory().add_endpoint(names.clone());
                 Ok(())

@@ -319,6 +319,9 @@ impl State {
                 net.name
             )));
         }
+        if net.leases_addresses() {
+            check_leasable(net, &wanted)?;
+        }
         if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(&net.id, m)) {
             return Err(ApiError::conflict(format!(
                 "MAC address {} is already in use on network {}",
@@ -352,6 +355,7 @@ impl State {
             ports: Vec::new(),
             balancer: !sandbox.role.is_user(),
             chained: !wanted.chained.is_empty(),
+            leases: Default::default(),
         };
         if endpoint.chained {
             return self.chained_endpoint(net, sandbox, endpoint, &wanted);
@@ -486,7 +490,7 @@ impl Controller {
                 state.sandbox(sandbox)?.id.clone(),
             )
         };
-        let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
+        let held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
         self.transact_claiming(
             |state| {
                 let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
@@ -495,6 +499,13 @@ impl Controller {
             lost_address,
         )
         .await?;
+        if let Err(e) = self.lease_attachment(&net_id, &sandbox_id).await {
+            drop(held);
+            if let Err(undo) = self.disconnect_one(&net_id, &sandbox_id).await {
+                tracing::warn!(error = %undo.message, "undoing a connect without a lease");
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -698,6 +709,9 @@ impl Controller {
         state.release_endpoint(net, endpoint);
         let with_gateway = self.capabilities(net).is_ok_and(|c| c.gateway);
         let mut effects = Vec::new();
+        if net.leases_addresses() {
+            effects.push(Effect::ReleaseLeases(endpoint.id.clone()));
+        }
         if sandbox.is_some() {
             effects.push(Effect::RemoveNames(endpoint.id.clone()));
         }
@@ -714,6 +728,25 @@ impl Controller {
         }
         effects
     }
+}
+
+/// On a DHCP network the server picks the addresses, and the endpoints are on the LAN
+/// itself: there is nothing to publish a port through.
+fn check_leasable(net: &NetworkRecord, wanted: &Wanted) -> Result<(), ApiError> {
+    if wanted.ipv4.is_some() || wanted.ipv6.is_some() {
+        return Err(ApiError::invalid(format!(
+            "addresses on network {} come from its DHCP server: --ip and --ip6 cannot be given",
+            net.name
+        )));
+    }
+    if !wanted.ports.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "ports cannot be published on network {}: its endpoints are on the LAN itself, \
+             reachable at their leased addresses",
+            net.name
+        )));
+    }
+    Ok(())
 }
 
 /// A runtime reserves its containers' host ports itself; netctl holds everyone else's.

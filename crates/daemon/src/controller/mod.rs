@@ -7,6 +7,7 @@
 
 mod api;
 mod cluster;
+mod dhcp;
 mod dns;
 mod dns_sources;
 mod docker;
@@ -37,11 +38,13 @@ use netctl_store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
 pub use self::cluster::run_cluster;
+pub use self::dhcp::{watch_leases, DEFAULT_DHCP_TIMEOUT};
 pub use self::dns_sources::watch_dns_sources;
 pub use self::firewall::watch_firewall;
 use self::firewall::FirewallGate;
 use self::namespaces::Namespaces;
 use self::state::State;
+use crate::leases::{LeaseClients, LeaseEvent};
 use crate::locks::Locks;
 use crate::model::NodeRecord;
 use crate::{DaemonConfig, DaemonError, Paths};
@@ -60,6 +63,10 @@ pub struct Controller {
     host: Netlink,
     /// The embedded DNS server of every sandbox.
     dns: Arc<netctl_dns::Dns>,
+    /// The DHCP clients of the endpoints on DHCP networks.
+    leases: LeaseClients,
+    /// Their news after each one's first lease, until [`watch_leases`] takes them.
+    lease_events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LeaseEvent>>>,
     /// What the cluster's services last set on this node (names, sandbox tables).
     services_applied: Mutex<cluster::AppliedServices>,
     /// This daemon's node.
@@ -115,6 +122,7 @@ impl Controller {
             PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
         ));
         state.spread_seed = u64::from_str_radix(&node.id[..16.min(node.id.len())], 16).unwrap_or(0);
+        let (leases, lease_events) = LeaseClients::new();
         let controller = Self {
             state: Mutex::new(state),
             locks: Locks::default(),
@@ -129,6 +137,8 @@ impl Controller {
                 path: paths.exec_root.clone(),
                 source,
             })?,
+            leases,
+            lease_events: Mutex::new(Some(lease_events)),
             services_applied: Mutex::default(),
             node,
             config,
@@ -139,6 +149,7 @@ impl Controller {
             dns::host_dns(&controller.paths.host_resolv_conf),
         );
         controller.reconcile().await?;
+        controller.resume_leases().await;
         let collected = controller.collect_gone(false).await;
         if !collected.endpoints.is_empty() {
             tracing::info!(

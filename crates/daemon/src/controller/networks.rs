@@ -73,7 +73,11 @@ impl Controller {
         let settings = driver
             .parse_options(&req.options, &self.network_defaults())
             .map_err(from_driver)?;
-        let requests = subnet_requests(&req)?;
+        let owner = ipam_owner(&req)?;
+        let requests = match owner {
+            SubnetOwner::Dhcp => dhcp_network_check(&req, &driver.capabilities())?,
+            _ => subnet_requests(&req)?,
+        };
         if driver.capabilities().scope == netctl_drivers::Scope::Global {
             return self
                 .create_global_network(driver.as_ref(), settings, requests, req)
@@ -86,6 +90,7 @@ impl Controller {
         };
         let new = NewNetwork {
             id: new_id(),
+            owner,
             driver: driver.name(),
             settings,
             requests,
@@ -192,9 +197,50 @@ impl Controller {
     }
 }
 
+/// The option that bridges a network onto a host interface: one network per interface.
+const PARENT_OPTION: &str = "parent";
+
+/// Who gives the network's endpoints their addresses: netctl's pools (`default`, Docker's
+/// name, or `netctl`), or the LAN's DHCP server (`dhcp`).
+fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
+    match req.ipam.as_ref().and_then(|i| i.driver.as_deref()) {
+        None | Some("" | "default" | "netctl") => Ok(SubnetOwner::Network),
+        Some("dhcp") => Ok(SubnetOwner::Dhcp),
+        Some(other) => Err(ApiError::invalid(format!(
+            "unknown IPAM driver {other:?} (netctl has default and dhcp)"
+        ))),
+    }
+}
+
+/// A DHCP network takes its subnets from the server: none may be given, and its driver must
+/// give endpoints an interface of their own on a local network.
+fn dhcp_network_check(
+    req: &NetworkCreateRequest,
+    caps: &netctl_drivers::Capabilities,
+) -> Result<Vec<SubnetRequest>, ApiError> {
+    let given = req.ipam.as_ref().is_some_and(|i| !i.config.is_empty());
+    if given {
+        return Err(ApiError::invalid(
+            "a DHCP network's subnets, gateways and ranges are its server's: --subnet, \
+             --gateway, --ip-range and --aux-address cannot be given with --ipam-driver dhcp",
+        ));
+    }
+    if !caps.addresses
+        || caps.scope != netctl_drivers::Scope::Local
+        || caps.exits_via_gateway_bridge
+    {
+        return Err(ApiError::invalid(
+            "the dhcp IPAM driver serves local networks whose endpoints have an interface of \
+             their own (--driver bridge)",
+        ));
+    }
+    Ok(Vec::new())
+}
+
 /// A network asked for, checked by its driver, not yet planned.
 struct NewNetwork {
     id: String,
+    owner: SubnetOwner,
     driver: &'static str,
     settings: NetworkSettings,
     requests: Vec<SubnetRequest>,
@@ -210,6 +256,17 @@ impl NewNetwork {
                 self.req.name
             )));
         }
+        if let Some(parent) = self.req.options.get(PARENT_OPTION) {
+            if let Some(user) = state
+                .networks()
+                .find(|n| n.options.get(PARENT_OPTION) == Some(parent))
+            {
+                return Err(ApiError::conflict(format!(
+                    "parent interface {parent} is already used by network {}",
+                    user.name
+                )));
+            }
+        }
         let subnets = state.reserve_subnets(Scope::Local, &self.requests, &self.host_routes)?;
         let record = NetworkRecord {
             id: self.id,
@@ -221,7 +278,7 @@ impl NewNetwork {
             internal: self.req.internal || self.settings.internal,
             ipv6: self.req.enable_ipv6,
             subnets,
-            subnet_owner: SubnetOwner::Network,
+            subnet_owner: self.owner,
             options: self.req.options,
             driver_config: self.settings.config,
             labels: self.req.labels,

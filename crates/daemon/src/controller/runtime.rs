@@ -139,7 +139,7 @@ impl Controller {
                 .collect();
             wanted.without_published(&published)
         };
-        let _held = self.locks.hold(&[net_id], &[], &[&sandbox.id]).await;
+        let held = self.locks.hold(&[net_id], &[], &[&sandbox.id]).await;
         let (endpoint_id, _) = self
             .transact_claiming(
                 |state| {
@@ -161,6 +161,13 @@ impl Controller {
                 lost_address,
             )
             .await?;
+        if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
+            drop(held);
+            if let Err(undo) = self.disconnect_one(net_id, &sandbox.id).await {
+                tracing::warn!(error = %undo.message, "undoing an attach without a lease");
+            }
+            return Err(e);
+        }
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 
@@ -174,7 +181,7 @@ impl Controller {
         net_id: &str,
         wanted: Wanted,
     ) -> Result<Attachment, ApiError> {
-        let _held = self.locks.hold(&[net_id], &[], &[&record.id]).await;
+        let held = self.locks.hold(&[net_id], &[], &[&record.id]).await;
         let (endpoint_id, _) = self
             .transact_claiming(
                 |state| {
@@ -202,6 +209,13 @@ impl Controller {
                 lost_address,
             )
             .await?;
+        if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
+            drop(held);
+            if let Err(undo) = self.remove_sandbox(&record.id).await {
+                tracing::warn!(error = %undo.message, "undoing an attach without a lease");
+            }
+            return Err(e);
+        }
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 

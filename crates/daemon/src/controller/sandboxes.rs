@@ -61,7 +61,7 @@ impl Controller {
         };
         let id = new_id();
         let shared: Vec<&str> = network_id.iter().map(String::as_str).collect();
-        let _held = self.locks.hold(&shared, &[], &[&id]).await;
+        let held = self.locks.hold(&shared, &[], &[&id]).await;
         let (record, _) = self
             .transact_claiming(
                 |state| {
@@ -114,6 +114,15 @@ impl Controller {
                 super::endpoints::lost_address,
             )
             .await?;
+        if let Some(net_id) = &network_id {
+            if let Err(e) = self.lease_attachment(net_id, &id).await {
+                drop(held);
+                if let Err(undo) = self.remove_sandbox(&id).await {
+                    tracing::warn!(error = %undo.message, "undoing a sandbox without a lease");
+                }
+                return Err(e);
+            }
+        }
         tracing::debug!(sandbox = %record.name, netns = %record.netns.display(), "sandbox created");
         Ok(record)
     }

@@ -320,6 +320,7 @@ mod tests {
             ports: vec![],
             balancer: false,
             chained: false,
+            leases: Default::default(),
         }
     }
 

@@ -3,15 +3,17 @@
 use std::collections::BTreeMap;
 
 use netctl_plugin_api::{
-    EndpointSettings, IpamConfig, IpamInspect, NetworkEndpoint, NetworkInspect, NetworkSettings,
-    SandboxInspect,
+    EndpointSettings, IpamConfig, IpamInspect, LeaseInspect, NetworkEndpoint, NetworkInspect,
+    NetworkSettings, SandboxInspect,
 };
 
 use netctl_drivers::Registry;
 
 use super::specs::{gateway_for, network_spec};
 use super::state::State;
-use crate::model::{format_mac, EndpointRecord, NetworkRecord, SandboxRecord, SubnetOwner};
+use crate::model::{
+    format_mac, EndpointRecord, LeaseRecord, NetworkRecord, SandboxRecord, SubnetOwner,
+};
 use crate::Paths;
 
 pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) -> NetworkInspect {
@@ -52,6 +54,7 @@ pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) ->
             driver: match net.subnet_owner {
                 SubnetOwner::External => "docker",
                 SubnetOwner::Network => "default",
+                SubnetOwner::Dhcp => "dhcp",
             }
             .into(),
             options: BTreeMap::new(),
@@ -92,11 +95,33 @@ fn node_name(state: &State, ep: &EndpointRecord) -> Option<String> {
 fn network_endpoint(name: &str, ep: &EndpointRecord) -> NetworkEndpoint {
     NetworkEndpoint {
         node: None,
+        leases: ep
+            .leases
+            .v4
+            .iter()
+            .chain(&ep.leases.v6)
+            .map(lease)
+            .collect(),
         name: name.to_string(),
         endpoint_id: ep.id.clone(),
         mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
         ipv4_address: ep.ipv4.map(|a| a.to_string()).unwrap_or_default(),
         ipv6_address: ep.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+    }
+}
+
+fn lease(lease: &LeaseRecord) -> LeaseInspect {
+    let at = |after_s: u64| {
+        let when = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(lease.acquired_ms)
+            + std::time::Duration::from_secs(after_s);
+        humantime::format_rfc3339_seconds(when).to_string()
+    };
+    LeaseInspect {
+        address: lease.address.to_string(),
+        server: lease.server.clone(),
+        expires: at(lease.valid_s),
+        renews: at(lease.renew_after_s),
     }
 }
 
@@ -124,7 +149,13 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
 
 fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettings {
     let gateway = |addr: Option<ipnetwork::IpNetwork>| {
+        let leased = [&ep.leases.v4, &ep.leases.v6]
+            .into_iter()
+            .flatten()
+            .find(|l| Some(l.address) == addr)
+            .and_then(|l| l.routers.first().copied());
         addr.and_then(|a| gateway_for(net, a.ip()))
+            .or(leased)
             .map(|g| g.to_string())
             .unwrap_or_default()
     };

@@ -70,8 +70,9 @@ enum State {
 /// which is long for a container waiting for its address).
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(16);
-/// RFC 2131 4.4.5: while renewing or rebinding, wait at least this between requests.
-const MIN_RENEW_RETRY: Duration = Duration::from_secs(60);
+/// RFC 2131 4.4.5: while renewing or rebinding, half the time left but at least this
+/// between requests (a short lease is asked for sooner: see [`Retry::before`]).
+const RENEW_RETRY: Duration = Duration::from_secs(60);
 
 pub struct Client {
     identity: Identity,
@@ -268,9 +269,13 @@ impl Client {
     /// address is still good while renewing or rebinding: no need to hurry the server.
     fn begin_exchange(&mut self, now: Instant) {
         self.xid = self.xid.wrapping_add(1);
-        self.retry = match self.state {
-            State::Renewing | State::Rebinding => {
-                Retry::start(now, MIN_RENEW_RETRY, MIN_RENEW_RETRY)
+        let times = self.lease.as_ref().map(|l| l.times);
+        self.retry = match (&self.state, times) {
+            (State::Renewing, Some(t)) => {
+                Retry::before(now, t.rebind_at(), RENEW_RETRY, RENEW_RETRY)
+            }
+            (State::Rebinding, Some(t)) => {
+                Retry::before(now, t.expires_at(), RENEW_RETRY, RENEW_RETRY)
             }
             _ => Retry::start(now, FIRST_RETRY, MAX_RETRY),
         };

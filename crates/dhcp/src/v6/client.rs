@@ -247,8 +247,14 @@ impl Client {
 
     /// A new exchange in `state`: a fresh transaction id and retransmission clock.
     fn begin(&mut self, state: State, now: Instant) {
-        self.retry = match state {
-            State::Renewing | State::Rebinding => Retry::start(now, RENEW_RETRY, MAX_RENEW_RETRY),
+        let times = self.lease.as_ref().map(|l| l.times);
+        self.retry = match (state.clone(), times) {
+            (State::Renewing, Some(t)) => {
+                Retry::before(now, t.rebind_at(), RENEW_RETRY, MAX_RENEW_RETRY)
+            }
+            (State::Rebinding, Some(t)) => {
+                Retry::before(now, t.expires_at(), RENEW_RETRY, MAX_RENEW_RETRY)
+            }
             _ => Retry::start(now, FIRST_RETRY, MAX_RETRY),
         };
         self.state = state;

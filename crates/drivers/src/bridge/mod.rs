@@ -6,6 +6,7 @@
 //! same digits.
 
 mod options;
+mod parent;
 mod port;
 
 pub(crate) use self::port::inside_requests;
@@ -91,11 +92,22 @@ impl BridgeDriver {
     /// `route_localnet` on.
     async fn ensure_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         let name = bridge_name(&net.id);
+        // Checked before anything is made: a parent refused changes nothing.
+        let parent = match &BridgeConfig::of(net).parent {
+            Some(parent) => {
+                let existing = self.host.link_by_name(&name).await?.map(|l| l.index);
+                Some(parent::check(&self.host, parent, &name, existing).await?)
+            }
+            None => None,
+        };
         let index = self.ensure_bridge(net, &name).await?;
         for subnet in &net.subnets {
             self.host
                 .replace_address(index, subnet.gateway_cidr())
                 .await?;
+        }
+        if let Some(parent) = parent {
+            parent::take_over(&self.host, &parent, index).await?;
         }
         if self.manage_forwarding {
             let ipv6 = net.subnets.iter().any(|s| s.gateway.is_ipv6());
@@ -225,6 +237,12 @@ impl Driver for BridgeDriver {
         let name = bridge_name(&net.id);
         let mut errors = Vec::new();
         self.cache_index(&name, None);
+        if let Some(parent) = &BridgeConfig::of(net).parent {
+            let gateways: Vec<_> = net.subnets.iter().map(|s| s.gateway_cidr()).collect();
+            if let Err(e) = parent::give_back(&self.host, parent, &name, &gateways).await {
+                errors.push(e);
+            }
+        }
         if let Err(e) = self.host.delete_link_by_name(&name).await {
             errors.push(e.into());
         }

@@ -10,17 +10,26 @@ use crate::{DriverError, NetworkDefaults, NetworkSettings, NetworkSpec};
 const OPT_MTU: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
 const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_INTERNAL: [&str; 1] = ["internal"];
+/// Docker's macvlan spelling: the host interface the network is bridged onto.
+const OPT_PARENT: [&str; 1] = ["parent"];
 
 /// What the bridge driver keeps with a network ([`NetworkSpec::config`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct BridgeConfig {
     /// Inter-container communication between the network's endpoints.
     pub icc: bool,
+    /// A host interface the bridge takes as a port, with its addresses and routes: the
+    /// endpoints are on that interface's LAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        Self { icc: true }
+        Self {
+            icc: true,
+            parent: None,
+        }
     }
 }
 
@@ -44,7 +53,7 @@ pub(super) fn parse_with_icc(
     icc: bool,
 ) -> Result<NetworkSettings, DriverError> {
     let mut mtu = defaults.mtu;
-    let mut config = BridgeConfig { icc };
+    let mut config = BridgeConfig { icc, parent: None };
     let mut internal = false;
     for (key, value) in options {
         let key = key.as_str();
@@ -54,10 +63,12 @@ pub(super) fn parse_with_icc(
             config.icc = parse_bool(key, value)?;
         } else if OPT_INTERNAL.contains(&key) {
             internal = parse_bool(key, value)?;
+        } else if OPT_PARENT.contains(&key) {
+            config.parent = Some(parse_parent(value)?);
         } else {
             return Err(DriverError::InvalidOption(format!(
                 "unknown option {key:?} for the bridge driver (known: mtu, icc, internal, \
-                 com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc)"
+                 parent, com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc)"
             )));
         }
     }
@@ -66,6 +77,21 @@ pub(super) fn parse_with_icc(
         internal,
         config: serde_json::to_value(config).expect("a plain struct"),
     })
+}
+
+/// An interface name as the kernel takes it: 1 to 15 bytes, no `/`, `:` or whitespace.
+fn parse_parent(value: &str) -> Result<String, DriverError> {
+    let valid = !value.is_empty()
+        && value.len() <= 15
+        && value != "."
+        && value != ".."
+        && !value.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+    if !valid {
+        return Err(DriverError::InvalidOption(format!(
+            "invalid parent interface {value:?}: expected an interface name such as eth1"
+        )));
+    }
+    Ok(value.to_string())
 }
 
 #[cfg(test)]
@@ -110,5 +136,19 @@ mod tests {
         assert!(parse(&opts(&[("icc", "maybe")]), &defaults).is_err());
         let e = parse(&opts(&[("colour", "blue")]), &defaults).unwrap_err();
         assert!(e.to_string().contains("unknown option \"colour\""));
+    }
+
+    #[test]
+    fn parent_is_an_interface_name() {
+        let defaults = NetworkDefaults { mtu: 1500 };
+        let o = parse(&opts(&[("parent", "eth1")]), &defaults).unwrap();
+        let config: BridgeConfig = serde_json::from_value(o.config).unwrap();
+        assert_eq!(config.parent.as_deref(), Some("eth1"));
+        for bad in ["", "a/b", "eth1:0", "sixteen-chars-xx", "a b"] {
+            assert!(
+                parse(&opts(&[("parent", bad)]), &defaults).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

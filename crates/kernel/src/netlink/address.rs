@@ -114,3 +114,69 @@ impl Netlink {
             .and_then(|l| l.mtu))
     }
 }
+
+/// A link's address as the kernel holds it (flags, broadcast, lifetimes), to be moved to
+/// another link as it is.
+#[derive(Debug, Clone)]
+pub struct AddressEntry(AddressMessage);
+
+impl AddressEntry {
+    pub fn address(&self) -> Option<IpNetwork> {
+        let prefix = self.0.header.prefix_len;
+        self.0.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => IpNetwork::new(*ip, prefix).ok(),
+            _ => None,
+        })
+    }
+
+    /// Global scope: not a link-local or host address, which belong to the link itself.
+    fn is_global(&self) -> bool {
+        self.0.header.scope == rtnetlink::packet_route::address::AddressScope::Universe
+    }
+}
+
+impl Request {
+    /// `ip addr add ADDRESS dev INDEX` with the entry's flags, broadcast and lifetimes (its
+    /// label is the old link's, so it is left for the kernel to give).
+    pub fn add_address_entry(entry: &AddressEntry, index: u32) -> Self {
+        let mut msg = entry.0.clone();
+        msg.header.index = index;
+        msg.attributes
+            .retain(|a| !matches!(a, AddressAttribute::Label(_)));
+        let what = format!("add address {:?} to {index}", entry.address());
+        Request::change(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            what,
+        )
+    }
+
+    /// `ip addr del ADDRESS dev INDEX` for an entry as listed.
+    pub fn delete_address_entry(entry: &AddressEntry) -> Self {
+        let what = format!("delete address {:?}", entry.address());
+        Request::change(RouteNetlinkMessage::DelAddress(entry.0.clone()), 0, what)
+    }
+}
+
+impl Netlink {
+    /// `ip addr show dev INDEX scope global`: the addresses a link holds for the network it
+    /// is on (not its link-local ones), as the kernel holds them.
+    pub async fn global_addresses_of(&self, index: u32) -> Result<Vec<AddressEntry>, KernelError> {
+        let all = self
+            .dump(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                "list addresses",
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(msg) if msg.header.index == index => {
+                    Some(AddressEntry(msg))
+                }
+                _ => None,
+            })
+            .filter(AddressEntry::is_global)
+            .collect())
+    }
+}

@@ -22,6 +22,8 @@ pub struct Link {
     pub kind: Option<String>,
     pub mtu: Option<u32>,
     pub up: bool,
+    /// The loopback device (`lo`).
+    pub loopback: bool,
     pub controller: Option<u32>,
     pub mac: Option<Vec<u8>>,
     /// The other end's index (a veth's peer, in its own namespace).
@@ -38,6 +40,7 @@ impl Link {
             kind: None,
             mtu: None,
             up: msg.header.flags.contains(LinkFlags::Up),
+            loopback: msg.header.flags.contains(LinkFlags::Loopback),
             controller: None,
             mac: None,
             peer_index: None,
@@ -123,6 +126,14 @@ impl Request {
         set(
             LinkUnspec::new_with_index(index).up().build(),
             format!("set link {index} up"),
+        )
+    }
+
+    /// `ip link set dev INDEX down`
+    pub fn link_down(index: u32) -> Self {
+        set(
+            LinkUnspec::new_with_index(index).down().build(),
+            format!("set link {index} down"),
         )
     }
 
@@ -371,6 +382,15 @@ impl Netlink {
         self.run(Request::link_controller(index, bridge_index))
             .await
             .map(drop)
+    }
+
+    /// `ip link set dev INDEX nomaster`
+    pub async fn release_from_controller(&self, index: u32) -> Result<(), KernelError> {
+        let request = set(
+            LinkUnspec::new_with_index(index).controller(0).build(),
+            format!("set nomaster on {index}"),
+        );
+        self.run(request).await.map(drop)
     }
 
     /// `ip link del dev NAME`, in one request (the kernel finds the link by name); returns

@@ -9,9 +9,11 @@ mod link;
 mod neighbour;
 mod route;
 
+pub use address::AddressEntry;
 pub use fdb::FdbEntry;
 pub use link::{Link, VethEnds, VxlanSpec};
 pub use neighbour::Neighbour;
+pub use route::RouteEntry;
 
 use futures::StreamExt;
 use rtnetlink::packet_core::{
@@ -180,6 +182,8 @@ fn ip_of(
 pub(crate) const ENODEV: i32 = 19;
 pub(crate) const EEXIST: i32 = 17;
 pub(crate) const ENOENT: i32 = 2;
+pub(crate) const ESRCH: i32 = 3;
+pub(crate) const EADDRNOTAVAIL: i32 = 99;
 
 /// The errno carried by a netlink error, if any.
 pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {

@@ -99,3 +99,92 @@ fn destination(route: RouteMessage) -> Option<IpNetwork> {
         _ => None,
     })
 }
+
+/// A route of the main table as the kernel holds it, to be moved to another link as it is.
+#[derive(Debug, Clone)]
+pub struct RouteEntry(RouteMessage);
+
+impl RouteEntry {
+    pub fn destination(&self) -> Option<IpNetwork> {
+        destination(self.0.clone()).or_else(|| {
+            let v6 = self.0.header.address_family == AddressFamily::Inet6;
+            let any: std::net::IpAddr = if v6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            };
+            (self.0.header.destination_prefix_length == 0)
+                .then(|| IpNetwork::new(any, 0).ok())
+                .flatten()
+        })
+    }
+
+    fn output_interface(&self) -> Option<u32> {
+        self.0.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(index) => Some(*index),
+            _ => None,
+        })
+    }
+
+    /// Made by someone (the administrator, a DHCP client, boot scripts), not by the kernel
+    /// for an address or from a router advertisement: those follow their address or router.
+    fn is_configured(&self) -> bool {
+        use rtnetlink::packet_route::route::RouteProtocol;
+        self.0.header.table == MAIN_TABLE
+            && !matches!(
+                self.0.header.protocol,
+                RouteProtocol::Kernel | RouteProtocol::Ra
+            )
+            && !self
+                .destination()
+                .is_some_and(|d| d.is_ipv6() && d.ip().to_string().starts_with("fe80"))
+    }
+}
+
+/// The main routing table's id.
+const MAIN_TABLE: u8 = 254;
+
+impl Request {
+    /// `ip route add … dev INDEX`: the entry, leading out of another link.
+    pub fn add_route_entry(entry: &RouteEntry, index: u32) -> Self {
+        let mut msg = entry.0.clone();
+        for attribute in &mut msg.attributes {
+            if let RouteAttribute::Oif(oif) = attribute {
+                *oif = index;
+            }
+        }
+        let what = format!("add route {:?} via {index}", entry.destination());
+        Request::change(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            what,
+        )
+    }
+
+    /// `ip route del …` for an entry as listed.
+    pub fn delete_route_entry(entry: &RouteEntry) -> Self {
+        let what = format!("delete route {:?}", entry.destination());
+        Request::change(RouteNetlinkMessage::DelRoute(entry.0.clone()), 0, what)
+    }
+}
+
+impl Netlink {
+    /// `ip route show dev INDEX; ip -6 route show dev INDEX`, leaving out the routes the
+    /// kernel made (for the link's addresses, from router advertisements).
+    pub async fn configured_routes_of(&self, index: u32) -> Result<Vec<RouteEntry>, KernelError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut query = RouteMessage::default();
+            query.header.address_family = family;
+            let routes = self
+                .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
+                .await?;
+            out.extend(routes.into_iter().filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => Some(RouteEntry(route)),
+                _ => None,
+            }));
+        }
+        out.retain(|r| r.output_interface() == Some(index) && r.is_configured());
+        Ok(out)
+    }
+}

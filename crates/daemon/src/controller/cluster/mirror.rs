@@ -71,7 +71,8 @@ enum Change {
     Node(String, Option<ClusterNode>),
     Alive(String, bool),
     Network(String, Option<NetworkRecord>),
-    Endpoint(String, Option<EndpointRecord>),
+    /// Boxed: an endpoint record is the largest by far.
+    Endpoint(String, Option<Box<EndpointRecord>>),
     Service(String, Option<ServiceRecord>),
 }
 
@@ -97,7 +98,7 @@ fn decode_change(key: &Key, value: Option<&[u8]>) -> Option<Change> {
         )),
         "node.alive" => Some(Change::Alive(id, value.is_some())),
         NetworkRecord::KIND => Some(Change::Network(id, record(key, value))),
-        EndpointRecord::KIND => Some(Change::Endpoint(id, record(key, value))),
+        EndpointRecord::KIND => Some(Change::Endpoint(id, record(key, value).map(Box::new))),
         ServiceRecord::KIND => Some(Change::Service(id, record(key, value))),
         _ => None,
     }
@@ -231,7 +232,7 @@ impl Controller {
             Change::Alive(id, alive) => self.node_liveness(state, &id, alive),
             Change::Network(_, Some(net)) => self.put_network(state, net),
             Change::Network(id, None) => self.delete_network(state, &id),
-            Change::Endpoint(_, Some(ep)) => self.put_endpoint(state, ep),
+            Change::Endpoint(_, Some(ep)) => self.put_endpoint(state, *ep),
             Change::Endpoint(id, None) => self.delete_endpoint(state, &id),
             Change::Service(_, Some(service)) => {
                 state.put_service(service);

@@ -106,6 +106,7 @@ fn endpoint_record(
         ports: Vec::new(),
         balancer: false,
         chained: false,
+        leases: Default::default(),
     };
     Ok((record, given_mac.is_none()))
 }
