@@ -290,11 +290,10 @@ fn sandbox_inspect(host: &Host, name: &str) -> serde_json::Value {
         .netctl(&["sandbox", "inspect", name, "--format", "json"])
         .expect_ok();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let value = match value {
+    match value {
         serde_json::Value::Array(mut items) => items.remove(0),
         other => other,
-    };
-    value
+    }
 }
 
 #[test]
