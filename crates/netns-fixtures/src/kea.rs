@@ -56,8 +56,17 @@ impl Kea {
         let dir = host.dir();
         let leases = dir.join(format!("{tag}-leases.csv"));
         let config = dir.join(format!("{tag}.json"));
+        // DHCPv6's server DUID, given rather than written to /var/lib/kea.
+        let server_id = match family {
+            KeaFamily::V4 => "",
+            KeaFamily::V6 => {
+                r#""server-id": {"type": "EN", "enterprise-id": 2495,
+                                 "identifier": "6e6574637466", "persist": false},"#
+            }
+        };
         let text = format!(
             r#"{{"{section}": {{
+                {server_id}
                 "interfaces-config": {{"interfaces": ["{interface}"]}},
                 "lease-database": {{"type": "memfile", "persist": true, "lfc-interval": 0,
                                     "name": "{leases}"}},

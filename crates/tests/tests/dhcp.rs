@@ -62,7 +62,16 @@ impl Lan {
     /// The daemon host's `eth1` with 192.0.2.5/24 and a route of its own through the LAN's
     /// router, as a host's uplink would have.
     fn new_with(host: &Host, dnsmasq: Option<Vec<String>>) -> Self {
-        let server = Host::new();
+        Self::new_on(host, Host::new(), dnsmasq, |_| {})
+    }
+
+    /// As [`Lan::new_with`], on a server host prepared by `prepare` once its link is there.
+    fn new_on(
+        host: &Host,
+        server: Host,
+        dnsmasq: Option<Vec<String>>,
+        prepare: impl FnOnce(&Host),
+    ) -> Self {
         server
             .ip(&[
                 "link",
@@ -80,6 +89,7 @@ impl Lan {
         server
             .ip(&["addr", "add", "192.0.2.1/24", "dev", "srv0"])
             .expect_ok();
+        prepare(&server);
         server.ip(&["link", "set", "srv0", "up"]).expect_ok();
         host.ip(&["addr", "add", "192.0.2.5/24", "dev", "eth1"])
             .expect_ok();
@@ -559,4 +569,160 @@ fn parents_and_settings_that_cannot_work_are_refused_and_change_nothing() {
     }
     host.netctl(&["network", "rm", "lan"]).expect_ok();
     assert_eq!(uplink(&host), before, "eth1 as it was");
+}
+
+#[test]
+fn dhcpv6_leases_an_address_beside_the_v4_one_and_routes_by_router_advertisements() {
+    let host = Host::with_daemon();
+    let server = Host::new();
+    server
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+        .expect_ok();
+    let mut options = server_options("2m", 150);
+    options.extend([
+        "--listen-address=2001:db8::1".to_string(),
+        "--dhcp-range=2001:db8::100,2001:db8::1ff,64,2m".into(),
+        "--dhcp-option=option6:dns-server,[2001:db8::1]".into(),
+        "--enable-ra".into(),
+        // dnsmasq advertises only on interfaces named as such (not found by address).
+        "--interface=srv0".into(),
+        // A router lifetime of its own: dnsmasq otherwise advertises none (not a default
+        // router) when its host has no default route, as this LAN's has not.
+        "--ra-param=srv0,5,600".into(),
+    ]);
+    let lan = Lan::new_on(&host, server, Some(options), |server| {
+        server
+            .ip(&["addr", "add", "2001:db8::1/64", "dev", "srv0"])
+            .expect_ok();
+    });
+    create_lan_network(&host, &["--ipv6"]);
+    host.netctl(&["sandbox", "create", "a", "--network", "lan"])
+        .expect_ok();
+    let v6 = host
+        .sandbox_exec(
+            "a",
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+            ],
+        )
+        .expect_ok();
+    let address = v6
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no leased IPv6 address: {v6}\n{}", lan.log()))
+        .to_string();
+    assert!(address.starts_with("2001:db8::1"), "{address}");
+    let ip = address.trim_end_matches("/128").to_string();
+    assert!(
+        address_in(&host, "a", "eth0").is_some(),
+        "the IPv4 lease too"
+    );
+    // The default route comes from the router's advertisements, as on any IPv6 host.
+    eventually(
+        "a default route from an RA",
+        Duration::from_secs(10),
+        || {
+            host.sandbox_exec("a", &["ip", "-6", "route", "show", "default"])
+                .expect_ok()
+                .contains("via fe80")
+        },
+    );
+    eventually("the LAN's router over IPv6", Duration::from_secs(5), || {
+        host.sandbox_exec("a", &["ping", "-6", "-c1", "-W1", "2001:db8::1"])
+            .ok()
+    });
+    let entry = inspect(&host, "lan")["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["IPv6Address"], address.as_str());
+    assert_eq!(entry["Leases"].as_array().map(Vec::len), Some(2), "{entry}");
+    assert!(lan.leases().contains(&ip), "{}", lan.leases());
+    host.netctl(&["sandbox", "rm", "a"]).expect_ok();
+    eventually("the IPv6 lease released", Duration::from_secs(5), || {
+        !lan.leases().contains(&ip)
+    });
+}
+
+/// The sandbox's global IPv6 address on `ifname`, if any.
+fn v6_address_in(host: &Host, sandbox: &str, ifname: &str) -> Option<String> {
+    let out = host
+        .sandbox_exec(
+            sandbox,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "global",
+            ],
+        )
+        .expect_ok();
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .map(str::to_string)
+}
+
+#[test]
+fn dhcpv6_leases_renew_survive_a_restart_and_expire() {
+    let mut host = Host::with_daemon();
+    let server = Host::new();
+    server
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+        .expect_ok();
+    let lan = Lan::new_on(&host, server, None, |server| {
+        server
+            .ip(&["addr", "add", "2001:db8::1/64", "dev", "srv0"])
+            .expect_ok();
+    });
+    let _kea4 = lan.kea(&kea_v4(120, 60, 105));
+    let mut kea6 = Kea::start(
+        &lan.server,
+        KeaFamily::V6,
+        "srv0",
+        r#""valid-lifetime": 12, "preferred-lifetime": 9, "renew-timer": 3,
+           "rebind-timer": 6,
+           "subnet6": [{"id": 1, "subnet": "2001:db8::/64", "interface": "srv0",
+                        "pools": [{"pool": "2001:db8::100 - 2001:db8::1ff"}],
+                        "option-data": [{"name": "dns-servers", "data": "2001:db8::1"}]}]"#,
+    );
+    create_lan_network(&host, &["--ipv6"]);
+    host.netctl(&["sandbox", "create", "a", "--network", "lan"])
+        .expect_ok();
+    let address = v6_address_in(&host, "a", "eth0")
+        .unwrap_or_else(|| panic!("no IPv6 lease:\n{}", kea6.log()));
+    let ip = address.trim_end_matches("/128").to_string();
+    let granted = lines_for(&kea6, &ip);
+    eventually("a DHCPv6 renewal at T1", Duration::from_secs(8), || {
+        lines_for(&kea6, &ip) > granted
+    });
+    host.kill_daemon();
+    host.start_daemon();
+    let confirmed = lines_for(&kea6, &ip);
+    eventually(
+        "the lease confirmed after the restart",
+        Duration::from_secs(8),
+        || lines_for(&kea6, &ip) > confirmed,
+    );
+    assert_eq!(
+        v6_address_in(&host, "a", "eth0").as_deref(),
+        Some(address.as_str())
+    );
+    let leased: std::collections::BTreeSet<String> = kea6
+        .lease_lines()
+        .iter()
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect();
+    assert_eq!(leased.len(), 1, "one lease only: {leased:?}");
+    kea6.stop();
+    eventually(
+        "the IPv6 address withdrawn at expiry",
+        Duration::from_secs(20),
+        || v6_address_in(&host, "a", "eth0").is_none(),
+    );
+    assert!(
+        address_in(&host, "a", "eth0").is_some(),
+        "the IPv4 lease stays"
+    );
 }
