@@ -231,6 +231,7 @@ impl PoolV0 {
             subnet: self.subnet,
             ip_range: self.ip_range,
             addresses: self.addresses,
+            dhcp: None,
         }
     }
 }

@@ -394,6 +394,42 @@ pub struct DockerPoolRecord {
     /// `--ip-range`: where addresses dockerd does not name come from.
     pub ip_range: Option<IpNetwork>,
     pub addresses: BTreeSet<IpAddr>,
+    /// `--ipam-opt netctl.dhcp=true`: the subnet is a LAN's, and its addresses are leased
+    /// from the LAN's DHCP server; none is reserved in netctl's address spaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DockerDhcpPool>,
+}
+
+/// A pool of a LAN's DHCP server, as dockerd was given it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerDhcpPool {
+    /// The LAN's router: the network's gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<IpAddr>,
+    /// The netctl network made for the pool (at CreateNetwork), whose bridge leases go out
+    /// of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
+    /// The leases behind the addresses dockerd holds.
+    #[serde(default)]
+    pub leases: BTreeMap<IpAddr, DockerLease>,
+}
+
+/// A lease handed to dockerd (RequestAddress), before and after a container takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerLease {
+    /// Who the client is to the server (its client id comes from this).
+    pub id: String,
+    /// The hardware address the lease was asked with, which the endpoint then gets.
+    pub mac: [u8; 6],
+    pub lease: LeaseRecord,
+    /// The container's namespace (Join's SandboxKey), where the client renews from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_key: Option<PathBuf>,
+    /// Given back at Leave, from the container (before ReleaseAddress, when the
+    /// container's namespace and the route to the server from it may be gone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {

@@ -135,6 +135,9 @@ pub fn inode_at(path: &Path) -> Option<u64> {
 #[derive(Debug, Default)]
 pub struct HeldNamespaces {
     paths: std::collections::HashMap<u64, PathBuf>,
+    /// Where each bind mount is in its own mount namespace, and how it is reached from
+    /// here.
+    mounts: Vec<(PathBuf, PathBuf)>,
 }
 
 impl HeldNamespaces {
@@ -180,12 +183,21 @@ impl HeldNamespaces {
                 .and_then(|r| r.strip_suffix(']'))
                 .and_then(|n| n.parse().ok());
             if let Some(inode) = inode {
-                let path = format!("/proc/{pid}/root{}", mount_point.replace("\\040", " "));
-                self.paths
-                    .entry(inode)
-                    .or_insert_with(|| PathBuf::from(path));
+                let mount_point = mount_point.replace("\\040", " ");
+                let path = PathBuf::from(format!("/proc/{pid}/root{mount_point}"));
+                self.mounts.push((mount_point.into(), path.clone()));
+                self.paths.entry(inode).or_insert(path);
             }
         }
+    }
+
+    /// A path that opens the namespace bound at `mount_point` in another process's mount
+    /// namespace (a runtime's sandbox key, which this one may see only as a placeholder).
+    pub fn mounted_at(&self, mount_point: &Path) -> Option<&Path> {
+        self.mounts
+            .iter()
+            .find(|(at, _)| at == mount_point)
+            .map(|(_, path)| path.as_path())
     }
 
     /// A path that opens the namespace, if some other process holds it.

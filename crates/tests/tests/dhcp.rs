@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_netns_fixtures::{Dnsmasq, Host, Kea, KeaFamily};
+use netctl_netns_fixtures::{Dnsmasq, Dockerd, Host, Kea, KeaFamily};
 use tests::eventually;
 
 /// The LAN's server: 192.0.2.1 on `srv0`, whose other end is the daemon host's `eth1`.
@@ -725,4 +725,149 @@ fn dhcpv6_leases_renew_survive_a_restart_and_expire() {
         address_in(&host, "a", "eth0").is_some(),
         "the IPv4 lease stays"
     );
+}
+
+/// `docker network create -d netctl --ipam-driver netctl --ipam-opt netctl.dhcp=true -o
+/// parent=eth1 [EXTRA…] lan2`
+fn docker_dhcp_network(dockerd: &Dockerd, extra: &[&str]) -> netctl_netns_fixtures::Output {
+    let mut args = vec![
+        "network",
+        "create",
+        "-d",
+        "netctl",
+        "--ipam-driver",
+        "netctl",
+        "--ipam-opt",
+        "netctl.dhcp=true",
+        "-o",
+        "parent=eth1",
+    ];
+    args.extend(extra);
+    args.push("lan2");
+    dockerd.docker(&args)
+}
+
+/// A container on lan2: leased, routed through the LAN's router, renewed from inside, and
+/// its lease given back when it goes.
+fn docker_container_leases(host: &Host, dockerd: &Dockerd, kea: &Kea, name: &str) {
+    let docker = |args: &[&str]| {
+        let out = dockerd.docker(args);
+        assert!(out.ok(), "docker {args:?}: {out:?}\n{}", host.daemon_log());
+        out.stdout
+    };
+    let ipam = docker(&[
+        "network",
+        "inspect",
+        "lan2",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+    ]);
+    // The gateway shows where dockerd chose it (not when --subnet was given): the
+    // container's default route below is the proof either way.
+    assert!(
+        ["192.0.2.0/24", "192.0.2.0/24 192.0.2.1"].contains(&ipam.trim()),
+        "{ipam}"
+    );
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "lan2",
+        "busybox:local",
+        "sleep",
+        "3600",
+    ]);
+    let addr = docker(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    let address = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address: {addr}"))
+        .to_string();
+    assert!(
+        address.starts_with("192.0.2.1") && address.ends_with("/24"),
+        "{address}"
+    );
+    let ip = address.trim_end_matches("/24").to_string();
+    let route = docker(&["exec", name, "ip", "route"]);
+    assert!(route.contains("default via 192.0.2.1"), "{route}");
+    docker(&["exec", name, "ping", "-c1", "-W2", "192.0.2.1"]);
+    // The server leased that address to the MAC the container's interface has.
+    let mac = docker(&["exec", name, "cat", "/sys/class/net/eth0/address"]);
+    let prefix = format!("{ip},{}", mac.trim());
+    assert!(
+        kea.lease_lines().iter().any(|l| l.starts_with(&prefix)),
+        "{:?} {mac}\n{}",
+        kea.lease_lines(),
+        kea.log()
+    );
+    // Renewed from inside the container, from its address.
+    let granted = lines_for(kea, &ip);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines_for(kea, &ip) <= granted {
+        assert!(
+            Instant::now() < deadline,
+            "no renewal from the container:\n{}\n{}",
+            host.daemon_log(),
+            kea.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let released = kea.log().matches("DHCP4_RELEASE").count();
+    docker(&["rm", "-f", name]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kea.log().matches("DHCP4_RELEASE").count() <= released {
+        assert!(
+            Instant::now() < deadline,
+            "the container's lease was not released:\n{}\n{}",
+            host.daemon_log(),
+            kea.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let release = kea.log();
+    assert!(
+        release
+            .lines()
+            .any(|l| l.contains("DHCP4_RELEASE") && l.contains(&ip)),
+        "{release}"
+    );
+}
+
+#[test]
+fn docker_containers_lease_from_the_lan_through_netctl_s_ipam() {
+    let host = Host::with_daemon();
+    let dockerd = Dockerd::start(&host);
+    dockerd.import_busybox();
+    let lan = Lan::bare(&host);
+    let kea = lan.kea(&kea_v4(30, 4, 20));
+    let before = uplink(&host);
+    // eth1 holds an address on the LAN: dockerd takes the LAN's subnet only when named.
+    let refused = docker_dhcp_network(&dockerd, &[]);
+    assert!(!refused.ok());
+    assert!(
+        refused.stderr.contains("add --subnet 192.0.2.0/24"),
+        "{refused:?}"
+    );
+    let wrong = docker_dhcp_network(&dockerd, &["--subnet", "198.51.100.0/24"]);
+    assert!(
+        wrong
+            .stderr
+            .contains("serves 192.0.2.0/24, not 198.51.100.0/24"),
+        "{wrong:?}"
+    );
+    let named = docker_dhcp_network(&dockerd, &["--subnet", "192.0.2.0/24"]);
+    assert!(named.ok(), "{named:?}\n{}", host.daemon_log());
+    docker_container_leases(&host, &dockerd, &kea, "c1");
+    assert!(dockerd.docker(&["network", "rm", "lan2"]).ok());
+    assert_eq!(uplink(&host), before, "eth1 as it was");
+
+    // An uplink that is only the LAN's (no address of the host's on it): as spelled.
+    host.ip(&["addr", "flush", "dev", "eth1"]).expect_ok();
+    let plain = docker_dhcp_network(&dockerd, &[]);
+    assert!(plain.ok(), "{plain:?}\n{}", host.daemon_log());
+    docker_container_leases(&host, &dockerd, &kea, "c2");
+    assert!(dockerd.docker(&["network", "rm", "lan2"]).ok());
 }

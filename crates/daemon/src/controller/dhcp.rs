@@ -128,7 +128,7 @@ impl Controller {
             ifname: leasing.ep.ifname.clone(),
             ifindex: link.index,
             mac: leasing.ep.mac.unwrap_or_default(),
-            hostname: leasing.sandbox.hostname.clone(),
+            hostname: Some(leasing.sandbox.hostname.clone()),
         })
     }
 
@@ -319,6 +319,7 @@ impl Controller {
                 tracing::error!(endpoint = %id, error = %e.message, "cannot resume the endpoint's DHCP leases");
             }
         }
+        self.resume_docker_leases().await;
         if self.leases.count() > 0 {
             tracing::info!(clients = self.leases.count(), "DHCP clients resumed");
         }
@@ -347,6 +348,16 @@ impl Controller {
     async fn on_lease_event(&self, event: LeaseEvent) {
         let family = event.family.name();
         let endpoint = event.endpoint.as_str();
+        let found = self.state.lock().await.endpoint(endpoint).map(|e| {
+            (
+                e.network_id.clone(),
+                e.sandbox_id.clone().unwrap_or_default(),
+            )
+        });
+        let Some((net_id, sandbox_id)) = found else {
+            // Not an endpoint's: a lease dockerd holds.
+            return self.on_docker_lease_event(&event).await;
+        };
         let lease = match &event.change {
             Change::Bound(lease) => Some(lease),
             Change::Refused(reason) => {
@@ -357,14 +368,6 @@ impl Controller {
                 tracing::error!(endpoint, family, "the endpoint's DHCP lease expired with no server answering: its address is withdrawn");
                 None
             }
-        };
-        let Some((net_id, sandbox_id)) = self.state.lock().await.endpoint(endpoint).map(|e| {
-            (
-                e.network_id.clone(),
-                e.sandbox_id.clone().unwrap_or_default(),
-            )
-        }) else {
-            return;
         };
         let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
         if let Err(e) = self

@@ -64,7 +64,7 @@ pub struct Controller {
     /// The embedded DNS server of every sandbox.
     dns: Arc<netctl_dns::Dns>,
     /// The DHCP clients of the endpoints on DHCP networks.
-    leases: LeaseClients,
+    leases: Arc<LeaseClients>,
     /// Their news after each one's first lease, until [`watch_leases`] takes them.
     lease_events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LeaseEvent>>>,
     /// What the cluster's services last set on this node (names, sandbox tables).
@@ -137,7 +137,7 @@ impl Controller {
                 path: paths.exec_root.clone(),
                 source,
             })?,
-            leases,
+            leases: Arc::new(leases),
             lease_events: Mutex::new(Some(lease_events)),
             services_applied: Mutex::default(),
             node,

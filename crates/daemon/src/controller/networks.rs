@@ -200,6 +200,28 @@ impl Controller {
 /// The option that bridges a network onto a host interface: one network per interface.
 const PARENT_OPTION: &str = "parent";
 
+impl State {
+    /// A host interface bridges one network only.
+    pub(super) fn check_parent_free(
+        &self,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let Some(parent) = options.get(PARENT_OPTION) else {
+            return Ok(());
+        };
+        match self
+            .networks()
+            .find(|n| n.options.get(PARENT_OPTION) == Some(parent))
+        {
+            Some(user) => Err(ApiError::conflict(format!(
+                "parent interface {parent} is already used by network {}",
+                user.name
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Who gives the network's endpoints their addresses: netctl's pools (`default`, Docker's
 /// name, or `netctl`), or the LAN's DHCP server (`dhcp`).
 fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
@@ -256,17 +278,7 @@ impl NewNetwork {
                 self.req.name
             )));
         }
-        if let Some(parent) = self.req.options.get(PARENT_OPTION) {
-            if let Some(user) = state
-                .networks()
-                .find(|n| n.options.get(PARENT_OPTION) == Some(parent))
-            {
-                return Err(ApiError::conflict(format!(
-                    "parent interface {parent} is already used by network {}",
-                    user.name
-                )));
-            }
-        }
+        state.check_parent_free(&self.req.options)?;
         let subnets = state.reserve_subnets(Scope::Local, &self.requests, &self.host_routes)?;
         let record = NetworkRecord {
             id: self.id,

@@ -191,6 +191,18 @@ pub(super) async fn run(
     }
 }
 
+/// Gives `lease` back through `socket` with a client made for the purpose: the client that
+/// held it ran where its socket no longer works (a container's namespace, gone).
+pub(super) async fn release_once(mut client: Client, socket: UdpSocket, lease: Lease, who: &str) {
+    // Taking the lease up makes the client hold it; what it would send for that is dropped.
+    let _ = client.start(Some(lease));
+    for step in client.release() {
+        if let Step::Send(packet, to) = step {
+            send(&socket, &packet, to, who).await;
+        }
+    }
+}
+
 /// A failed send is retried by the client's own clock; it is only logged.
 async fn send(socket: &UdpSocket, packet: &[u8], to: SocketAddr, endpoint: &str) {
     if let Err(e) = socket.send_to(packet, to).await {

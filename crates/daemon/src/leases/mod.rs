@@ -68,7 +68,7 @@ pub(crate) struct Target {
     pub ifindex: u32,
     pub mac: [u8; 6],
     /// Sent as option 12.
-    pub hostname: String,
+    pub hostname: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,8 +186,9 @@ impl LeaseClients {
     }
 
     /// Gives the endpoint's leases back to their servers and stops its clients; returns
-    /// once the releases are sent (the interface must still be there).
-    pub async fn release(&self, endpoint: &str) {
+    /// once the releases are sent (the interface must still be there). Whether a client
+    /// was running to send one.
+    pub async fn release(&self, endpoint: &str) -> bool {
         let commands: Vec<_> = {
             let mut running = self.running.lock().expect("lease clients");
             [Family::V4, Family::V6]
@@ -195,12 +196,31 @@ impl LeaseClients {
                 .filter_map(|family| running.remove(&(endpoint.to_string(), family)))
                 .collect()
         };
+        let mut released = false;
         for command in commands {
             let (done, sent) = oneshot::channel();
             if command.send(Command::Release(done)).is_ok() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), sent).await;
+                released |= matches!(
+                    tokio::time::timeout(Duration::from_secs(1), sent).await,
+                    Ok(Ok(()))
+                );
             }
         }
+        released
+    }
+
+    /// Gives `lease` back from `target` with no client running for it (the one that held it
+    /// is stopped): for a lease whose client's namespace is gone.
+    pub async fn release_from(&self, target: &Target, lease: Lease) -> Result<(), LeaseError> {
+        self.forget(&target.endpoint);
+        let family = match lease {
+            Lease::V4(_) => Family::V4,
+            Lease::V6(_) => Family::V6,
+        };
+        let socket = open_socket(target, family).await?;
+        let client = new_client(target, family);
+        client::release_once(client, socket, lease, &target.endpoint).await;
+        Ok(())
     }
 
     /// Stops the endpoint's clients without a release (dropping a client's command
@@ -223,7 +243,7 @@ fn new_client(target: &Target, family: Family) -> Client {
             v4::Identity {
                 mac: target.mac,
                 client_id: identity::client_id(&target.endpoint),
-                hostname: Some(target.hostname.clone()),
+                hostname: target.hostname.clone(),
             },
             xid,
         )),

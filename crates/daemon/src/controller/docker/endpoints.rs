@@ -78,6 +78,7 @@ fn endpoint_record(
     net: &NetworkRecord,
     node: &str,
     req: CreateEndpoint,
+    leased_mac: Option<[u8; 6]>,
 ) -> Result<(EndpointRecord, bool), ApiError> {
     let interface = req.interface.unwrap_or_default();
     let ipv4 = interface_address(&interface.address)?;
@@ -89,8 +90,11 @@ fn endpoint_record(
                 .ok_or_else(|| ApiError::invalid(format!("invalid MAC address {text:?}")))?,
         ),
     };
-    // As Docker's bridge driver does: 02:42 and the IPv4 address.
-    let mac = given_mac.unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
+    // The MAC its DHCP lease was asked with, else as Docker's bridge driver does: 02:42
+    // and the IPv4 address.
+    let mac = given_mac
+        .or(leased_mac)
+        .unwrap_or_else(|| generate_mac(ipv4.map(|a| a.ip())));
     let record = EndpointRecord {
         id: req.endpoint_id,
         names: Vec::new(),
@@ -129,6 +133,17 @@ impl Controller {
                 })?
         };
         let endpoint_id = req.endpoint_id.clone();
+        let leased_mac = match req
+            .interface
+            .as_ref()
+            .and_then(|i| interface_address(&i.address).ok().flatten())
+        {
+            Some(address) => self
+                .docker_lease_of(address.ip())
+                .await
+                .map(|(_, leased)| leased.mac),
+            None => None,
+        };
         let _held = self.locks.hold(&[&net_id], &[], &[&endpoint_id]).await;
         let ((mac, generated, chosen), _) = self
             .transact_claiming(
@@ -140,7 +155,7 @@ impl Controller {
                         return Ok((Txn::new("nothing to do"), (None, false, None)));
                     }
                     let (mut endpoint, mut generated) =
-                        endpoint_record(&net, &self.node.id, req.clone())?;
+                        endpoint_record(&net, &self.node.id, req.clone(), leased_mac)?;
                     // A global network's addresses are the cluster's: dockerd (its IPAM null)
                     // gave none, and hears which one in the answer.
                     let chosen = if self.is_global(&net) && endpoint.ipv4.is_none() {
@@ -257,12 +272,25 @@ impl Controller {
 
     /// The interface for dockerd to move, and the gateways. dockerd adds its docker_gwbridge
     /// to a container whose non-internal networks answered none.
-    pub(super) async fn docker_join(&self, endpoint_id: &str) -> Result<JoinResponse, ApiError> {
+    pub(super) async fn docker_join(
+        &self,
+        endpoint_id: &str,
+        sandbox_key: &str,
+    ) -> Result<JoinResponse, ApiError> {
         let not_found = || ApiError::not_found(format!("endpoint {endpoint_id} not found"));
         let net_id = self
             .docker_endpoint_network(endpoint_id)
             .await
             .ok_or_else(not_found)?;
+        // On a DHCP network: the lease's router is the gateway.
+        let leased = {
+            let state = self.state.lock().await;
+            state.endpoint(endpoint_id).and_then(|e| e.ipv4)
+        };
+        let leased_router = match leased {
+            Some(address) => self.docker_lease_router(address.ip()).await,
+            None => None,
+        };
         let _held = self.locks.hold(&[&net_id], &[], &[endpoint_id]).await;
         let (answer, _) = self
             .transact(|state| {
@@ -279,6 +307,8 @@ impl Controller {
                     address
                         .filter(|_| !exits_elsewhere)
                         .and_then(|a| gateway_for(&net, a.ip()))
+                        .or(leased_router
+                            .filter(|r| address.is_some_and(|a| a.is_ipv4() == r.is_ipv4())))
                         .map(|g| g.to_string())
                         .unwrap_or_default()
                 };
@@ -316,6 +346,9 @@ impl Controller {
                 Ok((txn, answer))
             })
             .await?;
+        if let Some(address) = leased {
+            self.follow_docker_lease(address.ip(), sandbox_key).await;
+        }
         Ok(answer)
     }
 

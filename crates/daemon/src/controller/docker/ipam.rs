@@ -6,8 +6,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use netctl_ipam::{PoolRequest, Scope};
 use netctl_plugin_api::docker::{
-    AddressResponse, PoolResponse, ReleaseAddress, RequestAddress, RequestPool, GATEWAY_REQUEST,
-    GLOBAL_SPACE, REQUEST_ADDRESS_TYPE,
+    AddressResponse, PoolResponse, ReleaseAddress, RequestAddress, RequestPool, GLOBAL_SPACE,
 };
 use netctl_plugin_api::ApiError;
 
@@ -43,6 +42,9 @@ impl Controller {
         &self,
         req: RequestPool,
     ) -> Result<PoolResponse, ApiError> {
+        if let Some(wanted) = super::dhcp::dhcp_option(&req) {
+            return self.docker_request_dhcp_pool(&req, &wanted).await;
+        }
         let scope = if req.address_space == GLOBAL_SPACE {
             Scope::Global
         } else {
@@ -80,6 +82,7 @@ impl Controller {
                     subnet,
                     ip_range,
                     addresses: BTreeSet::new(),
+                    dhcp: None,
                 };
                 state.docker.pools.insert(record.id.clone(), record.clone());
                 let mut txn = Txn::new(format!("give pool {subnet} to dockerd"));
@@ -107,7 +110,10 @@ impl Controller {
                 return Ok((Txn::new("nothing to do"), ()));
             };
             let scope = pool.address_scope.into();
-            let _ = state.ipam.space_mut(scope).release_pool(&pool.subnet);
+            // A DHCP pool's subnet is the LAN's: it reserved nothing.
+            if pool.dhcp.is_none() {
+                let _ = state.ipam.space_mut(scope).release_pool(&pool.subnet);
+            }
             let mut txn = Txn::new(format!("release pool {pool_id}"));
             txn.persist = Batch::new().delete_record::<DockerPoolRecord>(pool_id);
             txn.unplan = Box::new(move |state: &mut State| {
@@ -131,11 +137,21 @@ impl Controller {
                     .map_err(|_| ApiError::invalid(format!("invalid address {text:?}")))?,
             ),
         };
-        let gateway = req
-            .options
-            .as_ref()
-            .and_then(|o| o.get(REQUEST_ADDRESS_TYPE))
-            .is_some_and(|t| t == GATEWAY_REQUEST);
+        let gateway = super::dhcp::is_gateway_request(req.options.as_ref());
+        let dhcp_pool = {
+            let state = self.state.lock().await;
+            state
+                .docker
+                .pools
+                .get(&req.pool_id)
+                .filter(|p| p.dhcp.is_some())
+                .cloned()
+        };
+        if let Some(pool) = dhcp_pool {
+            return self
+                .docker_request_dhcp_address(pool, wanted, gateway)
+                .await;
+        }
         let (answer, _) = self
             .transact(|state| {
                 let mut pool = state
@@ -183,6 +199,18 @@ impl Controller {
                 req.address
             )));
         };
+        let dhcp_pool = {
+            let state = self.state.lock().await;
+            state
+                .docker
+                .pools
+                .get(&req.pool_id)
+                .filter(|p| p.dhcp.is_some())
+                .cloned()
+        };
+        if let Some(pool) = dhcp_pool {
+            return self.docker_release_dhcp_address(pool, address).await;
+        }
         self.transact(|state| {
             let Some(mut pool) = state.docker.pools.get(&req.pool_id).cloned() else {
                 return Ok((Txn::new("nothing to do"), ()));
@@ -224,6 +252,9 @@ impl State {
     /// A pool and the addresses it handed out, reserved again (after a restart, or an
     /// undone release).
     pub(in crate::controller) fn restore_docker_pool(&mut self, pool: &DockerPoolRecord) {
+        if pool.dhcp.is_some() {
+            return;
+        }
         let request = PoolRequest {
             subnet: Some(pool.subnet),
             ip_range: pool.ip_range,

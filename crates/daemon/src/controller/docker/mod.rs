@@ -10,6 +10,7 @@
 //! not re-activate a restarted plugin, and its next call may name a pool or endpoint from
 //! before.
 
+mod dhcp;
 mod endpoints;
 mod ipam;
 mod networks;
@@ -84,14 +85,15 @@ impl DockerPlugin for Controller {
     }
 
     async fn join(&self, req: Join) -> PluginResult<JoinResponse> {
-        self.docker_join(&req.endpoint_id)
+        self.docker_join(&req.endpoint_id, &req.sandbox_key)
             .await
             .map_err(plugin_error)
     }
 
     /// The veth is deleted in DeleteEndpoint: at Leave its container end is still in the
-    /// container.
-    async fn leave(&self, _req: EndpointRef) -> PluginResult<()> {
+    /// container, from where a DHCP lease is given back.
+    async fn leave(&self, req: EndpointRef) -> PluginResult<()> {
+        self.docker_leave(&req.endpoint_id).await;
         Ok(())
     }
 

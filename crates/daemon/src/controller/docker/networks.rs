@@ -98,12 +98,20 @@ impl Controller {
         let settings = driver
             .parse_options(&options, &self.network_defaults())
             .map_err(from_driver)?;
-        let subnets = req
-            .ipv4_data
-            .iter()
-            .chain(&req.ipv6_data)
-            .map(subnet_record)
-            .collect::<Result<Vec<_>, _>>()?;
+        // A pool of the LAN's DHCP server: the network leases, and reserves no subnet.
+        let dhcp_pool = match req.ipv4_data.first() {
+            Some(data) => Self::dhcp_pool_of(&*self.state.lock().await, &data.pool),
+            None => None,
+        };
+        let subnets = match dhcp_pool {
+            Some(_) => Vec::new(),
+            None => req
+                .ipv4_data
+                .iter()
+                .chain(&req.ipv6_data)
+                .map(subnet_record)
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let id = new_id();
         let short = &req.network_id[..req.network_id.len().min(12)];
         let record = NetworkRecord {
@@ -116,7 +124,10 @@ impl Controller {
             internal: settings.internal || flag(&req.options, INTERNAL),
             ipv6: flag(&req.options, ENABLE_IPV6),
             subnets,
-            subnet_owner: SubnetOwner::External,
+            subnet_owner: match dhcp_pool {
+                Some(_) => SubnetOwner::Dhcp,
+                None => SubnetOwner::External,
+            },
             options,
             driver_config: settings.config,
             labels: BTreeMap::from([(DOCKER_ID_LABEL.to_string(), req.network_id.clone())]),
@@ -131,6 +142,7 @@ impl Controller {
             if state.docker_network(&req.network_id).is_some() {
                 return Ok((Txn::new("nothing to do"), ()));
             }
+            state.check_parent_free(&record.options)?;
             state.insert_network(record.clone());
             state
                 .docker
@@ -145,6 +157,9 @@ impl Controller {
             Ok((txn, ()))
         })
         .await?;
+        if let Some(pool) = dhcp_pool {
+            self.bind_dhcp_pool(&pool.id, &record).await?;
+        }
         Ok(())
     }
 
