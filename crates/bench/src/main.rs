@@ -3,6 +3,7 @@
 
 mod attach;
 mod cni;
+mod dhcp;
 mod dns;
 mod docker_run;
 mod mesh;
@@ -187,6 +188,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attaching a container whose address a LAN's DHCP server (dnsmasq) leases: netctl's
+    /// DHCP network beside its own pool, the reference CNI bridge + dhcp plugins (with their
+    /// dhcp daemon) and busybox's udhcpc (the server's round trips); then N attaches at once,
+    /// and the daemon's memory holding M leases.
+    Dhcp {
+        /// Timed attach/detach pairs per row.
+        #[arg(long, default_value_t = 30)]
+        samples: usize,
+        #[arg(long, default_value_t = 100)]
+        concurrent: usize,
+        #[arg(long, default_value_t = 1000)]
+        leases: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish one more port when N are published: netctl (API), netavark (setup with port
     /// mappings), CNI (portmap). Peers run only up to `--peer-cap`.
     Publish {
@@ -273,6 +289,19 @@ fn main() -> anyhow::Result<()> {
             };
             let (rows, versions) = cni::run(&options, &builds)?;
             cni::print(&rows, &versions, *json)
+        }
+        Command::Dhcp {
+            samples,
+            concurrent,
+            leases,
+            json,
+        } => {
+            let options = dhcp::Options {
+                samples: *samples,
+                concurrent: *concurrent,
+                leases: *leases,
+            };
+            dhcp::print(&dhcp::run(&options, &Build::this())?, *json)
         }
         Command::DockerRun { count, json } => {
             let rows = docker_run::run(*count)?;

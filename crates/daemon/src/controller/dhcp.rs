@@ -61,11 +61,19 @@ impl Controller {
             if family == Family::V6 {
                 self.speak_ipv6(&leasing, &target).await?;
             }
+            let started = std::time::Instant::now();
             let lease = self
                 .leases
                 .acquire(&target, family, bound)
                 .await
                 .map_err(from_lease)?;
+            tracing::info!(
+                endpoint = endpoint_id,
+                family = family.name(),
+                address = %lease_record(&lease).address,
+                exchange_us = started.elapsed().as_micros() as u64,
+                "leased"
+            );
             self.put_lease_in_effect(endpoint_id, family, Some(&lease))
                 .await?;
         }
