@@ -335,6 +335,20 @@ impl EndpointRecord {
     pub fn addresses(&self) -> impl Iterator<Item = IpNetwork> + '_ {
         self.ipv4.iter().chain(self.ipv6.iter()).copied()
     }
+
+    /// The router the lease behind `address` names (a DHCP network's gateway).
+    pub fn leased_router(&self, address: IpNetwork) -> Option<IpAddr> {
+        [&self.leases.v4, &self.leases.v6]
+            .into_iter()
+            .flatten()
+            .find(|l| l.address == address)
+            .and_then(|l| l.routers.first().copied())
+    }
+
+    /// The MTU the DHCPv4 lease asked for, if any.
+    pub fn leased_mtu(&self) -> Option<u32> {
+        self.leases.v4.as_ref()?.mtu.map(u32::from)
+    }
 }
 
 /// This daemon's node: who it is in a cluster, and what endpoints record as theirs.

@@ -259,6 +259,8 @@ fn a_sandbox_leases_its_address_and_settings_from_the_lan_and_gives_it_back() {
     )
     .unwrap_or_default();
     assert!(resolv.contains("search lan.example"), "{resolv}");
+    let settings = &sandbox_inspect(&host, "a")["NetworkSettings"]["Networks"]["lan"];
+    assert_eq!(settings["Gateway"], "192.0.2.1", "{settings}");
     // The server knows the lease by the MAC, with the hostname sent.
     let leases = lan.leases();
     assert!(
@@ -870,4 +872,67 @@ fn docker_containers_lease_from_the_lan_through_netctl_s_ipam() {
     assert!(plain.ok(), "{plain:?}\n{}", host.daemon_log());
     docker_container_leases(&host, &dockerd, &kea, "c2");
     assert!(dockerd.docker(&["network", "rm", "lan2"]).ok());
+}
+
+#[test]
+fn a_cni_container_on_a_dhcp_network_gets_its_lease_in_the_result() {
+    use netctl_netns_fixtures::cni::{exec_plugin, Call, Container};
+    let host = Host::with_daemon();
+    let lan = Lan::new(&host, "2m", 150);
+    create_lan_network(&host, &[]);
+    let container = Container::new();
+    let netns = container.netns_path().display().to_string();
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "lan", "type": "netctl", "socket": host.socket(),
+    });
+    let call = |command| Call {
+        command,
+        container_id: &container.id,
+        netns: &netns,
+        ifname: "eth0",
+        args: "",
+    };
+    let plugin = netctl_netns_fixtures::netctl_bin();
+    let added = exec_plugin(&plugin, &call("ADD"), &conf);
+    assert!(
+        added.output.ok(),
+        "{:?}\n{}",
+        added.output,
+        host.daemon_log()
+    );
+    let address = added.json["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        address.starts_with("192.0.2.1") && address.ends_with("/24"),
+        "{}",
+        added.json
+    );
+    assert_eq!(
+        added.json["ips"][0]["gateway"], "192.0.2.1",
+        "{}",
+        added.json
+    );
+    let routes = added.json["routes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["dst"] == "0.0.0.0/0" && r["gw"] == "192.0.2.1"),
+        "{}",
+        added.json
+    );
+    let inside = container
+        .ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+        .expect_ok();
+    assert!(inside.contains(&address), "{inside}");
+    let ip = address.trim_end_matches("/24").to_string();
+    assert!(lan.leases().contains(&ip), "{}", lan.leases());
+    let deleted = exec_plugin(&plugin, &call("DEL"), &conf);
+    assert!(deleted.output.ok(), "{:?}", deleted.output);
+    eventually(
+        "the container's lease released",
+        Duration::from_secs(5),
+        || !lan.leases().contains(&ip),
+    );
 }

@@ -242,12 +242,14 @@ impl Controller {
             endpoint_id: ep.id.clone(),
             ifname: ep.ifname.clone(),
             mac_address: ep.mac.as_ref().map(format_mac).unwrap_or_default(),
-            mtu: net.mtu,
+            mtu: ep.leased_mtu().unwrap_or(net.mtu).min(net.mtu),
             netns: sandbox.netns.display().to_string(),
             ..Attachment::default()
         };
         for address in ep.addresses() {
-            let gateway = gateway_of(net, address).filter(|_| routed);
+            let gateway = gateway_of(net, address)
+                .or_else(|| ep.leased_router(address))
+                .filter(|_| routed);
             view.addresses.push(AttachedAddress {
                 address: address.to_string(),
                 gateway: gateway.map(|g| g.to_string()),

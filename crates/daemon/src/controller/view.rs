@@ -149,13 +149,7 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
 
 fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettings {
     let gateway = |addr: Option<ipnetwork::IpNetwork>| {
-        let leased = [&ep.leases.v4, &ep.leases.v6]
-            .into_iter()
-            .flatten()
-            .find(|l| Some(l.address) == addr)
-            .and_then(|l| l.routers.first().copied());
-        addr.and_then(|a| gateway_for(net, a.ip()))
-            .or(leased)
+        addr.and_then(|a| gateway_for(net, a.ip()).or_else(|| ep.leased_router(a)))
             .map(|g| g.to_string())
             .unwrap_or_default()
     };
