@@ -549,6 +549,10 @@ fn parents_and_settings_that_cannot_work_are_refused_and_change_nothing() {
         &["bad", "--ipam-driver", "carrier-pigeon"],
         "unknown IPAM driver \"carrier-pigeon\"",
     );
+    refused(
+        &["bad", "--ipam-driver", "dhcp", "--ipam-opt", "lease=1h"],
+        "unknown IPAM option \"lease\"",
+    );
     create_lan_network(&host, &[]);
     refused(
         &["bad", "-o", "parent=eth1"],

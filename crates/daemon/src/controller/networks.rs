@@ -225,6 +225,11 @@ impl State {
 /// Who gives the network's endpoints their addresses: netctl's pools (`default`, Docker's
 /// name, or `netctl`), or the LAN's DHCP server (`dhcp`).
 fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
+    if let Some(key) = req.ipam.as_ref().and_then(|i| i.options.keys().next()) {
+        return Err(ApiError::invalid(format!(
+            "unknown IPAM option {key:?}: netctl's IPAM drivers take none"
+        )));
+    }
     match req.ipam.as_ref().and_then(|i| i.driver.as_deref()) {
         None | Some("" | "default" | "netctl") => Ok(SubnetOwner::Network),
         Some("dhcp") => Ok(SubnetOwner::Dhcp),

@@ -147,23 +147,36 @@ impl Controller {
                 "no interface to look for a DHCP server on ({DHCP_OPTION}={wanted})"
             )));
         }
-        let mut failures = Vec::new();
+        // All candidates at once; the first lease wins and the other clients stop.
+        let bound = self.config.dhcp_timeout();
+        let mut probes = tokio::task::JoinSet::new();
+        let mut ids = Vec::new();
         for link in candidates {
             let target = own_target(&link.name, link.index, generate_mac(None));
-            match self
-                .leases
-                .acquire(&target, Family::V4, self.config.dhcp_timeout())
-                .await
-            {
+            ids.push(target.endpoint.clone());
+            let leases = self.leases.clone();
+            probes.spawn(async move {
+                let result = leases.acquire(&target, Family::V4, bound).await;
+                (result, target.endpoint, link.name)
+            });
+        }
+        let (mut found, mut failures) = (None, Vec::new());
+        while let Some(Ok((result, id, name))) = probes.join_next().await {
+            match result {
                 Ok(Lease::V4(lease)) => {
-                    self.leases.release(&target.endpoint).await;
-                    return Ok((lease, link.name));
+                    self.leases.release(&id).await;
+                    if found.is_none() {
+                        found = Some((lease, name));
+                        for other in ids.iter().filter(|other| **other != id) {
+                            self.leases.forget(other);
+                        }
+                    }
                 }
                 Ok(Lease::V6(_)) => {}
                 Err(e) => failures.push(e.to_string()),
             }
         }
-        Err(ApiError::unavailable(failures.join("; ")))
+        found.ok_or_else(|| ApiError::unavailable(failures.join("; ")))
     }
 
     /// RequestAddress on a DHCP pool: the router for the gateway, else a lease through the
@@ -421,18 +434,23 @@ impl Controller {
                 .collect()
         };
         for leased in leases {
-            let (Some(key), Some(lease)) = (&leased.sandbox_key, lease_from_record(&leased.lease))
+            let (Some(key), Some(lease)) =
+                (leased.sandbox_key.clone(), lease_from_record(&leased.lease))
             else {
                 continue;
             };
             if leased.released {
                 continue;
             }
-            if let Some(target) = container_target(key, &leased).await {
-                if let Err(e) = self.leases.resume(&target, Family::V4, Some(lease)).await {
-                    tracing::warn!(error = %e, "cannot resume a Docker container's lease");
+            // Off the start's path: a container gone meanwhile is waited for in vain.
+            let leases = self.leases.clone();
+            tokio::spawn(async move {
+                if let Some(target) = container_target(&key, &leased).await {
+                    if let Err(e) = leases.resume(&target, Family::V4, Some(lease)).await {
+                        tracing::warn!(error = %e, "cannot resume a Docker container's lease");
+                    }
                 }
-            }
+            });
         }
     }
 
