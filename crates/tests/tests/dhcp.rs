@@ -181,11 +181,11 @@ fn inspect(host: &Host, network: &str) -> serde_json::Value {
 /// The host's own view of `eth1`: its addresses and the routes through it.
 fn uplink(host: &Host) -> (String, String) {
     let addresses = host.ip(&["-o", "addr", "show", "dev", "eth1"]).expect_ok();
-    let addresses: Vec<&str> = addresses
+    // Without the index, which is the same, and link-local addresses, which are the link's.
+    let addresses: Vec<String> = addresses
         .lines()
         .filter(|l| !l.contains("fe80"))
         .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        .map(|l| Box::leak(l.into_boxed_str()) as &str)
         .collect();
     let routes = host.ip(&["route", "show", "dev", "eth1"]).expect_ok();
     (addresses.join("\n"), routes)

@@ -135,9 +135,10 @@ impl RouteEntry {
                 self.0.header.protocol,
                 RouteProtocol::Kernel | RouteProtocol::Ra
             )
-            && !self
-                .destination()
-                .is_some_and(|d| d.is_ipv6() && d.ip().to_string().starts_with("fe80"))
+            && !self.destination().is_some_and(|d| match d.ip() {
+                std::net::IpAddr::V6(ip) => ip.segments()[0] & 0xffc0 == 0xfe80,
+                std::net::IpAddr::V4(_) => false,
+            })
     }
 }
 
