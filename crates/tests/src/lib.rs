@@ -182,3 +182,32 @@ pub fn dns_answer(answer: &[u8]) -> (u8, Option<std::net::Ipv4Addr>) {
     });
     (rcode, a)
 }
+
+/// The host's Docker plugin socket, spoken to as dockerd does.
+pub struct PluginSocket {
+    client: netctl_plugin_api::client::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PluginSocket {
+    pub fn of(host: &Host) -> Self {
+        Self {
+            client: netctl_plugin_api::client::Client::new(
+                host.docker_plugins().join("netctl.sock"),
+            ),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `POST PATH` with `body`: the status and the JSON answer.
+    pub fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, answer) = self
+            .runtime
+            .block_on(self.client.raw("POST", path, body.as_bytes().to_vec()))
+            .unwrap();
+        (status, serde_json::from_slice(&answer).unwrap())
+    }
+}

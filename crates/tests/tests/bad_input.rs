@@ -357,3 +357,128 @@ fn malformed_api_requests_are_refused_and_change_nothing() {
         assert_same(&before, &full_state(&host), &format!("{method} {path}"));
     }
 }
+
+/// What the Docker protocol carries that is not Docker's — ids that are not 64 hex digits,
+/// pools and gateways that do not parse, a sandbox key that is no absolute path, a pool id
+/// netctl never gave, no pool at all — is refused with `{"Err": …}`, and changes nothing.
+#[test]
+fn docker_plugin_input_that_is_not_dockers_is_refused_and_changes_nothing() {
+    let host = setup();
+    let plugin = tests::PluginSocket::of(&host);
+    let before = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let links_before = host.ip(&["-o", "link", "show"]).expect_ok();
+    let good = "c".repeat(64);
+    let pool = |pool: &str, gateway: &str| serde_json::json!([{"AddressSpace": "local", "Pool": pool, "Gateway": gateway}]);
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": "", "IPv4Data": pool("10.77.0.0/24", "")}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": "a;b", "IPv4Data": pool("10.77.0.0/24", "")}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": "../../etc", "IPv4Data": pool("10.77.0.0/24", "")}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": "A".repeat(64), "IPv4Data": pool("10.77.0.0/24", "")}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": good, "IPv4Data": []}),
+            "no IPv4 pool",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": good, "IPv4Data": pool("10.77.0.0/33", "")}),
+            "invalid pool",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": good, "IPv4Data": pool("banana", "")}),
+            "invalid pool",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": good, "IPv4Data": pool("10.77.0.0/24", "10.77.0.x/24")}),
+            "invalid address",
+        ),
+        (
+            "/NetworkDriver.CreateNetwork",
+            serde_json::json!({"NetworkID": good, "IPv4Data": pool("0.0.0.0/0", "")}),
+            "null IPAM driver",
+        ),
+        (
+            "/NetworkDriver.DeleteNetwork",
+            serde_json::json!({"NetworkID": "x"}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.CreateEndpoint",
+            serde_json::json!({"NetworkID": good, "EndpointID": "../x"}),
+            "invalid EndpointID",
+        ),
+        (
+            "/NetworkDriver.DeleteEndpoint",
+            serde_json::json!({"NetworkID": good, "EndpointID": ""}),
+            "invalid EndpointID",
+        ),
+        (
+            "/NetworkDriver.Join",
+            serde_json::json!({"NetworkID": good, "EndpointID": good, "SandboxKey": "netns/x"}),
+            "invalid SandboxKey",
+        ),
+        (
+            "/NetworkDriver.Join",
+            serde_json::json!({"NetworkID": good, "EndpointID": good, "SandboxKey": "/run/../etc"}),
+            "invalid SandboxKey",
+        ),
+        (
+            "/NetworkDriver.Leave",
+            serde_json::json!({"NetworkID": "1", "EndpointID": good}),
+            "invalid NetworkID",
+        ),
+        (
+            "/NetworkDriver.ProgramExternalConnectivity",
+            serde_json::json!({"NetworkID": good, "EndpointID": "z"}),
+            "invalid EndpointID",
+        ),
+        (
+            "/NetworkDriver.RevokeExternalConnectivity",
+            serde_json::json!({"NetworkID": good, "EndpointID": "z"}),
+            "invalid EndpointID",
+        ),
+        (
+            "/IpamDriver.RequestAddress",
+            serde_json::json!({"PoolID": "../pool", "Address": ""}),
+            "invalid PoolID",
+        ),
+        (
+            "/IpamDriver.ReleaseAddress",
+            serde_json::json!({"PoolID": "nope", "Address": "10.0.0.1"}),
+            "invalid PoolID",
+        ),
+        (
+            "/IpamDriver.ReleasePool",
+            serde_json::json!({"PoolID": "nope"}),
+            "invalid PoolID",
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let (status, answer) = plugin.post(path, &body.to_string());
+        let err = answer["Err"].as_str().unwrap_or_default();
+        assert!(
+            status >= 400 && err.contains(expected),
+            "{path} {body}: {status} {answer}"
+        );
+    }
+    assert_eq!(host.netctl(&["network", "ls", "-q"]).expect_ok(), before);
+    assert_eq!(host.ip(&["-o", "link", "show"]).expect_ok(), links_before);
+}

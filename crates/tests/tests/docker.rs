@@ -3,6 +3,7 @@
 
 use netctl_netns_fixtures::echo::tcp_call;
 use netctl_netns_fixtures::{Dockerd, Host, Underlay};
+use tests::PluginSocket;
 
 /// A host with netctl's daemon and a dockerd beside it, `busybox:local` imported.
 fn docker_host() -> (Host, Dockerd) {
@@ -512,35 +513,6 @@ fn docker_bridge_option_names_work_icc_off_isolates_containers() {
     docker_ok(&host, &dockerd, &["network", "rm", "quiet"]);
 }
 
-/// The host's Docker plugin socket, spoken to as dockerd does.
-struct PluginSocket {
-    client: netctl_plugin_api::client::Client,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl PluginSocket {
-    fn of(host: &Host) -> Self {
-        Self {
-            client: netctl_plugin_api::client::Client::new(
-                host.docker_plugins().join("netctl.sock"),
-            ),
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// `POST PATH` with `body`: the status and the JSON answer.
-    fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (status, answer) = self
-            .runtime
-            .block_on(self.client.raw("POST", path, body.as_bytes().to_vec()))
-            .unwrap();
-        (status, serde_json::from_slice(&answer).unwrap())
-    }
-}
-
 #[test]
 fn the_plugin_socket_speaks_dockers_protocol() {
     let host = Host::with_daemon();
@@ -577,10 +549,10 @@ fn the_plugin_socket_speaks_dockers_protocol() {
         "{bad}"
     );
     // A binding to a global network needs this node in a cluster that has it.
-    let (status, unbound) = call(
-        "/NetworkDriver.CreateNetwork",
-        r#"{"NetworkID": "abc", "Options": {"com.docker.network.generic": {"netctl.overlay": "o1"}}}"#,
-    );
+    let network_id = "abc".repeat(21) + "d";
+    let body = serde_json::json!({"NetworkID": network_id,
+        "Options": {"com.docker.network.generic": {"netctl.overlay": "o1"}}});
+    let (status, unbound) = call("/NetworkDriver.CreateNetwork", &body.to_string());
     assert_eq!(status, 500);
     assert!(
         unbound["Err"]
@@ -592,20 +564,23 @@ fn the_plugin_socket_speaks_dockers_protocol() {
     let networks = host.netctl(&["network", "ls", "-q"]).expect_ok();
     assert!(!networks.contains("abc"), "{networks}");
     // Deletes of what does not exist succeed: dockerd ignores their errors anyway.
+    let (x, y) = ("e".repeat(64), "f".repeat(64));
+    let endpoint = serde_json::json!({"NetworkID": x, "EndpointID": y});
+    assert_eq!(
+        call("/NetworkDriver.DeleteEndpoint", &endpoint.to_string()).0,
+        200
+    );
+    let network = serde_json::json!({"NetworkID": x});
+    assert_eq!(
+        call("/NetworkDriver.DeleteNetwork", &network.to_string()).0,
+        200
+    );
     assert_eq!(
         call(
-            "/NetworkDriver.DeleteEndpoint",
-            r#"{"NetworkID": "x", "EndpointID": "y"}"#
+            "/IpamDriver.ReleasePool",
+            r#"{"PoolID": "netctl-0123456789abcdef01234567"}"#
         )
         .0,
-        200
-    );
-    assert_eq!(
-        call("/NetworkDriver.DeleteNetwork", r#"{"NetworkID": "x"}"#).0,
-        200
-    );
-    assert_eq!(
-        call("/IpamDriver.ReleasePool", r#"{"PoolID": "nope"}"#).0,
         200
     );
 }

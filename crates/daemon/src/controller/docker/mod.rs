@@ -10,6 +10,7 @@
 //! not re-activate a restarted plugin, and its next call may name a pool or endpoint from
 //! before.
 
+mod checks;
 mod dhcp;
 mod endpoints;
 mod ipam;
@@ -51,40 +52,50 @@ impl DockerPlugin for Controller {
     }
 
     async fn release_pool(&self, req: ReleasePool) -> PluginResult<()> {
+        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
         self.docker_release_pool(&req.pool_id)
             .await
             .map_err(plugin_error)
     }
 
     async fn request_address(&self, req: RequestAddress) -> PluginResult<AddressResponse> {
+        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
         self.docker_request_address(req).await.map_err(plugin_error)
     }
 
     async fn release_address(&self, req: ReleaseAddress) -> PluginResult<()> {
+        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
         self.docker_release_address(req).await.map_err(plugin_error)
     }
 
     async fn create_network(&self, req: CreateNetwork) -> PluginResult<()> {
+        checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
         self.docker_create_network(req).await.map_err(plugin_error)
     }
 
     async fn delete_network(&self, req: NetworkRef) -> PluginResult<()> {
+        checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
         self.docker_delete_network(&req.network_id)
             .await
             .map_err(plugin_error)
     }
 
     async fn create_endpoint(&self, req: CreateEndpoint) -> PluginResult<CreateEndpointResponse> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         self.docker_create_endpoint(req).await.map_err(plugin_error)
     }
 
     async fn delete_endpoint(&self, req: EndpointRef) -> PluginResult<()> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         self.docker_delete_endpoint(&req.endpoint_id)
             .await
             .map_err(plugin_error)
     }
 
     async fn join(&self, req: Join) -> PluginResult<JoinResponse> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id)
+            .and_then(|()| checks::sandbox_key(&req.sandbox_key))
+            .map_err(plugin_error)?;
         self.docker_join(&req.endpoint_id, &req.sandbox_key)
             .await
             .map_err(plugin_error)
@@ -93,15 +104,18 @@ impl DockerPlugin for Controller {
     /// The veth is deleted in DeleteEndpoint: at Leave its container end is still in the
     /// container, from where a DHCP lease is given back.
     async fn leave(&self, req: EndpointRef) -> PluginResult<()> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         self.docker_leave(&req.endpoint_id).await;
         Ok(())
     }
 
     async fn program_external_connectivity(&self, req: Connectivity) -> PluginResult<()> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         self.docker_publish(req).await.map_err(plugin_error)
     }
 
     async fn revoke_external_connectivity(&self, req: EndpointRef) -> PluginResult<()> {
+        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         self.docker_unpublish(&req.endpoint_id)
             .await
             .map_err(plugin_error)

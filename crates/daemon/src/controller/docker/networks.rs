@@ -85,6 +85,30 @@ fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
     })
 }
 
+/// The pools dockerd's IPAM gave the network: at least an IPv4 one, none of them the null
+/// IPAM driver's everything (that stands for a netctl global network: `-o netctl.overlay`).
+fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, ApiError> {
+    if req.ipv4_data.is_empty() {
+        return Err(ApiError::invalid(
+            "CreateNetwork carries no IPv4 pool (IPv4Data is empty)",
+        ));
+    }
+    let subnets = req
+        .ipv4_data
+        .iter()
+        .chain(&req.ipv6_data)
+        .map(subnet_record)
+        .collect::<Result<Vec<SubnetRecord>, _>>()?;
+    if let Some(all) = subnets.iter().find(|s| s.subnet.prefix() == 0) {
+        return Err(ApiError::invalid(format!(
+            "pool {} is the null IPAM driver's: a network of netctl's own needs a pool \
+             (--ipam-driver netctl), or -o {OPT_OVERLAY}=NAME to stand for a global network",
+            all.subnet
+        )));
+    }
+    Ok(subnets)
+}
+
 impl Controller {
     pub(super) async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
         let options = generic_options(&req.options);
@@ -105,12 +129,7 @@ impl Controller {
         };
         let subnets = match dhcp_pool {
             Some(_) => Vec::new(),
-            None => req
-                .ipv4_data
-                .iter()
-                .chain(&req.ipv6_data)
-                .map(subnet_record)
-                .collect::<Result<Vec<_>, _>>()?,
+            None => docker_subnets(&req)?,
         };
         let id = new_id();
         let short = &req.network_id[..req.network_id.len().min(12)];
