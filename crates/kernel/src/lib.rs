@@ -14,6 +14,7 @@ pub mod netns;
 pub mod nft;
 pub mod ports;
 pub mod sysctl;
+pub mod xfrm;
 
 pub use error::KernelError;
 pub use netlink::Netlink;

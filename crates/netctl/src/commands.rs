@@ -240,7 +240,7 @@ fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateReques
         }),
         internal: args.internal,
         enable_ipv6: args.ipv6,
-        options: ipam_flags::key_values(&args.opt, "option")?,
+        options: ipam_flags::driver_options(&args.opt)?,
         labels: ipam_flags::key_values(&args.label, "label")?,
     })
 }

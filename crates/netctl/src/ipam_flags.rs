@@ -100,9 +100,29 @@ pub fn key_values(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<Strin
         .collect()
 }
 
+/// Driver options: `KEY=VALUE`, or a bare `KEY` (empty value) as Docker's `--opt encrypted`.
+pub fn driver_options(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            None if !pair.is_empty() => Ok((pair.clone(), String::new())),
+            _ => bail!("invalid option {pair:?}: expected KEY=VALUE or KEY"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_driver_option_has_an_empty_value() {
+        let o = driver_options(&s(&["encrypted", "mtu=1400"])).unwrap();
+        assert_eq!(o["encrypted"], "");
+        assert_eq!(o["mtu"], "1400");
+        assert!(driver_options(&s(&["=x"])).is_err());
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

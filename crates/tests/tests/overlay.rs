@@ -736,3 +736,68 @@ fn a_daemon_started_without_its_cluster_store_serves_local_networks_and_catches_
         "names too"
     );
 }
+
+/// `-o encrypted` (Docker's spelling, bare or with a value): refused at creation, naming
+/// what this kernel lacks, by the kernel's own answer, and nothing is made.
+#[test]
+fn encrypted_overlays_are_refused_naming_what_the_kernel_lacks() {
+    let cluster = Cluster::formed(1);
+    let host = &cluster.hosts[0];
+    let networks = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let links = host.ip(&["-o", "link", "show"]).expect_ok();
+    // Asked the same way the daemon asks, in a namespace that goes with the command.
+    let esp = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "ip",
+            "xfrm",
+            "state",
+            "add",
+            "src",
+            "192.0.2.1",
+            "dst",
+            "192.0.2.2",
+        ])
+        .args(["proto", "esp", "spi", "0x100", "mode", "transport", "aead"])
+        .args([
+            "rfc4106(gcm(aes))",
+            "0x0102030405060708090a0b0c0d0e0f1011121314",
+            "128",
+        ])
+        .output()
+        .expect("unshare");
+    for option in ["encrypted", "com.docker.network.overlay.encrypted=true"] {
+        let err = host
+            .netctl(&[
+                "network", "create", "sec", "--driver", "overlay", "-o", option,
+            ])
+            .expect_err();
+        if esp.status.success() {
+            assert!(err.contains("netctl does not program them"), "{err}");
+        } else {
+            let refusal = String::from_utf8_lossy(&esp.stderr);
+            let refusal = refusal.trim().trim_start_matches("Error: ");
+            assert!(err.contains("this kernel has neither"), "{err}");
+            assert!(
+                err.contains(&format!("ESP: {refusal}")),
+                "{err} / {refusal}"
+            );
+        }
+    }
+    // Off is no encryption: allowed.
+    host.netctl(&[
+        "network",
+        "create",
+        "plain",
+        "--driver",
+        "overlay",
+        "--subnet",
+        "10.201.0.0/24",
+        "-o",
+        "encrypted=false",
+    ])
+    .expect_ok();
+    host.netctl(&["network", "rm", "plain"]).expect_ok();
+    assert_eq!(host.netctl(&["network", "ls", "-q"]).expect_ok(), networks);
+    assert_eq!(host.ip(&["-o", "link", "show"]).expect_ok(), links);
+}

@@ -53,9 +53,10 @@ pub(super) fn parse(
         } else if OPT_INTERNAL.contains(&key) {
             internal = parse_bool(key, value)?;
         } else if OPT_ENCRYPTED.contains(&key) {
-            return Err(DriverError::Unsupported(
-                "encrypted overlays need IPsec ESP, which this kernel does not have".into(),
-            ));
+            // Docker passes the bare option with an empty value: on.
+            if value.is_empty() || parse_bool(key, value)? {
+                return Err(encryption_refused());
+            }
         } else {
             return Err(DriverError::InvalidOption(format!(
                 "unknown option {key:?} for the overlay driver (known: vxlan-id, mtu, internal, \
@@ -68,6 +69,26 @@ pub(super) fn parse(
         internal,
         config: config.to_value(),
     })
+}
+
+/// Why `-o encrypted` is refused: what this kernel lacks, by its own answers; or, on a
+/// kernel that has what it takes, that netctl does not program it yet.
+fn encryption_refused() -> DriverError {
+    let support = netctl_kernel::xfrm::encryption_support();
+    if support.any() {
+        return DriverError::Unsupported(
+            "encrypted overlays are not available yet: this kernel has IPsec ESP or \
+             WireGuard, but netctl does not program them"
+                .into(),
+        );
+    }
+    let answer = |r: &Result<(), String>| r.clone().err().unwrap_or_default();
+    DriverError::Unsupported(format!(
+        "encrypted overlays need IPsec ESP or WireGuard, and this kernel has neither \
+         (ESP: {}; WireGuard: {}); nothing was created",
+        answer(&support.esp),
+        answer(&support.wireguard)
+    ))
 }
 
 /// One VNI (Docker's option is a list, one per subnet; netctl's networks have one VNI).
