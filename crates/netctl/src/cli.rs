@@ -55,9 +55,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// The daemon: what it is and holds (`system info`).
+    #[command(subcommand)]
+    System(SystemCommand),
     /// List a sandbox's published ports, as `docker port` does.
     Port {
         sandbox: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Version, paths, node and cluster, and how many networks, sandboxes, endpoints,
+    /// published ports and DHCP clients the daemon holds.
+    Info {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -13,6 +13,7 @@ use netctl_plugin_api::{
 use crate::cli::{
     Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format,
     ListArgs, NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
+    SystemCommand,
 };
 use crate::{exec, ipam_flags, output};
 
@@ -62,6 +63,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             } else {
                 anyhow::bail!("{} could not be reclaimed entirely", report.errors.len())
+            }
+        }),
+        Command::System(SystemCommand::Info { format }) => block_on(async {
+            let info = Client::new(&cli.socket).info().await?;
+            match format {
+                Format::Json => print_json(&info),
+                Format::Table => {
+                    print!("{}", output::system_info(&info));
+                    Ok(())
+                }
             }
         }),
         Command::Dns(DnsCommand::Explain { sandbox, format }) => block_on(async {

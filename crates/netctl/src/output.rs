@@ -280,3 +280,23 @@ mod tests {
         assert_eq!(t, "A            NAME\nlong-value   x");
     }
 }
+
+/// `netctl system info`, one `Key: value` per line as `docker info` prints.
+pub fn system_info(info: &netctl_plugin_api::DaemonInfo) -> String {
+    let mut lines = vec![
+        format!("Version: {}", info.version),
+        format!("PID: {}", info.pid),
+        format!("Data root: {}", info.data_root),
+        format!("Exec root: {}", info.exec_root),
+        format!("Node: {}", info.node_id),
+        format!("Cluster: {}", info.cluster_id.as_deref().unwrap_or("none")),
+        format!("Drivers: {}", info.drivers.join(" ")),
+        format!("Networks: {}", info.networks),
+        format!("Sandboxes: {}", info.sandboxes),
+        format!("Endpoints: {}", info.endpoints),
+        format!("Published ports: {}", info.published_ports),
+        format!("DHCP clients: {}", info.dhcp_clients),
+    ];
+    lines.push(String::new());
+    lines.join("\n")
+}

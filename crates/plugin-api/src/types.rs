@@ -294,4 +294,25 @@ pub struct DaemonInfo {
     pub pid: u32,
     pub data_root: String,
     pub exec_root: String,
+    /// This node's id (the one endpoints record).
+    #[serde(default, rename = "NodeID")]
+    pub node_id: String,
+    /// The cluster this node is in, if any.
+    #[serde(default, rename = "ClusterID", skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    #[serde(default)]
+    pub networks: usize,
+    #[serde(default)]
+    pub sandboxes: usize,
+    /// This node's endpoints.
+    #[serde(default)]
+    pub endpoints: usize,
+    #[serde(default)]
+    pub published_ports: usize,
+    /// DHCP clients running for endpoints and Docker's leases.
+    #[serde(default, rename = "DHCPClients")]
+    pub dhcp_clients: usize,
+    /// The drivers this daemon has.
+    #[serde(default)]
+    pub drivers: Vec<String>,
 }

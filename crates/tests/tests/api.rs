@@ -51,6 +51,61 @@ fn info_names_the_daemon() {
     let info = runtime.block_on(host.client().info()).unwrap();
     assert_eq!(Some(info.pid), host.daemon_pid());
     assert_eq!(info.exec_root, host.exec_root().display().to_string());
+    assert!(info.drivers.iter().any(|d| d == "bridge"), "{info:?}");
+    assert_eq!(info.cluster_id, None);
+    // What it holds, counted: `system info` as `docker info` prints it.
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "8443:443",
+    ])
+    .expect_ok();
+    host.netctl(&["sandbox", "create", "b"]).expect_ok();
+    let text = host.netctl(&["system", "info"]).expect_ok();
+    for line in [
+        "Sandboxes: 2",
+        "Endpoints: 1",
+        "Published ports: 2",
+        "DHCP clients: 0",
+        "Cluster: none",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &host
+            .netctl(&["system", "info", "--format", "json"])
+            .expect_ok(),
+    )
+    .unwrap();
+    assert_eq!(json["Sandboxes"], 2);
+    assert_eq!(json["Endpoints"], 1);
+    assert!(json["Networks"].as_u64().unwrap() >= 1, "{json}");
+}
+
+#[test]
+fn the_health_answer_comes_without_a_version() {
+    let host = Host::with_daemon();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = host.client();
+    let (status, body) = runtime
+        .block_on(client.raw("GET", "/_ping", Vec::new()))
+        .unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"OK".as_slice()));
+    let (status, _) = runtime
+        .block_on(client.raw("HEAD", "/_ping", Vec::new()))
+        .unwrap();
+    assert_eq!(status, 200);
 }
 
 #[test]

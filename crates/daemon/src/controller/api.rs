@@ -33,11 +33,26 @@ impl Management for Controller {
     }
 
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
+        let state = self.state.lock().await;
+        let local = state.endpoints().filter(|e| e.node == self.node.id);
+        let (mut endpoints, mut published_ports) = (0, 0);
+        for ep in local {
+            endpoints += 1;
+            published_ports += ep.ports.len();
+        }
         Ok(DaemonInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             data_root: self.paths.data_root.display().to_string(),
             exec_root: self.paths.exec_root.display().to_string(),
+            node_id: self.node.id.clone(),
+            cluster_id: self.cluster.membership().map(|m| m.cluster_id.clone()),
+            networks: state.networks().count(),
+            sandboxes: state.sandboxes().count(),
+            endpoints,
+            published_ports,
+            dhcp_clients: self.leases.count(),
+            drivers: self.drivers.all().map(|d| d.name().to_string()).collect(),
         })
     }
 
