@@ -270,17 +270,6 @@ pub fn gc_report(report: &netctl_plugin_api::runtime::GcReport) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_line_up() {
-        let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
-        assert_eq!(t, "A            NAME\nlong-value   x");
-    }
-}
-
 /// `netctl system info`, one `Key: value` per line as `docker info` prints.
 pub fn system_info(info: &netctl_plugin_api::DaemonInfo) -> String {
     let mut lines = vec![
@@ -299,4 +288,15 @@ pub fn system_info(info: &netctl_plugin_api::DaemonInfo) -> String {
     ];
     lines.push(String::new());
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let t = table(&["A", "NAME"], &[vec!["long-value".into(), "x".into()]]);
+        assert_eq!(t, "A            NAME\nlong-value   x");
+    }
 }
