@@ -63,6 +63,12 @@ impl Netlink {
 impl Netlink {
     /// `ip -o addr show dev INDEX`: the link's addresses with their prefixes.
     pub async fn addresses_of(&self, index: u32) -> Result<Vec<IpNetwork>, KernelError> {
+        let entries = self.address_entries(index).await?;
+        Ok(entries.iter().filter_map(AddressEntry::address).collect())
+    }
+
+    /// The link's addresses as the kernel holds them.
+    async fn address_entries(&self, index: u32) -> Result<Vec<AddressEntry>, KernelError> {
         let all = self
             .dump(
                 RouteNetlinkMessage::GetAddress(AddressMessage::default()),
@@ -73,11 +79,7 @@ impl Netlink {
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(msg) if msg.header.index == index => {
-                    let prefix = msg.header.prefix_len;
-                    msg.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Address(ip) => IpNetwork::new(*ip, prefix).ok(),
-                        _ => None,
-                    })
+                    Some(AddressEntry(msg))
                 }
                 _ => None,
             })
@@ -162,21 +164,8 @@ impl Netlink {
     /// `ip addr show dev INDEX scope global`: the addresses a link holds for the network it
     /// is on (not its link-local ones), as the kernel holds them.
     pub async fn global_addresses_of(&self, index: u32) -> Result<Vec<AddressEntry>, KernelError> {
-        let all = self
-            .dump(
-                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-                "list addresses",
-            )
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(msg) if msg.header.index == index => {
-                    Some(AddressEntry(msg))
-                }
-                _ => None,
-            })
-            .filter(AddressEntry::is_global)
-            .collect())
+        let mut entries = self.address_entries(index).await?;
+        entries.retain(AddressEntry::is_global);
+        Ok(entries)
     }
 }

@@ -138,15 +138,7 @@ impl Controller {
             ),
         };
         let gateway = super::dhcp::is_gateway_request(req.options.as_ref());
-        let dhcp_pool = {
-            let state = self.state.lock().await;
-            state
-                .docker
-                .pools
-                .get(&req.pool_id)
-                .filter(|p| p.dhcp.is_some())
-                .cloned()
-        };
+        let dhcp_pool = self.docker_dhcp_pool(&req.pool_id).await;
         if let Some(pool) = dhcp_pool {
             return self
                 .docker_request_dhcp_address(pool, wanted, gateway)
@@ -199,15 +191,7 @@ impl Controller {
                 req.address
             )));
         };
-        let dhcp_pool = {
-            let state = self.state.lock().await;
-            state
-                .docker
-                .pools
-                .get(&req.pool_id)
-                .filter(|p| p.dhcp.is_some())
-                .cloned()
-        };
+        let dhcp_pool = self.docker_dhcp_pool(&req.pool_id).await;
         if let Some(pool) = dhcp_pool {
             return self.docker_release_dhcp_address(pool, address).await;
         }
@@ -226,6 +210,17 @@ impl Controller {
         })
         .await
         .map(drop)
+    }
+
+    /// The pool, when it is one of a LAN's DHCP server.
+    async fn docker_dhcp_pool(&self, pool_id: &str) -> Option<DockerPoolRecord> {
+        let state = self.state.lock().await;
+        state
+            .docker
+            .pools
+            .get(pool_id)
+            .filter(|p| p.dhcp.is_some())
+            .cloned()
     }
 
     /// Records the pool as `pool` says now (`address` just taken, or given back).
