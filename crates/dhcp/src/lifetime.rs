@@ -55,6 +55,15 @@ impl Holding {
         }
     }
 
+    /// When a client holding a lease this way next has something to do: its clock's next
+    /// step, or (renewing, rebinding) an earlier retransmission.
+    pub fn wake(self, times: &Lifetimes, retry_at: Option<Instant>) -> Option<Instant> {
+        match self {
+            Self::Bound => Some(times.renew_at()),
+            _ => crate::retry::earliest(retry_at, Some(self.next(times))),
+        }
+    }
+
     /// When the clock next asks something of a lease held this way.
     pub fn next(self, times: &Lifetimes) -> Instant {
         match self {

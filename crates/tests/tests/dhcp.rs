@@ -158,6 +158,14 @@ fn create_lan_network(host: &Host, extra: &[&str]) {
     host.netctl(&args).expect_ok();
 }
 
+/// Every address Kea's lease file names.
+fn leased_addresses(kea: &Kea) -> std::collections::BTreeSet<String> {
+    kea.lease_lines()
+        .iter()
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect()
+}
+
 /// Lines of Kea's lease file for `address`.
 fn lines_for(kea: &Kea, address: &str) -> usize {
     let prefix = format!("{address},");
@@ -338,11 +346,7 @@ fn short_leases_renew_rebind_expire_and_survive_a_restart() {
         address_in(&host, "a", "eth0").as_deref(),
         Some(address.as_str())
     );
-    let addresses: std::collections::BTreeSet<String> = kea
-        .lease_lines()
-        .iter()
-        .filter_map(|l| l.split(',').next().map(str::to_string))
-        .collect();
+    let addresses = leased_addresses(&kea);
     assert_eq!(addresses.len(), 1, "one lease only: {addresses:?}");
     // Kea saw the client confirm its address, and made only one offer all along.
     let log = kea.log();
@@ -715,11 +719,7 @@ fn dhcpv6_leases_renew_survive_a_restart_and_expire() {
         v6_address_in(&host, "a", "eth0").as_deref(),
         Some(address.as_str())
     );
-    let leased: std::collections::BTreeSet<String> = kea6
-        .lease_lines()
-        .iter()
-        .filter_map(|l| l.split(',').next().map(str::to_string))
-        .collect();
+    let leased = leased_addresses(&kea6);
     assert_eq!(leased.len(), 1, "one lease only: {leased:?}");
     kea6.stop();
     eventually(

@@ -10,7 +10,7 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::lease::Lease;
 use crate::lifetime::{Due, Holding};
-use crate::retry::{earliest, Retry};
+use crate::retry::Retry;
 
 /// Who the client is to the server; the same across restarts, so the server recognises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +117,7 @@ impl Client {
     /// The next time [`Client::poll`] has something to do.
     pub fn next_wake(&self) -> Option<Instant> {
         match (self.holding(), &self.lease) {
-            (Some(Holding::Bound), Some(lease)) => Some(lease.times.renew_at()),
-            (Some(holding), Some(lease)) => {
-                earliest(self.retry.at(), Some(holding.next(&lease.times)))
-            }
+            (Some(holding), Some(lease)) => holding.wake(&lease.times, self.retry.at()),
             _ => self.retry.at(),
         }
     }

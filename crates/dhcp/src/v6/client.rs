@@ -10,7 +10,7 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::lease::{Lease, Refusal};
 use crate::lifetime::{Due, Holding};
-use crate::retry::{earliest, Retry};
+use crate::retry::Retry;
 
 /// Who the client is: the same across restarts, so the server finds its binding again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +97,7 @@ impl Client {
 
     pub fn next_wake(&self) -> Option<Instant> {
         match (self.holding(), &self.lease) {
-            (Some(Holding::Bound), Some(lease)) => Some(lease.times.renew_at()),
-            (Some(holding), Some(lease)) => {
-                earliest(self.retry.at(), Some(holding.next(&lease.times)))
-            }
+            (Some(holding), Some(lease)) => holding.wake(&lease.times, self.retry.at()),
             _ => self.retry.at(),
         }
     }

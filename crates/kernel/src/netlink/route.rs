@@ -49,15 +49,23 @@ impl Netlink {
 
     /// `ip route show table main; ip -6 route show table main`: destination prefixes.
     pub async fn route_destinations(&self) -> Result<Vec<IpNetwork>, KernelError> {
+        let routes = self
+            .routes(&[AddressFamily::Inet, AddressFamily::Inet6])
+            .await?;
+        Ok(routes.into_iter().filter_map(destination).collect())
+    }
+
+    /// Every route of `families`, as the kernel lists them (all tables).
+    async fn routes(&self, families: &[AddressFamily]) -> Result<Vec<RouteMessage>, KernelError> {
         let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        for family in families {
             let mut query = RouteMessage::default();
-            query.header.address_family = family;
+            query.header.address_family = *family;
             let routes = self
                 .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
                 .await?;
             out.extend(routes.into_iter().filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(route) => destination(route),
+                RouteNetlinkMessage::NewRoute(route) => Some(route),
                 _ => None,
             }));
         }
@@ -68,21 +76,14 @@ impl Netlink {
 impl Netlink {
     /// `ip [-6] route show default`: whether the main table has a default route.
     pub async fn has_default_route(&self, v6: bool) -> Result<bool, KernelError> {
-        let mut query = RouteMessage::default();
-        query.header.address_family = if v6 {
+        let family = if v6 {
             AddressFamily::Inet6
         } else {
             AddressFamily::Inet
         };
-        let routes = self
-            .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
-            .await?;
-        Ok(routes.into_iter().any(|m| match m {
-            RouteNetlinkMessage::NewRoute(route) => {
-                route.header.destination_prefix_length == 0 && route.header.table == 254
-                // main
-            }
-            _ => false,
+        let routes = self.routes(&[family]).await?;
+        Ok(routes.iter().any(|route| {
+            route.header.destination_prefix_length == 0 && route.header.table == MAIN_TABLE
         }))
     }
 }
@@ -173,19 +174,13 @@ impl Netlink {
     /// `ip route show dev INDEX; ip -6 route show dev INDEX`, leaving out the routes the
     /// kernel made (for the link's addresses, from router advertisements).
     pub async fn configured_routes_of(&self, index: u32) -> Result<Vec<RouteEntry>, KernelError> {
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut query = RouteMessage::default();
-            query.header.address_family = family;
-            let routes = self
-                .dump(RouteNetlinkMessage::GetRoute(query), "list routes")
-                .await?;
-            out.extend(routes.into_iter().filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(route) => Some(RouteEntry(route)),
-                _ => None,
-            }));
-        }
-        out.retain(|r| r.output_interface() == Some(index) && r.is_configured());
-        Ok(out)
+        let routes = self
+            .routes(&[AddressFamily::Inet, AddressFamily::Inet6])
+            .await?;
+        Ok(routes
+            .into_iter()
+            .map(RouteEntry)
+            .filter(|r| r.output_interface() == Some(index) && r.is_configured())
+            .collect())
     }
 }
