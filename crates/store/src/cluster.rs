@@ -102,22 +102,45 @@ impl ClusterStore {
             }),
             endpoints: endpoints.to_vec(),
         };
-        // Connecting is lazy: ask once, so a wrong address is an error here and now. A
-        // serializable read: any one member answers it, so a cluster without quorum can
-        // be connected to (and its writes fail fast, with that reason).
-        let probe = store
-            .retrying(|mut c| async move {
-                let options = GetOptions::new().with_count_only().with_serializable();
-                c.get(ROOT, Some(options)).await
-            })
-            .await;
-        match probe {
-            Ok(_) => {}
-            // A member answered; it has lost its leader, which later requests will say.
-            Err(StoreError::Unavailable { message, .. }) if message.contains("no leader") => {}
-            Err(e) => return Err(e),
-        }
+        store.probe().await?;
         Ok(store)
+    }
+
+    /// Connecting is lazy: ask every member once, so a wrong address is an error here and
+    /// now. A serializable read, which any one member answers: a cluster without quorum can
+    /// be connected to, and its writes then fail fast with that reason. Requests start at
+    /// the first member that answered.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let asks = self
+            .members
+            .clients
+            .iter()
+            .cloned()
+            .map(|mut client| async move {
+                let options = GetOptions::new().with_count_only().with_serializable();
+                match tokio::time::timeout(ATTEMPT_TIMEOUT, client.get(ROOT, Some(options))).await {
+                    Ok(Ok(_)) => Ok(()),
+                    // It answered: it has lost its leader, which later requests will say.
+                    Ok(Err(e)) if is_no_leader(&e) => Ok(()),
+                    Ok(Err(e)) => Err(self.unavailable(&e)),
+                    Err(_) => Err(StoreError::Unavailable {
+                        endpoints: self.endpoints.join(", "),
+                        message: format!("connect: no answer within {ATTEMPT_TIMEOUT:?}"),
+                    }),
+                }
+            });
+        let answers = futures::future::join_all(asks).await;
+        match answers.iter().position(Result::is_ok) {
+            Some(first) => {
+                self.members.current.store(first, Ordering::Relaxed);
+                Ok(())
+            }
+            None => Err(answers
+                .into_iter()
+                .last()
+                .and_then(Result::err)
+                .expect("a store has at least one member")),
+        }
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -473,11 +496,16 @@ fn unavailable(endpoints: &[String], error: &etcd_client::Error) -> StoreError {
 /// An error after which the request may be sent again: the members are electing a leader
 /// (the request was not applied), or the member it went to is down (a balanced channel
 /// may pick a dead member before it has found out which are alive).
+/// etcd's answer from a member that has lost its leader (asked with `require_leader`).
+fn is_no_leader(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("no leader"))
+}
+
 fn worth_retrying(error: &etcd_client::Error) -> Retry {
     match error {
         etcd_client::Error::GRpcStatus(status) => {
             let message = status.message();
-            if message.contains("leader changed") || message.contains("no leader") {
+            if message.contains("leader changed") || is_no_leader(error) {
                 Retry::AfterElection
             } else if matches!(
                 status.code(),
