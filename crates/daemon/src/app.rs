@@ -20,7 +20,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     // First of all: a second daemon started by mistake stops here, before it reconciles
     // anything (it would take the first one's networks for leftovers).
-    let api = server::bind_api(&paths.socket).await?;
+    let api = server::bind_api(&paths.socket, config.group.as_deref()).await?;
     let mut sockets = SocketFiles(vec![paths.socket.clone()]);
     netctl_kernel::ports::raise_file_limit();
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their

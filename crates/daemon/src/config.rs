@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use netctl_ipam::PoolTemplate;
 use serde::Deserialize;
 
+use crate::access::RolesConfig;
 use crate::DaemonError;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -45,9 +46,13 @@ pub struct DaemonConfig {
     /// Seconds an attach to a DHCP network waits for its lease (default 10).
     #[serde(default)]
     pub dhcp_timeout: Option<u64>,
-    /// uid → role (none, view, restricted, scheduler, full).
+    /// Who may use the management API, and for what (root always may).
     #[serde(default)]
-    pub roles: std::collections::BTreeMap<String, String>,
+    pub roles: RolesConfig,
+    /// The group the management API's socket belongs to, as dockerd's `group`: its members
+    /// reach the API and get what `roles` gives them (default: root's group).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 pub const DEFAULT_MTU: u32 = 1500;
@@ -136,11 +141,9 @@ impl DaemonConfig {
         {
             return Err("cluster-lease-ttl: must be between 1 and 3600 seconds".into());
         }
-        if !self.roles.is_empty() {
-            return Err(
-                "roles: access roles are not supported by this version (root has full access)"
-                    .into(),
-            );
+        self.roles.validate()?;
+        if let Some(group) = &self.group {
+            crate::access::group_id(group)?;
         }
         for pool in &self.default_address_pools {
             PoolTemplate::new(pool.base, pool.size).map_err(|e| e.to_string())?;
@@ -240,8 +243,11 @@ mod tests {
         assert_eq!(c.cluster_store.unwrap().list().len(), 2);
         let c: DaemonConfig = serde_json::from_str(r#"{"cluster-store": "192.0.2.1"}"#).unwrap();
         assert!(c.validate().unwrap_err().contains("cluster-store"));
-        let c: DaemonConfig = serde_json::from_str(r#"{"roles": {"1000": "view"}}"#).unwrap();
-        assert!(c.validate().unwrap_err().contains("roles"));
+        let c: DaemonConfig =
+            serde_json::from_str(r#"{"roles": {"users": {"1000": "view"}}}"#).unwrap();
+        c.validate().unwrap();
+        let c: DaemonConfig = serde_json::from_str(r#"{"group": "no-such-group-here"}"#).unwrap();
+        assert!(c.validate().unwrap_err().contains("no such group"));
         let c: DaemonConfig = serde_json::from_str(r#"{"dns": ["192.0.2.53"]}"#).unwrap();
         assert!(c.validate().is_ok());
         assert!(c.inert_settings().is_empty());

@@ -5,6 +5,7 @@
 //! reconciles: it converges the kernel to the store and removes what it owns and no longer
 //! wants, so a crash at any moment loses nothing and leaks nothing.
 
+pub mod access;
 mod app;
 pub mod cluster;
 pub mod config;

@@ -8,11 +8,20 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::{Controller, DaemonError};
 
-/// Binds the management API's socket (mode 0660). Done first of all: a second daemon started
-/// by mistake stops here, before it reconciles anything (it would take the first one's
-/// networks for leftovers).
-pub async fn bind_api(socket: &Path) -> Result<UnixListener, DaemonError> {
-    listen(socket, 0o660).await
+/// Binds the management API's socket (mode 0660), of `group` when one is given (dockerd's
+/// `-G`). Done first of all: a second daemon started by mistake stops here, before it
+/// reconciles anything (it would take the first one's networks for leftovers).
+pub async fn bind_api(socket: &Path, group: Option<&str>) -> Result<UnixListener, DaemonError> {
+    let listener = listen(socket, 0o660).await?;
+    if let Some(group) = group {
+        let gid = crate::access::group_id(group).map_err(|message| DaemonError::Config {
+            path: socket.to_path_buf(),
+            message,
+        })?;
+        nix::unistd::chown(socket, None, Some(gid))
+            .map_err(|e| io_err(socket, "chown")(e.into()))?;
+    }
+    Ok(listener)
 }
 
 /// Serves the management API on `listener` (bound to `socket`) until `shutdown` resolves.

@@ -94,6 +94,10 @@ pub struct DaemonArgs {
     /// plugin.
     #[arg(long, default_value = netctl_daemon::DEFAULT_DOCKER_PLUGIN_SOCKET)]
     pub docker_plugin_socket: PathBuf,
+    /// The API socket's group, as dockerd's `-G`: its members reach the API and get what
+    /// daemon.json's `roles` gives them.
+    #[arg(short = 'G', long)]
+    pub group: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

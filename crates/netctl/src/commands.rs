@@ -109,7 +109,11 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         Some(path) => (path, true),
         None => (PathBuf::from(netctl_daemon::DEFAULT_CONFIG), false),
     };
-    let config = netctl_daemon::DaemonConfig::load(&config_path, required)?;
+    let mut config = netctl_daemon::DaemonConfig::load(&config_path, required)?;
+    if let Some(group) = args.group {
+        netctl_daemon::access::group_id(&group).map_err(anyhow::Error::msg)?;
+        config.group = Some(group);
+    }
     let paths = netctl_daemon::Paths {
         data_root: args
             .data_root

@@ -17,6 +17,7 @@ mod netns_thread;
 pub mod podman;
 pub mod runtime_ns;
 mod underlay;
+mod users;
 
 pub use dnsmasq::Dnsmasq;
 pub use dockerd::{Dockerd, DOCKER_CLI};
@@ -26,6 +27,7 @@ pub use kea::{Kea, KeaFamily};
 pub use lan::{Lan, LAN_INTERFACE};
 pub use netns_thread::{in_netns, in_netns_at};
 pub use underlay::Underlay;
+pub use users::{with_private_etc, PrivateEtc};
 
 use std::path::PathBuf;
 

@@ -23,7 +23,10 @@ use crate::{
 /// Why a call did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the netctl daemon at {path}: {source} (is `netctl daemon` running?)")]
+    #[error(
+        "cannot reach the netctl daemon at {path}: {source} ({})",
+        connect_hint(source)
+    )]
     Connect {
         path: PathBuf,
         #[source]
@@ -33,6 +36,16 @@ pub enum ClientError {
     Http(String),
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+/// What to look at when the socket cannot be reached.
+fn connect_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "only root and the members of the socket's group (`netctl daemon --group`) may use it"
+        }
+        _ => "is `netctl daemon` running?",
+    }
 }
 
 impl ClientError {

@@ -8,6 +8,8 @@
 //! has one, so scripts written against Docker read netctl's JSON unchanged.
 
 #[cfg(feature = "http")]
+pub mod access;
+#[cfg(feature = "http")]
 pub mod client;
 pub mod cluster;
 pub mod docker;

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
+use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use tokio::net::UnixListener;
 
+use crate::access::{Permission, Rule};
 use crate::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
     ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
@@ -30,11 +32,14 @@ use crate::{
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Who is calling: the Unix socket's peer credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is calling: the Unix socket's peer credentials, as they were when it connected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub pid: Option<i32>,
+    /// Supplementary groups (`SO_PEERGROUPS`).
+    pub groups: Vec<u32>,
 }
 
 impl Connected<IncomingStream<'_, UnixListener>> for Caller {
@@ -42,24 +47,49 @@ impl Connected<IncomingStream<'_, UnixListener>> for Caller {
         let cred = stream.io().peer_cred().ok();
         Self {
             uid: cred.map(|c| c.uid()),
+            gid: cred.map(|c| c.gid()),
             pid: cred.and_then(|c| c.pid()),
+            groups: peer_groups(stream.io()).unwrap_or_default(),
         }
     }
 }
 
-/// What a request may do, for the access check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// list and inspect
-    View,
-    /// anything that changes state
-    Change,
+/// The supplementary groups of the process that connected to `stream`.
+fn peer_groups(stream: &tokio::net::UnixStream) -> std::io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    // NGROUPS_MAX is 65536; most callers have a handful.
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: `groups` is writable for `len` bytes, and the kernel writes at most that
+        // (or answers ERANGE with the length it needs).
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ERANGE) || count <= groups.len() {
+            return Err(error);
+        }
+        groups.resize(count, 0);
+    }
 }
 
 /// What the daemon does for each management call.
 pub trait Management: Send + Sync + 'static {
-    /// The one place every request is checked, before it is decoded.
-    fn authorize(&self, caller: &Caller, access: Access) -> ApiResult<()>;
+    /// The one place every request is checked, against its route's rule, before it is
+    /// decoded.
+    fn authorize(&self, caller: &Caller, rule: Rule) -> ApiResult<()>;
     fn info(&self) -> impl Future<Output = ApiResult<DaemonInfo>> + Send;
     fn network_create(
         &self,
@@ -197,75 +227,228 @@ where
     }
 }
 
-/// Every route of the management API. Serve it with
-/// `into_make_service_with_connect_info::<Caller>()` so that requests carry their caller.
-pub fn router<M: Management>(api: Arc<M>) -> Router {
-    let guard = middleware::from_fn_with_state(api.clone(), authorize::<M>);
-    Router::new()
-        .route("/v1/info", get(info::<M>))
-        .route(
+/// One route of the management API: its method and path, the rule a caller must pass, and
+/// its handler. The router is made of these alone, so no route exists without a rule.
+pub struct Route<M> {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+    handler: MethodRouter<Arc<M>>,
+}
+
+impl<M: Management> Route<M> {
+    fn get<H: Handler<T, Arc<M>>, T: 'static>(path: &'static str, rule: Rule, h: H) -> Self {
+        Self::new(Method::GET, path, rule, get(h))
+    }
+
+    fn post<H: Handler<T, Arc<M>>, T: 'static>(path: &'static str, rule: Rule, h: H) -> Self {
+        Self::new(Method::POST, path, rule, post(h))
+    }
+
+    fn delete<H: Handler<T, Arc<M>>, T: 'static>(path: &'static str, rule: Rule, h: H) -> Self {
+        Self::new(Method::DELETE, path, rule, delete(h))
+    }
+
+    fn new(method: Method, path: &'static str, rule: Rule, handler: MethodRouter<Arc<M>>) -> Self {
+        Self {
+            method,
+            path,
+            rule,
+            handler,
+        }
+    }
+}
+
+/// Every route of the management API, with the rule it is checked against.
+pub fn routes<M: Management>() -> Vec<Route<M>> {
+    use Permission::*;
+    let r = Rule::new;
+    vec![
+        Route::get("/v1/info", r(Read, "see the daemon's info"), info::<M>),
+        Route::get("/v1/networks", r(Read, "list networks"), network_list::<M>),
+        Route::post(
             "/v1/networks",
-            get(network_list::<M>).post(network_create::<M>),
-        )
-        .route(
+            r(Networks, "create networks"),
+            network_create::<M>,
+        ),
+        Route::get(
             "/v1/networks/{name}",
-            get(network_inspect::<M>).delete(network_remove::<M>),
-        )
-        .route("/v1/networks/{name}/connect", post(network_connect::<M>))
-        .route(
+            r(Read, "inspect networks"),
+            network_inspect::<M>,
+        ),
+        Route::delete(
+            "/v1/networks/{name}",
+            r(Networks, "remove networks"),
+            network_remove::<M>,
+        ),
+        Route::post(
+            "/v1/networks/{name}/connect",
+            r(Workloads, "connect sandboxes to networks"),
+            network_connect::<M>,
+        ),
+        Route::post(
             "/v1/networks/{name}/disconnect",
-            post(network_disconnect::<M>),
-        )
-        .route(
-            "/v1/sandboxes",
-            get(sandbox_list::<M>).post(sandbox_create::<M>),
-        )
-        .route(
-            "/v1/sandboxes/{name}",
-            get(sandbox_inspect::<M>).delete(sandbox_remove::<M>),
-        )
-        .route("/v1/sandboxes/{name}/dns", get(sandbox_dns::<M>))
-        .route("/v1/networks/{name}/publish", post(network_publish::<M>))
-        .route(
+            r(Workloads, "disconnect sandboxes from networks"),
+            network_disconnect::<M>,
+        ),
+        Route::post(
+            "/v1/networks/{name}/publish",
+            r(Workloads, "publish ports"),
+            network_publish::<M>,
+        ),
+        Route::post(
             "/v1/networks/{name}/unpublish",
-            post(network_unpublish::<M>),
-        )
-        .route("/v1/firewall/reload", post(firewall_reload::<M>))
-        .route("/v1/cluster", get(cluster_inspect::<M>))
-        .route("/v1/cluster/init", post(cluster_init::<M>))
-        .route("/v1/cluster/join", post(cluster_join::<M>))
-        .route("/v1/cluster/leave", post(cluster_leave::<M>))
-        .route("/v1/cluster/join-token", post(cluster_join_token::<M>))
-        .route("/v1/cluster/backup", get(cluster_backup::<M>))
-        .route("/v1/cluster/restore", post(cluster_restore::<M>))
-        .route("/v1/nodes", get(node_list::<M>))
-        .route("/v1/nodes/{node}", get(node_inspect::<M>))
-        .route("/v1/nodes/{node}/promote", post(node_promote::<M>))
-        .route("/v1/nodes/{node}/demote", post(node_demote::<M>))
-        .route("/v1/nodes/{node}/remove", post(node_remove::<M>))
-        .route(
+            r(Workloads, "unpublish ports"),
+            network_unpublish::<M>,
+        ),
+        Route::get(
+            "/v1/sandboxes",
+            r(Read, "list sandboxes"),
+            sandbox_list::<M>,
+        ),
+        Route::post(
+            "/v1/sandboxes",
+            r(Workloads, "create sandboxes"),
+            sandbox_create::<M>,
+        ),
+        Route::get(
+            "/v1/sandboxes/{name}",
+            r(Read, "inspect sandboxes"),
+            sandbox_inspect::<M>,
+        ),
+        Route::delete(
+            "/v1/sandboxes/{name}",
+            r(Workloads, "remove sandboxes"),
+            sandbox_remove::<M>,
+        ),
+        Route::get(
+            "/v1/sandboxes/{name}/dns",
+            r(Read, "explain sandboxes' DNS"),
+            sandbox_dns::<M>,
+        ),
+        Route::post(
+            "/v1/firewall/reload",
+            r(Admin, "reload the firewall"),
+            firewall_reload::<M>,
+        ),
+        Route::get(
+            "/v1/cluster",
+            r(Nodes, "inspect the cluster"),
+            cluster_inspect::<M>,
+        ),
+        Route::post(
+            "/v1/cluster/init",
+            r(Admin, "init a cluster"),
+            cluster_init::<M>,
+        ),
+        Route::post(
+            "/v1/cluster/join",
+            r(Admin, "join a cluster"),
+            cluster_join::<M>,
+        ),
+        Route::post(
+            "/v1/cluster/leave",
+            r(Admin, "leave the cluster"),
+            cluster_leave::<M>,
+        ),
+        Route::post(
+            "/v1/cluster/join-token",
+            r(Admin, "manage join tokens"),
+            cluster_join_token::<M>,
+        ),
+        Route::get(
+            "/v1/cluster/backup",
+            r(Admin, "back the cluster up"),
+            cluster_backup::<M>,
+        ),
+        Route::post(
+            "/v1/cluster/restore",
+            r(Admin, "restore the cluster"),
+            cluster_restore::<M>,
+        ),
+        Route::get("/v1/nodes", r(Nodes, "list nodes"), node_list::<M>),
+        Route::get(
+            "/v1/nodes/{node}",
+            r(Nodes, "inspect nodes"),
+            node_inspect::<M>,
+        ),
+        Route::post(
+            "/v1/nodes/{node}/promote",
+            r(Admin, "promote nodes"),
+            node_promote::<M>,
+        ),
+        Route::post(
+            "/v1/nodes/{node}/demote",
+            r(Admin, "demote nodes"),
+            node_demote::<M>,
+        ),
+        Route::post(
+            "/v1/nodes/{node}/remove",
+            r(Admin, "remove nodes"),
+            node_remove::<M>,
+        ),
+        Route::get("/v1/services", r(Read, "list services"), service_list::<M>),
+        Route::post(
             "/v1/services",
-            get(service_list::<M>).post(service_create::<M>),
-        )
-        .route(
+            r(Workloads, "create services"),
+            service_create::<M>,
+        ),
+        Route::get(
             "/v1/services/{name}",
-            get(service_inspect::<M>).delete(service_remove::<M>),
-        )
-        .route("/v1/services/{name}/update", post(service_update::<M>))
-        .route("/v1/runtime/attach", post(runtime_attach::<M>))
-        .route("/v1/runtime/detach", post(runtime_detach::<M>))
-        .route("/v1/runtime/check", post(runtime_check::<M>))
-        .route("/v1/runtime/gc", post(runtime_gc::<M>))
-        .route("/v1/gc", post(gc::<M>))
+            r(Read, "inspect services"),
+            service_inspect::<M>,
+        ),
+        Route::delete(
+            "/v1/services/{name}",
+            r(Workloads, "remove services"),
+            service_remove::<M>,
+        ),
+        Route::post(
+            "/v1/services/{name}/update",
+            r(Workloads, "update services"),
+            service_update::<M>,
+        ),
+        Route::post(
+            "/v1/runtime/attach",
+            r(Workloads, "attach containers"),
+            runtime_attach::<M>,
+        ),
+        Route::post(
+            "/v1/runtime/detach",
+            r(Workloads, "detach containers"),
+            runtime_detach::<M>,
+        ),
+        Route::post(
+            "/v1/runtime/check",
+            r(Workloads, "check containers"),
+            runtime_check::<M>,
+        ),
+        Route::post(
+            "/v1/runtime/gc",
+            r(Workloads, "collect runtimes' garbage"),
+            runtime_gc::<M>,
+        ),
+        Route::post("/v1/gc", r(Admin, "collect garbage"), gc::<M>),
+    ]
+}
+
+/// The management API. Serve it with `into_make_service_with_connect_info::<Caller>()` so
+/// that requests carry their caller.
+pub fn router<M: Management>(api: Arc<M>) -> Router {
+    let mut router = Router::new();
+    for route in routes::<M>() {
+        let guard = middleware::from_fn_with_state((api.clone(), route.rule), authorize::<M>);
+        router = router.route(route.path, route.handler.route_layer(guard));
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such API path") })
-        .layer(guard)
         // Docker's health answer: whoever reaches the socket may ask whether it serves.
         .route("/_ping", get(|| async { "OK" }).head(|| async { "" }))
         .with_state(api)
 }
 
 async fn authorize<M: Management>(
-    State(m): State<Arc<M>>,
+    State((m, rule)): State<(Arc<M>, Rule)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -273,17 +456,9 @@ async fn authorize<M: Management>(
     let caller = request
         .extensions()
         .get::<ConnectInfo<Caller>>()
-        .map(|c| c.0)
-        .unwrap_or(Caller {
-            uid: None,
-            pid: None,
-        });
-    let access = if request.method() == Method::GET {
-        Access::View
-    } else {
-        Access::Change
-    };
-    match m.authorize(&caller, access) {
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    match m.authorize(&caller, rule) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests in `tests/`.
 
+pub mod as_user;
 pub mod cluster;
 
 use netctl_netns_fixtures::Host;

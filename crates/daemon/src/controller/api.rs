@@ -1,35 +1,26 @@
 //! The management API, served by the controller.
 
+use netctl_plugin_api::access::Rule;
 use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
     ClusterRestoreRequest, ClusterRestored, JoinToken, JoinTokenRequest, NodeInspect,
     NodeRemoveRequest, ServiceCreateRequest, ServiceInspect, ServiceUpdateRequest,
 };
-use netctl_plugin_api::management::{Access, Caller, Management};
+use netctl_plugin_api::management::{Caller, Management};
 use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::runtime::{
     AttachRequest, Attachment, AttachmentRef, CheckReport, GcReport, GcRequest, RuntimeGcRequest,
 };
 use netctl_plugin_api::{
-    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
-    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
+    ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
+    PublishRequest, SandboxCreateRequest, SandboxInspect,
 };
 
 use super::{view, Controller};
 
 impl Management for Controller {
-    /// Until roles exist, root may do everything and everyone else nothing.
-    fn authorize(&self, caller: &Caller, _access: Access) -> Result<(), ApiError> {
-        match caller.uid {
-            Some(0) => Ok(()),
-            uid => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "permission denied: only root may use the netctl API (caller uid {})",
-                    uid.map_or("unknown".to_string(), |u| u.to_string())
-                ),
-            )),
-        }
+    fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
+        self.config.roles.check(caller, rule)
     }
 
     async fn info(&self) -> Result<DaemonInfo, ApiError> {

@@ -98,6 +98,11 @@ impl Controller {
         for setting in config.inert_settings() {
             tracing::warn!("daemon.json: {setting} is accepted but has no effect");
         }
+        for name in config.roles.unknown_names() {
+            tracing::warn!(
+                "daemon.json roles: this host has no {name}; its role applies once it has"
+            );
+        }
         let settings = Settings {
             manage_forwarding: config.ip_forward.unwrap_or(true),
             overlay_dir: paths.exec_root.join("overlay"),
