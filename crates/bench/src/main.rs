@@ -31,6 +31,10 @@ struct Cli {
     /// peer `netctl@base`, in the same run (attach, publish, dns).
     #[arg(long, global = true)]
     baseline: Option<PathBuf>,
+    /// netctl's daemons serve Prometheus metrics (`metrics-addr`), so that what recording
+    /// costs is in the figures.
+    #[arg(long, global = true)]
+    metrics: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +44,20 @@ impl Cli {
     fn builds(&self) -> Vec<Build> {
         std::iter::once(Build::this())
             .chain(self.baseline.as_deref().map(Build::baseline))
+            .map(|build| self.configured(build))
             .collect()
+    }
+
+    /// This build, as the flags configure its daemon.
+    fn this_build(&self) -> Build {
+        self.configured(Build::this())
+    }
+
+    fn configured(&self, build: Build) -> Build {
+        match self.metrics {
+            true => build.with_config(r#"{"metrics-addr": "127.0.0.1:9323"}"#),
+            false => build,
+        }
     }
 
     /// `peers` with `netctl@base` after `netctl` when there is a baseline.
@@ -301,7 +318,7 @@ fn main() -> anyhow::Result<()> {
                 concurrent: *concurrent,
                 leases: *leases,
             };
-            dhcp::print(&dhcp::run(&options, &Build::this())?, *json)
+            dhcp::print(&dhcp::run(&options, &cli.this_build())?, *json)
         }
         Command::DockerRun { count, json } => {
             let rows = docker_run::run(*count)?;
@@ -320,7 +337,7 @@ fn main() -> anyhow::Result<()> {
                 seconds: *seconds,
                 clients: *clients,
             };
-            let (mut rows, mut memory) = dns::run(&options, &Build::this())?;
+            let (mut rows, mut memory) = dns::run(&options, &cli.this_build())?;
             // The other build serves the same names in a setup of its own, measured after.
             for build in builds.iter().skip(1) {
                 let theirs = dns::Options {

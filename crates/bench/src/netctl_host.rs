@@ -23,6 +23,8 @@ pub struct Build {
     pub name: String,
     /// `None`: the `netctl` next to this benchmark.
     pub binary: Option<std::path::PathBuf>,
+    /// daemon.json for its daemons.
+    pub config: Option<String>,
 }
 
 impl Build {
@@ -30,6 +32,7 @@ impl Build {
         Self {
             name: "netctl".into(),
             binary: None,
+            config: None,
         }
     }
 
@@ -37,6 +40,14 @@ impl Build {
         Self {
             name: BASELINE.into(),
             binary: Some(binary.to_path_buf()),
+            config: None,
+        }
+    }
+
+    pub fn with_config(self, json: &str) -> Self {
+        Self {
+            config: Some(json.into()),
+            ..self
         }
     }
 }
@@ -46,10 +57,14 @@ pub const BASELINE: &str = "netctl@base";
 
 impl NetctlHost {
     pub fn new(build: &Build) -> anyhow::Result<Self> {
-        let host = match &build.binary {
-            Some(binary) => Host::with_daemon_binary(binary),
-            None => Host::with_daemon(),
-        };
+        let mut host = Host::new();
+        if let Some(binary) = &build.binary {
+            host.use_binary(binary);
+        }
+        if let Some(config) = &build.config {
+            host.set_config(config);
+        }
+        host.start_daemon();
         let client = host.client();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -21,6 +21,11 @@ pub async fn run(
     // First of all: a second daemon started by mistake stops here, before it reconciles
     // anything (it would take the first one's networks for leftovers).
     let api = server::bind_api(&paths.socket, config.group.as_deref()).await?;
+    // Before anything is recorded: the recorder keeps what is recorded once installed.
+    let metrics = match config.metrics_addr {
+        Some(addr) => Some(crate::metrics::Exporter::start(addr).await?),
+        None => None,
+    };
     let mut sockets = SocketFiles(vec![paths.socket.clone()]);
     netctl_kernel::ports::raise_file_limit();
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
@@ -54,6 +59,14 @@ pub async fn run(
         }
         None => None,
     };
+    if let Some(exporter) = metrics {
+        let serving = crate::metrics::serve(controller.clone(), exporter, until_stopped());
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "metrics are not served");
+            }
+        });
+    }
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("stopping: the kernel's networks stay as they are");

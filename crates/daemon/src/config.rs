@@ -53,6 +53,10 @@ pub struct DaemonConfig {
     /// reach the API and get what `roles` gives them (default: root's group).
     #[serde(default)]
     pub group: Option<String>,
+    /// Where Prometheus metrics are served (`127.0.0.1:9323`), as dockerd's
+    /// `metrics-addr`; off when unset.
+    #[serde(default)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub const DEFAULT_MTU: u32 = 1500;

@@ -14,6 +14,7 @@ mod error;
 mod ids;
 mod leases;
 mod locks;
+pub mod metrics;
 mod migrate;
 mod model;
 mod persist;

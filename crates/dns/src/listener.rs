@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -155,9 +155,11 @@ async fn serve_udp(dns: Arc<Dns>, sandbox: Arc<str>, socket: Arc<UdpSocket>) {
                 continue;
             }
         };
+        let started = Instant::now();
         match dns.answer(&sandbox, &buf[..len], false) {
             Reply::Now(answer) => {
                 let _ = socket.send_to(&answer, client).await;
+                answered(started, LOCAL);
             }
             Reply::Forward(job) => {
                 let Ok(permit) = forwards.clone().try_acquire_owned() else {
@@ -167,6 +169,7 @@ async fn serve_udp(dns: Arc<Dns>, sandbox: Arc<str>, socket: Arc<UdpSocket>) {
                 tokio::spawn(async move {
                     let answer = dns.forward(&query, job, false).await;
                     let _ = socket.send_to(&answer, client).await;
+                    answered(started, FORWARDED);
                     drop(permit);
                 });
             }
@@ -200,9 +203,10 @@ async fn serve_connection(dns: Arc<Dns>, sandbox: Arc<str>, mut stream: TcpStrea
         let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await else {
             return;
         };
-        let answer = match dns.answer(&sandbox, &query, true) {
-            Reply::Now(answer) => answer,
-            Reply::Forward(job) => dns.forward(&query, job, true).await,
+        let started = Instant::now();
+        let (answer, how) = match dns.answer(&sandbox, &query, true) {
+            Reply::Now(answer) => (answer, LOCAL),
+            Reply::Forward(job) => (dns.forward(&query, job, true).await, FORWARDED),
             Reply::Drop => return,
         };
         let mut framed = Vec::with_capacity(answer.len() + 2);
@@ -211,7 +215,19 @@ async fn serve_connection(dns: Arc<Dns>, sandbox: Arc<str>, mut stream: TcpStrea
         if stream.write_all(&framed).await.is_err() {
             return;
         }
+        answered(started, how);
     }
+}
+
+/// Answered here: a local name, the cache, or an error this server gives itself.
+const LOCAL: &str = "local";
+/// Answered by an upstream.
+const FORWARDED: &str = "forwarded";
+
+/// Records how long a query took, from its arrival to its answer's sending.
+fn answered(started: Instant, how: &'static str) {
+    metrics::histogram!("netctl_dns_query_duration_seconds", "answer" => how)
+        .record(started.elapsed());
 }
 
 impl Dns {

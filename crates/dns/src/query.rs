@@ -96,6 +96,7 @@ impl Dns {
             return error(wire::FORMERR);
         };
         if let Some(hit) = self.cache.get(&key, query, limit) {
+            metrics::counter!("netctl_dns_cache_hits_total").increment(1);
             return Reply::Now(hit);
         }
         Reply::Forward(Forward {

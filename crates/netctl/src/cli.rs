@@ -98,6 +98,10 @@ pub struct DaemonArgs {
     /// daemon.json's `roles` gives them.
     #[arg(short = 'G', long)]
     pub group: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (`127.0.0.1:9323`), as dockerd's
+    /// `--metrics-addr`.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -114,6 +114,9 @@ fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         netctl_daemon::access::group_id(&group).map_err(anyhow::Error::msg)?;
         config.group = Some(group);
     }
+    if let Some(addr) = args.metrics_addr {
+        config.metrics_addr = Some(addr);
+    }
     let paths = netctl_daemon::Paths {
         data_root: args
             .data_root

@@ -113,9 +113,14 @@ impl Host {
     /// A host whose daemon (and CLI) is the `netctl` at `binary` — another build, to compare.
     pub fn with_daemon_binary(binary: &Path) -> Self {
         let mut host = Self::new();
-        host.binary = binary.to_path_buf();
+        host.use_binary(binary);
         host.start_daemon();
         host
+    }
+
+    /// The daemon (and CLI) is the `netctl` at `binary` from the next start on.
+    pub fn use_binary(&mut self, binary: &Path) {
+        self.binary = binary.to_path_buf();
     }
 
     pub fn netns(&self) -> &str {

@@ -232,7 +232,21 @@ impl ClusterStore {
     /// Runs `request` until it answers, retrying while the members elect a leader (a
     /// leader's death stalls writes until the election ends) or the one it reached is down,
     /// for at most [`REQUEST_TIMEOUT`] in all.
-    async fn retrying<T, F, Fut>(&self, mut request: F) -> Result<T, StoreError>
+    async fn retrying<T, F, Fut>(&self, request: F) -> Result<T, StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.retrying_untimed(request).await;
+        metrics::histogram!("netctl_etcd_request_duration_seconds").record(started.elapsed());
+        if result.is_err() {
+            metrics::counter!("netctl_etcd_request_errors_total").increment(1);
+        }
+        result
+    }
+
+    async fn retrying_untimed<T, F, Fut>(&self, mut request: F) -> Result<T, StoreError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,

@@ -17,13 +17,20 @@ use netctl_plugin_api::{
 };
 
 use super::{view, Controller};
+use crate::metrics::{timed, Operation, Via};
 
-impl Management for Controller {
-    fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
-        self.config.roles.check(caller, rule)
-    }
+/// How much the daemon holds: `system info`'s counts and the metrics' gauges.
+pub struct Holdings {
+    pub networks: usize,
+    pub sandboxes: usize,
+    /// This node's.
+    pub endpoints: usize,
+    pub published_ports: usize,
+    pub dhcp_clients: usize,
+}
 
-    async fn info(&self) -> Result<DaemonInfo, ApiError> {
+impl Controller {
+    pub async fn holdings(&self) -> Holdings {
         let state = self.state.lock().await;
         let local = state.endpoints().filter(|e| e.node == self.node.id);
         let (mut endpoints, mut published_ports) = (0, 0);
@@ -31,6 +38,23 @@ impl Management for Controller {
             endpoints += 1;
             published_ports += ep.ports.len();
         }
+        Holdings {
+            networks: state.networks().count(),
+            sandboxes: state.sandboxes().count(),
+            endpoints,
+            published_ports,
+            dhcp_clients: self.leases.count(),
+        }
+    }
+}
+
+impl Management for Controller {
+    fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
+        self.config.roles.check(caller, rule)
+    }
+
+    async fn info(&self) -> Result<DaemonInfo, ApiError> {
+        let held = self.holdings().await;
         Ok(DaemonInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -38,17 +62,17 @@ impl Management for Controller {
             exec_root: self.paths.exec_root.display().to_string(),
             node_id: self.node.id.clone(),
             cluster_id: self.cluster.membership().map(|m| m.cluster_id.clone()),
-            networks: state.networks().count(),
-            sandboxes: state.sandboxes().count(),
-            endpoints,
-            published_ports,
-            dhcp_clients: self.leases.count(),
+            networks: held.networks,
+            sandboxes: held.sandboxes,
+            endpoints: held.endpoints,
+            published_ports: held.published_ports,
+            dhcp_clients: held.dhcp_clients,
             drivers: self.drivers.all().map(|d| d.name().to_string()).collect(),
         })
     }
 
     async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkInspect, ApiError> {
-        let net = self.create_network(req).await?;
+        let net = timed(Operation::NetworkCreate, Via::Api, self.create_network(req)).await?;
         let state = self.state.lock().await;
         Ok(view::network(&state, &self.drivers, &net))
     }
@@ -69,13 +93,18 @@ impl Management for Controller {
     }
 
     async fn network_remove(&self, name: String) -> Result<(), ApiError> {
-        self.remove_network(&name).await
+        timed(
+            Operation::NetworkRemove,
+            Via::Api,
+            self.remove_network(&name),
+        )
+        .await
     }
 
     async fn network_connect(&self, network: String, req: ConnectRequest) -> Result<(), ApiError> {
         self.refuse_managed(Some(&network), &req.container).await?;
-        self.connect(&network, &req.container, &req.endpoint_config)
-            .await
+        let connect = self.connect(&network, &req.container, &req.endpoint_config);
+        timed(Operation::Attach, Via::Api, connect).await
     }
 
     async fn network_disconnect(
@@ -84,14 +113,19 @@ impl Management for Controller {
         req: DisconnectRequest,
     ) -> Result<(), ApiError> {
         self.refuse_managed(Some(&network), &req.container).await?;
-        self.disconnect(&network, &req.container).await
+        timed(
+            Operation::Detach,
+            Via::Api,
+            self.disconnect(&network, &req.container),
+        )
+        .await
     }
 
     async fn sandbox_create(&self, req: SandboxCreateRequest) -> Result<SandboxInspect, ApiError> {
         if let Some(network) = &req.network {
             self.refuse_managed(Some(network), &req.name).await?;
         }
-        let sandbox = self.create_sandbox(req).await?;
+        let sandbox = timed(Operation::SandboxCreate, Via::Api, self.create_sandbox(req)).await?;
         let state = self.state.lock().await;
         Ok(view::sandbox(&state, &self.paths, &sandbox))
     }
@@ -117,8 +151,8 @@ impl Management for Controller {
         req: PublishRequest,
     ) -> Result<Vec<PortMapping>, ApiError> {
         self.refuse_managed(Some(&network), &req.container).await?;
-        self.publish(&network, &req.container, &req.port_bindings)
-            .await
+        let publish = self.publish(&network, &req.container, &req.port_bindings);
+        timed(Operation::Publish, Via::Api, publish).await
     }
 
     async fn network_unpublish(
@@ -127,8 +161,8 @@ impl Management for Controller {
         req: PublishRequest,
     ) -> Result<(), ApiError> {
         self.refuse_managed(Some(&network), &req.container).await?;
-        self.unpublish(&network, &req.container, &req.port_bindings)
-            .await
+        let unpublish = self.unpublish(&network, &req.container, &req.port_bindings);
+        timed(Operation::Unpublish, Via::Api, unpublish).await
     }
 
     async fn firewall_reload(&self) -> Result<(), ApiError> {
@@ -137,7 +171,12 @@ impl Management for Controller {
 
     async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
         self.refuse_managed(None, &name).await?;
-        self.remove_sandbox(&name).await
+        timed(
+            Operation::SandboxRemove,
+            Via::Api,
+            self.remove_sandbox(&name),
+        )
+        .await
     }
 
     async fn sandbox_dns(&self, name: String) -> Result<netctl_plugin_api::DnsExplain, ApiError> {
@@ -216,11 +255,21 @@ impl Management for Controller {
     }
 
     async fn runtime_attach(&self, req: AttachRequest) -> Result<Attachment, ApiError> {
-        Controller::runtime_attach(self, req).await
+        timed(
+            Operation::Attach,
+            Via::Runtime,
+            Controller::runtime_attach(self, req),
+        )
+        .await
     }
 
     async fn runtime_detach(&self, req: AttachmentRef) -> Result<(), ApiError> {
-        Controller::runtime_detach(self, req).await
+        timed(
+            Operation::Detach,
+            Via::Runtime,
+            Controller::runtime_detach(self, req),
+        )
+        .await
     }
 
     async fn runtime_check(&self, req: AttachmentRef) -> Result<CheckReport, ApiError> {

@@ -95,6 +95,8 @@ impl Controller {
                 tracing::warn!(
                     "netctl's nft table was deleted or flushed behind its back; restoring it"
                 );
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "firewall")
+                    .increment(1);
                 if let Err(e) = table.sync(&networks, &forwards).await {
                     tracing::error!(error = %e, "cannot restore the nft table");
                 }

@@ -295,6 +295,8 @@ impl Controller {
             tracing::warn!(error = %e, "cannot forget stale Docker endpoints");
             return;
         }
+        metrics::counter!("netctl_reconcile_repairs_total", "what" => "docker_endpoint")
+            .increment(stale.len() as u64);
         for pool in pools {
             let gone: Vec<IpAddr> = state.docker.pools[&pool.id]
                 .addresses
@@ -371,6 +373,8 @@ impl Controller {
             let path = entry.path();
             if !wanted_netns.contains(path.as_path()) {
                 tracing::info!(netns = %path.display(), "removing unwanted namespace");
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
+                    .increment(1);
                 if let Err(e) = netctl_kernel::netns::remove(&path) {
                     tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
                 }

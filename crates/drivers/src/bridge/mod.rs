@@ -306,6 +306,7 @@ impl Driver for BridgeDriver {
                 .any(|prefix| link.name.starts_with(prefix));
             if ours && !keep.contains(&link.name) {
                 tracing::info!(link = %link.name, "removing unwanted link");
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "link").increment(1);
                 if let Err(e) = self.host.delete_link_by_name(&link.name).await {
                     errors.push(e.into());
                 }

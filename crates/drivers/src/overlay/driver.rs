@@ -393,6 +393,8 @@ impl Driver for OverlayDriver {
         for vni in self.datapath.segments()? {
             if !in_use.contains(&vni) {
                 tracing::info!(vni, "removing an overlay segment no endpoint here needs");
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "overlay_segment")
+                    .increment(1);
                 self.segments.lock().await.entry(vni).and_modify(|s| {
                     s.ns = None;
                     s.local.clear();

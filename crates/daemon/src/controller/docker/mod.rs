@@ -24,6 +24,7 @@ use netctl_plugin_api::docker::{
 use netctl_plugin_api::ApiError;
 
 use super::Controller;
+use crate::metrics::{timed, Operation, Via};
 
 /// The driver of the networks dockerd makes with `-d netctl`: netctl's default.
 pub(super) const DOCKER_DRIVER: &str = netctl_drivers::DEFAULT_DRIVER;
@@ -70,54 +71,89 @@ impl DockerPlugin for Controller {
 
     async fn create_network(&self, req: CreateNetwork) -> PluginResult<()> {
         checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
-        self.docker_create_network(req).await.map_err(plugin_error)
+        timed(
+            Operation::NetworkCreate,
+            Via::Docker,
+            self.docker_create_network(req),
+        )
+        .await
+        .map_err(plugin_error)
     }
 
     async fn delete_network(&self, req: NetworkRef) -> PluginResult<()> {
         checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
-        self.docker_delete_network(&req.network_id)
-            .await
-            .map_err(plugin_error)
+        timed(
+            Operation::NetworkRemove,
+            Via::Docker,
+            self.docker_delete_network(&req.network_id),
+        )
+        .await
+        .map_err(plugin_error)
     }
 
     async fn create_endpoint(&self, req: CreateEndpoint) -> PluginResult<CreateEndpointResponse> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        self.docker_create_endpoint(req).await.map_err(plugin_error)
+        timed(
+            Operation::Attach,
+            Via::Docker,
+            self.docker_create_endpoint(req),
+        )
+        .await
+        .map_err(plugin_error)
     }
 
     async fn delete_endpoint(&self, req: EndpointRef) -> PluginResult<()> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        self.docker_delete_endpoint(&req.endpoint_id)
-            .await
-            .map_err(plugin_error)
+        timed(
+            Operation::Detach,
+            Via::Docker,
+            self.docker_delete_endpoint(&req.endpoint_id),
+        )
+        .await
+        .map_err(plugin_error)
     }
 
     async fn join(&self, req: Join) -> PluginResult<JoinResponse> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id)
             .and_then(|()| checks::sandbox_key(&req.sandbox_key))
             .map_err(plugin_error)?;
-        self.docker_join(&req.endpoint_id, &req.sandbox_key)
-            .await
-            .map_err(plugin_error)
+        timed(
+            Operation::Join,
+            Via::Docker,
+            self.docker_join(&req.endpoint_id, &req.sandbox_key),
+        )
+        .await
+        .map_err(plugin_error)
     }
 
     /// The veth is deleted in DeleteEndpoint: at Leave its container end is still in the
     /// container, from where a DHCP lease is given back.
     async fn leave(&self, req: EndpointRef) -> PluginResult<()> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        self.docker_leave(&req.endpoint_id).await;
-        Ok(())
+        let leave = async {
+            self.docker_leave(&req.endpoint_id).await;
+            Ok(())
+        };
+        timed(Operation::Leave, Via::Docker, leave)
+            .await
+            .map_err(plugin_error)
     }
 
     async fn program_external_connectivity(&self, req: Connectivity) -> PluginResult<()> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        self.docker_publish(req).await.map_err(plugin_error)
+        timed(Operation::Publish, Via::Docker, self.docker_publish(req))
+            .await
+            .map_err(plugin_error)
     }
 
     async fn revoke_external_connectivity(&self, req: EndpointRef) -> PluginResult<()> {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        self.docker_unpublish(&req.endpoint_id)
-            .await
-            .map_err(plugin_error)
+        timed(
+            Operation::Unpublish,
+            Via::Docker,
+            self.docker_unpublish(&req.endpoint_id),
+        )
+        .await
+        .map_err(plugin_error)
     }
 }
