@@ -72,6 +72,8 @@ pub async fn run(
         tracing::info!("stopping: the kernel's networks stay as they are");
         let _ = stop.send(true);
     });
+    // Tests' crash injection counts the steps of requests, not those of the start.
+    netctl_crashpoint::arm_from_env();
     let served = server::serve(controller, api, &paths.socket, until_stopped()).await;
     if let Some(plugin) = plugin {
         let _ = plugin.await;

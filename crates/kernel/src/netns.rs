@@ -27,6 +27,7 @@ pub struct Netns {
 impl Netns {
     /// `ip netns add`: a new namespace bind-mounted at `path`, with loopback up.
     pub async fn create(path: &Path) -> Result<Self, KernelError> {
+        netctl_crashpoint::step(&format!("create namespace {}", path.display()));
         let target = path.to_path_buf();
         let netns = on_thread(path, move || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
@@ -109,6 +110,7 @@ pub fn exists(path: &Path) -> bool {
 
 /// `ip netns delete`: unmounts and removes the file; a missing one is not an error.
 pub fn remove(path: &Path) -> Result<(), KernelError> {
+    netctl_crashpoint::step(&format!("remove namespace {}", path.display()));
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(netns_err(path, "unmount")(io(e))),

@@ -186,6 +186,11 @@ impl Host {
     /// Starts `netctl daemon` inside the namespace (entered with setns only, so the daemon's
     /// namespace mounts stay visible to the test) and waits until it answers.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with_env(&[]);
+    }
+
+    /// [`Host::start_daemon`] with extra environment variables (crash injection's).
+    pub fn start_daemon_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = File::create(self.dir.join("daemon.log")).expect("log file");
         let mut cmd = self.command(&self.binary);
@@ -199,6 +204,7 @@ impl Host {
             cmd.arg("--config").arg(config);
         }
         cmd.env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -243,6 +249,19 @@ impl Host {
 
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Whether the daemon has died on its own (its exit reaped, so that it can be started
+    /// again).
+    pub fn daemon_died(&mut self) -> bool {
+        let exited = self
+            .daemon
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+        if exited {
+            self.daemon = None;
+        }
+        exited
     }
 
     /// SIGKILL, as a crash would.

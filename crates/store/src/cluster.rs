@@ -335,6 +335,7 @@ impl Store for ClusterStore {
     }
 
     async fn apply_unsynced(&self, batch: Batch) -> Result<Revision, StoreError> {
+        netctl_crashpoint::step(&"a cluster store transaction");
         for op in &batch.ops {
             self.check_scope(op.key())?;
         }

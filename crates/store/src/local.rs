@@ -220,6 +220,7 @@ impl Store for LocalStore {
     }
 
     async fn apply_unsynced(&self, batch: Batch) -> Result<Revision, StoreError> {
+        netctl_crashpoint::step(&"a local store write");
         let what = "write";
         let mut txn = self.db.begin_write().or_backend(&self.path, what)?;
         txn.set_durability(Durability::None)
@@ -244,6 +245,7 @@ impl Store for LocalStore {
         if *synced >= revision {
             return Ok(());
         }
+        netctl_crashpoint::step(&"a local store sync");
         let covered = self.applied.load(Ordering::Acquire);
         let db = self.db.clone();
         let flushed = tokio::task::spawn_blocking(move || {

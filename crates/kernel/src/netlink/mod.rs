@@ -74,6 +74,9 @@ impl Netlink {
             flags,
             what,
         } = request;
+        if flags & NLM_F_ACK != 0 {
+            netctl_crashpoint::step(&what);
+        }
         self.exchange(vec![with_flags(message, flags)])
             .await
             .map_err(KernelError::netlink(what))
@@ -86,6 +89,7 @@ impl Netlink {
         if requests.is_empty() {
             return Ok(());
         }
+        netctl_crashpoint::step(&format!("a batch of {} netlink requests", requests.len()));
         let kinds: Vec<(u16, String)> = requests
             .iter()
             .map(|r| (r.message.message_type(), r.what.clone()))

@@ -13,6 +13,7 @@ use crate::KernelError;
 /// `nft -j -f -` with `document` (nft's JSON: `{"nftables": [...]}`), as one atomic
 /// transaction: all of it, or (on error) none of it.
 pub async fn apply_json(document: String) -> Result<(), KernelError> {
+    netctl_crashpoint::step(&"an nft transaction");
     nft(document, true).await.map(drop)
 }
 
@@ -27,6 +28,7 @@ pub async fn list_table(table: &str, json: bool) -> Result<Option<String>, Kerne
 
 /// `nft -f -` with `commands` in nft's text syntax; nft's output comes back.
 pub async fn run_text(commands: String) -> Result<String, KernelError> {
+    netctl_crashpoint::step(&"an nft transaction");
     nft(commands, false).await
 }
 
