@@ -205,10 +205,18 @@ impl PluginSocket {
 
     /// `POST PATH` with `body`: the status and the JSON answer.
     pub fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (status, answer) = self
-            .runtime
-            .block_on(self.client.raw("POST", path, body.as_bytes().to_vec()))
-            .unwrap();
-        (status, serde_json::from_slice(&answer).unwrap())
+        self.try_post(path, body).unwrap()
+    }
+
+    /// [`PluginSocket::post`], or why no answer came (the daemon died on the way).
+    pub fn try_post(
+        &self,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, serde_json::Value), netctl_plugin_api::client::ClientError> {
+        let (status, answer) =
+            self.runtime
+                .block_on(self.client.raw("POST", path, body.as_bytes().to_vec()))?;
+        Ok((status, serde_json::from_slice(&answer).unwrap()))
     }
 }

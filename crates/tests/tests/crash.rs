@@ -15,20 +15,60 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_netns_fixtures::Host;
+use netctl_netns_fixtures::cni::{exec_plugin, Call, Container};
+use netctl_netns_fixtures::{netctl_bin, Host};
+use serde_json::{json, Value};
+use tests::PluginSocket;
+
+/// An operation: whether it answered with success.
+type Operation<'a> = dyn Fn(&Host) -> Result<(), String> + 'a;
 
 /// One operation under test and what surrounds it.
-struct Scenario {
+struct Scenario<'a> {
+    /// What the operation is, for the log.
+    name: String,
     /// Puts in place what the operation needs.
-    setup: &'static [&'static [&'static str]],
-    /// The operation (CLI arguments).
-    op: &'static [&'static str],
+    setup: Box<dyn Fn(&Host) + 'a>,
+    /// The operation: whether it answered with success.
+    op: Box<Operation<'a>>,
     /// Whether the operation's effect is there.
-    done: fn(&Host) -> bool,
+    done: Box<dyn Fn(&Host) -> bool + 'a>,
     /// What must hold once it is done.
-    check: fn(&Host),
+    check: Box<dyn Fn(&Host) + 'a>,
     /// Takes everything down.
+    teardown: Box<dyn Fn(&Host) + 'a>,
+}
+
+/// A [`Scenario`] of the CLI's: set up, run and taken down by CLI commands.
+struct Cli {
+    setup: &'static [&'static [&'static str]],
+    op: &'static [&'static str],
+    done: fn(&Host) -> bool,
+    check: fn(&Host),
     teardown: &'static [&'static [&'static str]],
+}
+
+impl From<Cli> for Scenario<'static> {
+    fn from(cli: Cli) -> Self {
+        let run_all = |commands: &'static [&'static [&'static str]]| {
+            move |host: &Host| {
+                for args in commands {
+                    host.netctl(args).expect_ok();
+                }
+            }
+        };
+        Scenario {
+            name: cli.op.join(" "),
+            setup: Box::new(run_all(cli.setup)),
+            op: Box::new(move |host: &Host| {
+                let out = host.netctl(cli.op);
+                out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
+            }),
+            done: Box::new(cli.done),
+            check: Box::new(cli.check),
+            teardown: Box::new(run_all(cli.teardown)),
+        }
+    }
 }
 
 const WEB: &[&str] = &["network", "create", "web", "--subnet", "172.30.0.0/24"];
@@ -45,37 +85,31 @@ fn walk(scenario: Scenario) {
     let mut crashes = 0;
     for step in 1.. {
         assert!(step < 200, "the operation never completed without a crash");
-        for args in scenario.setup {
-            host.netctl(args).expect_ok();
-        }
+        (scenario.setup)(&host);
         restart(&mut host, Some(step));
-        let answered = host.netctl(scenario.op);
+        let answered = (scenario.op)(&host);
         let crashed = died(&mut host);
         if crashed {
             crashes += 1;
             host.start_daemon();
             if !(scenario.done)(&host) {
-                let again = host.netctl(scenario.op);
-                assert!(
-                    again.ok(),
-                    "step {step}, retried: {again:?}\n{}",
-                    host.daemon_log()
-                );
+                let again = (scenario.op)(&host);
+                let log = host.daemon_log();
+                assert!(again.is_ok(), "step {step}, retried: {again:?}\n{log}");
             }
         } else {
-            assert!(
-                answered.ok(),
-                "step {step}: {answered:?}\n{}",
-                host.daemon_log()
-            );
+            let log = host.daemon_log();
+            assert!(answered.is_ok(), "step {step}: {answered:?}\n{log}");
             // Disarmed: the operation took fewer steps than that.
             restart(&mut host, None);
         }
-        assert!((scenario.done)(&host), "step {step}: not done");
+        assert!(
+            (scenario.done)(&host),
+            "step {step}: not done (crashed: {crashed}):\n{}",
+            host.daemon_log()
+        );
         (scenario.check)(&host);
-        for args in scenario.teardown {
-            host.netctl(args).expect_ok();
-        }
+        (scenario.teardown)(&host);
         assert_eq!(
             host.kernel_snapshot(),
             pristine,
@@ -87,7 +121,7 @@ fn walk(scenario: Scenario) {
         }
     }
     assert!(crashes > 0, "no step was crashed at");
-    eprintln!("{:?}: crashed at each of its {crashes} steps", scenario.op);
+    eprintln!("{}: crashed at each of its {crashes} steps", scenario.name);
     host.stop_daemon();
 }
 
@@ -126,144 +160,357 @@ fn published(host: &Host) -> bool {
 
 #[test]
 fn network_create() {
-    walk(Scenario {
-        setup: &[],
-        op: WEB,
-        done: |h| ok(h, &["network", "inspect", "web"]),
-        check: |h| {
-            assert_eq!(
-                tests::network(h, "web")["IPAM"]["Config"][0]["Subnet"],
-                "172.30.0.0/24"
-            );
-        },
-        teardown: &[RM_WEB],
-    });
+    walk(
+        Cli {
+            setup: &[],
+            op: WEB,
+            done: |h| ok(h, &["network", "inspect", "web"]),
+            check: |h| {
+                assert_eq!(
+                    tests::network(h, "web")["IPAM"]["Config"][0]["Subnet"],
+                    "172.30.0.0/24"
+                );
+            },
+            teardown: &[RM_WEB],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn network_rm() {
-    walk(Scenario {
-        setup: &[WEB],
-        op: RM_WEB,
-        done: |h| !ok(h, &["network", "inspect", "web"]),
-        check: |_| {},
-        teardown: &[],
-    });
+    walk(
+        Cli {
+            setup: &[WEB],
+            op: RM_WEB,
+            done: |h| !ok(h, &["network", "inspect", "web"]),
+            check: |_| {},
+            teardown: &[],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn sandbox_create_with_a_network_and_a_published_port() {
-    walk(Scenario {
-        setup: &[WEB],
-        op: &[
-            "sandbox",
-            "create",
-            "a",
-            "--network",
-            "web",
-            "-p",
-            "8080:80",
-        ],
-        done: |h| ok(h, &["sandbox", "inspect", "a"]),
-        check: |h| {
-            assert_eq!(address_of(h, "a"), "172.30.0.2", "the first free address");
-            assert!(published(h), "{}", h.nft_table());
-            h.sandbox_exec("a", &["ping", "-c1", "-W2", "172.30.0.1"])
-                .expect_ok();
-        },
-        teardown: &[&["sandbox", "rm", "a"], RM_WEB],
-    });
+    walk(
+        Cli {
+            setup: &[WEB],
+            op: &[
+                "sandbox",
+                "create",
+                "a",
+                "--network",
+                "web",
+                "-p",
+                "8080:80",
+            ],
+            done: |h| ok(h, &["sandbox", "inspect", "a"]),
+            check: |h| {
+                assert_eq!(address_of(h, "a"), "172.30.0.2", "the first free address");
+                assert!(published(h), "{}", h.nft_table());
+                h.sandbox_exec("a", &["ping", "-c1", "-W2", "172.30.0.1"])
+                    .expect_ok();
+            },
+            teardown: &[&["sandbox", "rm", "a"], RM_WEB],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn sandbox_rm() {
-    walk(Scenario {
-        setup: &[
-            WEB,
-            &[
-                "sandbox",
-                "create",
-                "a",
-                "--network",
-                "web",
-                "-p",
-                "8080:80",
+    walk(
+        Cli {
+            setup: &[
+                WEB,
+                &[
+                    "sandbox",
+                    "create",
+                    "a",
+                    "--network",
+                    "web",
+                    "-p",
+                    "8080:80",
+                ],
             ],
-        ],
-        op: &["sandbox", "rm", "a"],
-        done: |h| !ok(h, &["sandbox", "inspect", "a"]),
-        check: |h| assert!(!published(h), "{}", h.nft_table()),
-        teardown: &[RM_WEB],
-    });
+            op: &["sandbox", "rm", "a"],
+            done: |h| !ok(h, &["sandbox", "inspect", "a"]),
+            check: |h| assert!(!published(h), "{}", h.nft_table()),
+            teardown: &[RM_WEB],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn network_connect() {
-    walk(Scenario {
-        setup: &[
-            WEB,
-            &["sandbox", "create", "a", "--network", "web"],
-            &["sandbox", "create", "b"],
-        ],
-        op: &["network", "connect", "web", "b"],
-        done: |h| !address_of(h, "b").is_empty(),
-        check: |h| {
-            assert_eq!(address_of(h, "b"), "172.30.0.3", "the first free address");
-            let seen = h.sandbox_exec("a", &["dig", "+short", "+tries=1", "b"]);
-            assert_eq!(seen.expect_ok().trim(), "172.30.0.3", "b's name");
-            h.sandbox_exec("b", &["ping", "-c1", "-W2", "172.30.0.2"])
-                .expect_ok();
-        },
-        teardown: &[&["sandbox", "rm", "a", "b"], RM_WEB],
-    });
+    walk(
+        Cli {
+            setup: &[
+                WEB,
+                &["sandbox", "create", "a", "--network", "web"],
+                &["sandbox", "create", "b"],
+            ],
+            op: &["network", "connect", "web", "b"],
+            done: |h| !address_of(h, "b").is_empty(),
+            check: |h| {
+                assert_eq!(address_of(h, "b"), "172.30.0.3", "the first free address");
+                let seen = h.sandbox_exec("a", &["dig", "+short", "+tries=1", "b"]);
+                assert_eq!(seen.expect_ok().trim(), "172.30.0.3", "b's name");
+                h.sandbox_exec("b", &["ping", "-c1", "-W2", "172.30.0.2"])
+                    .expect_ok();
+            },
+            teardown: &[&["sandbox", "rm", "a", "b"], RM_WEB],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn network_disconnect() {
-    walk(Scenario {
-        setup: &[
-            WEB,
-            &["sandbox", "create", "a", "--network", "web"],
-            &["sandbox", "create", "b", "--network", "web"],
-        ],
-        op: &["network", "disconnect", "web", "b"],
-        done: |h| address_of(h, "b").is_empty(),
-        check: |h| {
-            let seen = h.sandbox_exec("a", &["dig", "+short", "+tries=1", "b"]);
-            assert_eq!(seen.expect_ok().trim(), "", "b's name is gone");
-        },
-        teardown: &[&["sandbox", "rm", "a", "b"], RM_WEB],
-    });
+    walk(
+        Cli {
+            setup: &[
+                WEB,
+                &["sandbox", "create", "a", "--network", "web"],
+                &["sandbox", "create", "b", "--network", "web"],
+            ],
+            op: &["network", "disconnect", "web", "b"],
+            done: |h| address_of(h, "b").is_empty(),
+            check: |h| {
+                let seen = h.sandbox_exec("a", &["dig", "+short", "+tries=1", "b"]);
+                assert_eq!(seen.expect_ok().trim(), "", "b's name is gone");
+            },
+            teardown: &[&["sandbox", "rm", "a", "b"], RM_WEB],
+        }
+        .into(),
+    );
 }
 
 #[test]
 fn publish_and_unpublish() {
-    walk(Scenario {
-        setup: &[WEB, &["sandbox", "create", "a", "--network", "web"]],
-        op: &["network", "publish", "web", "a", "-p", "8080:80"],
-        done: published,
-        check: |h| {
-            let ports = h.netctl(&["port", "a"]).expect_ok();
-            assert!(ports.contains("8080"), "{ports}");
-        },
-        teardown: &[&["sandbox", "rm", "a"], RM_WEB],
-    });
-    walk(Scenario {
-        setup: &[
-            WEB,
-            &[
-                "sandbox",
-                "create",
-                "a",
-                "--network",
-                "web",
-                "-p",
-                "8080:80",
+    walk(
+        Cli {
+            setup: &[WEB, &["sandbox", "create", "a", "--network", "web"]],
+            op: &["network", "publish", "web", "a", "-p", "8080:80"],
+            done: published,
+            check: |h| {
+                let ports = h.netctl(&["port", "a"]).expect_ok();
+                assert!(ports.contains("8080"), "{ports}");
+            },
+            teardown: &[&["sandbox", "rm", "a"], RM_WEB],
+        }
+        .into(),
+    );
+    walk(
+        Cli {
+            setup: &[
+                WEB,
+                &[
+                    "sandbox",
+                    "create",
+                    "a",
+                    "--network",
+                    "web",
+                    "-p",
+                    "8080:80",
+                ],
             ],
-        ],
-        op: &["network", "unpublish", "web", "a"],
-        done: |h| !published(h),
-        check: |_| {},
-        teardown: &[&["sandbox", "rm", "a"], RM_WEB],
+            op: &["network", "unpublish", "web", "a"],
+            done: |h| !published(h),
+            check: |_| {},
+            teardown: &[&["sandbox", "rm", "a"], RM_WEB],
+        }
+        .into(),
+    );
+}
+
+/// The runtime's CNI call for `container` on network `web`.
+fn cni(host: &Host, command: &str, container: &Container) -> Result<(), String> {
+    let netns = container.netns_path().display().to_string();
+    let call = Call {
+        command,
+        container_id: &container.id,
+        netns: &netns,
+        ifname: "eth0",
+        args: "",
+    };
+    let conf =
+        json!({"cniVersion": "1.0.0", "name": "web", "type": "netctl", "socket": host.socket()});
+    let answer = exec_plugin(&netctl_bin(), &call, &conf);
+    answer
+        .output
+        .ok()
+        .then_some(())
+        .ok_or_else(|| format!("{:?}", answer.output))
+}
+
+fn attached(host: &Host) -> bool {
+    !tests::containers_on(host, "web").is_empty()
+}
+
+fn container_address(container: &Container) -> String {
+    container.ip(&["-4", "-o", "addr", "show"]).expect_ok()
+}
+
+#[test]
+fn cni_add() {
+    let container = Container::new();
+    walk(Scenario {
+        name: "CNI ADD".into(),
+        setup: Box::new(|h| drop(h.netctl(WEB).expect_ok())),
+        op: Box::new(|h| cni(h, "ADD", &container)),
+        done: Box::new(attached),
+        check: Box::new(|_| {
+            assert!(container_address(&container).contains("172.30.0.2/24"));
+            container
+                .exec(&["ping", "-c1", "-W2", "172.30.0.1"])
+                .expect_ok();
+        }),
+        teardown: Box::new(|h| {
+            cni(h, "DEL", &container).unwrap();
+            assert!(!container_address(&container).contains("eth0"));
+            h.netctl(RM_WEB).expect_ok();
+        }),
+    });
+}
+
+#[test]
+fn cni_del() {
+    let container = Container::new();
+    walk(Scenario {
+        name: "CNI DEL".into(),
+        setup: Box::new(|h| {
+            h.netctl(WEB).expect_ok();
+            cni(h, "ADD", &container).unwrap();
+        }),
+        op: Box::new(|h| cni(h, "DEL", &container)),
+        done: Box::new(|h| !attached(h)),
+        check: Box::new(|_| assert!(!container_address(&container).contains("eth0"))),
+        teardown: Box::new(|h| drop(h.netctl(RM_WEB).expect_ok())),
+    });
+}
+
+const DOCKER_NETWORK: &str = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+const DOCKER_ENDPOINT: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+
+/// dockerd's `POST /NetworkDriver.METHOD` with `body`: the answer.
+fn docker(host: &Host, method: &str, body: Value) -> Result<Value, String> {
+    let (status, answer) = PluginSocket::of(host)
+        .try_post(&format!("/NetworkDriver.{method}"), &body.to_string())
+        .map_err(|e| format!("{method}: {e}"))?;
+    (status == 200)
+        .then_some(answer.clone())
+        .ok_or_else(|| format!("{method}: {status} {answer}"))
+}
+
+fn docker_network(host: &Host) {
+    let pool = json!([{"Pool": "10.72.0.0/24", "Gateway": "10.72.0.1/24"}]);
+    let body = json!({"NetworkID": DOCKER_NETWORK, "IPv4Data": pool});
+    docker(host, "CreateNetwork", body).unwrap();
+}
+
+fn endpoint() -> Value {
+    json!({"NetworkID": DOCKER_NETWORK, "EndpointID": DOCKER_ENDPOINT})
+}
+
+/// The Docker network's endpoints, as netctl lists them.
+fn docker_endpoints(host: &Host) -> usize {
+    let listed = host
+        .netctl(&["network", "ls", "--format", "json"])
+        .expect_ok();
+    tests::json(&listed)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["Name"].as_str().unwrap().starts_with("docker-"))
+        .map_or(0, |n| n["Containers"].as_object().unwrap().len())
+}
+
+/// The runtime end's name in the container, once dockerd has moved it there.
+fn moved_into(container: &Container) -> Option<String> {
+    let links = container.ip(&["-o", "link"]).expect_ok();
+    links
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|name| {
+            name.trim()
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .find(|name| name != "lo")
+}
+
+/// dockerd starting a container: CreateEndpoint, Join, and the runtime end moved into the
+/// container. After a failure dockerd deletes the endpoint before it tries again.
+fn docker_start(host: &Host, container: &Container) -> Result<(), String> {
+    if docker_endpoints(host) == 1 {
+        let _ = docker(host, "Leave", endpoint());
+        docker(host, "DeleteEndpoint", endpoint())?;
+    }
+    let mut create = endpoint();
+    create["Interface"] = json!({"Address": "10.72.0.2/24"});
+    docker(host, "CreateEndpoint", create)?;
+    let mut join = endpoint();
+    join["SandboxKey"] = json!("/var/run/docker/netns/x");
+    let joined = docker(host, "Join", join)?;
+    let taken = joined["InterfaceName"]["SrcName"]
+        .as_str()
+        .unwrap_or_default();
+    let netns = container.netns_path().display().to_string();
+    host.ip(&["link", "set", taken, "netns", &netns])
+        .expect_ok();
+    Ok(())
+}
+
+#[test]
+fn docker_create_endpoint_and_join() {
+    let container = Container::new();
+    walk(Scenario {
+        name: "Docker CreateEndpoint, Join".into(),
+        setup: Box::new(docker_network),
+        op: Box::new(|h| docker_start(h, &container)),
+        done: Box::new(|_| moved_into(&container).is_some()),
+        check: Box::new(|h| {
+            assert_eq!(docker_endpoints(h), 1);
+            let links = h.ip(&["-o", "link"]).expect_ok();
+            assert_eq!(links.matches("master").count(), 1, "one port: {links}");
+        }),
+        teardown: Box::new(|h| {
+            // dockerd hands the runtime end back before DeleteEndpoint.
+            let taken = moved_into(&container).expect("the runtime end");
+            let host_netns = h.netns_path().display().to_string();
+            container
+                .ip(&["link", "set", &taken, "netns", &host_netns])
+                .expect_ok();
+            docker(h, "Leave", endpoint()).unwrap();
+            docker(h, "DeleteEndpoint", endpoint()).unwrap();
+            docker(h, "DeleteNetwork", json!({"NetworkID": DOCKER_NETWORK})).unwrap();
+        }),
+    });
+}
+
+#[test]
+fn docker_leave_and_delete_endpoint() {
+    walk(Scenario {
+        name: "Docker Leave, DeleteEndpoint".into(),
+        setup: Box::new(|h| {
+            docker_network(h);
+            let mut create = endpoint();
+            create["Interface"] = json!({"Address": "10.72.0.2/24"});
+            docker(h, "CreateEndpoint", create).unwrap();
+        }),
+        op: Box::new(|h| {
+            docker(h, "Leave", endpoint())?;
+            docker(h, "DeleteEndpoint", endpoint()).map(drop)
+        }),
+        done: Box::new(|h| docker_endpoints(h) == 0),
+        check: Box::new(|_| {}),
+        teardown: Box::new(|h| {
+            docker(h, "DeleteNetwork", json!({"NetworkID": DOCKER_NETWORK})).unwrap();
+        }),
     });
 }
