@@ -129,8 +129,13 @@ impl DaemonConfig {
             }
             Err(e) => return Err(err(e.to_string())),
         };
-        let config: Self = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-        config.validate().map_err(err)?;
+        Self::parse(&text).map_err(err)
+    }
+
+    /// daemon.json's text, read and checked: the reason, when it cannot be used.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
         Ok(config)
     }
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use directory::{Directory, EndpointNames, ServiceNames};
 pub use forward::HEDGE_AFTER;
 pub use listener::Redirect;
+pub use query::{Forward, Reply};
 pub use settings::{DnsSettings, Resolution, Source, Upstream};
 
 /// Where each sandbox finds its resolver (Docker's address).

@@ -45,14 +45,32 @@ fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
-/// The question section's bytes (name, type, class) of a one-question message.
+/// The question section's bytes (name, type, class) of a one-question message, which replies
+/// repeat byte for byte. Its name must be labels only: the first name of a message has no
+/// earlier name to point to, so a compression pointer there is malformed, and repeated it
+/// would make the reply malformed too (found by fuzzing).
 pub fn question(msg: &[u8]) -> Option<&[u8]> {
     if msg.len() < HEADER_LEN || count(msg, 4) != 1 {
         return None;
     }
-    let end = skip_name(msg, HEADER_LEN)? + 4;
+    let end = skip_labels(msg, HEADER_LEN)? + 4;
     msg.get(HEADER_LEN..end)
 }
+
+/// Where an uncompressed name starting at `at` ends; `None` past RFC 1035's 255 octets too.
+fn skip_labels(msg: &[u8], start: usize) -> Option<usize> {
+    let mut at = start;
+    loop {
+        match *msg.get(at)? {
+            0 => return (at + 1 - start <= MAX_NAME).then_some(at + 1),
+            len if len & 0xc0 == 0 => at += 1 + usize::from(len),
+            _ => return None,
+        }
+    }
+}
+
+/// The longest name, in octets on the wire (RFC 1035, 3.1).
+const MAX_NAME: usize = 255;
 
 /// Same question, letter case aside (resolvers randomise it, RFC 7766's "0x20").
 pub fn same_question(a: &[u8], b: &[u8]) -> bool {
@@ -188,6 +206,9 @@ pub fn plain_query(msg: &[u8]) -> Option<Asked> {
         name.extend(label.iter().map(|b| b.to_ascii_lowercase() as char));
         at += len;
     }
+    if at - HEADER_LEN > MAX_NAME {
+        return None;
+    }
     if name.is_empty() {
         name.push('.');
     }
@@ -288,6 +309,27 @@ mod tests {
         let mut bad = m.clone();
         bad[12] = 0x43;
         assert!(question(&bad).is_none());
+    }
+
+    #[test]
+    fn a_pointer_in_the_question_is_not_repeated_in_the_reply() {
+        // Found by fuzzing: the label "in-ad\xff\xff" runs into bytes read as a pointer.
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x30\x03172\x07in-ad\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffdr\x04arpa\x00\x00\x0c\x00\x01";
+        assert!(question(query).is_none());
+        let reply = error_reply(query, FORMERR).unwrap();
+        assert_eq!(reply, b"\x12\x34\x81\x81\x00\x00\x00\x00\x00\x00\x00\x00");
+        hickory_proto::op::Message::from_vec(&reply).expect("a reply that decodes");
+        // Nor is a question whose name is longer than 255 octets.
+        let mut long = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        for _ in 0..5 {
+            long.push(60);
+            long.extend_from_slice(&[b'a'; 60]);
+        }
+        long.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        assert!(question(&long).is_none());
+        assert!(plain_query(&long).is_none());
+        let reply = error_reply(&long, FORMERR).unwrap();
+        hickory_proto::op::Message::from_vec(&reply).expect("a reply that decodes");
     }
 
     #[test]

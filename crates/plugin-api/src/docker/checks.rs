@@ -3,10 +3,10 @@
 //! is one netctl gave. Anything else is refused with an error naming the field, and changes
 //! nothing (a network named `docker-../../etc` once followed from such an id).
 
-use netctl_plugin_api::ApiError;
+use crate::ApiError;
 
 /// A Docker object id: 64 lowercase hex digits, as dockerd makes them.
-pub(super) fn docker_id(field: &str, id: &str) -> Result<(), ApiError> {
+pub fn docker_id(field: &str, id: &str) -> Result<(), ApiError> {
     let valid = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if valid {
         Ok(())
@@ -19,13 +19,13 @@ pub(super) fn docker_id(field: &str, id: &str) -> Result<(), ApiError> {
 }
 
 /// A network and an endpoint id, as most calls carry.
-pub(super) fn endpoint_ids(network_id: &str, endpoint_id: &str) -> Result<(), ApiError> {
+pub fn endpoint_ids(network_id: &str, endpoint_id: &str) -> Result<(), ApiError> {
     docker_id("NetworkID", network_id)?;
     docker_id("EndpointID", endpoint_id)
 }
 
 /// Join's SandboxKey: the path of the container's namespace.
-pub(super) fn sandbox_key(key: &str) -> Result<(), ApiError> {
+pub fn sandbox_key(key: &str) -> Result<(), ApiError> {
     let path = std::path::Path::new(key);
     let valid = path.is_absolute()
         && !key.contains('\0')
@@ -43,7 +43,7 @@ pub(super) fn sandbox_key(key: &str) -> Result<(), ApiError> {
 }
 
 /// A pool id netctl's IPAM gave: `netctl-` (or `netctl-dhcp-`) and hex digits.
-pub(super) fn pool_id(id: &str) -> Result<(), ApiError> {
+pub fn pool_id(id: &str) -> Result<(), ApiError> {
     let digits = id
         .strip_prefix("netctl-dhcp-")
         .or_else(|| id.strip_prefix("netctl-"));

@@ -5,6 +5,7 @@
 //!
 //! This module holds the wire types; [`router`] (feature `http`) serves them.
 
+pub mod checks;
 #[cfg(feature = "http")]
 mod router;
 

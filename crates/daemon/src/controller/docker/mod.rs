@@ -10,14 +10,13 @@
 //! not re-activate a restarted plugin, and its next call may name a pool or endpoint from
 //! before.
 
-mod checks;
 mod dhcp;
 mod endpoints;
 mod ipam;
 mod networks;
 
 use netctl_plugin_api::docker::{
-    AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
+    checks, AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
     DockerPlugin, EndpointRef, Join, JoinResponse, NetworkCapabilities, NetworkRef, PluginError,
     PluginResult, PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
 };
