@@ -6,6 +6,7 @@ mod cni;
 mod dhcp;
 mod dns;
 mod docker_run;
+mod load;
 mod mesh;
 mod netctl_host;
 mod overlay;
@@ -94,6 +95,25 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Print rows as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One host under load: networks, endpoints spread over bridges, attaches all at once,
+    /// published ports; each phase's latencies and the daemon's memory after it.
+    Load {
+        #[arg(long, default_value_t = 1000)]
+        networks: usize,
+        #[arg(long, default_value_t = 10000)]
+        endpoints: usize,
+        /// Endpoints per bridge (a bridge takes 1,024 ports).
+        #[arg(long, default_value_t = 1000)]
+        per_bridge: usize,
+        #[arg(long, default_value_t = 200)]
+        concurrent: usize,
+        #[arg(long, default_value_t = 50000)]
+        ports: usize,
+        #[arg(long, default_value_t = 100)]
+        ports_per_sandbox: usize,
         #[arg(long)]
         json: bool,
     },
@@ -349,6 +369,25 @@ fn main() -> anyhow::Result<()> {
                 memory.extend(memory_too);
             }
             dns::print(&rows, &memory, *json)
+        }
+        Command::Load {
+            networks,
+            endpoints,
+            per_bridge,
+            concurrent,
+            ports,
+            ports_per_sandbox,
+            json,
+        } => {
+            let options = load::Options {
+                networks: *networks,
+                endpoints: *endpoints,
+                per_bridge: *per_bridge,
+                concurrent: *concurrent,
+                ports: *ports,
+                ports_per_sandbox: *ports_per_sandbox,
+            };
+            load::print(&load::run(&options, &cli.this_build())?, *json)
         }
         Command::Throughput { paths, json } => {
             let rows = throughput::run(paths)?;

@@ -1,0 +1,231 @@
+//! One host under load: many networks, many endpoints spread over bridges (a bridge takes
+//! 1,024 ports), many attaches at once, many published ports. Each phase's latencies and
+//! the daemon's memory after it, beside the same operation on an idle daemon, so that what
+//! load costs shows as a ratio.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use netctl_plugin_api::client::Client;
+use netctl_plugin_api::ports::parse_publish;
+use netctl_plugin_api::{
+    IpamConfig, IpamRequest, NetworkCreateRequest, PublishRequest, SandboxCreateRequest,
+};
+
+use crate::netctl_host::{Build, NetctlHost};
+use crate::stats::percentile_ms;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub networks: usize,
+    pub endpoints: usize,
+    /// Endpoints per bridge network.
+    pub per_bridge: usize,
+    pub concurrent: usize,
+    pub ports: usize,
+    /// Ports published per request (one sandbox each).
+    pub ports_per_sandbox: usize,
+}
+
+/// One phase of the load.
+#[derive(Debug, serde::Serialize)]
+pub struct Phase {
+    pub what: String,
+    pub count: usize,
+    pub wall_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The daemon's RSS once the phase is done.
+    pub rss_mib: f64,
+}
+
+pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
+    let netctl = NetctlHost::new(build)?;
+    let client = netctl.host.client();
+    // Several connections' worth of requests at once, as a busy host would see.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rss = || netctl.rss_mib().unwrap_or_default();
+    let mut phases = Vec::new();
+
+    let idle = runtime.block_on(sandboxes(&client, "idle", &["bench"; 100], 1))?;
+    phases.push(phase("attach, idle daemon", &idle, rss()));
+
+    let bridges = options.endpoints.div_ceil(options.per_bridge);
+    let names: Vec<String> = (0..options.networks.max(bridges))
+        .map(|i| format!("n{i}"))
+        .collect();
+    let creates = runtime.block_on(networks(&client, &names, bridges))?;
+    phases.push(phase("network create", &creates, rss()));
+
+    let spread: Vec<&str> = (0..options.endpoints)
+        .map(|i| names[i % bridges].as_str())
+        .collect();
+    let attaches = runtime.block_on(sandboxes(&client, "s", &spread, 8))?;
+    let what = format!("attach, over {bridges} bridges");
+    phases.push(phase(&what, &attaches, rss()));
+
+    let burst: Vec<&str> = (0..options.concurrent)
+        .map(|i| names[i % bridges].as_str())
+        .collect();
+    let at_once = runtime.block_on(sandboxes(&client, "c", &burst, options.concurrent))?;
+    let what = format!("attach, {} at once", options.concurrent);
+    phases.push(phase(&what, &at_once, rss()));
+
+    let publishers = options.ports.div_ceil(options.ports_per_sandbox);
+    let published = runtime.block_on(publish(&client, &names, bridges, publishers, options))?;
+    let what = format!("publish {} ports", options.ports_per_sandbox);
+    phases.push(phase(&what, &published, rss()));
+
+    let after = runtime.block_on(sandboxes(&client, "late", &[names[0].as_str(); 100], 1))?;
+    phases.push(phase("attach, loaded daemon", &after, rss()));
+    Ok(phases)
+}
+
+/// Per-request latencies and the wall time of all of them.
+struct Timings {
+    each: Vec<Duration>,
+    wall: Duration,
+}
+
+fn phase(what: &str, timings: &Timings, rss_mib: f64) -> Phase {
+    Phase {
+        what: what.into(),
+        count: timings.each.len(),
+        wall_s: timings.wall.as_secs_f64(),
+        p50_ms: percentile_ms(&timings.each, 50.0),
+        p99_ms: percentile_ms(&timings.each, 99.0),
+        rss_mib,
+    }
+}
+
+/// Runs `requests` with at most `parallel` in flight; times each and all.
+async fn timed<F, Fut>(count: usize, parallel: usize, request: F) -> anyhow::Result<Timings>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let mut each = Vec::with_capacity(count);
+    let indexes: Vec<usize> = (0..count).collect();
+    for chunk in indexes.chunks(parallel.max(1)) {
+        let runs = chunk.iter().map(|&i| {
+            let request = &request;
+            async move {
+                let began = Instant::now();
+                request(i).await.map(|()| began.elapsed())
+            }
+        });
+        for took in join_all(runs).await {
+            each.push(took?);
+        }
+    }
+    Ok(Timings {
+        each,
+        wall: started.elapsed(),
+    })
+}
+
+/// Networks `names`; the first `bridges` get a /20 (room for 4,000 endpoints), the rest a /24.
+async fn networks(client: &Client, names: &[String], bridges: usize) -> anyhow::Result<Timings> {
+    timed(names.len(), 1, |i| async move {
+        let subnet = if i < bridges {
+            format!("10.{}.{}.0/20", 64 + i / 16, (i % 16) * 16)
+        } else {
+            let j = i - bridges;
+            format!("10.{}.{}.0/24", 100 + j / 256, j % 256)
+        };
+        let request = NetworkCreateRequest {
+            name: names[i].clone(),
+            ipam: Some(IpamRequest {
+                config: vec![IpamConfig {
+                    subnet: Some(subnet),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        client.network_create(&request).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A sandbox `PREFIX-I` on `networks[i]` for each `i`.
+async fn sandboxes(
+    client: &Client,
+    prefix: &str,
+    networks: &[&str],
+    parallel: usize,
+) -> anyhow::Result<Timings> {
+    timed(networks.len(), parallel, |i| async move {
+        let request = SandboxCreateRequest {
+            name: format!("{prefix}-{i}"),
+            network: Some(networks[i].to_string()),
+            ..Default::default()
+        };
+        client.sandbox_create(&request).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `publishers` sandboxes publishing `ports_per_sandbox` ports each, one request each.
+async fn publish(
+    client: &Client,
+    names: &[String],
+    bridges: usize,
+    publishers: usize,
+    options: &Options,
+) -> anyhow::Result<Timings> {
+    let networks: Vec<&str> = (0..publishers)
+        .map(|i| names[i % bridges].as_str())
+        .collect();
+    sandboxes(client, "p", &networks, 8).await?;
+    timed(publishers, 1, |i| {
+        let network = networks[i];
+        async move {
+            let first = 10000 + (i * options.ports_per_sandbox) % 50000;
+            let mut port_bindings = Vec::new();
+            for port in first..first + options.ports_per_sandbox {
+                port_bindings
+                    .extend(parse_publish(&format!("{port}:80")).map_err(anyhow::Error::msg)?);
+            }
+            let request = PublishRequest {
+                container: format!("p-{i}"),
+                port_bindings,
+            };
+            client.network_publish(network, &request).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+pub fn print(phases: &[Phase], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(phases)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "phase", "count", "wall s", "p50 ms", "p99 ms", "rss MiB"
+    );
+    for p in phases {
+        println!(
+            "{:<28} {:>7} {:>9.1} {:>9.2} {:>9.2} {:>9.1}",
+            p.what, p.count, p.wall_s, p.p50_ms, p.p99_ms, p.rss_mib
+        );
+    }
+    let idle = phases.first().map(|p| p.p50_ms).unwrap_or_default();
+    if let Some(loaded) = phases.last() {
+        println!(
+            "\nattach p50 on the loaded daemon: {:.2}× the idle one's",
+            loaded.p50_ms / idle.max(f64::EPSILON)
+        );
+    }
+    Ok(())
+}
