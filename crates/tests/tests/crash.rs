@@ -73,6 +73,15 @@ impl From<Cli> for Scenario<'static> {
 
 const WEB: &[&str] = &["network", "create", "web", "--subnet", "172.30.0.0/24"];
 const RM_WEB: &[&str] = &["network", "rm", "web"];
+const A_PUBLISHING: &[&str] = &[
+    "sandbox",
+    "create",
+    "a",
+    "--network",
+    "web",
+    "-p",
+    "8080:80",
+];
 
 fn ok(host: &Host, args: &[&str]) -> bool {
     host.netctl(args).ok()
@@ -196,15 +205,7 @@ fn sandbox_create_with_a_network_and_a_published_port() {
     walk(
         Cli {
             setup: &[WEB],
-            op: &[
-                "sandbox",
-                "create",
-                "a",
-                "--network",
-                "web",
-                "-p",
-                "8080:80",
-            ],
+            op: A_PUBLISHING,
             done: |h| ok(h, &["sandbox", "inspect", "a"]),
             check: |h| {
                 assert_eq!(address_of(h, "a"), "172.30.0.2", "the first free address");
@@ -222,18 +223,7 @@ fn sandbox_create_with_a_network_and_a_published_port() {
 fn sandbox_rm() {
     walk(
         Cli {
-            setup: &[
-                WEB,
-                &[
-                    "sandbox",
-                    "create",
-                    "a",
-                    "--network",
-                    "web",
-                    "-p",
-                    "8080:80",
-                ],
-            ],
+            setup: &[WEB, A_PUBLISHING],
             op: &["sandbox", "rm", "a"],
             done: |h| !ok(h, &["sandbox", "inspect", "a"]),
             check: |h| assert!(!published(h), "{}", h.nft_table()),
@@ -305,18 +295,7 @@ fn publish_and_unpublish() {
     );
     walk(
         Cli {
-            setup: &[
-                WEB,
-                &[
-                    "sandbox",
-                    "create",
-                    "a",
-                    "--network",
-                    "web",
-                    "-p",
-                    "8080:80",
-                ],
-            ],
+            setup: &[WEB, A_PUBLISHING],
             op: &["network", "unpublish", "web", "a"],
             done: |h| !published(h),
             check: |_| {},
