@@ -53,7 +53,10 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
     let idle = runtime.block_on(sandboxes(&client, "idle", &["bench"; 100], 1))?;
     phases.push(phase("attach, idle daemon", &idle, rss()));
 
-    let bridges = options.endpoints.div_ceil(options.per_bridge);
+    // Every sandbox of every phase has a port on one of the bridges.
+    let publishers = options.ports.div_ceil(options.ports_per_sandbox);
+    let all = first_late(options, publishers) + 100;
+    let bridges = all.div_ceil(options.per_bridge);
     let names: Vec<String> = (0..options.networks.max(bridges))
         .map(|i| format!("n{i}"))
         .collect();
@@ -68,20 +71,28 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
     phases.push(phase(&what, &attaches, rss()));
 
     let burst: Vec<&str> = (0..options.concurrent)
-        .map(|i| names[i % bridges].as_str())
+        .map(|i| names[(options.endpoints + i) % bridges].as_str())
         .collect();
     let at_once = runtime.block_on(sandboxes(&client, "c", &burst, options.concurrent))?;
     let what = format!("attach, {} at once", options.concurrent);
     phases.push(phase(&what, &at_once, rss()));
 
-    let publishers = options.ports.div_ceil(options.ports_per_sandbox);
     let published = runtime.block_on(publish(&client, &names, bridges, publishers, options))?;
     let what = format!("publish {} ports", options.ports_per_sandbox);
     phases.push(phase(&what, &published, rss()));
 
-    let after = runtime.block_on(sandboxes(&client, "late", &[names[0].as_str(); 100], 1))?;
+    let last = first_late(options, publishers);
+    let late: Vec<&str> = (0..100)
+        .map(|i| names[(last + i) % bridges].as_str())
+        .collect();
+    let after = runtime.block_on(sandboxes(&client, "late", &late, 1))?;
     phases.push(phase("attach, loaded daemon", &after, rss()));
     Ok(phases)
+}
+
+/// Where the last phase's sandboxes start in the round over the bridges.
+fn first_late(options: &Options, publishers: usize) -> usize {
+    options.endpoints + options.concurrent + publishers
 }
 
 /// Per-request latencies and the wall time of all of them.
@@ -181,8 +192,9 @@ async fn publish(
     publishers: usize,
     options: &Options,
 ) -> anyhow::Result<Timings> {
+    let first = options.endpoints + options.concurrent;
     let networks: Vec<&str> = (0..publishers)
-        .map(|i| names[i % bridges].as_str())
+        .map(|i| names[(first + i) % bridges].as_str())
         .collect();
     sandboxes(client, "p", &networks, 8).await?;
     timed(publishers, 1, |i| {
