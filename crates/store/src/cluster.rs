@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    KeyValue, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 
@@ -25,7 +25,11 @@ use crate::{
 };
 
 /// Where netctl's keys start in etcd, so a shared etcd can hold other tenants too.
-const ROOT: &str = "/netctl/";
+pub(crate) const ROOT: &str = "/netctl/";
+
+/// Where the `global` scope's keys start: every node may read below it (see
+/// [`crate::Grant`]), so reads that only need any answer ask here.
+const GLOBAL: &str = "/netctl/global/";
 
 /// How long one request may take, retries included, before the store is called unavailable.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,18 +48,34 @@ pub type LeaseId = i64;
 /// member for seconds.
 #[derive(Clone)]
 pub struct ClusterStore {
-    members: Arc<Members>,
+    pub(crate) members: Arc<Members>,
     endpoints: Vec<String>,
 }
 
-struct Members {
+/// How a node proves itself to a store that serves TLS with client certificates (`https://`
+/// endpoints): the CA the members' certificates are signed by, and the node's own
+/// certificate and key. etcd takes the certificate's common name as the node's etcd user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for StoreTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTls").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Members {
     clients: Vec<Client>,
     /// The member requests go to.
     current: AtomicUsize,
 }
 
 impl Members {
-    fn current(&self) -> (usize, Client) {
+    pub(crate) fn current(&self) -> (usize, Client) {
         let at = self.current.load(Ordering::Relaxed) % self.clients.len();
         (at, self.clients[at].clone())
     }
@@ -73,6 +93,15 @@ impl ClusterStore {
     /// Connects to the members at `endpoints` (`http://203.0.113.101:2379`, …). Succeeds
     /// while any of them answers; requests then need the members' quorum.
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
+        Self::connect_with(endpoints, None).await
+    }
+
+    /// [`ClusterStore::connect`], over TLS with a client certificate when `tls` is given
+    /// (the endpoints are then `https://`).
+    pub async fn connect_with(
+        endpoints: &[String],
+        tls: Option<&StoreTls>,
+    ) -> Result<Self, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::Backend {
                 what: "cluster store".into(),
@@ -87,6 +116,14 @@ impl ClusterStore {
             .with_timeout(ATTEMPT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT)
             .with_require_leader(true);
+        let options = match tls {
+            Some(tls) => options.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+            ),
+            None => options,
+        };
         let mut clients = Vec::new();
         for endpoint in endpoints {
             // Lazy: nothing is sent before the first request.
@@ -118,7 +155,8 @@ impl ClusterStore {
             .cloned()
             .map(|mut client| async move {
                 let options = GetOptions::new().with_count_only().with_serializable();
-                match tokio::time::timeout(ATTEMPT_TIMEOUT, client.get(ROOT, Some(options))).await {
+                match tokio::time::timeout(ATTEMPT_TIMEOUT, client.get(GLOBAL, Some(options))).await
+                {
                     Ok(Ok(_)) => Ok(()),
                     // It answered: it has lost its leader, which later requests will say.
                     Ok(Err(e)) if is_no_leader(&e) => Ok(()),
@@ -151,7 +189,8 @@ impl ClusterStore {
     pub async fn current_revision(&self) -> Result<Revision, StoreError> {
         let response = self
             .retrying(|mut c| async move {
-                c.get(ROOT, Some(GetOptions::new().with_count_only())).await
+                c.get(GLOBAL, Some(GetOptions::new().with_count_only()))
+                    .await
             })
             .await?;
         Ok(header_revision(response.header()))
@@ -232,7 +271,7 @@ impl ClusterStore {
     /// Runs `request` until it answers, retrying while the members elect a leader (a
     /// leader's death stalls writes until the election ends) or the one it reached is down,
     /// for at most [`REQUEST_TIMEOUT`] in all.
-    async fn retrying<T, F, Fut>(&self, request: F) -> Result<T, StoreError>
+    pub(crate) async fn retrying<T, F, Fut>(&self, request: F) -> Result<T, StoreError>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -493,6 +532,14 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Revision {
 }
 
 fn unavailable(endpoints: &[String], error: &etcd_client::Error) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = error {
+        if matches!(
+            status.code(),
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+        ) {
+            return StoreError::Denied(status.message().to_string());
+        }
+    }
     let message = match error {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
             tonic_code::Cancelled | tonic_code::DeadlineExceeded => {

@@ -8,6 +8,10 @@ pub enum StoreError {
     /// The cluster's store did not answer with a quorum: nothing was applied.
     #[error("cluster store unavailable: no quorum among {endpoints} ({message})")]
     Unavailable { endpoints: String, message: String },
+    /// The store refused this node's etcd user (its role does not allow the request):
+    /// nothing was applied.
+    #[error("the cluster store refused this node: {0}")]
+    Denied(String),
     /// A `Create` found its key already there: nothing was applied.
     #[error("{0} exists already")]
     Exists(Key),

@@ -6,6 +6,7 @@
 //! etcd (a backend with the same [`Store`] interface). Values are opaque bytes: the caller
 //! owns their encoding and schema versions.
 
+mod access;
 mod batch;
 mod cluster;
 mod error;
@@ -13,8 +14,9 @@ mod key;
 mod local;
 mod watch;
 
+pub use access::{Grant, ROOT_ROLE};
 pub use batch::{Batch, Op};
-pub use cluster::{ClusterStore, LeaseId, REQUEST_TIMEOUT};
+pub use cluster::{ClusterStore, LeaseId, StoreTls, REQUEST_TIMEOUT};
 pub use error::StoreError;
 pub use key::{Key, Prefix, Scope};
 pub use local::LocalStore;
