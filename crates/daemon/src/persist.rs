@@ -18,6 +18,11 @@ pub trait Record: Serialize + DeserializeOwned {
     /// Bumped when the record's stored shape changes; [`decode`] upgrades older ones.
     const SCHEMA: u32 = 1;
     fn id(&self) -> &str;
+    /// Its id in the cluster store: a node's own records sit under the node's id
+    /// (`NODE/ID`), so etcd can let a node write its own and nobody else's.
+    fn global_id(&self) -> String {
+        self.id().to_string()
+    }
 }
 
 impl Record for NodeRecord {
@@ -45,6 +50,9 @@ impl Record for EndpointRecord {
     const KIND: &'static str = "endpoint";
     fn id(&self) -> &str {
         &self.id
+    }
+    fn global_id(&self) -> String {
+        format!("{}/{}", self.node, self.id)
     }
 }
 
@@ -98,6 +106,11 @@ pub fn global_key<R: Record>(id: &str) -> Key {
     Key::new(Scope::Global, R::KIND, id)
 }
 
+/// The record's id in a cluster store key: the last part of [`Record::global_id`].
+pub fn id_in_global_key(key: &Key) -> &str {
+    key.id.rsplit('/').next().unwrap_or(&key.id)
+}
+
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     serde_json::to_vec(&Envelope {
         schema: R::SCHEMA,
@@ -125,7 +138,7 @@ pub trait BatchExt {
     fn put_record<R: Record>(self, record: &R) -> Self;
     fn delete_record<R: Record>(self, id: &str) -> Self;
     fn put_global<R: Record>(self, record: &R) -> Self;
-    fn delete_global<R: Record>(self, id: &str) -> Self;
+    fn delete_global<R: Record>(self, record: &R) -> Self;
 }
 
 impl BatchExt for Batch {
@@ -138,11 +151,11 @@ impl BatchExt for Batch {
     }
 
     fn put_global<R: Record>(self, record: &R) -> Self {
-        self.put(global_key::<R>(record.id()), encode(record))
+        self.put(global_key::<R>(&record.global_id()), encode(record))
     }
 
-    fn delete_global<R: Record>(self, id: &str) -> Self {
-        self.delete(global_key::<R>(id))
+    fn delete_global<R: Record>(self, record: &R) -> Self {
+        self.delete(global_key::<R>(&record.global_id()))
     }
 }
 

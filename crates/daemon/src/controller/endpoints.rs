@@ -456,7 +456,7 @@ impl Controller {
         if !self.is_global(net) {
             return Batch::new().delete_record::<EndpointRecord>(&ep.id);
         }
-        let mut batch = Batch::new().delete_global::<EndpointRecord>(&ep.id);
+        let mut batch = Batch::new().delete_global(ep);
         for address in ep.addresses() {
             batch = batch.delete(address_key(&net.id, address.ip()));
         }

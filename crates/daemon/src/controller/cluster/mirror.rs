@@ -20,7 +20,7 @@ use super::super::state::State;
 use super::super::Controller;
 use crate::cluster::membership::{ClusterNode, ClusterRecord};
 use crate::model::{EndpointRecord, NetworkRecord, ServiceRecord};
-use crate::persist::{decode, Record};
+use crate::persist::{decode, id_in_global_key, Record};
 
 /// What the cluster says beyond networks and endpoints (which live in the state's maps).
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ fn decode_change(key: &Key, value: Option<&[u8]>) -> Option<Change> {
             }
         }
     };
-    let id = key.id.clone();
+    let id = id_in_global_key(key).to_string();
     match key.kind.as_str() {
         "cluster" => Some(Change::Cluster(
             decoded("cluster").and_then(|v| serde_json::from_value(v).ok()),
@@ -170,6 +170,7 @@ impl Controller {
         };
         self.carry_out_actions(actions).await;
         self.refresh_services().await;
+        self.serve_joins_if_promoted().await;
     }
 
     /// What the state holds from the cluster but a listing no longer has: deletions. This
@@ -178,7 +179,7 @@ impl Controller {
     fn vanished(&self, state: &State, entries: &[Entry]) -> Vec<Change> {
         let listed: BTreeSet<(&str, &str)> = entries
             .iter()
-            .map(|e| (e.key.kind.as_str(), e.key.id.as_str()))
+            .map(|e| (e.key.kind.as_str(), id_in_global_key(&e.key)))
             .collect();
         let mut gone = Vec::new();
         for net in state.networks().filter(|n| self.is_global(n)) {

@@ -118,7 +118,7 @@ impl Controller {
                 in_use_anywhere(state, &net, ingress)?;
                 let mut txn = Txn::new(format!("remove network {}", net.name));
                 txn.persist = Batch::new()
-                    .delete_global::<NetworkRecord>(&net.id)
+                    .delete_global(&net)
                     .delete(vni_key(vni(&net)))
                     .delete(network_name_key(&net.name));
                 if ingress {
@@ -342,7 +342,7 @@ impl GlobalNetwork {
         if self.ingress {
             claims = claims.create(ingress_key(), record.id.clone().into_bytes());
         }
-        let mut revert = Batch::new().delete_global::<NetworkRecord>(&record.id);
+        let mut revert = Batch::new().delete_global(&record);
         for op in &claims.ops {
             revert = revert.delete(op.key().clone());
         }

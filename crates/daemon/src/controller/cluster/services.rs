@@ -374,7 +374,7 @@ impl Controller {
                 state.delete_service(&service.id);
                 let mut txn = Txn::new(format!("remove service {}", service.name));
                 txn.persist = Batch::new()
-                    .delete_global::<ServiceRecord>(&service.id)
+                    .delete_global(&service)
                     .delete(service_name_key(&service.name))
                     .delete(address_key(&service.network_id, service.vip));
                 for port in &service.ports {
