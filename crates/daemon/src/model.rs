@@ -376,6 +376,33 @@ pub struct MembershipRecord {
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
     pub joined: String,
+    /// This node's credentials for a TLS store (its etcd user's certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_tls: Option<StoreCredentials>,
+}
+
+/// The CA a TLS store's members are verified against, and this node's certificate and key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCredentials {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for StoreCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCredentials").finish_non_exhaustive()
+    }
+}
+
+impl StoreCredentials {
+    pub fn tls(&self) -> netctl_store::StoreTls {
+        netctl_store::StoreTls {
+            ca_pem: self.ca_pem.clone(),
+            cert_pem: self.cert_pem.clone(),
+            key_pem: self.key_pem.clone(),
+        }
+    }
 }
 
 /// A network dockerd made through the remote plugin.

@@ -320,6 +320,8 @@ pub enum ClusterCommand {
         /// The cluster's VXLAN UDP port.
         #[arg(long, default_value_t = 4789)]
         vxlan_port: u16,
+        #[command(flatten)]
+        tls: StoreTlsFlags,
     },
     /// Join a cluster with a token from one of its managers.
     Join {
@@ -329,6 +331,24 @@ pub enum ClusterCommand {
         advertise_addr: String,
         #[arg(long, value_delimiter = ',')]
         store: Vec<String>,
+        /// A TLS store's CA certificate (PEM): the manager and the store are verified
+        /// against it.
+        #[arg(long, requires = "manager")]
+        store_ca: Option<PathBuf>,
+        /// A manager of the cluster, ADDRESS[:PORT] (port 2377): it issues this node's
+        /// certificate for a TLS store.
+        #[arg(long, requires = "store_ca")]
+        manager: Option<String>,
+    },
+    /// Make the certificates of a TLS cluster store in DIR: the cluster's CA (ca.pem,
+    /// ca-key.pem), the etcd members' server certificate (etcd.pem, etcd-key.pem) and the
+    /// administrator's client certificate (root.pem, root-key.pem).
+    Certs {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The etcd members' addresses or DNS names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        host: Vec<String>,
     },
     /// Print the token (and the command) that joins a node as a worker or a manager.
     JoinToken {
@@ -361,6 +381,22 @@ pub enum ClusterCommand {
         #[arg(long, value_delimiter = ',')]
         store: Vec<String>,
     },
+}
+
+/// `cluster init` on a TLS store (`https://`): all four, or none.
+#[derive(Args, Debug, Default)]
+pub struct StoreTlsFlags {
+    /// The CA (PEM) etcd verifies clients against, and its members are verified against.
+    #[arg(long, requires_all = ["store_cert", "store_key", "store_ca_key"])]
+    pub store_ca: Option<PathBuf>,
+    /// The CA's key: managers issue each node's certificate with it.
+    #[arg(long, requires = "store_ca")]
+    pub store_ca_key: Option<PathBuf>,
+    /// A client certificate of etcd's `root` user (common name `root`).
+    #[arg(long, requires = "store_ca")]
+    pub store_cert: Option<PathBuf>,
+    #[arg(long, requires = "store_ca")]
+    pub store_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,10 +4,10 @@ use anyhow::Context;
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
-    ClusterRestoreRequest, JoinTokenRequest, NodeInspect, NodeRemoveRequest,
+    ClusterRestoreRequest, JoinTokenRequest, NodeInspect, NodeRemoveRequest, StoreTlsMaterial,
 };
 
-use crate::cli::{ClusterCommand, Format, NodeCommand};
+use crate::cli::{ClusterCommand, Format, NodeCommand, StoreTlsFlags};
 use crate::commands::{print_details, print_json, print_list};
 use crate::output::{short, table};
 
@@ -17,11 +17,13 @@ pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> 
             advertise_addr,
             store,
             vxlan_port,
+            tls,
         } => {
             let req = ClusterInitRequest {
                 advertise_addr,
                 store,
                 vxlan_port: Some(vxlan_port),
+                store_tls: tls_material(&tls)?,
             };
             let cluster = client.cluster_init(&req).await?;
             println!(
@@ -37,11 +39,15 @@ pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> 
             token,
             advertise_addr,
             store,
+            store_ca,
+            manager,
         } => {
             let req = ClusterJoinRequest {
                 token,
                 advertise_addr,
                 store,
+                store_ca: store_ca.as_deref().map(read_pem).transpose()?,
+                manager,
             };
             let cluster = client.cluster_join(&req).await?;
             println!(
@@ -68,6 +74,7 @@ pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> 
                 println!("    {}", token.command);
             }
         }
+        ClusterCommand::Certs { dir, host } => write_certs(&dir, &host)?,
         ClusterCommand::Leave { force } => {
             client.cluster_leave(&ClusterLeaveRequest { force }).await?;
             println!("Node left the cluster.");
@@ -99,6 +106,62 @@ pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+fn read_pem(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn tls_material(flags: &StoreTlsFlags) -> anyhow::Result<Option<StoreTlsMaterial>> {
+    let (Some(ca), Some(ca_key), Some(cert), Some(key)) = (
+        &flags.store_ca,
+        &flags.store_ca_key,
+        &flags.store_cert,
+        &flags.store_key,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(StoreTlsMaterial {
+        ca: read_pem(ca)?,
+        ca_key: read_pem(ca_key)?,
+        cert: read_pem(cert)?,
+        key: read_pem(key)?,
+    }))
+}
+
+/// `cluster certs`: a new CA, etcd's server certificate and `root`'s client certificate.
+/// Refuses to overwrite: a second CA would lock every node out.
+fn write_certs(dir: &std::path::Path, hosts: &[String]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let ca = netctl_pki::Authority::generate("netctl cluster CA")?;
+    let etcd = ca.server("etcd", hosts)?;
+    let root = ca.client(ETCD_ADMIN)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = [
+        ("ca.pem", &ca.credential().cert_pem, 0o644),
+        ("ca-key.pem", &ca.credential().key_pem, 0o600),
+        ("etcd.pem", &etcd.cert_pem, 0o644),
+        ("etcd-key.pem", &etcd.key_pem, 0o600),
+        ("root.pem", &root.cert_pem, 0o644),
+        ("root-key.pem", &root.key_pem, 0o600),
+    ];
+    for (name, text, mode) in files {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// etcd's administrator, whose certificate `cluster init` is given.
+const ETCD_ADMIN: &str = "root";
 
 pub async fn node(client: Client, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
@@ -188,6 +251,10 @@ fn cluster_details(c: &ClusterInspect) -> String {
             } else {
                 "unreachable"
             }
+        ),
+        format!(
+            "Store user:       {}",
+            c.store_user.as_deref().unwrap_or("none (plain HTTP)")
         ),
         format!("Managers:         {}", c.managers),
         format!("Workers:          {}", c.workers),

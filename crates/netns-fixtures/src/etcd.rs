@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,9 @@ use crate::{in_netns_at, Host, Lan};
 /// Members stopped by PID on drop; their data dies with their hosts' scratch directories.
 pub struct EtcdCluster {
     members: Vec<Member>,
+    /// Served over TLS with client certificates, with these files (`netctl cluster certs`'s
+    /// names: ca.pem, etcd.pem, etcd-key.pem, root.pem, root-key.pem).
+    tls: Option<PathBuf>,
 }
 
 struct Member {
@@ -26,6 +30,23 @@ struct Member {
 impl EtcdCluster {
     /// Starts `size` members on `lan` and waits until the cluster answers.
     pub fn start(lan: &Lan, size: usize) -> Self {
+        Self::start_with(lan, size, None)
+    }
+
+    /// The members' addresses, for their certificates.
+    pub fn addresses(size: usize) -> Vec<String> {
+        (0..size)
+            .map(|i| format!("203.0.113.{}", 101 + i))
+            .collect()
+    }
+
+    /// [`EtcdCluster::start`], over TLS (clients and peers) with client certificates
+    /// required, from the files in `certs` (see [`EtcdCluster::addresses`]).
+    pub fn start_tls(lan: &Lan, size: usize, certs: &Path) -> Self {
+        Self::start_with(lan, size, Some(certs.to_path_buf()))
+    }
+
+    fn start_with(lan: &Lan, size: usize, tls: Option<PathBuf>) -> Self {
         let members: Vec<Member> = (0..size)
             .map(|i| {
                 let host = Host::new();
@@ -39,7 +60,7 @@ impl EtcdCluster {
                 }
             })
             .collect();
-        let mut cluster = Self { members };
+        let mut cluster = Self { members, tls };
         for i in 0..size {
             cluster.start_member(i);
         }
@@ -51,7 +72,7 @@ impl EtcdCluster {
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("http://{}:2379", m.address))
+            .map(|m| format!("{}://{}:2379", self.scheme(), m.address))
             .collect()
     }
 
@@ -60,10 +81,18 @@ impl EtcdCluster {
         self.endpoints().join(",")
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     fn initial_cluster(&self) -> String {
         self.members
             .iter()
-            .map(|m| format!("{}=http://{}:2380", m.name, m.address))
+            .map(|m| format!("{}={}://{}:2380", m.name, self.scheme(), m.address))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -72,11 +101,13 @@ impl EtcdCluster {
         let initial_cluster = self.initial_cluster();
         // The cluster's id comes from this token and the member list: the same on all.
         let token = format!("netctl-{}", self.members[0].host.tag());
+        let scheme = self.scheme();
+        let tls = self.tls.clone();
         let member = &mut self.members[i];
         let log = File::create(member.host.dir().join("etcd.log")).expect("etcd log");
         let data = member.host.dir().join("etcd-data");
-        let client = format!("http://{}:2379", member.address);
-        let peer = format!("http://{}:2380", member.address);
+        let client = format!("{scheme}://{}:2379", member.address);
+        let peer = format!("{scheme}://{}:2380", member.address);
         let mut cmd = member.host.command("etcd");
         cmd.args(["--name", &member.name])
             .arg("--data-dir")
@@ -89,8 +120,19 @@ impl EtcdCluster {
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &token])
             // Short election timings: a test's network has no latency to speak of.
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .stdin(Stdio::null())
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"]);
+        if let Some(dir) = &tls {
+            for side in ["", "peer-"] {
+                cmd.arg(format!("--{side}cert-file"))
+                    .arg(dir.join("etcd.pem"))
+                    .arg(format!("--{side}key-file"))
+                    .arg(dir.join("etcd-key.pem"))
+                    .arg(format!("--{side}trusted-ca-file"))
+                    .arg(dir.join("ca.pem"))
+                    .arg(format!("--{side}client-cert-auth"));
+            }
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         member.child = Some(
@@ -114,14 +156,35 @@ impl EtcdCluster {
         }
     }
 
-    /// `etcdctl` against the cluster, run on member 0's host.
+    /// `etcdctl` against the cluster, run on member 0's host; over TLS as etcd's `root`.
     pub fn etcdctl(&self, args: &[&str]) -> crate::Output {
+        match &self.tls {
+            Some(dir) => self.etcdctl_as(&dir.join("root.pem"), &dir.join("root-key.pem"), args),
+            None => self.etcdctl_with(&[], args),
+        }
+    }
+
+    /// `etcdctl` over TLS with the client certificate `cert` and its key `key`: as the
+    /// certificate's user.
+    pub fn etcdctl_as(&self, cert: &Path, key: &Path, args: &[&str]) -> crate::Output {
+        let ca = self.tls.as_ref().expect("a TLS cluster").join("ca.pem");
+        let flags = [
+            format!("--cacert={}", ca.display()),
+            format!("--cert={}", cert.display()),
+            format!("--key={}", key.display()),
+        ];
+        self.etcdctl_with(&flags, args)
+    }
+
+    /// `etcdctl` with `flags` before `args`.
+    pub fn etcdctl_with(&self, flags: &[String], args: &[&str]) -> crate::Output {
         let out = self.members[0]
             .host
             .command("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")
             .arg(self.endpoints_arg())
+            .args(flags)
             .args(args)
             .output()
             .expect("run etcdctl (apt-get install etcd-client)");

@@ -15,6 +15,27 @@ pub struct ClusterInitRequest {
     /// The cluster's VXLAN UDP port (4789 when unset).
     #[serde(default)]
     pub vxlan_port: Option<u16>,
+    /// For a store served over TLS with client certificates (`https://`): the
+    /// administrator's credentials and the CA that signs the nodes' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_tls: Option<StoreTlsMaterial>,
+}
+
+/// PEM texts: the CA etcd trusts (certificate and key: managers issue each node's
+/// certificate with it), and a client certificate and key of etcd's `root` user.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreTlsMaterial {
+    pub ca: String,
+    pub ca_key: String,
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for StoreTlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTlsMaterial").finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/cluster/join`
@@ -25,6 +46,14 @@ pub struct ClusterJoinRequest {
     pub advertise_addr: String,
     #[serde(default)]
     pub store: Vec<String>,
+    /// For a TLS store: the cluster CA's certificate (PEM), which the manager and the
+    /// store are verified against…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_ca: Option<String>,
+    /// …and the manager that issues this node's certificate (`ADDRESS[:PORT]`, port 2377
+    /// by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
 }
 
 /// `POST /v1/cluster/leave`
@@ -69,6 +98,9 @@ pub struct ClusterInspect {
     pub store: Vec<String>,
     /// Whether this node reaches the store now.
     pub store_reachable: bool,
+    /// The etcd user this node is to a TLS store; `None` over plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_user: Option<String>,
     pub this_node: NodeInspect,
     pub managers: usize,
     pub workers: usize,

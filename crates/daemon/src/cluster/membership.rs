@@ -176,6 +176,16 @@ pub async fn join(
     token: &str,
     newcomer: &Newcomer,
 ) -> Result<(ClusterRecord, Role), MembershipError> {
+    let (record, role) = check_token(store, token).await?;
+    record_node(store, newcomer, role).await?;
+    Ok((record, role))
+}
+
+/// The cluster and the role a join token is for, or why it is no good.
+pub async fn check_token(
+    store: &ClusterStore,
+    token: &str,
+) -> Result<(ClusterRecord, Role), MembershipError> {
     let (cluster_id, _) = parse_token(token)?;
     let record = cluster(store).await?;
     if cluster_id != record.id {
@@ -188,10 +198,19 @@ pub async fn join(
         .ok_or(MembershipError::BadToken(
             "it does not match the cluster's (rotated, or mistyped)",
         ))?;
+    Ok((record, role))
+}
+
+/// Records `newcomer` as a node of the cluster with `role`.
+pub async fn record_node(
+    store: &ClusterStore,
+    newcomer: &Newcomer,
+    role: Role,
+) -> Result<(), MembershipError> {
     store
         .apply(Batch::new().put(node_key(&newcomer.id), encode(&newcomer.as_node(role))))
         .await?;
-    Ok((record, role))
+    Ok(())
 }
 
 /// `netctl cluster join-token --rotate ROLE`: a new secret for `role`; the old token stops

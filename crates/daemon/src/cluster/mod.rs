@@ -3,5 +3,8 @@
 
 pub mod backup;
 pub mod claims;
+pub mod credentials;
+pub mod join_service;
 pub mod liveness;
 pub mod membership;
+pub mod rekey;

@@ -32,6 +32,9 @@ pub(super) fn from_store(e: StoreError) -> ApiError {
     match e {
         StoreError::Exists(_) => ApiError::conflict(e.to_string()),
         StoreError::Unavailable { .. } => ApiError::unavailable(e.to_string()),
+        StoreError::Denied(_) => {
+            ApiError::new(netctl_plugin_api::ErrorCode::Forbidden, e.to_string())
+        }
         _ => ApiError::internal(e.to_string()),
     }
 }

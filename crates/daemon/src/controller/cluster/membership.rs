@@ -1,12 +1,13 @@
 //! `netctl cluster init|join|leave|join-token`: a node entering and leaving its cluster.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use netctl_drivers::overlay::DEFAULT_VXLAN_PORT;
+use netctl_pki::{Authority, Credential, SigningRequest};
 use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest, JoinToken,
-    JoinTokenRequest,
+    JoinTokenRequest, StoreTlsMaterial,
 };
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore};
@@ -14,10 +15,12 @@ use netctl_store::{Batch, ClusterStore};
 use super::super::effects::Effect;
 use super::super::Controller;
 use super::mirror::vni;
+use crate::cluster::credentials;
+use crate::cluster::join_service::{self, JoinAnswer, JoinAsk, JoinServiceError, JOIN_PORT};
 use crate::cluster::membership::{self as members, MembershipError, Newcomer, Role};
 use crate::config::{check_store_urls, normalize_store_urls};
 use crate::ids::now_rfc3339;
-use crate::model::{EndpointRecord, MembershipRecord};
+use crate::model::{EndpointRecord, MembershipRecord, StoreCredentials};
 use crate::persist::BatchExt;
 
 /// How long init and join wait for the cluster's state to be mirrored before answering.
@@ -77,19 +80,40 @@ impl Controller {
         Ok(urls)
     }
 
-    /// A new member's checks: an address of this node, and a store that answers.
+    /// A new member's checks: an address of this node, and store URLs (`https://` ones
+    /// need `tls`, plain ones refuse it).
     async fn prepare(
         &self,
         advertise_addr: &str,
         store: &[String],
         vxlan_port: u16,
-    ) -> Result<(MembershipRecord, ClusterStore), ApiError> {
+        tls: bool,
+    ) -> Result<MembershipRecord, ApiError> {
         let address: IpAddr = advertise_addr.trim().parse().map_err(|_| {
             ApiError::invalid(format!(
                 "invalid advertise address {advertise_addr:?}: give this node's IP address"
             ))
         })?;
         let urls = self.store_urls(store)?;
+        let https = urls.iter().filter(|u| u.starts_with("https://")).count();
+        match (https, tls) {
+            (0, false) => {}
+            (n, true) if n == urls.len() => {}
+            (0, true) => return Err(ApiError::invalid(
+                "the store's TLS credentials were given for plain http:// URLs: give https:// ones",
+            )),
+            (n, false) if n == urls.len() => {
+                return Err(ApiError::invalid(
+                    "an https:// store needs TLS credentials: --store-ca, --store-cert, \
+                     --store-key and --store-ca-key for init; --store-ca and --manager for join",
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "the store's URLs mix http:// and https://: give one kind",
+                ))
+            }
+        }
         let membership = MembershipRecord {
             cluster_id: String::new(),
             store: urls,
@@ -98,15 +122,13 @@ impl Controller {
             lease: None,
             tokens: Default::default(),
             joined: now_rfc3339(),
+            store_tls: None,
         };
         self.underlay(&membership).await?;
-        let store = ClusterStore::connect(&membership.store)
-            .await
-            .map_err(super::super::errors::from_store)?;
-        Ok((membership, store))
+        Ok(membership)
     }
 
-    fn newcomer(&self, membership: &MembershipRecord) -> Newcomer {
+    pub(super) fn newcomer(&self, membership: &MembershipRecord) -> Newcomer {
         Newcomer {
             id: self.node.id.clone(),
             hostname: self.node.hostname.clone(),
@@ -120,7 +142,22 @@ impl Controller {
         if port == 0 {
             return Err(ApiError::invalid("invalid VXLAN port 0"));
         }
-        let (mut membership, store) = self.prepare(&req.advertise_addr, &req.store, port).await?;
+        let mut membership = self
+            .prepare(
+                &req.advertise_addr,
+                &req.store,
+                port,
+                req.store_tls.is_some(),
+            )
+            .await?;
+        let store = match &req.store_tls {
+            Some(material) => {
+                let (store, credentials) = self.secure_store(&membership, material).await?;
+                membership.store_tls = Some(credentials);
+                store
+            }
+            None => connect(&membership, None).await?,
+        };
         let (record, tokens) = members::init(&store, &self.newcomer(&membership), port)
             .await
             .map_err(from_membership)?;
@@ -140,17 +177,125 @@ impl Controller {
 
     pub async fn cluster_join(&self, req: ClusterJoinRequest) -> Result<ClusterInspect, ApiError> {
         self.refuse_if_member()?;
-        let (mut membership, store) = self
-            .prepare(&req.advertise_addr, &req.store, DEFAULT_VXLAN_PORT)
+        let mut membership = self
+            .prepare(
+                &req.advertise_addr,
+                &req.store,
+                DEFAULT_VXLAN_PORT,
+                req.store_ca.is_some(),
+            )
             .await?;
-        let (record, role) = members::join(&store, req.token.trim(), &self.newcomer(&membership))
-            .await
-            .map_err(from_membership)?;
-        membership.cluster_id = record.id.clone();
-        membership.vxlan_port = record.vxlan_port;
+        let (cluster_id, role, store) = match &req.store_ca {
+            Some(ca) => {
+                let (cluster_id, role, credentials) =
+                    self.ask_to_join(&req, ca, &mut membership).await?;
+                let store = connect(&membership, Some(&credentials)).await?;
+                membership.store_tls = Some(credentials);
+                (cluster_id, role, store)
+            }
+            None => {
+                let store = connect(&membership, None).await?;
+                let (record, role) =
+                    members::join(&store, req.token.trim(), &self.newcomer(&membership))
+                        .await
+                        .map_err(from_membership)?;
+                membership.vxlan_port = record.vxlan_port;
+                (record.id, role.name().to_string(), store)
+            }
+        };
+        membership.cluster_id = cluster_id.clone();
         self.enter_cluster(membership, store).await?;
-        tracing::info!(cluster = %record.id, role = role.name(), "joined the cluster");
+        tracing::info!(cluster = %cluster_id, role, "joined the cluster");
         self.cluster_inspect().await
+    }
+
+    /// A TLS store: the manager at `--manager` issues this node's certificate for its
+    /// token. Returns the cluster's id, the node's role and its credentials.
+    async fn ask_to_join(
+        &self,
+        req: &ClusterJoinRequest,
+        ca_pem: &str,
+        membership: &mut MembershipRecord,
+    ) -> Result<(String, String, StoreCredentials), ApiError> {
+        let manager = parse_manager(req.manager.as_deref())?;
+        let request = SigningRequest::new(&credentials::node_user(&self.node.id))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let newcomer = self.newcomer(membership);
+        let ask = JoinAsk {
+            token: req.token.trim().to_string(),
+            node_id: newcomer.id,
+            hostname: newcomer.hostname,
+            address: newcomer.address,
+            csr_pem: request.csr_pem,
+        };
+        let answer = join_service::ask(manager, ca_pem, &ask)
+            .await
+            .map_err(|e| match e {
+                JoinServiceError::BadCa(_) => ApiError::invalid(format!("--store-ca: {e}")),
+                _ => ApiError::unavailable(e.to_string()),
+            })?;
+        match answer {
+            JoinAnswer::Admitted {
+                cluster_id,
+                vxlan_port,
+                role,
+                cert_pem,
+            } => {
+                membership.vxlan_port = vxlan_port;
+                let credentials = StoreCredentials {
+                    ca_pem: ca_pem.to_string(),
+                    cert_pem,
+                    key_pem: request.key_pem,
+                };
+                Ok((cluster_id, role, credentials))
+            }
+            JoinAnswer::Refused(why) => Err(ApiError::new(
+                netctl_plugin_api::ErrorCode::Forbidden,
+                format!("manager {manager} refused the join: {why}"),
+            )),
+        }
+    }
+
+    /// `cluster init` on a TLS store, as its administrator (`root`): keeps the CA for the
+    /// managers, makes this node's etcd user (a manager), turns etcd's authentication on,
+    /// and issues this node's certificate. Refused, with nothing changed, when the store
+    /// holds a cluster already or the CA's key does not match it.
+    async fn secure_store(
+        &self,
+        membership: &MembershipRecord,
+        material: &StoreTlsMaterial,
+    ) -> Result<(ClusterStore, StoreCredentials), ApiError> {
+        let authority = Authority::from_pem(&Credential {
+            cert_pem: material.ca.clone(),
+            key_pem: material.ca_key.clone(),
+        })
+        .map_err(|e| ApiError::invalid(format!("--store-ca/--store-ca-key: {e}")))?;
+        let admin = StoreCredentials {
+            ca_pem: material.ca.clone(),
+            cert_pem: material.cert.clone(),
+            key_pem: material.key.clone(),
+        };
+        let store = connect(membership, Some(&admin)).await?;
+        match members::cluster(&store).await {
+            Ok(record) => {
+                return Err(from_membership(MembershipError::AlreadyInitialized(
+                    record.id,
+                )))
+            }
+            Err(MembershipError::NoCluster) => {}
+            Err(e) => return Err(from_membership(e)),
+        }
+        let store_error = super::super::errors::from_store;
+        credentials::keep_authority(&store, authority.credential())
+            .await
+            .map_err(store_error)?;
+        credentials::admit(&store, &self.node.id, Role::Manager)
+            .await
+            .map_err(store_error)?;
+        store.enable_auth().await.map_err(store_error)?;
+        let credentials = issue(&authority, &self.node.id)?;
+        let store = connect(membership, Some(&credentials)).await?;
+        Ok((store, credentials))
     }
 
     /// Keeps the membership, gives the overlay its underlay, hands the connection to the
@@ -274,6 +419,11 @@ impl Controller {
             .apply(Batch::new().delete_record::<MembershipRecord>("this"))
             .await
             .map_err(super::super::errors::from_store)?;
+        if let Err(e) = std::fs::remove_dir_all(self.credentials_dir()) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, "the node's store credentials stay on disk");
+            }
+        }
         if let (Some(store), Some(lease)) = (store, membership.lease) {
             let _ = store.revoke_lease(lease).await;
         }
@@ -384,14 +534,68 @@ impl Controller {
                 token
             }
         };
-        let command = format!(
+        let mut command = format!(
             "netctl cluster join --token {token} --advertise-addr <this node's address> --store {}",
             membership.store.join(",")
         );
+        if membership.store_tls.is_some() {
+            // The CA's certificate is public; this manager issues the newcomer's.
+            command.push_str(&format!(
+                " --store-ca <the cluster's ca.pem> --manager {}",
+                membership.advertise_addr
+            ));
+        }
         Ok(JoinToken {
             role: role.name().into(),
             token,
             command,
         })
     }
+}
+
+/// Connects to the membership's store, over TLS with `credentials` when given.
+async fn connect(
+    membership: &MembershipRecord,
+    credentials: Option<&StoreCredentials>,
+) -> Result<ClusterStore, ApiError> {
+    let tls = credentials.map(StoreCredentials::tls);
+    ClusterStore::connect_with(&membership.store, tls.as_ref())
+        .await
+        .map_err(super::super::errors::from_store)
+}
+
+/// A certificate for node `node_id`'s etcd user, with a key made here.
+pub(super) fn issue(authority: &Authority, node_id: &str) -> Result<StoreCredentials, ApiError> {
+    let user = credentials::node_user(node_id);
+    let internal = |e: netctl_pki::PkiError| ApiError::internal(e.to_string());
+    let request = SigningRequest::new(&user).map_err(internal)?;
+    let cert_pem = authority.sign(&request.csr_pem, &user).map_err(internal)?;
+    Ok(StoreCredentials {
+        ca_pem: authority.cert_pem().to_string(),
+        cert_pem,
+        key_pem: request.key_pem,
+    })
+}
+
+/// `--manager ADDRESS[:PORT]`.
+fn parse_manager(manager: Option<&str>) -> Result<SocketAddr, ApiError> {
+    let manager = manager.map(str::trim).unwrap_or_default();
+    if manager.is_empty() {
+        return Err(ApiError::invalid(
+            "a TLS store is joined through a manager: give --manager ADDRESS of one",
+        ));
+    }
+    if let Ok(address) = manager.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    manager
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, JOIN_PORT))
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "invalid --manager {manager:?}: give ADDRESS or ADDRESS:PORT"
+            ))
+        })
 }

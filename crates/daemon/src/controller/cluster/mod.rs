@@ -7,6 +7,7 @@
 //! the controller ([`mirror`]): it lists once, then follows etcd's watch from that
 //! revision; a compacted revision or a lost member makes it list again.
 
+mod admission;
 mod balancers;
 mod membership;
 mod mirror;
@@ -25,9 +26,10 @@ use netctl_store::{Batch, ClusterStore, Prefix, Scope, Store, StoreError};
 use tokio::sync::watch;
 
 use super::Controller;
+use crate::cluster::join_service::JoinService;
 use crate::cluster::liveness::Liveness;
 use crate::config::DEFAULT_LEASE_TTL;
-use crate::model::MembershipRecord;
+use crate::model::{MembershipRecord, StoreCredentials};
 use crate::persist::BatchExt;
 
 pub(super) use self::mirror::GlobalView;
@@ -43,6 +45,8 @@ pub(super) struct ClusterLink {
     generation: watch::Sender<u64>,
     /// The generation whose first listing is mirrored.
     synced: watch::Sender<u64>,
+    /// A manager's answerer of joins, on a TLS store.
+    join_service: Mutex<Option<JoinService>>,
 }
 
 impl Default for ClusterLink {
@@ -50,6 +54,7 @@ impl Default for ClusterLink {
         Self {
             membership: Mutex::default(),
             store: Mutex::default(),
+            join_service: Mutex::default(),
             generation: watch::Sender::new(0),
             synced: watch::Sender::new(0),
         }
@@ -84,6 +89,7 @@ impl ClusterLink {
     fn replace(&self, membership: Option<MembershipRecord>, store: Option<ClusterStore>) {
         *self.membership.lock().expect("membership lock") = membership;
         self.set_store(store);
+        *self.join_service.lock().expect("join service lock") = None;
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -128,6 +134,43 @@ impl Controller {
             .apply(Batch::new().put_record(membership))
             .await
             .map_err(super::errors::from_store)?;
+        if let Some(credentials) = &membership.store_tls {
+            self.export_credentials(credentials)?;
+        }
+        Ok(())
+    }
+
+    /// Where this node's etcd credentials are, as files (for `etcdctl --cacert ca.pem
+    /// --cert node.pem --key node-key.pem`); the daemon itself reads them from its store.
+    pub(super) fn credentials_dir(&self) -> std::path::PathBuf {
+        self.paths.data_root.join("cluster")
+    }
+
+    fn export_credentials(&self, credentials: &StoreCredentials) -> Result<(), ApiError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.credentials_dir();
+        let failed = |e: std::io::Error| {
+            ApiError::internal(format!(
+                "writing the node's credentials in {}: {e}",
+                dir.display()
+            ))
+        };
+        std::fs::create_dir_all(&dir).map_err(failed)?;
+        for (name, text, mode) in [
+            ("ca.pem", &credentials.ca_pem, 0o644),
+            ("node.pem", &credentials.cert_pem, 0o644),
+            ("node-key.pem", &credentials.key_pem, 0o600),
+        ] {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(dir.join(name))
+                .map_err(failed)?;
+            file.write_all(text.as_bytes()).map_err(failed)?;
+        }
         Ok(())
     }
 
@@ -210,6 +253,7 @@ impl Controller {
                 }
             };
             self.cluster.set_store(Some(store.clone()));
+            self.after_connect(&store, &membership).await;
             let followed = self.follow(&store, generation).await;
             drop(liveness);
             tracing::warn!(error = %followed, "lost the cluster store's watch; listing again");
@@ -224,7 +268,10 @@ impl Controller {
         let existing = self.cluster.store.lock().expect("store lock").clone();
         match existing {
             Some(store) => Ok(store),
-            None => ClusterStore::connect(&membership.store).await,
+            None => {
+                let tls = membership.store_tls.as_ref().map(|c| c.tls());
+                ClusterStore::connect_with(&membership.store, tls.as_ref()).await
+            }
         }
     }
 

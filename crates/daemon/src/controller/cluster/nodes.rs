@@ -11,6 +11,7 @@ use super::super::state::State;
 use super::super::Controller;
 use super::membership::from_membership;
 use crate::cluster::backup::{self, Backup, BackupError};
+use crate::cluster::credentials;
 use crate::cluster::membership::{self as members, ClusterNode, Role};
 use crate::model::EndpointRecord;
 
@@ -99,6 +100,10 @@ impl Controller {
             vxlan_port: membership.vxlan_port,
             store: membership.store.clone(),
             store_reachable: reachable,
+            store_user: membership
+                .store_tls
+                .as_ref()
+                .map(|_| credentials::node_user(&self.node.id)),
             this_node: node_view(&state, &this, &self.node.id),
             managers: count(Role::Manager),
             workers: count(Role::Worker),
@@ -155,6 +160,13 @@ impl Controller {
             node.id.clone()
         };
         let store = self.cluster.store()?;
+        if self.store_is_tls() {
+            // Its etcd user first: a worker's record never says manager before its
+            // user may act as one.
+            credentials::admit(&store, &id, role)
+                .await
+                .map_err(super::super::errors::from_store)?;
+        }
         let node = members::set_role(&store, &id, role)
             .await
             .map_err(from_membership)?;
@@ -196,6 +208,13 @@ impl Controller {
         members::remove_node(&store, &node.id)
             .await
             .map_err(from_membership)?;
+        if self.store_is_tls() {
+            // Its certificate opens nothing any more.
+            store
+                .remove_user(&credentials::node_user(&node.id))
+                .await
+                .map_err(super::super::errors::from_store)?;
+        }
         tracing::info!(node = %node.hostname, "node removed from the cluster");
         Ok(())
     }
@@ -228,7 +247,12 @@ impl Controller {
             (true, Some(m)) => m.store,
             _ => self.store_urls(&req.store)?,
         };
-        let store = ClusterStore::connect(&urls)
+        let tls = self
+            .cluster
+            .membership()
+            .and_then(|m| m.store_tls)
+            .map(|c| c.tls());
+        let store = ClusterStore::connect_with(&urls, tls.as_ref())
             .await
             .map_err(super::super::errors::from_store)?;
         let keys = backup::restore(&store, &backup)
