@@ -230,7 +230,22 @@ impl OverlayDriver {
         };
         let made = match inside.add_veth(&ends).await {
             Ok(link) => link,
-            Err(e) if e.already_exists() => return Ok(None),
+            Err(e) if e.already_exists() => {
+                // A join cut short (a crash between the two) leaves the pair made and down.
+                let link = inside
+                    .link_by_name(&host)
+                    .await?
+                    .ok_or_else(|| KernelError::LinkNotFound(host.clone()))?;
+                if !link.up {
+                    inside
+                        .run_all(vec![
+                            Request::ipv6_link_local(link.index, false),
+                            Request::link_up(link.index),
+                        ])
+                        .await?;
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         inside
