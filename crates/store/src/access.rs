@@ -68,8 +68,10 @@ impl ClusterStore {
         Ok(())
     }
 
-    /// Makes (or remakes) `user`, with a role of the same name holding exactly `grants`;
-    /// `manager` gives it etcd's `root` role too.
+    /// Makes `user`, or brings it up to date, with a role of the same name holding
+    /// `grants`; `manager` gives it etcd's `root` role too, and its absence takes that away.
+    /// Granting again what the role holds changes nothing, so a node's permissions never
+    /// lapse while this runs (a promotion, a second join).
     ///
     /// `etcdctl role add USER; etcdctl role grant-permission USER …; etcdctl user add USER
     /// --no-password; etcdctl user grant-role USER USER`
@@ -79,7 +81,6 @@ impl ClusterStore {
         grants: &[Grant],
         manager: bool,
     ) -> Result<(), StoreError> {
-        self.delete_role(user).await?;
         let name = user.to_string();
         match self
             .retrying(|mut c| {

@@ -118,6 +118,27 @@ impl Controller {
         }
     }
 
+    /// A node gone from the cluster: its etcd user goes too, when this node is a manager
+    /// answering joins (the others, and plain HTTP stores, have no users to delete).
+    pub(super) async fn forget_user(&self, node: &str) {
+        let running = self
+            .cluster
+            .join_service
+            .lock()
+            .expect("join service lock")
+            .is_some();
+        let Ok(store) = self.cluster.store() else {
+            return;
+        };
+        if !running {
+            return;
+        }
+        match store.remove_user(&credentials::node_user(node)).await {
+            Ok(()) => tracing::info!(%node, "the node's etcd user is removed"),
+            Err(e) => tracing::warn!(%node, error = %e, "cannot remove the node's etcd user"),
+        }
+    }
+
     /// One ask: a token of this cluster, then the node's etcd user, its certificate and
     /// its record. A refused ask changes nothing.
     async fn admit(&self, ask: JoinAsk) -> JoinAnswer {

@@ -403,7 +403,8 @@ impl Controller {
         }
         let store = self.cluster.store().ok();
         if let Some(store) = &store {
-            self.forget_in_cluster(store, &mine).await?;
+            self.forget_in_cluster(store, &mine, membership.lease)
+                .await?;
         } else if !req.force {
             self.cluster.store()?;
         }
@@ -424,18 +425,19 @@ impl Controller {
                 tracing::warn!(error = %e, "the node's store credentials stay on disk");
             }
         }
-        if let (Some(store), Some(lease)) = (store, membership.lease) {
-            let _ = store.revoke_lease(lease).await;
-        }
         tracing::info!(cluster = %membership.cluster_id, "left the cluster");
         Ok(())
     }
 
-    /// Takes this node and its endpoints (with their address claims) out of the store.
+    /// Takes this node and its endpoints (with their address claims) out of the store. The
+    /// lease goes before the node's record: its liveness key with it, and no announcement
+    /// can put that back; and on a TLS store, a manager that sees the record go deletes this
+    /// node's etcd user, after which it could revoke nothing.
     async fn forget_in_cluster(
         &self,
         store: &ClusterStore,
         mine: &[EndpointRecord],
+        lease: Option<i64>,
     ) -> Result<(), ApiError> {
         let state = self.state.lock().await;
         let mut batch = Batch::new();
@@ -446,6 +448,11 @@ impl Controller {
         }
         drop(state);
         super::nodes::apply_in_chunks(store, batch).await?;
+        if let Some(lease) = lease {
+            if let Err(e) = store.revoke_lease(lease).await {
+                tracing::warn!(error = %e, "cannot revoke this node's lease; it ends at its TTL");
+            }
+        }
         members::remove_node(store, &self.node.id)
             .await
             .map_err(from_membership)

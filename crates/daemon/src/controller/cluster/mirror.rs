@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use netctl_drivers::overlay::{OverlayConfig, Remote};
 use netctl_drivers::{JoinKind, Wanted};
-use netctl_store::{Entry, Event, Key, Revision};
+use netctl_store::{Batch, Entry, Event, Key, Revision, Store};
 
 use super::super::effects::Effect;
 use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
@@ -63,6 +63,11 @@ enum Action {
     /// This node's liveness key went (the store was emptied and restored, say) while its
     /// lease lives: put it back.
     Announce,
+    /// This node's endpoint that a crash left half made: its cluster records go.
+    Undo(Batch),
+    /// A node left, or was removed: a manager of a TLS store deletes its etcd user, so its
+    /// certificate opens nothing any more.
+    ForgetUser(String),
 }
 
 /// One decoded global key.
@@ -108,6 +113,17 @@ fn record<R: Record>(key: &Key, value: Option<&[u8]>) -> Option<R> {
     decode(key, value?)
         .inspect_err(|e| tracing::warn!(%key, error = %e, "unreadable record in the cluster store"))
         .ok()
+}
+
+/// Whether this node's endpoint `ep`, listed from the cluster, has nothing here that it
+/// belongs to: no sandbox (it names one), or no Docker endpoint (a Docker container's,
+/// which names none). Only a crash between an attach's two transactions (the cluster's
+/// first) leaves one: the state takes a sandbox before its endpoint is written anywhere.
+fn half_made(state: &State, ep: &EndpointRecord) -> bool {
+    match ep.sandbox_id.as_deref() {
+        Some(sandbox) => state.sandbox_by_id(sandbox).is_none(),
+        None => !state.docker.endpoints.contains_key(&ep.id),
+    }
 }
 
 /// Nodes first (endpoints need their node's address), then networks, then endpoints.
@@ -226,9 +242,11 @@ impl Controller {
             Change::Node(id, None) => {
                 if id == self.node.id {
                     tracing::warn!("this node was removed from the cluster (`netctl node rm`)");
+                    state.global.nodes.remove(&id);
+                    return Vec::new();
                 }
                 state.global.nodes.remove(&id);
-                Vec::new()
+                vec![Action::ForgetUser(id)]
             }
             Change::Alive(id, alive) => self.node_liveness(state, &id, alive),
             Change::Network(_, Some(net)) => self.put_network(state, net),
@@ -351,6 +369,12 @@ impl Controller {
             state.global.waiting.insert(ep.id.clone(), ep);
             return Vec::new();
         };
+        if ep.node == self.node.id && half_made(state, &ep) {
+            // An attach that a crash cut between its cluster-store transaction and its
+            // local one: what it wrote in the cluster goes (its address claims included).
+            tracing::warn!(endpoint = %ep.id, network = %net.name, "this node's endpoint has no sandbox here (an attach cut short); removing it from the cluster");
+            return vec![Action::Undo(self.endpoint_removal(&net, &ep))];
+        }
         let mut actions = Vec::new();
         if let Some(old) = state.remove_endpoint(&ep.id) {
             state.release_endpoint(&net, &old);
@@ -453,9 +477,7 @@ impl Controller {
             .as_deref()
             .and_then(|s| state.sandbox_by_id(s))
         else {
-            if ep.sandbox_id.is_some() {
-                tracing::warn!(endpoint = %ep.id, network = %net.name, "this node's endpoint has no sandbox here; remove it with `netctl node rm` of a stale node, or disconnect");
-            }
+            // Not reached: `put_endpoint` undoes such an endpoint (see `half_made`).
             return Vec::new();
         };
         let gateway = self.capabilities(net).is_ok_and(|c| c.gateway);
@@ -499,6 +521,16 @@ impl Controller {
                     }
                 }
                 Action::Announce => self.announce_again().await,
+                Action::ForgetUser(node) => self.forget_user(&node).await,
+                Action::Undo(batch) => {
+                    let undone = match self.cluster.store() {
+                        Ok(store) => store.apply(batch).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.message),
+                    };
+                    if let Err(e) = undone {
+                        tracing::warn!(error = %e, "cannot remove a half-made endpoint from the cluster; the next listing tries again");
+                    }
+                }
                 Action::Local(effects) => {
                     for effect in effects {
                         if let Err(e) = self.apply(&effect).await {
