@@ -21,6 +21,11 @@ static LEFT: AtomicU64 = AtomicU64::new(0);
 #[cfg(debug_assertions)]
 static ARMED_AT: AtomicU64 = AtomicU64::new(0);
 
+/// Set (to anything): the counter is armed by the daemon's SIGUSR2, not as it starts to
+/// serve — for a node whose start goes on in the background (a cluster node plugging its
+/// endpoints in again), which a test lets finish first.
+pub const ARM_ON_SIGNAL: &str = "NETCTL_CRASH_ARM_ON_SIGNAL";
+
 /// Arms the counter from [`ENV`]: the daemon calls it once it is serving, so that only the
 /// steps of the requests it serves count, not those of its start.
 pub fn arm_from_env() {
@@ -28,7 +33,14 @@ pub fn arm_from_env() {
     if let Some(n) = std::env::var(ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
         ARMED_AT.store(n, Ordering::SeqCst);
         LEFT.store(n, Ordering::SeqCst);
+        eprintln!("netctl: crash injection armed for step {n}");
     }
+}
+
+/// Whether [`arm_from_env`] is to wait for SIGUSR2 ([`ARM_ON_SIGNAL`]); never in a release
+/// build.
+pub fn arms_on_signal() -> bool {
+    cfg!(debug_assertions) && std::env::var_os(ARM_ON_SIGNAL).is_some()
 }
 
 /// A step that changes the kernel or a store is about to be taken; `what` names it in the

@@ -73,13 +73,32 @@ pub async fn run(
         let _ = stop.send(true);
     });
     // Tests' crash injection counts the steps of requests, not those of the start.
-    netctl_crashpoint::arm_from_env();
+    if netctl_crashpoint::arms_on_signal() {
+        arm_crashpoint_on_sigusr2();
+    } else {
+        netctl_crashpoint::arm_from_env();
+    }
     let served = server::serve(controller, api, &paths.socket, until_stopped()).await;
     if let Some(plugin) = plugin {
         let _ = plugin.await;
     }
     drop(sockets);
     served
+}
+
+/// Tests' crash injection, armed when the test has seen the start finish.
+fn arm_crashpoint_on_sigusr2() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined2()) {
+        Ok(mut armed) => {
+            tokio::spawn(async move {
+                if armed.recv().await.is_some() {
+                    netctl_crashpoint::arm_from_env();
+                }
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "crash injection cannot wait for SIGUSR2"),
+    }
 }
 
 /// Socket files this daemon bound, removed when it stops.

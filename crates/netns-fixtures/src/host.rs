@@ -264,6 +264,22 @@ impl Host {
         exited
     }
 
+    /// Arms crash injection in a daemon started with `NETCTL_CRASH_ARM_ON_SIGNAL` (SIGUSR2)
+    /// and waits until it says so.
+    pub fn arm_crash(&self) {
+        let child = self.daemon.as_ref().expect("a running daemon");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGUSR2).expect("SIGUSR2");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.daemon_log().contains("crash injection armed") {
+            assert!(
+                Instant::now() < deadline,
+                "not armed:\n{}",
+                self.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill_daemon(&mut self) {
         self.signal_daemon(Signal::SIGKILL);

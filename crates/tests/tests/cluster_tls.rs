@@ -160,6 +160,15 @@ fn a_tls_cluster_admits_by_token_and_a_workers_certificate_writes_only_its_own_k
         .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/"])
         .expect_ok();
     assert!(!left.contains(&worker_id), "{left}");
+    // The managers see it go and delete its etcd user: its certificate opens nothing.
+    within(Duration::from_secs(5), || {
+        !cluster
+            .etcd
+            .etcdctl(&["user", "list"])
+            .stdout
+            .contains(&worker_id)
+    })
+    .expect("the worker's etcd user is removed");
     assert!(!left.contains(&format!("/{addr_w}")), "{left}");
     // The worker's daemon was never refused by etcd in all this (its lease, liveness,
     // watch, endpoint and address claims are all within its role).

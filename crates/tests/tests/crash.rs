@@ -12,12 +12,17 @@
 //!   leaked.
 //!
 //! The walk ends at the first step number that the operation no longer reaches.
+//!
+//! Overlay operations are walked on a node of a two-node cluster: there, "nothing leaked"
+//! also means no key left in etcd and no overlay namespace or neighbour entry on either
+//! node, and the other node's sandbox reaches the one made.
 
 use std::time::{Duration, Instant};
 
 use netctl_netns_fixtures::cni::{exec_plugin, Call, Container};
 use netctl_netns_fixtures::{netctl_bin, Host};
 use serde_json::{json, Value};
+use tests::cluster::{within, Cluster};
 use tests::PluginSocket;
 
 /// An operation: whether it answered with success.
@@ -90,19 +95,31 @@ fn ok(host: &Host, args: &[&str]) -> bool {
 /// Runs `scenario` with a crash before each step of its operation in turn.
 fn walk(scenario: Scenario) {
     let mut host = Host::with_daemon();
-    let pristine = host.kernel_snapshot();
+    walk_on(&mut host, scenario, &|_| {});
+    host.stop_daemon();
+}
+
+/// [`walk`] on `host`, whose daemon runs (a node of a cluster, say); `settle` waits after
+/// each start of the daemon for what it must have caught up with before it is used (the
+/// crash is armed after it: only the operation's steps count).
+fn walk_on(host: &mut Host, scenario: Scenario, settle: &dyn Fn(&Host)) {
+    let pristine = settled_snapshot(host);
     let mut crashes = 0;
     for step in 1.. {
         assert!(step < 200, "the operation never completed without a crash");
-        (scenario.setup)(&host);
-        restart(&mut host, Some(step));
-        let answered = (scenario.op)(&host);
-        let crashed = died(&mut host);
+        (scenario.setup)(host);
+        restart(host, Some(step));
+        settle(host);
+        host.arm_crash();
+        let answered = (scenario.op)(host);
+        let crashed = died(host);
+        eprintln!("{}: step {step}: crashed: {crashed}", scenario.name);
         if crashed {
             crashes += 1;
             host.start_daemon();
-            if !(scenario.done)(&host) {
-                let again = (scenario.op)(&host);
+            settle(host);
+            if !(scenario.done)(host) {
+                let again = (scenario.op)(host);
                 let log = host.daemon_log();
                 assert!(again.is_ok(), "step {step}, retried: {again:?}\n{log}");
             }
@@ -110,19 +127,25 @@ fn walk(scenario: Scenario) {
             let log = host.daemon_log();
             assert!(answered.is_ok(), "step {step}: {answered:?}\n{log}");
             // Disarmed: the operation took fewer steps than that.
-            restart(&mut host, None);
+            restart(host, None);
+            settle(host);
         }
         assert!(
-            (scenario.done)(&host),
+            (scenario.done)(host),
             "step {step}: not done (crashed: {crashed}):\n{}",
             host.daemon_log()
         );
-        (scenario.check)(&host);
-        (scenario.teardown)(&host);
-        assert_eq!(
-            host.kernel_snapshot(),
-            pristine,
-            "step {step}: the kernel is not as it was (log:\n{})",
+        (scenario.check)(host);
+        (scenario.teardown)(host);
+        // A removed namespace's links go in the kernel's own time: wait for them.
+        within(Duration::from_secs(5), || {
+            host.kernel_snapshot() == pristine
+        });
+        let now = host.kernel_snapshot();
+        assert!(
+            now == pristine,
+            "step {step}: the kernel is not as it was:\n{}\n(log:\n{})",
+            line_diff(&pristine, &now),
             host.daemon_log()
         );
         if !crashed {
@@ -131,14 +154,41 @@ fn walk(scenario: Scenario) {
     }
     assert!(crashes > 0, "no step was crashed at");
     eprintln!("{}: crashed at each of its {crashes} steps", scenario.name);
-    host.stop_daemon();
+}
+
+/// The kernel as `host` has it once nothing changes any more (a removed namespace's
+/// links go in the kernel's own time, and a bridge's carrier with its last port).
+fn settled_snapshot(host: &Host) -> String {
+    let mut last = host.kernel_snapshot();
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = host.kernel_snapshot();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The lines only in `before` (`-`) and only in `after` (`+`).
+fn line_diff(before: &str, after: &str) -> String {
+    let gone = before.lines().filter(|l| !after.lines().any(|a| a == *l));
+    let new = after.lines().filter(|l| !before.lines().any(|b| b == *l));
+    gone.map(|l| format!("- {l}"))
+        .chain(new.map(|l| format!("+ {l}")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Starts the daemon again, armed to crash before step `step` of what it serves.
 fn restart(host: &mut Host, step: Option<usize>) {
     host.stop_daemon();
     match step {
-        Some(n) => host.start_daemon_with_env(&[("NETCTL_CRASH_AT_STEP", &n.to_string())]),
+        Some(n) => host.start_daemon_with_env(&[
+            ("NETCTL_CRASH_AT_STEP", &n.to_string()),
+            ("NETCTL_CRASH_ARM_ON_SIGNAL", "1"),
+        ]),
         None => host.start_daemon(),
     }
 }
@@ -492,4 +542,324 @@ fn docker_leave_and_delete_endpoint() {
             docker(h, "DeleteNetwork", json!({"NetworkID": DOCKER_NETWORK})).unwrap();
         }),
     });
+}
+
+/// A cluster of two managers; the walks crash node 0 (the subject, taken out of the
+/// cluster's hosts so the checks can look at the rest while it restarts).
+struct Overlay {
+    cluster: Cluster,
+    /// `/netctl/global/` keys with the cluster formed and nothing made.
+    keys: String,
+}
+
+impl Overlay {
+    fn new() -> (Self, Host) {
+        let mut cluster = Cluster::formed(2);
+        let subject = cluster.hosts.remove(0);
+        // The gateway bridge's first port gives it routes it keeps (IPv6 multicast): take
+        // the kernel's "before" after one such round, not before any.
+        subject.netctl(OV).expect_ok();
+        subject
+            .netctl(&["sandbox", "create", "warm", "--network", "ov"])
+            .expect_ok();
+        subject.netctl(&["sandbox", "rm", "warm"]).expect_ok();
+        subject.netctl(&["network", "rm", "ov"]).expect_ok();
+        let keys = store_keys(&cluster);
+        (Self { cluster, keys }, subject)
+    }
+
+    fn other(&self) -> &Host {
+        &self.cluster.hosts[0]
+    }
+
+    /// Until the restarted `subject` is back in the cluster: the store reached, the node
+    /// ready and a manager, and the global networks the other node knows, known.
+    fn settle(&self, subject: &Host) {
+        let globals = |host: &Host| {
+            let listed = tests::json(
+                &host
+                    .netctl(&["network", "ls", "--format", "json"])
+                    .expect_ok(),
+            );
+            let mut names: Vec<String> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["Scope"] == "global")
+                .map(|n| n["Name"].as_str().unwrap().to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        within(Duration::from_secs(10), || {
+            let out = subject.netctl(&["cluster", "inspect", "--format", "json"]);
+            let Ok(inspect) = serde_json::from_str::<Value>(&out.stdout) else {
+                return false;
+            };
+            inspect["StoreReachable"] == true
+                && inspect["ThisNode"]["Status"] == "ready"
+                && inspect["ThisNode"]["Role"] == "manager"
+                && globals(subject) == globals(self.other())
+        })
+        .expect("the node is back in the cluster");
+    }
+
+    /// Nothing of the scenario is left: no key in etcd (network, VNI, name, subnet,
+    /// endpoint, address claim) and no overlay namespace on either node.
+    fn assert_clean(&self, subject: &Host) {
+        let other = self.other();
+        within(Duration::from_secs(5), || {
+            overlay_segments(subject).is_empty() && overlay_segments(other).is_empty()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "overlay namespaces left: {:?} {:?}",
+                overlay_segments(subject),
+                overlay_segments(other)
+            )
+        });
+        assert_eq!(store_keys(&self.cluster), self.keys, "etcd keys left");
+    }
+}
+
+fn store_keys(cluster: &Cluster) -> String {
+    let keys = cluster
+        .etcd
+        .etcdctl(&["get", "--prefix", "--keys-only", "/netctl/global/"])
+        .expect_ok();
+    let mut keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+    keys.sort();
+    keys.join("\n")
+}
+
+fn overlay_segments(host: &Host) -> Vec<String> {
+    std::fs::read_dir(host.exec_root().join("overlay"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const OV: &[&str] = &[
+    "network",
+    "create",
+    "ov",
+    "--driver",
+    "overlay",
+    "--subnet",
+    "10.200.0.0/24",
+];
+
+fn overlay_address(host: &Host, sandbox: &str) -> String {
+    tests::sandbox(host, sandbox)["NetworkSettings"]["Networks"]["ov"]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Everything in `host`'s overlay segments and sandbox `a`, for a failure's message.
+fn overlay_dump(host: &Host) -> String {
+    let mut out = String::new();
+    for segment in overlay_segments(host) {
+        let ns = host.exec_root().join("overlay").join(&segment);
+        for args in [
+            &["ip", "-o", "link"][..],
+            &["ip", "-o", "addr"],
+            &["bridge", "fdb", "show"],
+            &["ip", "neigh"],
+        ] {
+            let got = netctl_netns_fixtures::command_in(&ns, args[0])
+                .args(&args[1..])
+                .output()
+                .expect("dump");
+            out.push_str(&format!(
+                "== {segment}: {}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&got.stdout)
+            ));
+        }
+    }
+    out.push_str(&host.sandbox_exec("a", &["ip", "-o", "addr"]).stdout);
+    out.push_str(&host.sandbox_exec("a", &["ip", "route"]).stdout);
+    out
+}
+
+/// Permanent `ip neigh` entries in the overlay segments of `host`: one per remote endpoint.
+fn remote_neighbours(host: &Host) -> Vec<String> {
+    let mut entries = Vec::new();
+    for segment in overlay_segments(host) {
+        let ns = host.exec_root().join("overlay").join(segment);
+        let out = netctl_netns_fixtures::command_in(&ns, "ip")
+            .args(["neigh", "show", "dev", "vx0"])
+            .output()
+            .expect("ip neigh");
+        entries.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("PERMANENT"))
+                .map(String::from),
+        );
+    }
+    entries
+}
+
+#[test]
+fn overlay_network_create_and_rm() {
+    let (overlay, mut subject) = Overlay::new();
+    let other_sees = |yes: bool| {
+        within(Duration::from_secs(5), || {
+            overlay.other().netctl(&["network", "inspect", "ov"]).ok() == yes
+        })
+        .is_some()
+    };
+    walk_on(
+        &mut subject,
+        Scenario {
+            name: "overlay network create".into(),
+            setup: Box::new(|_| {}),
+            op: Box::new(|h| {
+                let out = h.netctl(OV);
+                out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
+            }),
+            done: Box::new(|h| ok(h, &["network", "inspect", "ov"])),
+            check: Box::new(|h| {
+                assert!(other_sees(true), "the other node has the network");
+                // One more VNI and subnet claim than before: the network's, none leaked.
+                let keys = store_keys(&overlay.cluster);
+                for kind in ["/netctl/global/vni/", "/netctl/global/subnet/"] {
+                    let before = overlay.keys.matches(kind).count();
+                    assert_eq!(keys.matches(kind).count(), before + 1, "{keys}");
+                }
+                let inspect = tests::network(h, "ov");
+                assert_eq!(inspect["IPAM"]["Config"][0]["Subnet"], "10.200.0.0/24");
+            }),
+            teardown: Box::new(|h| {
+                h.netctl(&["network", "rm", "ov"]).expect_ok();
+                assert!(other_sees(false), "the other node dropped the network");
+                overlay.assert_clean(h);
+            }),
+        },
+        &|h| overlay.settle(h),
+    );
+    walk_on(
+        &mut subject,
+        Scenario {
+            name: "overlay network rm".into(),
+            setup: Box::new(|h| {
+                h.netctl(OV).expect_ok();
+                assert!(other_sees(true));
+            }),
+            op: Box::new(|h| {
+                let out = h.netctl(&["network", "rm", "ov"]);
+                out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
+            }),
+            done: Box::new(|h| !ok(h, &["network", "inspect", "ov"])),
+            check: Box::new(|_| assert!(other_sees(false), "the other node dropped it")),
+            teardown: Box::new(|h| overlay.assert_clean(h)),
+        },
+        &|h| overlay.settle(h),
+    );
+    subject.stop_daemon();
+}
+
+#[test]
+fn overlay_attach_and_detach() {
+    let (overlay, mut subject) = Overlay::new();
+    let other = overlay.other();
+    // Each time: the network, and a sandbox on the other node that must reach ours.
+    let setup = |h: &Host| {
+        h.netctl(OV).expect_ok();
+        within(Duration::from_secs(5), || {
+            other
+                .netctl(&["sandbox", "create", "b", "--network", "ov"])
+                .ok()
+        })
+        .expect("b on the other node");
+    };
+    let teardown = |h: &Host| {
+        other.netctl(&["sandbox", "rm", "b"]).expect_ok();
+        h.netctl(&["network", "rm", "ov"]).expect_ok();
+        overlay.assert_clean(h);
+    };
+    walk_on(
+        &mut subject,
+        Scenario {
+            name: "overlay sandbox create".into(),
+            setup: Box::new(setup),
+            op: Box::new(|h| {
+                let out = h.netctl(&["sandbox", "create", "a", "--network", "ov"]);
+                out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
+            }),
+            done: Box::new(|h| ok(h, &["sandbox", "inspect", "a"])),
+            check: Box::new(|h| {
+                let a = overlay_address(h, "a");
+                assert_ne!(a, overlay_address(other, "b"));
+                within(Duration::from_secs(5), || other.ping("b", &a)).unwrap_or_else(|| {
+                    panic!(
+                        "b does not reach a ({a}): {:?}; here: {:?} {:?}\n{}\n--- this node:\n{}\n--- the other:\n{}",
+                        remote_neighbours(other),
+                        remote_neighbours(h),
+                        overlay_dump(h),
+                        store_keys(&overlay.cluster),
+                        h.daemon_log(),
+                        other.daemon_log()
+                    )
+                });
+                let entries = remote_neighbours(other);
+                assert!(
+                    entries.len() == 1 && entries[0].starts_with(&format!("{a} ")),
+                    "one neighbour entry, a's ({a}): {entries:?}\n{}",
+                    store_keys(&overlay.cluster)
+                );
+                // a's claim and b's, no other: an attach undone by a crash gave its back.
+                let claims = store_keys(&overlay.cluster);
+                assert!(claims.contains(&format!("/{a}")), "{claims}");
+                assert_eq!(
+                    claims.matches("/netctl/global/address/").count(),
+                    2,
+                    "{claims}"
+                );
+                h.netctl(&["sandbox", "rm", "a"]).expect_ok();
+                within(Duration::from_secs(5), || {
+                    remote_neighbours(other).is_empty()
+                })
+                .expect("a's neighbour entry goes with it");
+            }),
+            teardown: Box::new(teardown),
+        },
+        &|h| overlay.settle(h),
+    );
+    walk_on(
+        &mut subject,
+        Scenario {
+            name: "overlay sandbox rm".into(),
+            setup: Box::new(|h| {
+                setup(h);
+                h.netctl(&["sandbox", "create", "a", "--network", "ov"])
+                    .expect_ok();
+            }),
+            op: Box::new(|h| {
+                let out = h.netctl(&["sandbox", "rm", "a"]);
+                out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
+            }),
+            done: Box::new(|h| !ok(h, &["sandbox", "inspect", "a"])),
+            check: Box::new(|_| {
+                within(Duration::from_secs(5), || {
+                    remote_neighbours(other).is_empty()
+                })
+                .expect("a's neighbour entry is gone from the other node");
+                let claims = store_keys(&overlay.cluster);
+                assert_eq!(
+                    claims.matches("/netctl/global/address/").count(),
+                    1,
+                    "{claims}"
+                );
+            }),
+            teardown: Box::new(teardown),
+        },
+        &|h| overlay.settle(h),
+    );
+    subject.stop_daemon();
 }
