@@ -9,7 +9,8 @@ use futures::future::join_all;
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::ports::parse_publish;
 use netctl_plugin_api::{
-    IpamConfig, IpamRequest, NetworkCreateRequest, PublishRequest, SandboxCreateRequest,
+    ConnectRequest, IpamConfig, IpamRequest, NetworkCreateRequest, PublishRequest,
+    SandboxCreateRequest,
 };
 
 use crate::netctl_host::{Build, NetctlHost};
@@ -25,6 +26,26 @@ pub struct Options {
     pub ports: usize,
     /// Ports published per request (one sandbox each).
     pub ports_per_sandbox: usize,
+    /// Networks each of the `endpoints` phase's sandboxes is on: the first at its creation,
+    /// the others by `network connect`. More than one reaches many endpoints with fewer
+    /// sandboxes (each holds its namespace and DNS sockets open).
+    pub networks_per_sandbox: usize,
+}
+
+impl Options {
+    fn per_sandbox(&self) -> usize {
+        self.networks_per_sandbox.max(1)
+    }
+
+    /// The `endpoints` phase's sandboxes.
+    fn sandboxes(&self) -> usize {
+        self.endpoints.div_ceil(self.per_sandbox())
+    }
+
+    /// Where each phase's endpoints start in the round over the bridges.
+    fn first_burst(&self) -> usize {
+        self.sandboxes() * self.per_sandbox()
+    }
 }
 
 /// One phase of the load.
@@ -63,15 +84,21 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
     let creates = runtime.block_on(networks(&client, &names, bridges))?;
     phases.push(phase("network create", &creates, rss()));
 
-    let spread: Vec<&str> = (0..options.endpoints)
-        .map(|i| names[i % bridges].as_str())
+    let k = options.per_sandbox();
+    let spread: Vec<&str> = (0..options.sandboxes())
+        .map(|i| names[(i * k) % bridges].as_str())
         .collect();
     let attaches = runtime.block_on(sandboxes(&client, "s", &spread, 8))?;
     let what = format!("attach, over {bridges} bridges");
     phases.push(phase(&what, &attaches, rss()));
+    if k > 1 {
+        let connects = runtime.block_on(connect_more(&client, &names, bridges, options))?;
+        let what = format!("connect, {} more networks each", k - 1);
+        phases.push(phase(&what, &connects, rss()));
+    }
 
     let burst: Vec<&str> = (0..options.concurrent)
-        .map(|i| names[(options.endpoints + i) % bridges].as_str())
+        .map(|i| names[(options.first_burst() + i) % bridges].as_str())
         .collect();
     let at_once = runtime.block_on(sandboxes(&client, "c", &burst, options.concurrent))?;
     let what = format!("attach, {} at once", options.concurrent);
@@ -92,7 +119,7 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
 
 /// Where the last phase's sandboxes start in the round over the bridges.
 fn first_late(options: &Options, publishers: usize) -> usize {
-    options.endpoints + options.concurrent + publishers
+    options.first_burst() + options.concurrent + publishers
 }
 
 /// Per-request latencies and the wall time of all of them.
@@ -184,6 +211,29 @@ async fn sandboxes(
     .await
 }
 
+/// Sandbox `s-I` connected to its next `networks_per_sandbox - 1` bridges in the round.
+async fn connect_more(
+    client: &Client,
+    names: &[String],
+    bridges: usize,
+    options: &Options,
+) -> anyhow::Result<Timings> {
+    let k = options.per_sandbox();
+    let more = k - 1;
+    timed(options.sandboxes() * more, 8, |n| async move {
+        let (i, j) = (n / more, 1 + n % more);
+        let request = ConnectRequest {
+            container: format!("s-{i}"),
+            ..Default::default()
+        };
+        client
+            .network_connect(&names[(i * k + j) % bridges], &request)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
 /// `publishers` sandboxes publishing `ports_per_sandbox` ports each, one request each.
 async fn publish(
     client: &Client,
@@ -192,7 +242,7 @@ async fn publish(
     publishers: usize,
     options: &Options,
 ) -> anyhow::Result<Timings> {
-    let first = options.endpoints + options.concurrent;
+    let first = options.first_burst() + options.concurrent;
     let networks: Vec<&str> = (0..publishers)
         .map(|i| names[(first + i) % bridges].as_str())
         .collect();

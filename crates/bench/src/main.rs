@@ -114,6 +114,10 @@ enum Command {
         ports: usize,
         #[arg(long, default_value_t = 100)]
         ports_per_sandbox: usize,
+        /// Networks per sandbox of the endpoints phase (the first at creation, the rest
+        /// by connect): endpoints with fewer sandboxes.
+        #[arg(long, default_value_t = 1)]
+        networks_per_sandbox: usize,
         #[arg(long)]
         json: bool,
     },
@@ -377,9 +381,11 @@ fn main() -> anyhow::Result<()> {
             concurrent,
             ports,
             ports_per_sandbox,
+            networks_per_sandbox,
             json,
         } => {
             let options = load::Options {
+                networks_per_sandbox: *networks_per_sandbox,
                 networks: *networks,
                 endpoints: *endpoints,
                 per_bridge: *per_bridge,
