@@ -659,6 +659,15 @@ fn overlay_address(host: &Host, sandbox: &str) -> String {
         .to_string()
 }
 
+/// What `dig -q a` answers in sandbox `b` on `host`: a's address, or nothing (`-q`: a bare
+/// `a` is dig's record type A).
+fn b_resolves_a(host: &Host) -> String {
+    host.sandbox_exec("b", &["dig", "+short", "+tries=1", "-q", "a"])
+        .stdout
+        .trim()
+        .to_string()
+}
+
 /// Everything in `host`'s overlay segments and sandbox `a`, for a failure's message.
 fn overlay_dump(host: &Host) -> String {
     let mut out = String::new();
@@ -821,11 +830,20 @@ fn overlay_attach_and_detach() {
                     2,
                     "{claims}"
                 );
+                within(Duration::from_secs(5), || b_resolves_a(other) == a).unwrap_or_else(|| {
+                    let dig = other.sandbox_exec("b", &["dig", "+tries=1", "-q", "a"]);
+                    panic!(
+                        "b does not resolve a's name ({a}): {dig:?}\n{}",
+                        other.daemon_log()
+                    )
+                });
                 h.netctl(&["sandbox", "rm", "a"]).expect_ok();
                 within(Duration::from_secs(5), || {
                     remote_neighbours(other).is_empty()
                 })
                 .expect("a's neighbour entry goes with it");
+                within(Duration::from_secs(5), || b_resolves_a(other).is_empty())
+                    .expect("a's name goes with it");
             }),
             teardown: Box::new(teardown),
         },
@@ -850,6 +868,8 @@ fn overlay_attach_and_detach() {
                     remote_neighbours(other).is_empty()
                 })
                 .expect("a's neighbour entry is gone from the other node");
+                within(Duration::from_secs(5), || b_resolves_a(other).is_empty())
+                    .expect("a's name is gone from the other node");
                 let claims = store_keys(&overlay.cluster);
                 assert_eq!(
                     claims.matches("/netctl/global/address/").count(),
