@@ -55,6 +55,18 @@ fn missing(e: &StoreError) -> bool {
         if message.contains("not found") || message.contains("not granted"))
 }
 
+/// `result`, with the failures `benign` picks out (adding what exists, removing what is
+/// gone) counted as done.
+fn unless<T>(
+    result: Result<T, StoreError>,
+    benign: fn(&StoreError) -> bool,
+) -> Result<(), StoreError> {
+    match result {
+        Err(e) if !benign(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl ClusterStore {
     /// Turns etcd's authentication on, with a `root` user (no password: the administrator
     /// proves itself with a certificate named `root`). Harmless when it is on already.
@@ -82,16 +94,13 @@ impl ClusterStore {
         manager: bool,
     ) -> Result<(), StoreError> {
         let name = user.to_string();
-        match self
+        let added = self
             .retrying(|mut c| {
                 let name = name.clone();
                 async move { c.role_add(name).await }
             })
-            .await
-        {
-            Err(e) if !exists(&e) => return Err(e),
-            _ => {}
-        }
+            .await;
+        unless(added, exists)?;
         for grant in grants {
             let permission = grant.permission();
             self.retrying(|mut c| {
@@ -115,33 +124,14 @@ impl ClusterStore {
     /// `etcdctl user delete USER; etcdctl role delete USER`
     pub async fn remove_user(&self, user: &str) -> Result<(), StoreError> {
         let name = user.to_string();
-        match self
+        let deleted = self
             .retrying(|mut c| {
                 let name = name.clone();
                 async move { c.user_delete(name).await }
             })
-            .await
-        {
-            Err(e) if !missing(&e) => return Err(e),
-            _ => {}
-        }
+            .await;
+        unless(deleted, missing)?;
         self.delete_role(user).await
-    }
-
-    /// Whether `user` exists.
-    pub async fn has_user(&self, user: &str) -> Result<bool, StoreError> {
-        let name = user.to_string();
-        match self
-            .retrying(|mut c| {
-                let name = name.clone();
-                async move { c.user_get(name).await }
-            })
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if missing(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// `etcdctl put /netctl/secret/NAME VALUE`
@@ -170,7 +160,7 @@ impl ClusterStore {
 
     async fn add_user(&self, user: &str) -> Result<(), StoreError> {
         let name = user.to_string();
-        match self
+        let added = self
             .retrying(|mut c| {
                 let name = name.clone();
                 async move {
@@ -178,11 +168,8 @@ impl ClusterStore {
                         .await
                 }
             })
-            .await
-        {
-            Err(e) if !exists(&e) => Err(e),
-            _ => Ok(()),
-        }
+            .await;
+        unless(added, exists)
     }
 
     async fn grant_role(&self, user: &str, role: &str) -> Result<(), StoreError> {
@@ -197,30 +184,24 @@ impl ClusterStore {
 
     async fn revoke_role(&self, user: &str, role: &str) -> Result<(), StoreError> {
         let (user, role) = (user.to_string(), role.to_string());
-        match self
+        let revoked = self
             .retrying(|mut c| {
                 let (user, role) = (user.clone(), role.clone());
                 async move { c.user_revoke_role(user, role).await }
             })
-            .await
-        {
-            Err(e) if !missing(&e) => Err(e),
-            _ => Ok(()),
-        }
+            .await;
+        unless(revoked, missing)
     }
 
     async fn delete_role(&self, role: &str) -> Result<(), StoreError> {
         let role = role.to_string();
-        match self
+        let deleted = self
             .retrying(|mut c| {
                 let role = role.clone();
                 async move { c.role_delete(role).await }
             })
-            .await
-        {
-            Err(e) if !missing(&e) => Err(e),
-            _ => Ok(()),
-        }
+            .await;
+        unless(deleted, missing)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_netns_fixtures::{EtcdCluster, Host, Lan};
+use netctl_netns_fixtures::{EtcdCluster, Host, Lan, Output};
 
 use crate::json;
 
@@ -84,48 +84,7 @@ impl Cluster {
     /// Host 0 makes a TLS cluster as etcd's `root`; host 1 joins as a manager, the others
     /// as workers, each through host 0's join service.
     pub fn formed_tls(hosts: usize) -> Self {
-        let cluster = Self::new_tls(hosts);
-        cluster.hosts[0]
-            .netctl(&[
-                "cluster",
-                "init",
-                "--advertise-addr",
-                &Self::address(0),
-                "--store",
-                &cluster.etcd.endpoints_arg(),
-                "--store-ca",
-                &cluster.cert("ca.pem"),
-                "--store-ca-key",
-                &cluster.cert("ca-key.pem"),
-                "--store-cert",
-                &cluster.cert("root.pem"),
-                "--store-key",
-                &cluster.cert("root-key.pem"),
-            ])
-            .expect_ok();
-        for i in 1..hosts {
-            let role = if i == 1 { "manager" } else { "worker" };
-            cluster.join_tls(i, &cluster.token(role)).expect_ok();
-        }
-        cluster
-    }
-
-    /// Host `i` joins a TLS cluster with `token`, through host 0.
-    pub fn join_tls(&self, i: usize, token: &str) -> netctl_netns_fixtures::Output {
-        self.hosts[i].netctl(&[
-            "cluster",
-            "join",
-            "--token",
-            token,
-            "--advertise-addr",
-            &Self::address(i),
-            "--store",
-            &self.etcd.endpoints_arg(),
-            "--store-ca",
-            &self.cert("ca.pem"),
-            "--manager",
-            &Self::address(0),
-        ])
+        Self::new_tls(hosts).form()
     }
 
     pub fn address(i: usize) -> String {
@@ -134,23 +93,38 @@ impl Cluster {
 
     /// Host 0 makes the cluster; host 1 joins as a manager, the others as workers.
     pub fn formed(hosts: usize) -> Self {
-        let cluster = Self::new(hosts);
-        let store = cluster.etcd.endpoints_arg();
-        cluster.hosts[0]
-            .netctl(&[
-                "cluster",
-                "init",
-                "--advertise-addr",
-                &Self::address(0),
-                "--store",
-                &store,
-            ])
-            .expect_ok();
-        for i in 1..hosts {
-            let role = if i == 1 { "manager" } else { "worker" };
-            cluster.join(i, role);
+        Self::new(hosts).form()
+    }
+
+    fn form(self) -> Self {
+        let store = self.etcd.endpoints_arg();
+        let address = Self::address(0);
+        let mut init = vec![
+            "cluster",
+            "init",
+            "--advertise-addr",
+            &address,
+            "--store",
+            &store,
+        ];
+        let tls = self.certs.as_ref().map(|_| {
+            [
+                ("--store-ca", "ca.pem"),
+                ("--store-ca-key", "ca-key.pem"),
+                ("--store-cert", "root.pem"),
+                ("--store-key", "root-key.pem"),
+            ]
+            .map(|(flag, file)| (flag, self.cert(file)))
+        });
+        for (flag, path) in tls.iter().flatten() {
+            init.extend([*flag, path.as_str()]);
         }
-        cluster
+        self.hosts[0].netctl(&init).expect_ok();
+        for i in 1..self.hosts.len() {
+            let role = if i == 1 { "manager" } else { "worker" };
+            self.join(i, role);
+        }
+        self
     }
 
     pub fn token(&self, role: &str) -> String {
@@ -161,20 +135,34 @@ impl Cluster {
             .to_string()
     }
 
+    /// Host `i` joins with a new token for `role`.
     pub fn join(&self, i: usize, role: &str) {
-        let token = self.token(role);
-        self.hosts[i]
-            .netctl(&[
-                "cluster",
-                "join",
-                "--token",
-                &token,
-                "--advertise-addr",
-                &Self::address(i),
-                "--store",
-                &self.etcd.endpoints_arg(),
-            ])
+        self.join_as(&self.hosts[i], &Self::address(i), &self.token(role))
             .expect_ok();
+    }
+
+    /// `host` joins at `address` with `token`; a TLS cluster's through host 0's join
+    /// service.
+    pub fn join_as(&self, host: &Host, address: &str, token: &str) -> Output {
+        let store = self.etcd.endpoints_arg();
+        let mut args = vec![
+            "cluster",
+            "join",
+            "--token",
+            token,
+            "--advertise-addr",
+            address,
+            "--store",
+            &store,
+        ];
+        let (ca, manager) = (
+            self.certs.as_ref().map(|_| self.cert("ca.pem")),
+            Self::address(0),
+        );
+        if let Some(ca) = &ca {
+            args.extend(["--store-ca", ca, "--manager", &manager]);
+        }
+        host.netctl(&args)
     }
 
     pub fn nodes(&self, from: usize) -> serde_json::Value {
@@ -200,18 +188,31 @@ pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Durati
     }
 }
 
-/// `network create ov --driver overlay --subnet 10.200.0.0/16` on `host`.
+/// `network create ov --driver overlay --subnet 10.200.0.0/16`.
+pub const OVERLAY: &[&str] = &[
+    "network",
+    "create",
+    "ov",
+    "--driver",
+    "overlay",
+    "--subnet",
+    "10.200.0.0/16",
+];
+
+/// [`OVERLAY`] on `host`.
 pub fn create_overlay(host: &Host) {
-    host.netctl(&[
-        "network",
-        "create",
-        "ov",
-        "--driver",
-        "overlay",
-        "--subnet",
-        "10.200.0.0/16",
-    ])
-    .expect_ok();
+    host.netctl(OVERLAY).expect_ok();
+}
+
+/// Network `ov` made on host 0 and known on host 1, with sandbox `a` on host 0 and `b` on
+/// host 1.
+pub fn a_and_b(cluster: &Cluster) {
+    create_overlay(&cluster.hosts[0]);
+    wait_for_network(&cluster.hosts[1]);
+    for (host, name) in [(&cluster.hosts[0], "a"), (&cluster.hosts[1], "b")] {
+        host.netctl(&["sandbox", "create", name, "--network", "ov"])
+            .expect_ok();
+    }
 }
 
 /// Until `ov` is mirrored on `host`.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use netctl_netns_fixtures::Host;
-use tests::cluster::{create_overlay, wait_for_network, within, Cluster};
+use tests::cluster::{a_and_b, create_overlay, wait_for_network, within, Cluster};
 use tests::json;
 
 fn overlay_address(host: &Host, sandbox: &str) -> String {
@@ -177,29 +177,6 @@ fn a_tls_cluster_admits_by_token_and_a_workers_certificate_writes_only_its_own_k
     assert!(manager.daemon_log().contains("answering joins"));
 }
 
-/// `cluster join` of `host` at `address` through host 0's join service.
-fn join(
-    cluster: &Cluster,
-    host: &Host,
-    address: &str,
-    token: &str,
-) -> netctl_netns_fixtures::Output {
-    host.netctl(&[
-        "cluster",
-        "join",
-        "--token",
-        token,
-        "--advertise-addr",
-        address,
-        "--store",
-        &cluster.etcd.endpoints_arg(),
-        "--store-ca",
-        &cluster.cert("ca.pem"),
-        "--manager",
-        &Cluster::address(0),
-    ])
-}
-
 #[test]
 fn tokens_gate_joins_and_rotating_them_or_restarting_keeps_joined_nodes() {
     let mut cluster = Cluster::formed_tls(2);
@@ -210,7 +187,7 @@ fn tokens_gate_joins_and_rotating_them_or_restarting_keeps_joined_nodes() {
     // A wrong token, and a rotated one, are refused by the manager with nothing written.
     let old = cluster.token("worker");
     let forged = format!("{}0000", &old[..old.len() - 4]);
-    let out = join(&cluster, &newcomer, &extra, &forged);
+    let out = cluster.join_as(&newcomer, &extra, &forged);
     assert!(
         !out.ok() && out.stderr.contains("refused the join"),
         "{out:?}"
@@ -218,7 +195,7 @@ fn tokens_gate_joins_and_rotating_them_or_restarting_keeps_joined_nodes() {
     cluster.hosts[0]
         .netctl(&["cluster", "join-token", "--rotate", "worker"])
         .expect_ok();
-    let out = join(&cluster, &newcomer, &extra, &old);
+    let out = cluster.join_as(&newcomer, &extra, &old);
     assert!(!out.ok() && out.stderr.contains("rotated"), "{out:?}");
     assert_eq!(cluster.nodes(0).as_array().unwrap().len(), 2);
     let users = cluster.etcd.etcdctl(&["user", "list"]).expect_ok();
@@ -253,7 +230,9 @@ fn tokens_gate_joins_and_rotating_them_or_restarting_keeps_joined_nodes() {
 
     // The new token admits; node rm takes the node's etcd user, so its certificate opens
     // nothing any more.
-    join(&cluster, &newcomer, &extra, &cluster.token("worker")).expect_ok();
+    cluster
+        .join_as(&newcomer, &extra, &cluster.token("worker"))
+        .expect_ok();
     let id = node_id(&newcomer);
     etcdctl_as(&cluster, &newcomer, &["get", "/netctl/global/cluster/info"]).expect_ok();
     newcomer.stop_daemon();
@@ -341,14 +320,7 @@ fn init_on_a_tls_store_refuses_bad_material_and_changes_nothing() {
 #[test]
 fn endpoint_keys_of_the_older_layout_move_under_their_node() {
     let mut cluster = Cluster::formed(2);
-    create_overlay(&cluster.hosts[0]);
-    wait_for_network(&cluster.hosts[1]);
-    cluster.hosts[0]
-        .netctl(&["sandbox", "create", "a", "--network", "ov"])
-        .expect_ok();
-    cluster.hosts[1]
-        .netctl(&["sandbox", "create", "b", "--network", "ov"])
-        .expect_ok();
+    a_and_b(&cluster);
     let id_b = node_id(&cluster.hosts[1]);
     let current = cluster
         .etcd

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use netctl_netns_fixtures::cni::{exec_plugin, Call, Container};
 use netctl_netns_fixtures::{netctl_bin, Host};
 use serde_json::{json, Value};
-use tests::cluster::{within, Cluster};
+use tests::cluster::{within, Cluster, OVERLAY};
 use tests::PluginSocket;
 
 /// An operation: whether it answered with success.
@@ -558,7 +558,7 @@ impl Overlay {
         let subject = cluster.hosts.remove(0);
         // The gateway bridge's first port gives it routes it keeps (IPv6 multicast): take
         // the kernel's "before" after one such round, not before any.
-        subject.netctl(OV).expect_ok();
+        subject.netctl(OVERLAY).expect_ok();
         subject
             .netctl(&["sandbox", "create", "warm", "--network", "ov"])
             .expect_ok();
@@ -642,16 +642,6 @@ fn overlay_segments(host: &Host) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const OV: &[&str] = &[
-    "network",
-    "create",
-    "ov",
-    "--driver",
-    "overlay",
-    "--subnet",
-    "10.200.0.0/24",
-];
-
 fn overlay_address(host: &Host, sandbox: &str) -> String {
     tests::sandbox(host, sandbox)["NetworkSettings"]["Networks"]["ov"]["IPAddress"]
         .as_str()
@@ -729,7 +719,7 @@ fn overlay_network_create_and_rm() {
             name: "overlay network create".into(),
             setup: Box::new(|_| {}),
             op: Box::new(|h| {
-                let out = h.netctl(OV);
+                let out = h.netctl(OVERLAY);
                 out.ok().then_some(()).ok_or_else(|| format!("{out:?}"))
             }),
             done: Box::new(|h| ok(h, &["network", "inspect", "ov"])),
@@ -742,7 +732,7 @@ fn overlay_network_create_and_rm() {
                     assert_eq!(keys.matches(kind).count(), before + 1, "{keys}");
                 }
                 let inspect = tests::network(h, "ov");
-                assert_eq!(inspect["IPAM"]["Config"][0]["Subnet"], "10.200.0.0/24");
+                assert_eq!(inspect["IPAM"]["Config"][0]["Subnet"], "10.200.0.0/16");
             }),
             teardown: Box::new(|h| {
                 h.netctl(&["network", "rm", "ov"]).expect_ok();
@@ -757,7 +747,7 @@ fn overlay_network_create_and_rm() {
         Scenario {
             name: "overlay network rm".into(),
             setup: Box::new(|h| {
-                h.netctl(OV).expect_ok();
+                h.netctl(OVERLAY).expect_ok();
                 assert!(other_sees(true));
             }),
             op: Box::new(|h| {
@@ -779,7 +769,7 @@ fn overlay_attach_and_detach() {
     let other = overlay.other();
     // Each time: the network, and a sandbox on the other node that must reach ours.
     let setup = |h: &Host| {
-        h.netctl(OV).expect_ok();
+        h.netctl(OVERLAY).expect_ok();
         within(Duration::from_secs(5), || {
             other
                 .netctl(&["sandbox", "create", "b", "--network", "ov"])

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use netctl_netns_fixtures::Host;
-use tests::cluster::{create_overlay, wait_for_network, within, Cluster, TTL};
+use tests::cluster::{a_and_b, create_overlay, wait_for_network, within, Cluster, TTL};
 use tests::json;
 
 fn overlay_address(host: &Host, sandbox: &str) -> String {
@@ -683,14 +683,7 @@ fn docker_containers_on_two_hosts_share_a_global_network() {
 #[test]
 fn a_daemon_started_without_its_cluster_store_serves_local_networks_and_catches_up() {
     let mut cluster = Cluster::formed(2);
-    create_overlay(&cluster.hosts[0]);
-    wait_for_network(&cluster.hosts[1]);
-    cluster.hosts[0]
-        .netctl(&["sandbox", "create", "a", "--network", "ov"])
-        .expect_ok();
-    cluster.hosts[1]
-        .netctl(&["sandbox", "create", "b", "--network", "ov"])
-        .expect_ok();
+    a_and_b(&cluster);
     let addr_a = overlay_address(&cluster.hosts[0], "a");
 
     // Node 2 restarts while no etcd member answers.

@@ -42,13 +42,7 @@ impl Controller {
         let Some(membership) = self.cluster.membership() else {
             return;
         };
-        let running = self
-            .cluster
-            .join_service
-            .lock()
-            .expect("join service lock")
-            .is_some();
-        if membership.store_tls.is_none() || running {
+        if membership.store_tls.is_none() || self.cluster.answers_joins() {
             return;
         }
         let manager = self
@@ -71,13 +65,7 @@ impl Controller {
         store: &ClusterStore,
         membership: &MembershipRecord,
     ) {
-        if self
-            .cluster
-            .join_service
-            .lock()
-            .expect("join service lock")
-            .is_some()
-        {
+        if self.cluster.answers_joins() {
             return;
         }
         let authority = match credentials::authority(store).await {
@@ -121,18 +109,12 @@ impl Controller {
     /// A node gone from the cluster: its etcd user goes too, when this node is a manager
     /// answering joins (the others, and plain HTTP stores, have no users to delete).
     pub(super) async fn forget_user(&self, node: &str) {
-        let running = self
-            .cluster
-            .join_service
-            .lock()
-            .expect("join service lock")
-            .is_some();
+        if !self.cluster.answers_joins() {
+            return;
+        }
         let Ok(store) = self.cluster.store() else {
             return;
         };
-        if !running {
-            return;
-        }
         match store.remove_user(&credentials::node_user(node)).await {
             Ok(()) => tracing::info!(%node, "the node's etcd user is removed"),
             Err(e) => tracing::warn!(%node, error = %e, "cannot remove the node's etcd user"),

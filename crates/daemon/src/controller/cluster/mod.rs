@@ -81,6 +81,14 @@ impl ClusterLink {
         }
     }
 
+    /// Whether this node runs a join service (a manager of a TLS store).
+    fn answers_joins(&self) -> bool {
+        self.join_service
+            .lock()
+            .expect("join service lock")
+            .is_some()
+    }
+
     fn set_store(&self, store: Option<ClusterStore>) {
         *self.store.lock().expect("store lock") = store;
     }
