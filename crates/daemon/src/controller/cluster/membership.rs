@@ -128,7 +128,7 @@ impl Controller {
         Ok(membership)
     }
 
-    pub(super) fn newcomer(&self, membership: &MembershipRecord) -> Newcomer {
+    fn newcomer(&self, membership: &MembershipRecord) -> Newcomer {
         Newcomer {
             id: self.node.id.clone(),
             hostname: self.node.hostname.clone(),

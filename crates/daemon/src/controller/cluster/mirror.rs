@@ -240,12 +240,11 @@ impl Controller {
                 Vec::new()
             }
             Change::Node(id, None) => {
+                state.global.nodes.remove(&id);
                 if id == self.node.id {
                     tracing::warn!("this node was removed from the cluster (`netctl node rm`)");
-                    state.global.nodes.remove(&id);
                     return Vec::new();
                 }
-                state.global.nodes.remove(&id);
                 vec![Action::ForgetUser(id)]
             }
             Change::Alive(id, alive) => self.node_liveness(state, &id, alive),
