@@ -168,8 +168,14 @@ impl JoinService {
             .map_err(|source| JoinServiceError::Listen { address, source })?;
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    continue;
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, say: wait rather than spin.
+                        tracing::warn!(error = %e, "the join service cannot accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 let (acceptor, admit) = (acceptor.clone(), admit.clone());
                 tokio::spawn(async move {
