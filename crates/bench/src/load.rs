@@ -273,12 +273,12 @@ pub fn print(phases: &[Phase], json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "{:<32} {:>7} {:>9} {:>9} {:>9} {:>9}",
         "phase", "count", "wall s", "p50 ms", "p99 ms", "rss MiB"
     );
     for p in phases {
         println!(
-            "{:<28} {:>7} {:>9.1} {:>9.2} {:>9.2} {:>9.1}",
+            "{:<32} {:>7} {:>9.1} {:>9.2} {:>9.2} {:>9.1}",
             p.what, p.count, p.wall_s, p.p50_ms, p.p99_ms, p.rss_mib
         );
     }
