@@ -32,7 +32,7 @@ impl Netns {
         let netns = on_thread(path, move || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
             skip_ipv6_dad();
-            bind_thread_netns(&target)
+            bind_netns(Path::new(THREAD_NETNS), &target)
         })
         .await?;
         netns.netlink.set_up(1).await?;
@@ -42,7 +42,16 @@ impl Netns {
     /// Bind-mounts the caller's own namespace at `path` (sandboxes on the `host` network).
     pub async fn bind_current(path: &Path) -> Result<Self, KernelError> {
         let target = path.to_path_buf();
-        on_thread(path, move || bind_thread_netns(&target)).await
+        on_thread(path, move || bind_netns(Path::new(THREAD_NETNS), &target)).await
+    }
+
+    /// `mount --bind HELD PATH`: a namespace that its mount at `path` lost (the mount lived
+    /// in a mount namespace that is gone) but that something else still holds, such as a
+    /// process inside it (`/proc/PID/ns/net`), bound at `path` again and opened.
+    pub async fn rebind(path: &Path, held: &Path) -> Result<Self, KernelError> {
+        netctl_crashpoint::step(&format!("bind namespace {}", path.display()));
+        bind_netns(held, path).map_err(netns_err(path, "bind"))?;
+        Self::open(path).await
     }
 
     /// Opens a namespace that already exists at `path`.
@@ -228,13 +237,17 @@ fn skip_ipv6_dad() {
     let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0");
 }
 
-fn bind_thread_netns(target: &Path) -> std::io::Result<()> {
+/// The calling thread's network namespace.
+const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// `mount --bind SOURCE TARGET`, the target file made first.
+fn bind_netns(source: &Path, target: &Path) -> std::io::Result<()> {
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
     File::create(target)?;
     mount(
-        Some("/proc/thread-self/ns/net"),
+        Some(source),
         target,
         None::<&str>,
         MsFlags::MS_BIND,

@@ -264,6 +264,18 @@ pub fn gc_report(report: &netctl_plugin_api::runtime::GcReport) -> String {
         },
         report.endpoints.len()
     ));
+    for repair in &report.sandboxes {
+        let state = match (report.dry_run, repair.repaired) {
+            (true, _) => "would repair",
+            (false, true) => "repaired",
+            (false, false) => "cannot repair",
+        };
+        out.push_str(&format!(
+            "sandbox {}: {state}: {}\n",
+            repair.sandbox,
+            repair.problems.join("; ")
+        ));
+    }
     for error in &report.errors {
         out.push_str(&format!("error: {error}\n"));
     }

@@ -66,7 +66,22 @@ impl Output {
     }
 }
 
+/// How a test host's daemon is started: each way gives it another mount namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Launch {
+    /// The network namespace entered with setns from the test's own process, as a service
+    /// manager starts a daemon in the namespace it runs in: the test's mount namespace.
+    #[default]
+    Setns,
+    /// `nsenter --net=/run/netns/NAME netctl daemon …`: the caller's mount namespace too.
+    Nsenter,
+    /// `ip netns exec NAME netctl daemon …`: a mount namespace of the daemon's own (with a
+    /// sysfs of that network namespace), whose mounts die with it.
+    IpNetnsExec,
+}
+
 pub struct Host {
+    launch: Launch,
     netns: String,
     tag: String,
     dir: PathBuf,
@@ -88,6 +103,7 @@ impl Host {
         run("ip", &["netns", "add", &netns]).expect_ok();
         let dir = std::env::temp_dir().join(format!("netctl-test-{tag}"));
         let host = Self {
+            launch: Launch::default(),
             netns,
             tag,
             dir,
@@ -116,6 +132,11 @@ impl Host {
         host.use_binary(binary);
         host.start_daemon();
         host
+    }
+
+    /// How the daemon is started from the next start on.
+    pub fn set_launch(&mut self, launch: Launch) {
+        self.launch = launch;
     }
 
     /// The daemon (and CLI) is the `netctl` at `binary` from the next start on.
@@ -193,7 +214,20 @@ impl Host {
     pub fn start_daemon_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = File::create(self.dir.join("daemon.log")).expect("log file");
-        let mut cmd = self.command(&self.binary);
+        let mut cmd = match self.launch {
+            Launch::Setns => self.command(&self.binary),
+            Launch::Nsenter => {
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net={}", self.netns_path().display()))
+                    .arg(&self.binary);
+                cmd
+            }
+            Launch::IpNetnsExec => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &self.netns]).arg(&self.binary);
+                cmd
+            }
+        };
         cmd.arg("--socket").arg(self.socket()).arg("daemon");
         cmd.arg("--data-root").arg(self.data_root());
         cmd.arg("--exec-root").arg(self.exec_root());
@@ -421,7 +455,7 @@ impl Host {
 /// Drops interface indexes (`12: eth0`, `eth0@if12`), which a re-created link changes
 /// although nothing that matters did, and IPv6 link-local addresses and routes, which the
 /// kernel makes by itself and which change state (duplicate address detection) on their own.
-fn without_indexes(text: &str) -> String {
+pub fn without_indexes(text: &str) -> String {
     text.lines()
         .filter(|line| !line.contains("fe80::"))
         .map(|line| {
@@ -452,7 +486,7 @@ fn without_indexes(text: &str) -> String {
 
 /// nft lists the elements of a hash set in an order that depends on the set instance; sort
 /// them so that equal tables print equally.
-fn sorted_set_elements(table: &str) -> String {
+pub fn sorted_set_elements(table: &str) -> String {
     let mut out = String::new();
     let mut lines = table.lines();
     while let Some(line) = lines.next() {

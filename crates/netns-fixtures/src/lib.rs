@@ -22,7 +22,7 @@ mod users;
 pub use dnsmasq::Dnsmasq;
 pub use dockerd::{Dockerd, DOCKER_CLI};
 pub use etcd::EtcdCluster;
-pub use host::{command_in, Host, Output};
+pub use host::{command_in, sorted_set_elements, without_indexes, Host, Launch, Output};
 pub use kea::{Kea, KeaFamily};
 pub use lan::{Lan, LAN_INTERFACE};
 pub use netns_thread::{in_netns, in_netns_at};

@@ -124,9 +124,24 @@ pub struct GcRequest {
 pub struct GcReport {
     pub dry_run: bool,
     pub endpoints: Vec<ReclaimedEndpoint>,
+    /// netctl's own sandboxes that differed from their records (a namespace or interface
+    /// lost), and whether they were made whole again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandboxes: Vec<SandboxRepair>,
     /// Failures met on the way (the rest was reclaimed all the same).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+}
+
+/// A sandbox of netctl's own that `gc` found differing from its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxRepair {
+    pub sandbox: String,
+    /// What differed: `interface eth0 is missing`, `its namespace is not bound at PATH`…
+    pub problems: Vec<String>,
+    /// Made whole again (never, in a dry run).
+    pub repaired: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

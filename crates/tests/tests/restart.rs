@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use netctl_netns_fixtures::Host;
+use netctl_netns_fixtures::{sorted_set_elements, without_indexes, Host, Launch};
 use tests::{address, assert_same, full_state, network};
 
 fn populate(host: &Host) {
@@ -201,4 +201,167 @@ fn a_clean_stop_removes_the_sockets_and_leaves_the_networks_working() {
         host.start_daemon();
         assert_same(&before, &full_state(&host), "after the restart");
     }
+}
+
+/// A process started inside a sandbox (`netctl sandbox exec NAME -- sleep 600`), which holds
+/// its namespace; killed when dropped.
+struct Inside(std::process::Child);
+
+impl Inside {
+    fn start(host: &Host, sandbox: &str) -> Self {
+        let child = std::process::Command::new(netctl_netns_fixtures::netctl_bin())
+            .arg("--socket")
+            .arg(host.socket())
+            .args(["sandbox", "exec", sandbox, "--", "sleep", "600"])
+            .spawn()
+            .expect("sandbox exec");
+        let inside = Self(child);
+        tests::eventually(
+            "the process is in the sandbox",
+            std::time::Duration::from_secs(5),
+            || inside.netns() == sandbox_netns(host, sandbox),
+        );
+        inside
+    }
+
+    /// The network namespace the process is in (`net:[INODE]`).
+    fn netns(&self) -> String {
+        std::fs::read_link(format!("/proc/{}/ns/net", self.0.id()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The network namespace `netctl sandbox exec` enters (`net:[INODE]`).
+fn sandbox_netns(host: &Host, sandbox: &str) -> String {
+    host.sandbox_exec(sandbox, &["readlink", "/proc/self/ns/net"])
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// What each sandbox holds, seen from inside through `netctl sandbox exec` (the only way
+/// that works however the daemon was started): links with their MACs, addresses, routes,
+/// resolv.conf and hosts; and the host's firewall table and the sandboxes' ports.
+fn sandboxes_seen(host: &Host, sandboxes: &[&str]) -> String {
+    let mut out = String::new();
+    for sandbox in sandboxes {
+        for args in [
+            &["ip", "-o", "link"][..],
+            &["ip", "-o", "addr"],
+            &["ip", "route"],
+            &["ip", "-6", "route"],
+            &["cat", "/etc/resolv.conf", "/etc/hosts"],
+        ] {
+            let seen = host.sandbox_exec(sandbox, args).expect_ok();
+            out.push_str(&format!("{sandbox}: {}", without_indexes(&seen)));
+        }
+        out.push_str(&host.netctl(&["port", sandbox]).expect_ok());
+    }
+    out + &sorted_set_elements(&host.nft_table())
+}
+
+/// README's own way of starting the daemon and the other two: over kill -9 and clean stops,
+/// every sandbox keeps its links, addresses, MACs, routes, ports and names. A sandbox with a
+/// process inside is found again (not split in two); those with none whose mount went with
+/// the daemon's mount namespace (`ip netns exec`) are made anew, at once, although the
+/// kernel is still tearing the old namespace down.
+#[test]
+fn restart_keeps_every_sandbox_however_the_daemon_was_started() {
+    for launch in [Launch::Nsenter, Launch::IpNetnsExec, Launch::Setns] {
+        let mut host = Host::new();
+        host.set_launch(launch);
+        host.start_daemon();
+        web_with_a_and_b(&host);
+        host.netctl(&[
+            "sandbox",
+            "create",
+            "c",
+            "--network",
+            "web",
+            "--alias",
+            "api",
+            "-p",
+            "8080:80",
+        ])
+        .expect_ok();
+        let inside = Inside::start(&host, "a");
+        let before = sandboxes_seen(&host, &["a", "b", "c"]);
+        let (a, b) = (address(&host, "a", "web"), address(&host, "b", "web"));
+        for round in 0..4 {
+            let context = format!("{launch:?}, restart {round}");
+            if round % 2 == 0 {
+                host.kill_daemon();
+            } else {
+                host.stop_daemon();
+            }
+            host.start_daemon();
+            assert_same(&before, &sandboxes_seen(&host, &["a", "b", "c"]), &context);
+            assert_eq!(
+                inside.netns(),
+                sandbox_netns(&host, "a"),
+                "{context}: a split"
+            );
+            assert!(host.ping("a", &b), "{context}: a reaches b");
+            assert!(host.ping("b", &a), "{context}: b reaches a");
+            let api = tests::dig(&host, "b", &["api"]);
+            assert_eq!(api.answers, [address(&host, "c", "web")], "{context}");
+            assert!(
+                !host.daemon_log().contains("cannot restore"),
+                "{context}:\n{}",
+                host.daemon_log()
+            );
+        }
+    }
+}
+
+/// A running daemon's sandbox that lost its mount and an interface behind the daemon's
+/// back: `gc --dry-run` says so and changes nothing, `gc` makes it whole again.
+#[test]
+fn gc_reports_and_repairs_a_sandbox_that_lost_its_mount_or_interface() {
+    let host = Host::with_daemon();
+    web_with_a_and_b(&host);
+    let before = sandboxes_seen(&host, &["a", "b"]);
+    let key = tests::netns_of(&host, "a");
+    let inode = std::fs::metadata(&key).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    netctl_netns_fixtures::run("umount", &["-l", &key]).expect_ok();
+    let b_key = tests::netns_of(&host, "b");
+    let nsenter = format!("--net={b_key}");
+    netctl_netns_fixtures::run("nsenter", &[&nsenter, "ip", "link", "del", "eth0"]).expect_ok();
+
+    let dry = host.netctl(&["gc", "--dry-run"]).expect_ok();
+    assert!(
+        dry.contains("sandbox a: would repair: its namespace is not bound"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("sandbox b: would repair: interface eth0 is missing"),
+        "{dry}"
+    );
+    assert!(
+        !host.ping("b", &address(&host, "a", "web")),
+        "nothing was repaired"
+    );
+
+    let done = host.netctl(&["gc"]).expect_ok();
+    assert!(done.contains("sandbox a: repaired"), "{done}");
+    assert!(done.contains("sandbox b: repaired"), "{done}");
+    assert_eq!(
+        std::fs::metadata(&key)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok(),
+        inode.ok(),
+        "a's own namespace is bound again, not a new one"
+    );
+    assert_same(&before, &sandboxes_seen(&host, &["a", "b"]), "after gc");
+    assert!(host.ping("b", &address(&host, "a", "web")));
+    let again = host.netctl(&["gc", "--dry-run"]).expect_ok();
+    assert!(!again.contains("sandbox"), "{again}");
 }

@@ -38,6 +38,13 @@ impl Paths {
     pub fn hosts(&self, sandbox_id: &str) -> PathBuf {
         self.sandbox_files().join(&sandbox_id[..12]).join("hosts")
     }
+
+    /// Where the inode of a sandbox's namespace is kept (see `namespaces::remember_inode`).
+    pub fn netns_inode(&self, sandbox_id: &str) -> PathBuf {
+        self.sandbox_files()
+            .join(&sandbox_id[..12])
+            .join("netns-inode")
+    }
 }
 
 /// The host's resolv.conf; a missing or unreadable one says nothing.

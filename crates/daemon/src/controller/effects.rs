@@ -145,7 +145,11 @@ impl Controller {
                     SandboxMode::Isolated => Netns::create(path).await,
                     SandboxMode::Runtime => Netns::open_runtime(path).await,
                 };
-                self.namespaces.insert(sandbox, made.map_err(from_kernel)?);
+                let made = made.map_err(from_kernel)?;
+                if *mode == SandboxMode::Isolated {
+                    super::namespaces::remember_inode(&self.paths, sandbox, &made);
+                }
+                self.namespaces.insert(sandbox, made);
                 Ok(())
             }
             Effect::RemoveNamespace {
@@ -156,7 +160,10 @@ impl Controller {
                 self.namespaces.remove(sandbox);
                 match mode {
                     SandboxMode::Runtime => Ok(()),
-                    _ => netctl_kernel::netns::remove(path).map_err(from_kernel),
+                    _ => {
+                        let _ = std::fs::remove_file(self.paths.netns_inode(sandbox));
+                        netctl_kernel::netns::remove(path).map_err(from_kernel)
+                    }
                 }
             }
             Effect::ServeDns(sandbox) => self.start_dns(sandbox).await,

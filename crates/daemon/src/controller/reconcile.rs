@@ -10,8 +10,11 @@ use netctl_drivers::{JoinKind, JoinTarget, Wanted};
 use netctl_kernel::Netns;
 use netctl_store::{Batch, LocalStore, Prefix, Scope, Store};
 
+use netctl_plugin_api::runtime::{GcReport, SandboxRepair};
+
 use super::effects::Effect;
-use super::runtime::RuntimeNamespaces;
+use super::namespaces::{remember_inode, remembered_inode, NamespaceSearch, Restored};
+use super::runtime::interface_differences;
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
 use super::Controller;
@@ -67,10 +70,9 @@ impl Controller {
             }
         }
         let sandboxes: Vec<SandboxRecord> = state.sandboxes().cloned().collect();
-        let mut runtime_namespaces = RuntimeNamespaces::default();
+        let mut search = NamespaceSearch::default();
         for sandbox in &sandboxes {
-            self.restore_sandbox(&state, sandbox, &mut runtime_namespaces)
-                .await;
+            self.restore_sandbox(&state, sandbox, &mut search).await;
         }
         self.collect_stale_runtime_endpoints(&mut state).await;
         self.collect_garbage(&state).await;
@@ -200,17 +202,21 @@ impl Controller {
         Ok(())
     }
 
-    /// The sandbox's namespace (made anew if it is gone: a reboot, or someone unmounted it),
-    /// its DNS server and files, and its endpoints plugged in again.
-    async fn restore_sandbox(
+    /// The sandbox's namespace (found again, or made anew if it is gone: a reboot, its mount
+    /// lost with the daemon's mount namespace, or someone unmounted it), its DNS server and
+    /// files, and its endpoints plugged in again.
+    pub(super) async fn restore_sandbox(
         &self,
         state: &State,
         sandbox: &SandboxRecord,
-        runtime_namespaces: &mut RuntimeNamespaces,
+        search: &mut NamespaceSearch,
     ) {
         let opened = match sandbox.mode {
-            SandboxMode::Runtime => runtime_namespaces.reopen(sandbox).await,
-            _ => restore_netns(sandbox).await,
+            SandboxMode::Runtime => search.reopen_runtime(sandbox).await,
+            _ => self
+                .restore_own_netns(sandbox, search)
+                .await
+                .map(|(netns, _)| netns),
         };
         match opened {
             Ok(netns) => self.namespaces.insert(&sandbox.id, netns),
@@ -232,18 +238,31 @@ impl Controller {
             let Some(net) = state.network_by_id(&ep.network_id) else {
                 continue;
             };
-            let Some(driver) = self.drivers.get(&net.driver) else {
-                continue;
-            };
-            let caps = driver.capabilities();
-            if caps.serves_dns {
+            if self.capabilities(net).is_ok_and(|caps| caps.serves_dns) {
                 let names = endpoint_names(net, sandbox, ep);
                 let _ = self.apply(&Effect::AddNames(names)).await;
             }
-            let Some(netns) = &netns else {
+        }
+        if let Some(netns) = &netns {
+            self.plug_in_endpoints(state, sandbox, netns).await;
+        }
+        let addresses = state.sandbox_addresses(&sandbox.id);
+        if let Err(e) = self.write_hosts(sandbox, &addresses) {
+            tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot write hosts file");
+        }
+    }
+
+    /// Each of the sandbox's endpoints plugged into `netns` again, as its driver has it (a
+    /// join is idempotent: what is there already is only re-asserted).
+    async fn plug_in_endpoints(&self, state: &State, sandbox: &SandboxRecord, netns: &Netns) {
+        for ep in state.endpoints_of_sandbox(&sandbox.id) {
+            let Some(net) = state.network_by_id(&ep.network_id) else {
                 continue;
             };
-            let spec = endpoint_spec(net, ep, caps.gateway);
+            let Some(driver) = self.drivers.get(&net.driver) else {
+                continue;
+            };
+            let spec = endpoint_spec(net, ep, driver.capabilities().gateway);
             let joined = driver
                 .join(&network_spec(net), &spec, JoinTarget::Sandbox(netns))
                 .await;
@@ -251,10 +270,131 @@ impl Controller {
                 tracing::error!(network = %net.name, endpoint = %ep.id, error = %e, "cannot restore endpoint");
             }
         }
-        let addresses = state.sandbox_addresses(&sandbox.id);
-        if let Err(e) = self.write_hosts(sandbox, &addresses) {
-            tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot write hosts file");
+    }
+
+    /// `netctl gc`'s look at netctl's own sandboxes: each one's namespace bound where its
+    /// record says, and each endpoint's interface as recorded. One that differs is made
+    /// whole again as at start (unless the run is dry), and reported; what stays wrong is
+    /// an error of the report.
+    pub(super) async fn repair_sandboxes(&self, report: &mut GcReport) {
+        let sandboxes: Vec<SandboxRecord> = {
+            let state = self.state.lock().await;
+            let own = state
+                .sandboxes()
+                .filter(|s| s.mode == SandboxMode::Isolated);
+            own.cloned().collect()
+        };
+        for sandbox in sandboxes {
+            let problems = self.sandbox_differences(&sandbox).await;
+            if problems.is_empty() {
+                continue;
+            }
+            let mut repair = SandboxRepair {
+                sandbox: sandbox.name.clone(),
+                problems,
+                repaired: false,
+            };
+            if !report.dry_run {
+                self.repair_sandbox(&sandbox).await;
+                let left = self.sandbox_differences(&sandbox).await;
+                repair.repaired = left.is_empty();
+                report.errors.extend(
+                    left.iter()
+                        .map(|p| format!("sandbox {}: cannot repair: {p}", sandbox.name)),
+                );
+            }
+            report.sandboxes.push(repair);
         }
+    }
+
+    /// A running daemon's repair of one sandbox: its namespace bound again from the
+    /// daemon's own handle (or made anew, its DNS server with it), its endpoints plugged in.
+    async fn repair_sandbox(&self, sandbox: &SandboxRecord) {
+        let _held = self.locks.hold(&[], &[], &[&sandbox.id]).await;
+        let state = self.state.lock().await;
+        let Some(sandbox) = state.sandbox_by_id(&sandbox.id).cloned() else {
+            return;
+        };
+        let restored = self
+            .restore_own_netns(&sandbox, &mut NamespaceSearch::default())
+            .await;
+        let (netns, how) = match restored {
+            Ok(restored) => restored,
+            Err(e) => {
+                tracing::error!(sandbox = %sandbox.name, error = %e, "cannot repair the sandbox's namespace");
+                return;
+            }
+        };
+        self.namespaces.insert(&sandbox.id, netns);
+        if how == Restored::Rebuilt {
+            self.dns.remove_sandbox(&sandbox.id);
+            if let Err(e) = self.start_dns(&sandbox).await {
+                tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
+            }
+        }
+        if let Some(netns) = self.namespaces.get(&sandbox.id) {
+            self.plug_in_endpoints(&state, &sandbox, &netns).await;
+        }
+        let addresses = state.sandbox_addresses(&sandbox.id);
+        let _ = self.write_hosts(&sandbox, &addresses);
+    }
+
+    /// How the kernel differs from the sandbox's record.
+    async fn sandbox_differences(&self, sandbox: &SandboxRecord) -> Vec<String> {
+        let Some(netns) = self.namespaces.get(&sandbox.id) else {
+            return vec!["the daemon does not hold its namespace".into()];
+        };
+        let mut problems = Vec::new();
+        if netctl_kernel::netns::inode_at(&sandbox.netns) != netns.inode().ok() {
+            problems.push(format!(
+                "its namespace is not bound at {}",
+                sandbox.netns.display()
+            ));
+        }
+        let endpoints: Vec<(NetworkRecord, EndpointRecord, bool)> = {
+            let state = self.state.lock().await;
+            state
+                .endpoints_of_sandbox(&sandbox.id)
+                .filter_map(|ep| {
+                    let net = state.network_by_id(&ep.network_id)?;
+                    let caps = self.capabilities(net).ok()?;
+                    Some((net.clone(), ep.clone(), !net.internal && caps.gateway))
+                })
+                .collect()
+        };
+        for (net, ep, routed) in &endpoints {
+            problems.extend(interface_differences(&netns, net, ep, *routed).await);
+        }
+        problems
+    }
+
+    /// One of netctl's own namespaces, found again or made anew (see
+    /// [`NamespaceSearch::restore_own`]), its inode kept for the next time.
+    async fn restore_own_netns(
+        &self,
+        sandbox: &SandboxRecord,
+        search: &mut NamespaceSearch,
+    ) -> Result<(Netns, Restored), String> {
+        let inode = remembered_inode(&self.paths, &sandbox.id);
+        let open = self.namespaces.get(&sandbox.id);
+        let (netns, how) = search.restore_own(sandbox, inode, open.as_deref()).await?;
+        match &how {
+            Restored::Opened => {}
+            Restored::Rebound(held) => {
+                tracing::info!(sandbox = %sandbox.name, held = %held.display(), "the sandbox's namespace had lost its mount but was still held: bound again");
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
+                    .increment(1);
+            }
+            Restored::Rebuilt => {
+                tracing::warn!(sandbox = %sandbox.name, "the sandbox's namespace was gone: made anew, with its interfaces, addresses and routes");
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
+                    .increment(1);
+            }
+        }
+        if sandbox.mode == SandboxMode::Isolated && inode != netns.inode().ok() {
+            remember_inode(&self.paths, &sandbox.id, &netns);
+        }
+        Ok((netns, how))
     }
 
     /// Endpoints a runtime deleted while netctl was down (its calls failed, and dockerd
@@ -426,18 +566,4 @@ fn stale_addresses_released(
             .remove(&address);
     }
     changed.into_values().collect()
-}
-
-/// A namespace of netctl's own, opened, or made anew if it is gone.
-async fn restore_netns(record: &SandboxRecord) -> Result<Netns, String> {
-    if netctl_kernel::netns::exists(&record.netns) {
-        return Netns::open(&record.netns).await.map_err(|e| e.to_string());
-    }
-    // Gone: make it anew; its endpoints are plugged in again next.
-    let _ = netctl_kernel::netns::remove(&record.netns);
-    let made = match record.mode {
-        SandboxMode::Host => Netns::bind_current(&record.netns).await,
-        _ => Netns::create(&record.netns).await,
-    };
-    made.map_err(|e| e.to_string())
 }

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
-use netctl_kernel::netns::HeldNamespaces;
 use netctl_plugin_api::runtime::{
     AttachRequest, AttachedAddress, AttachedRoute, Attachment, AttachmentRef, CheckReport,
     GcReport, ReclaimedEndpoint, RuntimeGcRequest,
@@ -16,6 +15,7 @@ use netctl_plugin_api::{ApiError, ErrorCode};
 
 use super::effects::Effect;
 use super::endpoints::{lost_address, Wanted};
+use super::namespaces::NamespaceSearch;
 use super::specs::{endpoint_spec, network_spec};
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339, valid_name};
@@ -369,7 +369,7 @@ impl Controller {
             dry_run,
             ..GcReport::default()
         };
-        let mut namespaces = RuntimeNamespaces::default();
+        let mut namespaces = NamespaceSearch::default();
         for sandbox in sandboxes.iter().filter(|s| namespaces.gone(s)) {
             {
                 let state = self.state.lock().await;
@@ -399,11 +399,13 @@ impl Controller {
     }
 
     /// `netctl gc`: runtime containers whose namespace is gone, and Docker's endpoints
-    /// whose container's namespace went away without a Leave. (At start only the former:
-    /// dockerd, when it comes back, deletes the endpoints of the sandboxes it lost.)
+    /// whose container's namespace went away without a Leave (at start only the former:
+    /// dockerd, when it comes back, deletes the endpoints of the sandboxes it lost); then
+    /// netctl's own sandboxes that differ from their records, repaired.
     pub async fn gc(&self, dry_run: bool) -> GcReport {
         let mut report = self.collect_gone(dry_run).await;
         self.collect_vanished_docker_endpoints(&mut report).await;
+        self.repair_sandboxes(&mut report).await;
         report
     }
 
@@ -522,7 +524,7 @@ fn reclaimed_endpoint(ep: &EndpointRecord, network: &str, reason: &str) -> Recla
 
 /// What the container's side of the interface lacks: the link, its state and MAC, its
 /// addresses, its default routes.
-async fn interface_differences(
+pub(super) async fn interface_differences(
     netns: &netctl_kernel::Netns,
     net: &NetworkRecord,
     ep: &EndpointRecord,
@@ -620,41 +622,4 @@ fn reachable_netns(given: &str, caller_pid: Option<u32>) -> Result<PathBuf, ApiE
     Err(ApiError::not_found(format!(
         "no network namespace at {given}"
     )))
-}
-
-/// Where runtimes' namespaces are now: at their own path, or wherever another process
-/// still holds them (the /proc scan is made once, and only when a path does not lead to its
-/// namespace). Nothing found: the runtime let the namespace go.
-#[derive(Default)]
-pub(super) struct RuntimeNamespaces {
-    held: Option<HeldNamespaces>,
-}
-
-impl RuntimeNamespaces {
-    /// A path that opens the sandbox's namespace; `None` when it is gone.
-    fn locate(&mut self, sandbox: &SandboxRecord) -> Option<PathBuf> {
-        let inode = sandbox.netns_inode?;
-        if netctl_kernel::netns::inode_at(&sandbox.netns) == Some(inode) {
-            return Some(sandbox.netns.clone());
-        }
-        self.held
-            .get_or_insert_with(HeldNamespaces::scan)
-            .path_of(inode)
-            .map(Path::to_path_buf)
-    }
-
-    fn gone(&mut self, sandbox: &SandboxRecord) -> bool {
-        sandbox.netns_inode.is_some() && self.locate(sandbox).is_none()
-    }
-
-    /// Reopens a runtime's namespace at start.
-    pub async fn reopen(
-        &mut self,
-        sandbox: &SandboxRecord,
-    ) -> Result<netctl_kernel::Netns, String> {
-        let path = self.locate(sandbox).ok_or("the namespace is gone")?;
-        netctl_kernel::Netns::open_runtime(&path)
-            .await
-            .map_err(|e| e.to_string())
-    }
 }

@@ -9,7 +9,7 @@ mod options;
 mod parent;
 mod port;
 
-pub(crate) use self::port::inside_requests;
+pub(crate) use self::port::{inside_requests, stale_pair};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -24,31 +24,38 @@ impl BridgeDriver {
     ) -> Result<(), DriverError> {
         let host = host_end(&ep.id);
         let inside = sandbox.netlink();
-        match self
-            .add_port(net, ep, &host, &ep.ifname, sandbox.raw_fd())
-            .await?
-        {
-            Some(made) => {
-                let peer = match made.peer_index {
-                    Some(index) => index,
-                    None => link_in(inside, &ep.ifname).await?.index,
-                };
-                try_join(
-                    self.bring_up_port(made.index, &host),
-                    inside.run_all(inside_requests(peer, false, ep)),
-                )
-                .await?;
-            }
-            // Made by an earlier join (a restart): re-assert what may have changed.
-            None => {
-                self.reattach_port(net, &host).await?;
-                let link = link_in(inside, &ep.ifname).await?;
-                inside
-                    .run_all(inside_requests(link.index, link.up, ep))
+        // Two rounds at most: the second after a pair that led elsewhere was deleted.
+        for _ in 0..2 {
+            match self
+                .add_port(net, ep, &host, &ep.ifname, sandbox.raw_fd())
+                .await?
+            {
+                Some(made) => {
+                    let peer = match made.peer_index {
+                        Some(index) => index,
+                        None => link_in(inside, &ep.ifname).await?.index,
+                    };
+                    try_join(
+                        self.bring_up_port(made.index, &host),
+                        inside.run_all(inside_requests(peer, false, ep)),
+                    )
                     .await?;
+                    return Ok(());
+                }
+                // Made by an earlier join (a restart): re-assert what may have changed.
+                None => {
+                    if let Some(link) = inside.link_by_name(&ep.ifname).await? {
+                        self.reattach_port(net, &host).await?;
+                        inside
+                            .run_all(inside_requests(link.index, link.up, ep))
+                            .await?;
+                        return Ok(());
+                    }
+                    stale_pair(&self.host, &host, &ep.ifname).await?;
+                }
             }
         }
-        Ok(())
+        Err(KernelError::LinkNotFound(ep.ifname.clone()).into())
     }
 
     /// A veth with both ends in this (dockerd's) namespace: the host end on the bridge and
@@ -133,6 +140,20 @@ impl BridgeDriver {
         self.host.set_hairpin(link.index).await?;
         Ok(())
     }
+}
+
+/// A pair whose host end is here but whose other end is not in the sandbox: it is in a
+/// namespace on its way out (its last holder let it go, and the kernel tears namespaces down
+/// a moment later), and the sandbox's namespace was made anew. The old pair is deleted, for
+/// a new one to take its name.
+pub(crate) async fn stale_pair(
+    netlink: &Netlink,
+    host: &str,
+    ifname: &str,
+) -> Result<(), KernelError> {
+    tracing::info!(link = %host, interface = %ifname, "the pair's other end is not in the sandbox: making it anew");
+    netlink.delete_link_by_name(host).await?;
+    Ok(())
 }
 
 async fn link_in(netlink: &Netlink, name: &str) -> Result<Link, KernelError> {

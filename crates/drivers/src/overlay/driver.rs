@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use super::datapath::{DataPath, Remote, Segment, BRIDGE};
 use super::options::{self, OverlayConfig};
 use super::{mtu_over, VXLAN_OVERHEAD};
-use crate::bridge::{host_end, inside_requests, runtime_end};
+use crate::bridge::{host_end, inside_requests, runtime_end, stale_pair};
 use crate::{
     Capabilities, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
     NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
@@ -264,22 +264,28 @@ impl OverlayDriver {
         ep: &EndpointSpec,
         sandbox: &Netns,
     ) -> Result<(), DriverError> {
-        let made = self
-            .add_veth(segment, net, ep, &ep.ifname, sandbox.raw_fd())
-            .await?;
         let inside = sandbox.netlink();
-        let link = match made {
-            Some(index) if index != 0 => (index, false),
-            _ => {
-                let link = inside
+        // Two rounds at most: the second after a pair that led elsewhere was deleted.
+        for _ in 0..2 {
+            let made = self
+                .add_veth(segment, net, ep, &ep.ifname, sandbox.raw_fd())
+                .await?;
+            let link = match made {
+                Some(index) if index != 0 => Some((index, false)),
+                _ => inside
                     .link_by_name(&ep.ifname)
                     .await?
-                    .ok_or_else(|| KernelError::LinkNotFound(ep.ifname.clone()))?;
-                (link.index, link.up)
+                    .map(|link| (link.index, link.up)),
+            };
+            match link {
+                Some((index, up)) => {
+                    inside.run_all(inside_requests(index, up, ep)).await?;
+                    return Ok(());
+                }
+                None => stale_pair(segment.netlink(), &host_end(&ep.id), &ep.ifname).await?,
             }
-        };
-        inside.run_all(inside_requests(link.0, link.1, ep)).await?;
-        Ok(())
+        }
+        Err(KernelError::LinkNotFound(ep.ifname.clone()).into())
     }
 }
 
