@@ -20,13 +20,15 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     // First of all: a second daemon started by mistake stops here, before it reconciles
     // anything (it would take the first one's networks for leftovers).
+    let _instance = crate::instance::InstanceLock::take()?;
     let api = server::bind_api(&paths.socket, config.group.as_deref()).await?;
+    // From here on, a failed start removes the socket it bound.
+    let mut sockets = SocketFiles(vec![paths.socket.clone()]);
     // Before anything is recorded: the recorder keeps what is recorded once installed.
     let metrics = match config.metrics_addr {
         Some(addr) => Some(crate::metrics::Exporter::start(addr).await?),
         None => None,
     };
-    let mut sockets = SocketFiles(vec![paths.socket.clone()]);
     netctl_kernel::ports::raise_file_limit();
     // In a container (a Docker managed plugin), /proc/sys is read-only: bridges need their
     // sysctls set.

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 pub enum DaemonError {
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// The daemon will not start here, for the reason given.
+    #[error("{0}")]
+    Refused(String),
     #[error("store: {0}")]
     Store(String),
     #[error("{what} {path}: {source}")]

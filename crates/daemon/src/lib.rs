@@ -12,6 +12,7 @@ pub mod config;
 mod controller;
 mod error;
 mod ids;
+mod instance;
 mod leases;
 mod locks;
 pub mod metrics;

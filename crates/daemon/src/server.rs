@@ -14,12 +14,19 @@ use crate::{Controller, DaemonError};
 pub async fn bind_api(socket: &Path, group: Option<&str>) -> Result<UnixListener, DaemonError> {
     let listener = listen(socket, 0o660).await?;
     if let Some(group) = group {
-        let gid = crate::access::group_id(group).map_err(|message| DaemonError::Config {
-            path: socket.to_path_buf(),
-            message,
-        })?;
-        nix::unistd::chown(socket, None, Some(gid))
-            .map_err(|e| io_err(socket, "chown")(e.into()))?;
+        let owned = crate::access::group_id(group)
+            .map_err(|message| DaemonError::Config {
+                path: socket.to_path_buf(),
+                message,
+            })
+            .and_then(|gid| {
+                nix::unistd::chown(socket, None, Some(gid))
+                    .map_err(|e| io_err(socket, "chown")(e.into()))
+            });
+        if let Err(e) = owned {
+            let _ = std::fs::remove_file(socket);
+            return Err(e);
+        }
     }
     Ok(listener)
 }

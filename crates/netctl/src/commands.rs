@@ -97,6 +97,11 @@ fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
 }
 
 fn run_daemon(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "netctl daemon must run as root: it makes network namespaces, links and nftables tables"
+        );
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

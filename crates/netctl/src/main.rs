@@ -18,7 +18,48 @@ fn main() {
     }
     let cli = cli::Cli::parse();
     if let Err(e) = commands::run(cli) {
-        eprintln!("netctl: {e:#}");
+        eprintln!("netctl: {}", one_line(&e));
         std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line, each said once. Library errors often put their
+/// cause in their own message as well as in `source()` (thiserror's `{source}`), which
+/// `{:#}` would print twice.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the daemon: {source} (is it running?)")]
+    struct Reach {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(Reach { source: io });
+        assert_eq!(
+            one_line(&e),
+            "cannot reach the daemon: No such file or directory (os error 2) (is it running?)"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&e), "outer: inner");
     }
 }

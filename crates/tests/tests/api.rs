@@ -108,23 +108,114 @@ fn the_health_answer_comes_without_a_version() {
     assert_eq!(status, 200);
 }
 
+/// `netctl daemon` with `args` in `host`'s namespace, run to its end.
+fn second_daemon(host: &Host, args: &[&str]) -> netctl_netns_fixtures::Output {
+    let out = host
+        .command(netctl_netns_fixtures::netctl_bin())
+        .args(args)
+        .output()
+        .expect("run netctl daemon");
+    out.into()
+}
+
 #[test]
-fn a_second_daemon_on_the_same_socket_is_refused() {
+fn a_second_daemon_in_the_same_namespace_is_refused_before_it_touches_anything() {
     let host = Host::with_daemon();
-    let out = host.exec(&[
-        netctl_netns_fixtures::netctl_bin().to_str().unwrap(),
-        "--socket",
-        host.socket().to_str().unwrap(),
-        "daemon",
-        "--data-root",
-        host.dir().join("other-data").to_str().unwrap(),
-        "--exec-root",
-        host.dir().join("other-run").to_str().unwrap(),
-    ]);
+    host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])
+        .expect_ok();
+    host.netctl(&["sandbox", "create", "a", "--network", "web"])
+        .expect_ok();
+    let before = tests::full_state(&host);
+    let other = host.dir().join("other");
+    let out = second_daemon(
+        &host,
+        &[
+            "--socket",
+            other.join("netctl.sock").to_str().unwrap(),
+            "daemon",
+            "--data-root",
+            other.join("data").to_str().unwrap(),
+            "--exec-root",
+            other.join("run").to_str().unwrap(),
+            "--docker-plugin-socket",
+            "none",
+        ],
+    );
+    assert_eq!(out.status, 1);
+    let pid = host.daemon_pid().unwrap();
+    assert_eq!(
+        out.stderr.lines().next().unwrap_or_default(),
+        format!("netctl: another netctl daemon (pid {pid}) manages this network namespace: run one daemon per namespace (stop it first, or start this one in a namespace of its own)"),
+        "{}", out.stderr
+    );
+    assert!(
+        !other.exists(),
+        "it made nothing: {:?}",
+        std::fs::read_dir(&other).ok()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tests::assert_same(&before, &tests::full_state(&host), "after a second daemon");
+    assert!(
+        !host.daemon_log().contains("rebuil"),
+        "the first daemon's table was left alone:\n{}",
+        host.daemon_log()
+    );
+}
+
+#[test]
+fn a_daemon_on_another_daemons_socket_is_refused_and_leaves_it() {
+    let host = Host::with_daemon();
+    // Another namespace, so the namespace's lock does not stop it first.
+    let elsewhere = Host::new();
+    let out = second_daemon(
+        &elsewhere,
+        &[
+            "--socket",
+            host.socket().to_str().unwrap(),
+            "daemon",
+            "--data-root",
+            elsewhere.data_root().to_str().unwrap(),
+            "--exec-root",
+            elsewhere.exec_root().to_str().unwrap(),
+            "--docker-plugin-socket",
+            "none",
+        ],
+    );
     let err = out.expect_err();
-    assert!(err.contains("another daemon is already listening"), "{err}");
-    // It stopped before touching anything: the first daemon's state is whole.
-    assert!(!host.dir().join("other-data").exists());
+    assert_eq!(
+        err.trim(),
+        format!(
+            "netctl: socket {}: another daemon is already listening there",
+            host.socket().display()
+        )
+    );
+    assert!(!elsewhere.data_root().exists());
+    host.netctl(&["network", "ls"]).expect_ok();
+}
+
+#[test]
+fn a_failed_start_leaves_no_socket() {
+    let mut host = Host::new();
+    host.set_config(r#"{"group": "no-such-group-here"}"#);
+    let out = second_daemon(
+        &host,
+        &[
+            "--socket",
+            host.socket().to_str().unwrap(),
+            "daemon",
+            "--config",
+            host.dir().join("daemon.json").to_str().unwrap(),
+            "--data-root",
+            host.data_root().to_str().unwrap(),
+            "--exec-root",
+            host.exec_root().to_str().unwrap(),
+            "--docker-plugin-socket",
+            "none",
+        ],
+    );
+    let err = out.expect_err();
+    assert!(err.contains("no-such-group-here"), "{err}");
+    assert!(!host.socket().exists(), "{err}");
 }
 
 #[test]

@@ -152,6 +152,7 @@ fn without_metrics_addr_nothing_listens_and_a_taken_address_stops_the_start() {
         stderr.contains("metrics listener 127.0.0.1:9323") && stderr.contains("in use"),
         "{stderr}"
     );
+    assert!(!second.socket().exists(), "a failed start leaves no socket");
 }
 
 #[test]
