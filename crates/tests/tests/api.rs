@@ -108,14 +108,25 @@ fn the_health_answer_comes_without_a_version() {
     assert_eq!(status, 200);
 }
 
-/// `netctl daemon` with `args` in `host`'s namespace, run to its end.
+/// `netctl daemon` with `args` in `host`'s namespace, run to its end; one still running
+/// after 10 s (it was not refused) is killed.
 fn second_daemon(host: &Host, args: &[&str]) -> netctl_netns_fixtures::Output {
-    let out = host
+    let mut child = host
         .command(netctl_netns_fixtures::netctl_bin())
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run netctl daemon");
-    out.into()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("daemon output").into()
 }
 
 #[test]
@@ -195,18 +206,18 @@ fn a_daemon_on_another_daemons_socket_is_refused_and_leaves_it() {
 
 #[test]
 fn a_failed_start_leaves_no_socket() {
-    let mut host = Host::new();
-    host.set_config(r#"{"group": "no-such-group-here"}"#);
+    let host = Host::new();
+    // A data-root that is a file: the store cannot open, after the socket was bound.
+    let data_root = host.dir().join("not-a-directory");
+    std::fs::write(&data_root, b"").unwrap();
     let out = second_daemon(
         &host,
         &[
             "--socket",
             host.socket().to_str().unwrap(),
             "daemon",
-            "--config",
-            host.dir().join("daemon.json").to_str().unwrap(),
             "--data-root",
-            host.data_root().to_str().unwrap(),
+            data_root.to_str().unwrap(),
             "--exec-root",
             host.exec_root().to_str().unwrap(),
             "--docker-plugin-socket",
@@ -214,7 +225,7 @@ fn a_failed_start_leaves_no_socket() {
         ],
     );
     let err = out.expect_err();
-    assert!(err.contains("no-such-group-here"), "{err}");
+    assert!(err.contains("not-a-directory"), "{err}");
     assert!(!host.socket().exists(), "{err}");
 }
 
