@@ -22,8 +22,12 @@ pub async fn run(
     // anything (it would take the first one's networks for leftovers).
     let _instance = crate::instance::InstanceLock::take()?;
     let api = server::bind_api(&paths.socket, config.group.as_deref()).await?;
-    // From here on, a failed start removes the socket it bound.
-    let mut sockets = SocketFiles(vec![paths.socket.clone()]);
+    // From here on, a failed start removes the socket it bound (systemd's stays systemd's).
+    let mut sockets = SocketFiles(Vec::new());
+    if !api.from_systemd {
+        sockets.0.push(paths.socket.clone());
+    }
+    let api = api.listener;
     // Before anything is recorded: the recorder keeps what is recorded once installed.
     let metrics = match config.metrics_addr {
         Some(addr) => Some(crate::metrics::Exporter::start(addr).await?),

@@ -187,7 +187,9 @@ impl DaemonConfig {
     pub fn inert_settings(&self) -> Vec<&'static str> {
         let mut inert = Vec::new();
         if self.userland_proxy == Some(true) {
-            inert.push("userland-proxy (netctl never runs a userland proxy)");
+            inert.push(
+                "userland-proxy (ports are translated in the kernel; a proxy serves only what it cannot translate, IPv6 loopback)",
+            );
         }
         inert
     }

@@ -19,6 +19,7 @@ pub mod metrics;
 mod migrate;
 mod model;
 mod persist;
+mod proxy;
 mod server;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub struct Paths {
     /// Where dockerd finds the remote plugin; `None` serves no plugin.
     pub docker_plugin_socket: Option<PathBuf>,
 }
+
+/// netctl's version, and the commit it was built from (`unknown` outside a checkout).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("NETCTL_GIT_COMMIT");
 
 pub const DEFAULT_CONFIG: &str = "/etc/netctl/daemon.json";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/netctl";

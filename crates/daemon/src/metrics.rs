@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use netctl_plugin_api::ApiError;
+use netctl_plugin_api::{ApiError, ErrorCode};
 use tokio::net::TcpListener;
 
 use crate::{Controller, DaemonError};
@@ -30,7 +30,7 @@ const BUCKETS: &[f64] = &[
 const UPKEEP: Duration = Duration::from_secs(5);
 
 /// What an operation is, for its latency histogram and error count.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     NetworkCreate,
     NetworkRemove,
@@ -49,6 +49,19 @@ pub enum Operation {
 }
 
 impl Operation {
+    const ALL: [Self; 10] = [
+        Self::NetworkCreate,
+        Self::NetworkRemove,
+        Self::SandboxCreate,
+        Self::SandboxRemove,
+        Self::Attach,
+        Self::Detach,
+        Self::Join,
+        Self::Leave,
+        Self::Publish,
+        Self::Unpublish,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Self::NetworkCreate => "network_create",
@@ -77,6 +90,8 @@ pub enum Via {
 }
 
 impl Via {
+    const ALL: [Self; 3] = [Self::Api, Self::Runtime, Self::Docker];
+
     fn name(self) -> &'static str {
         match self {
             Self::Api => "api",
@@ -98,11 +113,7 @@ pub async fn timed<T>(
     metrics::histogram!("netctl_operation_duration_seconds", "operation" => operation, "via" => via)
         .record(started.elapsed());
     if let Err(e) = &result {
-        let kind = serde_json::to_value(e.code)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        metrics::counter!("netctl_errors_total", "operation" => operation, "kind" => kind)
+        metrics::counter!("netctl_errors_total", "operation" => operation, "kind" => e.code.name())
             .increment(1);
     }
     result
@@ -121,8 +132,41 @@ fn install() -> Result<PrometheusHandle, DaemonError> {
         .install_recorder()
         .map_err(|e| describe(e.to_string()))?;
     describe_all();
+    register_all();
     Ok(handle)
 }
+
+/// Every series there is, at zero, from the start: a dashboard or an alert on a rate sees
+/// a series before its first event, not a gap.
+fn register_all() {
+    for operation in Operation::ALL {
+        for via in Via::ALL {
+            let _ = metrics::histogram!("netctl_operation_duration_seconds", "operation" => operation.name(), "via" => via.name());
+        }
+        for kind in ErrorCode::ALL {
+            metrics::counter!("netctl_errors_total", "operation" => operation.name(), "kind" => kind.name())
+                .increment(0);
+        }
+    }
+    for answer in ["local", "forwarded"] {
+        let _ = metrics::histogram!("netctl_dns_query_duration_seconds", "answer" => answer);
+    }
+    metrics::counter!("netctl_dns_cache_hits_total").increment(0);
+    let _ = metrics::histogram!("netctl_etcd_request_duration_seconds");
+    metrics::counter!("netctl_etcd_request_errors_total").increment(0);
+    for what in REPAIRS {
+        metrics::counter!("netctl_reconcile_repairs_total", "what" => what).increment(0);
+    }
+}
+
+/// What `netctl_reconcile_repairs_total` counts.
+const REPAIRS: [&str; 5] = [
+    "link",
+    "namespace",
+    "overlay_segment",
+    "docker_endpoint",
+    "firewall",
+];
 
 fn describe_all() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};

@@ -133,6 +133,50 @@ pub struct SandboxRecord {
     /// (a restarted container) and finds it where the path does not lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_inode: Option<u64>,
+    /// `--add-host` lines of its hosts file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<ExtraHost>,
+}
+
+/// One `--add-host NAME:ADDRESS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHost {
+    pub name: String,
+    pub address: std::net::IpAddr,
+}
+
+impl ExtraHost {
+    /// Docker's `NAME:ADDRESS` (an IPv6 address after the first colon, bracketed or not)
+    /// or `NAME=ADDRESS`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let bad = || format!("invalid --add-host {spec:?}: NAME:ADDRESS, such as db:192.0.2.10");
+        let (name, address) = spec
+            .split_once('=')
+            .or_else(|| spec.split_once(':'))
+            .ok_or_else(bad)?;
+        let address = address.trim_start_matches('[').trim_end_matches(']');
+        if address == "host-gateway" {
+            return Err(format!(
+                "--add-host {spec}: host-gateway is Docker's own; give the address (the gateway of the sandbox's network, say)"
+            ));
+        }
+        let address = address.parse().map_err(|_| bad())?;
+        if !crate::ids::valid_dns_name(name) {
+            return Err(format!(
+                "invalid --add-host {spec:?}: {name:?} is not a host name (letters, digits and hyphens, in dot-separated labels of at most 63)"
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            address,
+        })
+    }
+}
+
+impl std::fmt::Display for ExtraHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.address)
+    }
 }
 
 /// Who a sandbox is for.

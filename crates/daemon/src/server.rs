@@ -11,7 +11,18 @@ use crate::{Controller, DaemonError};
 /// Binds the management API's socket (mode 0660), of `group` when one is given (dockerd's
 /// `-G`). Done first of all: a second daemon started by mistake stops here, before it
 /// reconciles anything (it would take the first one's networks for leftovers).
-pub async fn bind_api(socket: &Path, group: Option<&str>) -> Result<UnixListener, DaemonError> {
+pub async fn bind_api(socket: &Path, group: Option<&str>) -> Result<Api, DaemonError> {
+    if let Some(listener) = socket_from_systemd() {
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| UnixListener::from_std(listener))
+            .map_err(io_err(socket, "take systemd's socket for"))?;
+        tracing::info!("serving the management API on the socket systemd passed");
+        return Ok(Api {
+            listener,
+            from_systemd: true,
+        });
+    }
     let listener = listen(socket, 0o660).await?;
     if let Some(group) = group {
         let owned = crate::access::group_id(group)
@@ -28,7 +39,46 @@ pub async fn bind_api(socket: &Path, group: Option<&str>) -> Result<UnixListener
             return Err(e);
         }
     }
-    Ok(listener)
+    Ok(Api {
+        listener,
+        from_systemd: false,
+    })
+}
+
+/// The management API's listener.
+pub struct Api {
+    pub listener: UnixListener,
+    /// Passed by systemd (`netctl.socket`): its file is systemd's, left when the daemon stops.
+    pub from_systemd: bool,
+}
+
+/// The socket systemd passed, when the daemon is socket-activated (sd_listen_fds(3):
+/// `LISTEN_PID` is this process, `LISTEN_FDS` at least 1, the first at descriptor 3) and
+/// it is a Unix stream socket. Written here rather than taken from a crate: it is these
+/// few lines.
+fn socket_from_systemd() -> Option<std::os::unix::net::UnixListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || fds < 1 {
+        return None;
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    let unix_stream =
+        nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(SD_LISTEN_FDS_START).is_ok()
+            && nix::sys::socket::getsockopt(
+                // SAFETY: descriptor 3 is open (getsockname just answered for it); borrowed
+                // for this call only.
+                &unsafe { std::os::fd::BorrowedFd::borrow_raw(SD_LISTEN_FDS_START) },
+                nix::sys::socket::sockopt::SockType,
+            ) == Ok(nix::sys::socket::SockType::Stream);
+    if !unix_stream {
+        tracing::warn!("LISTEN_FDS is set but descriptor 3 is not a Unix stream socket: binding the API socket instead");
+        return None;
+    }
+    // SAFETY: systemd passed descriptor 3 to this process, and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SD_LISTEN_FDS_START) };
+    Some(std::os::unix::net::UnixListener::from(fd))
 }
 
 /// Serves the management API on `listener` (bound to `socket`) until `shutdown` resolves.
@@ -38,7 +88,13 @@ pub async fn serve(
     socket: &Path,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    tracing::info!(socket = %socket.display(), "serving the management API");
+    // Where it really listens: systemd's socket may be elsewhere than --socket.
+    let at = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+        .unwrap_or_else(|| socket.to_path_buf());
+    tracing::info!(socket = %at.display(), "serving the management API");
     let app = netctl_plugin_api::management::router(controller)
         .into_make_service_with_connect_info::<netctl_plugin_api::management::Caller>();
     axum::serve(listener, app)

@@ -44,6 +44,15 @@ impl Health {
         ordered
     }
 
+    /// How long ago `server` failed, if that is recent enough to count.
+    fn failed_ago(&self, server: SocketAddr) -> Option<Duration> {
+        let failed = self.failed.lock().unwrap();
+        failed
+            .get(&server)
+            .map(Instant::elapsed)
+            .filter(|ago| *ago < REMEMBER_FAILURE)
+    }
+
     fn record(&self, server: SocketAddr, ok: bool) {
         let mut failed = self.failed.lock().unwrap();
         if ok {
@@ -54,14 +63,44 @@ impl Health {
     }
 }
 
+/// What asking one server came to, for the log of a query that got no usable answer.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub server: SocketAddr,
+    /// How long ago it had last failed, when it was asked (it is then asked last).
+    pub failed_ago: Option<Duration>,
+    /// `answered NOERROR`, `refused`, `silent`, or the error and where it happened.
+    pub outcome: String,
+}
+
+/// The answer, if any, and what each server asked came to.
+#[derive(Debug, Default)]
+pub struct Forwarded {
+    pub answer: Option<Vec<u8>>,
+    pub attempts: Vec<Attempt>,
+}
+
 /// The first usable answer to `query` from `upstreams`, with the query's ID. When every
-/// server refused or failed, the last of those answers; `None` when none came in time. `tcp` asks over TCP only (the client asked over TCP); otherwise UDP,
-/// and TCP for an answer that came back truncated.
+/// server refused or failed, the last of those answers; `None` when none came in time.
+/// `tcp` asks over TCP only (the client asked over TCP); otherwise UDP, and TCP for an
+/// answer that came back truncated.
 pub async fn forward(
     query: &[u8],
     upstreams: &[Upstream],
     tcp: bool,
     health: &Health,
+) -> Forwarded {
+    let mut attempts = Vec::new();
+    let answer = ask_all(query, upstreams, tcp, health, &mut attempts).await;
+    Forwarded { answer, attempts }
+}
+
+async fn ask_all(
+    query: &[u8],
+    upstreams: &[Upstream],
+    tcp: bool,
+    health: &Health,
+    attempts: &mut Vec<Attempt>,
 ) -> Option<Vec<u8>> {
     let deadline = tokio::time::sleep(GIVE_UP_AFTER);
     tokio::pin!(deadline);
@@ -75,12 +114,20 @@ pub async fn forward(
         };
         (server, answer)
     };
+    let start = |server: SocketAddr, attempts: &mut Vec<Attempt>| {
+        attempts.push(Attempt {
+            server,
+            failed_ago: health.failed_ago(server),
+            outcome: "silent".into(),
+        });
+        ask(server)
+    };
     // Servers asked and not yet heard from, in the order they were asked.
     let mut silent = Vec::new();
     let mut refusal = None;
     let first = waiting.next()?.addr;
     silent.push(first);
-    asking.push(ask(first));
+    asking.push(start(first, attempts));
     loop {
         let hedge = tokio::time::sleep(HEDGE_AFTER);
         tokio::select! {
@@ -88,6 +135,12 @@ pub async fn forward(
                 let asked_before: Vec<_> = silent.iter().take_while(|s| **s != server).copied().collect();
                 silent.retain(|s| *s != server);
                 let answered = answer.is_ok();
+                if let Some(attempt) = attempts.iter_mut().rev().find(|a| a.server == server) {
+                    attempt.outcome = match &answer {
+                        Ok(a) => format!("answered {}", wire::rcode_name(wire::rcode(a))),
+                        Err(e) => e.to_string(),
+                    };
+                }
                 match answer {
                     Ok(a) if !matches!(wire::rcode(&a), wire::SERVFAIL | wire::REFUSED) => {
                         health.record(server, true);
@@ -103,7 +156,7 @@ pub async fn forward(
                 match waiting.next() {
                     Some(next) => {
                         silent.push(next.addr);
-                        asking.push(ask(next.addr));
+                        asking.push(start(next.addr, attempts));
                     }
                     None if asking.is_empty() => return refusal,
                     None => {}
@@ -112,7 +165,7 @@ pub async fn forward(
             _ = hedge, if waiting.len() > 0 => {
                 if let Some(next) = waiting.next() {
                     silent.push(next.addr);
-                    asking.push(ask(next.addr));
+                    asking.push(start(next.addr, attempts));
                 }
             }
             _ = &mut deadline => {
@@ -142,19 +195,24 @@ fn is_answer_to(answer: &[u8], ours: &[u8], id: u16) -> bool {
         && wire::same_question(ours, answer)
 }
 
+/// Names the step an I/O error came from.
+fn at(step: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{step}: {e}"))
+}
+
 async fn ask_udp(query: &[u8], server: SocketAddr) -> io::Result<Vec<u8>> {
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(server).await?;
+    let socket = UdpSocket::bind(local).await.map_err(at("udp bind"))?;
+    socket.connect(server).await.map_err(at("udp connect"))?;
     let (ours, id) = with_fresh_id(query);
-    socket.send(&ours).await?;
+    socket.send(&ours).await.map_err(at("udp send"))?;
     let mut buf = vec![0u8; 65_535];
     loop {
         // A refused port (ICMP) fails here at once, and the next server is asked.
-        let len = socket.recv(&mut buf).await?;
+        let len = socket.recv(&mut buf).await.map_err(at("udp receive"))?;
         let answer = &buf[..len];
         if !is_answer_to(answer, &ours, id) {
             continue;
@@ -171,7 +229,9 @@ async fn ask_udp(query: &[u8], server: SocketAddr) -> io::Result<Vec<u8>> {
 }
 
 async fn ask_tcp(query: &[u8], server: SocketAddr) -> io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(server).await?;
+    let mut stream = TcpStream::connect(server)
+        .await
+        .map_err(at("tcp connect"))?;
     let (ours, id) = with_fresh_id(query);
     let mut framed = Vec::with_capacity(ours.len() + 2);
     framed.extend_from_slice(&(ours.len() as u16).to_be_bytes());

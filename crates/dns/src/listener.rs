@@ -234,8 +234,17 @@ impl Dns {
     /// Forwards, caches, and shapes the answer for the client: SERVFAIL when no upstream
     /// answered; header and question with TC when it is too big for the client's UDP buffer.
     pub(crate) async fn forward(&self, query: &[u8], job: Forward, tcp: bool) -> Vec<u8> {
-        let answer = forward::forward(query, &job.resolution.upstreams, tcp, &self.health).await;
-        let Some(answer) = answer else {
+        let forwarded = forward::forward(query, &job.resolution.upstreams, tcp, &self.health).await;
+        let Some(answer) = forwarded.answer else {
+            let asked: Vec<String> = forwarded
+                .attempts
+                .iter()
+                .map(|a| match a.failed_ago {
+                    Some(ago) => format!("{} (failed {ago:.1?} ago): {}", a.server, a.outcome),
+                    None => format!("{}: {}", a.server, a.outcome),
+                })
+                .collect();
+            tracing::debug!(sandbox = %job.sandbox, upstreams_from = ?job.resolution.upstreams_from, ?asked, "SERVFAIL: no upstream answered");
             return wire::error_reply(query, wire::SERVFAIL).unwrap_or_default();
         };
         self.cache.put(job.key, &answer);

@@ -35,6 +35,8 @@ pub enum Reply {
 
 /// A query for the forwarder.
 pub struct Forward {
+    /// The asking sandbox, for the log.
+    pub sandbox: Arc<str>,
     pub key: Key,
     pub resolution: Arc<Resolution>,
     /// Largest answer the client takes over this transport.
@@ -88,6 +90,7 @@ impl Dns {
             return error(wire::NXDOMAIN);
         }
         if resolution.upstreams.is_empty() {
+            tracing::debug!(sandbox = sandbox_id, name = %asked.name, upstreams_from = ?resolution.upstreams_from, unusable = ?resolution.unusable, "SERVFAIL: no upstream to forward to");
             return error(wire::SERVFAIL);
         }
         let edns = asked.edns.is_some();
@@ -100,6 +103,7 @@ impl Dns {
             return Reply::Now(hit);
         }
         Reply::Forward(Forward {
+            sandbox: sandbox_id.into(),
             key,
             resolution,
             limit,

@@ -246,6 +246,19 @@ pub fn truncated(answer: &[u8]) -> Vec<u8> {
     reply
 }
 
+/// A response code as people read it.
+pub fn rcode_name(rcode: u8) -> &'static str {
+    match rcode {
+        0 => "NOERROR",
+        FORMERR => "FORMERR",
+        SERVFAIL => "SERVFAIL",
+        NXDOMAIN => "NXDOMAIN",
+        NOTIMP => "NOTIMP",
+        REFUSED => "REFUSED",
+        _ => "another code",
+    }
+}
+
 pub const FORMERR: u8 = 1;
 pub const SERVFAIL: u8 = 2;
 pub const NXDOMAIN: u8 = 3;

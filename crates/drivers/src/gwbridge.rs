@@ -23,7 +23,10 @@ pub const GATEWAY_BRIDGE: &str = "gwbridge";
 
 /// Docker's option for masquerading; the gateway bridge exists to masquerade, so only
 /// `true` is accepted.
-const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+const OPT_MASQUERADE: [&str; 2] = [
+    "masquerade",
+    "com.docker.network.bridge.enable_ip_masquerade",
+];
 
 #[derive(Debug, Clone)]
 pub struct GatewayBridgeDriver {
@@ -124,12 +127,14 @@ fn parse_options(
     defaults: &NetworkDefaults,
 ) -> Result<NetworkSettings, DriverError> {
     let mut options = options.clone();
-    if let Some(value) = options.remove(OPT_MASQUERADE) {
-        if !crate::options::parse_bool(OPT_MASQUERADE, &value)? {
-            return Err(DriverError::InvalidOption(format!(
-                "{OPT_MASQUERADE}=false: the gateway bridge is how overlay sandboxes reach \
-                 the outside, masqueraded; use --internal overlays for none"
-            )));
+    for key in OPT_MASQUERADE {
+        if let Some(value) = options.remove(key) {
+            if !crate::options::parse_bool(key, &value)? {
+                return Err(DriverError::InvalidOption(format!(
+                    "{key}=false: the gateway bridge is how overlay sandboxes reach the \
+                     outside, masqueraded; use --internal overlays for none"
+                )));
+            }
         }
     }
     let settings = parse_options_icc_off(&options, defaults)?;
@@ -162,9 +167,11 @@ mod tests {
                 .config["icc"],
             true
         );
-        assert!(parse(&[(OPT_MASQUERADE, "true")]).is_ok());
-        let refused = parse(&[(OPT_MASQUERADE, "false")]).unwrap_err().to_string();
-        assert!(refused.contains("masqueraded"), "{refused}");
+        for key in OPT_MASQUERADE {
+            assert!(parse(&[(key, "true")]).is_ok());
+            let refused = parse(&[(key, "false")]).unwrap_err().to_string();
+            assert!(refused.contains("masqueraded"), "{refused}");
+        }
         assert!(parse(&[("internal", "true")]).is_err());
     }
 }

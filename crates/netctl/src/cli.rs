@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::format::Format;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,17 +54,38 @@ pub enum Command {
         /// Only show what would be reclaimed.
         #[arg(long)]
         dry_run: bool,
-        #[arg(long, value_enum, default_value_t)]
+        /// `table`, `json`, or a Go template (`'{{json .}}'`).
+        #[arg(long, default_value = "table")]
         format: Format,
     },
     /// The daemon: what it is and holds (`system info`).
     #[command(subcommand)]
     System(SystemCommand),
-    /// List a sandbox's published ports, as `docker port` does.
+    /// List a sandbox's published ports, or where one port is published, as `docker
+    /// port` does.
     Port {
         sandbox: String,
-        #[arg(long, value_enum, default_value_t)]
+        /// PORT[/PROTO] (tcp when not given).
+        port: Option<String>,
+        /// `table`, `json`, or a Go template (`'{{json .}}'`).
+        #[arg(long, default_value = "table")]
         format: Format,
+    },
+    /// The client's and the daemon's versions.
+    Version {
+        /// `table`, `json`, or a Go template (`'{{.Client.Version}}'`).
+        #[arg(short, long, default_value = "table")]
+        format: Format,
+    },
+    /// Print a shell completion script (`netctl completion bash > /etc/bash_completion.d/netctl`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command into DIR (`netctl.1`, `netctl-network-create.1`…).
+    Man {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -71,7 +94,8 @@ pub enum SystemCommand {
     /// Version, paths, node and cluster, and how many networks, sandboxes, endpoints,
     /// published ports and DHCP clients the daemon holds.
     Info {
-        #[arg(long, value_enum, default_value_t)]
+        /// `table`, `json`, or a Go template (`'{{json .}}'`).
+        #[arg(long, default_value = "table")]
         format: Format,
     },
 }
@@ -116,7 +140,8 @@ pub enum DnsCommand {
     /// Which upstreams, search domains and options a sandbox uses, and why.
     Explain {
         sandbox: String,
-        #[arg(long, value_enum, default_value_t)]
+        /// `table`, `json`, or a Go template (`'{{json .}}'`).
+        #[arg(long, default_value = "table")]
         format: Format,
     },
 }
@@ -135,27 +160,29 @@ pub struct DnsArgs {
     pub dns_option: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-}
-
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct ListArgs {
-    #[arg(long, value_enum, default_value_t)]
+    /// `table`, `json`, a Go template (`'{{.Name}} {{.Driver}}'`, `'{{json .}}'`), or
+    /// `table TEMPLATE` (with a header).
+    #[arg(long, default_value = "table")]
     pub format: Format,
-    /// Only print names.
+    /// Only print IDs.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print whole IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only what matches KEY=VALUE (repeatable; values of one key are alternatives).
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
-    #[arg(long, value_enum, default_value_t)]
+    /// `table`, `json`, or a Go template (`'{{.IPAM.Config}}'`).
+    #[arg(short, long, default_value = "table")]
     pub format: Format,
 }
 
@@ -186,6 +213,19 @@ pub enum NetworkCommand {
     },
     /// Disconnect a sandbox from a network.
     Disconnect { network: String, sandbox: String },
+    /// Remove every network no sandbox or container uses (netctl's predefined and
+    /// cluster networks and Docker's stay).
+    Prune {
+        /// Only networks that match: `label=KEY[=VALUE]`, `label!=…`, `until=TIMESTAMP`
+        /// (RFC 3339, or a duration such as `24h` ago).
+        #[arg(long = "filter")]
+        filter: Vec<String>,
+        /// Do not ask.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Exit 0 when the network exists, 1 when it does not (as `podman network exists`).
+    Exists { network: String },
     /// Publish more ports of a connected sandbox.
     Publish {
         network: String,
@@ -274,6 +314,10 @@ pub struct SandboxCreateArgs {
     pub network: Option<String>,
     #[arg(long)]
     pub hostname: Option<String>,
+    /// A line for the sandbox's hosts file: HOST:IP (repeatable), as `docker run
+    /// --add-host`.
+    #[arg(long)]
+    pub add_host: Vec<String>,
     #[command(flatten)]
     pub endpoint: EndpointArgs,
     #[command(flatten)]
@@ -369,7 +413,8 @@ pub enum ClusterCommand {
     },
     /// Show the cluster this node is in.
     Inspect {
-        #[arg(long, value_enum, default_value_t)]
+        /// `table`, `json`, or a Go template (`'{{json .}}'`).
+        #[arg(long, default_value = "table")]
         format: Format,
     },
     /// Write netctl's keys in the cluster store to FILE (JSON).
@@ -455,4 +500,42 @@ pub enum NodeCommand {
         #[arg(short, long)]
         force: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag a usage line names outside brackets is one the command requires.
+    #[test]
+    fn usage_lines_show_only_required_flags_as_required() {
+        fn check(cmd: &mut clap::Command, path: &str) {
+            let usage = cmd.render_usage().to_string();
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else {
+                    continue;
+                };
+                let shown = usage.contains(&format!(" --{long} <"))
+                    || usage.ends_with(&format!(" --{long}"));
+                assert!(
+                    !shown || arg.is_required_set(),
+                    "{path}: --{long} shown as required in {usage:?}"
+                );
+            }
+            for sub in cmd.get_subcommands_mut() {
+                let path = format!("{path} {}", sub.get_name());
+                check(sub, &path);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        check(&mut cli, "netctl");
+    }
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

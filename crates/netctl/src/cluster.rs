@@ -7,9 +7,10 @@ use netctl_plugin_api::cluster::{
     ClusterRestoreRequest, JoinTokenRequest, NodeInspect, NodeRemoveRequest, StoreTlsMaterial,
 };
 
-use crate::cli::{ClusterCommand, Format, NodeCommand, StoreTlsFlags};
-use crate::commands::{print_details, print_json, print_list};
+use crate::cli::{ClusterCommand, NodeCommand, StoreTlsFlags};
+use crate::commands::{each, Exit};
 use crate::output::{short, table};
+use crate::print;
 
 pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
@@ -81,10 +82,7 @@ pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> 
         }
         ClusterCommand::Inspect { format } => {
             let cluster = client.cluster_inspect().await?;
-            match format {
-                Format::Json => print_json(&cluster)?,
-                Format::Table => println!("{}", cluster_details(&cluster)),
-            }
+            print::one(&cluster, &format, cluster_details)?;
         }
         ClusterCommand::Backup { file } => {
             let backup = client.cluster_backup().await?;
@@ -166,15 +164,22 @@ const ETCD_ADMIN: &str = "root";
 pub async fn node(client: Client, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::Ls(args) => {
-            let nodes = client.node_list().await?;
-            print_list(&nodes, &args, |n| &n.hostname, node_rows)?;
+            let filters =
+                crate::listing::Filters::parse(&args.filter, crate::listing::Filters::NODE)?;
+            let mut nodes = client.node_list().await?;
+            nodes.retain(|n| filters.node(n));
+            print::list(&nodes, &args, node_rows)?;
         }
         NodeCommand::Inspect(args) => {
-            let mut nodes = Vec::new();
-            for name in &args.names {
-                nodes.push(client.node_inspect(name).await?);
+            let (nodes, failed) = each(&args.names, |key| {
+                let client = client.clone();
+                async move { client.node_inspect(&key).await }
+            })
+            .await;
+            print::details(&nodes, &args.format, node_details)?;
+            if failed {
+                return Err(Exit::reported());
             }
-            print_details(&nodes, args.format, node_details)?;
         }
         NodeCommand::Promote(args) => role(&client, &args.names, "promote").await?,
         NodeCommand::Demote(args) => role(&client, &args.names, "demote").await?,
@@ -204,13 +209,13 @@ async fn role(client: &Client, nodes: &[String], change: &str) -> anyhow::Result
 
 /// `ID  HOSTNAME  ADDRESS  ROLE  STATUS  ENDPOINTS`, this node's id marked with `*` as
 /// `docker node ls` does.
-fn node_rows(nodes: &[NodeInspect]) -> String {
+fn node_rows(nodes: &[NodeInspect], no_trunc: bool) -> String {
     let rows: Vec<Vec<String>> = nodes
         .iter()
         .map(|n| {
             let mark = if n.this_node { " *" } else { "" };
             vec![
-                format!("{}{mark}", short(&n.id)),
+                format!("{}{mark}", print::shown_id(&n.id, no_trunc)),
                 n.hostname.clone(),
                 n.address.clone(),
                 n.role.clone(),

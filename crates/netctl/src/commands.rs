@@ -1,4 +1,4 @@
-//! What each command does: the daemon, or one call to it through the management API.
+//! What each command does: the daemon, or calls to it through the management API.
 
 use std::path::{Path, PathBuf};
 
@@ -11,19 +11,48 @@ use netctl_plugin_api::{
 };
 
 use crate::cli::{
-    Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, Format,
-    ListArgs, NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
+    Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, InspectArgs,
+    NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
     SystemCommand,
 };
-use crate::{exec, ipam_flags, output};
+use crate::listing::Filters;
+use crate::{exec, ipam_flags, output, print};
+
+/// Ends the CLI with `code`, after what was to be said on stderr was said (or with
+/// `message`, said by `main`).
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.as_deref().unwrap_or("failed"))
+    }
+}
+
+impl std::error::Error for Exit {}
+
+impl Exit {
+    /// Status 1, its errors already printed one by one (`inspect A B`, `rm A B`).
+    pub fn reported() -> anyhow::Error {
+        Self {
+            code: 1,
+            message: None,
+        }
+        .into()
+    }
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = || Client::new(&cli.socket);
     match cli.command {
         Command::Daemon(args) => run_daemon(args, cli.socket),
-        Command::Network(cmd) => block_on(network(Client::new(&cli.socket), cmd)),
+        Command::Network(cmd) => block_on(network(client(), cmd)),
         Command::Sandbox(SandboxCommand::Exec { name, command }) => {
-            let client = Client::new(&cli.socket);
             let (sandbox, info) = block_on(async {
+                let client = client();
                 Ok((client.sandbox_inspect(&name).await?, client.info().await?))
             })?;
             let netns = PathBuf::from(&sandbox.network_settings.sandbox_key);
@@ -34,55 +63,54 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             exec::exec_in(&netns, info.pid, &sandbox.hostname, &files, &command)
         }
-        Command::Sandbox(cmd) => block_on(sandbox(Client::new(&cli.socket), cmd)),
+        Command::Sandbox(cmd) => block_on(sandbox(client(), cmd)),
         Command::Firewall(FirewallCommand::Reload) => block_on(async {
-            Client::new(&cli.socket).firewall_reload().await?;
+            client().firewall_reload().await?;
             Ok(())
         }),
-        Command::Cluster(cmd) => block_on(crate::cluster::cluster(Client::new(&cli.socket), cmd)),
-        Command::Node(cmd) => block_on(crate::cluster::node(Client::new(&cli.socket), cmd)),
-        Command::Service(cmd) => block_on(crate::service::service(Client::new(&cli.socket), cmd)),
-        Command::Port { sandbox, format } => {
-            block_on(port(Client::new(&cli.socket), &sandbox, format))
-        }
+        Command::Cluster(cmd) => block_on(crate::cluster::cluster(client(), cmd)),
+        Command::Node(cmd) => block_on(crate::cluster::node(client(), cmd)),
+        Command::Service(cmd) => block_on(crate::service::service(client(), cmd)),
+        Command::Port {
+            sandbox,
+            port,
+            format,
+        } => block_on(crate::port::port(
+            client(),
+            &sandbox,
+            port.as_deref(),
+            &format,
+        )),
         Command::Cni(CniCommand::Config { network }) => block_on(async {
-            let net = Client::new(&cli.socket).network_inspect(&network).await?;
+            let net = client().network_inspect(&network).await?;
             let conflist = crate::cni::conflist(&net.name, &cli.socket);
-            println!("{}", serde_json::to_string_pretty(&conflist)?);
-            Ok(())
+            print::json(&conflist)
         }),
         Command::Gc { dry_run, format } => block_on(async {
-            let report = Client::new(&cli.socket)
+            let report = client()
                 .gc(&netctl_plugin_api::runtime::GcRequest { dry_run })
                 .await?;
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Table => print!("{}", output::gc_report(&report)),
-            }
+            print::one(&report, &format, output::gc_report)?;
             if report.errors.is_empty() {
                 Ok(())
             } else {
-                anyhow::bail!("{} could not be reclaimed entirely", report.errors.len())
+                anyhow::bail!("{} could not be reclaimed or repaired", report.errors.len())
             }
         }),
         Command::System(SystemCommand::Info { format }) => block_on(async {
-            let info = Client::new(&cli.socket).info().await?;
-            match format {
-                Format::Json => print_json(&info),
-                Format::Table => {
-                    print!("{}", output::system_info(&info));
-                    Ok(())
-                }
-            }
+            let info = client().info().await?;
+            print::one(&info, &format, output::system_info)
         }),
         Command::Dns(DnsCommand::Explain { sandbox, format }) => block_on(async {
-            let explained = Client::new(&cli.socket).sandbox_dns(&sandbox).await?;
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&explained)?),
-                Format::Table => print!("{}", output::dns_explain(&explained)),
-            }
-            Ok(())
+            let explained = client().sandbox_dns(&sandbox).await?;
+            print::one(&explained, &format, output::dns_explain)
         }),
+        Command::Version { format } => block_on(crate::version::version(client(), &format)),
+        Command::Completion { shell } => {
+            crate::docs::completion(shell);
+            Ok(())
+        }
+        Command::Man { dir } => crate::docs::man_pages(&dir),
     }
 }
 
@@ -191,59 +219,59 @@ fn parse_publish_all(specs: &[String]) -> anyhow::Result<Vec<ports::PortMapping>
     Ok(all)
 }
 
-/// `netctl port SANDBOX`: `80/tcp -> 0.0.0.0:8080`, one line per published port.
-async fn port(client: Client, sandbox: &str, format: Format) -> anyhow::Result<()> {
-    let inspect = client.sandbox_inspect(sandbox).await?;
-    let mut mappings: Vec<_> = inspect
-        .network_settings
-        .networks
-        .values()
-        .flat_map(|e| e.ports.iter().cloned())
-        .collect();
-    mappings.sort_by_key(|m| (m.container_port, m.proto, m.host_port));
-    match format {
-        Format::Json => print_json(&mappings),
-        Format::Table => {
-            mappings.iter().for_each(|m| println!("{m}"));
-            Ok(())
+/// Asks for each of `keys` in turn; what is found is returned, what is not is said on
+/// stderr (as `docker inspect A B` does), and the command then ends with status 1.
+pub async fn each<
+    T,
+    F: std::future::Future<Output = Result<T, netctl_plugin_api::client::ClientError>>,
+>(
+    keys: &[String],
+    mut ask: impl FnMut(String) -> F,
+) -> (Vec<T>, bool) {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for key in keys {
+        match ask(key.clone()).await {
+            Ok(item) => found.push(item),
+            Err(e) => {
+                eprintln!("netctl: {e}");
+                failed = true;
+            }
         }
     }
+    (found, failed)
 }
 
-pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-/// `ls`: JSON, names only (`-q`), or a table.
-pub(crate) fn print_list<T: serde::Serialize>(
-    items: &[T],
-    args: &ListArgs,
-    name: impl Fn(&T) -> &String,
-    table: impl Fn(&[T]) -> String,
-) -> anyhow::Result<()> {
-    match (args.format, args.quiet) {
-        (Format::Json, _) => print_json(&items)?,
-        (Format::Table, true) => items.iter().for_each(|i| println!("{}", name(i))),
-        (Format::Table, false) => println!("{}", table(items)),
+/// `rm A B…`: each removed one's name on stdout, each failure on stderr; status 1 if any.
+pub async fn remove_each<F>(keys: &[String], remove: impl FnMut(String) -> F) -> anyhow::Result<()>
+where
+    F: std::future::Future<
+        Output = Result<netctl_plugin_api::Removed, netctl_plugin_api::client::ClientError>,
+    >,
+{
+    let (removed, failed) = each(keys, remove).await;
+    removed.iter().for_each(|r| println!("{}", r.name));
+    if failed {
+        return Err(Exit::reported());
     }
     Ok(())
 }
 
-/// `inspect`: JSON, or one block of details per object.
-pub(crate) fn print_details<T: serde::Serialize>(
-    items: &[T],
-    format: Format,
+/// `inspect A B…` in the format asked.
+async fn inspect<T: serde::Serialize, F>(
+    args: &InspectArgs,
+    ask: impl FnMut(String) -> F,
     details: impl Fn(&T) -> String,
-) -> anyhow::Result<()> {
-    match format {
-        Format::Json => print_json(&items),
-        Format::Table => {
-            let text: Vec<_> = items.iter().map(details).collect();
-            println!("{}", text.join("\n\n"));
-            Ok(())
-        }
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = Result<T, netctl_plugin_api::client::ClientError>>,
+{
+    let (found, failed) = each(&args.names, ask).await;
+    print::details(&found, &args.format, details)?;
+    if failed {
+        return Err(Exit::reported());
     }
+    Ok(())
 }
 
 fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateRequest> {
@@ -275,21 +303,42 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
             println!("{}", created.id);
         }
         NetworkCommand::Ls(args) => {
-            let list = client.network_list().await?;
-            print_list(&list, &args, |n| &n.name, output::network_rows)?;
+            let filters = Filters::parse(&args.filter, Filters::NETWORK)?;
+            let mut list = client.network_list().await?;
+            list.retain(|n| filters.network(n));
+            print::list(&list, &args, output::network_rows)?;
         }
         NetworkCommand::Inspect(args) => {
-            let mut found = Vec::new();
-            for name in &args.names {
-                found.push(client.network_inspect(name).await?);
-            }
-            print_details(&found, args.format, output::network_details)?;
+            inspect(
+                &args,
+                |key| {
+                    let client = client.clone();
+                    async move { client.network_inspect(&key).await }
+                },
+                output::network_details,
+            )
+            .await?;
         }
         NetworkCommand::Rm(RemoveArgs { names }) => {
-            for name in &names {
-                client.network_remove(name).await?;
-                println!("{name}");
-            }
+            remove_each(&names, |key| {
+                let client = client.clone();
+                async move { client.network_remove(&key).await }
+            })
+            .await?;
+        }
+        NetworkCommand::Prune { filter, force } => {
+            crate::prune::prune(&client, &filter, force).await?;
+        }
+        NetworkCommand::Exists { network } => {
+            return match client.network_inspect(&network).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some(netctl_plugin_api::ErrorCode::NotFound) => Err(Exit {
+                    code: 1,
+                    message: None,
+                }
+                .into()),
+                Err(e) => Err(e.into()),
+            };
         }
         NetworkCommand::Connect {
             network,
@@ -312,7 +361,9 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
                 port_bindings: parse_publish_all(&publish)?,
             };
             for mapping in client.network_publish(&network, &req).await? {
-                println!("{mapping}");
+                for line in crate::port::lines(&mapping) {
+                    println!("{line}");
+                }
             }
         }
         NetworkCommand::Unpublish {
@@ -342,6 +393,7 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
                 name,
                 network,
                 hostname,
+                add_host,
                 endpoint,
                 dns,
             } = *args;
@@ -353,26 +405,34 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
                 dns: dns.dns,
                 dns_search: dns.dns_search,
                 dns_options: dns.dns_option,
+                extra_hosts: add_host,
             };
             let created = client.sandbox_create(&req).await?;
             println!("{}", created.id);
         }
         SandboxCommand::Ls(args) => {
-            let list = client.sandbox_list().await?;
-            print_list(&list, &args, |s| &s.name, output::sandbox_rows)?;
+            let filters = Filters::parse(&args.filter, Filters::SANDBOX)?;
+            let mut list = client.sandbox_list().await?;
+            list.retain(|s| filters.sandbox(s));
+            print::list(&list, &args, output::sandbox_rows)?;
         }
         SandboxCommand::Inspect(args) => {
-            let mut found = Vec::new();
-            for name in &args.names {
-                found.push(client.sandbox_inspect(name).await?);
-            }
-            print_details(&found, args.format, output::sandbox_details)?;
+            inspect(
+                &args,
+                |key| {
+                    let client = client.clone();
+                    async move { client.sandbox_inspect(&key).await }
+                },
+                output::sandbox_details,
+            )
+            .await?;
         }
         SandboxCommand::Rm(RemoveArgs { names }) => {
-            for name in &names {
-                client.sandbox_remove(name).await?;
-                println!("{name}");
-            }
+            remove_each(&names, |key| {
+                let client = client.clone();
+                async move { client.sandbox_remove(&key).await }
+            })
+            .await?;
         }
         SandboxCommand::Exec { .. } => unreachable!("handled before a runtime starts"),
     }

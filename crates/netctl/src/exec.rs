@@ -100,5 +100,14 @@ pub fn exec_in(
         bail!("no command given");
     };
     let error = std::process::Command::new(program).args(args).exec();
-    bail!("cannot run {program}: {error}")
+    // A shell's statuses: 127 when the command is not found, 126 when it cannot run.
+    let code = match error.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    Err(crate::commands::Exit {
+        code,
+        message: Some(format!("cannot run {program}: {error}")),
+    }
+    .into())
 }

@@ -5,10 +5,17 @@ mod cli;
 mod cluster;
 mod cni;
 mod commands;
+mod docs;
 mod exec;
+mod format;
 mod ipam_flags;
+mod listing;
 mod output;
+mod port;
+mod print;
+mod prune;
 mod service;
+mod version;
 
 use clap::Parser;
 
@@ -17,10 +24,31 @@ fn main() {
         cni::run_plugin();
     }
     let cli = cli::Cli::parse();
-    if let Err(e) = commands::run(cli) {
-        eprintln!("netctl: {}", one_line(&e));
-        std::process::exit(1);
+    if !matches!(cli.command, cli::Command::Daemon(_)) {
+        quiet_on_closed_pipe();
     }
+    if let Err(e) = commands::run(cli) {
+        match e.downcast_ref::<commands::Exit>() {
+            Some(exit) => {
+                if let Some(message) = &exit.message {
+                    eprintln!("netctl: {message}");
+                }
+                std::process::exit(exit.code);
+            }
+            None => {
+                eprintln!("netctl: {}", one_line(&e));
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// A reader that goes away (`netctl network ls | head -1`) ends the CLI quietly, as it ends
+/// any Unix tool: Rust ignores SIGPIPE, and `println!` would panic on the broken pipe.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores a signal's default disposition, before any thread exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// The error and its causes on one line, each said once. Library errors often put their

@@ -38,12 +38,12 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-pub fn network_rows(networks: &[NetworkInspect]) -> String {
+pub fn network_rows(networks: &[NetworkInspect], no_trunc: bool) -> String {
     let rows: Vec<Vec<String>> = networks
         .iter()
         .map(|n| {
             vec![
-                short(&n.id).to_string(),
+                crate::print::shown_id(&n.id, no_trunc).to_string(),
                 n.name.clone(),
                 n.driver.clone(),
                 n.scope.clone(),
@@ -73,7 +73,7 @@ fn managed_by(n: &NetworkInspect) -> String {
     }
 }
 
-fn subnets(n: &NetworkInspect) -> String {
+pub fn subnets(n: &NetworkInspect) -> String {
     n.ipam
         .config
         .iter()
@@ -130,7 +130,7 @@ pub fn network_details(n: &NetworkInspect) -> String {
     out.join("\n")
 }
 
-pub fn sandbox_rows(sandboxes: &[SandboxInspect]) -> String {
+pub fn sandbox_rows(sandboxes: &[SandboxInspect], no_trunc: bool) -> String {
     let rows: Vec<Vec<String>> = sandboxes
         .iter()
         .map(|s| {
@@ -141,7 +141,7 @@ pub fn sandbox_rows(sandboxes: &[SandboxInspect]) -> String {
                 .filter(|a| !a.is_empty())
                 .collect();
             vec![
-                short(&s.id).to_string(),
+                crate::print::shown_id(&s.id, no_trunc).to_string(),
                 s.name.clone(),
                 nets.keys().cloned().collect::<Vec<_>>().join(","),
                 addresses.join(","),
@@ -224,6 +224,9 @@ pub fn dns_explain(d: &DnsExplain) -> String {
     ];
     for unusable in &d.unusable {
         out.push(format!("Unusable:    {unusable}"));
+    }
+    for unreachable in &d.unreachable {
+        out.push(format!("Unreachable: {unreachable}"));
     }
     out.push(String::new());
     out.extend(d.reasons.iter().map(|r| format!("- {r}")));

@@ -5,8 +5,9 @@ use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceInspect, ServiceUp
 use netctl_plugin_api::service_ports::PublishMode;
 
 use crate::cli::ServiceCommand;
-use crate::commands::{print_details, print_list};
-use crate::output::{short, table};
+use crate::commands::{each, remove_each, Exit};
+use crate::output::table;
+use crate::print;
 
 pub async fn service(client: Client, cmd: ServiceCommand) -> anyhow::Result<()> {
     match cmd {
@@ -27,15 +28,22 @@ pub async fn service(client: Client, cmd: ServiceCommand) -> anyhow::Result<()> 
             println!("{}", created.id);
         }
         ServiceCommand::Ls(args) => {
-            let services = client.service_list().await?;
-            print_list(&services, &args, |s| &s.name, service_rows)?;
+            let filters =
+                crate::listing::Filters::parse(&args.filter, crate::listing::Filters::SERVICE)?;
+            let mut services = client.service_list().await?;
+            services.retain(|s| filters.service(s));
+            print::list(&services, &args, service_rows)?;
         }
         ServiceCommand::Inspect(args) => {
-            let mut services = Vec::new();
-            for name in &args.names {
-                services.push(client.service_inspect(name).await?);
+            let (services, failed) = each(&args.names, |key| {
+                let client = client.clone();
+                async move { client.service_inspect(&key).await }
+            })
+            .await;
+            print::details(&services, &args.format, service_details)?;
+            if failed {
+                return Err(Exit::reported());
             }
-            print_details(&services, args.format, service_details)?;
         }
         ServiceCommand::Update { name, replicas } => {
             let updated = client
@@ -44,29 +52,24 @@ pub async fn service(client: Client, cmd: ServiceCommand) -> anyhow::Result<()> 
             println!("{}", updated.name);
         }
         ServiceCommand::Rm(args) => {
-            let mut failed = Vec::new();
-            for name in &args.names {
-                match client.service_remove(name).await {
-                    Ok(()) => println!("{name}"),
-                    Err(e) => failed.push(format!("{name}: {e}")),
-                }
-            }
-            if !failed.is_empty() {
-                anyhow::bail!("{}", failed.join("; "));
-            }
+            remove_each(&args.names, |key| {
+                let client = client.clone();
+                async move { client.service_remove(&key).await }
+            })
+            .await?;
         }
     }
     Ok(())
 }
 
 /// `ID  NAME  NETWORK  VIRTUAL IP  REPLICAS` (ready of all).
-fn service_rows(services: &[ServiceInspect]) -> String {
+fn service_rows(services: &[ServiceInspect], no_trunc: bool) -> String {
     let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
             let ready = s.replicas.iter().filter(|r| r.ready).count();
             vec![
-                short(&s.id).to_string(),
+                print::shown_id(&s.id, no_trunc).to_string(),
                 s.name.clone(),
                 s.network.clone(),
                 s.virtual_ip.clone(),

@@ -82,6 +82,8 @@ pub enum Launch {
 
 pub struct Host {
     launch: Launch,
+    /// Flags the daemon is started with, besides the paths.
+    daemon_args: Vec<String>,
     netns: String,
     tag: String,
     dir: PathBuf,
@@ -104,6 +106,7 @@ impl Host {
         let dir = std::env::temp_dir().join(format!("netctl-test-{tag}"));
         let host = Self {
             launch: Launch::default(),
+            daemon_args: Vec::new(),
             netns,
             tag,
             dir,
@@ -132,6 +135,11 @@ impl Host {
         host.use_binary(binary);
         host.start_daemon();
         host
+    }
+
+    /// Flags for `netctl daemon` from the next start on (`--metrics-addr ADDR`…).
+    pub fn set_daemon_args(&mut self, args: &[&str]) {
+        self.daemon_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// How the daemon is started from the next start on.
@@ -237,6 +245,7 @@ impl Host {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
+        cmd.args(&self.daemon_args);
         cmd.env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())

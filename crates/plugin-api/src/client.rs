@@ -17,7 +17,7 @@ use crate::cluster::{
 };
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, ErrorCode, NetworkCreateRequest,
-    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
+    NetworkInspect, PublishRequest, Removed, SandboxCreateRequest, SandboxInspect,
 };
 
 /// Why a call did not produce an answer.
@@ -156,7 +156,7 @@ impl Client {
         .await
     }
 
-    pub async fn network_remove(&self, name: &str) -> Result<()> {
+    pub async fn network_remove(&self, name: &str) -> Result<Removed> {
         self.call(
             "DELETE",
             &format!("/v1/networks/{}", escape(name)),
@@ -215,7 +215,7 @@ impl Client {
         self.call("POST", "/v1/firewall/reload", None::<&()>).await
     }
 
-    pub async fn sandbox_remove(&self, name: &str) -> Result<()> {
+    pub async fn sandbox_remove(&self, name: &str) -> Result<Removed> {
         self.call(
             "DELETE",
             &format!("/v1/sandboxes/{}", escape(name)),
@@ -294,7 +294,7 @@ impl Client {
         self.call("POST", &path, Some(req)).await
     }
 
-    pub async fn service_remove(&self, name: &str) -> Result<()> {
+    pub async fn service_remove(&self, name: &str) -> Result<Removed> {
         let path = format!("/v1/services/{}", escape(name));
         self.call("DELETE", &path, None::<&()>).await
     }

@@ -21,6 +21,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [Self; 7] = [
+        Self::InvalidArgument,
+        Self::NotFound,
+        Self::Conflict,
+        Self::Exhausted,
+        Self::Forbidden,
+        Self::Internal,
+        Self::Unavailable,
+    ];
+
+    /// Its name on the wire and in metrics (`invalid_argument`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::Exhausted => "exhausted",
+            Self::Forbidden => "forbidden",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidArgument => 400,

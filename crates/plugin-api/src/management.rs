@@ -27,7 +27,7 @@ use crate::runtime::{
 };
 use crate::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, DnsExplain, NetworkCreateRequest,
-    NetworkInspect, PublishRequest, SandboxCreateRequest, SandboxInspect,
+    NetworkInspect, PublishRequest, Removed, SandboxCreateRequest, SandboxInspect,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -100,7 +100,7 @@ pub trait Management: Send + Sync + 'static {
         &self,
         name: String,
     ) -> impl Future<Output = ApiResult<NetworkInspect>> + Send;
-    fn network_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn network_remove(&self, name: String) -> impl Future<Output = ApiResult<Removed>> + Send;
     fn network_connect(
         &self,
         network: String,
@@ -120,7 +120,7 @@ pub trait Management: Send + Sync + 'static {
         &self,
         name: String,
     ) -> impl Future<Output = ApiResult<SandboxInspect>> + Send;
-    fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn sandbox_remove(&self, name: String) -> impl Future<Output = ApiResult<Removed>> + Send;
     fn sandbox_dns(&self, name: String) -> impl Future<Output = ApiResult<DnsExplain>> + Send;
     fn network_publish(
         &self,
@@ -181,7 +181,7 @@ pub trait Management: Send + Sync + 'static {
         name: String,
         req: ServiceUpdateRequest,
     ) -> impl Future<Output = ApiResult<ServiceInspect>> + Send;
-    fn service_remove(&self, name: String) -> impl Future<Output = ApiResult<()>> + Send;
+    fn service_remove(&self, name: String) -> impl Future<Output = ApiResult<Removed>> + Send;
     /// A runtime's container joins a network in the namespace the runtime made (CNI ADD).
     fn runtime_attach(
         &self,
@@ -515,10 +515,8 @@ async fn network_inspect<M: Management>(
 async fn network_remove<M: Management>(
     State(m): State<Arc<M>>,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    m.network_remove(name)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+) -> ApiResult<Json<Removed>> {
+    m.network_remove(name).await.map(Json)
 }
 
 async fn network_connect<M: Management>(
@@ -566,10 +564,8 @@ async fn sandbox_inspect<M: Management>(
 async fn sandbox_remove<M: Management>(
     State(m): State<Arc<M>>,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    m.sandbox_remove(name)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+) -> ApiResult<Json<Removed>> {
+    m.sandbox_remove(name).await.map(Json)
 }
 
 async fn sandbox_dns<M: Management>(
@@ -659,10 +655,8 @@ async fn service_update<M: Management>(
 async fn service_remove<M: Management>(
     State(m): State<Arc<M>>,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    m.service_remove(name)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+) -> ApiResult<Json<Removed>> {
+    m.service_remove(name).await.map(Json)
 }
 
 async fn node_list<M: Management>(State(m): State<Arc<M>>) -> ApiResult<Json<Vec<NodeInspect>>> {

@@ -207,6 +207,9 @@ pub struct SandboxCreateRequest {
     pub dns_search: Vec<String>,
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// Lines for its hosts file, `NAME:ADDRESS` (`--add-host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// `GET /v1/sandboxes/NAME`, shaped like the network part of `docker container inspect`.
@@ -223,6 +226,9 @@ pub struct SandboxInspect {
     /// The sandbox's hosts file, for a runtime to mount at /etc/hosts.
     #[serde(default)]
     pub hosts_path: String,
+    /// Its `--add-host` lines, `NAME:ADDRESS`, as Docker's `HostConfig.ExtraHosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     pub network_settings: NetworkSettings,
 }
 
@@ -246,6 +252,10 @@ pub struct DnsExplain {
     pub options_from: String,
     /// Whether names that are not local are forwarded at all.
     pub forwarding: bool,
+    /// Upstreams the daemon's network namespace has no route to, and why: forwarded
+    /// queries to them fail (SERVFAIL when none is left).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
     /// One line per decision, for people.
     pub reasons: Vec<String>,
 }
@@ -257,6 +267,19 @@ pub struct NetworkSettings {
     pub sandbox_key: String,
     /// Keyed by network name.
     pub networks: BTreeMap<String, EndpointSettings>,
+    /// Its published ports in Docker's shape: `"80/tcp": [{"HostIp": "0.0.0.0",
+    /// "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]`.
+    #[serde(default)]
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
+}
+
+/// One host side of a published port, as in Docker's `NetworkSettings.Ports`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp")]
+    pub host_ip: String,
+    #[serde(rename = "HostPort")]
+    pub host_port: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,11 +309,25 @@ pub struct EndpointSettings {
     pub ports: Vec<PortMapping>,
 }
 
+/// What a `DELETE` removed: a key may be an id prefix, so the answer names the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Removed {
+    pub id: String,
+    pub name: String,
+}
+
 /// `GET /v1/info`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DaemonInfo {
     pub version: String,
+    /// The management API's version (`v1`).
+    #[serde(default)]
+    pub api_version: String,
+    /// The commit the daemon was built from.
+    #[serde(default)]
+    pub git_commit: String,
     pub pid: u32,
     pub data_root: String,
     pub exec_root: String,

@@ -191,7 +191,12 @@ fn users_and_groups_made_by_the_test_get_what_their_roles_allow_from_the_cli() {
                 before,
                 "{name}"
             );
-            assert_eq!(host.netctl(&["sandbox", "ls", "-q"]).expect_ok().trim(), "");
+            assert_eq!(
+                host.netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
+                    .expect_ok()
+                    .trim(),
+                ""
+            );
         }
         let outsider = netctl_as(&host, "outsider", &["network", "ls"]);
         assert!(

@@ -235,3 +235,65 @@ fn cli_without_a_daemon_says_so() {
     let err = host.netctl(&["network", "ls"]).expect_err();
     assert!(err.contains("cannot reach the netctl daemon"), "{err}");
 }
+
+/// Started by systemd's `netctl.socket`: the daemon serves the API on the socket it is
+/// passed (descriptor 3, `LISTEN_PID`, `LISTEN_FDS`), and leaves its file to systemd when
+/// it stops.
+#[test]
+fn a_socket_activated_daemon_serves_the_socket_it_is_passed() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let host = Host::new();
+    let socket = host.dir().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let fd = listener.as_raw_fd();
+    let mut cmd = host.command("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+        .arg(netctl_netns_fixtures::netctl_bin())
+        .args(["--socket", "/nonexistent/unused.sock", "daemon"])
+        .arg("--data-root")
+        .arg(host.data_root())
+        .arg("--exec-root")
+        .arg(host.exec_root())
+        .args(["--docker-plugin-socket", "none"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 and fcntl are async-signal-safe; the listener outlives the spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself keeps close-on-exec: clear it then.
+            let moved = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if moved < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut daemon = cmd.spawn().unwrap();
+    let answered = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Bounded: the test's own listener queues a connection nobody may accept.
+        netctl_netns_fixtures::run(
+            "timeout",
+            &[
+                "2",
+                netctl_netns_fixtures::netctl_bin().to_str().unwrap(),
+                "--socket",
+                socket.to_str().unwrap(),
+                "network",
+                "ls",
+            ],
+        )
+        .ok()
+    });
+    let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = daemon.wait();
+    assert!(answered, "the daemon answered on systemd's socket");
+    assert!(socket.exists(), "systemd's socket file stays");
+}

@@ -365,7 +365,9 @@ fn malformed_api_requests_are_refused_and_change_nothing() {
 fn docker_plugin_input_that_is_not_dockers_is_refused_and_changes_nothing() {
     let host = setup();
     let plugin = tests::PluginSocket::of(&host);
-    let before = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let before = host
+        .netctl(&["network", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     let links_before = host.ip(&["-o", "link", "show"]).expect_ok();
     let good = "c".repeat(64);
     let pool = |pool: &str, gateway: &str| serde_json::json!([{"AddressSpace": "local", "Pool": pool, "Gateway": gateway}]);
@@ -479,6 +481,10 @@ fn docker_plugin_input_that_is_not_dockers_is_refused_and_changes_nothing() {
             "{path} {body}: {status} {answer}"
         );
     }
-    assert_eq!(host.netctl(&["network", "ls", "-q"]).expect_ok(), before);
+    assert_eq!(
+        host.netctl(&["network", "ls", "--format", "{{.Name}}"])
+            .expect_ok(),
+        before
+    );
     assert_eq!(host.ip(&["-o", "link", "show"]).expect_ok(), links_before);
 }

@@ -246,7 +246,7 @@ fn disconnect_and_remove_take_everything_away() {
 
     host.netctl(&["sandbox", "rm", "a", "b"]).expect_ok();
     assert!(host
-        .netctl(&["sandbox", "ls", "-q"])
+        .netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
         .expect_ok()
         .trim()
         .is_empty());

@@ -59,6 +59,8 @@ fn ctr_run_cni_attaches_and_its_del_with_no_netns_detaches() {
     eventually("DEL with an empty CNI_NETNS", WAIT, || {
         containers_on(&host, "web").is_empty()
     });
-    let listed = host.netctl(&["sandbox", "ls", "-q"]).expect_ok();
+    let listed = host
+        .netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     assert!(listed.trim().is_empty(), "{listed}");
 }

@@ -177,7 +177,9 @@ fn a_docker_network_on_netctl_carries_containers() {
         "{listed}"
     );
     // The CLI leaves Docker's networks to dockerd.
-    let names = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let names = host
+        .netctl(&["network", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     let name = names.lines().find(|n| n.starts_with("docker-")).unwrap();
     let refused = host.netctl(&["network", "rm", name]).expect_err();
     assert!(refused.contains("managed by Docker"), "{refused}");
@@ -370,7 +372,9 @@ fn errors_reach_the_docker_cli() {
     assert!(full.stderr.contains("netctl:"), "{}", full.stderr);
     docker_ok(&host, &dockerd, &["rm", "-f", "t1"]);
     docker_ok(&host, &dockerd, &["network", "rm", "a", "tiny"]);
-    let state = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let state = host
+        .netctl(&["network", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     assert!(!state.contains("docker-"), "{state}");
 }
 
@@ -561,7 +565,9 @@ fn the_plugin_socket_speaks_dockers_protocol() {
             .contains("no global network o1 in this node's cluster"),
         "{unbound}"
     );
-    let networks = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let networks = host
+        .netctl(&["network", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     assert!(!networks.contains("abc"), "{networks}");
     // Deletes of what does not exist succeed: dockerd ignores their errors anyway.
     let (x, y) = ("e".repeat(64), "f".repeat(64));

@@ -197,7 +197,7 @@ fn a_published_port_answers_on_every_node_balanced_over_every_replica() {
         "{left:?}"
     );
     assert!(c
-        .netctl(&["sandbox", "ls", "-q"])
+        .netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
         .expect_ok()
         .trim()
         .is_empty());

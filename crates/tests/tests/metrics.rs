@@ -155,6 +155,45 @@ fn without_metrics_addr_nothing_listens_and_a_taken_address_stops_the_start() {
     assert!(!second.socket().exists(), "a failed start leaves no socket");
 }
 
+/// A daemon started with `--metrics-addr` and no daemon.json: every series is there at 0
+/// before anything happened, no "daemon.json changed" is said, and removing the predefined
+/// `host` network is the caller's mistake, not a refusal of rights.
+#[test]
+fn every_series_is_there_from_the_start_and_host_removal_is_a_user_error() {
+    let mut host = Host::new();
+    host.set_daemon_args(&["--metrics-addr", METRICS_ADDR]);
+    host.start_daemon();
+    let m = scrape(&host);
+    for series in [
+        r#"netctl_operation_duration_seconds_count{operation="attach",via="docker"}"#,
+        r#"netctl_operation_duration_seconds_count{operation="network_remove",via="api"}"#,
+        r#"netctl_errors_total{operation="detach",kind="unavailable"}"#,
+        r#"netctl_dns_query_duration_seconds_count{answer="forwarded"}"#,
+        "netctl_dns_cache_hits_total",
+        "netctl_etcd_request_duration_seconds_count",
+        "netctl_etcd_request_errors_total",
+        r#"netctl_reconcile_repairs_total{what="overlay_segment"}"#,
+    ] {
+        assert_eq!(value(&m, series), 0.0, "{series}");
+    }
+    let err = host.netctl(&["network", "rm", "host"]).expect_err();
+    assert!(err.contains("pre-defined network"), "{err}");
+    let m = scrape(&host);
+    let kind = |kind: &str| {
+        value(
+            &m,
+            &format!(r#"netctl_errors_total{{operation="network_remove",kind="{kind}"}}"#),
+        )
+    };
+    assert_eq!((kind("invalid_argument"), kind("forbidden")), (1.0, 0.0));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        !host.daemon_log().contains("daemon.json"),
+        "{}",
+        host.daemon_log()
+    );
+}
+
 #[test]
 fn cluster_store_requests_are_timed() {
     let cluster = Cluster::new(1);

@@ -310,7 +310,9 @@ fn store_trouble_one_member_nothing_two_a_clear_error_and_back_without_restarts(
         "{err}"
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");
-    let sandboxes = a.netctl(&["sandbox", "ls", "-q"]).expect_ok();
+    let sandboxes = a
+        .netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     assert!(!sandboxes.lines().any(|l| l == "a3"), "{sandboxes}");
     a.netctl(&["network", "create", "local", "--subnet", "172.29.0.0/24"])
         .expect_ok();
@@ -736,7 +738,9 @@ fn a_daemon_started_without_its_cluster_store_serves_local_networks_and_catches_
 fn encrypted_overlays_are_refused_naming_what_the_kernel_lacks() {
     let cluster = Cluster::formed(1);
     let host = &cluster.hosts[0];
-    let networks = host.netctl(&["network", "ls", "-q"]).expect_ok();
+    let networks = host
+        .netctl(&["network", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     let links = host.ip(&["-o", "link", "show"]).expect_ok();
     // Asked the same way the daemon asks, in a namespace that goes with the command.
     let esp = std::process::Command::new("unshare")
@@ -791,6 +795,10 @@ fn encrypted_overlays_are_refused_naming_what_the_kernel_lacks() {
     ])
     .expect_ok();
     host.netctl(&["network", "rm", "plain"]).expect_ok();
-    assert_eq!(host.netctl(&["network", "ls", "-q"]).expect_ok(), networks);
+    assert_eq!(
+        host.netctl(&["network", "ls", "--format", "{{.Name}}"])
+            .expect_ok(),
+        networks
+    );
     assert_eq!(host.ip(&["-o", "link", "show"]).expect_ok(), links);
 }

@@ -177,6 +177,8 @@ fn podman_containers_get_netctl_networks() {
     eventually("DEL at rm -f", CLEANUP, || {
         attached(&host, "web").is_empty()
     });
-    let sandboxes = host.netctl(&["sandbox", "ls", "-q"]).expect_ok();
+    let sandboxes = host
+        .netctl(&["sandbox", "ls", "--format", "{{.Name}}"])
+        .expect_ok();
     assert!(sandboxes.trim().is_empty(), "{sandboxes}");
 }

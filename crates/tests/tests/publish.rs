@@ -42,7 +42,7 @@ fn published_tcp_reaches_the_container_with_the_clients_address() {
     let caller = callers.recv_timeout(Duration::from_secs(2)).unwrap();
     assert_eq!(caller.ip().to_string(), "198.51.100.2", "no proxy, no SNAT");
     let ports = host.netctl(&["port", "a"]).expect_ok();
-    assert_eq!(ports.trim(), "80/tcp -> 0.0.0.0:8080");
+    assert_eq!(ports.trim(), "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080");
     let listed = json(&host.netctl(&["port", "a", "--format", "json"]).expect_ok());
     assert_eq!(listed[0]["HostPort"], 8080);
 }
@@ -486,7 +486,7 @@ fn ports_are_published_and_withdrawn_on_a_running_endpoint() {
     let out = host
         .netctl(&["network", "publish", "web", "a", "-p", "8080:80"])
         .expect_ok();
-    assert_eq!(out.trim(), "80/tcp -> 0.0.0.0:8080");
+    assert_eq!(out.trim(), "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080");
     assert!(tcp_call(&outside_ns, addr("198.51.100.1:8080")).is_some());
     host.netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
         .expect_ok();
@@ -556,5 +556,95 @@ fn withdrawing_a_udp_port_forgets_its_flows() {
         !flows().contains("dport=5353"),
         "stale flow left: {}",
         flows()
+    );
+}
+
+/// `curl localhost:PORT` tries `::1` first: a port published on every address answers there
+/// too, for an IPv4-only container (which the kernel cannot reach over IPv6 at all) and a
+/// dual-stack one (whose IPv6 loopback traffic the kernel cannot translate), for TCP and
+/// UDP; and `-p [::1]:PORT` works. Never a hang.
+#[test]
+fn published_ports_answer_on_the_ipv6_loopback() {
+    let (host, _outside, _link) = setup();
+    host.netctl(&[
+        "network",
+        "create",
+        "dual",
+        "--ipv6",
+        "--subnet",
+        "172.31.0.0/24",
+        "--subnet",
+        "fd00:31::/64",
+    ])
+    .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "a",
+        "--network",
+        "web",
+        "-p",
+        "8080:80",
+        "-p",
+        "5353:53/udp",
+    ])
+    .expect_ok();
+    host.netctl(&[
+        "sandbox",
+        "create",
+        "b",
+        "--network",
+        "dual",
+        "-p",
+        "8081:80",
+        "-p",
+        "[::1]:8082:81",
+        "-p",
+        "5354:53/udp",
+    ])
+    .expect_ok();
+    let a_callers = tcp_echo(&netns_of(&host, "a"), 80);
+    let b_callers = tcp_echo(&netns_of(&host, "b"), 80);
+    let _b81 = tcp_echo(&netns_of(&host, "b"), 81);
+    let _a53 = udp_echo(&netns_of(&host, "a"), 53);
+    let _b53 = udp_echo(&netns_of(&host, "b"), 53);
+    let here = host.netns_path().display().to_string();
+    for (target, what) in [
+        ("[::1]:8080", "IPv4-only, TCP"),
+        ("127.0.0.1:8080", "IPv4-only, TCP over 127.0.0.1"),
+        ("[::1]:8081", "dual-stack, TCP"),
+        ("[::1]:8082", "dual-stack, TCP on [::1] only"),
+    ] {
+        let started = std::time::Instant::now();
+        let answer = tcp_call(&here, addr(target));
+        assert_eq!(answer.as_deref(), Some("echo:hello"), "{what} ({target})");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: no hang"
+        );
+    }
+    for target in ["[::1]:5353", "[::1]:5354"] {
+        assert_eq!(
+            udp_call(&here, addr(target)).as_deref(),
+            Some("echo:hello"),
+            "{target}"
+        );
+    }
+    // The containers were reached from the proxy, at their own family's address.
+    let a_caller = a_callers.recv_timeout(Duration::from_secs(2)).unwrap();
+    assert!(a_caller.is_ipv4(), "{a_caller}");
+    let b_caller = b_callers.recv_timeout(Duration::from_secs(2)).unwrap();
+    assert!(b_caller.is_ipv6(), "{b_caller}");
+    // Withdrawn with the port, and back after a restart.
+    host.netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
+        .expect_ok();
+    assert!(tcp_call(&here, addr("[::1]:8080")).is_none());
+    let mut host = host;
+    host.kill_daemon();
+    host.start_daemon();
+    assert_eq!(
+        tcp_call(&here, addr("[::1]:8081")).as_deref(),
+        Some("echo:hello"),
+        "after a restart"
     );
 }

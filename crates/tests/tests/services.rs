@@ -72,6 +72,26 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
     let vip = web["VirtualIP"].as_str().unwrap().to_string();
     assert!(vip.starts_with("10.200."), "{web}");
     assert_eq!(web["Replicas"].as_array().unwrap().len(), 3, "{web}");
+    let listed = |filter: &str| {
+        a.netctl(&[
+            "service",
+            "ls",
+            "-f",
+            filter,
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ])
+        .expect_ok()
+    };
+    assert_eq!(listed("network=ov").trim(), "web ov");
+    assert_eq!(listed("name=nope").trim(), "");
+    let nodes = a
+        .netctl(&["node", "ls", "-f", "role=manager", "--format", "{{.Role}}"])
+        .expect_ok();
+    assert!(
+        nodes.lines().all(|l| l == "manager") && !nodes.is_empty(),
+        "{nodes}"
+    );
 
     // Mirrored on the other node: its names and its load balancer's table.
     within(Duration::from_secs(5), || table(b).contains(&vip))
@@ -155,7 +175,7 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
     // No longer a local name: forwarded, and this test host has no upstream to answer.
     assert!(dig(b, "client", &["web"]).answers.is_empty());
     assert!(a
-        .netctl(&["service", "ls", "-q"])
+        .netctl(&["service", "ls", "--format", "{{.Name}}"])
         .expect_ok()
         .trim()
         .is_empty());
@@ -192,7 +212,7 @@ fn bad_services_are_refused_and_change_nothing() {
     wait_for_network(worker);
     refused(worker, &[&create[..], &["r1"]].concat(), "only managers");
     assert!(a
-        .netctl(&["service", "ls", "-q"])
+        .netctl(&["service", "ls", "--format", "{{.Name}}"])
         .expect_ok()
         .trim()
         .is_empty());

@@ -13,7 +13,7 @@ use netctl_plugin_api::runtime::{
 };
 use netctl_plugin_api::{
     ApiError, ConnectRequest, DaemonInfo, DisconnectRequest, NetworkCreateRequest, NetworkInspect,
-    PublishRequest, SandboxCreateRequest, SandboxInspect,
+    PublishRequest, Removed, SandboxCreateRequest, SandboxInspect,
 };
 
 use super::{view, Controller};
@@ -56,7 +56,9 @@ impl Management for Controller {
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
         let held = self.holdings().await;
         Ok(DaemonInfo {
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: crate::VERSION.into(),
+            api_version: netctl_plugin_api::API_VERSION.into(),
+            git_commit: crate::GIT_COMMIT.into(),
             pid: std::process::id(),
             data_root: self.paths.data_root.display().to_string(),
             exec_root: self.paths.exec_root.display().to_string(),
@@ -92,13 +94,22 @@ impl Management for Controller {
         Ok(view::network(&state, &self.drivers, state.network(&name)?))
     }
 
-    async fn network_remove(&self, name: String) -> Result<(), ApiError> {
+    async fn network_remove(&self, name: String) -> Result<Removed, ApiError> {
+        let removed = {
+            let state = self.state.lock().await;
+            let net = state.network(&name)?;
+            Removed {
+                id: net.id.clone(),
+                name: net.name.clone(),
+            }
+        };
         timed(
             Operation::NetworkRemove,
             Via::Api,
-            self.remove_network(&name),
+            self.remove_network(&removed.id),
         )
-        .await
+        .await?;
+        Ok(removed)
     }
 
     async fn network_connect(&self, network: String, req: ConnectRequest) -> Result<(), ApiError> {
@@ -169,14 +180,23 @@ impl Management for Controller {
         self.reload_firewall().await
     }
 
-    async fn sandbox_remove(&self, name: String) -> Result<(), ApiError> {
+    async fn sandbox_remove(&self, name: String) -> Result<Removed, ApiError> {
         self.refuse_managed(None, &name).await?;
+        let removed = {
+            let state = self.state.lock().await;
+            let sandbox = state.sandbox(&name)?;
+            Removed {
+                id: sandbox.id.clone(),
+                name: sandbox.name.clone(),
+            }
+        };
         timed(
             Operation::SandboxRemove,
             Via::Api,
-            self.remove_sandbox(&name),
+            self.remove_sandbox(&removed.id),
         )
-        .await
+        .await?;
+        Ok(removed)
     }
 
     async fn sandbox_dns(&self, name: String) -> Result<netctl_plugin_api::DnsExplain, ApiError> {
@@ -250,7 +270,7 @@ impl Management for Controller {
         Controller::service_update(self, &name, req).await
     }
 
-    async fn service_remove(&self, name: String) -> Result<(), ApiError> {
+    async fn service_remove(&self, name: String) -> Result<Removed, ApiError> {
         Controller::service_remove(self, &name).await
     }
 

@@ -135,7 +135,11 @@ impl Controller {
         let text = match sandbox.mode {
             SandboxMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
             SandboxMode::Isolated | SandboxMode::Runtime => {
-                hosts_file(&sandbox.hostname, addresses)
+                let mut text = hosts_file(&sandbox.hostname, addresses);
+                for extra in &sandbox.extra_hosts {
+                    text.push_str(&format!("{}\t{}\n", extra.address, extra.name));
+                }
+                text
             }
         };
         write_in_place(&self.paths.hosts(&sandbox.id), &text, Make::Yes)
@@ -168,6 +172,17 @@ impl Controller {
             .iter()
             .map(|u| u.text.clone())
             .collect();
+        let unreachable: Vec<String> = resolution
+            .upstreams
+            .iter()
+            .filter_map(|u| unroutable(u.addr).map(|why| format!("{}: {why}", u.text)))
+            .collect();
+        let mut reasons = reasons(&resolution, embedded, forwarding);
+        if forwarding && !upstreams.is_empty() && unreachable.len() == upstreams.len() {
+            reasons.push(
+                "no upstream can be reached from the daemon's network namespace: forwarded names get SERVFAIL".into(),
+            );
+        }
         Ok(DnsExplain {
             sandbox: sandbox.name.clone(),
             nameservers: if embedded {
@@ -188,9 +203,29 @@ impl Controller {
             options: resolution.options.clone(),
             options_from: source_name(resolution.options_from).into(),
             forwarding,
-            reasons: reasons(&resolution, embedded, forwarding),
+            unreachable,
+            reasons,
         })
     }
+}
+
+/// Why the daemon's network namespace cannot reach `upstream`, if it cannot: it has no
+/// route there (or no address of that family). A UDP `connect` looks the route up and
+/// sends nothing.
+fn unroutable(upstream: std::net::SocketAddr) -> Option<String> {
+    let any: std::net::SocketAddr = if upstream.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = match std::net::UdpSocket::bind(any) {
+        Ok(socket) => socket,
+        Err(e) => return Some(format!("no socket of its family here ({e})")),
+    };
+    socket
+        .connect(upstream)
+        .err()
+        .map(|e| format!("no route from the daemon's network namespace ({e})"))
 }
 
 fn source_name(source: Source) -> &'static str {

@@ -169,7 +169,10 @@ pub async fn watch_dns_sources(controller: Arc<Controller>) {
         config_path: controller.paths.config.clone(),
         resolv_path: controller.paths.host_resolv_conf.clone(),
         seen: (None, None),
-        config: controller.config.clone(),
+        // What the file says, without the flags that override it (`-G`, `--metrics-addr`):
+        // those are no change of the file's.
+        config: DaemonConfig::load(&controller.paths.config, false)
+            .unwrap_or_else(|_| controller.config.clone()),
     };
     let mut inotify = match FileWatch::new(&[&sources.config_path, &sources.resolv_path]) {
         Ok(watch) => Some(watch),

@@ -17,7 +17,7 @@ use super::state::State;
 use super::txn::Txn;
 use super::Controller;
 use crate::cluster::claims::address_key;
-use crate::ids::new_id;
+use crate::ids::{new_id, valid_dns_name, DNS_NAME_RULE};
 use crate::model::{
     format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord, PublishedPort, SandboxMode,
     SandboxRecord,
@@ -78,6 +78,11 @@ impl Wanted {
                 ))),
             }
         };
+        if let Some(bad) = config.aliases.iter().find(|a| !valid_dns_name(a)) {
+            return Err(ApiError::invalid(format!(
+                "invalid alias {bad:?}: an alias is a DNS name: {DNS_NAME_RULE}"
+            )));
+        }
         let ipam = config.ipam_config.clone().unwrap_or_default();
         let mac = match config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             None => None,
@@ -262,7 +267,50 @@ impl State {
                 }
             }
         }
+        if let Some(taken) = ports.iter().find_map(|p| self.published_by(p)) {
+            return Err(ApiError::conflict(taken));
+        }
         self.ports.take_all(ports, how)
+    }
+
+    /// Who publishes the mapping's host port already (a fixed port only: a range or port 0
+    /// takes a free one), said for the error.
+    fn published_by(&self, wanted: &PortMapping) -> Option<String> {
+        if wanted.host_port == 0 || wanted.host_port != wanted.host_port_end {
+            return None;
+        }
+        let proto = crate::model::Transport::from(wanted.proto);
+        let (ep, port) = self.endpoints().find_map(|ep| {
+            let port = ep.ports.iter().find(|p| {
+                p.transport == proto
+                    && p.host_port == wanted.host_port
+                    && (p.host_ip.is_none()
+                        || wanted.host_ip.is_none()
+                        || p.host_ip == wanted.host_ip)
+            })?;
+            Some((ep, port))
+        })?;
+        let network = self
+            .network_by_id(&ep.network_id)
+            .map_or(ep.network_id.as_str(), |n| n.name.as_str());
+        let holder = match (&port.service, ep.sandbox_id.as_deref()) {
+            (Some(service), _) => format!("service {service}"),
+            (None, Some(id)) => match self.sandbox_by_id(id) {
+                Some(s) => format!("sandbox {} on network {network}", s.name),
+                None => format!("an endpoint on network {network}"),
+            },
+            (None, None) => format!("Docker endpoint {} on network {network}", &ep.id[..12]),
+        };
+        let host = match port.host_ip {
+            None => "0.0.0.0".to_string(),
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+        };
+        Some(format!(
+            "port {host}:{}/{} is already published by {holder}",
+            port.host_port,
+            proto.name()
+        ))
     }
 
     /// Docker's address-derived MAC, unless a user-given MAC already took it.

@@ -15,24 +15,41 @@ use netctl_plugin_api::ApiError;
 use tokio::sync::Mutex;
 
 use super::errors::from_driver;
+use super::ports::HeldSockets;
 use super::specs::network_spec;
 use super::state::State;
 use super::{ports, Controller};
+use crate::proxy::Proxies;
 
-#[derive(Default)]
 pub(super) struct FirewallGate {
     table: Mutex<Firewall>,
+    /// What the kernel cannot translate (IPv6 loopback) goes through these.
+    proxies: Proxies,
+    sockets: HeldSockets,
 }
 
 impl FirewallGate {
+    pub fn new(sockets: HeldSockets) -> Self {
+        Self {
+            table: Mutex::default(),
+            proxies: Proxies::default(),
+            sockets,
+        }
+    }
+
     pub async fn publish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
         let table = self.table.lock().await;
-        table.publish(forwards).await.map_err(from_driver)
+        table.publish(forwards).await.map_err(from_driver)?;
+        ports::start_proxies(&self.proxies, &self.sockets, &ports::proxies(forwards));
+        Ok(())
     }
 
     /// Withdraws the ports and forgets their UDP flows, so that traffic does not keep going
     /// to the old container until the flows time out.
     pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
+        for spec in ports::proxies(forwards) {
+            self.proxies.stop(spec.proto, spec.host_ip, spec.host_port);
+        }
         let unpublished = {
             let table = self.table.lock().await;
             table.unpublish(forwards).await.map_err(from_driver)
@@ -71,11 +88,16 @@ impl Controller {
         (networks, forwards)
     }
 
-    /// Replaces the whole table with one built from the state, in one transaction.
+    /// Replaces the whole table with one built from the state, in one transaction; the
+    /// proxies follow.
     pub(super) async fn sync_firewall(&self) -> Result<(), DriverError> {
         let table = self.firewall.table.lock().await;
         let (networks, forwards) = self.firewall_contents(&*self.state.lock().await);
-        table.sync(&networks, &forwards).await
+        table.sync(&networks, &forwards).await?;
+        let proxies = ports::proxies(&forwards);
+        self.firewall.proxies.retain(&proxies);
+        ports::start_proxies(&self.firewall.proxies, &self.firewall.sockets, &proxies);
+        Ok(())
     }
 
     /// `netctl firewall reload`

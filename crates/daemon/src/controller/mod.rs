@@ -128,6 +128,7 @@ impl Controller {
         ));
         state.spread_seed = u64::from_str_radix(&node.id[..16.min(node.id.len())], 16).unwrap_or(0);
         let (leases, lease_events) = LeaseClients::new();
+        let firewall = FirewallGate::new(state.ports.sockets());
         let controller = Self {
             state: Mutex::new(state),
             locks: Locks::default(),
@@ -135,7 +136,7 @@ impl Controller {
             store: Arc::new(local),
             drivers,
             namespaces: Namespaces::default(),
-            firewall: FirewallGate::default(),
+            firewall,
             host,
             dns: netctl_dns::Dns::new().map_err(|source| DaemonError::Io {
                 what: "DNS thread",

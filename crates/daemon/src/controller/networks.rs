@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 use netctl_drivers::{Driver, NetworkDefaults, NetworkSettings, DEFAULT_DRIVER};
 use netctl_ipam::Scope;
-use netctl_plugin_api::{ApiError, ErrorCode, NetworkCreateRequest};
+use netctl_plugin_api::{ApiError, NetworkCreateRequest};
 use netctl_store::Batch;
 
 use super::effects::Effect;
@@ -151,13 +151,11 @@ impl Controller {
             .get(&net.driver)
             .is_some_and(|d| d.capabilities().singleton.is_some());
         if predefined {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "{} is a pre-defined network and cannot be removed",
-                    net.name
-                ),
-            ));
+            // The caller's mistake, not a lack of rights: `forbidden` is for roles.
+            return Err(ApiError::invalid(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
         }
         if state.is_docker_network(&net.id) {
             return Err(docker_managed(net));

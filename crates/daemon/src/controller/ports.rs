@@ -3,8 +3,9 @@
 //! later. DNAT happens before any socket sees a packet, so these sockets never receive one.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use netctl_drivers::firewall::PortForward;
 use netctl_kernel::ports::{ephemeral_range, hold, HoldError};
@@ -12,6 +13,7 @@ use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::ApiError;
 
 use crate::model::{EndpointRecord, PublishedPort, Transport};
+use crate::proxy::{Proto, Proxies, ProxySpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct HostPort {
@@ -64,7 +66,20 @@ impl Reservation {
 #[derive(Default)]
 pub(super) struct HostPorts {
     /// The ports published, with netctl's socket on those it holds.
-    held: HashMap<HostPort, Option<OwnedFd>>,
+    held: HashMap<HostPort, Option<Arc<OwnedFd>>>,
+    /// The same sockets, for the proxies, which start and stop outside the state lock.
+    sockets: HeldSockets,
+}
+
+/// The sockets held on published ports, by protocol, host address and port.
+#[derive(Default, Clone)]
+pub(super) struct HeldSockets(Arc<Mutex<HashMap<HostPort, Arc<OwnedFd>>>>);
+
+impl HeldSockets {
+    fn get(&self, proto: Transport, ip: Option<IpAddr>, port: u16) -> Option<Arc<OwnedFd>> {
+        let key = HostPort { ip, proto, port };
+        self.0.lock().expect("held sockets").get(&key).cloned()
+    }
 }
 
 impl HostPorts {
@@ -87,10 +102,17 @@ impl HostPorts {
                 "port {} is in use by a process on the host",
                 wanted.describe()
             )),
-            HoldError::NotLocal => ApiError::invalid(format!(
-                "{} is not an address of this host",
-                wanted.ip.map(|i| i.to_string()).unwrap_or_default()
-            )),
+            HoldError::NotLocal => match wanted.ip {
+                // A new network namespace has lo down, and lo without its addresses.
+                Some(ip) if ip.is_loopback() => ApiError::invalid(format!(
+                    "{ip} is not an address here: the loopback interface lo is down (or has no \
+                     {ip}) in the daemon's network namespace; `ip link set lo up` there"
+                )),
+                ip => ApiError::invalid(format!(
+                    "{} is not an address of this host",
+                    ip.map(|i| i.to_string()).unwrap_or_default()
+                )),
+            },
             HoldError::Unsupported => ApiError::invalid(format!(
                 "{} is not supported by this kernel",
                 wanted.proto.name()
@@ -99,13 +121,23 @@ impl HostPorts {
                 ApiError::internal(format!("reserving port {}: {other}", wanted.describe()))
             }
         })?;
-        self.held
-            .insert(wanted, (how == Reservation::Held).then_some(socket));
+        let socket = (how == Reservation::Held).then(|| Arc::new(socket));
+        if let Some(socket) = &socket {
+            let mut shared = self.sockets.0.lock().expect("held sockets");
+            shared.insert(wanted, socket.clone());
+        }
+        self.held.insert(wanted, socket);
         Ok(())
     }
 
     fn release(&mut self, port: &HostPort) {
         self.held.remove(port);
+        self.sockets.0.lock().expect("held sockets").remove(port);
+    }
+
+    /// The held sockets, for the proxies.
+    pub fn sockets(&self) -> HeldSockets {
+        self.sockets.clone()
     }
 
     /// Reserves the mapping's host port, choosing one when it is 0 or a range; returns the
@@ -245,6 +277,58 @@ pub(super) fn forwards_of(ep: &EndpointRecord, mappings: &[PublishedPort]) -> Ve
             })
         })
         .collect()
+}
+
+/// The forwards' host ports that need the loopback proxy (see `crate::proxy`): TCP and UDP
+/// published on every address (IPv6 traffic the kernel does not DNAT lands on the held
+/// `[::]` socket: `::1`'s, and all of it for an IPv4-only container) or on `::1` itself. A
+/// port goes to the container's IPv6 address when it has one.
+pub(super) fn proxies(forwards: &[PortForward]) -> Vec<ProxySpec> {
+    let mut wanted: HashMap<(Proto, Option<IpAddr>, u16), SocketAddr> = HashMap::new();
+    for f in forwards {
+        let proto = match f.proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => continue,
+        };
+        if f.host_ip
+            .is_some_and(|ip| ip != IpAddr::V6(Ipv6Addr::LOCALHOST))
+        {
+            continue;
+        }
+        let target = SocketAddr::new(f.target, f.target_port);
+        wanted
+            .entry((proto, f.host_ip, f.host_port))
+            .and_modify(|t| {
+                if target.is_ipv6() {
+                    *t = target;
+                }
+            })
+            .or_insert(target);
+    }
+    wanted
+        .into_iter()
+        .map(|((proto, host_ip, host_port), target)| ProxySpec {
+            proto,
+            host_ip,
+            host_port,
+            target,
+        })
+        .collect()
+}
+
+/// Starts the proxies `specs` need on their held sockets (a port netctl does not hold, a
+/// runtime's, has none).
+pub(super) fn start_proxies(proxies: &Proxies, sockets: &HeldSockets, specs: &[ProxySpec]) {
+    for spec in specs {
+        let transport = match spec.proto {
+            Proto::Tcp => Transport::Tcp,
+            Proto::Udp => Transport::Udp,
+        };
+        if let Some(socket) = sockets.get(transport, spec.host_ip, spec.host_port) {
+            proxies.start(spec, &socket);
+        }
+    }
 }
 
 fn random_u32() -> u32 {

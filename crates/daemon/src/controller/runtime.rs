@@ -597,6 +597,7 @@ fn runtime_sandbox(req: &AttachRequest, inode: u64) -> SandboxRecord {
         dns: DnsConfig::default(),
         role: SandboxRole::User,
         netns_inode: Some(inode),
+        extra_hosts: Vec::new(),
     }
 }
 

@@ -10,8 +10,8 @@ use super::errors::from_dns;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
-use crate::ids::{new_id, now_rfc3339, valid_name};
-use crate::model::{DnsConfig, EndpointRecord, SandboxMode, SandboxRecord, SandboxRole};
+use crate::ids::{new_id, now_rfc3339, valid_dns_name, valid_name, DNS_NAME_RULE};
+use crate::model::{DnsConfig, EndpointRecord, ExtraHost, SandboxMode, SandboxRecord, SandboxRole};
 use crate::persist::BatchExt;
 
 impl Controller {
@@ -28,16 +28,24 @@ impl Controller {
         req: SandboxCreateRequest,
         role: SandboxRole,
     ) -> Result<SandboxRecord, ApiError> {
-        if !valid_name(&req.name) {
+        if !valid_name(&req.name) || !valid_dns_name(&req.name) {
             return Err(ApiError::invalid(format!(
-                "invalid sandbox name {:?}: names start with a letter or digit and contain only [a-zA-Z0-9_.-]",
+                "invalid sandbox name {:?}: a sandbox's name is its DNS name: {DNS_NAME_RULE}",
                 req.name
             )));
         }
         let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
-        if hostname.is_empty() || hostname.len() > 64 || !valid_name(&hostname) {
-            return Err(ApiError::invalid(format!("invalid hostname {hostname:?}")));
+        if hostname.len() > 64 || !valid_dns_name(&hostname) {
+            return Err(ApiError::invalid(format!(
+                "invalid hostname {hostname:?}: at most 64 characters of {DNS_NAME_RULE}"
+            )));
         }
+        let extra_hosts = req
+            .extra_hosts
+            .iter()
+            .map(|spec| ExtraHost::parse(spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::invalid)?;
         if req.network.is_none() && req.endpoint_config != Default::default() {
             return Err(ApiError::invalid(
                 "addresses, MAC and aliases need --network: they belong to an endpoint",
@@ -97,6 +105,7 @@ impl Controller {
                         dns: dns.clone(),
                         role,
                         netns_inode: None,
+                        extra_hosts: extra_hosts.clone(),
                     };
                     // Planned before the sandbox is recorded: should it fail, nothing changed.
                     let connect = match &network {

@@ -43,24 +43,45 @@ impl<T> Named<T> {
         self.by_id.remove(id)
     }
 
-    /// Docker's lookup order: exact name, exact id, then a unique id prefix.
-    fn find(&self, key: &str) -> Option<&T> {
+    /// Docker's lookup order (moby's `FindNetwork`): exact id, exact name, then a unique id
+    /// prefix.
+    fn find(&self, key: &str) -> Result<&T, Lookup> {
         if key.is_empty() {
-            return None;
-        }
-        if let Some(record) = self.by_name.get(key).and_then(|id| self.by_id.get(id)) {
-            return Some(record);
+            return Err(Lookup::NotFound);
         }
         if let Some(record) = self.by_id.get(key) {
-            return Some(record);
+            return Ok(record);
+        }
+        if let Some(record) = self.by_name.get(key).and_then(|id| self.by_id.get(id)) {
+            return Ok(record);
         }
         let mut matches = self
             .by_id
             .range(key.to_string()..)
             .take_while(|(id, _)| id.starts_with(key));
-        match (matches.next(), matches.next()) {
-            (Some((_, record)), None) => Some(record),
-            _ => None,
+        match (matches.next(), matches.count()) {
+            (Some((_, record)), 0) => Ok(record),
+            (Some(_), others) => Err(Lookup::Ambiguous(others + 1)),
+            (None, _) => Err(Lookup::NotFound),
+        }
+    }
+}
+
+/// Why a lookup by name, id or id prefix found nothing.
+pub(super) enum Lookup {
+    NotFound,
+    /// A prefix of this many ids.
+    Ambiguous(usize),
+}
+
+impl Lookup {
+    /// The API's error for a `kind` (`network`, `sandbox`) looked up by `key`.
+    pub fn error(self, kind: &str, key: &str) -> ApiError {
+        match self {
+            Self::NotFound => ApiError::not_found(format!("{kind} {key} not found")),
+            Self::Ambiguous(n) => ApiError::invalid(format!(
+                "{kind} {key} is ambiguous: {n} {kind} ids start with it (give more of the id, or the name)"
+            )),
         }
     }
 }
@@ -118,13 +139,13 @@ impl State {
     pub fn network(&self, key: &str) -> Result<&NetworkRecord, ApiError> {
         self.networks
             .find(key)
-            .ok_or_else(|| match &self.global.unlisted {
-                Some(members) => ApiError::unavailable(format!(
+            .map_err(|lookup| match (&self.global.unlisted, lookup) {
+                (Some(members), Lookup::NotFound) => ApiError::unavailable(format!(
                     "network {key} not found: cluster store unavailable: no quorum among \
                  {members} since the daemon started, so global networks are not known here \
                  yet (retrying in the background)"
                 )),
-                None => ApiError::not_found(format!("network {key} not found")),
+                (_, lookup) => lookup.error("network", key),
             })
     }
 
@@ -173,7 +194,7 @@ impl State {
     pub fn sandbox(&self, key: &str) -> Result<&SandboxRecord, ApiError> {
         self.sandboxes
             .find(key)
-            .ok_or_else(|| ApiError::not_found(format!("sandbox {key} not found")))
+            .map_err(|lookup| lookup.error("sandbox", key))
     }
 
     pub fn sandbox_by_id(&self, id: &str) -> Option<&SandboxRecord> {
@@ -364,17 +385,24 @@ mod tests {
                 dns: Default::default(),
                 role: Default::default(),
                 netns_inode: None,
+                extra_hosts: Vec::new(),
             });
         }
         assert_eq!(
-            s.sandbox("web").unwrap().id,
-            "abc123",
-            "a name before an id"
+            s.sandbox("web").unwrap().name,
+            "other",
+            "an id before a name"
         );
+        assert_eq!(s.sandbox("db").unwrap().id, "abd456");
         assert_eq!(s.sandbox("abd4").unwrap().name, "db");
-        assert!(s.sandbox("ab").is_err(), "ambiguous prefix");
+        let ambiguous = s.sandbox("ab").unwrap_err();
+        assert_eq!(
+            ambiguous.message,
+            "sandbox ab is ambiguous: 2 sandbox ids start with it (give more of the id, or the name)"
+        );
+        assert_eq!(s.sandbox("zz").unwrap_err().message, "sandbox zz not found");
         assert!(s.sandbox("").is_err());
-        s.remove_sandbox("abc123");
-        assert_eq!(s.sandbox("web").unwrap().name, "other");
+        s.remove_sandbox("web");
+        assert_eq!(s.sandbox("web").unwrap().id, "abc123");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use netctl_plugin_api::{
     EndpointSettings, IpamConfig, IpamInspect, LeaseInspect, NetworkEndpoint, NetworkInspect,
-    NetworkSettings, SandboxInspect,
+    NetworkSettings, PortBinding, SandboxInspect,
 };
 
 use netctl_drivers::Registry;
@@ -133,6 +133,7 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
             Some((net.name.clone(), endpoint_settings(net, ep)))
         })
         .collect();
+    let ports = docker_ports(state.endpoints_of_sandbox(&sandbox.id));
     SandboxInspect {
         id: sandbox.id.clone(),
         name: sandbox.name.clone(),
@@ -140,11 +141,41 @@ pub(super) fn sandbox(state: &State, paths: &Paths, sandbox: &SandboxRecord) -> 
         created: sandbox.created.clone(),
         resolv_conf_path: paths.resolv_conf(&sandbox.id).display().to_string(),
         hosts_path: paths.hosts(&sandbox.id).display().to_string(),
+        extra_hosts: sandbox
+            .extra_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         network_settings: NetworkSettings {
             sandbox_key: sandbox.netns.display().to_string(),
             networks,
+            ports,
         },
     }
+}
+
+/// Published ports keyed `PORT/PROTO`, each with its host sides: one per family for a
+/// port published on every address, as Docker shows them.
+fn docker_ports<'a>(
+    endpoints: impl Iterator<Item = &'a EndpointRecord>,
+) -> BTreeMap<String, Vec<PortBinding>> {
+    let mut ports: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+    for port in endpoints.flat_map(|ep| ep.ports.iter()) {
+        let key = format!("{}/{}", port.container_port, port.transport.name());
+        let host_port = port.host_port.to_string();
+        let hosts = match port.host_ip {
+            Some(ip) => vec![ip.to_string()],
+            None => vec!["0.0.0.0".into(), "::".into()],
+        };
+        ports
+            .entry(key)
+            .or_default()
+            .extend(hosts.into_iter().map(|host_ip| PortBinding {
+                host_ip,
+                host_port: host_port.clone(),
+            }));
+    }
+    ports
 }
 
 fn endpoint_settings(net: &NetworkRecord, ep: &EndpointRecord) -> EndpointSettings {

@@ -52,6 +52,14 @@ pub fn bridge_name(network_id: &str) -> String {
     format!("{BRIDGE_PREFIX}{}", short(network_id))
 }
 
+/// The network's bridge device: the name the user gave (`com.docker.network.bridge.name`),
+/// else netctl's own.
+fn bridge_of(net: &NetworkSpec) -> String {
+    BridgeConfig::of(net)
+        .name
+        .unwrap_or_else(|| bridge_name(&net.id))
+}
+
 pub(crate) fn host_end(endpoint_id: &str) -> String {
     format!("{HOST_END_PREFIX}{}", short(endpoint_id))
 }
@@ -91,7 +99,7 @@ impl BridgeDriver {
     /// `ip link add … type bridge`, `ip addr replace GATEWAY dev BRIDGE`, forwarding and
     /// `route_localnet` on.
     async fn ensure_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        let name = bridge_name(&net.id);
+        let name = bridge_of(net);
         // Checked before anything is made: a parent refused changes nothing.
         let parent = match &BridgeConfig::of(net).parent {
             Some(parent) => {
@@ -158,7 +166,7 @@ impl BridgeDriver {
     }
 
     async fn bridge_index(&self, net: &NetworkSpec, fresh: bool) -> Result<u32, DriverError> {
-        let name = bridge_name(&net.id);
+        let name = bridge_of(net);
         let cached = self
             .bridge_indexes
             .lock()
@@ -180,9 +188,10 @@ impl BridgeDriver {
 
     fn firewall_network(net: &NetworkSpec) -> FirewallNetwork {
         FirewallNetwork {
-            bridge: bridge_name(&net.id),
+            bridge: bridge_of(net),
             icc: BridgeConfig::of(net).icc,
             internal: net.internal,
+            masquerade: BridgeConfig::of(net).masquerade,
             subnets: net
                 .subnets
                 .iter()
@@ -226,15 +235,22 @@ impl Driver for BridgeDriver {
     }
 
     async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
+        if let Some(name) = BridgeConfig::of(net).name {
+            if self.host.link_by_name(&name).await?.is_some() {
+                return Err(DriverError::InvalidOption(format!(
+                    "bridge name {name}: a link of that name exists already"
+                )));
+            }
+        }
         self.ensure_network(net).await?;
         self.firewall
             .add_network(&Self::firewall_network(net))
             .await?;
-        docker_user::admit_bridge(&bridge_name(&net.id)).await
+        docker_user::admit_bridge(&bridge_of(net)).await
     }
 
     async fn delete_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
-        let name = bridge_name(&net.id);
+        let name = bridge_of(net);
         let mut errors = Vec::new();
         self.cache_index(&name, None);
         if let Some(parent) = &BridgeConfig::of(net).parent {
@@ -261,7 +277,7 @@ impl Driver for BridgeDriver {
 
     async fn restore_network(&self, net: &NetworkSpec) -> Result<(), DriverError> {
         self.ensure_network(net).await?;
-        if let Err(e) = docker_user::admit_bridge(&bridge_name(&net.id)).await {
+        if let Err(e) = docker_user::admit_bridge(&bridge_of(net)).await {
             tracing::warn!(network = %net.name, error = %e, "cannot admit the bridge in dockerd's DOCKER-USER chain");
         }
         Ok(())
@@ -291,8 +307,7 @@ impl Driver for BridgeDriver {
 
     /// Deletes links that carry the driver's prefixes but that nothing wanted names.
     async fn collect_garbage(&self, wanted: &Wanted) -> Result<(), DriverError> {
-        let mut keep: HashSet<String> =
-            wanted.networks.iter().map(|n| bridge_name(&n.id)).collect();
+        let mut keep: HashSet<String> = wanted.networks.iter().map(bridge_of).collect();
         for (ep, kind) in &wanted.endpoints {
             keep.insert(host_end(&ep.id));
             if *kind == JoinKind::Runtime {
@@ -334,7 +349,7 @@ impl Driver for BridgeDriver {
     }
 
     fn device(&self, net: &NetworkSpec) -> Option<String> {
-        Some(bridge_name(&net.id))
+        Some(bridge_of(net))
     }
 }
 

@@ -12,6 +12,12 @@ const OPT_ICC: [&str; 2] = ["icc", "com.docker.network.bridge.enable_icc"];
 const OPT_INTERNAL: [&str; 1] = ["internal"];
 /// Docker's macvlan spelling: the host interface the network is bridged onto.
 const OPT_PARENT: [&str; 1] = ["parent"];
+/// The bridge device's name, when not netctl's `ncb…`.
+const OPT_BRIDGE_NAME: [&str; 2] = ["bridge-name", "com.docker.network.bridge.name"];
+const OPT_MASQUERADE: [&str; 2] = [
+    "masquerade",
+    "com.docker.network.bridge.enable_ip_masquerade",
+];
 
 /// What the bridge driver keeps with a network ([`NetworkSpec::config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +28,20 @@ pub(super) struct BridgeConfig {
     /// endpoints are on that interface's LAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The bridge device's name, when the user chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Traffic leaving the network is masqueraded (on unless turned off).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub masquerade: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for BridgeConfig {
@@ -29,6 +49,8 @@ impl Default for BridgeConfig {
         Self {
             icc: true,
             parent: None,
+            name: None,
+            masquerade: true,
         }
     }
 }
@@ -53,7 +75,10 @@ pub(super) fn parse_with_icc(
     icc: bool,
 ) -> Result<NetworkSettings, DriverError> {
     let mut mtu = defaults.mtu;
-    let mut config = BridgeConfig { icc, parent: None };
+    let mut config = BridgeConfig {
+        icc,
+        ..BridgeConfig::default()
+    };
     let mut internal = false;
     for (key, value) in options {
         let key = key.as_str();
@@ -64,11 +89,17 @@ pub(super) fn parse_with_icc(
         } else if OPT_INTERNAL.contains(&key) {
             internal = parse_bool(key, value)?;
         } else if OPT_PARENT.contains(&key) {
-            config.parent = Some(parse_parent(value)?);
+            config.parent = Some(parse_ifname(value, "parent interface", "eth1")?);
+        } else if OPT_BRIDGE_NAME.contains(&key) {
+            config.name = Some(parse_ifname(value, "bridge name", "br-web")?);
+        } else if OPT_MASQUERADE.contains(&key) {
+            config.masquerade = parse_bool(key, value)?;
         } else {
             return Err(DriverError::InvalidOption(format!(
                 "unknown option {key:?} for the bridge driver (known: mtu, icc, internal, \
-                 parent, com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc)"
+                 parent, bridge-name, masquerade, com.docker.network.driver.mtu, \
+                 com.docker.network.bridge.enable_icc, com.docker.network.bridge.name, \
+                 com.docker.network.bridge.enable_ip_masquerade)"
             )));
         }
     }
@@ -80,7 +111,7 @@ pub(super) fn parse_with_icc(
 }
 
 /// An interface name as the kernel takes it: 1 to 15 bytes, no `/`, `:` or whitespace.
-fn parse_parent(value: &str) -> Result<String, DriverError> {
+fn parse_ifname(value: &str, what: &str, example: &str) -> Result<String, DriverError> {
     let valid = !value.is_empty()
         && value.len() <= 15
         && value != "."
@@ -88,7 +119,7 @@ fn parse_parent(value: &str) -> Result<String, DriverError> {
         && !value.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
     if !valid {
         return Err(DriverError::InvalidOption(format!(
-            "invalid parent interface {value:?}: expected an interface name such as eth1"
+            "invalid {what} {value:?}: expected an interface name (at most 15 characters) such as {example}"
         )));
     }
     Ok(value.to_string())
@@ -136,6 +167,26 @@ mod tests {
         assert!(parse(&opts(&[("icc", "maybe")]), &defaults).is_err());
         let e = parse(&opts(&[("colour", "blue")]), &defaults).unwrap_err();
         assert!(e.to_string().contains("unknown option \"colour\""));
+    }
+
+    #[test]
+    fn docker_names_the_bridge_and_turns_masquerading_off() {
+        let defaults = NetworkDefaults { mtu: 1500 };
+        let o = parse(
+            &opts(&[
+                ("com.docker.network.bridge.name", "br-web"),
+                ("com.docker.network.bridge.enable_ip_masquerade", "false"),
+            ]),
+            &defaults,
+        )
+        .unwrap();
+        let config: BridgeConfig = serde_json::from_value(o.config).unwrap();
+        assert_eq!(config.name.as_deref(), Some("br-web"));
+        assert!(!config.masquerade);
+        let plain: BridgeConfig =
+            serde_json::from_value(parse(&opts(&[]), &defaults).unwrap().config).unwrap();
+        assert!(plain.masquerade && plain.name.is_none());
+        assert!(parse(&opts(&[("bridge-name", "much-too-long-name")]), &defaults).is_err());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct FirewallNetwork {
     pub bridge: String,
     pub icc: bool,
     pub internal: bool,
+    /// Traffic leaving the subnets is masqueraded (Docker's `enable_ip_masquerade`).
+    pub masquerade: bool,
     pub subnets: Vec<IpNetwork>,
 }
 
@@ -42,7 +44,14 @@ impl FirewallNetwork {
                 vec![table::ifname(&self.bridge)],
             ));
         } else {
-            for (set, v6) in [(table::SET_MASQ_V4, false), (table::SET_MASQ_V6, true)] {
+            let mut sets = vec![
+                (table::SET_HAIRPIN_V4, false),
+                (table::SET_HAIRPIN_V6, true),
+            ];
+            if self.masquerade {
+                sets.extend([(table::SET_MASQ_V4, false), (table::SET_MASQ_V6, true)]);
+            }
+            for (set, v6) in sets {
                 let nets: Vec<_> = self
                     .subnets
                     .iter()

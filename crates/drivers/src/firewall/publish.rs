@@ -138,7 +138,8 @@ pub fn chains() -> Vec<NfListObject<'static>> {
 /// ```text
 /// prerouting: fib daddr type local jump publish
 /// output:     fib daddr type local jump publish
-/// publish:    dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr : ip daddr . meta l4proto . th dport map @pub4_port
+/// publish:    ip6 daddr ::1 return
+///             dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr : ip daddr . meta l4proto . th dport map @pub4_port
 ///             dnat ip to meta l4proto . th dport map @any4_addr : meta l4proto . th dport map @any4_port
 ///             (and the same for ip6 with pub6 and any6)
 /// ```
@@ -163,6 +164,19 @@ pub fn rules() -> Vec<NfListObject<'static>> {
         )
     };
     let mut out = vec![to_publish(CHAIN_PREROUTING), to_publish(CHAIN_OUTPUT)];
+    // IPv6 loopback traffic cannot be translated to another address (IPv6 has no
+    // route_localnet): it is left to the socket netctl holds on the port, which proxies it.
+    out.push(rule(
+        CHAIN_PUBLISH,
+        vec![
+            Statement::Match(Match {
+                left: payload("ip6", "daddr"),
+                right: Expression::String("::1".into()),
+                op: Operator::EQ,
+            }),
+            Statement::Return(None),
+        ],
+    ));
     for pair in &MAPS {
         let lookup = |what: &str| {
             Some(Expression::Named(NamedExpression::Map(Box::new(Map {

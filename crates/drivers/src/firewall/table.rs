@@ -23,6 +23,9 @@ pub const SET_ICC_PAIRS: &str = "icc_pairs";
 pub const SET_INTERNAL: &str = "internal_bridges";
 pub const SET_MASQ_V4: &str = "masq_v4";
 pub const SET_MASQ_V6: &str = "masq_v6";
+/// Every non-internal subnet, masqueraded or not: hairpin traffic is recognised by them.
+pub const SET_HAIRPIN_V4: &str = "hairpin_v4";
+pub const SET_HAIRPIN_V6: &str = "hairpin_v6";
 
 const CHAIN_FORWARD: &str = "forward";
 const CHAIN_POSTROUTING: &str = "postrouting";
@@ -78,7 +81,8 @@ pub fn chains() -> Vec<NfListObject<'static>> {
 
 /// `set bridges { type ifname; }`, `set icc_pairs { type ifname . ifname; }`,
 /// `set internal_bridges { type ifname; }`,
-/// `set masq_v4 { type ipv4_addr; flags interval; }`, `set masq_v6 { type ipv6_addr; flags interval; }`
+/// `set masq_v4 { type ipv4_addr; flags interval; }`, `set masq_v6 { type ipv6_addr; flags interval; }`,
+/// and `hairpin_v4`, `hairpin_v6` alike
 pub fn sets() -> Vec<NfListObject<'static>> {
     let single = |t| SetTypeValue::Single(t);
     [
@@ -91,6 +95,8 @@ pub fn sets() -> Vec<NfListObject<'static>> {
         (SET_INTERNAL, single(SetType::Ifname), false),
         (SET_MASQ_V4, single(SetType::Ipv4Addr), true),
         (SET_MASQ_V6, single(SetType::Ipv6Addr), true),
+        (SET_HAIRPIN_V4, single(SetType::Ipv4Addr), true),
+        (SET_HAIRPIN_V6, single(SetType::Ipv6Addr), true),
     ]
     .into_iter()
     .map(|(name, set_type, interval)| {
@@ -127,8 +133,8 @@ pub fn sets() -> Vec<NfListObject<'static>> {
 /// ```text
 /// ip saddr @masq_v4 oifname != @bridges masquerade
 /// ip6 saddr @masq_v6 oifname != @bridges masquerade
-/// ct status dnat ip saddr @masq_v4 oifname @bridges masquerade   # hairpin: a container
-/// ct status dnat ip6 saddr @masq_v6 oifname @bridges masquerade  # calling a published port
+/// ct status dnat ip saddr @hairpin_v4 oifname @bridges masquerade   # hairpin: a container
+/// ct status dnat ip6 saddr @hairpin_v6 oifname @bridges masquerade  # calling a published port
 /// ct status dnat ip saddr 127.0.0.0/8 masquerade             # published ports reached via localhost
 /// ```
 pub fn rules() -> Vec<NfListObject<'static>> {
@@ -184,7 +190,7 @@ pub fn rules() -> Vec<NfListObject<'static>> {
         .collect();
     // The input interface is not known in postrouting, so hairpin traffic is recognised by
     // its source: a container subnet, translated back into a bridge.
-    for (proto, set) in [("ip", SET_MASQ_V4), ("ip6", SET_MASQ_V6)] {
+    for (proto, set) in [("ip", SET_HAIRPIN_V4), ("ip6", SET_HAIRPIN_V6)] {
         postrouting.push(vec![
             ct_status_dnat(),
             in_set(payload(proto, "saddr"), set),

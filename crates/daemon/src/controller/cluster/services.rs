@@ -10,11 +10,11 @@ use netctl_plugin_api::cluster::{
 use netctl_plugin_api::service_ports::{
     PublishMode as ApiMode, ServicePort as ApiPort, AUTO_PORTS,
 };
-use netctl_plugin_api::ApiError;
+use netctl_plugin_api::{ApiError, Removed};
 use netctl_store::{Batch, Key, Scope};
 
 use super::super::endpoints::lost_address;
-use super::super::state::State;
+use super::super::state::{Lookup, State};
 use super::super::txn::Txn;
 use super::super::Controller;
 use super::nodes::find_node;
@@ -80,11 +80,21 @@ impl State {
     }
 
     pub(in crate::controller) fn service(&self, key: &str) -> Result<&ServiceRecord, ApiError> {
-        self.global
-            .services
+        let services = &self.global.services;
+        if let Some(service) = services
             .get(key)
-            .or_else(|| self.global.services.values().find(|s| s.name == key))
-            .ok_or_else(|| ApiError::not_found(format!("service {key} not found")))
+            .or_else(|| services.values().find(|s| s.name == key))
+        {
+            return Ok(service);
+        }
+        let mut prefixed = services
+            .range(key.to_string()..)
+            .take_while(|(id, _)| !key.is_empty() && id.starts_with(key));
+        match (prefixed.next(), prefixed.count()) {
+            (Some((_, service)), 0) => Ok(service),
+            (Some(_), others) => Err(Lookup::Ambiguous(others + 1).error("service", key)),
+            (None, _) => Err(Lookup::NotFound.error("service", key)),
+        }
     }
 
     /// The services whose virtual IP is on the network.
@@ -365,10 +375,10 @@ impl Controller {
         self.service_inspect(&id).await
     }
 
-    pub async fn service_remove(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn service_remove(&self, key: &str) -> Result<Removed, ApiError> {
         self.require_manager(&format!("service rm {key}")).await?;
         self.cluster.store()?;
-        let (name, _) = self
+        let (removed, _) = self
             .transact(|state| {
                 let service = state.service(key)?.clone();
                 state.delete_service(&service.id);
@@ -380,14 +390,17 @@ impl Controller {
                 for port in &service.ports {
                     txn.persist = txn.persist.delete(service_port_key(port));
                 }
-                let name = service.name.clone();
+                let removed = Removed {
+                    id: service.id.clone(),
+                    name: service.name.clone(),
+                };
                 txn.unplan = Box::new(move |state: &mut State| state.put_service(service));
-                Ok((txn, name))
+                Ok((txn, removed))
             })
             .await?;
-        tracing::info!(service = %name, "service removed");
+        tracing::info!(service = %removed.name, "service removed");
         self.refresh_services().await;
-        Ok(())
+        Ok(removed)
     }
 
     pub async fn service_list(&self) -> Result<Vec<ServiceInspect>, ApiError> {
