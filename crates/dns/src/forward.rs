@@ -3,7 +3,9 @@
 //!
 //! Servers are asked in order, but a server that has not answered within [`HEDGE_AFTER`] does
 //! not hold the query up: the next one is asked too, and the first usable answer wins. A
-//! server that failed recently is asked last. Nothing waits past [`GIVE_UP_AFTER`].
+//! server that failed recently is asked last. An ask that fails at once is tried again
+//! shortly ([`RETRY_AFTER`]): one refused packet is no reason for a SERVFAIL when the
+//! server answers the next. Nothing waits past [`GIVE_UP_AFTER`].
 
 use std::collections::HashMap;
 use std::io;
@@ -23,6 +25,17 @@ pub const HEDGE_AFTER: Duration = Duration::from_millis(250);
 /// When every server has had its chance: the client gets SERVFAIL, well before its own
 /// timeout (glibc: 5 s).
 pub const GIVE_UP_AFTER: Duration = Duration::from_millis(2500);
+/// A server whose ask failed at once is asked again this long after each failure (then
+/// twice as long), at most [`RETRIES`] times.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+/// A server still silent this long after it was asked, with no other server left to ask,
+/// is asked again (the query or its answer may have been lost: UDP is not retransmitted
+/// by anyone else, and the client gets our SERVFAIL before its own retry), at most
+/// [`RETRIES`] times.
+const RETRANSMIT_AFTER: Duration = Duration::from_millis(500);
+const RETRIES: usize = 2;
+/// An ask's outcome until it has one.
+const SILENT: &str = "silent";
 /// A server that failed within this long is tried after the others.
 const REMEMBER_FAILURE: Duration = Duration::from_secs(30);
 
@@ -106,7 +119,8 @@ async fn ask_all(
     tokio::pin!(deadline);
     let mut waiting = health.order(upstreams).into_iter();
     let mut asking = FuturesUnordered::new();
-    let ask = |server: SocketAddr| async move {
+    let ask = |server: SocketAddr, after: Duration| async move {
+        tokio::time::sleep(after).await;
         let answer = if tcp {
             ask_tcp(query, server).await
         } else {
@@ -114,20 +128,22 @@ async fn ask_all(
         };
         (server, answer)
     };
-    let start = |server: SocketAddr, attempts: &mut Vec<Attempt>| {
+    let start = |server: SocketAddr, after: Duration, attempts: &mut Vec<Attempt>| {
         attempts.push(Attempt {
             server,
             failed_ago: health.failed_ago(server),
-            outcome: "silent".into(),
+            outcome: SILENT.into(),
         });
-        ask(server)
+        ask(server, after)
     };
     // Servers asked and not yet heard from, in the order they were asked.
     let mut silent = Vec::new();
     let mut refusal = None;
     let first = waiting.next()?.addr;
     silent.push(first);
-    asking.push(start(first, attempts));
+    asking.push(start(first, Duration::ZERO, attempts));
+    let retransmit = tokio::time::sleep(RETRANSMIT_AFTER);
+    tokio::pin!(retransmit);
     loop {
         let hedge = tokio::time::sleep(HEDGE_AFTER);
         tokio::select! {
@@ -135,7 +151,9 @@ async fn ask_all(
                 let asked_before: Vec<_> = silent.iter().take_while(|s| **s != server).copied().collect();
                 silent.retain(|s| *s != server);
                 let answered = answer.is_ok();
-                if let Some(attempt) = attempts.iter_mut().rev().find(|a| a.server == server) {
+                // The oldest of its asks still pending: asks come back about in order.
+                let pending = attempts.iter_mut().find(|a| a.server == server && a.outcome == SILENT);
+                if let Some(attempt) = pending {
                     attempt.outcome = match &answer {
                         Ok(a) => format!("answered {}", wire::rcode_name(wire::rcode(a))),
                         Err(e) => e.to_string(),
@@ -151,12 +169,21 @@ async fn ask_all(
                     Ok(a) => refusal = Some(a),
                     Err(_) => {}
                 }
-                // A server that refuses is alive: only silence and errors count against it.
-                health.record(server, answered);
+                // An error at once (a refused port, a route or neighbour not there yet) is
+                // not the server's last word: it is asked again a moment later, while the
+                // others are asked too. Only its last try counts against it.
+                let tries = attempts.iter().filter(|a| a.server == server).count();
+                if !answered && tries <= RETRIES {
+                    silent.push(server);
+                    asking.push(start(server, RETRY_AFTER * tries as u32, attempts));
+                } else {
+                    // A server that refuses is alive: only silence and errors count.
+                    health.record(server, answered);
+                }
                 match waiting.next() {
                     Some(next) => {
                         silent.push(next.addr);
-                        asking.push(start(next.addr, attempts));
+                        asking.push(start(next.addr, Duration::ZERO, attempts));
                     }
                     None if asking.is_empty() => return refusal,
                     None => {}
@@ -165,7 +192,16 @@ async fn ask_all(
             _ = hedge, if waiting.len() > 0 => {
                 if let Some(next) = waiting.next() {
                     silent.push(next.addr);
-                    asking.push(start(next.addr, attempts));
+                    asking.push(start(next.addr, Duration::ZERO, attempts));
+                }
+            }
+            _ = &mut retransmit => {
+                retransmit.as_mut().reset(tokio::time::Instant::now() + RETRANSMIT_AFTER);
+                let again = silent.iter().copied().find(|s| {
+                    attempts.iter().filter(|a| a.server == *s).count() <= RETRIES
+                });
+                if let (Some(server), 0) = (again, waiting.len()) {
+                    asking.push(start(server, Duration::ZERO, attempts));
                 }
             }
             _ = &mut deadline => {
@@ -248,4 +284,78 @@ async fn ask_tcp(query: &[u8], server: SocketAddr) -> io::Result<Vec<u8>> {
     }
     wire::set_id(&mut answer, wire::id(query));
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `www.example.test` A with id 7.
+    fn query() -> Vec<u8> {
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in ["www", "example", "test"] {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    fn upstream(addr: SocketAddr) -> Upstream {
+        Upstream {
+            text: addr.to_string(),
+            addr,
+        }
+    }
+
+    /// Answers each query on `socket` with NOERROR.
+    async fn answering(socket: UdpSocket) {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let mut answer = buf[..n].to_vec();
+            answer[2] |= 0x80;
+            let _ = socket.send_to(&answer, from).await;
+        }
+    }
+
+    /// The only upstream's port is closed for the first ask (the kernel refuses it at
+    /// once): the ask is tried again and answered, not turned into a SERVFAIL.
+    #[tokio::test]
+    async fn an_ask_refused_at_once_is_tried_again() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            answering(UdpSocket::bind(addr).await.unwrap()).await;
+        });
+        let started = Instant::now();
+        let forwarded = forward(&query(), &[upstream(addr)], false, &Health::default()).await;
+        let answer = forwarded.answer.expect("answered on the second try");
+        assert_eq!(wire::rcode(&answer), 0);
+        assert_eq!(wire::id(&answer), 7);
+        assert!(forwarded.attempts.len() >= 2, "{:?}", forwarded.attempts);
+        assert!(
+            forwarded.attempts[0].outcome.contains("udp receive"),
+            "{:?}",
+            forwarded.attempts
+        );
+        assert!(started.elapsed() < GIVE_UP_AFTER);
+    }
+
+    /// A server that stays closed: SERVFAIL (no answer) after the retries, well before
+    /// the deadline, each try in the record.
+    #[tokio::test]
+    async fn a_server_that_keeps_refusing_gives_up_soon() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let started = Instant::now();
+        let health = Health::default();
+        let forwarded = forward(&query(), &[upstream(addr)], false, &health).await;
+        assert!(forwarded.answer.is_none());
+        assert_eq!(forwarded.attempts.len(), RETRIES + 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(health.failed_ago(addr).is_some());
+    }
 }

@@ -869,7 +869,8 @@ fn explain_says_when_no_upstream_can_be_reached() {
 /// names another with `--dns`, two networks with aliased sandboxes; about 3 s after the
 /// daemon started, one forwarded query from each kind of sandbox. Once in about a dozen
 /// runs one answer was SERVFAIL in 0 ms; it is repeated here (`NETCTL_DNS_ROUNDS`, 24 by
-/// default) so such an event cannot slip by.
+/// default) so such an event cannot slip by. `NETCTL_DNS_IPNETNS=1` starts the daemon
+/// under `ip netns exec`, as the report did.
 #[test]
 fn forwarded_names_answer_right_after_a_start() {
     let rounds: usize = std::env::var("NETCTL_DNS_ROUNDS")
@@ -881,6 +882,9 @@ fn forwarded_names_answer_right_after_a_start() {
         let _daemon_json = upstream(&outside, "198.51.100.2", "203.0.113.2");
         let _own = upstream(&outside, "198.51.100.3", "203.0.113.3");
         host.set_config(r#"{"dns": ["198.51.100.2"]}"#);
+        if std::env::var_os("NETCTL_DNS_IPNETNS").is_some() {
+            host.set_launch(netctl_netns_fixtures::Launch::IpNetnsExec);
+        }
         host.start_daemon_with_env(&[("RUST_LOG", "info,netctl_dns=debug")]);
         let started = Instant::now();
         for args in [
@@ -931,4 +935,50 @@ fn forwarded_names_answer_right_after_a_start() {
             );
         }
     }
+}
+
+/// Half of the packets to the only upstream are refused (ICMP port unreachable, as from a
+/// server restarting, or dropped when the kernel rate-limits its ICMP errors): every query
+/// is answered all the same, and the daemon says at debug level what each try came to.
+#[test]
+fn a_query_refused_at_once_is_asked_again() {
+    let (mut host, outside, _underlay) = world();
+    let _upstream = upstream(&outside, "198.51.100.2", "203.0.113.2");
+    outside.exec(&["nft", "add table inet flaky"]).expect_ok();
+    for rule in [
+        "add chain inet flaky input { type filter hook input priority 0; }",
+        "add rule inet flaky input ip daddr 198.51.100.2 udp dport 53 numgen inc mod 2 0 reject",
+    ] {
+        outside.exec(&["nft", rule]).expect_ok();
+    }
+    host.set_resolv_conf("nameserver 198.51.100.2\n");
+    host.start_daemon_with_env(&[("RUST_LOG", "info,netctl_dns=debug")]);
+    web_with_a(&host);
+    for i in 0..10 {
+        let answer = dig(&host, "a", &[&format!("n{i}.example.test")]);
+        assert_eq!(
+            answer.answers,
+            ["203.0.113.2"],
+            "query {i}: {}\n{}",
+            answer.status,
+            host.daemon_log()
+        );
+    }
+    // A server refusing every time: SERVFAIL soon, and the log says why.
+    outside
+        .exec(&[
+            "nft",
+            "add rule inet flaky input ip daddr 198.51.100.2 udp dport 53 reject",
+        ])
+        .expect_ok();
+    let started = Instant::now();
+    let answer = dig(&host, "a", &["last.example.test"]);
+    assert_eq!(answer.status, "SERVFAIL");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let log = host.daemon_log();
+    assert!(
+        log.contains("SERVFAIL: no upstream answered")
+            && log.contains("asked=[\"198.51.100.2:53: "),
+        "{log}"
+    );
 }
