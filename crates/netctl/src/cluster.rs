@@ -8,7 +8,7 @@ use netctl_plugin_api::cluster::{
 };
 
 use crate::cli::{ClusterCommand, NodeCommand, StoreTlsFlags};
-use crate::commands::{each, Exit};
+use crate::commands::inspect;
 use crate::output::{short, table};
 use crate::print;
 
@@ -171,15 +171,15 @@ pub async fn node(client: Client, cmd: NodeCommand) -> anyhow::Result<()> {
             print::list(&nodes, &args, node_rows)?;
         }
         NodeCommand::Inspect(args) => {
-            let (nodes, failed) = each(&args.names, |key| {
-                let client = client.clone();
-                async move { client.node_inspect(&key).await }
-            })
-            .await;
-            print::details(&nodes, &args.format, node_details)?;
-            if failed {
-                return Err(Exit::reported());
-            }
+            inspect(
+                &args,
+                |key| {
+                    let client = client.clone();
+                    async move { client.node_inspect(&key).await }
+                },
+                node_details,
+            )
+            .await?;
         }
         NodeCommand::Promote(args) => role(&client, &args.names, "promote").await?,
         NodeCommand::Demote(args) => role(&client, &args.names, "demote").await?,

@@ -221,7 +221,7 @@ fn parse_publish_all(specs: &[String]) -> anyhow::Result<Vec<ports::PortMapping>
 
 /// Asks for each of `keys` in turn; what is found is returned, what is not is said on
 /// stderr (as `docker inspect A B` does), and the command then ends with status 1.
-pub async fn each<
+async fn each<
     T,
     F: std::future::Future<Output = Result<T, netctl_plugin_api::client::ClientError>>,
 >(
@@ -258,7 +258,7 @@ where
 }
 
 /// `inspect A B…` in the format asked.
-async fn inspect<T: serde::Serialize, F>(
+pub async fn inspect<T: serde::Serialize, F>(
     args: &InspectArgs,
     ask: impl FnMut(String) -> F,
     details: impl Fn(&T) -> String,

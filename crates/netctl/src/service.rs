@@ -5,7 +5,7 @@ use netctl_plugin_api::cluster::{ServiceCreateRequest, ServiceInspect, ServiceUp
 use netctl_plugin_api::service_ports::PublishMode;
 
 use crate::cli::ServiceCommand;
-use crate::commands::{each, remove_each, Exit};
+use crate::commands::{inspect, remove_each};
 use crate::output::table;
 use crate::print;
 
@@ -35,15 +35,15 @@ pub async fn service(client: Client, cmd: ServiceCommand) -> anyhow::Result<()> 
             print::list(&services, &args, service_rows)?;
         }
         ServiceCommand::Inspect(args) => {
-            let (services, failed) = each(&args.names, |key| {
-                let client = client.clone();
-                async move { client.service_inspect(&key).await }
-            })
-            .await;
-            print::details(&services, &args.format, service_details)?;
-            if failed {
-                return Err(Exit::reported());
-            }
+            inspect(
+                &args,
+                |key| {
+                    let client = client.clone();
+                    async move { client.service_inspect(&key).await }
+                },
+                service_details,
+            )
+            .await?;
         }
         ServiceCommand::Update { name, replicas } => {
             let updated = client

@@ -635,6 +635,18 @@ fn published_ports_answer_on_the_ipv6_loopback() {
     assert!(a_caller.is_ipv4(), "{a_caller}");
     let b_caller = b_callers.recv_timeout(Duration::from_secs(2)).unwrap();
     assert!(b_caller.is_ipv6(), "{b_caller}");
+    // The proxy lets go of the port with the unpublish: the port can be published again at
+    // once, over and over.
+    for _ in 0..20 {
+        for (verb, spec) in [("unpublish", "5353:53/udp"), ("publish", "5353:53/udp")] {
+            host.netctl(&["network", verb, "web", "a", "-p", spec])
+                .expect_ok();
+        }
+    }
+    assert_eq!(
+        udp_call(&here, addr("[::1]:5353")).as_deref(),
+        Some("echo:hello")
+    );
     // Withdrawn with the port, and back after a restart.
     host.netctl(&["network", "unpublish", "web", "a", "-p", "8080:80"])
         .expect_ok();

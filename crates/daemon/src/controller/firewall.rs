@@ -48,7 +48,9 @@ impl FirewallGate {
     /// to the old container until the flows time out.
     pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
         for spec in ports::proxies(forwards) {
-            self.proxies.stop(spec.proto, spec.host_ip, spec.host_port);
+            self.proxies
+                .stop(spec.proto, spec.host_ip, spec.host_port)
+                .await;
         }
         let unpublished = {
             let table = self.table.lock().await;
@@ -95,7 +97,7 @@ impl Controller {
         let (networks, forwards) = self.firewall_contents(&*self.state.lock().await);
         table.sync(&networks, &forwards).await?;
         let proxies = ports::proxies(&forwards);
-        self.firewall.proxies.retain(&proxies);
+        self.firewall.proxies.retain(&proxies).await;
         ports::start_proxies(&self.firewall.proxies, &self.firewall.sockets, &proxies);
         Ok(())
     }
