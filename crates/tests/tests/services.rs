@@ -79,7 +79,7 @@ fn a_service_is_balanced_over_replicas_on_every_node_and_follows_its_changes() {
             "-f",
             filter,
             "--format",
-            "{{.Name}} {{.Replicas}}",
+            "{{.Name}} {{.Network}}",
         ])
         .expect_ok()
     };
