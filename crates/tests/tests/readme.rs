@@ -39,8 +39,28 @@ impl Drop for Cleanup {
                 }
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A daemon killed half-way leaves its sandboxes' namespace mounts: deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .filter(|point| Path::new(point).starts_with(&self.dir))
+            .collect();
+        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in points {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // The tour deletes its namespace itself when it gets that far.
+        if Path::new("/run/netns").join(&self.ns).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        }
+        // A lazily unmounted namespace file can stay busy for a moment.
+        for _ in 0..10 {
+            if std::fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
@@ -78,16 +98,24 @@ fn the_readme_tour_runs_as_written() {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
+    // Output to files, not pipes: a daemon the tour left running (it failed half-way)
+    // would hold a pipe open, and reading it would wait for that daemon.
+    let logs = std::env::temp_dir().join(format!("{ns}.out"));
+    let (out_path, err_path) = (logs.with_extension("stdout"), logs.with_extension("stderr"));
+    let status = Command::new("bash")
         .args(["-euo", "pipefail", "-x", "-c", &script])
         .env("PATH", path)
         .env_remove("NETCTL_SOCKET")
-        .output()
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .status()
         .expect("bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
     assert!(
-        out.status.success(),
+        status.success(),
         "the tour failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     // What the tour promises in its comments.
