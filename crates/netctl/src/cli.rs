@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::format::Format;
+pub use crate::print::template::Format;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -3,14 +3,16 @@
 use anyhow::Context;
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::cluster::{
-    ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest,
-    ClusterRestoreRequest, JoinTokenRequest, NodeInspect, NodeRemoveRequest, StoreTlsMaterial,
+    ClusterInitRequest, ClusterJoinRequest, ClusterLeaveRequest, ClusterRestoreRequest,
+    JoinTokenRequest, NodeRemoveRequest, StoreTlsMaterial,
 };
 
 use crate::cli::{ClusterCommand, NodeCommand, StoreTlsFlags};
-use crate::commands::inspect;
-use crate::output::{short, table};
+use crate::each::inspect;
 use crate::print;
+use crate::print::cluster::{cluster_details, node_details, node_rows};
+use crate::print::listing::Filters;
+use crate::print::table::short;
 
 pub async fn cluster(client: Client, cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
@@ -164,8 +166,7 @@ const ETCD_ADMIN: &str = "root";
 pub async fn node(client: Client, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::Ls(args) => {
-            let filters =
-                crate::listing::Filters::parse(&args.filter, crate::listing::Filters::NODE)?;
+            let filters = Filters::parse(&args.filter, Filters::NODE)?;
             let mut nodes = client.node_list().await?;
             nodes.retain(|n| filters.node(n));
             print::list(&nodes, &args, node_rows)?;
@@ -205,69 +206,4 @@ async fn role(client: &Client, nodes: &[String], change: &str) -> anyhow::Result
         println!("Node {} is now a {}.", node.hostname, node.role);
     }
     Ok(())
-}
-
-/// `ID  HOSTNAME  ADDRESS  ROLE  STATUS  ENDPOINTS`, this node's id marked with `*` as
-/// `docker node ls` does.
-fn node_rows(nodes: &[NodeInspect], no_trunc: bool) -> String {
-    let rows: Vec<Vec<String>> = nodes
-        .iter()
-        .map(|n| {
-            let mark = if n.this_node { " *" } else { "" };
-            vec![
-                format!("{}{mark}", print::shown_id(&n.id, no_trunc)),
-                n.hostname.clone(),
-                n.address.clone(),
-                n.role.clone(),
-                n.status.clone(),
-                n.endpoints.to_string(),
-            ]
-        })
-        .collect();
-    table(
-        &["ID", "HOSTNAME", "ADDRESS", "ROLE", "STATUS", "ENDPOINTS"],
-        &rows,
-    )
-}
-
-fn node_details(n: &NodeInspect) -> String {
-    [
-        format!("ID:         {}", n.id),
-        format!("Hostname:   {}", n.hostname),
-        format!("Address:    {}", n.address),
-        format!("Role:       {}", n.role),
-        format!("Status:     {}", n.status),
-        format!("Endpoints:  {}", n.endpoints),
-        format!("Joined:     {}", n.joined),
-    ]
-    .join("\n")
-}
-
-fn cluster_details(c: &ClusterInspect) -> String {
-    [
-        format!("ID:               {}", c.id),
-        format!("Created:          {}", c.created),
-        format!("VXLAN port:       {}", c.vxlan_port),
-        format!(
-            "Store:            {} ({})",
-            c.store.join(","),
-            if c.store_reachable {
-                "reachable"
-            } else {
-                "unreachable"
-            }
-        ),
-        format!(
-            "Store user:       {}",
-            c.store_user.as_deref().unwrap_or("none (plain HTTP)")
-        ),
-        format!("Managers:         {}", c.managers),
-        format!("Workers:          {}", c.workers),
-        format!("Global networks:  {}", c.global_networks),
-        format!(
-            "This node:        {} ({}, {}, {})",
-            c.this_node.hostname, c.this_node.address, c.this_node.role, c.this_node.status
-        ),
-    ]
-    .join("\n")
 }

@@ -11,39 +11,15 @@ use netctl_plugin_api::{
 };
 
 use crate::cli::{
-    Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand, InspectArgs,
+    Cli, CniCommand, Command, DaemonArgs, DnsCommand, EndpointArgs, FirewallCommand,
     NetworkCommand, NetworkCreateArgs, RemoveArgs, SandboxCommand, SandboxCreateArgs,
     SystemCommand,
 };
-use crate::listing::Filters;
-use crate::{exec, ipam_flags, output, print};
-
-/// Ends the CLI with `code`, after what was to be said on stderr was said (or with
-/// `message`, said by `main`).
-#[derive(Debug)]
-pub struct Exit {
-    pub code: i32,
-    pub message: Option<String>,
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message.as_deref().unwrap_or("failed"))
-    }
-}
-
-impl std::error::Error for Exit {}
-
-impl Exit {
-    /// Status 1, its errors already printed one by one (`inspect A B`, `rm A B`).
-    pub fn reported() -> anyhow::Error {
-        Self {
-            code: 1,
-            message: None,
-        }
-        .into()
-    }
-}
+use crate::each::{inspect, remove_each};
+use crate::exit::Exit;
+use crate::print::listing::Filters;
+use crate::print::text;
+use crate::{exec, ipam_flags, print};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || Client::new(&cli.socket);
@@ -90,7 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let report = client()
                 .gc(&netctl_plugin_api::runtime::GcRequest { dry_run })
                 .await?;
-            print::one(&report, &format, output::gc_report)?;
+            print::one(&report, &format, text::gc_report)?;
             if report.errors.is_empty() {
                 Ok(())
             } else {
@@ -99,11 +75,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::System(SystemCommand::Info { format }) => block_on(async {
             let info = client().info().await?;
-            print::one(&info, &format, output::system_info)
+            print::one(&info, &format, text::system_info)
         }),
         Command::Dns(DnsCommand::Explain { sandbox, format }) => block_on(async {
             let explained = client().sandbox_dns(&sandbox).await?;
-            print::one(&explained, &format, output::dns_explain)
+            print::one(&explained, &format, text::dns_explain)
         }),
         Command::Version { format } => block_on(crate::version::version(client(), &format)),
         Command::Completion { shell } => {
@@ -219,61 +195,6 @@ fn parse_publish_all(specs: &[String]) -> anyhow::Result<Vec<ports::PortMapping>
     Ok(all)
 }
 
-/// Asks for each of `keys` in turn; what is found is returned, what is not is said on
-/// stderr (as `docker inspect A B` does), and the command then ends with status 1.
-async fn each<
-    T,
-    F: std::future::Future<Output = Result<T, netctl_plugin_api::client::ClientError>>,
->(
-    keys: &[String],
-    mut ask: impl FnMut(String) -> F,
-) -> (Vec<T>, bool) {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for key in keys {
-        match ask(key.clone()).await {
-            Ok(item) => found.push(item),
-            Err(e) => {
-                eprintln!("netctl: {e}");
-                failed = true;
-            }
-        }
-    }
-    (found, failed)
-}
-
-/// `rm A B…`: each removed one's name on stdout, each failure on stderr; status 1 if any.
-pub async fn remove_each<F>(keys: &[String], remove: impl FnMut(String) -> F) -> anyhow::Result<()>
-where
-    F: std::future::Future<
-        Output = Result<netctl_plugin_api::Removed, netctl_plugin_api::client::ClientError>,
-    >,
-{
-    let (removed, failed) = each(keys, remove).await;
-    removed.iter().for_each(|r| println!("{}", r.name));
-    if failed {
-        return Err(Exit::reported());
-    }
-    Ok(())
-}
-
-/// `inspect A B…` in the format asked.
-pub async fn inspect<T: serde::Serialize, F>(
-    args: &InspectArgs,
-    ask: impl FnMut(String) -> F,
-    details: impl Fn(&T) -> String,
-) -> anyhow::Result<()>
-where
-    F: std::future::Future<Output = Result<T, netctl_plugin_api::client::ClientError>>,
-{
-    let (found, failed) = each(&args.names, ask).await;
-    print::details(&found, &args.format, details)?;
-    if failed {
-        return Err(Exit::reported());
-    }
-    Ok(())
-}
-
 fn create_request(args: NetworkCreateArgs) -> anyhow::Result<NetworkCreateRequest> {
     let config = ipam_flags::consolidate(
         &args.subnet,
@@ -306,7 +227,7 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
             let filters = Filters::parse(&args.filter, Filters::NETWORK)?;
             let mut list = client.network_list().await?;
             list.retain(|n| filters.network(n));
-            print::list(&list, &args, output::network_rows)?;
+            print::list(&list, &args, text::network_rows)?;
         }
         NetworkCommand::Inspect(args) => {
             inspect(
@@ -315,7 +236,7 @@ async fn network(client: Client, cmd: NetworkCommand) -> anyhow::Result<()> {
                     let client = client.clone();
                     async move { client.network_inspect(&key).await }
                 },
-                output::network_details,
+                text::network_details,
             )
             .await?;
         }
@@ -414,7 +335,7 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
             let filters = Filters::parse(&args.filter, Filters::SANDBOX)?;
             let mut list = client.sandbox_list().await?;
             list.retain(|s| filters.sandbox(s));
-            print::list(&list, &args, output::sandbox_rows)?;
+            print::list(&list, &args, text::sandbox_rows)?;
         }
         SandboxCommand::Inspect(args) => {
             inspect(
@@ -423,7 +344,7 @@ async fn sandbox(client: Client, cmd: SandboxCommand) -> anyhow::Result<()> {
                     let client = client.clone();
                     async move { client.sandbox_inspect(&key).await }
                 },
-                output::sandbox_details,
+                text::sandbox_details,
             )
             .await?;
         }

@@ -105,7 +105,7 @@ pub fn exec_in(
         std::io::ErrorKind::NotFound => 127,
         _ => 126,
     };
-    Err(crate::commands::Exit {
+    Err(crate::exit::Exit {
         code,
         message: Some(format!("cannot run {program}: {error}")),
     }

@@ -6,11 +6,10 @@ mod cluster;
 mod cni;
 mod commands;
 mod docs;
+mod each;
 mod exec;
-mod format;
+mod exit;
 mod ipam_flags;
-mod listing;
-mod output;
 mod port;
 mod print;
 mod prune;
@@ -28,7 +27,7 @@ fn main() {
         quiet_on_closed_pipe();
     }
     if let Err(e) = commands::run(cli) {
-        match e.downcast_ref::<commands::Exit>() {
+        match e.downcast_ref::<exit::Exit>() {
             Some(exit) => {
                 if let Some(message) = &exit.message {
                     eprintln!("netctl: {message}");

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::ports::{PortMapping, Protocol};
 
-use crate::format::Format;
 use crate::print;
+use crate::print::template::Format;
 
 /// `80/tcp -> 0.0.0.0:8080`, and `80/tcp -> [::]:8080` beside it for every address.
 pub fn lines(m: &PortMapping) -> Vec<String> {

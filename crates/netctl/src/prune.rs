@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use netctl_plugin_api::client::Client;
 use netctl_plugin_api::{ErrorCode, NetworkInspect};
 
-use crate::listing::BUILTIN_NETWORKS;
+use crate::print::listing::BUILTIN_NETWORKS;
 
 /// Drivers whose networks belong to the cluster.
 const CLUSTER_DRIVERS: &[&str] = &["gwbridge", "ingress", "overlay"];

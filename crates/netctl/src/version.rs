@@ -3,8 +3,8 @@
 use netctl_plugin_api::client::Client;
 use serde::Serialize;
 
-use crate::format::Format;
 use crate::print;
+use crate::print::template::Format;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -1,49 +1,15 @@
-//! Tables for people, JSON for scripts.
+//! Local objects for people: networks, sandboxes, DNS answers, gc reports, the daemon.
 
 use netctl_plugin_api::{DnsExplain, NetworkInspect, SandboxInspect};
 
-/// Left-aligned columns separated by three spaces, as Docker prints them.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len() - 1;
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.to_string()
-                } else {
-                    format!("{c:<w$}   ", w = widths[i])
-                }
-            })
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
+use super::table::{short, shown_id, table};
 
 pub fn network_rows(networks: &[NetworkInspect], no_trunc: bool) -> String {
     let rows: Vec<Vec<String>> = networks
         .iter()
         .map(|n| {
             vec![
-                crate::print::shown_id(&n.id, no_trunc).to_string(),
+                shown_id(&n.id, no_trunc).to_string(),
                 n.name.clone(),
                 n.driver.clone(),
                 n.scope.clone(),
@@ -141,7 +107,7 @@ pub fn sandbox_rows(sandboxes: &[SandboxInspect], no_trunc: bool) -> String {
                 .filter(|a| !a.is_empty())
                 .collect();
             vec![
-                crate::print::shown_id(&s.id, no_trunc).to_string(),
+                shown_id(&s.id, no_trunc).to_string(),
                 s.name.clone(),
                 nets.keys().cloned().collect::<Vec<_>>().join(","),
                 addresses.join(","),

@@ -2,11 +2,18 @@
 //! closed early (`| head`) ends the process quietly, as for any Unix tool (`main` restores
 //! SIGPIPE's default).
 
+pub mod cluster;
+pub mod listing;
+pub mod table;
+pub mod template;
+pub mod text;
+
 use serde::Serialize;
 
+use self::listing::Listed;
+use self::table::shown_id;
+use self::template::Format;
 use crate::cli::ListArgs;
-use crate::format::{self, Format};
-use crate::listing::Listed;
 
 /// Pretty JSON.
 pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -31,10 +38,10 @@ pub fn one<T: Serialize>(
         }
         Format::Json => json(item),
         Format::Template(t) | Format::TableTemplate(t) => {
-            let template = format::compile(t)?;
+            let template = template::compile(t)?;
             println!(
                 "{}",
-                format::render(&template, &serde_json::to_value(item)?)?
+                template::render(&template, &serde_json::to_value(item)?)?
             );
             Ok(())
         }
@@ -58,15 +65,15 @@ pub fn list<T: Listed>(
         Format::Table => println!("{}", table(items, args.no_trunc)),
         Format::Json => json(&items)?,
         Format::Template(t) => {
-            let template = format::compile(t)?;
+            let template = template::compile(t)?;
             for item in items {
-                println!("{}", format::render(&template, &item.row(args.no_trunc))?);
+                println!("{}", template::render(&template, &item.row(args.no_trunc))?);
             }
         }
         Format::TableTemplate(t) => {
-            let template = format::compile(t)?;
+            let template = template::compile(t)?;
             let rows: Vec<_> = items.iter().map(|i| i.row(args.no_trunc)).collect();
-            println!("{}", format::render_table(&template, T::HEADERS, &rows)?);
+            println!("{}", template::render_table(&template, T::HEADERS, &rows)?);
         }
     }
     Ok(())
@@ -89,23 +96,14 @@ pub fn details<T: Serialize>(
         }
         Format::Json => json(&items),
         Format::Template(t) | Format::TableTemplate(t) => {
-            let template = format::compile(t)?;
+            let template = template::compile(t)?;
             for item in items {
                 println!(
                     "{}",
-                    format::render(&template, &serde_json::to_value(item)?)?
+                    template::render(&template, &serde_json::to_value(item)?)?
                 );
             }
             Ok(())
         }
-    }
-}
-
-/// An ID as tables show it: its first 12 digits, unless `--no-trunc`.
-pub fn shown_id(id: &str, no_trunc: bool) -> &str {
-    if no_trunc {
-        id
-    } else {
-        crate::output::short(id)
     }
 }

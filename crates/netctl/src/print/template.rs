@@ -84,7 +84,7 @@ pub fn render_table(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let header = columns(&header);
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    Ok(crate::output::table(&header, &rows))
+    Ok(super::table::table(&header, &rows))
 }
 
 /// The functions Docker's CLI adds to Go's (`json`, `join`, `split`, `lower`, `upper`,

@@ -9,7 +9,8 @@ use netctl_plugin_api::{NetworkInspect, SandboxInspect};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::print::shown_id;
+use super::table::shown_id;
+use super::text::subnets;
 
 /// An object `ls` lists.
 pub trait Listed: Serialize {
@@ -37,7 +38,7 @@ impl Listed for NetworkInspect {
             "Internal": self.internal.to_string(),
             "Labels": labels_text(&self.labels),
             "CreatedAt": self.created,
-            "Subnets": crate::output::subnets(self),
+            "Subnets": subnets(self),
         })
     }
 
