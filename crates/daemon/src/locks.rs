@@ -8,8 +8,9 @@
 //! networks first, then sandboxes and endpoints, each group sorted by id.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
+use parking_lot::Mutex;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 #[derive(Default)]
@@ -27,7 +28,7 @@ pub struct Held {
 
 impl Locks {
     fn lock_of(&self, id: &str) -> Arc<RwLock<()>> {
-        let mut table = self.table.lock().expect("lock table");
+        let mut table = self.table.lock();
         if let Some(lock) = table.get(id).and_then(Weak::upgrade) {
             return lock;
         }
@@ -92,11 +93,6 @@ mod tests {
             .await
             .expect("taken once the others are gone")
             .unwrap();
-        assert!(locks
-            .table
-            .lock()
-            .unwrap()
-            .values()
-            .all(|w| w.strong_count() == 0));
+        assert!(locks.table.lock().values().all(|w| w.strong_count() == 0));
     }
 }

@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
@@ -64,7 +65,7 @@ impl Proxies {
     /// one with another target; one already running as asked is left alone.
     pub fn start(&self, spec: &ProxySpec, socket: &Arc<OwnedFd>) {
         let key = (spec.proto, spec.host_ip, spec.host_port);
-        let mut running = self.running.lock().expect("proxies");
+        let mut running = self.running.lock();
         if running
             .get(&key)
             .is_some_and(|(target, _)| *target == spec.target)
@@ -86,11 +87,7 @@ impl Proxies {
     /// Stops the port's proxy, and returns once its task is gone: its share of the held
     /// socket is then dropped, so the port is free again when the unpublish answers.
     pub async fn stop(&self, proto: Proto, host_ip: Option<IpAddr>, host_port: u16) {
-        let stopped = self
-            .running
-            .lock()
-            .expect("proxies")
-            .remove(&(proto, host_ip, host_port));
+        let stopped = self.running.lock().remove(&(proto, host_ip, host_port));
         if let Some((_, task)) = stopped {
             task.abort();
             let _ = task.await;
@@ -102,7 +99,6 @@ impl Proxies {
         let unwanted: Vec<PortKey> = self
             .running
             .lock()
-            .expect("proxies")
             .keys()
             .filter(|key| {
                 !wanted
@@ -225,7 +221,7 @@ async fn relay_udp(socket: Shared<std::net::UdpSocket>, target: SocketAddr) {
                 let Ok((n, client)) = received else {
                     continue;
                 };
-                let existing = flows.lock().expect("udp flows").get(&client).cloned();
+                let existing = flows.lock().get(&client).cloned();
                 let flow = match existing {
                     Some(flow) => flow,
                     None => match open_flow(&mut flow_tasks, &flows, &replies_tx, client, target).await {
@@ -253,7 +249,7 @@ async fn open_flow(
     client: SocketAddr,
     target: SocketAddr,
 ) -> Option<Arc<UdpSocket>> {
-    if flows.lock().expect("udp flows").len() >= UDP_FLOWS {
+    if flows.lock().len() >= UDP_FLOWS {
         return None;
     }
     let local: SocketAddr = match target {
@@ -263,10 +259,7 @@ async fn open_flow(
     let upstream = UdpSocket::bind(local).await.ok()?;
     upstream.connect(target).await.ok()?;
     let upstream = Arc::new(upstream);
-    flows
-        .lock()
-        .expect("udp flows")
-        .insert(client, upstream.clone());
+    flows.lock().insert(client, upstream.clone());
     let (flows, replies_tx, from_container) = (flows.clone(), replies_tx.clone(), upstream.clone());
     flow_tasks.spawn(async move {
         let mut buf = vec![0u8; 65535];
@@ -275,7 +268,7 @@ async fn open_flow(
                 break;
             }
         }
-        flows.lock().expect("udp flows").remove(&client);
+        flows.lock().remove(&client);
     });
     Some(upstream)
 }

@@ -17,7 +17,9 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 
 pub use directory::{Directory, EndpointNames, ServiceNames};
 pub use forward::HEDGE_AFTER;
@@ -88,9 +90,9 @@ impl Dns {
     /// daemon.json's `dns*` settings and the host's resolv.conf. Applies to every sandbox at
     /// once; queries in flight finish with what they started with.
     pub fn set_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
-        let mut defaults = self.defaults.write().unwrap();
+        let mut defaults = self.defaults.write();
         *defaults = Defaults { daemon, host };
-        let own = self.own.lock().unwrap();
+        let own = self.own.lock();
         self.directory.update_resolutions(|id| {
             own.get(id)
                 .map(|o| Arc::new(Resolution::new(o, &defaults.daemon, &defaults.host)))
@@ -99,15 +101,15 @@ impl Dns {
 
     /// daemon.json's and the host's settings in force.
     pub fn defaults(&self) -> (DnsSettings, DnsSettings) {
-        let defaults = self.defaults.read().unwrap();
+        let defaults = self.defaults.read();
         (defaults.daemon.clone(), defaults.host.clone())
     }
 
     /// Registers a sandbox with its own settings; returns what it resolves with.
     pub fn add_sandbox(&self, id: &str, own: &DnsSettings) -> Arc<Resolution> {
-        let defaults = self.defaults.read().unwrap();
+        let defaults = self.defaults.read();
         let resolution = Arc::new(Resolution::new(own, &defaults.daemon, &defaults.host));
-        self.own.lock().unwrap().insert(id.to_string(), own.clone());
+        self.own.lock().insert(id.to_string(), own.clone());
         self.directory.set_sandbox(id, resolution.clone());
         resolution
     }
@@ -133,19 +135,16 @@ impl Dns {
         let listener = listener::Listener::start(self.clone(), id, netns, redirect).await?;
         // A sandbox removed while its server was starting is not served (dropping the
         // listener closes its sockets).
-        if self.own.lock().unwrap().contains_key(id) {
-            self.listeners
-                .lock()
-                .unwrap()
-                .insert(id.to_string(), listener);
+        if self.own.lock().contains_key(id) {
+            self.listeners.lock().insert(id.to_string(), listener);
         }
         Ok(())
     }
 
     /// Stops serving the sandbox and forgets it.
     pub fn remove_sandbox(&self, id: &str) {
-        self.listeners.lock().unwrap().remove(id);
-        self.own.lock().unwrap().remove(id);
+        self.listeners.lock().remove(id);
+        self.own.lock().remove(id);
         self.directory.remove_sandbox(id);
     }
 }

@@ -1,8 +1,9 @@
 //! Watching a store: the batches applied after a revision, in order, each once.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::{Entry, Key, Prefix, Revision, StoreError};
@@ -80,7 +81,7 @@ impl Feed {
     /// Records an applied batch and announces it. The oldest kept batches go when there are
     /// too many, or they weigh too much (the newest always stays).
     pub(crate) fn publish(&self, changes: Changes) {
-        let mut inner = self.inner.lock().expect("feed lock");
+        let mut inner = self.inner.lock();
         let changes = Arc::new(changes);
         inner.recent_bytes += changes.weight();
         inner.recent.push_back(changes.clone());
@@ -97,7 +98,7 @@ impl Feed {
     }
 
     pub(crate) fn watch(&self, prefix: &Prefix, from: Revision) -> Result<Watch, StoreError> {
-        let inner = self.inner.lock().expect("feed lock");
+        let inner = self.inner.lock();
         if from < inner.floor {
             return Err(StoreError::Compacted {
                 from,

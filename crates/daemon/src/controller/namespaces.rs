@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use netctl_kernel::netns::HeldNamespaces;
 use netctl_kernel::Netns;
+use parking_lot::Mutex;
 
 use crate::model::{SandboxMode, SandboxRecord};
 use crate::Paths;
@@ -18,23 +19,18 @@ pub(super) struct Namespaces {
 
 impl Namespaces {
     pub fn get(&self, sandbox_id: &str) -> Option<Arc<Netns>> {
-        self.open
-            .lock()
-            .expect("namespaces")
-            .get(sandbox_id)
-            .cloned()
+        self.open.lock().get(sandbox_id).cloned()
     }
 
     pub fn insert(&self, sandbox_id: &str, netns: Netns) {
         self.open
             .lock()
-            .expect("namespaces")
             .insert(sandbox_id.to_string(), Arc::new(netns));
     }
 
     /// Forgets the namespace; dropping the last handle closes its file and netlink socket.
     pub fn remove(&self, sandbox_id: &str) {
-        self.open.lock().expect("namespaces").remove(sandbox_id);
+        self.open.lock().remove(sandbox_id);
     }
 }
 

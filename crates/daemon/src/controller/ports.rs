@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use netctl_drivers::firewall::PortForward;
 use netctl_kernel::ports::{ephemeral_range, hold, HoldError};
 use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::ApiError;
+use parking_lot::Mutex;
 
 use crate::model::{EndpointRecord, PublishedPort, Transport};
 use crate::proxy::{Proto, Proxies, ProxySpec};
@@ -78,7 +79,7 @@ pub(super) struct HeldSockets(Arc<Mutex<HashMap<HostPort, Arc<OwnedFd>>>>);
 impl HeldSockets {
     fn get(&self, proto: Transport, ip: Option<IpAddr>, port: u16) -> Option<Arc<OwnedFd>> {
         let key = HostPort { ip, proto, port };
-        self.0.lock().expect("held sockets").get(&key).cloned()
+        self.0.lock().get(&key).cloned()
     }
 }
 
@@ -123,7 +124,7 @@ impl HostPorts {
         })?;
         let socket = (how == Reservation::Held).then(|| Arc::new(socket));
         if let Some(socket) = &socket {
-            let mut shared = self.sockets.0.lock().expect("held sockets");
+            let mut shared = self.sockets.0.lock();
             shared.insert(wanted, socket.clone());
         }
         self.held.insert(wanted, socket);
@@ -132,7 +133,7 @@ impl HostPorts {
 
     fn release(&mut self, port: &HostPort) {
         self.held.remove(port);
-        self.sockets.0.lock().expect("held sockets").remove(port);
+        self.sockets.0.lock().remove(port);
     }
 
     /// The held sockets, for the proxies.

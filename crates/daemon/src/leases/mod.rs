@@ -9,10 +9,10 @@ mod records;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use netctl_ipam::dhcp::{self as identity, v4, v6};
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use self::client::{Client, Command, Outlets};
@@ -171,7 +171,6 @@ impl LeaseClients {
         let replaced = self
             .running
             .lock()
-            .expect("lease clients")
             .insert((target.endpoint.clone(), family), commands);
         // A client already running for it (a resume racing an attach) stops; no release:
         // the lease is the same one.
@@ -190,7 +189,7 @@ impl LeaseClients {
     /// was running to send one.
     pub async fn release(&self, endpoint: &str) -> bool {
         let commands: Vec<_> = {
-            let mut running = self.running.lock().expect("lease clients");
+            let mut running = self.running.lock();
             [Family::V4, Family::V6]
                 .into_iter()
                 .filter_map(|family| running.remove(&(endpoint.to_string(), family)))
@@ -226,13 +225,13 @@ impl LeaseClients {
     /// Stops the endpoint's clients without a release (dropping a client's command
     /// channel ends its task).
     pub fn forget(&self, endpoint: &str) {
-        let mut running = self.running.lock().expect("lease clients");
+        let mut running = self.running.lock();
         running.retain(|(id, _), _| id != endpoint);
     }
 
     /// How many clients run (for the benchmark's memory figure and the log).
     pub fn count(&self) -> usize {
-        self.running.lock().expect("lease clients").len()
+        self.running.lock().len()
     }
 }
 

@@ -12,10 +12,11 @@ mod port;
 pub(crate) use self::port::{inside_requests, stale_pair};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use netctl_kernel::{sysctl, Netlink};
+use parking_lot::Mutex;
 
 use self::options::BridgeConfig;
 use crate::firewall::{docker_user, Firewall, FirewallNetwork};
@@ -158,7 +159,7 @@ impl BridgeDriver {
     }
 
     fn cache_index(&self, bridge: &str, index: Option<u32>) {
-        let mut cache = self.bridge_indexes.lock().expect("bridge index cache");
+        let mut cache = self.bridge_indexes.lock();
         match index {
             Some(i) => cache.insert(bridge.to_string(), i),
             None => cache.remove(bridge),
@@ -167,12 +168,7 @@ impl BridgeDriver {
 
     async fn bridge_index(&self, net: &NetworkSpec, fresh: bool) -> Result<u32, DriverError> {
         let name = bridge_of(net);
-        let cached = self
-            .bridge_indexes
-            .lock()
-            .expect("bridge index cache")
-            .get(&name)
-            .copied();
+        let cached = self.bridge_indexes.lock().get(&name).copied();
         if let Some(index) = cached.filter(|_| !fresh) {
             return Ok(index);
         }

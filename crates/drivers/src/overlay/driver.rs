@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use netctl_kernel::netlink::{Request, VethEnds};
 use netctl_kernel::{KernelError, Netns};
+use parking_lot::RwLock;
 use tokio::sync::Mutex;
 
 use super::datapath::{DataPath, Remote, Segment, BRIDGE};
@@ -68,11 +69,11 @@ impl OverlayDriver {
 
     /// This node's underlay, once it is in a cluster (`None` once it has left).
     pub fn set_underlay(&self, underlay: Option<Underlay>) {
-        *self.underlay.write().expect("underlay lock") = underlay;
+        *self.underlay.write() = underlay;
     }
 
     pub fn underlay(&self) -> Option<Underlay> {
-        *self.underlay.read().expect("underlay lock")
+        *self.underlay.read()
     }
 
     fn require_underlay(&self) -> Result<Underlay, DriverError> {

@@ -100,7 +100,7 @@ impl Controller {
         match JoinService::start(address, &server.cert_pem, &server.key_pem, admit).await {
             Ok(service) => {
                 tracing::info!(%address, "answering joins");
-                *self.cluster.join_service.lock().expect("join service lock") = Some(service);
+                *self.cluster.join_service.lock() = Some(service);
             }
             Err(e) => tracing::warn!(error = %e, "no join service on this manager"),
         }

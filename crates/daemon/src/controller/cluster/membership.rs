@@ -536,8 +536,7 @@ impl Controller {
                     .tokens
                     .insert(role.name().to_string(), token.clone());
                 self.save_membership(&membership).await?;
-                *self.cluster.membership.lock().expect("membership lock") =
-                    Some(membership.clone());
+                *self.cluster.membership.lock() = Some(membership.clone());
                 token
             }
         };

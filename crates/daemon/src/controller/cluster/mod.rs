@@ -17,12 +17,14 @@ mod services;
 
 pub(in crate::controller) use self::balancers::AppliedServices;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use netctl_drivers::overlay::Underlay;
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore, Prefix, Scope, Store, StoreError};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::Controller;
@@ -63,12 +65,12 @@ impl Default for ClusterLink {
 
 impl ClusterLink {
     pub fn membership(&self) -> Option<MembershipRecord> {
-        self.membership.lock().expect("membership lock").clone()
+        self.membership.lock().clone()
     }
 
     /// The cluster store, or why there is none to use now.
     pub fn store(&self) -> Result<ClusterStore, ApiError> {
-        if let Some(store) = self.store.lock().expect("store lock").clone() {
+        if let Some(store) = self.store.lock().clone() {
             return Ok(store);
         }
         match self.membership() {
@@ -83,21 +85,18 @@ impl ClusterLink {
 
     /// Whether this node runs a join service (a manager of a TLS store).
     fn answers_joins(&self) -> bool {
-        self.join_service
-            .lock()
-            .expect("join service lock")
-            .is_some()
+        self.join_service.lock().is_some()
     }
 
     fn set_store(&self, store: Option<ClusterStore>) {
-        *self.store.lock().expect("store lock") = store;
+        *self.store.lock() = store;
     }
 
     /// A new membership (or none): the supervisor drops the old connection and starts over.
     fn replace(&self, membership: Option<MembershipRecord>, store: Option<ClusterStore>) {
-        *self.membership.lock().expect("membership lock") = membership;
+        *self.membership.lock() = membership;
         self.set_store(store);
-        *self.join_service.lock().expect("join service lock") = None;
+        *self.join_service.lock() = None;
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -273,7 +272,7 @@ impl Controller {
         &self,
         membership: &MembershipRecord,
     ) -> Result<ClusterStore, StoreError> {
-        let existing = self.cluster.store.lock().expect("store lock").clone();
+        let existing = self.cluster.store.lock().clone();
         match existing {
             Some(store) => Ok(store),
             None => {
@@ -300,11 +299,7 @@ impl Controller {
                     return;
                 };
                 membership.lease = Some(lease);
-                *controller
-                    .cluster
-                    .membership
-                    .lock()
-                    .expect("membership lock") = Some(membership.clone());
+                *controller.cluster.membership.lock() = Some(membership.clone());
                 if let Err(e) = controller.save_membership(&membership).await {
                     tracing::warn!(error = %e.message, "cannot keep the node's lease id");
                 }

@@ -68,11 +68,11 @@ impl Controller {
         let _held = self.locks.hold(&[], &[&id], &[]).await;
         // VNIs lost to other nodes in this request's races.
         let mut lost_vnis: BTreeSet<u32> = BTreeSet::new();
-        let lost = std::sync::Mutex::new(&mut lost_vnis);
+        let lost = parking_lot::Mutex::new(&mut lost_vnis);
         let (record, _) = self
             .transact_claiming(
                 |state| {
-                    let lost = lost.lock().expect("lost VNIs");
+                    let lost = lost.lock();
                     let plan = GlobalNetwork {
                         id: id.clone(),
                         driver: driver.name(),
@@ -91,7 +91,7 @@ impl Controller {
                     taken(key, &req.name, requested_vni, &requests)?;
                     if key.kind == "vni" {
                         if let Ok(v) = key.id.parse() {
-                            lost.lock().expect("lost VNIs").insert(v);
+                            lost.lock().insert(v);
                         }
                     }
                     Ok(())
