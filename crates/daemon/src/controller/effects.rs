@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use netctl_drivers::firewall::PortForward;
+use netctl_drivers::overlay::Remote;
 use netctl_drivers::{Driver, EndpointSpec, JoinTarget, NetworkSpec};
 use netctl_kernel::Netns;
 use netctl_plugin_api::ApiError;
 
 use super::errors::{from_driver, from_kernel};
+use super::executor::Effector;
 use super::Controller;
 use crate::model::{SandboxMode, SandboxRecord};
 
@@ -67,6 +69,17 @@ pub(super) enum Effect {
     /// An endpoint's DHCP leases given back to their servers, and its clients stopped
     /// (before its interface goes: the release is sent from its address).
     ReleaseLeases(String),
+    /// A remote endpoint's FDB and neighbour entries in its overlay segment. Undo:
+    /// [`Effect::RemoveRemote`].
+    AddRemote {
+        vni: u32,
+        endpoint: String,
+        remote: Remote,
+    },
+    RemoveRemote {
+        vni: u32,
+        endpoint: String,
+    },
     /// An endpoint's names in the DNS directory. Undo: [`Effect::RemoveNames`].
     AddNames(netctl_dns::EndpointNames),
     RemoveNames(String),
@@ -94,6 +107,8 @@ impl Effect {
             Self::Publish(_) => "publish",
             Self::Unpublish(_) => "unpublish",
             Self::ReleaseLeases(_) => "release leases",
+            Self::AddRemote { .. } => "add remote",
+            Self::RemoveRemote { .. } => "remove remote",
             Self::AddNames(_) => "add names",
             Self::RemoveNames(_) => "remove names",
             Self::WriteHosts { .. } => "write hosts",
@@ -112,9 +127,74 @@ impl Effect {
                 | Self::LeaveLater { .. }
                 | Self::Unpublish(_)
                 | Self::RemoveNames(_)
+                | Self::RemoveRemote { .. }
                 | Self::ReleaseLeases(_)
                 | Self::WriteHosts { .. }
         )
+    }
+
+    /// The effect that reverses this building one; `None` for teardown and for what has no
+    /// undo.
+    pub fn inverse(&self) -> Option<Effect> {
+        Some(match self {
+            Self::CreateNetwork { driver, net } => Self::DeleteNetwork {
+                driver: driver.clone(),
+                net: net.clone(),
+            },
+            Self::CreateNamespace {
+                sandbox,
+                path,
+                mode,
+            } => Self::RemoveNamespace {
+                sandbox: sandbox.clone(),
+                path: path.clone(),
+                mode: *mode,
+            },
+            Self::ServeDns(sandbox) => Self::StopDns(sandbox.clone()),
+            Self::Join {
+                driver, net, ep, ..
+            } => Self::Leave {
+                driver: driver.clone(),
+                net: net.clone(),
+                ep: ep.clone(),
+            },
+            Self::Publish(forwards) => Self::Unpublish(forwards.clone()),
+            Self::AddNames(names) => Self::RemoveNames(names.endpoint_id.clone()),
+            Self::AddRemote { vni, endpoint, .. } => Self::RemoveRemote {
+                vni: *vni,
+                endpoint: endpoint.clone(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The object the effect is about, for the log and for tests: a network's, sandbox's
+    /// or endpoint's id, or the published ports.
+    pub fn subject(&self) -> String {
+        match self {
+            Self::CreateNetwork { net, .. } | Self::DeleteNetwork { net, .. } => net.id.clone(),
+            Self::CreateNamespace { sandbox, .. } | Self::RemoveNamespace { sandbox, .. } => {
+                sandbox.clone()
+            }
+            Self::ServeDns(sandbox) | Self::StopDns(sandbox) => sandbox.id.clone(),
+            Self::WriteHosts { sandbox, .. } => sandbox.id.clone(),
+            Self::Join { ep, .. } | Self::Leave { ep, .. } | Self::LeaveLater { ep, .. } => {
+                ep.id.clone()
+            }
+            Self::Publish(forwards) | Self::Unpublish(forwards) => forwards
+                .iter()
+                .map(|f| match f.host_ip {
+                    Some(ip) => format!("{ip}:{}/{}", f.host_port, f.proto),
+                    None => format!("{}/{}", f.host_port, f.proto),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            Self::ReleaseLeases(endpoint)
+            | Self::RemoveNames(endpoint)
+            | Self::AddRemote { endpoint, .. }
+            | Self::RemoveRemote { endpoint, .. } => endpoint.clone(),
+            Self::AddNames(names) => names.endpoint_id.clone(),
+        }
     }
 }
 
@@ -124,8 +204,13 @@ impl Controller {
             .get(name)
             .ok_or_else(|| ApiError::internal(format!("no driver {name:?} in this daemon")))
     }
+}
 
-    pub(super) async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
+/// The daemon's effector: drivers, namespaces, the firewall gate, the DNS server and the
+/// lease clients.
+#[async_trait::async_trait]
+impl Effector for Controller {
+    async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
         match effect {
             Effect::CreateNetwork { driver, net } => {
                 let driver = self.driver(driver)?;
@@ -220,52 +305,22 @@ impl Controller {
                 Ok(())
             }
             Effect::WriteHosts { sandbox, addresses } => self.write_hosts(sandbox, addresses),
-        }
-    }
-
-    /// Reverses a building effect, as far as it got; failures are logged (what is left over
-    /// is collected at the next start).
-    pub(super) async fn undo(&self, effect: &Effect) {
-        let reversed = match effect {
-            Effect::CreateNetwork { driver, net } => {
-                self.apply(&Effect::DeleteNetwork {
-                    driver: driver.clone(),
-                    net: net.clone(),
-                })
+            Effect::AddRemote {
+                vni,
+                endpoint,
+                remote,
+            } => self
+                .drivers
+                .overlay()
+                .add_remote(*vni, endpoint, remote.clone())
                 .await
-            }
-            Effect::CreateNamespace {
-                sandbox,
-                path,
-                mode,
-            } => {
-                self.apply(&Effect::RemoveNamespace {
-                    sandbox: sandbox.clone(),
-                    path: path.clone(),
-                    mode: *mode,
-                })
+                .map_err(from_driver),
+            Effect::RemoveRemote { vni, endpoint } => self
+                .drivers
+                .overlay()
+                .remove_remote(*vni, endpoint)
                 .await
-            }
-            Effect::ServeDns(sandbox) => self.apply(&Effect::StopDns(sandbox.clone())).await,
-            Effect::Join {
-                driver, net, ep, ..
-            } => {
-                self.apply(&Effect::Leave {
-                    driver: driver.clone(),
-                    net: net.clone(),
-                    ep: ep.clone(),
-                })
-                .await
-            }
-            Effect::Publish(forwards) => self.firewall.unpublish(forwards).await,
-            Effect::AddNames(names) => {
-                self.apply(&Effect::RemoveNames(names.endpoint_id.clone()))
-                    .await
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = reversed {
-            tracing::warn!(error = %e.message, "undoing a step failed");
+                .map_err(from_driver),
         }
     }
 }

@@ -14,6 +14,7 @@ mod docker;
 mod effects;
 mod endpoints;
 mod errors;
+mod executor;
 mod firewall;
 mod gateway_bridge;
 mod namespaces;

@@ -13,6 +13,7 @@ use netctl_store::{Batch, LocalStore, Prefix, Scope, Store};
 use netctl_plugin_api::runtime::{GcReport, SandboxRepair};
 
 use super::effects::Effect;
+use super::executor::{self, Effector};
 use super::namespaces::{remember_inode, remembered_inode, NamespaceSearch, Restored};
 use super::runtime::interface_differences;
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
@@ -454,11 +455,9 @@ impl Controller {
         for (net, ep) in &stale {
             tracing::info!(endpoint = %ep.id, "removing a Docker endpoint dockerd deleted while netctl was down");
             state.docker.endpoints.remove(&ep.id);
-            for effect in self.plan_leave(state, net, None, ep) {
-                if let Err(e) = self.apply(&effect).await {
-                    tracing::warn!(endpoint = %ep.id, error = %e.message, "cannot remove it all");
-                }
-            }
+            let effects = self.plan_leave(state, net, None, ep);
+            let what = format!("remove Docker endpoint {}", ep.id);
+            executor::best_effort(self, &what, &effects).await;
         }
     }
 

@@ -25,9 +25,12 @@ use std::time::{Duration, Instant};
 
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, Key, Revision, Scope, Store, StoreError};
+use tokio::sync::Mutex;
 
+use super::cluster::ClusterLink;
 use super::effects::Effect;
 use super::errors::from_store;
+use super::executor::{self, CarriedOut, Effector, Failed, Policy};
 use super::state::State;
 use super::Controller;
 
@@ -114,7 +117,44 @@ impl From<ApiError> for TxnError {
 /// How many times a claiming transaction picks again after losing a race.
 const CLAIM_RACES: usize = 16;
 
+/// What transactions work on: the state and its lock, the stores, and who carries the
+/// effects out (the daemon's kernel effector, or an in-memory one in unit tests).
+pub(super) struct Engine<'a> {
+    pub state: &'a Mutex<State>,
+    pub store: &'a dyn Store,
+    pub cluster: &'a ClusterLink,
+    pub effector: &'a dyn Effector,
+}
+
 impl Controller {
+    pub(super) fn engine(&self) -> Engine<'_> {
+        Engine {
+            state: &self.state,
+            store: self.store.as_ref(),
+            cluster: &self.cluster,
+            effector: self,
+        }
+    }
+
+    /// See [`Engine::transact`].
+    pub(super) async fn transact<T>(
+        &self,
+        plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
+    ) -> Result<(T, Done), ApiError> {
+        self.engine().transact(plan).await
+    }
+
+    /// See [`Engine::transact_claiming`].
+    pub(super) async fn transact_claiming<T>(
+        &self,
+        plan: impl FnMut(&mut State) -> Result<(Txn, T), ApiError>,
+        lost: impl FnMut(&mut State, &Key) -> Result<(), ApiError>,
+    ) -> Result<(T, Done), ApiError> {
+        self.engine().transact_claiming(plan, lost).await
+    }
+}
+
+impl Engine<'_> {
     /// Runs `plan` under the state lock, then the transaction it returns; hands back what
     /// the plan returned alongside.
     pub(super) async fn transact<T>(
@@ -127,7 +167,7 @@ impl Controller {
         })
     }
 
-    /// [`Controller::transact`] for plans that take cluster-wide unique keys: when another
+    /// [`Engine::transact`] for plans that take cluster-wide unique keys: when another
     /// node took one first, `lost` hears which (under the state lock, to mark it or to
     /// refuse), and the plan runs again.
     pub(super) async fn transact_claiming<T>(
@@ -179,12 +219,15 @@ impl Controller {
             (txn, value, revision)
         };
         let persisted = started.elapsed();
-        let (carried_out, synced) =
-            tokio::join!(self.carry_out(&txn.what, &txn.effects), self.sync(revision));
+        let (carried_out, synced) = tokio::join!(
+            executor::carry_out(self.effector, &txn.what, &txn.effects, Policy::AllOrUndo),
+            self.sync(revision)
+        );
         let failure = match (carried_out, synced) {
-            (Ok(done), Ok(())) => {
-                tracing::debug!(what = %txn.what, total = ?started.elapsed(), planned_and_persisted = ?persisted, effects = ?done.took, "done");
-                return Ok((value, done.done));
+            (Ok(CarriedOut { errors, took }), Ok(())) => {
+                tracing::debug!(what = %txn.what, total = ?started.elapsed(), planned_and_persisted = ?persisted, effects = ?took, "done");
+                let cleanup_errors = errors.into_iter().map(|e| e.message).collect();
+                return Ok((value, Done { cleanup_errors }));
             }
             (Err(failed), _) => failed,
             (Ok(_), Err(e)) => Failed {
@@ -249,28 +292,6 @@ impl Controller {
         }
     }
 
-    /// Applies `effects` in order. Teardown steps that fail are noted and passed; any other
-    /// failure stops here and says at which step.
-    async fn carry_out(&self, what: &str, effects: &[Effect]) -> Result<CarriedOut, Failed> {
-        let mut carried = CarriedOut::default();
-        for (at, effect) in effects.iter().enumerate() {
-            let step = Instant::now();
-            let applied = self.apply(effect).await;
-            carried.took.push((effect.name(), step.elapsed()));
-            let Err(error) = applied else {
-                continue;
-            };
-            if effect.is_best_effort() {
-                tracing::warn!(%what, error = %error.message, "cleanup step failed; going on");
-                carried.done.cleanup_errors.push(error.message);
-                continue;
-            }
-            tracing::warn!(%what, error = %error.message, "failed; rolling back");
-            return Err(Failed { at, error });
-        }
-        Ok(carried)
-    }
-
     /// Undoes the effects up to and including the one at `failed_at` (it may have done part
     /// of its work), in reverse; puts the store back and flushes it; gives back what the
     /// plan took.
@@ -282,10 +303,7 @@ impl Controller {
             unplan,
             ..
         } = txn;
-        let end = (failed_at + 1).min(effects.len());
-        for effect in effects[..end].iter().rev() {
-            self.undo(effect).await;
-        }
+        executor::undo(self.effector, &effects, failed_at).await;
         let mut state = self.state.lock().await;
         let (global, local) = split(&revert);
         if !global.is_empty() {
@@ -310,13 +328,6 @@ pub(super) fn split(batch: &Batch) -> (Batch, Batch) {
     (Batch { ops: global }, Batch { ops: local })
 }
 
-/// Effects applied, with the time each took.
-#[derive(Default)]
-struct CarriedOut {
-    done: Done,
-    took: Vec<(&'static str, Duration)>,
-}
-
 /// The revisions a transaction's batch made: the local one still to be flushed.
 #[derive(Default)]
 struct Persisted {
@@ -324,8 +335,196 @@ struct Persisted {
     global: Option<Revision>,
 }
 
-/// Where a transaction stopped, and why.
-struct Failed {
-    at: usize,
-    error: ApiError,
+#[cfg(test)]
+mod tests {
+    //! The engine with an in-memory effector over a real local store: what a transaction
+    //! leaves in the store, the state and the effector, when it succeeds and when a step
+    //! fails.
+
+    use netctl_ipam::{Ipam, PoolTemplate};
+    use netctl_store::{LocalStore, Prefix};
+
+    use super::super::executor::test::Recorder;
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        state: Mutex<State>,
+        store: LocalStore,
+        cluster: ClusterLink,
+        recorder: Recorder,
+    }
+
+    impl Fixture {
+        fn new(recorder: Recorder) -> Self {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store = LocalStore::open(&dir.path().join("netctl.redb")).expect("store");
+            let ipam = Ipam::new(
+                PoolTemplate::from_table(netctl_ipam::DEFAULT_LOCAL_POOLS),
+                PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
+            );
+            Self {
+                _dir: dir,
+                state: Mutex::new(State::new(ipam)),
+                store,
+                cluster: ClusterLink::default(),
+                recorder,
+            }
+        }
+
+        fn engine(&self) -> Engine<'_> {
+            Engine {
+                state: &self.state,
+                store: &self.store,
+                cluster: &self.cluster,
+                effector: &self.recorder,
+            }
+        }
+
+        async fn stored(&self) -> Vec<String> {
+            let snapshot = self
+                .store
+                .load(&Prefix::kind(Scope::Local, "test"))
+                .await
+                .expect("load");
+            snapshot.entries.iter().map(|e| e.key.id.clone()).collect()
+        }
+    }
+
+    fn key(id: &str) -> Key {
+        Key::new(Scope::Local, "test", id)
+    }
+
+    fn names(endpoint: &str) -> netctl_dns::EndpointNames {
+        netctl_dns::EndpointNames {
+            endpoint_id: endpoint.into(),
+            network_id: "n1".into(),
+            network_name: "web".into(),
+            internal: false,
+            sandbox_id: "s1".into(),
+            names: vec![],
+            addresses: vec![],
+        }
+    }
+
+    /// Writes `id`, marks the state (its spread seed), and adds two endpoints' names.
+    fn plan_adding(id: &'static str) -> impl FnOnce(&mut State) -> Result<(Txn, ()), ApiError> {
+        move |state: &mut State| {
+            state.spread_seed = 7;
+            let mut txn = Txn::new(format!("add {id}"));
+            txn.persist = Batch::new().create(key(id), b"{}".to_vec());
+            txn.revert = Batch::new().delete(key(id));
+            txn.effects = vec![
+                Effect::AddNames(names("ep1")),
+                Effect::AddNames(names("ep2")),
+            ];
+            txn.unplan = Box::new(|state: &mut State| state.spread_seed = 0);
+            Ok((txn, ()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_succeeds_is_stored_planned_and_carried_out() {
+        let fixture = Fixture::new(Recorder::default());
+        let ((), done) = fixture.engine().transact(plan_adding("a")).await.unwrap();
+        assert!(done.cleanup_errors.is_empty());
+        assert_eq!(fixture.stored().await, ["a"]);
+        assert_eq!(fixture.state.lock().await.spread_seed, 7);
+        assert_eq!(fixture.recorder.done(), ["add names ep1", "add names ep2"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_undoes_the_steps_the_store_and_the_plan() {
+        let fixture = Fixture::new(Recorder::failing(&["add names ep2"]));
+        let error = fixture
+            .engine()
+            .transact(plan_adding("a"))
+            .await
+            .unwrap_err();
+        assert!(error.message.contains("add names ep2 failed"), "{error:?}");
+        assert!(fixture.stored().await.is_empty(), "the store is put back");
+        assert_eq!(fixture.state.lock().await.spread_seed, 0, "unplanned");
+        assert_eq!(
+            fixture.recorder.done(),
+            [
+                "add names ep1",
+                "!add names ep2",
+                "remove names ep2",
+                "remove names ep1"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_refuses_changes_nothing() {
+        let fixture = Fixture::new(Recorder::default());
+        let error = fixture
+            .engine()
+            .transact(|_: &mut State| -> Result<(Txn, ()), ApiError> {
+                Err(ApiError::invalid("no"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.message, "no");
+        assert!(fixture.stored().await.is_empty());
+        assert!(fixture.recorder.done().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_refusal_unplans_and_carries_nothing_out() {
+        let fixture = Fixture::new(Recorder::default());
+        fixture.engine().transact(plan_adding("a")).await.unwrap();
+        // Creating "a" again is refused by the store, before any step.
+        let recorded = fixture.recorder.done().len();
+        let error = fixture
+            .engine()
+            .transact(|state: &mut State| {
+                let (txn, value) = plan_adding("a")(state)?;
+                state.spread_seed = 9;
+                let unplan = txn.unplan;
+                Ok((
+                    Txn {
+                        unplan: Box::new(move |state: &mut State| {
+                            unplan(state);
+                            state.spread_seed = 7;
+                        }),
+                        ..txn
+                    },
+                    value,
+                ))
+            })
+            .await
+            .unwrap_err();
+        assert!(error.message.contains("exists already"), "{error:?}");
+        assert_eq!(fixture.state.lock().await.spread_seed, 7);
+        assert_eq!(fixture.recorder.done().len(), recorded);
+    }
+
+    #[tokio::test]
+    async fn a_teardown_step_that_fails_is_reported_and_the_rest_runs() {
+        let fixture = Fixture::new(Recorder::failing(&["remove names ep1"]));
+        fixture.engine().transact(plan_adding("a")).await.unwrap();
+        let ((), done) = fixture
+            .engine()
+            .transact(|_: &mut State| {
+                let mut txn = Txn::new("remove a");
+                txn.persist = Batch::new().delete(key("a"));
+                txn.revert = Batch::new().put(key("a"), b"{}".to_vec());
+                txn.effects = vec![
+                    Effect::RemoveNames("ep1".into()),
+                    Effect::RemoveNames("ep2".into()),
+                ];
+                Ok((txn, ()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.cleanup_errors, ["remove names ep1 failed"]);
+        assert!(fixture.stored().await.is_empty());
+        assert!(fixture.recorder.done().ends_with(&[
+            "!remove names ep1".to_string(),
+            "remove names ep2".to_string()
+        ]));
+        let said = done.into_result("a removed").unwrap_err().message;
+        assert!(said.starts_with("a removed, but cleaning up"), "{said}");
+    }
 }

@@ -13,6 +13,7 @@ use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore};
 
 use super::super::effects::Effect;
+use super::super::executor;
 use super::super::Controller;
 use super::mirror::vni;
 use crate::cluster::credentials;
@@ -496,11 +497,7 @@ impl Controller {
             state.global = Default::default();
             effects
         };
-        for effect in effects {
-            if let Err(e) = self.apply(&effect).await {
-                tracing::warn!(step = effect.name(), error = %e.message, "cannot clean up after leaving");
-            }
-        }
+        executor::best_effort(self, "clean up after leaving the cluster", &effects).await;
     }
 
     /// `netctl cluster join-token ROLE [--rotate]`: the token this node made, or a new one.

@@ -15,6 +15,7 @@ use netctl_drivers::{JoinKind, Wanted};
 use netctl_store::{Batch, Entry, Event, Key, Revision, Store};
 
 use super::super::effects::Effect;
+use super::super::executor;
 use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::super::state::State;
 use super::super::Controller;
@@ -46,20 +47,12 @@ impl GlobalView {
     }
 }
 
-/// Kernel and DNS work a change asks for, done once the state lock is let go.
+/// Work a change asks for, done once the state lock is let go.
 enum Action {
-    AddRemote {
-        vni: u32,
-        endpoint: String,
-        remote: Remote,
-        names: netctl_dns::EndpointNames,
-    },
-    RemoveRemote {
-        vni: u32,
-        endpoint: String,
-    },
-    /// This node's own endpoint, plugged in (again) or taken out.
-    Local(Vec<Effect>),
+    /// Kernel and DNS work: a remote endpoint's entries and names added or removed; this
+    /// node's own endpoint plugged in (again) or taken out. Best effort: what fails is
+    /// tried again at the next listing.
+    Effects(Vec<Effect>),
     /// This node's liveness key went (the store was emptied and restored, say) while its
     /// lease lives: put it back.
     Announce,
@@ -296,10 +289,7 @@ impl Controller {
                 if alive {
                     self.remote_added(state, net, ep)
                 } else {
-                    Some(Action::RemoveRemote {
-                        vni: vni(net),
-                        endpoint: ep.id.clone(),
-                    })
+                    Some(remote_removed(net, &ep.id))
                 }
             })
             .collect()
@@ -352,7 +342,7 @@ impl Controller {
             .collect();
         state.remove_network(id);
         state.release_network_subnets(&net);
-        actions.push(Action::Local(vec![Effect::DeleteNetwork {
+        actions.push(Action::Effects(vec![Effect::DeleteNetwork {
             driver: net.driver.clone(),
             net: network_spec(&net),
         }]));
@@ -378,10 +368,7 @@ impl Controller {
         if let Some(old) = state.remove_endpoint(&ep.id) {
             state.release_endpoint(&net, &old);
             if old.node != self.node.id {
-                actions.push(Action::RemoveRemote {
-                    vni: vni(&net),
-                    endpoint: old.id,
-                });
+                actions.push(remote_removed(&net, &old.id));
             }
         }
         state.retake_global_endpoint(&net, &ep);
@@ -414,14 +401,11 @@ impl Controller {
                 .and_then(|s| state.sandbox_by_id(s))
                 .cloned();
             let effects = self.plan_leave(state, &net, sandbox.as_ref(), &ep);
-            return vec![Action::Local(effects)];
+            return vec![Action::Effects(effects)];
         }
         state.remove_endpoint(id);
         state.release_endpoint(&net, &ep);
-        vec![Action::RemoveRemote {
-            vni: vni(&net),
-            endpoint: ep.id,
-        }]
+        vec![remote_removed(&net, &ep.id)]
     }
 
     /// A remote endpoint's entries and names.
@@ -434,7 +418,7 @@ impl Controller {
         let node = state.global.nodes.get(&ep.node)?;
         let vtep: IpAddr = node.address.parse().ok()?;
         let addresses: Vec<IpAddr> = ep.addresses().map(|a| a.ip()).collect();
-        Some(Action::AddRemote {
+        let remote = Effect::AddRemote {
             vni: vni(net),
             endpoint: ep.id.clone(),
             remote: Remote {
@@ -442,16 +426,17 @@ impl Controller {
                 addresses: addresses.clone(),
                 vtep,
             },
-            names: netctl_dns::EndpointNames {
-                endpoint_id: ep.id.clone(),
-                network_id: net.id.clone(),
-                network_name: net.name.clone(),
-                internal: net.internal,
-                sandbox_id: ep.sandbox_id.clone().unwrap_or_else(|| ep.id.clone()),
-                names: ep.names.clone(),
-                addresses,
-            },
-        })
+        };
+        let names = Effect::AddNames(netctl_dns::EndpointNames {
+            endpoint_id: ep.id.clone(),
+            network_id: net.id.clone(),
+            network_name: net.name.clone(),
+            internal: net.internal,
+            sandbox_id: ep.sandbox_id.clone().unwrap_or_else(|| ep.id.clone()),
+            names: ep.names.clone(),
+            addresses,
+        });
+        Some(Action::Effects(vec![remote, names]))
     }
 
     /// This node's endpoint, listed after a restart: plugged into its sandbox again (all
@@ -464,7 +449,7 @@ impl Controller {
     ) -> Vec<Action> {
         if ep.sandbox_id.is_none() && state.docker.endpoints.contains_key(&ep.id) {
             // A Docker container's: its interface is dockerd's; the segment counts it again.
-            return vec![Action::Local(vec![Effect::Join {
+            return vec![Action::Effects(vec![Effect::Join {
                 driver: net.driver.clone(),
                 net: network_spec(net),
                 ep: endpoint_spec(net, ep, false),
@@ -495,29 +480,14 @@ impl Controller {
                 addresses: state.sandbox_addresses(&sandbox.id),
             });
         }
-        vec![Action::Local(effects)]
+        vec![Action::Effects(effects)]
     }
 
     async fn carry_out_actions(&self, actions: Vec<Action>) {
-        let overlay = self.drivers.overlay();
         for action in actions {
             match action {
-                Action::AddRemote {
-                    vni,
-                    endpoint,
-                    remote,
-                    names,
-                } => {
-                    if let Err(e) = overlay.add_remote(vni, &endpoint, remote).await {
-                        tracing::warn!(%endpoint, error = %e, "cannot add a remote endpoint's entries");
-                    }
-                    self.dns.directory().add_endpoint(names);
-                }
-                Action::RemoveRemote { vni, endpoint } => {
-                    self.dns.directory().remove_endpoint(&endpoint);
-                    if let Err(e) = overlay.remove_remote(vni, &endpoint).await {
-                        tracing::warn!(%endpoint, error = %e, "cannot remove a remote endpoint's entries");
-                    }
+                Action::Effects(effects) => {
+                    executor::best_effort(self, "mirror the cluster", &effects).await;
                 }
                 Action::Announce => self.announce_again().await,
                 Action::ForgetUser(node) => self.forget_user(&node).await,
@@ -528,13 +498,6 @@ impl Controller {
                     };
                     if let Err(e) = undone {
                         tracing::warn!(error = %e, "cannot remove a half-made endpoint from the cluster; the next listing tries again");
-                    }
-                }
-                Action::Local(effects) => {
-                    for effect in effects {
-                        if let Err(e) = self.apply(&effect).await {
-                            tracing::warn!(step = effect.name(), error = %e.message, "cannot restore a cluster endpoint");
-                        }
                     }
                 }
             }
@@ -582,6 +545,17 @@ impl Controller {
             tracing::warn!(error = %e, "cannot prune stale overlay entries");
         }
     }
+}
+
+/// A remote endpoint's names and entries removed.
+fn remote_removed(net: &NetworkRecord, endpoint: &str) -> Action {
+    Action::Effects(vec![
+        Effect::RemoveNames(endpoint.to_string()),
+        Effect::RemoveRemote {
+            vni: vni(net),
+            endpoint: endpoint.to_string(),
+        },
+    ])
 }
 
 pub(in crate::controller) fn vni(net: &NetworkRecord) -> u32 {
