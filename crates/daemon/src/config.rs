@@ -61,6 +61,9 @@ pub struct DaemonConfig {
 
 pub const DEFAULT_MTU: u32 = 1500;
 
+/// How long an attach waits for a lease unless daemon.json says otherwise.
+pub const DEFAULT_DHCP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a node's lease lasts unless daemon.json says otherwise.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -202,7 +205,7 @@ impl DaemonConfig {
     pub fn dhcp_timeout(&self) -> std::time::Duration {
         self.dhcp_timeout
             .map(std::time::Duration::from_secs)
-            .unwrap_or(crate::controller::DEFAULT_DHCP_TIMEOUT)
+            .unwrap_or(DEFAULT_DHCP_TIMEOUT)
     }
 
     /// The local address space's templates: daemon.json's, or Docker's defaults; plus the

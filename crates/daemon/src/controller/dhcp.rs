@@ -5,7 +5,6 @@
 //! refusal, an expiry) come as events and are put in effect the same way.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use netctl_dns::DnsSettings;
@@ -21,9 +20,6 @@ use crate::leases::{
 };
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord, SubnetOwner};
 use crate::persist::BatchExt;
-
-/// How long an attach waits for a lease unless daemon.json says otherwise.
-pub const DEFAULT_DHCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NetworkRecord {
     /// Whether its endpoints lease their addresses from the LAN's DHCP server.

@@ -3,17 +3,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use netctl_drivers::firewall::PortForward;
 use netctl_drivers::overlay::Remote;
-use netctl_drivers::{Driver, EndpointSpec, JoinTarget, NetworkSpec};
-use netctl_kernel::Netns;
-use netctl_plugin_api::ApiError;
+use netctl_drivers::{EndpointSpec, NetworkSpec};
 
-use super::errors::{from_driver, from_kernel};
-use super::executor::Effector;
-use super::Controller;
 use crate::model::{SandboxMode, SandboxRecord};
 
 pub(super) enum Effect {
@@ -194,133 +188,6 @@ impl Effect {
             | Self::AddRemote { endpoint, .. }
             | Self::RemoveRemote { endpoint, .. } => endpoint.clone(),
             Self::AddNames(names) => names.endpoint_id.clone(),
-        }
-    }
-}
-
-impl Controller {
-    fn driver(&self, name: &str) -> Result<&Arc<dyn Driver>, ApiError> {
-        self.drivers
-            .get(name)
-            .ok_or_else(|| ApiError::internal(format!("no driver {name:?} in this daemon")))
-    }
-}
-
-/// The daemon's effector: drivers, namespaces, the firewall gate, the DNS server and the
-/// lease clients.
-#[async_trait::async_trait]
-impl Effector for Controller {
-    async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
-        match effect {
-            Effect::CreateNetwork { driver, net } => {
-                let driver = self.driver(driver)?;
-                driver.create_network(net).await.map_err(from_driver)
-            }
-            Effect::DeleteNetwork { driver, net } => {
-                let driver = self.driver(driver)?;
-                driver.delete_network(net).await.map_err(from_driver)
-            }
-            Effect::CreateNamespace {
-                sandbox,
-                path,
-                mode,
-            } => {
-                let made = match mode {
-                    SandboxMode::Host => Netns::bind_current(path).await,
-                    SandboxMode::Isolated => Netns::create(path).await,
-                    SandboxMode::Runtime => Netns::open_runtime(path).await,
-                };
-                let made = made.map_err(from_kernel)?;
-                if *mode == SandboxMode::Isolated {
-                    super::namespaces::remember_inode(&self.paths, sandbox, &made);
-                }
-                self.namespaces.insert(sandbox, made);
-                Ok(())
-            }
-            Effect::RemoveNamespace {
-                sandbox,
-                path,
-                mode,
-            } => {
-                self.namespaces.remove(sandbox);
-                match mode {
-                    SandboxMode::Runtime => Ok(()),
-                    _ => {
-                        let _ = std::fs::remove_file(self.paths.netns_inode(sandbox));
-                        netctl_kernel::netns::remove(path).map_err(from_kernel)
-                    }
-                }
-            }
-            Effect::ServeDns(sandbox) => self.start_dns(sandbox).await,
-            Effect::StopDns(sandbox) => {
-                self.stop_dns(sandbox);
-                Ok(())
-            }
-            Effect::Join {
-                driver,
-                net,
-                ep,
-                sandbox,
-            } => {
-                let driver = self.driver(driver)?;
-                let netns = match sandbox {
-                    Some(id) => Some(self.namespaces.get(id).ok_or_else(|| {
-                        ApiError::internal(format!(
-                            "the network namespace of sandbox {id} is not available"
-                        ))
-                    })?),
-                    None => None,
-                };
-                let target = match &netns {
-                    Some(netns) => JoinTarget::Sandbox(netns),
-                    None => JoinTarget::Runtime,
-                };
-                driver.join(net, ep, target).await.map_err(from_driver)
-            }
-            Effect::Leave { driver, net, ep } => {
-                let driver = self.driver(driver)?;
-                driver.leave(net, ep).await.map_err(from_driver)
-            }
-            Effect::LeaveLater { driver, net, ep } => {
-                let (driver, net, ep) = (self.driver(driver)?.clone(), net.clone(), ep.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = driver.leave(&net, &ep).await {
-                        tracing::warn!(endpoint = %ep.id, error = %e, "cannot remove an endpoint's interface");
-                    }
-                });
-                Ok(())
-            }
-            Effect::Publish(forwards) => self.firewall.publish(forwards).await,
-            Effect::Unpublish(forwards) => self.firewall.unpublish(forwards).await,
-            Effect::ReleaseLeases(endpoint) => {
-                self.leases.release(endpoint).await;
-                Ok(())
-            }
-            Effect::AddNames(names) => {
-                self.dns.directory().add_endpoint(names.clone());
-                Ok(())
-            }
-            Effect::RemoveNames(endpoint) => {
-                self.dns.directory().remove_endpoint(endpoint);
-                Ok(())
-            }
-            Effect::WriteHosts { sandbox, addresses } => self.write_hosts(sandbox, addresses),
-            Effect::AddRemote {
-                vni,
-                endpoint,
-                remote,
-            } => self
-                .drivers
-                .overlay()
-                .add_remote(*vni, endpoint, remote.clone())
-                .await
-                .map_err(from_driver),
-            Effect::RemoveRemote { vni, endpoint } => self
-                .drivers
-                .overlay()
-                .remove_remote(*vni, endpoint)
-                .await
-                .map_err(from_driver),
         }
     }
 }

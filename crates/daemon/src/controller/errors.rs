@@ -6,6 +6,8 @@ use netctl_kernel::KernelError;
 use netctl_plugin_api::{ApiError, ErrorCode};
 use netctl_store::StoreError;
 
+use crate::cluster::membership::MembershipError;
+
 pub(super) fn from_ipam(e: IpamError) -> ApiError {
     let code = match e {
         IpamError::Overlap { .. } | IpamError::AddressInUse(_) => ErrorCode::Conflict,
@@ -43,5 +45,18 @@ pub(super) fn from_dns(e: netctl_dns::DnsError) -> ApiError {
     match e {
         netctl_dns::DnsError::Invalid { .. } => ApiError::invalid(e.to_string()),
         netctl_dns::DnsError::Bind { .. } => ApiError::internal(e.to_string()),
+    }
+}
+
+pub(super) fn from_membership(e: MembershipError) -> ApiError {
+    match e {
+        MembershipError::Store(e) => from_store(e),
+        MembershipError::AlreadyInitialized(_) => ApiError::conflict(e.to_string()),
+        MembershipError::BadToken(_) => {
+            ApiError::new(netctl_plugin_api::ErrorCode::Forbidden, e.to_string())
+        }
+        MembershipError::NodeNotFound(_) => ApiError::not_found(e.to_string()),
+        MembershipError::NoCluster => ApiError::invalid(e.to_string()),
+        MembershipError::Corrupt { .. } => ApiError::internal(e.to_string()),
     }
 }

@@ -17,6 +17,7 @@ mod errors;
 mod executor;
 mod firewall;
 mod gateway_bridge;
+mod kernel_effects;
 mod namespaces;
 mod networks;
 mod ports;
@@ -39,7 +40,7 @@ use netctl_store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
 pub use self::cluster::run_cluster;
-pub use self::dhcp::{watch_leases, DEFAULT_DHCP_TIMEOUT};
+pub use self::dhcp::watch_leases;
 pub use self::dns_sources::watch_dns_sources;
 pub use self::firewall::watch_firewall;
 use self::firewall::FirewallGate;

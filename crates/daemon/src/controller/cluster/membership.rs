@@ -13,6 +13,7 @@ use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore};
 
 use super::super::effects::Effect;
+use super::super::errors::from_membership;
 use super::super::executor;
 use super::super::Controller;
 use super::mirror::vni;
@@ -26,19 +27,6 @@ use crate::persist::BatchExt;
 
 /// How long init and join wait for the cluster's state to be mirrored before answering.
 const SYNC_WAIT: Duration = Duration::from_secs(5);
-
-pub(in crate::controller) fn from_membership(e: MembershipError) -> ApiError {
-    match e {
-        MembershipError::Store(e) => super::super::errors::from_store(e),
-        MembershipError::AlreadyInitialized(_) => ApiError::conflict(e.to_string()),
-        MembershipError::BadToken(_) => {
-            ApiError::new(netctl_plugin_api::ErrorCode::Forbidden, e.to_string())
-        }
-        MembershipError::NodeNotFound(_) => ApiError::not_found(e.to_string()),
-        MembershipError::NoCluster => ApiError::invalid(e.to_string()),
-        MembershipError::Corrupt { .. } => ApiError::internal(e.to_string()),
-    }
-}
 
 fn parse_role(text: &str) -> Result<Role, ApiError> {
     match text {

@@ -7,9 +7,9 @@ use netctl_plugin_api::cluster::{
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore, Store};
 
+use super::super::errors::from_membership;
 use super::super::state::State;
 use super::super::Controller;
-use super::membership::from_membership;
 use crate::cluster::backup::{self, Backup, BackupError};
 use crate::cluster::credentials;
 use crate::cluster::membership::{self as members, ClusterNode, Role};
