@@ -447,7 +447,7 @@ fn gc_keeps_only_the_valid_attachments() {
 
 #[test]
 fn chained_after_another_plugin_it_publishes_and_names_only() {
-    let host = host_with_web();
+    let mut host = host_with_web();
     let outside = Host::new();
     let _link = Underlay::join(&host, &outside, "198.51.100");
     let c = Container::new();
@@ -490,6 +490,18 @@ fn chained_after_another_plugin_it_publishes_and_names_only() {
         .expect_ok();
     assert_eq!(dig(&host, "peer", &["chained"]).answers, vec!["10.93.0.2"]);
     assert_eq!(dig(&host, "peer", &["side"]).answers, vec!["10.93.0.2"]);
+    // A restarted daemon plugs in no interface of its own beside the other plugin's.
+    let links_before = c.ip(&["-br", "link"]).expect_ok();
+    host.kill_daemon();
+    host.start_daemon();
+    assert_eq!(
+        c.ip(&["-br", "link"]).expect_ok(),
+        links_before,
+        "after a restart"
+    );
+    assert!(c.ip(&["-br", "addr"]).expect_ok().contains("10.93.0.2/24"));
+    assert_eq!(dig(&host, "peer", &["chained"]).answers, vec!["10.93.0.2"]);
+    assert_eq!(tcp_call(&outside_ns, target).as_deref(), Some("echo:hello"));
     // DEL leaves the other plugin's interface alone.
     del(&host, &c, &netns).output.expect_ok();
     assert!(c.ip(&["-br", "addr"]).expect_ok().contains("10.93.0.2/24"));

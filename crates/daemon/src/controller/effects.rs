@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use netctl_drivers::firewall::PortForward;
 use netctl_drivers::overlay::Remote;
-use netctl_drivers::{EndpointSpec, NetworkSpec};
+use netctl_drivers::{Capabilities, EndpointSpec, NetworkSpec};
 
-use crate::model::{SandboxMode, SandboxRecord};
+use super::specs::{endpoint_names, endpoint_spec, network_spec};
+use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord};
 
 pub(super) enum Effect {
     /// The network's kernel objects. Undo: [`Effect::DeleteNetwork`].
@@ -190,4 +191,29 @@ impl Effect {
             Self::AddNames(names) => names.endpoint_id.clone(),
         }
     }
+}
+
+/// A sandbox's endpoint put in place: its interface joined into the sandbox (unless another
+/// CNI plugin made it: a chained endpoint), and its names served where the driver serves
+/// DNS. The one recipe for attach, restart and the cluster mirror; each adds what is its
+/// own (published ports at attach, the hosts file once per sandbox).
+pub(super) fn endpoint_effects(
+    net: &NetworkRecord,
+    caps: &Capabilities,
+    sandbox: &SandboxRecord,
+    ep: &EndpointRecord,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if !ep.chained {
+        effects.push(Effect::Join {
+            driver: net.driver.clone(),
+            net: network_spec(net),
+            ep: endpoint_spec(net, ep, caps.gateway),
+            sandbox: Some(sandbox.id.clone()),
+        });
+    }
+    if caps.serves_dns {
+        effects.push(Effect::AddNames(endpoint_names(net, sandbox, ep)));
+    }
+    effects
 }

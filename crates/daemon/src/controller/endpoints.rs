@@ -8,7 +8,7 @@ use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::{ApiError, EndpointConfig};
 use netctl_store::Batch;
 
-use super::effects::Effect;
+use super::effects::{endpoint_effects, Effect};
 use super::errors::from_ipam;
 use super::networks::docker_managed;
 use super::ports::{forwards, Reservation};
@@ -575,21 +575,10 @@ impl Controller {
         state.insert_endpoint(endpoint.clone());
         let mut txn = Txn::new(format!("connect {} to {}", sandbox.name, net.name));
         (txn.persist, txn.revert) = self.endpoint_records(net, &endpoint);
-        if !endpoint.chained {
-            txn.effects.push(Effect::Join {
-                driver: net.driver.clone(),
-                net: network_spec(net),
-                ep: endpoint_spec(net, &endpoint, caps.gateway),
-                sandbox: Some(sandbox.id.clone()),
-            });
-        }
+        txn.effects = endpoint_effects(net, &caps, sandbox, &endpoint);
         let published = forwards(&endpoint);
         if !published.is_empty() {
             txn.effects.push(Effect::Publish(published));
-        }
-        if caps.serves_dns {
-            txn.effects
-                .push(Effect::AddNames(endpoint_names(net, sandbox, &endpoint)));
         }
         if sandbox.mode.has_own_namespace() {
             txn.effects.push(Effect::WriteHosts {

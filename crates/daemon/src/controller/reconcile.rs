@@ -6,17 +6,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
-use netctl_drivers::{JoinKind, JoinTarget, Wanted};
+use netctl_drivers::{JoinKind, Wanted};
 use netctl_kernel::Netns;
 use netctl_store::{Batch, LocalStore, Prefix, Scope, Store};
 
 use netctl_plugin_api::runtime::{GcReport, SandboxRepair};
 
-use super::effects::Effect;
-use super::executor::{self, Effector};
+use super::effects::{endpoint_effects, Effect};
+use super::executor;
 use super::namespaces::{remember_inode, remembered_inode, NamespaceSearch, Restored};
 use super::runtime::interface_differences;
-use super::specs::{endpoint_names, endpoint_spec, network_spec};
+use super::specs::{endpoint_spec, network_spec};
 use super::state::State;
 use super::Controller;
 use crate::ids::{new_id, now_rfc3339};
@@ -235,42 +235,41 @@ impl Controller {
                 tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
             }
         }
-        for ep in state.endpoints_of_sandbox(&sandbox.id) {
-            let Some(net) = state.network_by_id(&ep.network_id) else {
-                continue;
-            };
-            if self.capabilities(net).is_ok_and(|caps| caps.serves_dns) {
-                let names = endpoint_names(net, sandbox, ep);
-                let _ = self.apply(&Effect::AddNames(names)).await;
-            }
-        }
-        if let Some(netns) = &netns {
-            self.plug_in_endpoints(state, sandbox, netns).await;
-        }
-        let addresses = state.sandbox_addresses(&sandbox.id);
-        if let Err(e) = self.write_hosts(sandbox, &addresses) {
-            tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot write hosts file");
-        }
+        let effects = self.sandbox_effects(state, sandbox, netns.is_some());
+        let what = format!("restore sandbox {}", sandbox.name);
+        executor::best_effort(self, &what, &effects).await;
     }
 
-    /// Each of the sandbox's endpoints plugged into `netns` again, as its driver has it (a
-    /// join is idempotent: what is there already is only re-asserted).
-    async fn plug_in_endpoints(&self, state: &State, sandbox: &SandboxRecord, netns: &Netns) {
+    /// A sandbox's endpoints put in place again as an attach puts them (every effect is
+    /// idempotent: what is there already is only re-asserted), then its hosts file. Without
+    /// its namespace (a runtime let it go), only the names.
+    fn sandbox_effects(
+        &self,
+        state: &State,
+        sandbox: &SandboxRecord,
+        plugged: bool,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
         for ep in state.endpoints_of_sandbox(&sandbox.id) {
             let Some(net) = state.network_by_id(&ep.network_id) else {
                 continue;
             };
-            let Some(driver) = self.drivers.get(&net.driver) else {
-                continue;
-            };
-            let spec = endpoint_spec(net, ep, driver.capabilities().gateway);
-            let joined = driver
-                .join(&network_spec(net), &spec, JoinTarget::Sandbox(netns))
-                .await;
-            if let Err(e) = joined {
-                tracing::error!(network = %net.name, endpoint = %ep.id, error = %e, "cannot restore endpoint");
+            match self.capabilities(net) {
+                Ok(caps) => effects.extend(
+                    endpoint_effects(net, &caps, sandbox, ep)
+                        .into_iter()
+                        .filter(|e| plugged || !matches!(e, Effect::Join { .. })),
+                ),
+                Err(e) => {
+                    tracing::error!(network = %net.name, endpoint = %ep.id, error = %e.message, "cannot restore endpoint")
+                }
             }
         }
+        effects.push(Effect::WriteHosts {
+            sandbox: sandbox.clone(),
+            addresses: state.sandbox_addresses(&sandbox.id),
+        });
+        effects
     }
 
     /// `netctl gc`'s look at netctl's own sandboxes: each one's namespace bound where its
@@ -333,11 +332,10 @@ impl Controller {
                 tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
             }
         }
-        if let Some(netns) = self.namespaces.get(&sandbox.id) {
-            self.plug_in_endpoints(&state, &sandbox, &netns).await;
-        }
-        let addresses = state.sandbox_addresses(&sandbox.id);
-        let _ = self.write_hosts(&sandbox, &addresses);
+        let plugged = self.namespaces.get(&sandbox.id).is_some();
+        let effects = self.sandbox_effects(&state, &sandbox, plugged);
+        let what = format!("repair sandbox {}", sandbox.name);
+        executor::best_effort(self, &what, &effects).await;
     }
 
     /// How the kernel differs from the sandbox's record.

@@ -14,9 +14,9 @@ use netctl_drivers::overlay::{OverlayConfig, Remote};
 use netctl_drivers::{JoinKind, Wanted};
 use netctl_store::{Batch, Entry, Event, Key, Revision, Store};
 
-use super::super::effects::Effect;
+use super::super::effects::{endpoint_effects, Effect};
 use super::super::executor;
-use super::super::specs::{endpoint_names, endpoint_spec, network_spec};
+use super::super::specs::{endpoint_spec, network_spec};
 use super::super::state::State;
 use super::super::Controller;
 use crate::cluster::membership::{ClusterNode, ClusterRecord};
@@ -464,16 +464,14 @@ impl Controller {
             // Not reached: `put_endpoint` undoes such an endpoint (see `half_made`).
             return Vec::new();
         };
-        let gateway = self.capabilities(net).is_ok_and(|c| c.gateway);
-        let mut effects = vec![
-            Effect::Join {
-                driver: net.driver.clone(),
-                net: network_spec(net),
-                ep: endpoint_spec(net, ep, gateway),
-                sandbox: Some(sandbox.id.clone()),
-            },
-            Effect::AddNames(endpoint_names(net, sandbox, ep)),
-        ];
+        let caps = match self.capabilities(net) {
+            Ok(caps) => caps,
+            Err(e) => {
+                tracing::warn!(endpoint = %ep.id, error = %e.message, "cannot plug in this node's endpoint");
+                return Vec::new();
+            }
+        };
+        let mut effects = endpoint_effects(net, &caps, sandbox, ep);
         if sandbox.mode.has_own_namespace() {
             effects.push(Effect::WriteHosts {
                 sandbox: sandbox.clone(),
