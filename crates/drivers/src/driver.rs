@@ -60,9 +60,23 @@ pub struct Capabilities {
     /// Endpoints reach the outside through the node's gateway bridge: unless the network is
     /// internal, a sandbox that joins also gets an interface there, with its default route.
     pub exits_via_gateway_bridge: bool,
+    /// What the daemon uses the driver's networks for.
+    pub role: NetworkRole,
+}
+
+/// What a network is for. The daemon asks this instead of comparing driver or network
+/// names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkRole {
+    /// A network users make and attach to.
+    #[default]
+    User,
+    /// The node's gateway bridge (Docker's `docker_gwbridge`): the way out for sandboxes on
+    /// networks whose endpoints exit through it.
+    GatewayBridge,
     /// The cluster's one ingress network (the routing mesh): a published service's replicas
     /// join it, and each node balances its published ports over them from there.
-    pub ingress: bool,
+    Ingress,
 }
 
 /// Settings the daemon passes to every driver when a network is made.

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use crate::bridge::{parse_options_icc_off, BridgeDriver};
 use crate::firewall::FirewallNetwork;
 use crate::{
-    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkSettings,
-    NetworkSpec, SandboxNamespace, Scope, Wanted,
+    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkRole,
+    NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
 };
 
 /// The driver's name, and the name of the network the daemon makes with it.
@@ -57,7 +57,7 @@ impl Driver for GatewayBridgeDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: false,
-            ingress: false,
+            role: NetworkRole::GatewayBridge,
         }
     }
 

@@ -2,7 +2,7 @@
 //! namespace, and joins no other network. Nothing is built per network or per endpoint.
 
 use crate::passive::PassiveDriver;
-use crate::{Capabilities, SandboxNamespace, Scope};
+use crate::{Capabilities, NetworkRole, SandboxNamespace, Scope};
 
 pub fn driver() -> PassiveDriver {
     PassiveDriver {
@@ -19,7 +19,7 @@ pub fn driver() -> PassiveDriver {
             exclusive: true,
             singleton: Some("host"),
             exits_via_gateway_bridge: false,
-            ingress: false,
+            role: NetworkRole::User,
         },
     }
 }

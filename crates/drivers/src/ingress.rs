@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::overlay::OverlayDriver;
 use crate::{
-    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkSettings,
-    NetworkSpec, Wanted,
+    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkRole,
+    NetworkSettings, NetworkSpec, Wanted,
 };
 
 /// The driver's name, and the name of the network a cluster starts with.
@@ -42,7 +42,7 @@ impl Driver for IngressDriver {
             // Nobody resolves a replica by its ingress address: its names are on its own
             // overlay.
             serves_dns: false,
-            ingress: true,
+            role: NetworkRole::Ingress,
             ..self.overlay.capabilities()
         }
     }

@@ -20,8 +20,8 @@ mod passive;
 mod registry;
 
 pub use driver::{
-    Capabilities, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkSettings,
-    NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,
+    Capabilities, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkRole,
+    NetworkSettings, NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,
 };
 pub use error::DriverError;
 pub use passive::PassiveDriver;

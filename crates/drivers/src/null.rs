@@ -2,7 +2,7 @@
 //! namespace of its own with loopback only, and joins no other network.
 
 use crate::passive::PassiveDriver;
-use crate::{Capabilities, SandboxNamespace, Scope};
+use crate::{Capabilities, NetworkRole, SandboxNamespace, Scope};
 
 pub fn driver() -> PassiveDriver {
     PassiveDriver {
@@ -19,7 +19,7 @@ pub fn driver() -> PassiveDriver {
             exclusive: true,
             singleton: Some("none"),
             exits_via_gateway_bridge: false,
-            ingress: false,
+            role: NetworkRole::User,
         },
     }
 }

@@ -9,7 +9,7 @@ use crate::bridge::BridgeDriver;
 use crate::gwbridge::GatewayBridgeDriver;
 use crate::ingress::IngressDriver;
 use crate::overlay::{DataPath, OverlayDriver};
-use crate::{host, null, Driver};
+use crate::{host, null, Driver, NetworkRole};
 
 /// The driver of a network created without `--driver` (Docker's default).
 pub const DEFAULT_DRIVER: &str = "bridge";
@@ -60,6 +60,11 @@ impl Registry {
         self.drivers
             .iter()
             .find(|d| d.name() == name || d.aliases().contains(&name))
+    }
+
+    /// The driver whose networks play `role` (the gateway bridge's, the ingress's).
+    pub fn with_role(&self, role: NetworkRole) -> Option<&Arc<dyn Driver>> {
+        self.drivers.iter().find(|d| d.capabilities().role == role)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use netctl_drivers::{Capabilities, SandboxNamespace};
+use netctl_drivers::{Capabilities, NetworkRole, SandboxNamespace};
 use netctl_plugin_api::ports::PortMapping;
 use netctl_plugin_api::{ApiError, EndpointConfig};
 use netctl_store::Batch;
@@ -521,6 +521,11 @@ impl Controller {
                     net.name, net.driver
                 ))
             })
+    }
+
+    /// What `net` is for, as its driver says.
+    pub(super) fn role(&self, net: &NetworkRecord) -> NetworkRole {
+        self.capabilities(net).map(|c| c.role).unwrap_or_default()
     }
 
     pub async fn connect(

@@ -2,8 +2,7 @@
 //! enters a cluster, joined by every sandbox on a non-internal overlay as its way out, and
 //! removed when the node leaves and nothing uses it.
 
-use netctl_drivers::gwbridge::GATEWAY_BRIDGE;
-use netctl_drivers::Capabilities;
+use netctl_drivers::{Capabilities, NetworkRole};
 use netctl_plugin_api::{ApiError, NetworkCreateRequest};
 
 use super::endpoints::Wanted;
@@ -23,10 +22,11 @@ impl Controller {
         if self.gateway_bridge().await.is_some() {
             return Ok(());
         }
+        let driver = self.gateway_bridge_driver()?;
         let made = self
             .create_network(NetworkCreateRequest {
-                name: GATEWAY_BRIDGE.into(),
-                driver: Some(GATEWAY_BRIDGE.into()),
+                name: driver.into(),
+                driver: Some(driver.into()),
                 ..Default::default()
             })
             .await;
@@ -37,7 +37,7 @@ impl Controller {
             Err(e) => Err(ApiError::new(
                 e.code,
                 format!(
-                    "cannot make the gateway bridge network {GATEWAY_BRIDGE}: {}",
+                    "cannot make the gateway bridge network {driver}: {}",
                     e.message
                 ),
             )),
@@ -58,12 +58,24 @@ impl Controller {
     }
 
     async fn gateway_bridge(&self) -> Option<NetworkRecord> {
-        self.state
-            .lock()
-            .await
+        let state = self.state.lock().await;
+        self.gateway_bridge_in(&state).cloned()
+    }
+
+    /// The gateway bridge network, when it is made.
+    pub(super) fn gateway_bridge_in<'s>(&self, state: &'s State) -> Option<&'s NetworkRecord> {
+        state
             .networks()
-            .find(|n| n.driver == GATEWAY_BRIDGE)
-            .cloned()
+            .find(|n| self.role(n) == NetworkRole::GatewayBridge)
+    }
+
+    /// The name of the driver that makes the gateway bridge; its network has that name too
+    /// (`gwbridge`).
+    fn gateway_bridge_driver(&self) -> Result<&'static str, ApiError> {
+        self.drivers
+            .with_role(NetworkRole::GatewayBridge)
+            .map(|d| d.name())
+            .ok_or_else(|| ApiError::internal("this daemon has no gateway bridge driver"))
     }
 
     /// The connect to the gateway bridge that joining `net` brings along, if the sandbox
@@ -82,16 +94,11 @@ impl Controller {
         {
             return Ok(None);
         }
-        let gateway = state
-            .networks()
-            .find(|n| n.driver == GATEWAY_BRIDGE)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::unavailable(format!(
-                    "the gateway bridge network {GATEWAY_BRIDGE} is missing; it is made again \
-                     on the next connect"
-                ))
-            })?;
+        let gateway = self.gateway_bridge_in(state).cloned().ok_or_else(|| {
+            ApiError::unavailable(
+                "the gateway bridge network is missing; it is made again on the next connect",
+            )
+        })?;
         if state.attachment(&gateway.id, &sandbox.id).is_some() {
             return Ok(None);
         }
@@ -107,7 +114,7 @@ impl Controller {
             let Some(net) = state.network_by_id(&ep.network_id) else {
                 continue;
             };
-            if net.driver == GATEWAY_BRIDGE {
+            if self.role(net) == NetworkRole::GatewayBridge {
                 gateway_endpoint = Some(ep.clone());
             } else if self
                 .capabilities(net)

@@ -22,7 +22,7 @@ use self::options::BridgeConfig;
 use crate::firewall::{docker_user, Firewall, FirewallNetwork};
 use crate::{
     Capabilities, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
-    NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
+    NetworkRole, NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
 };
 
 /// Prefix of every bridge the driver makes.
@@ -218,7 +218,7 @@ impl Driver for BridgeDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: false,
-            ingress: false,
+            role: NetworkRole::User,
         }
     }
 

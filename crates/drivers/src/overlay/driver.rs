@@ -17,7 +17,7 @@ use super::{mtu_over, VXLAN_OVERHEAD};
 use crate::bridge::{host_end, inside_requests, runtime_end, stale_pair};
 use crate::{
     Capabilities, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
-    NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
+    NetworkRole, NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
 };
 
 /// `--driver overlay`.
@@ -320,7 +320,7 @@ impl Driver for OverlayDriver {
             exclusive: false,
             singleton: None,
             exits_via_gateway_bridge: true,
-            ingress: false,
+            role: NetworkRole::User,
         }
     }
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
 use netctl_drivers::firewall::balancer::{self, Balancing, MeshPort, VirtualIp};
-use netctl_drivers::gwbridge::GATEWAY_BRIDGE;
+use netctl_drivers::NetworkRole;
 use netctl_kernel::conntrack::UdpFlows;
 use netctl_kernel::netlink::Request;
 use netctl_plugin_api::ports::PortMapping;
@@ -260,7 +260,7 @@ impl Controller {
             }
         }
         if let Some(net) = network.and_then(|n| state.network(n).ok()) {
-            if self.capabilities(net).is_ok_and(|c| c.ingress) {
+            if self.role(net) == NetworkRole::Ingress {
                 return Err(ApiError::new(
                     netctl_plugin_api::ErrorCode::Forbidden,
                     format!(
@@ -314,7 +314,7 @@ impl Controller {
         // The ingress sandbox, while a service publishes through the mesh.
         let ingress = state
             .networks()
-            .find(|n| self.capabilities(n).is_ok_and(|c| c.ingress));
+            .find(|n| self.role(n) == NetworkRole::Ingress);
         let meshed: Vec<&ServiceRecord> = state
             .global
             .services
@@ -380,7 +380,7 @@ impl Controller {
     /// (the ingress sandbox: every mesh port, to itself; a replica: its service's host-mode
     /// ports), against those it does.
     fn publishing_steps(&self, state: &State, meshed: &[&ServiceRecord]) -> Vec<Step> {
-        let Some(gateway) = state.networks().find(|n| n.driver == GATEWAY_BRIDGE) else {
+        let Some(gateway) = self.gateway_bridge_in(state) else {
             return Vec::new();
         };
         let host_ports = self.host_ports(state);
@@ -556,9 +556,10 @@ impl Controller {
         let mut entry = None;
         for ep in state.endpoints_of_sandbox(&sandbox.id) {
             let net = state.network_by_id(&ep.network_id)?;
-            if self.capabilities(net).is_ok_and(|c| c.ingress) {
+            let role = self.role(net);
+            if role == NetworkRole::Ingress {
                 on_ingress = Some((net.id.clone(), ep.ifname.clone()));
-            } else if net.driver == GATEWAY_BRIDGE {
+            } else if role == NetworkRole::GatewayBridge {
                 entry = v4(ep);
             }
         }

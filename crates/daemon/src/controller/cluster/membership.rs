@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use netctl_drivers::overlay::DEFAULT_VXLAN_PORT;
+use netctl_drivers::NetworkRole;
 use netctl_pki::{Authority, Credential, SigningRequest};
 use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest, JoinToken,
@@ -311,19 +312,24 @@ impl Controller {
     /// The cluster's ingress network, made by the manager that starts the cluster, as
     /// Docker's swarm init does; a cluster may replace it later.
     async fn ensure_ingress_network(&self) -> Result<(), ApiError> {
-        use netctl_drivers::ingress::{DEFAULT_SUBNET, INGRESS};
+        use netctl_drivers::ingress::DEFAULT_SUBNET;
         let exists = self
             .state
             .lock()
             .await
             .networks()
-            .any(|n| n.driver == INGRESS);
+            .any(|n| self.role(n) == NetworkRole::Ingress);
         if exists {
             return Ok(());
         }
+        let driver = self
+            .drivers
+            .with_role(NetworkRole::Ingress)
+            .map(|d| d.name())
+            .ok_or_else(|| ApiError::internal("this daemon has no ingress driver"))?;
         self.create_network(netctl_plugin_api::NetworkCreateRequest {
-            name: INGRESS.into(),
-            driver: Some(INGRESS.into()),
+            name: driver.into(),
+            driver: Some(driver.into()),
             ipam: Some(netctl_plugin_api::IpamRequest {
                 config: vec![netctl_plugin_api::IpamConfig {
                     subnet: Some(DEFAULT_SUBNET.into()),

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use netctl_drivers::overlay::OverlayConfig;
-use netctl_drivers::{Driver, NetworkSettings};
+use netctl_drivers::{Driver, NetworkRole, NetworkSettings};
 use netctl_ipam::Scope;
 use netctl_plugin_api::{ApiError, NetworkCreateRequest};
 use netctl_store::{Batch, Key};
@@ -30,6 +30,15 @@ impl Controller {
         self.drivers
             .get(&net.driver)
             .is_some_and(|d| d.capabilities().needs_cluster)
+    }
+
+    /// The VNIs of the cluster's networks known here.
+    fn vnis_in_use(&self, state: &State) -> BTreeSet<u32> {
+        state
+            .networks()
+            .filter(|n| self.is_global(n))
+            .map(vni)
+            .collect()
     }
 
     /// Refuses a change to global networks on a node that is not a manager.
@@ -80,7 +89,8 @@ impl Controller {
                         requests: requests.clone(),
                         req: req.clone(),
                         vni: requested_vni,
-                        ingress: driver.capabilities().ingress,
+                        ingress: driver.capabilities().role == NetworkRole::Ingress,
+                        vnis_in_use: self.vnis_in_use(state),
                     };
                     plan.plan(state, &lost)
                 },
@@ -114,7 +124,7 @@ impl Controller {
                 let net = state.network_by_id(&net.id).cloned().ok_or_else(|| {
                     ApiError::not_found(format!("network {} not found", net.name))
                 })?;
-                let ingress = self.capabilities(&net).is_ok_and(|c| c.ingress);
+                let ingress = self.role(&net) == NetworkRole::Ingress;
                 in_use_anywhere(state, &net, ingress)?;
                 let mut txn = Txn::new(format!("remove network {}", net.name));
                 txn.persist = Batch::new()
@@ -273,6 +283,8 @@ struct GlobalNetwork {
     vni: u32,
     /// The cluster's ingress network, of which there is one.
     ingress: bool,
+    /// The VNIs of the networks known here.
+    vnis_in_use: BTreeSet<u32>,
 }
 
 fn ingress_exists(name: &str) -> ApiError {
@@ -300,9 +312,9 @@ impl GlobalNetwork {
             }
         }
         let vni = match self.vni {
-            0 => free_vni(state, lost_vnis)?,
+            0 => free_vni(&self.vnis_in_use, lost_vnis)?,
             asked => {
-                if state.networks().any(|n| vni_of(n) == Some(asked)) {
+                if self.vnis_in_use.contains(&asked) {
                     return Err(ApiError::conflict(format!(
                         "vxlan-id {asked} is in use by another network"
                     )));
@@ -361,17 +373,8 @@ impl GlobalNetwork {
     }
 }
 
-fn vni_of(net: &NetworkRecord) -> Option<u32> {
-    let overlay = [
-        netctl_drivers::overlay::NAME,
-        netctl_drivers::ingress::INGRESS,
-    ];
-    overlay.contains(&net.driver.as_str()).then(|| vni(net))
-}
-
 /// The lowest VNI from [`FIRST_AUTO_VNI`] no known network has and no race was lost for.
-fn free_vni(state: &State, lost: &BTreeSet<u32>) -> Result<u32, ApiError> {
-    let used: BTreeSet<u32> = state.networks().filter_map(vni_of).collect();
+fn free_vni(used: &BTreeSet<u32>, lost: &BTreeSet<u32>) -> Result<u32, ApiError> {
     (FIRST_AUTO_VNI..=MAX_VNI)
         .find(|v| !used.contains(v) && !lost.contains(v))
         .ok_or_else(|| {

@@ -4,6 +4,7 @@
 //! claimed there, so two managers never make the same one. Every node mirrors it and keeps
 //! its own part in step with it ([`super::balancers`]).
 
+use netctl_drivers::NetworkRole;
 use netctl_plugin_api::cluster::{
     ServiceCreateRequest, ServiceInspect, ServiceReplica, ServiceUpdateRequest,
 };
@@ -229,7 +230,7 @@ impl Controller {
                 net.name
             )));
         }
-        if self.capabilities(&net)?.ingress {
+        if self.capabilities(&net)?.role == NetworkRole::Ingress {
             return Err(ApiError::invalid(format!(
                 "network {} is the ingress network, which carries published ports: give the \
                  service an overlay network, and --publish",
@@ -292,7 +293,7 @@ impl Controller {
         if mesh
             && !state
                 .networks()
-                .any(|n| self.capabilities(n).is_ok_and(|c| c.ingress))
+                .any(|n| self.role(n) == NetworkRole::Ingress)
         {
             return Err(ApiError::invalid(
                 "--publish: the cluster has no ingress network; make one with \
