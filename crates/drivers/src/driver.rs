@@ -162,6 +162,17 @@ pub enum JoinKind {
     Runtime,
 }
 
+/// A host object one network alone may take, named as messages name it (`parent interface
+/// eth1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim(pub String);
+
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A network driver. Every method that changes the kernel is idempotent: called twice with
 /// the same arguments it finds its objects in place and changes nothing.
 #[async_trait]
@@ -182,6 +193,18 @@ pub trait Driver: Send + Sync {
         options: &BTreeMap<String, String>,
         defaults: &NetworkDefaults,
     ) -> Result<NetworkSettings, DriverError>;
+
+    /// How the names of the links it makes in the daemon's namespace begin (`ncb`, `ncv`…):
+    /// such a link leads to no LAN.
+    fn host_link_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Host objects a network of this driver takes for itself alone, read from its config
+    /// (a bridge's parent interface): the daemon refuses a second network that claims one.
+    fn exclusive_claims(&self, _config: &serde_json::Value) -> Vec<Claim> {
+        Vec::new()
+    }
 
     /// Makes the network's kernel objects, its firewall elements included.
     async fn create_network(&self, net: &NetworkSpec) -> Result<(), DriverError>;

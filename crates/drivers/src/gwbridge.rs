@@ -45,6 +45,10 @@ impl Driver for GatewayBridgeDriver {
         GATEWAY_BRIDGE
     }
 
+    fn host_link_prefixes(&self) -> &'static [&'static str] {
+        self.bridge.host_link_prefixes()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             scope: Scope::Local,

@@ -20,7 +20,7 @@ mod passive;
 mod registry;
 
 pub use driver::{
-    Capabilities, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkRole,
+    Capabilities, Claim, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkRole,
     NetworkSettings, NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,
 };
 pub use error::DriverError;

@@ -71,6 +71,13 @@ impl Registry {
         self.drivers.iter()
     }
 
+    /// Whether `link`, a link of the daemon's namespace, is one a driver made.
+    pub fn made_link(&self, link: &str) -> bool {
+        self.drivers
+            .iter()
+            .any(|d| d.host_link_prefixes().iter().any(|p| link.starts_with(p)))
+    }
+
     /// `bridge, host and null`, for messages.
     pub fn names(&self) -> String {
         let names: Vec<&str> = self.drivers.iter().map(|d| d.name()).collect();

@@ -98,7 +98,12 @@ impl Controller {
             req,
         };
         let _held = self.locks.hold(&[], &[&new.id], &[]).await;
-        let (record, _) = self.transact(|state| new.plan(state)).await?;
+        let (record, _) = self
+            .transact(|state| {
+                self.check_claims_free(state, driver.as_ref(), &new.settings.config)?;
+                new.plan(state)
+            })
+            .await?;
         tracing::info!(network = %record.name, driver = %record.driver, "network created");
         Ok(record)
     }
@@ -195,31 +200,6 @@ impl Controller {
     }
 }
 
-/// The option that bridges a network onto a host interface: one network per interface.
-const PARENT_OPTION: &str = "parent";
-
-impl State {
-    /// A host interface bridges one network only.
-    pub(super) fn check_parent_free(
-        &self,
-        options: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), ApiError> {
-        let Some(parent) = options.get(PARENT_OPTION) else {
-            return Ok(());
-        };
-        match self
-            .networks()
-            .find(|n| n.options.get(PARENT_OPTION) == Some(parent))
-        {
-            Some(user) => Err(ApiError::conflict(format!(
-                "parent interface {parent} is already used by network {}",
-                user.name
-            ))),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Who gives the network's endpoints their addresses: netctl's pools (`default`, Docker's
 /// name, or `netctl`), or the LAN's DHCP server (`dhcp`).
 fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
@@ -281,7 +261,6 @@ impl NewNetwork {
                 self.req.name
             )));
         }
-        state.check_parent_free(&self.req.options)?;
         let subnets = state.reserve_subnets(Scope::Local, &self.requests, &self.host_routes)?;
         let record = NetworkRecord {
             id: self.id,
@@ -300,5 +279,31 @@ impl NewNetwork {
         };
         state.insert_network(record.clone());
         Ok((Controller::network_txn(&record, Batch::new()), record))
+    }
+}
+
+impl Controller {
+    /// Refuses a network that claims a host object another network holds (a bridge's
+    /// parent interface).
+    pub(super) fn check_claims_free(
+        &self,
+        state: &State,
+        driver: &dyn Driver,
+        config: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        for claim in driver.exclusive_claims(config) {
+            let holder = state.networks().find(|n| {
+                self.drivers
+                    .get(&n.driver)
+                    .is_some_and(|d| d.exclusive_claims(&n.driver_config).contains(&claim))
+            });
+            if let Some(holder) = holder {
+                return Err(ApiError::conflict(format!(
+                    "{claim} is already used by network {}",
+                    holder.name
+                )));
+            }
+        }
+        Ok(())
     }
 }

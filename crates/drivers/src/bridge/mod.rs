@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use self::options::BridgeConfig;
 use crate::firewall::{docker_user, Firewall, FirewallNetwork};
 use crate::{
-    Capabilities, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
+    Capabilities, Claim, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
     NetworkRole, NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
 };
 
@@ -204,6 +204,19 @@ impl BridgeDriver {
 impl Driver for BridgeDriver {
     fn name(&self) -> &'static str {
         "bridge"
+    }
+
+    fn host_link_prefixes(&self) -> &'static [&'static str] {
+        &[BRIDGE_PREFIX, HOST_END_PREFIX, RUNTIME_END_PREFIX]
+    }
+
+    /// A parent interface is a port of one bridge only.
+    fn exclusive_claims(&self, config: &serde_json::Value) -> Vec<Claim> {
+        let parent = BridgeConfig::from_value(config).parent;
+        parent
+            .map(|p| Claim(format!("parent interface {p}")))
+            .into_iter()
+            .collect()
     }
 
     fn capabilities(&self) -> Capabilities {

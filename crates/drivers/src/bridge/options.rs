@@ -57,7 +57,11 @@ impl Default for BridgeConfig {
 
 impl BridgeConfig {
     pub fn of(net: &NetworkSpec) -> Self {
-        serde_json::from_value(net.config.clone()).unwrap_or_default()
+        Self::from_value(&net.config)
+    }
+
+    pub fn from_value(config: &serde_json::Value) -> Self {
+        serde_json::from_value(config.clone()).unwrap_or_default()
     }
 }
 

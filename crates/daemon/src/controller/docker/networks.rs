@@ -161,7 +161,7 @@ impl Controller {
             if state.docker_network(&req.network_id).is_some() {
                 return Ok((Txn::new("nothing to do"), ()));
             }
-            state.check_parent_free(&record.options)?;
+            self.check_claims_free(state, driver.as_ref(), &record.driver_config)?;
             state.insert_network(record.clone());
             state
                 .docker

@@ -35,8 +35,8 @@ pub(super) const DHCP_OPTION: &str = "netctl.dhcp";
 const GATEWAY_DATA: &str = "com.docker.network.gateway";
 /// The daemon's own namespace, from any of its threads.
 const OWN_NETNS: &str = "/proc/self/ns/net";
-/// Links netctl and dockerd make, which lead to no LAN.
-const NOT_A_LAN: [&str; 5] = ["ncb", "ncv", "ncs", "docker", "veth"];
+/// Links dockerd makes (its bridges, its containers' veths), which lead to no LAN.
+const DOCKERS_LINKS: [&str; 2] = ["docker", "veth"];
 
 impl Controller {
     /// RequestPool with `netctl.dhcp`: the subnet of the first LAN whose server leases.
@@ -138,7 +138,8 @@ impl Controller {
                     l.up && !l.loopback
                         && l.controller.is_none()
                         && l.kind.as_deref() != Some("bridge")
-                        && !NOT_A_LAN.iter().any(|p| l.name.starts_with(p))
+                        && !self.drivers.made_link(&l.name)
+                        && !DOCKERS_LINKS.iter().any(|p| l.name.starts_with(p))
                 }
                 name => l.name == name,
             })
