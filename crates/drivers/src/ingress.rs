@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::cluster::{Remote, Underlay};
 use crate::overlay::OverlayDriver;
 use crate::{
-    Capabilities, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults, NetworkRole,
-    NetworkSettings, NetworkSpec, Wanted,
+    Capabilities, ClusterDriver, Driver, DriverError, EndpointSpec, JoinTarget, NetworkDefaults,
+    NetworkRole, NetworkSettings, NetworkSpec, Wanted,
 };
 
 /// The driver's name, and the name of the network a cluster starts with.
@@ -105,5 +106,38 @@ impl Driver for IngressDriver {
 
     fn device(&self, net: &NetworkSpec) -> Option<String> {
         self.overlay.device(net)
+    }
+}
+
+/// The ingress network's segment is an overlay segment: the overlay driver keeps it.
+#[async_trait]
+impl ClusterDriver for IngressDriver {
+    fn vni(&self, config: &serde_json::Value) -> u32 {
+        self.overlay.vni(config)
+    }
+
+    fn with_vni(&self, config: &serde_json::Value, vni: u32) -> serde_json::Value {
+        ClusterDriver::with_vni(self.overlay.as_ref(), config, vni)
+    }
+
+    fn set_underlay(&self, underlay: Option<Underlay>) {
+        ClusterDriver::set_underlay(self.overlay.as_ref(), underlay)
+    }
+
+    async fn add_remote(
+        &self,
+        vni: u32,
+        endpoint: &str,
+        remote: Remote,
+    ) -> Result<(), DriverError> {
+        ClusterDriver::add_remote(self.overlay.as_ref(), vni, endpoint, remote).await
+    }
+
+    async fn remove_remote(&self, vni: u32, endpoint: &str) -> Result<(), DriverError> {
+        ClusterDriver::remove_remote(self.overlay.as_ref(), vni, endpoint).await
+    }
+
+    async fn prune(&self) -> Result<(), DriverError> {
+        ClusterDriver::prune(self.overlay.as_ref()).await
     }
 }

@@ -7,6 +7,7 @@
 //! rule count never grows with networks, containers or published ports.
 
 pub mod bridge;
+pub mod cluster;
 mod driver;
 mod error;
 pub mod firewall;
@@ -19,6 +20,7 @@ pub mod overlay;
 mod passive;
 mod registry;
 
+pub use cluster::ClusterDriver;
 pub use driver::{
     Capabilities, Claim, Driver, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults, NetworkRole,
     NetworkSettings, NetworkSpec, SandboxNamespace, Scope, SubnetSpec, Wanted,

@@ -9,7 +9,7 @@ use crate::bridge::BridgeDriver;
 use crate::gwbridge::GatewayBridgeDriver;
 use crate::ingress::IngressDriver;
 use crate::overlay::{DataPath, OverlayDriver};
-use crate::{host, null, Driver, NetworkRole};
+use crate::{host, null, ClusterDriver, Driver, NetworkRole};
 
 /// The driver of a network created without `--driver` (Docker's default).
 pub const DEFAULT_DRIVER: &str = "bridge";
@@ -26,8 +26,8 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Registry {
     drivers: Vec<Arc<dyn Driver>>,
-    /// The overlay driver again, by its type: the daemon feeds it the cluster's endpoints.
-    overlay: Arc<OverlayDriver>,
+    /// The cluster-wide ones again, as such: the daemon feeds them the cluster's endpoints.
+    cluster: Vec<Arc<dyn ClusterDriver>>,
 }
 
 impl Registry {
@@ -38,21 +38,27 @@ impl Registry {
             settings.overlay_dir.clone(),
         )));
         let bridge = BridgeDriver::new(host, settings.manage_forwarding);
-        Self {
-            drivers: vec![
-                Arc::new(bridge.clone()),
-                Arc::new(GatewayBridgeDriver::new(bridge)),
-                Arc::new(host::driver()),
-                Arc::new(null::driver()),
-                overlay.clone(),
-                Arc::new(IngressDriver::new(overlay.clone())),
-            ],
-            overlay,
-        }
+        let cluster: Vec<Arc<dyn ClusterDriver>> =
+            vec![overlay.clone(), Arc::new(IngressDriver::new(overlay))];
+        let mut drivers: Vec<Arc<dyn Driver>> = vec![
+            Arc::new(bridge.clone()),
+            Arc::new(GatewayBridgeDriver::new(bridge)),
+            Arc::new(host::driver()),
+            Arc::new(null::driver()),
+        ];
+        drivers.extend(cluster.iter().map(|d| d.clone() as Arc<dyn Driver>));
+        Self { drivers, cluster }
     }
 
-    pub fn overlay(&self) -> &Arc<OverlayDriver> {
-        &self.overlay
+    /// The cluster-wide driver called `name`.
+    pub fn cluster_driver(&self, name: &str) -> Option<&Arc<dyn ClusterDriver>> {
+        self.cluster.iter().find(|d| d.name() == name)
+    }
+
+    /// The cluster-wide drivers that keep their own datapath (not another's, as the
+    /// ingress keeps its segments in the overlay's): each is told once.
+    pub fn cluster_datapaths(&self) -> impl Iterator<Item = &Arc<dyn ClusterDriver>> {
+        self.cluster.iter().filter(|d| d.collected_by() == d.name())
     }
 
     /// The driver called `name`, or one of its aliases.

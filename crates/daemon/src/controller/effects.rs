@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use netctl_drivers::cluster::Remote;
 use netctl_drivers::firewall::PortForward;
-use netctl_drivers::overlay::Remote;
 use netctl_drivers::{Capabilities, EndpointSpec, NetworkSpec};
 
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
@@ -67,11 +67,13 @@ pub(super) enum Effect {
     /// A remote endpoint's FDB and neighbour entries in its overlay segment. Undo:
     /// [`Effect::RemoveRemote`].
     AddRemote {
+        driver: String,
         vni: u32,
         endpoint: String,
         remote: Remote,
     },
     RemoveRemote {
+        driver: String,
         vni: u32,
         endpoint: String,
     },
@@ -155,7 +157,13 @@ impl Effect {
             },
             Self::Publish(forwards) => Self::Unpublish(forwards.clone()),
             Self::AddNames(names) => Self::RemoveNames(names.endpoint_id.clone()),
-            Self::AddRemote { vni, endpoint, .. } => Self::RemoveRemote {
+            Self::AddRemote {
+                driver,
+                vni,
+                endpoint,
+                ..
+            } => Self::RemoveRemote {
+                driver: driver.clone(),
                 vni: *vni,
                 endpoint: endpoint.clone(),
             },

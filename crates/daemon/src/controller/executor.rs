@@ -176,7 +176,7 @@ pub(super) mod test {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use netctl_drivers::overlay::Remote;
+    use netctl_drivers::cluster::Remote;
 
     use super::test::Recorder;
     use super::*;
@@ -195,6 +195,7 @@ mod tests {
 
     fn remote(endpoint: &str) -> Effect {
         Effect::AddRemote {
+            driver: "overlay".into(),
             vni: 4097,
             endpoint: endpoint.into(),
             remote: Remote {
@@ -273,6 +274,7 @@ mod tests {
             Effect::AddNames(names("ep2")),
             Effect::AddNames(names("ep3")),
             Effect::RemoveRemote {
+                driver: "overlay".into(),
                 vni: 4097,
                 endpoint: "ep4".into(),
             },

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use netctl_drivers::{Driver, JoinTarget};
+use netctl_drivers::{ClusterDriver, Driver, JoinTarget};
 use netctl_kernel::Netns;
 use netctl_plugin_api::ApiError;
 
@@ -14,6 +14,12 @@ use super::Controller;
 use crate::model::SandboxMode;
 
 impl Controller {
+    fn cluster_driver(&self, name: &str) -> Result<&Arc<dyn ClusterDriver>, ApiError> {
+        self.drivers.cluster_driver(name).ok_or_else(|| {
+            ApiError::internal(format!("no cluster-wide driver {name:?} in this daemon"))
+        })
+    }
+
     fn driver(&self, name: &str) -> Result<&Arc<dyn Driver>, ApiError> {
         self.drivers
             .get(name)
@@ -119,18 +125,21 @@ impl Effector for Controller {
             }
             Effect::WriteHosts { sandbox, addresses } => self.write_hosts(sandbox, addresses),
             Effect::AddRemote {
+                driver,
                 vni,
                 endpoint,
                 remote,
             } => self
-                .drivers
-                .overlay()
+                .cluster_driver(driver)?
                 .add_remote(*vni, endpoint, remote.clone())
                 .await
                 .map_err(from_driver),
-            Effect::RemoveRemote { vni, endpoint } => self
-                .drivers
-                .overlay()
+            Effect::RemoveRemote {
+                driver,
+                vni,
+                endpoint,
+            } => self
+                .cluster_driver(driver)?
                 .remove_remote(*vni, endpoint)
                 .await
                 .map_err(from_driver),

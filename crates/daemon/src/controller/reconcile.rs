@@ -92,7 +92,7 @@ impl Controller {
     async fn load_into(&self, state: &mut State, loaded: Loaded) -> Result<(), DaemonError> {
         if let Some(membership) = loaded.membership.clone() {
             match self.underlay(&membership).await {
-                Ok(underlay) => self.drivers.overlay().set_underlay(Some(underlay)),
+                Ok(underlay) => self.set_underlay(Some(underlay)),
                 Err(e) => {
                     tracing::error!(error = %e.message, "this node's cluster address is gone; overlay networks cannot be joined here")
                 }

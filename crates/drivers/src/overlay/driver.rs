@@ -15,6 +15,7 @@ use super::datapath::{DataPath, Remote, Segment, BRIDGE};
 use super::options::{self, OverlayConfig};
 use super::{mtu_over, VXLAN_OVERHEAD};
 use crate::bridge::{host_end, inside_requests, runtime_end, stale_pair};
+use crate::ClusterDriver;
 use crate::{
     Capabilities, Driver, DriverError, EndpointSpec, JoinKind, JoinTarget, NetworkDefaults,
     NetworkRole, NetworkSettings, NetworkSpec, SandboxNamespace, Scope, Wanted,
@@ -443,5 +444,37 @@ impl Driver for OverlayDriver {
             "{}:{BRIDGE}",
             self.datapath.namespace_path(vni).display()
         ))
+    }
+}
+
+#[async_trait]
+impl ClusterDriver for OverlayDriver {
+    fn vni(&self, config: &serde_json::Value) -> u32 {
+        OverlayConfig::from_value(config).vni
+    }
+
+    fn with_vni(&self, _config: &serde_json::Value, vni: u32) -> serde_json::Value {
+        serde_json::to_value(OverlayConfig { vni }).unwrap_or_default()
+    }
+
+    fn set_underlay(&self, underlay: Option<Underlay>) {
+        OverlayDriver::set_underlay(self, underlay)
+    }
+
+    async fn add_remote(
+        &self,
+        vni: u32,
+        endpoint: &str,
+        remote: Remote,
+    ) -> Result<(), DriverError> {
+        OverlayDriver::add_remote(self, vni, endpoint, remote).await
+    }
+
+    async fn remove_remote(&self, vni: u32, endpoint: &str) -> Result<(), DriverError> {
+        OverlayDriver::remove_remote(self, vni, endpoint).await
+    }
+
+    async fn prune(&self) -> Result<(), DriverError> {
+        OverlayDriver::prune(self).await
     }
 }

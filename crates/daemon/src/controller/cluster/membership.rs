@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use netctl_drivers::overlay::DEFAULT_VXLAN_PORT;
+use netctl_drivers::cluster::DEFAULT_VXLAN_PORT;
 use netctl_drivers::NetworkRole;
 use netctl_pki::{Authority, Credential, SigningRequest};
 use netctl_plugin_api::cluster::{
@@ -17,7 +17,6 @@ use super::super::effects::Effect;
 use super::super::errors::from_membership;
 use super::super::executor;
 use super::super::Controller;
-use super::mirror::vni;
 use crate::cluster::credentials;
 use crate::cluster::join_service::{self, JoinAnswer, JoinAsk, JoinServiceError, JOIN_PORT};
 use crate::cluster::membership::{self as members, MembershipError, Newcomer, Role};
@@ -297,7 +296,7 @@ impl Controller {
     ) -> Result<(), ApiError> {
         let underlay = self.underlay(&membership).await?;
         self.save_membership(&membership).await?;
-        self.drivers.overlay().set_underlay(Some(underlay));
+        self.set_underlay(Some(underlay));
         self.cluster.replace(Some(membership), Some(store));
         if !self.cluster.wait_synced(SYNC_WAIT).await {
             tracing::warn!("the cluster's state is not mirrored yet; it will be shortly");
@@ -404,7 +403,7 @@ impl Controller {
             self.cluster.store()?;
         }
         self.cluster.replace(None, None);
-        self.drivers.overlay().set_underlay(None);
+        self.set_underlay(None);
         self.drop_global_state().await;
         // The services' names go with the cluster's state.
         self.refresh_services().await;
@@ -480,7 +479,7 @@ impl Controller {
                         state.remove_endpoint(&ep.id);
                     }
                 }
-                tracing::debug!(network = %net.name, vni = vni(&net), "forgetting a global network");
+                tracing::debug!(network = %net.name, vni = self.vni(&net), "forgetting a global network");
                 state.remove_network(&net.id);
                 state.release_network_subnets(&net);
                 effects.push(Effect::DeleteNetwork {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use netctl_drivers::overlay::{OverlayConfig, Remote};
+use netctl_drivers::cluster::Remote;
 use netctl_drivers::{JoinKind, Wanted};
 use netctl_store::{Batch, Entry, Event, Key, Revision, Store};
 
@@ -289,7 +289,7 @@ impl Controller {
                 if alive {
                     self.remote_added(state, net, ep)
                 } else {
-                    Some(remote_removed(net, &ep.id))
+                    Some(self.remote_removed(net, &ep.id))
                 }
             })
             .collect()
@@ -368,7 +368,7 @@ impl Controller {
         if let Some(old) = state.remove_endpoint(&ep.id) {
             state.release_endpoint(&net, &old);
             if old.node != self.node.id {
-                actions.push(remote_removed(&net, &old.id));
+                actions.push(self.remote_removed(&net, &old.id));
             }
         }
         state.retake_global_endpoint(&net, &ep);
@@ -405,7 +405,7 @@ impl Controller {
         }
         state.remove_endpoint(id);
         state.release_endpoint(&net, &ep);
-        vec![remote_removed(&net, &ep.id)]
+        vec![self.remote_removed(&net, &ep.id)]
     }
 
     /// A remote endpoint's entries and names.
@@ -419,7 +419,8 @@ impl Controller {
         let vtep: IpAddr = node.address.parse().ok()?;
         let addresses: Vec<IpAddr> = ep.addresses().map(|a| a.ip()).collect();
         let remote = Effect::AddRemote {
-            vni: vni(net),
+            driver: net.driver.clone(),
+            vni: self.vni(net),
             endpoint: ep.id.clone(),
             remote: Remote {
                 mac: ep.mac?,
@@ -534,28 +535,34 @@ impl Controller {
             }
             wanted
         };
-        let overlay = self.drivers.overlay();
-        use netctl_drivers::Driver;
-        if let Err(e) = overlay.collect_garbage(&wanted).await {
-            tracing::warn!(error = %e, "cannot remove unused overlay segments");
-        }
-        if let Err(e) = overlay.prune().await {
-            tracing::warn!(error = %e, "cannot prune stale overlay entries");
+        for datapath in self.drivers.cluster_datapaths() {
+            if let Err(e) = datapath.collect_garbage(&wanted).await {
+                tracing::warn!(driver = datapath.name(), error = %e, "cannot remove unused segments");
+            }
+            if let Err(e) = datapath.prune().await {
+                tracing::warn!(driver = datapath.name(), error = %e, "cannot prune stale remote entries");
+            }
         }
     }
 }
 
-/// A remote endpoint's names and entries removed.
-fn remote_removed(net: &NetworkRecord, endpoint: &str) -> Action {
-    Action::Effects(vec![
-        Effect::RemoveNames(endpoint.to_string()),
-        Effect::RemoveRemote {
-            vni: vni(net),
-            endpoint: endpoint.to_string(),
-        },
-    ])
-}
+impl Controller {
+    /// A remote endpoint's names and entries removed.
+    fn remote_removed(&self, net: &NetworkRecord, endpoint: &str) -> Action {
+        Action::Effects(vec![
+            Effect::RemoveNames(endpoint.to_string()),
+            Effect::RemoveRemote {
+                driver: net.driver.clone(),
+                vni: self.vni(net),
+                endpoint: endpoint.to_string(),
+            },
+        ])
+    }
 
-pub(in crate::controller) fn vni(net: &NetworkRecord) -> u32 {
-    OverlayConfig::from_value(&net.driver_config).vni
+    /// A global network's VXLAN id, as its driver keeps it; 0 for a local network.
+    pub(in crate::controller) fn vni(&self, net: &NetworkRecord) -> u32 {
+        self.drivers
+            .cluster_driver(&net.driver)
+            .map_or(0, |d| d.vni(&net.driver_config))
+    }
 }

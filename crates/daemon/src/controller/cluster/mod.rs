@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use netctl_drivers::overlay::Underlay;
+use netctl_drivers::cluster::Underlay;
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore, Prefix, Scope, Store, StoreError};
 use parking_lot::Mutex;
@@ -179,6 +179,13 @@ impl Controller {
             file.write_all(text.as_bytes()).map_err(failed)?;
         }
         Ok(())
+    }
+
+    /// Every cluster-wide datapath told this node's underlay (`None`: it left the cluster).
+    pub(in crate::controller) fn set_underlay(&self, underlay: Option<Underlay>) {
+        for datapath in self.drivers.cluster_datapaths() {
+            datapath.set_underlay(underlay);
+        }
     }
 
     /// The overlay's view of this node's underlay: its address, the cluster's port, and the

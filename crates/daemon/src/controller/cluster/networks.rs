@@ -2,9 +2,9 @@
 //! cluster-wide unique keys it needs (name, VNI, subnets) taken in the same transaction.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use netctl_drivers::overlay::OverlayConfig;
-use netctl_drivers::{Driver, NetworkRole, NetworkSettings};
+use netctl_drivers::{ClusterDriver, Driver, NetworkRole, NetworkSettings};
 use netctl_ipam::Scope;
 use netctl_plugin_api::{ApiError, NetworkCreateRequest};
 use netctl_store::{Batch, Key};
@@ -15,7 +15,6 @@ use super::super::state::State;
 use super::super::subnets::SubnetRequest;
 use super::super::txn::Txn;
 use super::super::Controller;
-use super::mirror::vni;
 use crate::cluster::claims::{
     ingress_key, network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI,
 };
@@ -37,7 +36,7 @@ impl Controller {
         state
             .networks()
             .filter(|n| self.is_global(n))
-            .map(vni)
+            .map(|n| self.vni(n))
             .collect()
     }
 
@@ -72,7 +71,14 @@ impl Controller {
         self.require_manager(&format!("network create {}", req.name))
             .await?;
         self.cluster.store()?;
-        let requested_vni = OverlayConfig::from_value(&settings.config).vni;
+        let cluster_driver = self
+            .drivers
+            .cluster_driver(driver.name())
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal(format!("{} is not a cluster-wide driver", driver.name()))
+            })?;
+        let requested_vni = cluster_driver.vni(&settings.config);
         let id = new_id();
         let _held = self.locks.hold(&[], &[&id], &[]).await;
         // VNIs lost to other nodes in this request's races.
@@ -84,7 +90,7 @@ impl Controller {
                     let lost = lost.lock();
                     let plan = GlobalNetwork {
                         id: id.clone(),
-                        driver: driver.name(),
+                        driver: cluster_driver.clone(),
                         settings: settings.clone(),
                         requests: requests.clone(),
                         req: req.clone(),
@@ -108,7 +114,7 @@ impl Controller {
                 },
             )
             .await?;
-        tracing::info!(network = %record.name, driver = %record.driver, vni = vni(&record), "global network created");
+        tracing::info!(network = %record.name, driver = %record.driver, vni = self.vni(&record), "global network created");
         Ok(record)
     }
 
@@ -129,7 +135,7 @@ impl Controller {
                 let mut txn = Txn::new(format!("remove network {}", net.name));
                 txn.persist = Batch::new()
                     .delete_global(&net)
-                    .delete(vni_key(vni(&net)))
+                    .delete(vni_key(self.vni(&net)))
                     .delete(network_name_key(&net.name));
                 if ingress {
                     txn.persist = txn.persist.delete(ingress_key());
@@ -275,7 +281,7 @@ pub(in crate::controller) fn endpoint_label(state: &State, ep: &EndpointRecord) 
 /// A global network asked for, not yet planned.
 struct GlobalNetwork {
     id: String,
-    driver: &'static str,
+    driver: Arc<dyn ClusterDriver>,
     settings: NetworkSettings,
     requests: Vec<SubnetRequest>,
     req: NetworkCreateRequest,
@@ -307,7 +313,7 @@ impl GlobalNetwork {
             )));
         }
         if self.ingress {
-            if let Some(other) = state.networks().find(|n| n.driver == self.driver) {
+            if let Some(other) = state.networks().find(|n| n.driver == self.driver.name()) {
                 return Err(ingress_exists(&other.name));
             }
         }
@@ -324,11 +330,11 @@ impl GlobalNetwork {
         };
         // The cluster's address space: a node's own routes say nothing about other nodes.
         let subnets = state.reserve_subnets(Scope::Global, &self.requests, &[])?;
-        let config = OverlayConfig { vni };
+        let driver_config = self.driver.with_vni(&self.settings.config, vni);
         let record = NetworkRecord {
             id: self.id,
             name: self.req.name,
-            driver: self.driver.to_string(),
+            driver: self.driver.name().to_string(),
             created: now_rfc3339(),
             address_scope: AddressScope::Global,
             mtu: self.settings.mtu,
@@ -337,7 +343,7 @@ impl GlobalNetwork {
             subnets,
             subnet_owner: SubnetOwner::Network,
             options: self.req.options,
-            driver_config: config.to_value(),
+            driver_config,
             labels: self.req.labels,
         };
         state.insert_network(record.clone());
