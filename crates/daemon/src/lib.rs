@@ -7,7 +7,7 @@
 
 pub mod access;
 mod app;
-pub mod cluster;
+pub mod cluster_store;
 pub mod config;
 mod controller;
 mod error;

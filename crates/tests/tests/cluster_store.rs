@@ -257,7 +257,9 @@ fn one_member_down_is_invisible_and_quorum_lost_fails_fast_and_clearly() {
 
 #[test]
 fn three_nodes_claiming_vnis_and_addresses_at_once_never_share_one() {
-    use netctl_daemon::cluster::claims::{claim_address, claim_vni, ClaimError, FIRST_AUTO_VNI};
+    use netctl_daemon::cluster_store::claims::{
+        claim_address, claim_vni, ClaimError, FIRST_AUTO_VNI,
+    };
     let fixture = Fixture::new();
     let (vnis, addresses) = fixture
         .run(3, |stores| async move {
@@ -328,7 +330,7 @@ fn three_nodes_claiming_vnis_and_addresses_at_once_never_share_one() {
 
 #[test]
 fn a_cluster_is_made_once_joined_with_its_tokens_only_and_knows_who_is_alive() {
-    use netctl_daemon::cluster::membership::{
+    use netctl_daemon::cluster_store::members::{
         announce, init, join, nodes, rotate_token, MembershipError, Newcomer, Role,
     };
     let fixture = Fixture::new();
@@ -395,7 +397,7 @@ fn a_cluster_is_made_once_joined_with_its_tokens_only_and_knows_who_is_alive() {
         // Alive while its lease lives.
         let lease = store.grant_lease(Duration::from_secs(5)).await.unwrap();
         announce(store, "n2", lease).await.unwrap();
-        let ready = |list: &[netctl_daemon::cluster::membership::NodeStatus], id: &str| {
+        let ready = |list: &[netctl_daemon::cluster_store::members::NodeStatus], id: &str| {
             list.iter().find(|s| s.node.id == id).map(|s| s.ready)
         };
         let list = nodes(store).await.unwrap();
@@ -410,9 +412,9 @@ fn a_cluster_is_made_once_joined_with_its_tokens_only_and_knows_who_is_alive() {
 
 #[test]
 fn a_backup_restored_into_an_empty_etcd_brings_back_networks_vnis_and_allocations() {
-    use netctl_daemon::cluster::backup::{backup, restore, Backup, BackupError};
-    use netctl_daemon::cluster::claims::{claim_address, claim_vni};
-    use netctl_daemon::cluster::membership::{announce, init, join, nodes, Newcomer};
+    use netctl_daemon::cluster_store::backup::{backup, restore, Backup, BackupError};
+    use netctl_daemon::cluster_store::claims::{claim_address, claim_vni};
+    use netctl_daemon::cluster_store::members::{announce, init, join, nodes, Newcomer};
     let fixture = Fixture::new();
     let newcomer = |id: &str| Newcomer {
         id: id.to_string(),
@@ -476,8 +478,8 @@ fn a_backup_restored_into_an_empty_etcd_brings_back_networks_vnis_and_allocation
 
 #[test]
 fn a_kept_lease_keeps_a_node_ready_a_restart_within_its_ttl_is_unseen_and_a_dead_node_goes_down() {
-    use netctl_daemon::cluster::liveness::Liveness;
-    use netctl_daemon::cluster::membership::{init, nodes, Newcomer};
+    use netctl_daemon::cluster_store::liveness::Liveness;
+    use netctl_daemon::cluster_store::members::{init, nodes, Newcomer};
     use std::sync::{Arc, Mutex};
     let fixture = Fixture::new();
     fixture.run(2, |stores| async move {

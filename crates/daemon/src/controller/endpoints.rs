@@ -16,7 +16,7 @@ use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
-use crate::cluster::claims::address_key;
+use crate::cluster_store::claims::address_key;
 use crate::ids::{new_id, valid_dns_name, DNS_NAME_RULE};
 use crate::model::{
     format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord, PublishedPort, SandboxMode,
@@ -30,7 +30,7 @@ const BASE_ROUTE_METRIC: u32 = 100;
 
 /// What a connect request asks for, parsed before anything changes.
 #[derive(Clone)]
-pub(super) struct Wanted {
+pub(super) struct EndpointRequest {
     ipv4: Option<IpAddr>,
     ipv6: Option<IpAddr>,
     mac: Option<[u8; 6]>,
@@ -64,7 +64,7 @@ fn wanted_ports(config: &EndpointConfig) -> Vec<PortMapping> {
     ports
 }
 
-impl Wanted {
+impl EndpointRequest {
     pub fn parse(config: &EndpointConfig) -> Result<Self, ApiError> {
         let ip = |text: &Option<String>, v6: bool| -> Result<Option<IpAddr>, ApiError> {
             let Some(text) = text.as_deref().filter(|t| !t.is_empty()) else {
@@ -104,7 +104,7 @@ impl Wanted {
     }
 }
 
-impl Wanted {
+impl EndpointRequest {
     /// Leaves out the mappings the sandbox publishes already on another network: a runtime
     /// passes its container's port mappings with each network it attaches (podman does), and
     /// the host port goes to the first.
@@ -357,7 +357,7 @@ impl State {
         caps: &Capabilities,
         sandbox: &SandboxRecord,
         node: &str,
-        wanted: Wanted,
+        wanted: EndpointRequest,
     ) -> Result<EndpointRecord, ApiError> {
         if !caps.addresses
             && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some())
@@ -446,7 +446,7 @@ impl State {
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
         mut endpoint: EndpointRecord,
-        wanted: &Wanted,
+        wanted: &EndpointRequest,
     ) -> Result<EndpointRecord, ApiError> {
         endpoint.ipv4 = wanted.chained.iter().find(|a| a.is_ipv4()).copied();
         endpoint.ipv6 = wanted.chained.iter().find(|a| a.is_ipv6()).copied();
@@ -534,7 +534,7 @@ impl Controller {
         sandbox: &str,
         config: &EndpointConfig,
     ) -> Result<(), ApiError> {
-        let wanted = Wanted::parse(config)?;
+        let wanted = EndpointRequest::parse(config)?;
         self.ensure_gateway_bridge_for(network).await?;
         let (net_id, sandbox_id) = {
             let state = self.state.lock().await;
@@ -569,7 +569,7 @@ impl Controller {
         state: &mut State,
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
-        wanted: Wanted,
+        wanted: EndpointRequest,
     ) -> Result<Txn, ApiError> {
         let caps = self.capabilities(net)?;
         self.check_connectable(state, net, &caps, sandbox)?;
@@ -774,7 +774,7 @@ impl Controller {
 
 /// On a DHCP network the server picks the addresses, and the endpoints are on the LAN
 /// itself: there is nothing to publish a port through.
-fn check_leasable(net: &NetworkRecord, wanted: &Wanted) -> Result<(), ApiError> {
+fn check_leasable(net: &NetworkRecord, wanted: &EndpointRequest) -> Result<(), ApiError> {
     if wanted.ipv4.is_some() || wanted.ipv6.is_some() {
         return Err(ApiError::invalid(format!(
             "addresses on network {} come from its DHCP server: --ip and --ip6 cannot be given",

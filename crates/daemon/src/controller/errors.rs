@@ -6,7 +6,7 @@ use netctl_kernel::KernelError;
 use netctl_plugin_api::{ApiError, ErrorCode};
 use netctl_store::StoreError;
 
-use crate::cluster::membership::MembershipError;
+use crate::cluster_store::members::MembershipError;
 
 pub(super) fn from_ipam(e: IpamError) -> ApiError {
     let code = match e {

@@ -5,7 +5,7 @@
 use netctl_drivers::{Capabilities, NetworkRole};
 use netctl_plugin_api::{ApiError, NetworkCreateRequest};
 
-use super::endpoints::Wanted;
+use super::endpoints::EndpointRequest;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
@@ -102,7 +102,7 @@ impl Controller {
         if state.attachment(&gateway.id, &sandbox.id).is_some() {
             return Ok(None);
         }
-        let wanted = Wanted::parse(&Default::default())?;
+        let wanted = EndpointRequest::parse(&Default::default())?;
         self.plan_connect(state, &gateway, sandbox, wanted)
             .map(Some)
     }

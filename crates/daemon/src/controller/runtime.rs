@@ -14,7 +14,7 @@ use netctl_plugin_api::runtime::{
 use netctl_plugin_api::{ApiError, ErrorCode};
 
 use super::effects::Effect;
-use super::endpoints::{lost_address, Wanted};
+use super::endpoints::{lost_address, EndpointRequest};
 use super::namespaces::NamespaceSearch;
 use super::specs::{endpoint_spec, network_spec};
 use super::Controller;
@@ -40,7 +40,7 @@ impl Controller {
         let netns = reachable_netns(&req.netns, req.caller_pid)?;
         let inode = netctl_kernel::netns::inode_at(&netns)
             .ok_or_else(|| ApiError::not_found(format!("no network namespace at {}", req.netns)))?;
-        let mut wanted = Wanted::parse(&req.endpoint_config)?;
+        let mut wanted = EndpointRequest::parse(&req.endpoint_config)?;
         wanted.ifname = Some(req.ifname.clone());
         wanted.chained = req
             .chained_addresses
@@ -120,7 +120,7 @@ impl Controller {
         sandbox: &SandboxRecord,
         net_id: &str,
         req: &AttachRequest,
-        wanted: Wanted,
+        wanted: EndpointRequest,
     ) -> Result<Attachment, ApiError> {
         let wanted = {
             let state = self.state.lock().await;
@@ -179,7 +179,7 @@ impl Controller {
         record: SandboxRecord,
         reachable: &Path,
         net_id: &str,
-        wanted: Wanted,
+        wanted: EndpointRequest,
     ) -> Result<Attachment, ApiError> {
         let held = self.locks.hold(&[net_id], &[], &[&record.id]).await;
         let (endpoint_id, _) = self

@@ -5,7 +5,7 @@ use netctl_plugin_api::{ApiError, SandboxCreateRequest};
 use netctl_store::Batch;
 
 use super::effects::Effect;
-use super::endpoints::Wanted;
+use super::endpoints::EndpointRequest;
 use super::errors::from_dns;
 use super::state::State;
 use super::txn::Txn;
@@ -59,7 +59,7 @@ impl Controller {
         netctl_dns::DnsSettings::from(&dns)
             .validate()
             .map_err(from_dns)?;
-        let wanted = Wanted::parse(&req.endpoint_config)?;
+        let wanted = EndpointRequest::parse(&req.endpoint_config)?;
         if let Some(key) = req.network.as_deref() {
             self.ensure_gateway_bridge_for(key).await?;
         }

@@ -1,5 +1,5 @@
 //! A manager admitting nodes to a cluster whose store is TLS with client certificates:
-//! its join service, and what it decides for each ask (see [`crate::cluster::join_service`]).
+//! its join service, and what it decides for each ask (see [`crate::cluster_store::join_service`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -7,10 +7,10 @@ use std::sync::{Arc, Weak};
 use netctl_store::{ClusterStore, StoreError};
 
 use super::super::Controller;
-use crate::cluster::credentials::{self, CredentialError};
-use crate::cluster::join_service::{Admit, JoinAnswer, JoinAsk, JoinService, JOIN_PORT};
-use crate::cluster::membership::{self as members, Newcomer};
-use crate::cluster::rekey::rekey_endpoints;
+use crate::cluster_store::credentials::{self, CredentialError};
+use crate::cluster_store::join_service::{Admit, JoinAnswer, JoinAsk, JoinService, JOIN_PORT};
+use crate::cluster_store::members::{self, Newcomer};
+use crate::cluster_store::rekey::rekey_endpoints;
 use crate::model::MembershipRecord;
 
 impl Controller {

@@ -19,7 +19,7 @@ use super::super::executor;
 use super::super::specs::{endpoint_spec, network_spec};
 use super::super::state::State;
 use super::super::Controller;
-use crate::cluster::membership::{ClusterNode, ClusterRecord};
+use crate::cluster_store::members::{ClusterNode, ClusterRecord};
 use crate::model::{EndpointRecord, NetworkRecord, ServiceRecord};
 use crate::persist::{decode, id_in_global_key, Record};
 
@@ -510,7 +510,7 @@ impl Controller {
         ) else {
             return;
         };
-        match crate::cluster::membership::announce(&store, &self.node.id, lease).await {
+        match crate::cluster_store::members::announce(&store, &self.node.id, lease).await {
             Ok(()) => tracing::info!("this node's liveness key was gone; announced it again"),
             // An expired lease: the keeper grants a new one and announces on it.
             Err(e) => tracing::debug!(error = %e, "cannot announce this node on its lease"),

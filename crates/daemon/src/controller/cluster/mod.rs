@@ -9,9 +9,9 @@
 
 mod admission;
 mod balancers;
+mod global_networks;
 mod membership;
 mod mirror;
-mod networks;
 mod nodes;
 mod services;
 
@@ -28,8 +28,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::Controller;
-use crate::cluster::join_service::JoinService;
-use crate::cluster::liveness::Liveness;
+use crate::cluster_store::join_service::JoinService;
+use crate::cluster_store::liveness::Liveness;
 use crate::config::DEFAULT_LEASE_TTL;
 use crate::model::{MembershipRecord, StoreCredentials};
 use crate::persist::BatchExt;

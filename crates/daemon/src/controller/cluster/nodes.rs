@@ -10,9 +10,9 @@ use netctl_store::{Batch, ClusterStore, Store};
 use super::super::errors::from_membership;
 use super::super::state::State;
 use super::super::Controller;
-use crate::cluster::backup::{self, Backup, BackupError};
-use crate::cluster::credentials;
-use crate::cluster::membership::{self as members, ClusterNode, Role};
+use crate::cluster_store::backup::{self, Backup, BackupError};
+use crate::cluster_store::credentials;
+use crate::cluster_store::members::{self, ClusterNode, Role};
 use crate::model::EndpointRecord;
 
 fn node_view(state: &State, node: &ClusterNode, this: &str) -> NodeInspect {

@@ -19,7 +19,7 @@ use super::super::state::{Lookup, State};
 use super::super::txn::Txn;
 use super::super::Controller;
 use super::nodes::find_node;
-use crate::cluster::claims::address_key;
+use crate::cluster_store::claims::address_key;
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{
     EndpointRecord, NetworkRecord, PublishMode, ServicePort, ServiceRecord, Transport,

@@ -11,9 +11,9 @@
 //! before.
 
 mod dhcp;
-mod endpoints;
+mod docker_endpoints;
+mod docker_networks;
 mod ipam;
-mod networks;
 
 use netctl_plugin_api::docker::{
     checks, AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,

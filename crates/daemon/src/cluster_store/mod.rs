@@ -6,5 +6,5 @@ pub mod claims;
 pub mod credentials;
 pub mod join_service;
 pub mod liveness;
-pub mod membership;
+pub mod members;
 pub mod rekey;

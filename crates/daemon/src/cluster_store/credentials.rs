@@ -12,7 +12,7 @@ use netctl_pki::{Authority, Credential};
 use netctl_store::{ClusterStore, Grant, Key, Prefix, Scope, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::membership::Role;
+use super::members::Role;
 use crate::model::EndpointRecord;
 use crate::persist::Record;
 

@@ -7,7 +7,7 @@
 use netctl_store::{Batch, ClusterStore, Key, Prefix, Scope, Store};
 use serde::{Deserialize, Serialize};
 
-use super::membership::MembershipError;
+use super::members::MembershipError;
 
 /// What a backup file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

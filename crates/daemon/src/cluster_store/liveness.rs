@@ -10,7 +10,7 @@ use std::time::Duration;
 use netctl_store::{ClusterStore, LeaseId};
 use tokio::task::JoinHandle;
 
-use super::membership::{announce, MembershipError};
+use super::members::{announce, MembershipError};
 
 /// Keeps one node's lease alive until dropped; dropping it lets the lease expire.
 pub struct Liveness {

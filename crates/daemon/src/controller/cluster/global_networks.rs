@@ -15,10 +15,10 @@ use super::super::state::State;
 use super::super::subnets::SubnetRequest;
 use super::super::txn::Txn;
 use super::super::Controller;
-use crate::cluster::claims::{
+use crate::cluster_store::claims::{
     ingress_key, network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI,
 };
-use crate::cluster::membership::Role;
+use crate::cluster_store::members::Role;
 use crate::ids::{new_id, now_rfc3339};
 use crate::model::{AddressScope, EndpointRecord, NetworkRecord, PublishMode, SubnetOwner};
 use crate::persist::BatchExt;
