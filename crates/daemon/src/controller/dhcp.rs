@@ -6,14 +6,17 @@
 
 use std::sync::Arc;
 
-use ipnetwork::IpNetwork;
 use netctl_dns::DnsSettings;
-use netctl_kernel::netlink::Request;
 use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
-use super::errors::{from_kernel, from_store};
+use super::effects::Effect;
+use super::errors::from_kernel;
+use super::executor::{self, Policy};
+use super::lease_datapath::LeaseOnLink;
 use super::specs::endpoint_names;
+use super::state::State;
+use super::txn::Txn;
 use super::Controller;
 use crate::leases::{
     lease_from_record, lease_record, Change, Family, Lease, LeaseError, LeaseEvent, Target,
@@ -55,7 +58,13 @@ impl Controller {
         let bound = self.config.dhcp_timeout();
         for family in leasing.net.lease_families() {
             if family == Family::V6 {
-                self.speak_ipv6(&leasing, &target).await?;
+                let speak = [Effect::SpeakIpv6 {
+                    sandbox: leasing.sandbox.id.clone(),
+                    ifname: leasing.ep.ifname.clone(),
+                }];
+                executor::carry_out(self, "lease IPv6", &speak, Policy::AllOrUndo)
+                    .await
+                    .map_err(|failed| failed.error)?;
             }
             let started = std::time::Instant::now();
             let lease = self
@@ -98,14 +107,7 @@ impl Controller {
     /// The endpoint, its network and sandbox, when it is on a DHCP network and in a
     /// sandbox of this daemon.
     async fn leasing(&self, endpoint_id: &str) -> Option<Leasing> {
-        let state = self.state.lock().await;
-        let ep = state.endpoint(endpoint_id)?.clone();
-        let net = state.network_by_id(&ep.network_id)?.clone();
-        if !net.leases_addresses() || ep.chained {
-            return None;
-        }
-        let sandbox = state.sandbox_by_id(ep.sandbox_id.as_deref()?)?.clone();
-        Some(Leasing { net, sandbox, ep })
+        leasing_in(&*self.state.lock().await, endpoint_id)
     }
 
     async fn lease_target(&self, leasing: &Leasing) -> Result<Target, ApiError> {
@@ -136,171 +138,32 @@ impl Controller {
         })
     }
 
-    /// An interface joined without an IPv6 address has no link-local one, which DHCPv6
-    /// sends from: it gets one, usable at once (no duplicate address detection: its MAC is
-    /// the endpoint's own), and hears router advertisements, where its default route comes
-    /// from.
-    async fn speak_ipv6(&self, leasing: &Leasing, target: &Target) -> Result<(), ApiError> {
-        let ifname = target.ifname.clone();
-        netctl_kernel::netns::run_in(&target.netns, move || {
-            for (key, value) in [("accept_dad", "0"), ("accept_ra", "1")] {
-                netctl_kernel::sysctl::ensure(&format!("net.ipv6.conf.{ifname}.{key}"), value)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(from_kernel)?;
-        let netns = self.namespaces.get(&leasing.sandbox.id).ok_or_else(|| {
-            ApiError::internal(format!("sandbox {} is gone", leasing.sandbox.name))
-        })?;
-        // The link-local address is made when the link comes up.
-        netns
-            .netlink()
-            .run_all(vec![
-                Request::link_down(target.ifindex),
-                Request::ipv6_link_local(target.ifindex, true),
-                Request::link_up(target.ifindex),
-            ])
-            .await
-            .map_err(from_kernel)
-    }
-
-    /// Puts a family's lease in effect (`None`: its address withdrawn): the kernel, the
-    /// record, and (when the address changed) the names and the hosts file.
+    /// Puts a family's lease in effect (`None`: its address withdrawn), as one
+    /// transaction: the record and the state, the interface, the sandbox's DNS, and (when
+    /// the address changed) the names and the hosts file.
     async fn put_lease_in_effect(
         &self,
         endpoint_id: &str,
         family: Family,
         lease: Option<&Lease>,
     ) -> Result<(), ApiError> {
-        let Some(mut leasing) = self.leasing(endpoint_id).await else {
-            return Ok(());
-        };
-        let record = lease.map(lease_record);
-        let new = record.as_ref().map(|r| r.address);
-        let old = match family {
-            Family::V4 => leasing.ep.ipv4,
-            Family::V6 => leasing.ep.ipv6,
-        };
-        self.configure_lease(&leasing, old, lease).await?;
-        match family {
-            Family::V4 => (leasing.ep.ipv4, leasing.ep.leases.v4) = (new, record),
-            Family::V6 => (leasing.ep.ipv6, leasing.ep.leases.v6) = (new, record),
-        }
-        self.store
-            .apply(Batch::new().put_record(&leasing.ep))
-            .await
-            .map_err(from_store)?;
-        let addresses = {
-            let mut state = self.state.lock().await;
-            if state.endpoint(endpoint_id).is_none() {
-                // Disconnected meanwhile: its removal deleted the record, and the kernel
-                // objects went with its interface.
-                drop(state);
-                let _ = self
-                    .store
-                    .apply(Batch::new().delete_record::<EndpointRecord>(endpoint_id))
-                    .await;
-                return Ok(());
-            }
-            state.insert_endpoint(leasing.ep.clone());
-            state.sandbox_addresses(&leasing.sandbox.id)
-        };
-        if old != new {
-            let directory = self.dns.directory();
-            directory.remove_endpoint(endpoint_id);
-            directory.add_endpoint(endpoint_names(&leasing.net, &leasing.sandbox, &leasing.ep));
-            self.write_hosts(&leasing.sandbox, &addresses)?;
-        }
-        self.follow_lease_dns(&leasing.sandbox).await
-    }
-
-    /// The lease's address, default route and MTU on the interface; the old address gone
-    /// when it changed.
-    async fn configure_lease(
-        &self,
-        leasing: &Leasing,
-        old: Option<IpNetwork>,
-        lease: Option<&Lease>,
-    ) -> Result<(), ApiError> {
-        let Some(netns) = self.namespaces.get(&leasing.sandbox.id) else {
-            return Ok(());
-        };
-        let netlink = netns.netlink();
-        let Some(link) = netlink
-            .link_by_name(&leasing.ep.ifname)
-            .await
-            .map_err(from_kernel)?
-        else {
-            return Ok(());
-        };
-        let new = lease.map(|l| lease_record(l).address);
-        if let Some(old) = old.filter(|old| Some(*old) != new) {
-            if let Err(e) = netlink.run(Request::delete_address(link.index, old)).await {
-                if !e.not_found() {
-                    return Err(from_kernel(e));
-                }
-            }
-        }
-        let mut requests = Vec::new();
-        match lease {
-            Some(Lease::V4(l)) => {
-                let mtu = l.mtu.map(u32::from).filter(|m| *m >= 576);
-                if let Some(mtu) = mtu.filter(|m| *m <= leasing.net.mtu && Some(*m) != link.mtu) {
-                    requests.push(Request::link_mtu(link.index, mtu));
-                }
-                requests.push(Request::replace_address(
-                    link.index,
-                    new.expect("a lease's address"),
-                ));
-                if let Some(router) = l.routers.first().filter(|_| !leasing.net.internal) {
-                    requests.push(Request::replace_default_route(
-                        (*router).into(),
-                        link.index,
-                        leasing.ep.route_metric,
-                    ));
-                }
-            }
-            Some(Lease::V6(_)) => {
-                requests.push(Request::replace_address(
-                    link.index,
-                    new.expect("a lease's address"),
-                ));
-            }
-            None => {}
-        }
-        netlink.run_all(requests).await.map_err(from_kernel)
+        self.transact(|state| Ok((plan_lease(state, endpoint_id, family, lease), ())))
+            .await?;
+        Ok(())
     }
 
     /// The sandbox resolves through its leases' DNS servers and search domains, unless it
     /// was given its own (`--dns`, `--dns-search`).
     async fn follow_lease_dns(&self, sandbox: &SandboxRecord) -> Result<(), ApiError> {
-        let own = {
-            let state = self.state.lock().await;
-            let mut own = DnsSettings::from(&sandbox.dns);
-            let leases: Vec<_> = state
-                .endpoints_of_sandbox(&sandbox.id)
-                .flat_map(|e| e.leases.v4.iter().chain(&e.leases.v6).cloned())
-                .collect();
-            if own.servers.is_empty() {
-                own.servers = leases
-                    .iter()
-                    .flat_map(|l| &l.dns_servers)
-                    .map(|ip| ip.to_string())
-                    .collect();
-                own.servers.dedup();
-            }
-            if own.search.is_empty() {
-                for domain in leases.iter().flat_map(|l| &l.search) {
-                    if !own.search.contains(domain) {
-                        own.search.push(domain.clone());
-                    }
-                }
-            }
-            own
-        };
-        let resolution = self.dns.add_sandbox(&sandbox.id, &own);
-        self.write_resolv_conf(sandbox, &resolution, super::dns::Make::No)
+        let settings = lease_dns(&*self.state.lock().await, sandbox);
+        let apply = [Effect::SetSandboxDns {
+            sandbox: sandbox.clone(),
+            settings,
+        }];
+        executor::carry_out(self, "follow the leases' DNS", &apply, Policy::AllOrUndo)
+            .await
+            .map(|_| ())
+            .map_err(|failed| failed.error)
     }
 
     /// At start: every leasing endpoint's clients again, confirming what they hold
@@ -393,11 +256,213 @@ pub async fn watch_leases(controller: Arc<Controller>) {
     }
 }
 
+/// The endpoint, its network and sandbox, when it is on a DHCP network and in a sandbox of
+/// this daemon.
+fn leasing_in(state: &State, endpoint_id: &str) -> Option<Leasing> {
+    let ep = state.endpoint(endpoint_id)?.clone();
+    let net = state.network_by_id(&ep.network_id)?.clone();
+    if !net.leases_addresses() || ep.chained {
+        return None;
+    }
+    let sandbox = state.sandbox_by_id(ep.sandbox_id.as_deref()?)?.clone();
+    Some(Leasing { net, sandbox, ep })
+}
+
+/// A family's lease put in effect: the endpoint's record and state, its interface, the
+/// sandbox's DNS, and (when the address changed) its names and the hosts file. Nothing,
+/// when the endpoint left meanwhile.
+fn plan_lease(state: &mut State, endpoint_id: &str, family: Family, lease: Option<&Lease>) -> Txn {
+    let mut txn = Txn::new(format!(
+        "put the {} lease of {endpoint_id} in effect",
+        family.name()
+    ));
+    let Some(Leasing { net, sandbox, ep }) = leasing_in(state, endpoint_id) else {
+        return txn;
+    };
+    let before = ep.clone();
+    let mut ep = ep;
+    let record = lease.map(lease_record);
+    let new = record.as_ref().map(|r| r.address);
+    let old = match family {
+        Family::V4 => ep.ipv4,
+        Family::V6 => ep.ipv6,
+    };
+    match family {
+        Family::V4 => (ep.ipv4, ep.leases.v4) = (new, record),
+        Family::V6 => (ep.ipv6, ep.leases.v6) = (new, record),
+    }
+    state.insert_endpoint(ep.clone());
+    txn.persist = Batch::new().put_record(&ep);
+    txn.revert = Batch::new().put_record(&before);
+    txn.effects.push(Effect::ConfigureLease {
+        sandbox: sandbox.id.clone(),
+        on: LeaseOnLink {
+            ifname: ep.ifname.clone(),
+            old,
+            lease: lease.cloned(),
+            mtu_limit: net.mtu,
+            internal: net.internal,
+            route_metric: ep.route_metric,
+        },
+    });
+    txn.effects.push(Effect::SetSandboxDns {
+        sandbox: sandbox.clone(),
+        settings: lease_dns(state, &sandbox),
+    });
+    if old != new {
+        txn.effects.push(Effect::RemoveNames(ep.id.clone()));
+        txn.effects
+            .push(Effect::AddNames(endpoint_names(&net, &sandbox, &ep)));
+        txn.effects.push(Effect::WriteHosts {
+            addresses: state.sandbox_addresses(&sandbox.id),
+            sandbox,
+        });
+    }
+    txn.unplan = Box::new(move |state: &mut State| state.insert_endpoint(before));
+    txn
+}
+
+/// The sandbox's DNS settings: its own (`--dns`, `--dns-search`), else its leases' DNS
+/// servers and search domains.
+fn lease_dns(state: &State, sandbox: &SandboxRecord) -> DnsSettings {
+    let mut own = DnsSettings::from(&sandbox.dns);
+    let leases: Vec<_> = state
+        .endpoints_of_sandbox(&sandbox.id)
+        .flat_map(|e| e.leases.v4.iter().chain(&e.leases.v6).cloned())
+        .collect();
+    if own.servers.is_empty() {
+        own.servers = leases
+            .iter()
+            .flat_map(|l| &l.dns_servers)
+            .map(|ip| ip.to_string())
+            .collect();
+        own.servers.dedup();
+    }
+    if own.search.is_empty() {
+        for domain in leases.iter().flat_map(|l| &l.search) {
+            if !own.search.contains(domain) {
+                own.search.push(domain.clone());
+            }
+        }
+    }
+    own
+}
+
 fn from_lease(e: LeaseError) -> ApiError {
     match e {
         LeaseError::Socket { .. } => ApiError::internal(e.to_string()),
         LeaseError::NoAnswer { .. } | LeaseError::Refused { .. } => {
             ApiError::unavailable(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+
+    use netctl_ipam::dhcp::v4;
+    use netctl_ipam::{Ipam, PoolTemplate};
+
+    use super::super::executor::test::describe;
+    use super::super::test_records::{endpoint, network, sandbox};
+    use super::*;
+
+    fn state() -> State {
+        let mut state = State::new(Ipam::new(
+            PoolTemplate::from_table(netctl_ipam::DEFAULT_LOCAL_POOLS),
+            Vec::new(),
+        ));
+        state.insert_network(network("n1", "lan", "bridge", SubnetOwner::Dhcp));
+        state.insert_sandbox(sandbox("s1", "a"));
+        state.insert_endpoint(endpoint("e1", "n1", "s1"));
+        state
+    }
+
+    fn lease(address: [u8; 4]) -> Lease {
+        Lease::V4(v4::Lease {
+            address: Ipv4Addr::from(address),
+            prefix: 24,
+            server: Ipv4Addr::new(192, 0, 2, 1),
+            routers: vec![Ipv4Addr::new(192, 0, 2, 1)],
+            dns_servers: vec![Ipv4Addr::new(192, 0, 2, 53)],
+            search: vec!["lan.example".into()],
+            mtu: None,
+            times: netctl_ipam::dhcp::Lifetimes {
+                acquired: Instant::now(),
+                renew_after: Duration::from_secs(60),
+                rebind_after: Duration::from_secs(105),
+                valid: Duration::from_secs(120),
+            },
+        })
+    }
+
+    fn steps(txn: &Txn) -> Vec<String> {
+        txn.effects.iter().map(describe).collect()
+    }
+
+    #[test]
+    fn a_new_address_is_recorded_configured_and_named() {
+        let mut state = state();
+        let txn = plan_lease(&mut state, "e1", Family::V4, Some(&lease([192, 0, 2, 100])));
+        assert_eq!(
+            steps(&txn),
+            [
+                "configure lease s1/eth0",
+                "set sandbox dns s1",
+                "remove names e1",
+                "add names e1",
+                "write hosts s1"
+            ]
+        );
+        let ep = state.endpoint("e1").unwrap();
+        assert_eq!(ep.ipv4.unwrap().to_string(), "192.0.2.100/24");
+        assert!(ep.leases.v4.is_some());
+        assert_eq!(txn.persist.ops.len(), 1);
+        let Some(Effect::SetSandboxDns { settings, .. }) = txn.effects.get(1) else {
+            panic!("the sandbox's DNS")
+        };
+        assert_eq!(settings.servers, ["192.0.2.53"]);
+        assert_eq!(settings.search, ["lan.example"]);
+    }
+
+    #[test]
+    fn a_renewal_of_the_same_address_leaves_names_and_hosts_alone() {
+        let mut state = state();
+        let first = lease([192, 0, 2, 100]);
+        let _ = plan_lease(&mut state, "e1", Family::V4, Some(&first));
+        let txn = plan_lease(&mut state, "e1", Family::V4, Some(&first));
+        assert_eq!(
+            steps(&txn),
+            ["configure lease s1/eth0", "set sandbox dns s1"]
+        );
+    }
+
+    #[test]
+    fn an_expiry_withdraws_the_address_and_unplanning_gives_it_back() {
+        let mut state = state();
+        let _ = plan_lease(&mut state, "e1", Family::V4, Some(&lease([192, 0, 2, 100])));
+        let txn = plan_lease(&mut state, "e1", Family::V4, None);
+        assert!(state.endpoint("e1").unwrap().ipv4.is_none());
+        let Some(Effect::ConfigureLease { on, .. }) = txn.effects.first() else {
+            panic!("the interface first")
+        };
+        assert_eq!(on.old.unwrap().to_string(), "192.0.2.100/24");
+        assert!(on.lease.is_none());
+        (txn.unplan)(&mut state);
+        assert_eq!(
+            state.endpoint("e1").unwrap().ipv4.unwrap().to_string(),
+            "192.0.2.100/24"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_that_left_meanwhile_gets_nothing() {
+        let mut state = state();
+        state.remove_endpoint("e1");
+        let txn = plan_lease(&mut state, "e1", Family::V4, Some(&lease([192, 0, 2, 100])));
+        assert!(txn.effects.is_empty());
+        assert!(txn.persist.is_empty());
     }
 }

@@ -8,6 +8,9 @@ use netctl_drivers::cluster::Remote;
 use netctl_drivers::firewall::PortForward;
 use netctl_drivers::{Capabilities, EndpointSpec, NetworkSpec};
 
+use netctl_dns::DnsSettings;
+
+use super::lease_datapath::LeaseOnLink;
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
 use crate::model::{EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord};
 
@@ -77,6 +80,23 @@ pub(super) enum Effect {
         vni: u32,
         endpoint: String,
     },
+    /// IPv6 on a leasing interface that has no address yet: a link-local address, and
+    /// router advertisements heard (DHCPv6 needs both).
+    SpeakIpv6 {
+        sandbox: String,
+        ifname: String,
+    },
+    /// A DHCP lease on an endpoint's interface (its address withdrawn when it has none).
+    ConfigureLease {
+        sandbox: String,
+        on: LeaseOnLink,
+    },
+    /// The sandbox's DNS settings: its resolver's upstreams and search domains, and its
+    /// resolv.conf.
+    SetSandboxDns {
+        sandbox: SandboxRecord,
+        settings: DnsSettings,
+    },
     /// An endpoint's names in the DNS directory. Undo: [`Effect::RemoveNames`].
     AddNames(netctl_dns::EndpointNames),
     RemoveNames(String),
@@ -105,6 +125,9 @@ impl Effect {
             Self::Unpublish(_) => "unpublish",
             Self::ReleaseLeases(_) => "release leases",
             Self::AddRemote { .. } => "add remote",
+            Self::SpeakIpv6 { .. } => "speak ipv6",
+            Self::ConfigureLease { .. } => "configure lease",
+            Self::SetSandboxDns { .. } => "set sandbox dns",
             Self::RemoveRemote { .. } => "remove remote",
             Self::AddNames(_) => "add names",
             Self::RemoveNames(_) => "remove names",
@@ -179,7 +202,16 @@ impl Effect {
             Self::CreateNamespace { sandbox, .. } | Self::RemoveNamespace { sandbox, .. } => {
                 sandbox.clone()
             }
-            Self::ServeDns(sandbox) | Self::StopDns(sandbox) => sandbox.id.clone(),
+            Self::ServeDns(sandbox)
+            | Self::StopDns(sandbox)
+            | Self::SetSandboxDns { sandbox, .. } => sandbox.id.clone(),
+            Self::SpeakIpv6 { sandbox, ifname }
+            | Self::ConfigureLease {
+                sandbox,
+                on: LeaseOnLink { ifname, .. },
+            } => {
+                format!("{sandbox}/{ifname}")
+            }
             Self::WriteHosts { sandbox, .. } => sandbox.id.clone(),
             Self::Join { ep, .. } | Self::Leave { ep, .. } | Self::LeaveLater { ep, .. } => {
                 ep.id.clone()

@@ -7,9 +7,11 @@ use netctl_drivers::{ClusterDriver, Driver, JoinTarget};
 use netctl_kernel::Netns;
 use netctl_plugin_api::ApiError;
 
+use super::dns::Make;
 use super::effects::Effect;
 use super::errors::{from_driver, from_kernel};
 use super::executor::Effector;
+use super::lease_datapath;
 use super::Controller;
 use crate::model::SandboxMode;
 
@@ -17,6 +19,15 @@ impl Controller {
     fn cluster_driver(&self, name: &str) -> Result<&Arc<dyn ClusterDriver>, ApiError> {
         self.drivers.cluster_driver(name).ok_or_else(|| {
             ApiError::internal(format!("no cluster-wide driver {name:?} in this daemon"))
+        })
+    }
+
+    /// The sandbox's namespace, which the daemon holds open.
+    fn namespace(&self, sandbox: &str) -> Result<Arc<Netns>, ApiError> {
+        self.namespaces.get(sandbox).ok_or_else(|| {
+            ApiError::internal(format!(
+                "the network namespace of sandbox {sandbox} is not available"
+            ))
         })
     }
 
@@ -83,11 +94,7 @@ impl Effector for Controller {
             } => {
                 let driver = self.driver(driver)?;
                 let netns = match sandbox {
-                    Some(id) => Some(self.namespaces.get(id).ok_or_else(|| {
-                        ApiError::internal(format!(
-                            "the network namespace of sandbox {id} is not available"
-                        ))
-                    })?),
+                    Some(id) => Some(self.namespace(id)?),
                     None => None,
                 };
                 let target = match &netns {
@@ -124,6 +131,19 @@ impl Effector for Controller {
                 Ok(())
             }
             Effect::WriteHosts { sandbox, addresses } => self.write_hosts(sandbox, addresses),
+            Effect::SpeakIpv6 { sandbox, ifname } => {
+                let netns = self.namespace(sandbox)?;
+                lease_datapath::speak_ipv6(&netns, ifname).await
+            }
+            Effect::ConfigureLease { sandbox, on } => match self.namespaces.get(sandbox) {
+                Some(netns) => lease_datapath::configure(&netns, on).await,
+                // The sandbox left meanwhile: its interface went with its namespace.
+                None => Ok(()),
+            },
+            Effect::SetSandboxDns { sandbox, settings } => {
+                let resolution = self.dns.add_sandbox(&sandbox.id, settings);
+                self.write_resolv_conf(sandbox, &resolution, Make::No)
+            }
             Effect::AddRemote {
                 driver,
                 vni,

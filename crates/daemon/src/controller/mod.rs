@@ -18,6 +18,7 @@ mod executor;
 mod firewall;
 mod gateway_bridge;
 mod kernel_effects;
+mod lease_datapath;
 mod namespaces;
 mod networks;
 mod ports;
@@ -28,6 +29,8 @@ mod sandboxes;
 mod specs;
 mod state;
 mod subnets;
+#[cfg(test)]
+mod test_records;
 mod txn;
 mod view;
 
