@@ -19,6 +19,7 @@ pub mod options;
 pub mod overlay;
 mod passive;
 mod registry;
+pub mod service_balancer;
 
 pub use cluster::ClusterDriver;
 pub use driver::{
