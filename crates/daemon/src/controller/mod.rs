@@ -30,6 +30,8 @@ mod specs;
 mod state;
 mod subnets;
 #[cfg(test)]
+mod test_controller;
+#[cfg(test)]
 mod test_records;
 mod txn;
 mod view;

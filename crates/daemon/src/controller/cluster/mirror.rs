@@ -566,3 +566,191 @@ impl Controller {
             .map_or(0, |d| d.vni(&net.driver_config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The mirror's decisions, change by change, on a controller that touches no kernel.
+
+    use crate::cluster_store::members::Role;
+    use crate::controller::executor::test::describe;
+    use crate::controller::test_controller::THIS_NODE;
+    use crate::controller::test_records::{endpoint, network, sandbox};
+    use crate::model::{AddressScope, SubnetOwner, SubnetRecord};
+
+    use super::*;
+
+    struct Mirror {
+        _dir: tempfile::TempDir,
+        controller: Controller,
+    }
+
+    impl Mirror {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let controller = Controller::for_unit_tests(dir.path());
+            Self {
+                _dir: dir,
+                controller,
+            }
+        }
+
+        /// What the change asks for, one line per effect or action.
+        async fn apply(&self, change: Change) -> Vec<String> {
+            let mut state = self.controller.state.lock().await;
+            self.controller
+                .mirror(&mut state, change)
+                .iter()
+                .flat_map(|action| match action {
+                    Action::Effects(effects) => effects.iter().map(describe).collect(),
+                    Action::Announce => vec!["announce".to_string()],
+                    Action::Undo(_) => vec!["undo".to_string()],
+                    Action::ForgetUser(node) => vec![format!("forget user {node}")],
+                })
+                .collect()
+        }
+
+        async fn knows_endpoint(&self, id: &str) -> bool {
+            self.controller.state.lock().await.endpoint(id).is_some()
+        }
+    }
+
+    fn node(id: &str, address: &str) -> Change {
+        Change::Node(
+            id.into(),
+            Some(ClusterNode {
+                id: id.into(),
+                hostname: id.into(),
+                address: address.into(),
+                role: Role::Worker,
+                joined: String::new(),
+            }),
+        )
+    }
+
+    fn overlay() -> NetworkRecord {
+        let mut net = network("n1", "web", "overlay", SubnetOwner::Network);
+        net.address_scope = AddressScope::Global;
+        net.driver_config = serde_json::json!({"vni": 4097});
+        net.subnets = vec![SubnetRecord {
+            subnet: "10.0.1.0/24".parse().unwrap(),
+            gateway: "10.0.1.1".parse().unwrap(),
+            ip_range: None,
+            aux_addresses: Default::default(),
+            explicit: false,
+        }];
+        net
+    }
+
+    fn endpoint_on(id: &str, node: &str, sandbox: &str, address: &str) -> Change {
+        let mut ep = endpoint(id, "n1", sandbox);
+        ep.node = node.into();
+        ep.ipv4 = Some(address.parse().unwrap());
+        Change::Endpoint(id.into(), Some(Box::new(ep)))
+    }
+
+    #[tokio::test]
+    async fn a_remote_endpoint_of_a_ready_node_gets_its_entries_and_names() {
+        let m = Mirror::new();
+        m.apply(node("node-b", "192.0.2.2")).await;
+        m.apply(Change::Alive("node-b".into(), true)).await;
+        m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        let steps = m
+            .apply(endpoint_on("e2", "node-b", "s2", "10.0.1.2/24"))
+            .await;
+        assert_eq!(steps, ["add remote e2", "add names e2"]);
+        // The same record again (this node's own write coming back, say): nothing.
+        let again = m
+            .apply(endpoint_on("e2", "node-b", "s2", "10.0.1.2/24"))
+            .await;
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_node_going_down_and_up_withdraws_and_restores_its_endpoints() {
+        let m = Mirror::new();
+        m.apply(node("node-b", "192.0.2.2")).await;
+        m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        let unready = m
+            .apply(endpoint_on("e2", "node-b", "s2", "10.0.1.2/24"))
+            .await;
+        assert!(unready.is_empty(), "a node not ready yet: {unready:?}");
+        let up = m.apply(Change::Alive("node-b".into(), true)).await;
+        assert_eq!(up, ["add remote e2", "add names e2"]);
+        let down = m.apply(Change::Alive("node-b".into(), false)).await;
+        assert_eq!(down, ["remove names e2", "remove remote e2"]);
+        assert!(
+            m.knows_endpoint("e2").await,
+            "kept: its address stays its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_seen_before_its_network_waits_for_it() {
+        let m = Mirror::new();
+        m.apply(node("node-b", "192.0.2.2")).await;
+        m.apply(Change::Alive("node-b".into(), true)).await;
+        let early = m
+            .apply(endpoint_on("e2", "node-b", "s2", "10.0.1.2/24"))
+            .await;
+        assert!(early.is_empty());
+        let steps = m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        assert_eq!(steps, ["add remote e2", "add names e2"]);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_network_takes_its_remote_endpoints_and_segment() {
+        let m = Mirror::new();
+        m.apply(node("node-b", "192.0.2.2")).await;
+        m.apply(Change::Alive("node-b".into(), true)).await;
+        m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        m.apply(endpoint_on("e2", "node-b", "s2", "10.0.1.2/24"))
+            .await;
+        let steps = m.apply(Change::Network("n1".into(), None)).await;
+        assert_eq!(
+            steps,
+            ["remove names e2", "remove remote e2", "delete network n1"]
+        );
+        assert!(!m.knows_endpoint("e2").await);
+    }
+
+    #[tokio::test]
+    async fn this_nodes_endpoint_listed_after_a_restart_is_plugged_in_again() {
+        let m = Mirror::new();
+        m.controller
+            .state
+            .lock()
+            .await
+            .insert_sandbox(sandbox("s1", "a"));
+        m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        let steps = m
+            .apply(endpoint_on("e1", THIS_NODE, "s1", "10.0.1.3/24"))
+            .await;
+        assert_eq!(steps, ["join e1", "add names e1", "write hosts s1"]);
+    }
+
+    #[tokio::test]
+    async fn this_nodes_endpoint_without_its_sandbox_is_undone_in_the_cluster() {
+        let m = Mirror::new();
+        m.apply(Change::Network("n1".into(), Some(overlay()))).await;
+        let steps = m
+            .apply(endpoint_on("e1", THIS_NODE, "gone", "10.0.1.3/24"))
+            .await;
+        assert_eq!(steps, ["undo"]);
+    }
+
+    #[tokio::test]
+    async fn this_nodes_liveness_key_gone_is_announced_again() {
+        let m = Mirror::new();
+        m.apply(Change::Alive(THIS_NODE.into(), true)).await;
+        let steps = m.apply(Change::Alive(THIS_NODE.into(), false)).await;
+        assert_eq!(steps, ["announce"]);
+    }
+
+    #[tokio::test]
+    async fn a_node_removed_loses_its_store_user() {
+        let m = Mirror::new();
+        m.apply(node("node-b", "192.0.2.2")).await;
+        let steps = m.apply(Change::Node("node-b".into(), None)).await;
+        assert_eq!(steps, ["forget user node-b"]);
+    }
+}
