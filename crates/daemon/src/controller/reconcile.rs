@@ -564,3 +564,64 @@ fn stale_addresses_released(
     }
     changed.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! What a restart plans for a sandbox, on a controller that touches no kernel.
+
+    use crate::controller::executor::test::describe;
+    use crate::controller::test_records::{endpoint, network, sandbox};
+    use crate::model::SubnetOwner;
+
+    use super::*;
+
+    async fn planned(plugged: bool, tweak: impl FnOnce(&mut EndpointRecord)) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let controller = Controller::for_unit_tests(dir.path());
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        state.insert_network(network("n1", "web", "bridge", SubnetOwner::Network));
+        state.insert_network(network("n2", "none", "null", SubnetOwner::Network));
+        let sbx = sandbox("s1", "a");
+        state.insert_sandbox(sbx.clone());
+        let mut ep = endpoint("e1", "n1", "s1");
+        tweak(&mut ep);
+        state.insert_endpoint(ep);
+        controller
+            .sandbox_effects(&state, &sbx, plugged)
+            .iter()
+            .map(describe)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_restored_sandbox_gets_its_endpoints_as_an_attach_gives_them() {
+        assert_eq!(
+            planned(true, |_| {}).await,
+            ["join e1", "add names e1", "write hosts s1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_its_namespace_a_sandbox_keeps_only_its_names() {
+        assert_eq!(
+            planned(false, |_| {}).await,
+            ["add names e1", "write hosts s1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chained_endpoint_is_not_joined_again() {
+        assert_eq!(
+            planned(true, |ep| ep.chained = true).await,
+            ["add names e1", "write hosts s1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_driver_that_serves_no_names_gets_none() {
+        assert_eq!(
+            planned(true, |ep| ep.network_id = "n2".into()).await,
+            ["join e1", "write hosts s1"]
+        );
+    }
+}

@@ -26,6 +26,7 @@ use crate::{DaemonConfig, Paths};
 pub const THIS_NODE: &str = "node-a";
 
 impl Controller {
+    /// Inside a tokio runtime (its netlink socket needs one).
     pub fn for_unit_tests(dir: &Path) -> Controller {
         let host = Netlink::connect().expect("a netlink socket");
         let drivers = Registry::new(
