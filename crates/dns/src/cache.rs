@@ -5,10 +5,10 @@
 //! the time spent in the cache: no decoding on the hot path.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
+use crate::locks::Lock;
 use crate::wire;
 
 /// Kept at most; beyond it, expired entries go first, then arbitrary ones.
@@ -55,7 +55,7 @@ pub struct Cache {
 impl Cache {
     /// The cached answer for `query`, ready to send, if one is still valid and fits `limit`.
     pub fn get(&self, key: &Key, query: &[u8], limit: usize) -> Option<Vec<u8>> {
-        let mut entries = self.entries.lock();
+        let mut entries = self.entries.locked();
         let entry = entries.get(key)?;
         let age = entry.stored.elapsed();
         if age >= entry.lifetime {
@@ -94,7 +94,7 @@ impl Cache {
             stored: Instant::now(),
             lifetime: Duration::from_secs(lifetime.min(MAX_LIFETIME).into()),
         };
-        let mut entries = self.entries.lock();
+        let mut entries = self.entries.locked();
         if entries.len() >= CAPACITY {
             entries.retain(|_, e| e.stored.elapsed() < e.lifetime);
             if entries.len() >= CAPACITY {

@@ -6,10 +6,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use parking_lot::RwLock;
-
+use crate::locks::ReadWrite;
 use crate::settings::Resolution;
 
 /// One endpoint's names and addresses on one network.
@@ -134,7 +133,7 @@ pub struct Directory {
 
 impl Directory {
     pub fn set_sandbox(&self, id: &str, resolution: Arc<Resolution>) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         let networks = inner
             .sandboxes
             .remove(id)
@@ -151,7 +150,7 @@ impl Directory {
 
     /// Forgets the sandbox's settings; its networks stay known while it has endpoints.
     pub fn remove_sandbox(&self, id: &str) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         let Some(sandbox) = inner.sandboxes.get_mut(id) else {
             return;
         };
@@ -164,7 +163,7 @@ impl Directory {
 
     /// Replaces every sandbox's resolution at once (daemon.json or resolv.conf changed).
     pub fn update_resolutions(&self, resolve: impl Fn(&str) -> Option<Arc<Resolution>>) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         for (id, sandbox) in inner.sandboxes.iter_mut() {
             if let Some(r) = resolve(id) {
                 sandbox.resolution = Some(r);
@@ -173,7 +172,7 @@ impl Directory {
     }
 
     pub fn add_endpoint(&self, ep: EndpointNames) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         if inner.endpoints.contains_key(&ep.endpoint_id) {
             return;
         }
@@ -212,7 +211,7 @@ impl Directory {
     }
 
     pub fn remove_endpoint(&self, endpoint_id: &str) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         let Some(ep) = inner.endpoints.remove(endpoint_id) else {
             return;
         };
@@ -254,7 +253,7 @@ impl Directory {
     /// Sets a service's names on a network, replacing what it had there.
     pub fn set_service(&self, service: ServiceNames) {
         self.remove_service(&service.service_id, &service.network_id);
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         let net = inner
             .networks
             .entry(service.network_id.clone())
@@ -271,7 +270,7 @@ impl Directory {
     }
 
     pub fn remove_service(&self, service_id: &str, network_id: &str) {
-        let mut inner = self.inner.write();
+        let mut inner = self.inner.writing();
         let key = (service_id.to_string(), network_id.to_string());
         let Some(service) = inner.services.remove(&key) else {
             return;
@@ -286,7 +285,7 @@ impl Directory {
     }
 
     pub fn view(&self, sandbox_id: &str) -> Option<SandboxView> {
-        let inner = self.inner.read();
+        let inner = self.inner.reading();
         let sandbox = inner.sandboxes.get(sandbox_id)?;
         let resolution = sandbox.resolution.clone()?;
         let may_forward = sandbox
@@ -301,7 +300,7 @@ impl Directory {
 
     /// `name` is lower case without the trailing dot; `v6` picks AAAA over A.
     pub fn lookup(&self, sandbox_id: &str, name: &str, v6: bool) -> Local {
-        let inner = self.inner.read();
+        let inner = self.inner.reading();
         let Some(sandbox) = inner.sandboxes.get(sandbox_id) else {
             return Local::Unknown;
         };
@@ -327,7 +326,7 @@ impl Directory {
     }
 
     pub fn reverse(&self, sandbox_id: &str, addr: IpAddr) -> Local {
-        let inner = self.inner.read();
+        let inner = self.inner.reading();
         let Some(sandbox) = inner.sandboxes.get(sandbox_id) else {
             return Local::Unknown;
         };
@@ -464,7 +463,7 @@ mod tests {
         assert!(d.view("a").is_none());
         assert_eq!(d.lookup("b", "a", false), Local::Unknown);
         d.remove_endpoint("ea");
-        assert!(d.inner.read().sandboxes.is_empty());
+        assert!(d.inner.reading().sandboxes.is_empty());
     }
 
     #[test]

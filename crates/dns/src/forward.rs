@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use crate::locks::Lock;
 use crate::settings::Upstream;
 use crate::wire;
 
@@ -47,7 +48,7 @@ pub struct Health {
 
 impl Health {
     fn order<'a>(&self, upstreams: &'a [Upstream]) -> Vec<&'a Upstream> {
-        let failed = self.failed.lock();
+        let failed = self.failed.locked();
         let mut ordered: Vec<_> = upstreams.iter().collect();
         ordered.sort_by_key(|u| {
             failed
@@ -59,7 +60,7 @@ impl Health {
 
     /// How long ago `server` failed, if that is recent enough to count.
     fn failed_ago(&self, server: SocketAddr) -> Option<Duration> {
-        let failed = self.failed.lock();
+        let failed = self.failed.locked();
         failed
             .get(&server)
             .map(Instant::elapsed)
@@ -67,7 +68,7 @@ impl Health {
     }
 
     fn record(&self, server: SocketAddr, ok: bool) {
-        let mut failed = self.failed.lock();
+        let mut failed = self.failed.locked();
         if ok {
             failed.remove(&server);
         } else {

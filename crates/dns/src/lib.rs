@@ -10,6 +10,7 @@ mod cache;
 pub mod directory;
 mod forward;
 mod listener;
+mod locks;
 mod query;
 pub mod settings;
 pub mod wire;
@@ -17,15 +18,15 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use parking_lot::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use directory::{Directory, EndpointNames, ServiceNames};
 pub use forward::HEDGE_AFTER;
 pub use listener::Redirect;
 pub use query::{Forward, Reply};
 pub use settings::{DnsSettings, Resolution, Source, Upstream};
+
+use crate::locks::{Lock, ReadWrite};
 
 /// Where each sandbox finds its resolver (Docker's address).
 pub const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -90,9 +91,9 @@ impl Dns {
     /// daemon.json's `dns*` settings and the host's resolv.conf. Applies to every sandbox at
     /// once; queries in flight finish with what they started with.
     pub fn set_defaults(&self, daemon: DnsSettings, host: DnsSettings) {
-        let mut defaults = self.defaults.write();
+        let mut defaults = self.defaults.writing();
         *defaults = Defaults { daemon, host };
-        let own = self.own.lock();
+        let own = self.own.locked();
         self.directory.update_resolutions(|id| {
             own.get(id)
                 .map(|o| Arc::new(Resolution::new(o, &defaults.daemon, &defaults.host)))
@@ -101,15 +102,15 @@ impl Dns {
 
     /// daemon.json's and the host's settings in force.
     pub fn defaults(&self) -> (DnsSettings, DnsSettings) {
-        let defaults = self.defaults.read();
+        let defaults = self.defaults.reading();
         (defaults.daemon.clone(), defaults.host.clone())
     }
 
     /// Registers a sandbox with its own settings; returns what it resolves with.
     pub fn add_sandbox(&self, id: &str, own: &DnsSettings) -> Arc<Resolution> {
-        let defaults = self.defaults.read();
+        let defaults = self.defaults.reading();
         let resolution = Arc::new(Resolution::new(own, &defaults.daemon, &defaults.host));
-        self.own.lock().insert(id.to_string(), own.clone());
+        self.own.locked().insert(id.to_string(), own.clone());
         self.directory.set_sandbox(id, resolution.clone());
         resolution
     }
@@ -135,16 +136,16 @@ impl Dns {
         let listener = listener::Listener::start(self.clone(), id, netns, redirect).await?;
         // A sandbox removed while its server was starting is not served (dropping the
         // listener closes its sockets).
-        if self.own.lock().contains_key(id) {
-            self.listeners.lock().insert(id.to_string(), listener);
+        if self.own.locked().contains_key(id) {
+            self.listeners.locked().insert(id.to_string(), listener);
         }
         Ok(())
     }
 
     /// Stops serving the sandbox and forgets it.
     pub fn remove_sandbox(&self, id: &str) {
-        self.listeners.lock().remove(id);
-        self.own.lock().remove(id);
+        self.listeners.locked().remove(id);
+        self.own.locked().remove(id);
         self.directory.remove_sandbox(id);
     }
 }
