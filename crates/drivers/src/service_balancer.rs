@@ -160,21 +160,8 @@ fn flows_to_forget(before: &Balancing, after: &Balancing) -> Vec<UdpFlows> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::balancer::{Balancing, MeshPort, VirtualIp};
-
-    fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
-        VirtualIp {
-            vip: vip.parse().unwrap(),
-            replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
-        }
-    }
-
-    fn vips(list: &[VirtualIp]) -> Balancing {
-        Balancing {
-            vips: list.to_vec(),
-            ..Default::default()
-        }
-    }
+    use crate::firewall::balancer::tests::{vip, vips};
+    use crate::firewall::balancer::MeshPort;
 
     #[test]
     fn flows_to_replicas_that_left_are_forgotten_or_all_of_a_vip_that_went() {

@@ -166,6 +166,19 @@ pub(super) mod test {
         }
     }
 
+    /// An endpoint's names, for effects that add them.
+    pub fn names(endpoint: &str) -> netctl_dns::EndpointNames {
+        netctl_dns::EndpointNames {
+            endpoint_id: endpoint.into(),
+            network_id: "n1".into(),
+            network_name: "web".into(),
+            internal: false,
+            sandbox_id: "s1".into(),
+            names: vec!["a".into()],
+            addresses: vec!["10.0.0.2".parse().expect("an address")],
+        }
+    }
+
     /// An effect in a line: its name and the object it is about (`join ep1`).
     pub fn describe(effect: &Effect) -> String {
         format!("{} {}", effect.name(), effect.subject())
@@ -178,19 +191,16 @@ mod tests {
 
     use netctl_drivers::cluster::Remote;
 
-    use super::test::Recorder;
+    use super::test::{names, Recorder};
     use super::*;
 
-    fn names(endpoint: &str) -> netctl_dns::EndpointNames {
-        netctl_dns::EndpointNames {
-            endpoint_id: endpoint.into(),
-            network_id: "n1".into(),
-            network_name: "web".into(),
-            internal: false,
-            sandbox_id: "s1".into(),
-            names: vec!["a".into()],
-            addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
-        }
+    /// Names, a remote endpoint's entries (the step the tests fail), names again.
+    fn three_steps() -> [Effect; 3] {
+        [
+            Effect::AddNames(names("ep1")),
+            remote("ep2"),
+            Effect::AddNames(names("ep3")),
+        ]
     }
 
     fn remote(endpoint: &str) -> Effect {
@@ -213,11 +223,7 @@ mod tests {
     #[test]
     fn all_or_undo_stops_at_the_first_failure_and_says_where() {
         let recorder = Recorder::failing(&["add remote ep2"]);
-        let effects = [
-            Effect::AddNames(names("ep1")),
-            remote("ep2"),
-            Effect::AddNames(names("ep3")),
-        ];
+        let effects = three_steps();
         let failed = run(&recorder, &effects, Policy::AllOrUndo).unwrap_err();
         assert_eq!(failed.at, 1);
         assert!(failed.error.message.contains("add remote ep2"));
@@ -227,11 +233,7 @@ mod tests {
     #[test]
     fn undo_reverses_the_steps_done_last_first_the_failed_one_too() {
         let recorder = Recorder::failing(&["add remote ep2"]);
-        let effects = [
-            Effect::AddNames(names("ep1")),
-            remote("ep2"),
-            Effect::AddNames(names("ep3")),
-        ];
+        let effects = three_steps();
         let failed = run(&recorder, &effects, Policy::AllOrUndo).unwrap_err();
         futures::executor::block_on(undo(&recorder, &effects, failed.at));
         assert_eq!(

@@ -201,6 +201,11 @@ impl State {
         self.sandboxes.by_id.get(id)
     }
 
+    /// The sandbox `ep` is in, when it names one this daemon knows.
+    pub fn sandbox_of(&self, ep: &EndpointRecord) -> Option<&SandboxRecord> {
+        self.sandbox_by_id(ep.sandbox_id.as_deref()?)
+    }
+
     pub fn sandbox_named(&self, name: &str) -> Option<&SandboxRecord> {
         self.sandboxes
             .by_name
@@ -322,27 +327,17 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_records::endpoint;
     use super::*;
     use crate::model::*;
 
     fn ep(id: &str, net: &str, sandbox: Option<&str>, mac: u8) -> EndpointRecord {
-        EndpointRecord {
-            names: vec![],
-            id: id.into(),
-            network_id: net.into(),
-            sandbox_id: sandbox.map(String::from),
-            node: "n".into(),
-            ifname: "eth0".into(),
-            mac: Some([2, 0, 0, 0, 0, mac]),
-            ipv4: None,
-            ipv6: None,
-            aliases: vec![],
-            route_metric: 100,
-            ports: vec![],
-            balancer: false,
-            chained: false,
-            leases: Default::default(),
-        }
+        let mut ep = endpoint(id, net, sandbox.unwrap_or_default());
+        ep.sandbox_id = sandbox.map(String::from);
+        ep.names = vec![];
+        ep.node = "n".into();
+        ep.mac = Some([2, 0, 0, 0, 0, mac]);
+        ep
     }
 
     fn state() -> State {

@@ -344,7 +344,7 @@ mod tests {
     use netctl_ipam::{Ipam, PoolTemplate};
     use netctl_store::{LocalStore, Prefix};
 
-    use super::super::executor::test::Recorder;
+    use super::super::executor::test::{names, Recorder};
     use super::*;
 
     struct Fixture {
@@ -393,18 +393,6 @@ mod tests {
 
     fn key(id: &str) -> Key {
         Key::new(Scope::Local, "test", id)
-    }
-
-    fn names(endpoint: &str) -> netctl_dns::EndpointNames {
-        netctl_dns::EndpointNames {
-            endpoint_id: endpoint.into(),
-            network_id: "n1".into(),
-            network_name: "web".into(),
-            internal: false,
-            sandbox_id: "s1".into(),
-            names: vec![],
-            addresses: vec![],
-        }
     }
 
     /// Writes `id`, marks the state (its spread seed), and adds two endpoints' names.

@@ -277,21 +277,21 @@ pub fn apply_here(before: Option<&Balancing>, after: &Balancing) -> Result<(), D
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn ips(list: &[&str]) -> Vec<Ipv4Addr> {
         list.iter().map(|r| r.parse().unwrap()).collect()
     }
 
-    fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
+    pub(crate) fn vip(vip: &str, replicas: &[&str]) -> VirtualIp {
         VirtualIp {
             vip: vip.parse().unwrap(),
             replicas: ips(replicas),
         }
     }
 
-    fn vips(list: &[VirtualIp]) -> Balancing {
+    pub(crate) fn vips(list: &[VirtualIp]) -> Balancing {
         Balancing {
             vips: list.to_vec(),
             ..Default::default()

@@ -68,11 +68,6 @@ impl OverlayDriver {
         }
     }
 
-    /// This node's underlay, once it is in a cluster (`None` once it has left).
-    pub fn set_underlay(&self, underlay: Option<Underlay>) {
-        *self.underlay.write() = underlay;
-    }
-
     pub fn underlay(&self) -> Option<Underlay> {
         *self.underlay.read()
     }
@@ -81,42 +76,6 @@ impl OverlayDriver {
         self.underlay().ok_or_else(|| {
             DriverError::Unsupported("this node is in no cluster: overlay networks need one".into())
         })
-    }
-
-    /// An endpoint on another node: its FDB, neighbour and flood entries, now if the node
-    /// has the segment, else when the segment is made. Idempotent.
-    pub async fn add_remote(
-        &self,
-        vni: u32,
-        endpoint: &str,
-        remote: Remote,
-    ) -> Result<(), DriverError> {
-        let mut segments = self.segments.lock().await;
-        let segment = segments.entry(vni).or_default();
-        let old = segment.remotes.insert(endpoint.to_string(), remote.clone());
-        let Some(ns) = segment.ns.clone() else {
-            return Ok(());
-        };
-        if let Some(old) = old.filter(|o| *o != remote) {
-            self.withdraw(&ns, segment, &old).await?;
-        }
-        self.datapath.add_remote(&ns, &remote).await?;
-        self.datapath.add_flood(&ns, remote.vtep).await
-    }
-
-    /// Takes a remote endpoint's entries out (and its node's flood entry with its last).
-    pub async fn remove_remote(&self, vni: u32, endpoint: &str) -> Result<(), DriverError> {
-        let mut segments = self.segments.lock().await;
-        let Some(segment) = segments.get_mut(&vni) else {
-            return Ok(());
-        };
-        let Some(remote) = segment.remotes.remove(endpoint) else {
-            return Ok(());
-        };
-        match segment.ns.clone() {
-            Some(ns) => self.withdraw(&ns, segment, &remote).await,
-            None => Ok(()),
-        }
     }
 
     async fn withdraw(
@@ -139,22 +98,6 @@ impl OverlayDriver {
             .get(&vni)
             .map(|s| s.remotes.values().cloned().collect())
             .unwrap_or_default()
-    }
-
-    /// Removes, on every segment this node has, the kernel entries of remote endpoints the
-    /// daemon did not report (those that left while it was not watching).
-    pub async fn prune(&self) -> Result<(), DriverError> {
-        let segments = self.segments.lock().await;
-        let mut errors = Vec::new();
-        for segment in segments.values() {
-            if let Some(ns) = &segment.ns {
-                let remotes: Vec<Remote> = segment.remotes.values().cloned().collect();
-                if let Err(e) = self.datapath.prune(ns, &remotes).await {
-                    errors.push(e);
-                }
-            }
-        }
-        DriverError::collect(errors)
     }
 
     /// The segment's namespace, made with every known remote if this is its first local
@@ -458,7 +401,7 @@ impl ClusterDriver for OverlayDriver {
     }
 
     fn set_underlay(&self, underlay: Option<Underlay>) {
-        OverlayDriver::set_underlay(self, underlay)
+        *self.underlay.write() = underlay;
     }
 
     async fn add_remote(
@@ -467,14 +410,44 @@ impl ClusterDriver for OverlayDriver {
         endpoint: &str,
         remote: Remote,
     ) -> Result<(), DriverError> {
-        OverlayDriver::add_remote(self, vni, endpoint, remote).await
+        let mut segments = self.segments.lock().await;
+        let segment = segments.entry(vni).or_default();
+        let old = segment.remotes.insert(endpoint.to_string(), remote.clone());
+        let Some(ns) = segment.ns.clone() else {
+            return Ok(());
+        };
+        if let Some(old) = old.filter(|o| *o != remote) {
+            self.withdraw(&ns, segment, &old).await?;
+        }
+        self.datapath.add_remote(&ns, &remote).await?;
+        self.datapath.add_flood(&ns, remote.vtep).await
     }
 
     async fn remove_remote(&self, vni: u32, endpoint: &str) -> Result<(), DriverError> {
-        OverlayDriver::remove_remote(self, vni, endpoint).await
+        let mut segments = self.segments.lock().await;
+        let Some(segment) = segments.get_mut(&vni) else {
+            return Ok(());
+        };
+        let Some(remote) = segment.remotes.remove(endpoint) else {
+            return Ok(());
+        };
+        match segment.ns.clone() {
+            Some(ns) => self.withdraw(&ns, segment, &remote).await,
+            None => Ok(()),
+        }
     }
 
     async fn prune(&self) -> Result<(), DriverError> {
-        OverlayDriver::prune(self).await
+        let segments = self.segments.lock().await;
+        let mut errors = Vec::new();
+        for segment in segments.values() {
+            if let Some(ns) = &segment.ns {
+                let remotes: Vec<Remote> = segment.remotes.values().cloned().collect();
+                if let Err(e) = self.datapath.prune(ns, &remotes).await {
+                    errors.push(e);
+                }
+            }
+        }
+        DriverError::collect(errors)
     }
 }

@@ -16,8 +16,8 @@
 //! through all-zero FDB entries, one per node (head-end replication).
 //!
 //! The driver does not know the cluster: the daemon tells it this node's underlay
-//! ([`OverlayDriver::set_underlay`]) and every remote endpoint it learns from the cluster
-//! store ([`OverlayDriver::add_remote`]).
+//! ([`crate::ClusterDriver::set_underlay`]) and every remote endpoint it learns from the cluster
+//! store ([`crate::ClusterDriver::add_remote`]).
 
 mod datapath;
 mod driver;

@@ -374,11 +374,7 @@ impl Controller {
         let host_ports = self.host_ports(state);
         let mut steps = Vec::new();
         for ep in state.endpoints_of_network(&gateway.id) {
-            let Some(sandbox) = ep
-                .sandbox_id
-                .as_deref()
-                .and_then(|s| state.sandbox_by_id(s))
-            else {
+            let Some(sandbox) = state.sandbox_of(ep) else {
                 continue;
             };
             let wanted: Vec<(&str, PortMapping)> = match sandbox.role {

@@ -155,11 +155,7 @@ impl Controller {
                         txn.persist.ops.push(op);
                     }
                     if ep.node == self.node.id {
-                        let sandbox = ep
-                            .sandbox_id
-                            .as_deref()
-                            .and_then(|s| state.sandbox_by_id(s))
-                            .cloned();
+                        let sandbox = state.sandbox_of(ep).cloned();
                         let leave = self.plan_leave(state, &net, sandbox.as_ref(), ep);
                         txn.effects.extend(leave);
                     } else {

@@ -469,11 +469,7 @@ impl Controller {
                 for ep in endpoints {
                     effects.push(Effect::RemoveNames(ep.id.clone()));
                     if ep.node == self.node.id {
-                        let sandbox = ep
-                            .sandbox_id
-                            .as_deref()
-                            .and_then(|s| state.sandbox_by_id(s))
-                            .cloned();
+                        let sandbox = state.sandbox_of(&ep).cloned();
                         effects.extend(self.plan_leave(&mut state, &net, sandbox.as_ref(), &ep));
                     } else {
                         state.remove_endpoint(&ep.id);

@@ -395,11 +395,7 @@ impl Controller {
         }
         if ep.node == self.node.id {
             tracing::warn!(endpoint = %ep.id, network = %net.name, "this node's endpoint was removed from the cluster; unplugging it");
-            let sandbox = ep
-                .sandbox_id
-                .as_deref()
-                .and_then(|s| state.sandbox_by_id(s))
-                .cloned();
+            let sandbox = state.sandbox_of(&ep).cloned();
             let effects = self.plan_leave(state, &net, sandbox.as_ref(), &ep);
             return vec![Action::Effects(effects)];
         }
@@ -457,11 +453,7 @@ impl Controller {
                 sandbox: None,
             }])];
         }
-        let Some(sandbox) = ep
-            .sandbox_id
-            .as_deref()
-            .and_then(|s| state.sandbox_by_id(s))
-        else {
+        let Some(sandbox) = state.sandbox_of(ep) else {
             // Not reached: `put_endpoint` undoes such an endpoint (see `half_made`).
             return Vec::new();
         };
