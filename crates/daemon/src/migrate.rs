@@ -148,6 +148,7 @@ impl SandboxV0 {
             dns: self.dns,
             role: Default::default(),
             netns_inode: None,
+            netns_cookie: None,
             extra_hosts: Vec::new(),
         }
     }

@@ -133,9 +133,23 @@ pub struct SandboxRecord {
     /// (a restarted container) and finds it where the path does not lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_inode: Option<u64>,
+    /// With the inode, what tells the namespace from a later one that got its inode once it
+    /// was freed (see `NetnsId`). Absent in records of a netctl that kept no cookies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
     /// `--add-host` lines of its hosts file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<ExtraHost>,
+}
+
+impl SandboxRecord {
+    /// A runtime's namespace as it was when the container was attached.
+    pub fn netns_id(&self) -> Option<netctl_kernel::netns::NetnsId> {
+        self.netns_inode.map(|inode| netctl_kernel::netns::NetnsId {
+            inode,
+            cookie: self.netns_cookie,
+        })
+    }
 }
 
 /// One `--add-host NAME:ADDRESS`.

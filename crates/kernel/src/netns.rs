@@ -22,6 +22,34 @@ pub struct Netns {
     path: PathBuf,
     file: File,
     netlink: Netlink,
+    cookie: u64,
+}
+
+/// What tells one network namespace from every other while the machine runs. The nsfs
+/// inode is what paths and /proc show, but the kernel hands a freed namespace's inode to the
+/// next one made (the lowest free number), so an inode alone can lead to a stranger's
+/// namespace; the cookie (`SO_NETNS_COOKIE`) is never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetnsId {
+    pub inode: u64,
+    /// `None` only for one remembered by a netctl that kept no cookies: the inode must do.
+    pub cookie: Option<u64>,
+}
+
+impl NetnsId {
+    /// Whether `other` is this namespace (by inode alone where either cookie is unknown).
+    pub fn matches(&self, other: &NetnsId) -> bool {
+        self.inode == other.inode
+            && match (self.cookie, other.cookie) {
+                (Some(mine), Some(theirs)) => mine == theirs,
+                _ => true,
+            }
+    }
+
+    /// Whether the namespace at `path` is this one.
+    pub fn is_at(&self, path: &Path) -> bool {
+        id_at(path).is_some_and(|found| self.matches(&found))
+    }
 }
 
 impl Netns {
@@ -78,7 +106,15 @@ impl Netns {
         Ok(netns)
     }
 
-    /// The namespace's inode: what tells one namespace from another at the same path.
+    /// The namespace's identity (see [`NetnsId`]).
+    pub fn id(&self) -> Result<NetnsId, KernelError> {
+        Ok(NetnsId {
+            inode: self.inode()?,
+            cookie: Some(self.cookie),
+        })
+    }
+
+    /// The namespace's inode, as paths to it show it.
     pub fn inode(&self) -> Result<u64, KernelError> {
         use std::os::unix::fs::MetadataExt;
         self.file
@@ -136,6 +172,54 @@ pub fn inode_at(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let file = File::open(path).ok().filter(is_nsfs)?;
     file.metadata().ok().map(|m| m.ino())
+}
+
+/// The identity of the network namespace at `path`, if it is one. Its cookie is read from a
+/// socket made inside it, on a short-lived thread that enters it.
+pub fn id_at(path: &Path) -> Option<NetnsId> {
+    let inode = inode_at(path)?;
+    let file = File::open(path).ok()?;
+    let cookie = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io)?;
+                current_cookie()
+            })
+            .join()
+    });
+    Some(NetnsId {
+        inode,
+        cookie: Some(cookie.ok()?.ok()?),
+    })
+}
+
+/// The calling thread's network namespace cookie, from a throwaway socket made in it.
+fn current_cookie() -> std::io::Result<u64> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let socket = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io)?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the fd is open for the whole call, and `cookie`/`len` are a valid u64 buffer
+    // and its size, as SO_NETNS_COOKIE writes (nix has no wrapper for this option).
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cookie)
 }
 
 /// The network namespaces other processes hold, by inode, each with a path that opens it:
@@ -272,10 +356,12 @@ async fn on_thread(
                 let _guard = runtime.enter();
                 let netlink = Netlink::connect().map_err(netns_err(&path_buf, "netlink"))?;
                 let file = File::open(&path_buf).map_err(netns_err(&path_buf, "open"))?;
+                let cookie = current_cookie().map_err(netns_err(&path_buf, "cookie"))?;
                 Ok(Netns {
                     path: path_buf,
                     file,
                     netlink,
+                    cookie,
                 })
             });
         let _ = tx.send(result);

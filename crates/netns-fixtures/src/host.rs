@@ -414,10 +414,26 @@ impl Default for Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill_daemon();
+        // A failed test's only witness of what the daemon did is its log, which goes with
+        // the host's directory: shown here, for CI runs that cannot be repeated.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- daemon log of host {} ---\n{}",
+                self.netns,
+                log_tail(&self.daemon_log())
+            );
+        }
         self.unmount_leftovers();
         let _ = run("ip", &["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The last lines of a daemon log: enough to see what went wrong, not a whole run.
+fn log_tail(log: &str) -> String {
+    const LINES: usize = 80;
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
 }
 
 impl Host {

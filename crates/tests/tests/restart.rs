@@ -139,6 +139,96 @@ fn a_sandbox_namespace_lost_while_down_is_recreated_with_its_interfaces() {
     assert!(host.ping("b", &address(&host, "a", "web")));
 }
 
+#[test]
+fn a_stranger_that_took_a_lost_namespace_inode_is_not_taken_for_the_sandbox() {
+    let mut host = Host::with_daemon();
+    web_with_a_and_b(&host);
+    let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lost = inode_of(&key);
+    host.kill_daemon();
+    nix_umount(&key);
+    // The kernel gives a freed namespace's inode to the next namespace made: a stranger's
+    // (another container's) may carry it by the time the daemon starts.
+    let stranger = NamespaceHolder::with_inode(lost);
+    host.start_daemon();
+    assert!(host.ping("a", &address(&host, "b", "web")));
+    assert!(host.ping("b", &address(&host, "a", "web")));
+    assert_eq!(
+        stranger.links(),
+        1,
+        "the stranger's namespace got interfaces: it was taken for the sandbox's"
+    );
+}
+
+fn inode_of(path: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// A process in a network namespace of its own (`unshare --net sleep`), killed by PID on
+/// drop.
+struct NamespaceHolder(std::process::Child);
+
+impl NamespaceHolder {
+    /// A holder whose namespace has inode `wanted`: holders are made until one gets it (the
+    /// namespace that had it may take a moment to be freed), for at most 20 seconds.
+    fn with_inode(wanted: u64) -> Self {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let holder = Self::start();
+            if holder.inode() == wanted {
+                return holder;
+            }
+            drop(holder);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no new namespace got the freed inode {wanted}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn start() -> Self {
+        let child = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "600"])
+            .spawn()
+            .expect("unshare");
+        let holder = Self(child);
+        let own = inode_of("/proc/self/ns/net");
+        // Until unshare has run, the child is in this process's namespace.
+        while holder.inode() == own {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        holder
+    }
+
+    fn ns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.0.id())
+    }
+
+    fn inode(&self) -> u64 {
+        inode_of(&self.ns_path())
+    }
+
+    /// How many links its namespace has (a fresh one: loopback alone).
+    fn links(&self) -> usize {
+        let pid = self.0.id().to_string();
+        netctl_netns_fixtures::run("nsenter", &["-t", &pid, "-n", "ip", "-o", "link"])
+            .stdout
+            .lines()
+            .count()
+    }
+}
+
+impl Drop for NamespaceHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Network `web` (172.30.0.0/24) with sandboxes `a` and `b` on it.
 fn web_with_a_and_b(host: &Host) {
     host.netctl(&["network", "create", "web", "--subnet", "172.30.0.0/24"])

@@ -39,8 +39,10 @@ impl Paths {
         self.sandbox_files().join(&sandbox_id[..12]).join("hosts")
     }
 
-    /// Where the inode of a sandbox's namespace is kept (see `namespaces::remember_inode`).
-    pub fn netns_inode(&self, sandbox_id: &str) -> PathBuf {
+    /// Where the identity of a sandbox's namespace is kept (see `namespaces::remember_id`);
+    /// the file's name is from when it held the inode alone, kept so a newer daemon reads
+    /// what an older one wrote.
+    pub fn netns_id(&self, sandbox_id: &str) -> PathBuf {
         self.sandbox_files()
             .join(&sandbox_id[..12])
             .join("netns-inode")

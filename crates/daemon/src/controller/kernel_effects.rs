@@ -62,7 +62,7 @@ impl Effector for Controller {
                 };
                 let made = made.map_err(from_kernel)?;
                 if *mode == SandboxMode::Isolated {
-                    super::namespaces::remember_inode(&self.paths, sandbox, &made);
+                    super::namespaces::remember_id(&self.paths, sandbox, &made);
                 }
                 self.namespaces.insert(sandbox, made);
                 Ok(())
@@ -76,7 +76,7 @@ impl Effector for Controller {
                 match mode {
                     SandboxMode::Runtime => Ok(()),
                     _ => {
-                        let _ = std::fs::remove_file(self.paths.netns_inode(sandbox));
+                        let _ = std::fs::remove_file(self.paths.netns_id(sandbox));
                         netctl_kernel::netns::remove(path).map_err(from_kernel)
                     }
                 }

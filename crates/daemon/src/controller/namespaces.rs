@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use netctl_kernel::netns::HeldNamespaces;
+use netctl_kernel::netns::{HeldNamespaces, NetnsId};
 use netctl_kernel::Netns;
 use parking_lot::Mutex;
 
@@ -56,29 +56,31 @@ pub(super) struct NamespaceSearch {
 }
 
 impl NamespaceSearch {
-    /// A path that opens the namespace `inode`, `at` first.
-    fn locate(&mut self, at: &Path, inode: u64) -> Option<PathBuf> {
-        if netctl_kernel::netns::inode_at(at) == Some(inode) {
+    /// A path that opens the namespace `id`, `at` first. A namespace found by its inode is
+    /// checked by its cookie: the inode of a namespace that is gone may be another's now.
+    fn locate(&mut self, at: &Path, id: NetnsId) -> Option<PathBuf> {
+        if id.is_at(at) {
             return Some(at.to_path_buf());
         }
         self.held
             .get_or_insert_with(HeldNamespaces::scan)
-            .path_of(inode)
+            .path_of(id.inode)
+            .filter(|held| id.is_at(held))
             .map(Path::to_path_buf)
     }
 
     /// Whether a runtime's container let its namespace go.
     pub fn gone(&mut self, sandbox: &SandboxRecord) -> bool {
         sandbox
-            .netns_inode
-            .is_some_and(|inode| self.locate(&sandbox.netns, inode).is_none())
+            .netns_id()
+            .is_some_and(|id| self.locate(&sandbox.netns, id).is_none())
     }
 
     /// Reopens a runtime's namespace at start.
     pub async fn reopen_runtime(&mut self, sandbox: &SandboxRecord) -> Result<Netns, String> {
         let path = sandbox
-            .netns_inode
-            .and_then(|inode| self.locate(&sandbox.netns, inode))
+            .netns_id()
+            .and_then(|id| self.locate(&sandbox.netns, id))
             .ok_or("the namespace is gone")?;
         Netns::open_runtime(&path).await.map_err(|e| e.to_string())
     }
@@ -89,7 +91,7 @@ impl NamespaceSearch {
     pub async fn restore_own(
         &mut self,
         sandbox: &SandboxRecord,
-        inode: Option<u64>,
+        remembered: Option<NetnsId>,
         open: Option<&Netns>,
     ) -> Result<(Netns, Restored), String> {
         let path = &sandbox.netns;
@@ -103,7 +105,7 @@ impl NamespaceSearch {
         }
         let held = match open {
             Some(netns) => Some(netns.fd_path()),
-            None => inode.and_then(|inode| self.locate(path, inode)),
+            None => remembered.and_then(|id| self.locate(path, id)),
         };
         if let Some(held) = held {
             let netns = Netns::rebind(path, &held)
@@ -117,30 +119,37 @@ impl NamespaceSearch {
     }
 }
 
-/// Keeps the inode of a sandbox's namespace beside its other files in the exec-root, which
-/// lives as long as the namespace can (both end with a reboot). It is what finds the
-/// namespace again when its mount is lost while a process inside still holds it. Not in the
-/// store: it is known only once the namespace is made, and a store write per sandbox would
-/// cost every attach more than the rest of its bookkeeping.
-pub(super) fn remember_inode(paths: &Paths, sandbox_id: &str, netns: &Netns) {
-    let Ok(inode) = netns.inode() else {
+/// Keeps the identity of a sandbox's namespace (`INODE COOKIE`) beside its other files in
+/// the exec-root, which lives as long as the namespace can (both end with a reboot). It is
+/// what finds the namespace again when its mount is lost while a process inside still holds
+/// it. Not in the store: it is known only once the namespace is made, and a store write per
+/// sandbox would cost every attach more than the rest of its bookkeeping.
+pub(super) fn remember_id(paths: &Paths, sandbox_id: &str, netns: &Netns) {
+    let Ok(id) = netns.id() else {
         return;
     };
-    let path = paths.netns_inode(sandbox_id);
+    let path = paths.netns_id(sandbox_id);
+    let line = match id.cookie {
+        Some(cookie) => format!("{} {cookie}", id.inode),
+        None => id.inode.to_string(),
+    };
     let written = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&path, inode.to_string()));
+        .and_then(|()| std::fs::write(&path, line));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "cannot keep the namespace's inode");
     }
 }
 
-/// The inode [`remember_inode`] kept, if any.
-pub(super) fn remembered_inode(paths: &Paths, sandbox_id: &str) -> Option<u64> {
-    std::fs::read_to_string(paths.netns_inode(sandbox_id))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// The identity [`remember_id`] kept, if any (an older netctl kept the inode alone).
+pub(super) fn remembered_id(paths: &Paths, sandbox_id: &str) -> Option<NetnsId> {
+    let kept = std::fs::read_to_string(paths.netns_id(sandbox_id)).ok()?;
+    let mut fields = kept.split_whitespace();
+    let inode = fields.next()?.parse().ok()?;
+    let cookie = match fields.next() {
+        Some(cookie) => Some(cookie.parse().ok()?),
+        None => None,
+    };
+    Some(NetnsId { inode, cookie })
 }

@@ -14,7 +14,7 @@ use netctl_plugin_api::runtime::{GcReport, SandboxRepair};
 
 use super::effects::{endpoint_effects, Effect};
 use super::executor;
-use super::namespaces::{remember_inode, remembered_inode, NamespaceSearch, Restored};
+use super::namespaces::{remember_id, remembered_id, NamespaceSearch, Restored};
 use super::runtime::interface_differences;
 use super::specs::{endpoint_spec, network_spec};
 use super::state::State;
@@ -344,7 +344,7 @@ impl Controller {
             return vec!["the daemon does not hold its namespace".into()];
         };
         let mut problems = Vec::new();
-        if netctl_kernel::netns::inode_at(&sandbox.netns) != netns.inode().ok() {
+        if !netns.id().is_ok_and(|id| id.is_at(&sandbox.netns)) {
             problems.push(format!(
                 "its namespace is not bound at {}",
                 sandbox.netns.display()
@@ -368,15 +368,17 @@ impl Controller {
     }
 
     /// One of netctl's own namespaces, found again or made anew (see
-    /// [`NamespaceSearch::restore_own`]), its inode kept for the next time.
+    /// [`NamespaceSearch::restore_own`]), its identity kept for the next time.
     async fn restore_own_netns(
         &self,
         sandbox: &SandboxRecord,
         search: &mut NamespaceSearch,
     ) -> Result<(Netns, Restored), String> {
-        let inode = remembered_inode(&self.paths, &sandbox.id);
+        let remembered = remembered_id(&self.paths, &sandbox.id);
         let open = self.namespaces.get(&sandbox.id);
-        let (netns, how) = search.restore_own(sandbox, inode, open.as_deref()).await?;
+        let (netns, how) = search
+            .restore_own(sandbox, remembered, open.as_deref())
+            .await?;
         match &how {
             Restored::Opened => {}
             Restored::Rebound(held) => {
@@ -390,8 +392,8 @@ impl Controller {
                     .increment(1);
             }
         }
-        if sandbox.mode == SandboxMode::Isolated && inode != netns.inode().ok() {
-            remember_inode(&self.paths, &sandbox.id, &netns);
+        if sandbox.mode == SandboxMode::Isolated && remembered != netns.id().ok() {
+            remember_id(&self.paths, &sandbox.id, &netns);
         }
         Ok((netns, how))
     }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ipnetwork::IpNetwork;
+use netctl_kernel::netns::NetnsId;
 use netctl_plugin_api::runtime::{
     AttachRequest, AttachedAddress, AttachedRoute, Attachment, AttachmentRef, CheckReport,
     GcReport, ReclaimedEndpoint, RuntimeGcRequest,
@@ -38,7 +39,7 @@ impl Controller {
             )));
         }
         let netns = reachable_netns(&req.netns, req.caller_pid)?;
-        let inode = netctl_kernel::netns::inode_at(&netns)
+        let netns_id = netctl_kernel::netns::id_at(&netns)
             .ok_or_else(|| ApiError::not_found(format!("no network namespace at {}", req.netns)))?;
         let mut wanted = EndpointRequest::parse(&req.endpoint_config)?;
         wanted.ifname = Some(req.ifname.clone());
@@ -68,7 +69,7 @@ impl Controller {
                         s.name
                     )))
                 }
-                Some(s) if s.netns_inode != Some(inode) => {
+                Some(s) if !s.netns_id().is_some_and(|known| known.matches(&netns_id)) => {
                     tracing::info!(container = %s.name, "the container has a new namespace: removing what its old one had");
                     if let Err(e) = self.remove_sandbox(&s.id).await {
                         tracing::warn!(container = %s.name, error = %e.message, "removing the old namespace's endpoints");
@@ -77,7 +78,7 @@ impl Controller {
                 }
                 Some(s) => self.attach_to(&s, &net_id, &req, wanted.clone()).await,
                 None => {
-                    let record = runtime_sandbox(&req, inode);
+                    let record = runtime_sandbox(&req, netns_id);
                     self.create_runtime_sandbox(record, &netns, &net_id, wanted.clone())
                         .await
                 }
@@ -475,7 +476,7 @@ impl Controller {
         let mut differences = Vec::new();
         if let Some(given) = &req.netns {
             let path = reachable_netns(given, req.caller_pid)?;
-            if netctl_kernel::netns::inode_at(&path) != sandbox.netns_inode {
+            if !sandbox.netns_id().is_some_and(|id| id.is_at(&path)) {
                 differences.push(format!(
                     "{given} is not the namespace the container was attached in"
                 ));
@@ -581,7 +582,7 @@ fn gateway_of(net: &NetworkRecord, address: IpNetwork) -> Option<std::net::IpAdd
 
 /// The record of a runtime's container: named by its container id, in the runtime's
 /// namespace.
-fn runtime_sandbox(req: &AttachRequest, inode: u64) -> SandboxRecord {
+fn runtime_sandbox(req: &AttachRequest, netns: NetnsId) -> SandboxRecord {
     let hostname = req
         .hostname
         .clone()
@@ -596,7 +597,8 @@ fn runtime_sandbox(req: &AttachRequest, inode: u64) -> SandboxRecord {
         mode: SandboxMode::Runtime,
         dns: DnsConfig::default(),
         role: SandboxRole::User,
-        netns_inode: Some(inode),
+        netns_inode: Some(netns.inode),
+        netns_cookie: netns.cookie,
         extra_hosts: Vec::new(),
     }
 }

@@ -105,6 +105,7 @@ impl Controller {
                         dns: dns.clone(),
                         role,
                         netns_inode: None,
+                        netns_cookie: None,
                         extra_hosts: extra_hosts.clone(),
                     };
                     // Planned before the sandbox is recorded: should it fail, nothing changed.

@@ -380,6 +380,7 @@ mod tests {
                 dns: Default::default(),
                 role: Default::default(),
                 netns_inode: None,
+                netns_cookie: None,
                 extra_hosts: Vec::new(),
             });
         }

@@ -36,6 +36,7 @@ pub fn sandbox(id: &str, name: &str) -> SandboxRecord {
         dns: Default::default(),
         role: Default::default(),
         netns_inode: None,
+        netns_cookie: None,
         extra_hosts: Vec::new(),
     }
 }
