@@ -62,3 +62,41 @@ pub fn step(what: &dyn std::fmt::Display) {
     #[cfg(not(debug_assertions))]
     let _ = what;
 }
+
+/// The variable that slows named steps down: `NETCTL_DELAY=POINT=MS[,POINT=MS…]`. A race
+/// that needs a slow kernel to show (a background removal still running when the next
+/// request comes) is made to show every time. Debug builds only, as [`ENV`].
+pub const DELAY_ENV: &str = "NETCTL_DELAY";
+
+/// How long the step `point` is to wait first, if [`DELAY_ENV`] says so; never in a
+/// release build.
+pub fn delay_of(point: &str) -> Option<std::time::Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let spec = std::env::var(DELAY_ENV).ok()?;
+    spec.split(',').find_map(|item| {
+        let (name, ms) = item.rsplit_once('=')?;
+        (name.trim() == point)
+            .then(|| ms.trim().parse().ok())
+            .flatten()
+            .map(std::time::Duration::from_millis)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delay_is_read_for_its_point_only() {
+        std::env::set_var(DELAY_ENV, "background leave=300, other=5");
+        assert_eq!(
+            delay_of("background leave"),
+            Some(std::time::Duration::from_millis(300))
+        );
+        assert_eq!(delay_of("other"), Some(std::time::Duration::from_millis(5)));
+        assert_eq!(delay_of("none"), None);
+        std::env::remove_var(DELAY_ENV);
+    }
+}

@@ -748,3 +748,50 @@ fn gc_reclaims_docker_endpoints_whose_namespace_vanished() {
         serde_json::json!({"NetworkID": net, "EndpointID": ep}),
     );
 }
+
+#[test]
+fn an_endpoint_deleted_and_made_again_at_once_keeps_its_new_interface() {
+    let mut host = Host::new();
+    // The removal of a deleted endpoint's interface, which runs after DeleteEndpoint's
+    // answer, made slow (as on a busy machine): each round's Join comes while it runs.
+    host.start_daemon_with_env(&[("NETCTL_DELAY", "background leave=200")]);
+    let plugin = PluginSocket::of(&host);
+    let call = |path: &str, body: serde_json::Value| {
+        let (status, answer) = plugin.post(path, &body.to_string());
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer
+    };
+    let (net, ep) = ("c".repeat(64), "d".repeat(64));
+    call(
+        "/NetworkDriver.CreateNetwork",
+        serde_json::json!({"NetworkID": net, "IPv4Data": [{"Pool": "10.73.0.0/24", "Gateway": "10.73.0.1/24"}]}),
+    );
+    let endpoint = serde_json::json!({"NetworkID": net, "EndpointID": ep});
+    // dockerd retrying a container's start: the same endpoint id, deleted and made again
+    // while the first interface's removal (in the background) may still be running.
+    for round in 0..3 {
+        let mut create = endpoint.clone();
+        create["Interface"] = serde_json::json!({"Address": "10.73.0.2/24"});
+        call("/NetworkDriver.CreateEndpoint", create);
+        let mut join = endpoint.clone();
+        join["SandboxKey"] = serde_json::json!("/var/run/docker/netns/x");
+        let joined = call("/NetworkDriver.Join", join);
+        let taken = joined["InterfaceName"]["SrcName"].as_str().unwrap();
+        // Long enough for a late removal of the previous round's pair to strike.
+        for _ in 0..20 {
+            let links = host.ip(&["-br", "link"]).expect_ok();
+            assert!(
+                links.contains(taken),
+                "round {round}: the new endpoint's interface {taken} is gone:\n{links}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        call("/NetworkDriver.Leave", endpoint.clone());
+        call("/NetworkDriver.DeleteEndpoint", endpoint.clone());
+    }
+    call(
+        "/NetworkDriver.DeleteNetwork",
+        serde_json::json!({"NetworkID": net}),
+    );
+    no_links_left(&host, &["ncv", "ncs"]);
+}

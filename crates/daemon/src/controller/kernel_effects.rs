@@ -93,6 +93,7 @@ impl Effector for Controller {
                 sandbox,
             } => {
                 let driver = self.driver(driver)?;
+                self.background_leaves.wait_for(&ep.id).await;
                 let netns = match sandbox {
                     Some(id) => Some(self.namespace(id)?),
                     None => None,
@@ -108,10 +109,13 @@ impl Effector for Controller {
                 driver.leave(net, ep).await.map_err(from_driver)
             }
             Effect::LeaveLater { driver, net, ep } => {
-                let (driver, net, ep) = (self.driver(driver)?.clone(), net.clone(), ep.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = driver.leave(&net, &ep).await {
-                        tracing::warn!(endpoint = %ep.id, error = %e, "cannot remove an endpoint's interface");
+                let (driver, net, spec) = (self.driver(driver)?.clone(), net.clone(), ep.clone());
+                self.background_leaves.start(&ep.id, async move {
+                    if let Some(delay) = netctl_crashpoint::delay_of("background leave") {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if let Err(e) = driver.leave(&net, &spec).await {
+                        tracing::warn!(endpoint = %spec.id, error = %e, "cannot remove an endpoint's interface");
                     }
                 });
                 Ok(())

@@ -6,6 +6,7 @@
 //! A failure undoes what was done, in reverse, and leaves the store and the state as before.
 
 mod api;
+mod background_leaves;
 mod cluster;
 mod dhcp;
 mod dns;
@@ -44,6 +45,7 @@ use netctl_kernel::Netlink;
 use netctl_store::{LocalStore, Store};
 use tokio::sync::Mutex;
 
+use self::background_leaves::BackgroundLeaves;
 pub use self::cluster::run_cluster;
 pub use self::dhcp::watch_leases;
 pub use self::dns_sources::watch_dns_sources;
@@ -65,6 +67,8 @@ pub struct Controller {
     drivers: Registry,
     /// The sandboxes' open namespaces.
     namespaces: Namespaces,
+    /// Endpoints' interfaces being removed in the background.
+    background_leaves: BackgroundLeaves,
     firewall: FirewallGate,
     /// Netlink in the daemon's own namespace (the "host" of every sandbox).
     host: Netlink,
@@ -143,6 +147,7 @@ impl Controller {
             store: Arc::new(local),
             drivers,
             namespaces: Namespaces::default(),
+            background_leaves: BackgroundLeaves::default(),
             firewall,
             host,
             dns: netctl_dns::Dns::new().map_err(|source| DaemonError::Io {

@@ -49,6 +49,7 @@ impl Controller {
             store: Arc::new(LocalStore::open(&dir.join("netctl.redb")).expect("a store")),
             drivers,
             namespaces: Namespaces::default(),
+            background_leaves: Default::default(),
             host,
             dns: netctl_dns::Dns::new().expect("the DNS thread"),
             leases: Arc::new(leases),
