@@ -4,7 +4,9 @@
 //! - convergence: a sandbox attached on node A, its address pinged from node B every
 //!   millisecond since before the attach; from the attach request to B's first reply. Beside
 //!   it, the floor: a put on A's node to the moment B's watch sees it, through the same etcd.
-//! - attach: an overlay connect (and disconnect) on A beside a bridge one on the same node.
+//! - attach: an overlay connect (and disconnect) on A beside a bridge one on the same node;
+//!   then 100 connects at once on A, each kind: the wall time until all are answered (an
+//!   overlay attach writes to etcd, which must not make the node's attaches queue).
 //! - throughput: iperf3 sandbox to sandbox across the nodes over the overlay, beside the
 //!   underlay itself and a VXLAN built by hand (bridge, VXLAN device, static FDB and
 //!   neighbour entries, veths into namespaces) between the same two hosts.
@@ -514,7 +516,49 @@ fn attach(setup: &Setup, samples: usize) -> anyhow::Result<Vec<Row>> {
         }
         rows.push(row("attach", peer, &took, "connect on node A"));
     }
+    for (network, peer) in [
+        (OVERLAY, "netctl overlay, 100 at once"),
+        (BRIDGE, "netctl bridge, 100 at once"),
+    ] {
+        let wall = attach_at_once(setup, network, 100)?;
+        rows.push(Row {
+            what: "attach".into(),
+            peer: peer.into(),
+            samples: 100,
+            p50: Some(wall.as_secs_f64() * 1e3),
+            p99: None,
+            unit: "ms".into(),
+            note: "wall time until all 100 connects on node A are answered".into(),
+        });
+    }
     Ok(rows)
+}
+
+/// `count` sandboxes of node A (made first, on no network) connected to `network` at once:
+/// the wall time until every connect is answered.
+fn attach_at_once(setup: &Setup, network: &str, count: usize) -> anyhow::Result<Duration> {
+    let client = setup.a.client();
+    let names: Vec<String> = (0..count).map(|i| format!("{network}-burst-{i}")).collect();
+    for name in &names {
+        setup.sandbox(&client, name, None, None)?;
+    }
+    let started = Instant::now();
+    let connects = names.iter().map(|name| {
+        let connect = ConnectRequest {
+            container: name.clone(),
+            ..Default::default()
+        };
+        let client = &client;
+        async move { client.network_connect(network, &connect).await }
+    });
+    for answer in setup.runtime.block_on(futures::future::join_all(connects)) {
+        answer?;
+    }
+    let wall = started.elapsed();
+    for name in &names {
+        setup.runtime.block_on(client.sandbox_remove(name))?;
+    }
+    Ok(wall)
 }
 
 pub(crate) fn row(what: &str, peer: &str, samples: &[Duration], note: &str) -> Row {

@@ -60,6 +60,13 @@ use crate::{DaemonConfig, DaemonError, Paths};
 
 pub struct Controller {
     state: Mutex<State>,
+    /// Held shared by a transaction from its plan until its cluster write is answered (it
+    /// lets the state lock go meanwhile), and alone by the cluster mirror while it brings
+    /// the cluster's news into the state: the mirror never sees a plan whose write is in
+    /// flight (a listing taken before the write would otherwise delete what the plan
+    /// made, and a competitor's record would meet addresses the plan may yet give back).
+    /// Both take it before the state lock.
+    cluster_writes: tokio::sync::RwLock<()>,
     locks: Locks,
     /// This node's cluster, if it is in one.
     cluster: cluster::ClusterLink,
@@ -141,6 +148,7 @@ impl Controller {
         let (leases, lease_events) = LeaseClients::new();
         let firewall = FirewallGate::new(state.ports.sockets());
         let controller = Self {
+            cluster_writes: Default::default(),
             state: Mutex::new(state),
             locks: Locks::default(),
             cluster: cluster::ClusterLink::default(),

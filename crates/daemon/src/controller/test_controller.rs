@@ -43,6 +43,7 @@ impl Controller {
         let (leases, lease_events) = LeaseClients::new();
         Controller {
             firewall: FirewallGate::new(state.ports.sockets()),
+            cluster_writes: Default::default(),
             state: Mutex::new(state),
             locks: Locks::default(),
             cluster: ClusterLink::default(),

@@ -3,7 +3,10 @@
 //! 1. **Plan**, under the state lock: validate, reserve (addresses, ports, names) and record
 //!    the change in memory. Nothing outside the daemon has changed yet.
 //! 2. **Persist** the desired state, still under the lock, so the store's order is the
-//!    state's order.
+//!    state's order. The cluster's part is the exception: the lock is let go for the etcd
+//!    round trip, so that one node's attaches do not queue behind each other's writes
+//!    (per-object locks keep an object's own requests in order; the cluster mirror waits
+//!    for writes in flight, see `Controller::cluster_writes`).
 //! 3. **Program the kernel**, effect by effect, with the state lock released: requests on
 //!    other objects go on meanwhile (the objects' own locks keep this one's company out).
 //!    The store flushes the batch to disk at the same time; the caller hears back once both
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, Key, Revision, Scope, Store, StoreError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 
 use super::cluster::ClusterLink;
 use super::effects::Effect;
@@ -121,6 +124,8 @@ const CLAIM_RACES: usize = 16;
 /// effects out (the daemon's kernel effector, or an in-memory one in unit tests).
 pub(super) struct Engine<'a> {
     pub state: &'a Mutex<State>,
+    /// See `Controller::cluster_writes`.
+    pub cluster_writes: &'a RwLock<()>,
     pub store: &'a dyn Store,
     pub cluster: &'a ClusterLink,
     pub effector: &'a dyn Effector,
@@ -130,6 +135,7 @@ impl Controller {
     pub(super) fn engine(&self) -> Engine<'_> {
         Engine {
             state: &self.state,
+            cluster_writes: &self.cluster_writes,
             store: self.store.as_ref(),
             cluster: &self.cluster,
             effector: self,
@@ -200,24 +206,35 @@ impl Engine<'_> {
         plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
     ) -> Result<(T, Done), TxnError> {
         let started = Instant::now();
-        let (txn, value, revision) = {
-            let mut state = self.state.lock().await;
-            let (txn, value) = plan(&mut state)?;
-            let revision = match self.persist(&txn.persist, &txn.revert).await {
-                Ok(Persisted { local, global }) => {
-                    if let Some(global) = global {
-                        // A listing of the cluster older than this write is listed again.
-                        state.global.written = state.global.written.max(global);
-                    }
-                    local
-                }
+        // Before the state lock, as the mirror takes them: see `Controller::cluster_writes`.
+        let writing = self.cluster_writes.read().await;
+        let mut state = self.state.lock().await;
+        let (txn, value) = plan(&mut state)?;
+        let (global, local) = split(&txn.persist);
+        if !global.is_empty() {
+            // A round trip to etcd's leader and its disk: other plans go on meanwhile (what
+            // this one took is in the state already, so none takes it twice).
+            drop(state);
+            let written = self.persist_global(global, &txn.revert).await;
+            state = self.state.lock().await;
+            match written {
+                // A listing of the cluster older than this write is listed again.
+                Ok(revision) => state.global.written = state.global.written.max(revision),
                 Err(e) => {
                     (txn.unplan)(&mut state);
                     return Err(e);
                 }
-            };
-            (txn, value, revision)
+            }
+        }
+        let revision = match self.persist_local(local, &txn.revert).await {
+            Ok(revision) => revision,
+            Err(e) => {
+                (txn.unplan)(&mut state);
+                return Err(e);
+            }
         };
+        drop(state);
+        drop(writing);
         let persisted = started.elapsed();
         let (carried_out, synced) = tokio::join!(
             executor::carry_out(self.effector, &txn.what, &txn.effects, Policy::AllOrUndo),
@@ -239,32 +256,33 @@ impl Engine<'_> {
         Err(failure.error.into())
     }
 
-    /// The desired state in the stores, in the state's order (the caller holds the state
-    /// lock): the cluster's part applied, the local part not yet flushed.
-    async fn persist(&self, batch: &Batch, revert: &Batch) -> Result<Persisted, TxnError> {
-        let (global, local) = split(batch);
-        let mut persisted = Persisted::default();
-        if !global.is_empty() {
-            let store = self.cluster.store()?;
-            match store.apply(global.clone()).await {
-                Ok(revision) => persisted.global = Some(revision),
-                Err(StoreError::Exists(key)) => return Err(TxnError::Taken(key)),
-                Err(e @ StoreError::Unavailable { .. }) => {
-                    // The write may still land once quorum is back: see that it is undone.
-                    super::cluster::settle_unknown_write(store, global, split(revert).0);
-                    return Err(from_store(e).into());
-                }
-                Err(e) => return Err(from_store(e).into()),
+    /// The plan's cluster part, in one etcd transaction (a taken key fails it whole).
+    async fn persist_global(&self, global: Batch, revert: &Batch) -> Result<Revision, TxnError> {
+        let store = self.cluster.store()?;
+        match store.apply(global.clone()).await {
+            Ok(revision) => Ok(revision),
+            Err(StoreError::Exists(key)) => Err(TxnError::Taken(key)),
+            Err(e @ StoreError::Unavailable { .. }) => {
+                // The write may still land once quorum is back: see that it is undone.
+                super::cluster::settle_unknown_write(store, global, split(revert).0);
+                Err(from_store(e).into())
             }
+            Err(e) => Err(from_store(e).into()),
         }
+    }
+
+    /// The plan's local part, in the state's order (the caller holds the state lock), not
+    /// yet flushed. When it fails, the cluster part already written is put back.
+    async fn persist_local(
+        &self,
+        local: Batch,
+        revert: &Batch,
+    ) -> Result<Option<Revision>, TxnError> {
         if local.is_empty() {
-            return Ok(persisted);
+            return Ok(None);
         }
         match self.store.apply_unsynced(local).await {
-            Ok(revision) => Ok(Persisted {
-                local: Some(revision),
-                ..persisted
-            }),
+            Ok(revision) => Ok(Some(revision)),
             Err(e) => {
                 let (global_revert, _) = split(revert);
                 if !global_revert.is_empty() {
@@ -328,13 +346,6 @@ pub(super) fn split(batch: &Batch) -> (Batch, Batch) {
     (Batch { ops: global }, Batch { ops: local })
 }
 
-/// The revisions a transaction's batch made: the local one still to be flushed.
-#[derive(Default)]
-struct Persisted {
-    local: Option<Revision>,
-    global: Option<Revision>,
-}
-
 #[cfg(test)]
 mod tests {
     //! The engine with an in-memory effector over a real local store: what a transaction
@@ -350,6 +361,7 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         state: Mutex<State>,
+        cluster_writes: RwLock<()>,
         store: LocalStore,
         cluster: ClusterLink,
         recorder: Recorder,
@@ -366,6 +378,7 @@ mod tests {
             Self {
                 _dir: dir,
                 state: Mutex::new(State::new(ipam)),
+                cluster_writes: RwLock::new(()),
                 store,
                 cluster: ClusterLink::default(),
                 recorder,
@@ -375,6 +388,7 @@ mod tests {
         fn engine(&self) -> Engine<'_> {
             Engine {
                 state: &self.state,
+                cluster_writes: &self.cluster_writes,
                 store: &self.store,
                 cluster: &self.cluster,
                 effector: &self.recorder,

@@ -138,6 +138,7 @@ impl Controller {
         revision: Revision,
     ) -> bool {
         let actions = {
+            let _alone = self.cluster_writes.write().await;
             let mut state = self.state.lock().await;
             if revision < state.global.written {
                 return false;
@@ -164,6 +165,7 @@ impl Controller {
     /// Events of the watch, in order.
     pub(super) async fn mirror_changes(self: &Arc<Self>, events: Vec<Event>) {
         let actions = {
+            let _alone = self.cluster_writes.write().await;
             let mut state = self.state.lock().await;
             let mut actions = Vec::new();
             for event in events {
