@@ -7,7 +7,7 @@ use netctl_ipam::PoolTemplate;
 use serde::Deserialize;
 
 use crate::access::RolesConfig;
-use crate::DaemonError;
+use crate::error::DaemonError;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

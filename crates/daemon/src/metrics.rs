@@ -17,7 +17,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use netctl_plugin_api::{ApiError, ErrorCode};
 use tokio::net::TcpListener;
 
-use crate::{Controller, DaemonError};
+use crate::controller::Controller;
+use crate::error::DaemonError;
 
 /// Latency buckets, in seconds: from a cached DNS answer (tens of µs) to an attach that
 /// waits for a DHCP lease (seconds).

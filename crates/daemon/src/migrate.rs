@@ -11,13 +11,13 @@ use ipnetwork::IpNetwork;
 use netctl_store::{Batch, LocalStore};
 use serde::Deserialize;
 
+use crate::error::DaemonError;
 use crate::model::{
     AddressScope, DnsConfig, DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord,
     EndpointRecord, NetworkRecord, PublishedPort, SandboxMode, SandboxRecord, SubnetOwner,
     SubnetRecord, Transport,
 };
 use crate::persist::BatchExt;
-use crate::DaemonError;
 
 const TABLES: [&str; 4] = ["networks", "sandboxes", "endpoints", "docker_pools"];
 

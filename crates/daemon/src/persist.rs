@@ -6,11 +6,11 @@ use netctl_store::{Batch, Key, Prefix, Scope, Store};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::DaemonError;
 use crate::model::{
     DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, MembershipRecord,
     NetworkRecord, NodeRecord, SandboxRecord, ServiceRecord,
 };
-use crate::DaemonError;
 
 /// A record kind: its key's kind and the schema its values are written in.
 pub trait Record: Serialize + DeserializeOwned {

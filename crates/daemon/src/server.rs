@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::{Controller, DaemonError};
+use crate::controller::Controller;
+use crate::error::DaemonError;
+use crate::front::{DockerFront, ManagementApi};
 
 /// Binds the management API's socket (mode 0660), of `group` when one is given (dockerd's
 /// `-G`). Done first of all: a second daemon started by mistake stops here, before it
@@ -95,7 +97,7 @@ pub async fn serve(
         .and_then(|a| a.as_pathname().map(Path::to_path_buf))
         .unwrap_or_else(|| socket.to_path_buf());
     tracing::info!(socket = %at.display(), "serving the management API");
-    let app = netctl_plugin_api::management::router(controller)
+    let app = netctl_plugin_api::management::router(Arc::new(ManagementApi::new(controller)))
         .into_make_service_with_connect_info::<netctl_plugin_api::management::Caller>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -117,9 +119,12 @@ pub async fn serve_docker_plugin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     tracing::info!(socket = %socket.display(), "serving the Docker plugin API");
-    let served = axum::serve(listener, netctl_plugin_api::docker::router(controller))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        netctl_plugin_api::docker::router(Arc::new(DockerFront::new(controller))),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     if let Err(e) = served {
         tracing::error!(socket = %socket.display(), error = %e, "Docker plugin API stopped");
     }

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use netctl_daemon::Controller;
+use netctl_daemon::front::ManagementApi;
 use netctl_netns_fixtures::{netctl_bin, with_private_etc, Host, Output};
 use netctl_plugin_api::access::Role;
 use netctl_plugin_api::management::routes;
@@ -49,7 +49,7 @@ fn every_route_refuses_exactly_the_roles_that_lack_its_permission() {
         host.netctl(&["network", "ls"]).expect_ok(),
         host.kernel_snapshot(),
     );
-    let routes = routes::<Controller>();
+    let routes = routes::<ManagementApi>();
     assert!(routes.len() >= 37, "every route: {}", routes.len());
     for route in &routes {
         // Names that do not exist and a body that does not decode: an allowed request is

@@ -10,7 +10,7 @@ use netctl_plugin_api::{ApiError, DnsExplain};
 use super::errors::from_dns;
 use super::Controller;
 use crate::model::{SandboxMode, SandboxRecord};
-use crate::Paths;
+use crate::paths::Paths;
 
 /// What Docker puts in every container's hosts file before the container's own lines.
 const HOSTS_PREAMBLE: &str = "127.0.0.1\tlocalhost

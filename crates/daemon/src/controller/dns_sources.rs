@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::dns::host_dns;
 use super::Controller;
-use crate::DaemonConfig;
+use crate::config::DaemonConfig;
 
 /// The look that catches what inotify misses.
 const LOOK_EVERY: Duration = Duration::from_secs(1);

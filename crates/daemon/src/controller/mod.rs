@@ -5,7 +5,6 @@
 //! unrelated requests wait on — only the locks of the objects it touches ([`crate::locks`]).
 //! A failure undoes what was done, in reverse, and leaves the store and the state as before.
 
-mod api;
 mod background_leaves;
 mod cluster;
 mod dhcp;
@@ -24,6 +23,7 @@ mod namespaces;
 mod networks;
 mod ports;
 mod publishing;
+mod queries;
 mod reconcile;
 mod runtime;
 mod sandboxes;
@@ -53,10 +53,12 @@ pub use self::firewall::watch_firewall;
 use self::firewall::FirewallGate;
 use self::namespaces::Namespaces;
 use self::state::State;
+use crate::config::DaemonConfig;
+use crate::error::DaemonError;
 use crate::leases::{LeaseClients, LeaseEvent};
 use crate::locks::Locks;
 use crate::model::NodeRecord;
-use crate::{DaemonConfig, DaemonError, Paths};
+use crate::paths::Paths;
 
 pub struct Controller {
     state: Mutex<State>,

@@ -10,7 +10,7 @@ use netctl_kernel::Netns;
 use parking_lot::Mutex;
 
 use crate::model::{SandboxMode, SandboxRecord};
-use crate::Paths;
+use crate::paths::Paths;
 
 #[derive(Default)]
 pub(super) struct Namespaces {

@@ -19,13 +19,13 @@ use super::runtime::interface_differences;
 use super::specs::{endpoint_spec, network_spec};
 use super::state::State;
 use super::Controller;
+use crate::error::DaemonError;
 use crate::ids::{new_id, now_rfc3339};
 use crate::model::{
     AddressScope, DockerEndpointRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,
     NodeRecord, SandboxMode, SandboxRecord, SubnetOwner,
 };
 use crate::persist::{self, BatchExt, Loaded};
-use crate::DaemonError;
 
 /// This daemon's node, made on its first start.
 pub(super) async fn this_node(store: &LocalStore) -> Result<NodeRecord, DaemonError> {

@@ -17,10 +17,11 @@ use super::firewall::FirewallGate;
 use super::namespaces::Namespaces;
 use super::state::State;
 use super::Controller;
+use crate::config::DaemonConfig;
 use crate::leases::LeaseClients;
 use crate::locks::Locks;
 use crate::model::NodeRecord;
-use crate::{DaemonConfig, Paths};
+use crate::paths::Paths;
 
 /// This node's id in the unit tests.
 pub const THIS_NODE: &str = "node-a";

@@ -14,7 +14,7 @@ use super::state::State;
 use crate::model::{
     format_mac, EndpointRecord, LeaseRecord, NetworkRecord, SandboxRecord, SubnetOwner,
 };
-use crate::Paths;
+use crate::paths::Paths;
 
 pub(super) fn network(state: &State, drivers: &Registry, net: &NetworkRecord) -> NetworkInspect {
     let containers = state

@@ -229,7 +229,7 @@ impl Controller {
 
     /// Refuses a user's change to a balancer sandbox or to who is on the ingress network:
     /// the daemon makes and takes those as the services change.
-    pub(in crate::controller) async fn refuse_managed(
+    pub async fn refuse_managed(
         &self,
         network: Option<&str>,
         sandbox: &str,

@@ -116,7 +116,7 @@ fn endpoint_record(
 }
 
 impl Controller {
-    pub(super) async fn docker_create_endpoint(
+    pub async fn docker_create_endpoint(
         &self,
         req: CreateEndpoint,
     ) -> Result<CreateEndpointResponse, ApiError> {
@@ -218,10 +218,7 @@ impl Controller {
 
     /// Idempotent: dockerd swallows this call's errors. The answer does not wait for the
     /// kernel to unregister the interface: dockerd waits for it, and would gain nothing.
-    pub(in crate::controller) async fn docker_delete_endpoint(
-        &self,
-        endpoint_id: &str,
-    ) -> Result<(), ApiError> {
+    pub async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
         let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
@@ -272,7 +269,7 @@ impl Controller {
 
     /// The interface for dockerd to move, and the gateways. dockerd adds its docker_gwbridge
     /// to a container whose non-internal networks answered none.
-    pub(super) async fn docker_join(
+    pub async fn docker_join(
         &self,
         endpoint_id: &str,
         sandbox_key: &str,
@@ -354,7 +351,7 @@ impl Controller {
 
     /// `-p` / `-P`: dockerd programs nothing for a remote driver; host ports of 0 are
     /// netctl's to choose. Published again after a gateway change: what it had goes first.
-    pub(super) async fn docker_publish(&self, req: Connectivity) -> Result<(), ApiError> {
+    pub async fn docker_publish(&self, req: Connectivity) -> Result<(), ApiError> {
         let mappings = port_mappings(&req.options)?;
         if mappings.is_empty() {
             return Ok(());
@@ -380,7 +377,7 @@ impl Controller {
         Ok(())
     }
 
-    pub(super) async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), ApiError> {
         let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };

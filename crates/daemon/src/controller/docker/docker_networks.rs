@@ -110,7 +110,7 @@ fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, ApiError> {
 }
 
 impl Controller {
-    pub(super) async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
+    pub async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
         let options = generic_options(&req.options);
         if let Some(name) = options.get(OPT_OVERLAY) {
             return self.docker_bind_network(&req, name, &options).await;
@@ -247,7 +247,7 @@ impl Controller {
 
     /// Idempotent: dockerd swallows this call's errors. Endpoints dockerd did not delete
     /// (the plugin was down) go with the network.
-    pub(super) async fn docker_delete_network(&self, docker_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_delete_network(&self, docker_id: &str) -> Result<(), ApiError> {
         let Some((id, bound)) = ({
             let state = self.state.lock().await;
             let bound = state

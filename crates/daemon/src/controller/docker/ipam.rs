@@ -38,10 +38,7 @@ fn parse_cidr(what: &str, text: &str) -> Result<Option<IpNetwork>, ApiError> {
 }
 
 impl Controller {
-    pub(super) async fn docker_request_pool(
-        &self,
-        req: RequestPool,
-    ) -> Result<PoolResponse, ApiError> {
+    pub async fn docker_request_pool(&self, req: RequestPool) -> Result<PoolResponse, ApiError> {
         if let Some(wanted) = super::dhcp::dhcp_option(&req) {
             return self.docker_request_dhcp_pool(&req, &wanted).await;
         }
@@ -104,7 +101,7 @@ impl Controller {
     }
 
     /// Idempotent: dockerd may release a pool twice, or one from before a lost store.
-    pub(super) async fn docker_release_pool(&self, pool_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_release_pool(&self, pool_id: &str) -> Result<(), ApiError> {
         self.transact(|state| {
             let Some(pool) = state.docker.pools.remove(pool_id) else {
                 return Ok((Txn::new("nothing to do"), ()));
@@ -126,7 +123,7 @@ impl Controller {
         .map(drop)
     }
 
-    pub(super) async fn docker_request_address(
+    pub async fn docker_request_address(
         &self,
         req: RequestAddress,
     ) -> Result<AddressResponse, ApiError> {
@@ -178,7 +175,7 @@ impl Controller {
     }
 
     /// Idempotent, as dockerd retries nothing and swallows little.
-    pub(super) async fn docker_release_address(&self, req: ReleaseAddress) -> Result<(), ApiError> {
+    pub async fn docker_release_address(&self, req: ReleaseAddress) -> Result<(), ApiError> {
         let Ok(address) = req
             .address
             .split('/')

@@ -1,5 +1,5 @@
-//! The Docker remote plugin's side of the controller: dockerd's calls on the same state,
-//! store and drivers as the CLI's — one implementation, two front doors.
+//! Docker's objects in the engine: what dockerd's calls (through the front end in
+//! `front::docker_plugin`) do to the same state, store and drivers as the CLI's.
 //!
 //! Docker's objects map onto netctl's: a network created by dockerd is a network of
 //! [`DOCKER_DRIVER`] bound to the Docker network ID by a record of Docker's own; an endpoint
@@ -15,144 +15,19 @@ mod docker_endpoints;
 mod docker_networks;
 mod ipam;
 
-use netctl_plugin_api::docker::{
-    checks, AddressResponse, Connectivity, CreateEndpoint, CreateEndpointResponse, CreateNetwork,
-    DockerPlugin, EndpointRef, Join, JoinResponse, NetworkCapabilities, NetworkRef, PluginError,
-    PluginResult, PoolResponse, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
-};
-use netctl_plugin_api::ApiError;
-
 use super::Controller;
-use crate::metrics::{timed, Operation, Via};
 
 /// The driver of the networks dockerd makes with `-d netctl`: netctl's default.
 pub(super) const DOCKER_DRIVER: &str = netctl_drivers::DEFAULT_DRIVER;
 
-/// dockerd prints the message after `Iface.Method: `; say who is speaking.
-fn plugin_error(e: ApiError) -> PluginError {
-    PluginError(format!("netctl: {}", e.message))
-}
-
-impl DockerPlugin for Controller {
-    fn network_capabilities(&self) -> NetworkCapabilities {
-        let scope = self
-            .drivers
+impl Controller {
+    /// The scope of the networks dockerd makes with netctl's driver (`local`, or `global`
+    /// when the default driver is a cluster's).
+    pub fn docker_scope(&self) -> &'static str {
+        self.drivers
             .get(DOCKER_DRIVER)
             .map(|d| d.capabilities().scope)
             .unwrap_or(netctl_drivers::Scope::Local)
-            .name();
-        NetworkCapabilities {
-            scope: scope.into(),
-            connectivity_scope: scope.into(),
-        }
-    }
-
-    async fn request_pool(&self, req: RequestPool) -> PluginResult<PoolResponse> {
-        self.docker_request_pool(req).await.map_err(plugin_error)
-    }
-
-    async fn release_pool(&self, req: ReleasePool) -> PluginResult<()> {
-        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
-        self.docker_release_pool(&req.pool_id)
-            .await
-            .map_err(plugin_error)
-    }
-
-    async fn request_address(&self, req: RequestAddress) -> PluginResult<AddressResponse> {
-        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
-        self.docker_request_address(req).await.map_err(plugin_error)
-    }
-
-    async fn release_address(&self, req: ReleaseAddress) -> PluginResult<()> {
-        checks::pool_id(&req.pool_id).map_err(plugin_error)?;
-        self.docker_release_address(req).await.map_err(plugin_error)
-    }
-
-    async fn create_network(&self, req: CreateNetwork) -> PluginResult<()> {
-        checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
-        timed(
-            Operation::NetworkCreate,
-            Via::Docker,
-            self.docker_create_network(req),
-        )
-        .await
-        .map_err(plugin_error)
-    }
-
-    async fn delete_network(&self, req: NetworkRef) -> PluginResult<()> {
-        checks::docker_id("NetworkID", &req.network_id).map_err(plugin_error)?;
-        timed(
-            Operation::NetworkRemove,
-            Via::Docker,
-            self.docker_delete_network(&req.network_id),
-        )
-        .await
-        .map_err(plugin_error)
-    }
-
-    async fn create_endpoint(&self, req: CreateEndpoint) -> PluginResult<CreateEndpointResponse> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        timed(
-            Operation::Attach,
-            Via::Docker,
-            self.docker_create_endpoint(req),
-        )
-        .await
-        .map_err(plugin_error)
-    }
-
-    async fn delete_endpoint(&self, req: EndpointRef) -> PluginResult<()> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        timed(
-            Operation::Detach,
-            Via::Docker,
-            self.docker_delete_endpoint(&req.endpoint_id),
-        )
-        .await
-        .map_err(plugin_error)
-    }
-
-    async fn join(&self, req: Join) -> PluginResult<JoinResponse> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id)
-            .and_then(|()| checks::sandbox_key(&req.sandbox_key))
-            .map_err(plugin_error)?;
-        timed(
-            Operation::Join,
-            Via::Docker,
-            self.docker_join(&req.endpoint_id, &req.sandbox_key),
-        )
-        .await
-        .map_err(plugin_error)
-    }
-
-    /// The veth is deleted in DeleteEndpoint: at Leave its container end is still in the
-    /// container, from where a DHCP lease is given back.
-    async fn leave(&self, req: EndpointRef) -> PluginResult<()> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        let leave = async {
-            self.docker_leave(&req.endpoint_id).await;
-            Ok(())
-        };
-        timed(Operation::Leave, Via::Docker, leave)
-            .await
-            .map_err(plugin_error)
-    }
-
-    async fn program_external_connectivity(&self, req: Connectivity) -> PluginResult<()> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        timed(Operation::Publish, Via::Docker, self.docker_publish(req))
-            .await
-            .map_err(plugin_error)
-    }
-
-    async fn revoke_external_connectivity(&self, req: EndpointRef) -> PluginResult<()> {
-        checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
-        timed(
-            Operation::Unpublish,
-            Via::Docker,
-            self.docker_unpublish(&req.endpoint_id),
-        )
-        .await
-        .map_err(plugin_error)
+            .name()
     }
 }

@@ -75,7 +75,7 @@ impl Controller {
 
     /// Leave: the container's lease given back from the container, while its interface and
     /// address are still there.
-    pub(in crate::controller::docker) async fn docker_leave(&self, endpoint_id: &str) {
+    pub async fn docker_leave(&self, endpoint_id: &str) {
         let address = {
             let state = self.state.lock().await;
             state.endpoint(endpoint_id).and_then(|e| e.ipv4)
