@@ -127,40 +127,44 @@ fn restart_restores_what_went_missing_and_removes_leftovers() {
 fn a_sandbox_namespace_lost_while_down_is_recreated_with_its_interfaces() {
     let mut host = Host::with_daemon();
     web_with_a_and_b(&host);
-    let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    host.kill_daemon();
-    // As after a reboot: the namespace (and with it the veth) is gone.
-    nix_umount(&key);
+    lose_namespace_of_a_while_down(&mut host);
     host.start_daemon();
-    assert!(host.ping("a", &address(&host, "b", "web")));
-    assert!(host.ping("b", &address(&host, "a", "web")));
+    a_and_b_reach_each_other(&host);
 }
 
 #[test]
 fn a_stranger_that_took_a_lost_namespace_inode_is_not_taken_for_the_sandbox() {
     let mut host = Host::with_daemon();
     web_with_a_and_b(&host);
-    let key = tests::sandbox(&host, "a")["NetworkSettings"]["SandboxKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let lost = inode_of(&key);
-    host.kill_daemon();
-    nix_umount(&key);
+    let lost = lose_namespace_of_a_while_down(&mut host);
     // The kernel gives a freed namespace's inode to the next namespace made: a stranger's
     // (another container's) may carry it by the time the daemon starts.
     let stranger = NamespaceHolder::with_inode(lost);
     host.start_daemon();
-    assert!(host.ping("a", &address(&host, "b", "web")));
-    assert!(host.ping("b", &address(&host, "a", "web")));
+    a_and_b_reach_each_other(&host);
     assert_eq!(
         stranger.links(),
         1,
         "the stranger's namespace got interfaces: it was taken for the sandbox's"
     );
+}
+
+/// Stops the daemon and loses sandbox `a`'s namespace, as after a reboot (with it goes the
+/// veth); returns the inode the namespace had.
+fn lose_namespace_of_a_while_down(host: &mut Host) -> u64 {
+    let key = tests::sandbox(host, "a")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inode = inode_of(&key);
+    host.kill_daemon();
+    nix_umount(&key);
+    inode
+}
+
+fn a_and_b_reach_each_other(host: &Host) {
+    assert!(host.ping("a", &address(host, "b", "web")));
+    assert!(host.ping("b", &address(host, "a", "web")));
 }
 
 fn inode_of(path: &str) -> u64 {
