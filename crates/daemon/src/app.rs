@@ -44,6 +44,7 @@ pub async fn run(
     tokio::spawn(watch_dns_sources(controller.clone()));
     tokio::spawn(watch_leases(controller.clone()));
     tokio::spawn(run_cluster(controller.clone()));
+    tokio::spawn(crate::memory::give_back_freed());
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {

@@ -16,6 +16,7 @@ mod ids;
 mod instance;
 mod leases;
 mod locks;
+mod memory;
 pub mod metrics;
 mod migrate;
 mod model;

@@ -352,4 +352,22 @@ pub struct DaemonInfo {
     /// The drivers this daemon has.
     #[serde(default)]
     pub drivers: Vec<String>,
+    /// What the daemon's memory is made of, where the platform can say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryUse>,
+}
+
+/// The daemon's memory: what the kernel counts (RSS) and what the allocator says of it. A
+/// resident set that grows while `heap_in_use` stays flat is the allocator keeping freed
+/// memory (`heap_free`), not a leak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MemoryUse {
+    /// Resident set size (`VmRSS`), bytes.
+    #[serde(rename = "RSS")]
+    pub rss: u64,
+    /// Bytes the allocator has handed out and not had back.
+    pub heap_in_use: u64,
+    /// Bytes the allocator holds free, ready for reuse, not returned to the kernel.
+    pub heap_free: u64,
 }

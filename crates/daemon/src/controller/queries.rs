@@ -59,6 +59,7 @@ impl Controller {
             published_ports: held.published_ports,
             dhcp_clients: held.dhcp_clients,
             drivers: self.drivers.all().map(|d| d.name().to_string()).collect(),
+            memory: crate::memory::current(),
         }
     }
 

@@ -267,6 +267,15 @@ pub fn system_info(info: &netctl_plugin_api::DaemonInfo) -> String {
         format!("Published ports: {}", info.published_ports),
         format!("DHCP clients: {}", info.dhcp_clients),
     ];
+    if let Some(memory) = &info.memory {
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        lines.push(format!(
+            "Memory: {:.1} MiB resident, heap {:.1} MiB in use and {:.1} MiB free",
+            mib(memory.rss),
+            mib(memory.heap_in_use),
+            mib(memory.heap_free)
+        ));
+    }
     lines.push(String::new());
     lines.join("\n")
 }
