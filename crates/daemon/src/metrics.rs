@@ -103,13 +103,13 @@ impl Via {
 }
 
 /// Runs `work`, recording how long it took and, when it failed, why.
-pub async fn timed<T>(
+pub async fn timed<T, E: Into<ApiError>>(
     operation: Operation,
     via: Via,
-    work: impl Future<Output = Result<T, ApiError>>,
+    work: impl Future<Output = Result<T, E>>,
 ) -> Result<T, ApiError> {
     let started = Instant::now();
-    let result = work.await;
+    let result = work.await.map_err(Into::into);
     let (operation, via) = (operation.name(), via.name());
     metrics::histogram!("netctl_operation_duration_seconds", "operation" => operation, "via" => via)
         .record(started.elapsed());

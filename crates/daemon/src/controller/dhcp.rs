@@ -7,17 +7,16 @@
 use std::sync::Arc;
 
 use netctl_dns::DnsSettings;
-use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
 use super::effects::Effect;
-use super::errors::from_kernel;
 use super::executor::{self, Policy};
 use super::lease_datapath::LeaseOnLink;
 use super::specs::endpoint_names;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::leases::{
     lease_from_record, lease_record, Change, Family, Lease, LeaseError, LeaseEvent, Target,
 };
@@ -50,7 +49,7 @@ struct Leasing {
 impl Controller {
     /// After an endpoint joined: when its network is a DHCP one, its first leases (within
     /// the bound), put in effect. The caller undoes the attach when this fails.
-    pub(super) async fn lease_new_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    pub(super) async fn lease_new_endpoint(&self, endpoint_id: &str) -> Result<(), EngineError> {
         let Some(leasing) = self.leasing(endpoint_id).await else {
             return Ok(());
         };
@@ -91,7 +90,7 @@ impl Controller {
         &self,
         net_id: &str,
         sandbox_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let endpoint = self
             .state
             .lock()
@@ -110,9 +109,9 @@ impl Controller {
         leasing_in(&*self.state.lock().await, endpoint_id)
     }
 
-    async fn lease_target(&self, leasing: &Leasing) -> Result<Target, ApiError> {
+    async fn lease_target(&self, leasing: &Leasing) -> Result<Target, EngineError> {
         let netns = self.namespaces.get(&leasing.sandbox.id).ok_or_else(|| {
-            ApiError::internal(format!(
+            EngineError::internal(format!(
                 "the network namespace of sandbox {} is not open",
                 leasing.sandbox.name
             ))
@@ -121,9 +120,9 @@ impl Controller {
             .netlink()
             .link_by_name(&leasing.ep.ifname)
             .await
-            .map_err(from_kernel)?
+            .map_err(EngineError::from)?
             .ok_or_else(|| {
-                ApiError::internal(format!(
+                EngineError::internal(format!(
                     "sandbox {} has no interface {}",
                     leasing.sandbox.name, leasing.ep.ifname
                 ))
@@ -146,7 +145,7 @@ impl Controller {
         endpoint_id: &str,
         family: Family,
         lease: Option<&Lease>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         self.transact(|state| Ok((plan_lease(state, endpoint_id, family, lease), ())))
             .await?;
         Ok(())
@@ -154,7 +153,7 @@ impl Controller {
 
     /// The sandbox resolves through its leases' DNS servers and search domains, unless it
     /// was given its own (`--dns`, `--dns-search`).
-    async fn follow_lease_dns(&self, sandbox: &SandboxRecord) -> Result<(), ApiError> {
+    async fn follow_lease_dns(&self, sandbox: &SandboxRecord) -> Result<(), EngineError> {
         let settings = lease_dns(&*self.state.lock().await, sandbox);
         let apply = [Effect::SetSandboxDns {
             sandbox: sandbox.clone(),
@@ -183,7 +182,7 @@ impl Controller {
         };
         for id in endpoints {
             if let Err(e) = self.resume_endpoint_leases(&id).await {
-                tracing::error!(endpoint = %id, error = %e.message, "cannot resume the endpoint's DHCP leases");
+                tracing::error!(endpoint = %id, error = %e, "cannot resume the endpoint's DHCP leases");
             }
         }
         self.resume_docker_leases().await;
@@ -192,7 +191,7 @@ impl Controller {
         }
     }
 
-    async fn resume_endpoint_leases(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    async fn resume_endpoint_leases(&self, endpoint_id: &str) -> Result<(), EngineError> {
         let Some(leasing) = self.leasing(endpoint_id).await else {
             return Ok(());
         };
@@ -241,7 +240,7 @@ impl Controller {
             .put_lease_in_effect(endpoint, event.family, lease)
             .await
         {
-            tracing::error!(endpoint, family, error = %e.message, "cannot put a DHCP lease in effect");
+            tracing::error!(endpoint, family, error = %e, "cannot put a DHCP lease in effect");
         }
     }
 }
@@ -348,11 +347,11 @@ fn lease_dns(state: &State, sandbox: &SandboxRecord) -> DnsSettings {
     own
 }
 
-fn from_lease(e: LeaseError) -> ApiError {
+fn from_lease(e: LeaseError) -> EngineError {
     match e {
-        LeaseError::Socket { .. } => ApiError::internal(e.to_string()),
+        LeaseError::Socket { .. } => EngineError::internal(e.to_string()),
         LeaseError::NoAnswer { .. } | LeaseError::Refused { .. } => {
-            ApiError::unavailable(e.to_string())
+            EngineError::unavailable(e.to_string())
         }
     }
 }

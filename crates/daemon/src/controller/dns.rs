@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use netctl_dns::{DnsSettings, Resolution, Source};
-use netctl_plugin_api::{ApiError, DnsExplain};
+use netctl_plugin_api::DnsExplain;
 
-use super::errors::from_dns;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::model::{SandboxMode, SandboxRecord};
 use crate::paths::Paths;
 
@@ -63,7 +63,7 @@ pub(super) fn host_dns(path: &Path) -> DnsSettings {
 impl Controller {
     /// Starts serving DNS in the sandbox and writes its resolv.conf. Sandboxes in the host's
     /// namespace get a resolv.conf naming the upstreams themselves (as with Docker).
-    pub(super) async fn start_dns(&self, sandbox: &SandboxRecord) -> Result<(), ApiError> {
+    pub(super) async fn start_dns(&self, sandbox: &SandboxRecord) -> Result<(), EngineError> {
         let resolution = self
             .dns
             .add_sandbox(&sandbox.id, &DnsSettings::from(&sandbox.dns));
@@ -79,7 +79,7 @@ impl Controller {
                 self.serve_runtime_dns(sandbox, redirect)?;
             } else if let Err(e) = self.dns.serve(&sandbox.id, &sandbox.netns, redirect).await {
                 self.dns.remove_sandbox(&sandbox.id);
-                return Err(from_dns(e));
+                return Err(EngineError::from(e));
             }
         }
         self.write_resolv_conf(sandbox, &resolution, Make::Yes)?;
@@ -94,9 +94,9 @@ impl Controller {
         &self,
         sandbox: &SandboxRecord,
         redirect: netctl_dns::Redirect,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let netns = self.namespaces.get(&sandbox.id).ok_or_else(|| {
-            ApiError::internal(format!("container {} has no open namespace", sandbox.name))
+            EngineError::internal(format!("container {} has no open namespace", sandbox.name))
         })?;
         let (dns, id, name) = (self.dns.clone(), sandbox.id.clone(), sandbox.name.clone());
         tokio::spawn(async move {
@@ -122,7 +122,7 @@ impl Controller {
         sandbox: &SandboxRecord,
         resolution: &Resolution,
         make: Make,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let text = resolution.resolv_conf(sandbox.mode.has_own_namespace());
         write_in_place(&self.paths.resolv_conf(&sandbox.id), &text, make)
     }
@@ -133,7 +133,7 @@ impl Controller {
         &self,
         sandbox: &SandboxRecord,
         addresses: &[IpAddr],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let text = match sandbox.mode {
             SandboxMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
             SandboxMode::Isolated | SandboxMode::Runtime => {
@@ -155,17 +155,17 @@ impl Controller {
         for sandbox in &sandboxes {
             if let Some(resolution) = self.dns.resolution(&sandbox.id) {
                 if let Err(e) = self.write_resolv_conf(sandbox, &resolution, Make::No) {
-                    tracing::warn!(sandbox = %sandbox.name, error = %e.message, "cannot update resolv.conf");
+                    tracing::warn!(sandbox = %sandbox.name, error = %e, "cannot update resolv.conf");
                 }
             }
         }
     }
 
-    pub async fn explain_dns(&self, key: &str) -> Result<DnsExplain, ApiError> {
+    pub async fn explain_dns(&self, key: &str) -> Result<DnsExplain, EngineError> {
         let state = self.state.lock().await;
         let sandbox = state.sandbox(key)?;
         let resolution = self.dns.resolution(&sandbox.id).ok_or_else(|| {
-            ApiError::internal(format!("sandbox {} has no DNS settings", sandbox.name))
+            EngineError::internal(format!("sandbox {} has no DNS settings", sandbox.name))
         })?;
         let embedded = sandbox.mode.has_own_namespace();
         let forwarding = !embedded || self.dns.may_forward(&sandbox.id);
@@ -304,7 +304,7 @@ pub(super) enum Make {
 /// replacing the file: a runtime's bind mount keeps showing it. Overwritten, not truncated
 /// first, and shortened only when the new text is shorter: truncating costs a journal
 /// commit on ext4 (a third of a millisecond, on every connect).
-fn write_in_place(path: &Path, text: &str, make: Make) -> Result<(), ApiError> {
+fn write_in_place(path: &Path, text: &str, make: Make) -> Result<(), EngineError> {
     use std::io::Write;
     let written = (|| {
         if make == Make::Yes {
@@ -327,7 +327,7 @@ fn write_in_place(path: &Path, text: &str, make: Make) -> Result<(), ApiError> {
         }
         Ok::<(), std::io::Error>(())
     })();
-    written.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))
+    written.map_err(|e| EngineError::internal(format!("cannot write {}: {e}", path.display())))
 }
 
 fn hosts_file(hostname: &str, addresses: &[IpAddr]) -> String {

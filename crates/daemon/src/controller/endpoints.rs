@@ -5,11 +5,10 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use netctl_drivers::{Capabilities, NetworkRole, SandboxNamespace};
 use netctl_plugin_api::ports::PortMapping;
-use netctl_plugin_api::{ApiError, EndpointConfig};
+use netctl_plugin_api::EndpointConfig;
 use netctl_store::Batch;
 
 use super::effects::{endpoint_effects, Effect};
-use super::errors::from_ipam;
 use super::networks::docker_managed;
 use super::ports::{forwards, Reservation};
 use super::specs::{endpoint_names, endpoint_spec, network_spec};
@@ -17,6 +16,7 @@ use super::state::State;
 use super::txn::Txn;
 use super::Controller;
 use crate::cluster_store::claims::address_key;
+use crate::controller::error::EngineError;
 use crate::ids::{new_id, valid_dns_name, DNS_NAME_RULE};
 use crate::model::{
     format_mac, generate_mac, parse_mac, EndpointRecord, NetworkRecord, PublishedPort, SandboxMode,
@@ -65,21 +65,21 @@ fn wanted_ports(config: &EndpointConfig) -> Vec<PortMapping> {
 }
 
 impl EndpointRequest {
-    pub fn parse(config: &EndpointConfig) -> Result<Self, ApiError> {
-        let ip = |text: &Option<String>, v6: bool| -> Result<Option<IpAddr>, ApiError> {
+    pub fn parse(config: &EndpointConfig) -> Result<Self, EngineError> {
+        let ip = |text: &Option<String>, v6: bool| -> Result<Option<IpAddr>, EngineError> {
             let Some(text) = text.as_deref().filter(|t| !t.is_empty()) else {
                 return Ok(None);
             };
             match text.parse::<IpAddr>() {
                 Ok(ip) if ip.is_ipv6() == v6 => Ok(Some(ip)),
-                _ => Err(ApiError::invalid(format!(
+                _ => Err(EngineError::invalid(format!(
                     "invalid {} address {text:?}",
                     if v6 { "IPv6" } else { "IPv4" }
                 ))),
             }
         };
         if let Some(bad) = config.aliases.iter().find(|a| !valid_dns_name(a)) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid alias {bad:?}: an alias is a DNS name: {DNS_NAME_RULE}"
             )));
         }
@@ -87,7 +87,7 @@ impl EndpointRequest {
         let mac = match config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             None => None,
             Some(text) => Some(parse_mac(text).ok_or_else(|| {
-                ApiError::invalid(format!(
+                EngineError::invalid(format!(
                     "invalid MAC address {text:?}: expected a unicast address such as 02:42:ac:11:00:02"
                 ))
             })?),
@@ -129,7 +129,7 @@ impl State {
         net: &NetworkRecord,
         v6: bool,
         preferred: Option<IpAddr>,
-    ) -> Result<Option<IpNetwork>, ApiError> {
+    ) -> Result<Option<IpNetwork>, EngineError> {
         let subnets: Vec<IpNetwork> = net
             .subnets
             .iter()
@@ -138,7 +138,7 @@ impl State {
             .collect();
         let Some(first) = subnets.first().copied() else {
             return match preferred {
-                Some(ip) => Err(ApiError::invalid(format!(
+                Some(ip) => Err(EngineError::invalid(format!(
                     "network {} has no {} subnet for address {ip}",
                     net.name,
                     if v6 { "IPv6" } else { "IPv4" }
@@ -156,7 +156,9 @@ impl State {
                 .find(|s| s.contains(ip))
                 .copied()
                 .unwrap_or(first);
-            let ip = space.allocate(&subnet, Some(ip)).map_err(from_ipam)?;
+            let ip = space
+                .allocate(&subnet, Some(ip))
+                .map_err(EngineError::from)?;
             return Ok(Some(with_prefix(ip, &subnet)));
         }
         let spread =
@@ -172,7 +174,7 @@ impl State {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(from_ipam(last_error.expect("at least one subnet")))
+        Err(EngineError::from(last_error.expect("at least one subnet")))
     }
 
     /// Gives back an address of a network whose subnets are its own (an external IPAM
@@ -209,7 +211,7 @@ impl State {
     pub(super) fn retake_endpoint(&mut self, net: &NetworkRecord, ep: &EndpointRecord) {
         let how = self.reservation_for(ep).again();
         if let Err(e) = self.ports.retake_all(&ep.ports, how) {
-            tracing::error!(endpoint = %ep.id, error = %e.message, "cannot hold published ports again");
+            tracing::error!(endpoint = %ep.id, error = %e, "cannot hold published ports again");
         }
         if net.subnet_owner != crate::model::SubnetOwner::Network || ep.chained {
             return;
@@ -255,11 +257,11 @@ impl State {
         has_v4: bool,
         has_v6: bool,
         how: Reservation,
-    ) -> Result<Vec<PublishedPort>, ApiError> {
+    ) -> Result<Vec<PublishedPort>, EngineError> {
         for p in ports {
             if let Some(ip) = p.host_ip {
                 if (ip.is_ipv6() && !has_v6) || (ip.is_ipv4() && !has_v4) {
-                    return Err(ApiError::invalid(format!(
+                    return Err(EngineError::invalid(format!(
                         "cannot publish on {ip}: the endpoint has no {} address on network {}",
                         if ip.is_ipv6() { "IPv6" } else { "IPv4" },
                         net.name
@@ -268,7 +270,7 @@ impl State {
             }
         }
         if let Some(taken) = ports.iter().find_map(|p| self.published_by(p)) {
-            return Err(ApiError::conflict(taken));
+            return Err(EngineError::conflict(taken));
         }
         self.ports.take_all(ports, how)
     }
@@ -336,11 +338,15 @@ impl State {
     }
 
     /// The interface a caller named, with a metric after the sandbox's other interfaces'.
-    fn named_interface(&self, sandbox_id: &str, ifname: &str) -> Result<(String, u32), ApiError> {
+    fn named_interface(
+        &self,
+        sandbox_id: &str,
+        ifname: &str,
+    ) -> Result<(String, u32), EngineError> {
         let mut metric = BASE_ROUTE_METRIC;
         for ep in self.endpoints_of_sandbox(sandbox_id) {
             if ep.ifname == ifname {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "the sandbox already has an interface named {ifname}"
                 )));
             }
@@ -358,11 +364,11 @@ impl State {
         sandbox: &SandboxRecord,
         node: &str,
         wanted: EndpointRequest,
-    ) -> Result<EndpointRecord, ApiError> {
+    ) -> Result<EndpointRecord, EngineError> {
         if !caps.addresses
             && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some())
         {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "addresses cannot be given on the {} network",
                 net.name
             )));
@@ -371,14 +377,14 @@ impl State {
             check_leasable(net, &wanted)?;
         }
         if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(&net.id, m)) {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "MAC address {} is already in use on network {}",
                 format_mac(&mac),
                 net.name
             )));
         }
         if !wanted.ports.is_empty() && (!caps.publishes_ports || net.internal) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "ports cannot be published on network {}: it is {}",
                 net.name,
                 if net.internal {
@@ -447,7 +453,7 @@ impl State {
         sandbox: &SandboxRecord,
         mut endpoint: EndpointRecord,
         wanted: &EndpointRequest,
-    ) -> Result<EndpointRecord, ApiError> {
+    ) -> Result<EndpointRecord, EngineError> {
         endpoint.ipv4 = wanted.chained.iter().find(|a| a.is_ipv4()).copied();
         endpoint.ipv6 = wanted.chained.iter().find(|a| a.is_ipv6()).copied();
         endpoint.ifname = wanted.ifname.clone().unwrap_or_default();
@@ -511,12 +517,12 @@ impl Controller {
         batch
     }
 
-    pub(super) fn capabilities(&self, net: &NetworkRecord) -> Result<Capabilities, ApiError> {
+    pub(super) fn capabilities(&self, net: &NetworkRecord) -> Result<Capabilities, EngineError> {
         self.drivers
             .get(&net.driver)
             .map(|d| d.capabilities())
             .ok_or_else(|| {
-                ApiError::internal(format!(
+                EngineError::internal(format!(
                     "network {} has driver {:?}, which this daemon does not have",
                     net.name, net.driver
                 ))
@@ -533,7 +539,7 @@ impl Controller {
         network: &str,
         sandbox: &str,
         config: &EndpointConfig,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let wanted = EndpointRequest::parse(config)?;
         self.ensure_gateway_bridge_for(network).await?;
         let (net_id, sandbox_id) = {
@@ -555,7 +561,7 @@ impl Controller {
         if let Err(e) = self.lease_attachment(&net_id, &sandbox_id).await {
             drop(held);
             if let Err(undo) = self.disconnect_one(&net_id, &sandbox_id).await {
-                tracing::warn!(error = %undo.message, "undoing a connect without a lease");
+                tracing::warn!(error = %undo, "undoing a connect without a lease");
             }
             return Err(e);
         }
@@ -570,7 +576,7 @@ impl Controller {
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
         wanted: EndpointRequest,
-    ) -> Result<Txn, ApiError> {
+    ) -> Result<Txn, EngineError> {
         let caps = self.capabilities(net)?;
         self.check_connectable(state, net, &caps, sandbox)?;
         let mut endpoint = state.new_endpoint(net, &caps, sandbox, &self.node.id, wanted)?;
@@ -612,26 +618,26 @@ impl Controller {
         net: &NetworkRecord,
         caps: &Capabilities,
         sandbox: &SandboxRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         if state.is_docker_network(&net.id) {
             return Err(docker_managed(net));
         }
         if state.attachment(&net.id, &sandbox.id).is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "sandbox {} is already connected to network {}",
                 sandbox.name, net.name
             )));
         }
         let in_host_namespace = sandbox.mode == SandboxMode::Host;
         if caps.namespace == SandboxNamespace::Host && !in_host_namespace {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "a sandbox joins the {0} network only when it is created (--network {0})",
                 net.name
             )));
         }
         let has_endpoints = state.endpoints_of_sandbox(&sandbox.id).next().is_some();
         if caps.exclusive && has_endpoints {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "sandbox {} is connected to other networks and cannot join the {} network",
                 sandbox.name, net.name
             )));
@@ -643,7 +649,7 @@ impl Controller {
                 .is_some_and(|d| d.capabilities().exclusive)
         });
         if !caps.exclusive && (in_host_namespace || on_exclusive) {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "sandbox {} uses the {} network and cannot be connected to other networks",
                 sandbox.name,
                 self.exclusive_networks()
@@ -666,7 +672,7 @@ impl Controller {
 
     /// Disconnects the sandbox, and from the gateway bridge too when `network` was the last
     /// that needed it.
-    pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), ApiError> {
+    pub async fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), EngineError> {
         let result = self.disconnect_one(network, sandbox).await;
         // Also after a disconnect whose kernel cleanup reported errors: the endpoint is
         // gone from the state all the same. A refused one leaves the need as it was.
@@ -693,7 +699,7 @@ impl Controller {
         &self,
         network: &str,
         sandbox: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, EngineError> {
         let (net_id, sandbox_id) = {
             let state = self.state.lock().await;
             (
@@ -706,13 +712,13 @@ impl Controller {
             .transact(|state| {
                 let (net, sbx) = found(state, &net_id, network, &sandbox_id, sandbox)?;
                 let endpoint = state.attachment(&net.id, &sbx.id).cloned().ok_or_else(|| {
-                    ApiError::not_found(format!(
+                    EngineError::not_found(format!(
                         "sandbox {} is not connected to network {}",
                         sbx.name, net.name
                     ))
                 })?;
                 if self.capabilities(&net)?.exclusive {
-                    return Err(ApiError::conflict(format!(
+                    return Err(EngineError::conflict(format!(
                         "a sandbox cannot be disconnected from the {} network; remove the sandbox instead",
                         net.name
                     )));
@@ -774,15 +780,15 @@ impl Controller {
 
 /// On a DHCP network the server picks the addresses, and the endpoints are on the LAN
 /// itself: there is nothing to publish a port through.
-fn check_leasable(net: &NetworkRecord, wanted: &EndpointRequest) -> Result<(), ApiError> {
+fn check_leasable(net: &NetworkRecord, wanted: &EndpointRequest) -> Result<(), EngineError> {
     if wanted.ipv4.is_some() || wanted.ipv6.is_some() {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "addresses on network {} come from its DHCP server: --ip and --ip6 cannot be given",
             net.name
         )));
     }
     if !wanted.ports.is_empty() {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "ports cannot be published on network {}: its endpoints are on the LAN itself, \
              reachable at their leased addresses",
             net.name
@@ -802,7 +808,7 @@ fn reservation_of(sandbox: &SandboxRecord) -> Reservation {
 /// After another node took the address this node picked (at the same moment): marks it
 /// taken here, so the next plan picks another. The winner's endpoint, once mirrored,
 /// holds it for good.
-pub(super) fn lost_address(state: &mut State, key: &netctl_store::Key) -> Result<(), ApiError> {
+pub(super) fn lost_address(state: &mut State, key: &netctl_store::Key) -> Result<(), EngineError> {
     if key.kind != "address" {
         return Ok(());
     }
@@ -829,14 +835,14 @@ fn found(
     network: &str,
     sandbox_id: &str,
     sandbox: &str,
-) -> Result<(NetworkRecord, SandboxRecord), ApiError> {
+) -> Result<(NetworkRecord, SandboxRecord), EngineError> {
     let net = state
         .network_by_id(net_id)
         .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("network {network} not found")))?;
+        .ok_or_else(|| EngineError::not_found(format!("network {network} not found")))?;
     let sbx = state
         .sandbox_by_id(sandbox_id)
         .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("sandbox {sandbox} not found")))?;
+        .ok_or_else(|| EngineError::not_found(format!("sandbox {sandbox} not found")))?;
     Ok((net, sbx))
 }

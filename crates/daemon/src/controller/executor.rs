@@ -15,15 +15,14 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_plugin_api::ApiError;
-
 use super::effects::Effect;
+use crate::controller::error::EngineError;
 
 /// Carries out one effect at a time. Every effect is idempotent: carrying one out again
 /// (after a restart, say) changes nothing more.
 #[async_trait::async_trait]
 pub(super) trait Effector: Send + Sync {
-    async fn apply(&self, effect: &Effect) -> Result<(), ApiError>;
+    async fn apply(&self, effect: &Effect) -> Result<(), EngineError>;
 }
 
 /// How a failed step is treated.
@@ -59,7 +58,7 @@ impl std::fmt::Display for StepError {
 #[derive(Debug)]
 pub(super) struct Failed {
     pub at: usize,
-    pub error: ApiError,
+    pub error: EngineError,
 }
 
 /// Carries out `effects` in order under `policy`; `what` names the change in the log.
@@ -78,14 +77,14 @@ pub(super) async fn carry_out(
             continue;
         };
         if policy == Policy::BestEffort || effect.is_best_effort() {
-            tracing::warn!(%what, step = effect.name(), of = %effect.subject(), error = %error.message, "step failed; going on");
+            tracing::warn!(%what, step = effect.name(), of = %effect.subject(), error = %error, "step failed; going on");
             carried.errors.push(StepError {
                 step: effect.name(),
-                message: error.message,
+                message: error.to_string(),
             });
             continue;
         }
-        tracing::warn!(%what, step = effect.name(), of = %effect.subject(), error = %error.message, "failed; rolling back");
+        tracing::warn!(%what, step = effect.name(), of = %effect.subject(), error = %error, "failed; rolling back");
         return Err(Failed { at, error });
     }
     Ok(carried)
@@ -103,7 +102,7 @@ pub(super) async fn best_effort(
         // Not reached: a best-effort run passes every failure over.
         Err(failed) => vec![StepError {
             step: effects[failed.at].name(),
-            message: failed.error.message,
+            message: failed.error.to_string(),
         }],
     }
 }
@@ -118,7 +117,7 @@ pub(super) async fn undo(effector: &dyn Effector, effects: &[Effect], failed_at:
             continue;
         };
         if let Err(e) = effector.apply(&inverse).await {
-            tracing::warn!(step = effect.name(), of = %effect.subject(), error = %e.message, "undoing a step failed");
+            tracing::warn!(step = effect.name(), of = %effect.subject(), error = %e, "undoing a step failed");
         }
     }
 }
@@ -155,11 +154,11 @@ pub(super) mod test {
 
     #[async_trait::async_trait]
     impl Effector for Recorder {
-        async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
+        async fn apply(&self, effect: &Effect) -> Result<(), EngineError> {
             let described = describe(effect);
             if self.failing.iter().any(|f| described.starts_with(f)) {
                 self.done.lock().push(format!("!{described}"));
-                return Err(ApiError::internal(format!("{described} failed")));
+                return Err(EngineError::internal(format!("{described} failed")));
             }
             self.done.lock().push(described);
             Ok(())
@@ -226,7 +225,7 @@ mod tests {
         let effects = three_steps();
         let failed = run(&recorder, &effects, Policy::AllOrUndo).unwrap_err();
         assert_eq!(failed.at, 1);
-        assert!(failed.error.message.contains("add remote ep2"));
+        assert!(failed.error.to_string().contains("add remote ep2"));
         assert_eq!(recorder.done(), ["add names ep1", "!add remote ep2"]);
     }
 

@@ -11,14 +11,13 @@ use std::sync::Arc;
 use netctl_drivers::firewall::{Firewall, FirewallNetwork, PortForward};
 use netctl_drivers::DriverError;
 use netctl_kernel::nft::Change;
-use netctl_plugin_api::ApiError;
 use tokio::sync::Mutex;
 
-use super::errors::from_driver;
 use super::ports::HeldSockets;
 use super::specs::network_spec;
 use super::state::State;
 use super::{ports, Controller};
+use crate::controller::error::EngineError;
 use crate::proxy::Proxies;
 
 pub(super) struct FirewallGate {
@@ -37,16 +36,16 @@ impl FirewallGate {
         }
     }
 
-    pub async fn publish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
+    pub async fn publish(&self, forwards: &[PortForward]) -> Result<(), EngineError> {
         let table = self.table.lock().await;
-        table.publish(forwards).await.map_err(from_driver)?;
+        table.publish(forwards).await.map_err(EngineError::from)?;
         ports::start_proxies(&self.proxies, &self.sockets, &ports::proxies(forwards));
         Ok(())
     }
 
     /// Withdraws the ports and forgets their UDP flows, so that traffic does not keep going
     /// to the old container until the flows time out.
-    pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), ApiError> {
+    pub async fn unpublish(&self, forwards: &[PortForward]) -> Result<(), EngineError> {
         for spec in ports::proxies(forwards) {
             self.proxies
                 .stop(spec.proto, spec.host_ip, spec.host_port)
@@ -54,7 +53,7 @@ impl FirewallGate {
         }
         let unpublished = {
             let table = self.table.lock().await;
-            table.unpublish(forwards).await.map_err(from_driver)
+            table.unpublish(forwards).await.map_err(EngineError::from)
         };
         for forward in forwards.iter().filter(|f| f.proto == "udp") {
             netctl_kernel::conntrack::forget_udp(forward.target.is_ipv6(), forward.host_port).await;
@@ -103,8 +102,8 @@ impl Controller {
     }
 
     /// `netctl firewall reload`
-    pub async fn reload_firewall(&self) -> Result<(), ApiError> {
-        self.sync_firewall().await.map_err(from_driver)?;
+    pub async fn reload_firewall(&self) -> Result<(), EngineError> {
+        self.sync_firewall().await.map_err(EngineError::from)?;
         tracing::info!("firewall reloaded");
         Ok(())
     }

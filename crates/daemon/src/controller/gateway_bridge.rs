@@ -3,12 +3,13 @@
 //! removed when the node leaves and nothing uses it.
 
 use netctl_drivers::{Capabilities, NetworkRole};
-use netctl_plugin_api::{ApiError, NetworkCreateRequest};
+use netctl_plugin_api::NetworkCreateRequest;
 
 use super::endpoints::EndpointRequest;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::model::{EndpointRecord, NetworkRecord, SandboxRecord, SandboxRole};
 
 /// Whether a sandbox on `net` leaves the node through the gateway bridge.
@@ -18,7 +19,7 @@ pub(super) fn exits_via_gateway_bridge(net: &NetworkRecord, caps: &Capabilities)
 
 impl Controller {
     /// Makes the gateway bridge network unless it exists, from the default address pools.
-    pub(super) async fn ensure_gateway_bridge(&self) -> Result<(), ApiError> {
+    pub(super) async fn ensure_gateway_bridge(&self) -> Result<(), EngineError> {
         if self.gateway_bridge().await.is_some() {
             return Ok(());
         }
@@ -34,18 +35,12 @@ impl Controller {
             Ok(_) => Ok(()),
             // Made by a concurrent request meanwhile.
             Err(_) if self.gateway_bridge().await.is_some() => Ok(()),
-            Err(e) => Err(ApiError::new(
-                e.code,
-                format!(
-                    "cannot make the gateway bridge network {driver}: {}",
-                    e.message
-                ),
-            )),
+            Err(e) => Err(e.context(format!("cannot make the gateway bridge network {driver}"))),
         }
     }
 
     /// Makes it when joining `network` needs it (a non-internal overlay).
-    pub(super) async fn ensure_gateway_bridge_for(&self, network: &str) -> Result<(), ApiError> {
+    pub(super) async fn ensure_gateway_bridge_for(&self, network: &str) -> Result<(), EngineError> {
         let needed = {
             let state = self.state.lock().await;
             let net = state.network(network)?;
@@ -71,11 +66,11 @@ impl Controller {
 
     /// The name of the driver that makes the gateway bridge; its network has that name too
     /// (`gwbridge`).
-    fn gateway_bridge_driver(&self) -> Result<&'static str, ApiError> {
+    fn gateway_bridge_driver(&self) -> Result<&'static str, EngineError> {
         self.drivers
             .with_role(NetworkRole::GatewayBridge)
             .map(|d| d.name())
-            .ok_or_else(|| ApiError::internal("this daemon has no gateway bridge driver"))
+            .ok_or_else(|| EngineError::internal("this daemon has no gateway bridge driver"))
     }
 
     /// The connect to the gateway bridge that joining `net` brings along, if the sandbox
@@ -85,7 +80,7 @@ impl Controller {
         state: &mut State,
         net: &NetworkRecord,
         sandbox: &SandboxRecord,
-    ) -> Result<Option<Txn>, ApiError> {
+    ) -> Result<Option<Txn>, EngineError> {
         // A load balancer only answers on its network; the ingress sandbox's leg on the
         // gateway bridge is where the node hands it published traffic.
         if !sandbox.mode.has_own_namespace()
@@ -95,7 +90,7 @@ impl Controller {
             return Ok(None);
         }
         let gateway = self.gateway_bridge_in(state).cloned().ok_or_else(|| {
-            ApiError::unavailable(
+            EngineError::unavailable(
                 "the gateway bridge network is missing; it is made again on the next connect",
             )
         })?;
@@ -127,7 +122,7 @@ impl Controller {
     }
 
     /// Disconnects the sandbox from the gateway bridge once nothing it is on needs it.
-    pub(super) async fn release_gateway_bridge(&self, sandbox_id: &str) -> Result<(), ApiError> {
+    pub(super) async fn release_gateway_bridge(&self, sandbox_id: &str) -> Result<(), EngineError> {
         let found = {
             let state = self.state.lock().await;
             self.unneeded_gateway_endpoint(&state, sandbox_id)
@@ -141,7 +136,7 @@ impl Controller {
 
     /// After leaving the cluster: every sandbox's gateway endpoint that no network needs any
     /// more goes, then the network itself when nothing is left on it.
-    pub(super) async fn drop_gateway_bridge(&self) -> Result<(), ApiError> {
+    pub(super) async fn drop_gateway_bridge(&self) -> Result<(), EngineError> {
         let Some(gateway) = self.gateway_bridge().await else {
             return Ok(());
         };

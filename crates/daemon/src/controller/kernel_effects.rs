@@ -5,50 +5,49 @@ use std::sync::Arc;
 
 use netctl_drivers::{ClusterDriver, Driver, JoinTarget};
 use netctl_kernel::Netns;
-use netctl_plugin_api::ApiError;
 
 use super::dns::Make;
 use super::effects::Effect;
-use super::errors::{from_driver, from_kernel};
 use super::executor::Effector;
 use super::lease_datapath;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::model::SandboxMode;
 
 impl Controller {
-    fn cluster_driver(&self, name: &str) -> Result<&Arc<dyn ClusterDriver>, ApiError> {
+    fn cluster_driver(&self, name: &str) -> Result<&Arc<dyn ClusterDriver>, EngineError> {
         self.drivers.cluster_driver(name).ok_or_else(|| {
-            ApiError::internal(format!("no cluster-wide driver {name:?} in this daemon"))
+            EngineError::internal(format!("no cluster-wide driver {name:?} in this daemon"))
         })
     }
 
     /// The sandbox's namespace, which the daemon holds open.
-    fn namespace(&self, sandbox: &str) -> Result<Arc<Netns>, ApiError> {
+    fn namespace(&self, sandbox: &str) -> Result<Arc<Netns>, EngineError> {
         self.namespaces.get(sandbox).ok_or_else(|| {
-            ApiError::internal(format!(
+            EngineError::internal(format!(
                 "the network namespace of sandbox {sandbox} is not available"
             ))
         })
     }
 
-    fn driver(&self, name: &str) -> Result<&Arc<dyn Driver>, ApiError> {
+    fn driver(&self, name: &str) -> Result<&Arc<dyn Driver>, EngineError> {
         self.drivers
             .get(name)
-            .ok_or_else(|| ApiError::internal(format!("no driver {name:?} in this daemon")))
+            .ok_or_else(|| EngineError::internal(format!("no driver {name:?} in this daemon")))
     }
 }
 
 #[async_trait::async_trait]
 impl Effector for Controller {
-    async fn apply(&self, effect: &Effect) -> Result<(), ApiError> {
+    async fn apply(&self, effect: &Effect) -> Result<(), EngineError> {
         match effect {
             Effect::CreateNetwork { driver, net } => {
                 let driver = self.driver(driver)?;
-                driver.create_network(net).await.map_err(from_driver)
+                driver.create_network(net).await.map_err(EngineError::from)
             }
             Effect::DeleteNetwork { driver, net } => {
                 let driver = self.driver(driver)?;
-                driver.delete_network(net).await.map_err(from_driver)
+                driver.delete_network(net).await.map_err(EngineError::from)
             }
             Effect::CreateNamespace {
                 sandbox,
@@ -60,7 +59,7 @@ impl Effector for Controller {
                     SandboxMode::Isolated => Netns::create(path).await,
                     SandboxMode::Runtime => Netns::open_runtime(path).await,
                 };
-                let made = made.map_err(from_kernel)?;
+                let made = made.map_err(EngineError::from)?;
                 if *mode == SandboxMode::Isolated {
                     super::namespaces::remember_id(&self.paths, sandbox, &made);
                 }
@@ -77,7 +76,7 @@ impl Effector for Controller {
                     SandboxMode::Runtime => Ok(()),
                     _ => {
                         let _ = std::fs::remove_file(self.paths.netns_id(sandbox));
-                        netctl_kernel::netns::remove(path).map_err(from_kernel)
+                        netctl_kernel::netns::remove(path).map_err(EngineError::from)
                     }
                 }
             }
@@ -102,11 +101,14 @@ impl Effector for Controller {
                     Some(netns) => JoinTarget::Sandbox(netns),
                     None => JoinTarget::Runtime,
                 };
-                driver.join(net, ep, target).await.map_err(from_driver)
+                driver
+                    .join(net, ep, target)
+                    .await
+                    .map_err(EngineError::from)
             }
             Effect::Leave { driver, net, ep } => {
                 let driver = self.driver(driver)?;
-                driver.leave(net, ep).await.map_err(from_driver)
+                driver.leave(net, ep).await.map_err(EngineError::from)
             }
             Effect::LeaveLater { driver, net, ep } => {
                 let (driver, net, spec) = (self.driver(driver)?.clone(), net.clone(), ep.clone());
@@ -157,7 +159,7 @@ impl Effector for Controller {
                 .cluster_driver(driver)?
                 .add_remote(*vni, endpoint, remote.clone())
                 .await
-                .map_err(from_driver),
+                .map_err(EngineError::from),
             Effect::RemoveRemote {
                 driver,
                 vni,
@@ -166,7 +168,7 @@ impl Effector for Controller {
                 .cluster_driver(driver)?
                 .remove_remote(*vni, endpoint)
                 .await
-                .map_err(from_driver),
+                .map_err(EngineError::from),
         }
     }
 }

@@ -4,9 +4,8 @@
 use ipnetwork::IpNetwork;
 use netctl_kernel::netlink::Request;
 use netctl_kernel::Netns;
-use netctl_plugin_api::ApiError;
 
-use super::errors::from_kernel;
+use crate::controller::error::EngineError;
 use crate::leases::{lease_record, Lease};
 
 /// How a lease is put on an interface.
@@ -28,12 +27,12 @@ pub(super) struct LeaseOnLink {
 ///
 /// `ip -n NS addr del OLD dev IF; ip -n NS link set IF mtu M; ip -n NS addr replace NEW dev IF;
 /// ip -n NS route replace default via ROUTER dev IF metric N`
-pub(super) async fn configure(netns: &Netns, on: &LeaseOnLink) -> Result<(), ApiError> {
+pub(super) async fn configure(netns: &Netns, on: &LeaseOnLink) -> Result<(), EngineError> {
     let netlink = netns.netlink();
     let Some(link) = netlink
         .link_by_name(&on.ifname)
         .await
-        .map_err(from_kernel)?
+        .map_err(EngineError::from)?
     else {
         return Ok(());
     };
@@ -41,7 +40,7 @@ pub(super) async fn configure(netns: &Netns, on: &LeaseOnLink) -> Result<(), Api
     if let Some(old) = on.old.filter(|old| Some(*old) != new) {
         if let Err(e) = netlink.run(Request::delete_address(link.index, old)).await {
             if !e.not_found() {
-                return Err(from_kernel(e));
+                return Err(EngineError::from(e));
             }
         }
     }
@@ -65,7 +64,7 @@ pub(super) async fn configure(netns: &Netns, on: &LeaseOnLink) -> Result<(), Api
             ));
         }
     }
-    netlink.run_all(requests).await.map_err(from_kernel)
+    netlink.run_all(requests).await.map_err(EngineError::from)
 }
 
 /// An interface joined without an IPv6 address has no link-local one, which DHCPv6 sends
@@ -74,7 +73,7 @@ pub(super) async fn configure(netns: &Netns, on: &LeaseOnLink) -> Result<(), Api
 ///
 /// `sysctl net.ipv6.conf.IF.accept_dad=0 accept_ra=1; ip link set IF down;
 /// (addrgenmode eui64); ip link set IF up`
-pub(super) async fn speak_ipv6(netns: &Netns, ifname: &str) -> Result<(), ApiError> {
+pub(super) async fn speak_ipv6(netns: &Netns, ifname: &str) -> Result<(), EngineError> {
     let sysctl_ifname = ifname.to_string();
     netctl_kernel::netns::run_in(&netns.fd_path(), move || {
         for (key, value) in [("accept_dad", "0"), ("accept_ra", "1")] {
@@ -83,13 +82,13 @@ pub(super) async fn speak_ipv6(netns: &Netns, ifname: &str) -> Result<(), ApiErr
         Ok(())
     })
     .await
-    .map_err(from_kernel)?;
+    .map_err(EngineError::from)?;
     let netlink = netns.netlink();
     let link = netlink
         .link_by_name(ifname)
         .await
-        .map_err(from_kernel)?
-        .ok_or_else(|| ApiError::internal(format!("no interface {ifname} in the sandbox")))?;
+        .map_err(EngineError::from)?
+        .ok_or_else(|| EngineError::internal(format!("no interface {ifname} in the sandbox")))?;
     // The link-local address is made when the link comes up.
     netlink
         .run_all(vec![
@@ -98,5 +97,5 @@ pub(super) async fn speak_ipv6(netns: &Netns, ifname: &str) -> Result<(), ApiErr
             Request::link_up(link.index),
         ])
         .await
-        .map_err(from_kernel)
+        .map_err(EngineError::from)
 }

@@ -13,7 +13,7 @@ mod dns_sources;
 mod docker;
 mod effects;
 mod endpoints;
-mod errors;
+pub mod error;
 mod executor;
 mod firewall;
 mod gateway_bridge;
@@ -49,6 +49,7 @@ use self::background_leaves::BackgroundLeaves;
 pub use self::cluster::run_cluster;
 pub use self::dhcp::watch_leases;
 pub use self::dns_sources::watch_dns_sources;
+pub use self::error::{EngineError, ErrorKind};
 pub use self::firewall::watch_firewall;
 use self::firewall::FirewallGate;
 use self::namespaces::Namespaces;
@@ -190,7 +191,7 @@ impl Controller {
         // should it have been removed while unused).
         if controller.cluster.membership().is_some() {
             if let Err(e) = controller.ensure_gateway_bridge().await {
-                tracing::error!(error = %e.message, "no gateway bridge yet");
+                tracing::error!(error = %e, "no gateway bridge yet");
             }
         }
         Ok(controller)

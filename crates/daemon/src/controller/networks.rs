@@ -5,23 +5,23 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 use netctl_drivers::{Driver, NetworkDefaults, NetworkSettings, DEFAULT_DRIVER};
 use netctl_ipam::Scope;
-use netctl_plugin_api::{ApiError, NetworkCreateRequest};
+use netctl_plugin_api::NetworkCreateRequest;
 use netctl_store::Batch;
 
 use super::effects::Effect;
-use super::errors::{from_driver, from_kernel};
 use super::specs::network_spec;
 use super::state::State;
 use super::subnets::{subnet_requests, SubnetRequest};
 use super::txn::Txn;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{AddressScope, NetworkRecord, SubnetOwner};
 use crate::persist::BatchExt;
 
 /// Docker's networks are changed through dockerd, which would not know otherwise.
-pub(super) fn docker_managed(net: &NetworkRecord) -> ApiError {
-    ApiError::conflict(format!(
+pub(super) fn docker_managed(net: &NetworkRecord) -> EngineError {
+    EngineError::conflict(format!(
         "network {} is managed by Docker: use docker network commands",
         net.name
     ))
@@ -36,22 +36,22 @@ impl Controller {
 
     /// The driver a request names (Docker's default when it names none), checked: users
     /// make networks of drivers that have no predefined one.
-    fn driver_for_new_network(&self, name: Option<&str>) -> Result<&Arc<dyn Driver>, ApiError> {
+    fn driver_for_new_network(&self, name: Option<&str>) -> Result<&Arc<dyn Driver>, EngineError> {
         let name = name.unwrap_or(DEFAULT_DRIVER);
         let driver = self.drivers.get(name).ok_or_else(|| {
-            ApiError::invalid(format!(
+            EngineError::invalid(format!(
                 "unknown network driver {name:?} (netctl has {})",
                 self.drivers.names()
             ))
         })?;
         let caps = driver.capabilities();
         if caps.singleton.is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "only one instance of the {name:?} network is allowed; it is predefined"
             )));
         }
         if caps.needs_cluster && self.cluster.membership().is_none() {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "the {name} driver needs a cluster, and this node is in none: run `netctl \
                  cluster init` or `netctl cluster join` first"
             )));
@@ -62,9 +62,9 @@ impl Controller {
     pub async fn create_network(
         &self,
         req: NetworkCreateRequest,
-    ) -> Result<NetworkRecord, ApiError> {
+    ) -> Result<NetworkRecord, EngineError> {
         if !valid_name(&req.name) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid network name {:?}: names start with a letter or digit and contain only [a-zA-Z0-9_.-]",
                 req.name
             )));
@@ -72,7 +72,7 @@ impl Controller {
         let driver = self.driver_for_new_network(req.driver.as_deref())?;
         let settings = driver
             .parse_options(&req.options, &self.network_defaults())
-            .map_err(from_driver)?;
+            .map_err(EngineError::from)?;
         let owner = ipam_owner(&req)?;
         let requests = match owner {
             SubnetOwner::Dhcp => dhcp_network_check(&req, &driver.capabilities())?,
@@ -84,7 +84,10 @@ impl Controller {
                 .await;
         }
         let host_routes = if requests.iter().any(|r| r.pool.subnet.is_none()) {
-            self.host.route_destinations().await.map_err(from_kernel)?
+            self.host
+                .route_destinations()
+                .await
+                .map_err(EngineError::from)?
         } else {
             Vec::new()
         };
@@ -129,7 +132,7 @@ impl Controller {
         txn
     }
 
-    pub async fn remove_network(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn remove_network(&self, key: &str) -> Result<(), EngineError> {
         let net = self.state.lock().await.network(key)?.clone();
         if self.is_global(&net) {
             return self.remove_global_network(net).await;
@@ -141,7 +144,7 @@ impl Controller {
                 let net = state
                     .network_by_id(&id)
                     .cloned()
-                    .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))?;
+                    .ok_or_else(|| EngineError::not_found(format!("network {key} not found")))?;
                 self.check_removable(state, &net)?;
                 Ok((self.removal_txn(state, net.clone()), net.name))
             })
@@ -150,14 +153,14 @@ impl Controller {
         done.into_result(format!("network {name} removed"))
     }
 
-    fn check_removable(&self, state: &State, net: &NetworkRecord) -> Result<(), ApiError> {
+    fn check_removable(&self, state: &State, net: &NetworkRecord) -> Result<(), EngineError> {
         let predefined = self
             .drivers
             .get(&net.driver)
             .is_some_and(|d| d.capabilities().singleton.is_some());
         if predefined {
             // The caller's mistake, not a lack of rights: `forbidden` is for roles.
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "{} is a pre-defined network and cannot be removed",
                 net.name
             )));
@@ -172,7 +175,7 @@ impl Controller {
             .map(|s| s.name.clone())
             .collect();
         if !users.is_empty() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "network {} has active endpoints (sandboxes: {})",
                 net.name,
                 users.join(", ")
@@ -202,16 +205,16 @@ impl Controller {
 
 /// Who gives the network's endpoints their addresses: netctl's pools (`default`, Docker's
 /// name, or `netctl`), or the LAN's DHCP server (`dhcp`).
-fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
+fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, EngineError> {
     if let Some(key) = req.ipam.as_ref().and_then(|i| i.options.keys().next()) {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "unknown IPAM option {key:?}: netctl's IPAM drivers take none"
         )));
     }
     match req.ipam.as_ref().and_then(|i| i.driver.as_deref()) {
         None | Some("" | "default" | "netctl") => Ok(SubnetOwner::Network),
         Some("dhcp") => Ok(SubnetOwner::Dhcp),
-        Some(other) => Err(ApiError::invalid(format!(
+        Some(other) => Err(EngineError::invalid(format!(
             "unknown IPAM driver {other:?} (netctl has default and dhcp)"
         ))),
     }
@@ -222,10 +225,10 @@ fn ipam_owner(req: &NetworkCreateRequest) -> Result<SubnetOwner, ApiError> {
 fn dhcp_network_check(
     req: &NetworkCreateRequest,
     caps: &netctl_drivers::Capabilities,
-) -> Result<Vec<SubnetRequest>, ApiError> {
+) -> Result<Vec<SubnetRequest>, EngineError> {
     let given = req.ipam.as_ref().is_some_and(|i| !i.config.is_empty());
     if given {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "a DHCP network's subnets, gateways and ranges are its server's: --subnet, \
              --gateway, --ip-range and --aux-address cannot be given with --ipam-driver dhcp",
         ));
@@ -234,7 +237,7 @@ fn dhcp_network_check(
         || caps.scope != netctl_drivers::Scope::Local
         || caps.exits_via_gateway_bridge
     {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "the dhcp IPAM driver serves local networks whose endpoints have an interface of \
              their own (--driver bridge)",
         ));
@@ -254,9 +257,9 @@ struct NewNetwork {
 }
 
 impl NewNetwork {
-    fn plan(self, state: &mut State) -> Result<(Txn, NetworkRecord), ApiError> {
+    fn plan(self, state: &mut State) -> Result<(Txn, NetworkRecord), EngineError> {
         if state.network_named(&self.req.name).is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "network with name {} already exists",
                 self.req.name
             )));
@@ -290,7 +293,7 @@ impl Controller {
         state: &State,
         driver: &dyn Driver,
         config: &serde_json::Value,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         for claim in driver.exclusive_claims(config) {
             let holder = state.networks().find(|n| {
                 self.drivers
@@ -298,7 +301,7 @@ impl Controller {
                     .is_some_and(|d| d.exclusive_claims(&n.driver_config).contains(&claim))
             });
             if let Some(holder) = holder {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "{claim} is already used by network {}",
                     holder.name
                 )));

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use netctl_drivers::firewall::PortForward;
 use netctl_kernel::ports::{ephemeral_range, hold, HoldError};
 use netctl_plugin_api::ports::PortMapping;
-use netctl_plugin_api::ApiError;
 use parking_lot::Mutex;
 
+use crate::controller::error::{EngineError, ErrorKind};
 use crate::model::{EndpointRecord, PublishedPort, Transport};
 use crate::proxy::{Proto, Proxies, ProxySpec};
 
@@ -85,9 +85,9 @@ impl HeldSockets {
 
 impl HostPorts {
     /// Takes `port`, or says why not: already published, or in use on the host.
-    fn reserve(&mut self, wanted: HostPort, how: Reservation) -> Result<(), ApiError> {
+    fn reserve(&mut self, wanted: HostPort, how: Reservation) -> Result<(), EngineError> {
         if let Some(taken) = self.held.keys().find(|k| k.overlaps(&wanted)) {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "port {} is already published ({})",
                 wanted.describe(),
                 taken.describe()
@@ -99,27 +99,27 @@ impl HostPorts {
             Transport::Sctp => netctl_kernel::ports::Transport::Sctp,
         };
         let socket = hold(wanted.ip, transport, wanted.port).map_err(|e| match e {
-            HoldError::InUse => ApiError::conflict(format!(
+            HoldError::InUse => EngineError::conflict(format!(
                 "port {} is in use by a process on the host",
                 wanted.describe()
             )),
             HoldError::NotLocal => match wanted.ip {
                 // A new network namespace has lo down, and lo without its addresses.
-                Some(ip) if ip.is_loopback() => ApiError::invalid(format!(
+                Some(ip) if ip.is_loopback() => EngineError::invalid(format!(
                     "{ip} is not an address here: the loopback interface lo is down (or has no \
                      {ip}) in the daemon's network namespace; `ip link set lo up` there"
                 )),
-                ip => ApiError::invalid(format!(
+                ip => EngineError::invalid(format!(
                     "{} is not an address of this host",
                     ip.map(|i| i.to_string()).unwrap_or_default()
                 )),
             },
-            HoldError::Unsupported => ApiError::invalid(format!(
+            HoldError::Unsupported => EngineError::invalid(format!(
                 "{} is not supported by this kernel",
                 wanted.proto.name()
             )),
             HoldError::Other(other) => {
-                ApiError::internal(format!("reserving port {}: {other}", wanted.describe()))
+                EngineError::internal(format!("reserving port {}: {other}", wanted.describe()))
             }
         })?;
         let socket = (how == Reservation::Held).then(|| Arc::new(socket));
@@ -143,7 +143,11 @@ impl HostPorts {
 
     /// Reserves the mapping's host port, choosing one when it is 0 or a range; returns the
     /// port as published.
-    fn take(&mut self, mapping: &PortMapping, how: Reservation) -> Result<PublishedPort, ApiError> {
+    fn take(
+        &mut self,
+        mapping: &PortMapping,
+        how: Reservation,
+    ) -> Result<PublishedPort, EngineError> {
         let proto = Transport::from(mapping.proto);
         let key = |port| HostPort {
             ip: mapping.host_ip,
@@ -175,8 +179,8 @@ impl HostPorts {
                 return Ok(decided(port));
             }
         }
-        Err(ApiError::new(
-            netctl_plugin_api::ErrorCode::Exhausted,
+        Err(EngineError::new(
+            ErrorKind::Exhausted,
             format!(
                 "no free host port for {}/{} in {first}-{last}",
                 mapping.container_port,
@@ -190,7 +194,7 @@ impl HostPorts {
         &mut self,
         mappings: &[PortMapping],
         how: Reservation,
-    ) -> Result<Vec<PublishedPort>, ApiError> {
+    ) -> Result<Vec<PublishedPort>, EngineError> {
         let mut taken = Vec::new();
         for mapping in mappings {
             match self.take(mapping, how) {
@@ -209,7 +213,7 @@ impl HostPorts {
         &mut self,
         ports: &[PublishedPort],
         how: Reservation,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let mut taken = Vec::new();
         for p in ports {
             let key = HostPort {

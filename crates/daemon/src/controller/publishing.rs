@@ -2,7 +2,6 @@
 //! Docker's ProgramExternalConnectivity asks for).
 
 use netctl_plugin_api::ports::PortMapping;
-use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
 use super::effects::Effect;
@@ -10,6 +9,7 @@ use super::ports::forwards_of;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::model::{EndpointRecord, NetworkRecord, PublishedPort};
 use crate::persist::BatchExt;
 
@@ -21,7 +21,7 @@ impl Controller {
         network: &str,
         sandbox: &str,
         mappings: &[PortMapping],
-    ) -> Result<Vec<PortMapping>, ApiError> {
+    ) -> Result<Vec<PortMapping>, EngineError> {
         self.publish_for(network, sandbox, mappings, None).await
     }
 
@@ -33,7 +33,7 @@ impl Controller {
         sandbox: &str,
         mappings: &[PortMapping],
         service: Option<&str>,
-    ) -> Result<Vec<PortMapping>, ApiError> {
+    ) -> Result<Vec<PortMapping>, EngineError> {
         let (net_id, sandbox_id) = self.ids_of(network, sandbox).await?;
         let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
         let (taken, _) = self
@@ -52,7 +52,7 @@ impl Controller {
         net_id: &str,
         sandbox_id: &str,
         ports: &[PublishedPort],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let _held = self.locks.hold(&[net_id], &[], &[sandbox_id]).await;
         let (_, done) = self
             .transact(|state| {
@@ -73,7 +73,7 @@ impl Controller {
         &self,
         network: &str,
         sandbox: &str,
-    ) -> Result<(String, String), ApiError> {
+    ) -> Result<(String, String), EngineError> {
         let state = self.state.lock().await;
         Ok((
             state.network(network)?.id.clone(),
@@ -89,7 +89,7 @@ impl Controller {
         net: &NetworkRecord,
         endpoint: &EndpointRecord,
         mappings: &[PortMapping],
-    ) -> Result<(Txn, Vec<PublishedPort>), ApiError> {
+    ) -> Result<(Txn, Vec<PublishedPort>), EngineError> {
         self.plan_publish_for(state, net, endpoint, mappings, None)
     }
 
@@ -100,10 +100,10 @@ impl Controller {
         endpoint: &EndpointRecord,
         mappings: &[PortMapping],
         service: Option<&str>,
-    ) -> Result<(Txn, Vec<PublishedPort>), ApiError> {
+    ) -> Result<(Txn, Vec<PublishedPort>), EngineError> {
         let publishes = self.capabilities(net)?.publishes_ports || service.is_some();
         if !publishes || net.internal {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "ports cannot be published on network {}",
                 net.name
             )));
@@ -141,7 +141,7 @@ impl Controller {
         network: &str,
         sandbox: &str,
         mappings: &[PortMapping],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let (net_id, sandbox_id) = self.ids_of(network, sandbox).await?;
         let _held = self.locks.hold(&[&net_id], &[], &[&sandbox_id]).await;
         let (_, done) = self
@@ -162,7 +162,7 @@ impl Controller {
                     .cloned()
                     .collect();
                 if removed.is_empty() {
-                    return Err(ApiError::not_found(
+                    return Err(EngineError::not_found(
                         "no such published port on this endpoint",
                     ));
                 }
@@ -190,7 +190,7 @@ impl Controller {
         let how = state.reservation_for(endpoint).again();
         txn.unplan = Box::new(move |state: &mut State| {
             if let Err(e) = state.ports.retake_all(&retaken, how) {
-                tracing::error!(error = %e.message, "cannot hold published ports again");
+                tracing::error!(error = %e, "cannot hold published ports again");
             }
             state.insert_endpoint(before);
         });
@@ -205,18 +205,18 @@ fn endpoint_of(
     network: &str,
     sandbox_id: &str,
     sandbox: &str,
-) -> Result<EndpointRecord, ApiError> {
+) -> Result<EndpointRecord, EngineError> {
     let net = state
         .network_by_id(net_id)
-        .ok_or_else(|| ApiError::not_found(format!("network {network} not found")))?;
+        .ok_or_else(|| EngineError::not_found(format!("network {network} not found")))?;
     let sbx = state
         .sandbox_by_id(sandbox_id)
-        .ok_or_else(|| ApiError::not_found(format!("sandbox {sandbox} not found")))?;
+        .ok_or_else(|| EngineError::not_found(format!("sandbox {sandbox} not found")))?;
     state
         .attachment(net_id, sandbox_id)
         .cloned()
         .ok_or_else(|| {
-            ApiError::not_found(format!(
+            EngineError::not_found(format!(
                 "sandbox {} is not connected to network {}",
                 sbx.name, net.name
             ))

@@ -1,11 +1,10 @@
 //! What the engine answers without changing anything: objects as the API shows them, the
 //! daemon's holdings, and who may do what. For the front ends, which keep no state.
 
-use netctl_plugin_api::access::Rule;
-use netctl_plugin_api::management::Caller;
-use netctl_plugin_api::{ApiError, DaemonInfo, NetworkInspect, Removed, SandboxInspect};
+use netctl_plugin_api::{DaemonInfo, NetworkInspect, Removed, SandboxInspect};
 
 use super::{view, Controller};
+use crate::controller::error::EngineError;
 use crate::model::{NetworkRecord, SandboxRecord};
 
 /// How much the daemon holds: `system info`'s counts and the metrics' gauges.
@@ -36,9 +35,9 @@ impl Controller {
         }
     }
 
-    /// Whether `caller` may do what `rule` covers, as daemon.json's roles say.
-    pub fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
-        self.config.roles.check(caller, rule)
+    /// Who may do what through the management API, as daemon.json says.
+    pub fn roles(&self) -> &crate::access::RolesConfig {
+        &self.config.roles
     }
 
     /// `netctl system info`.
@@ -81,13 +80,13 @@ impl Controller {
     }
 
     /// The network named (or with the id) `name`, as inspect shows it.
-    pub async fn network_inspect(&self, name: &str) -> Result<NetworkInspect, ApiError> {
+    pub async fn network_inspect(&self, name: &str) -> Result<NetworkInspect, EngineError> {
         let state = self.state.lock().await;
         Ok(view::network(&state, &self.drivers, state.network(name)?))
     }
 
     /// The network named (or with the id) `name`: its id and name.
-    pub async fn network_named(&self, name: &str) -> Result<Removed, ApiError> {
+    pub async fn network_named(&self, name: &str) -> Result<Removed, EngineError> {
         let state = self.state.lock().await;
         let net = state.network(name)?;
         Ok(Removed {
@@ -114,13 +113,13 @@ impl Controller {
     }
 
     /// The sandbox named (or with the id) `name`, as inspect shows it.
-    pub async fn sandbox_inspect(&self, name: &str) -> Result<SandboxInspect, ApiError> {
+    pub async fn sandbox_inspect(&self, name: &str) -> Result<SandboxInspect, EngineError> {
         let state = self.state.lock().await;
         Ok(view::sandbox(&state, &self.paths, state.sandbox(name)?))
     }
 
     /// The sandbox named (or with the id) `name`: its id and name.
-    pub async fn sandbox_named(&self, name: &str) -> Result<Removed, ApiError> {
+    pub async fn sandbox_named(&self, name: &str) -> Result<Removed, EngineError> {
         let state = self.state.lock().await;
         let sandbox = state.sandbox(name)?;
         Ok(Removed {

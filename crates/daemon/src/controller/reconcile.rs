@@ -94,7 +94,7 @@ impl Controller {
             match self.underlay(&membership).await {
                 Ok(underlay) => self.set_underlay(Some(underlay)),
                 Err(e) => {
-                    tracing::error!(error = %e.message, "this node's cluster address is gone; overlay networks cannot be joined here")
+                    tracing::error!(error = %e, "this node's cluster address is gone; overlay networks cannot be joined here")
                 }
             }
             state.global.unlisted = Some(membership.store.join(", "));
@@ -232,7 +232,7 @@ impl Controller {
         let netns = self.namespaces.get(&sandbox.id);
         if netns.is_some() || sandbox.mode == SandboxMode::Host {
             if let Err(e) = self.start_dns(sandbox).await {
-                tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
+                tracing::error!(sandbox = %sandbox.name, error = %e, "cannot serve DNS");
             }
         }
         let effects = self.sandbox_effects(state, sandbox, netns.is_some());
@@ -261,7 +261,7 @@ impl Controller {
                         .filter(|e| plugged || !matches!(e, Effect::Join { .. })),
                 ),
                 Err(e) => {
-                    tracing::error!(network = %net.name, endpoint = %ep.id, error = %e.message, "cannot restore endpoint")
+                    tracing::error!(network = %net.name, endpoint = %ep.id, error = %e, "cannot restore endpoint")
                 }
             }
         }
@@ -329,7 +329,7 @@ impl Controller {
         if how == Restored::Rebuilt {
             self.dns.remove_sandbox(&sandbox.id);
             if let Err(e) = self.start_dns(&sandbox).await {
-                tracing::error!(sandbox = %sandbox.name, error = %e.message, "cannot serve DNS");
+                tracing::error!(sandbox = %sandbox.name, error = %e, "cannot serve DNS");
             }
         }
         let plugged = self.namespaces.get(&sandbox.id).is_some();

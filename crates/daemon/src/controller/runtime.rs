@@ -12,13 +12,13 @@ use netctl_plugin_api::runtime::{
     AttachRequest, AttachedAddress, AttachedRoute, Attachment, AttachmentRef, CheckReport,
     GcReport, ReclaimedEndpoint, RuntimeGcRequest,
 };
-use netctl_plugin_api::{ApiError, ErrorCode};
 
 use super::effects::Effect;
 use super::endpoints::{lost_address, EndpointRequest};
 use super::namespaces::NamespaceSearch;
 use super::specs::{endpoint_spec, network_spec};
 use super::Controller;
+use crate::controller::error::{EngineError, ErrorKind};
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{
     format_mac, DnsConfig, EndpointRecord, NetworkRecord, SandboxMode, SandboxRecord, SandboxRole,
@@ -31,16 +31,17 @@ const RACED: &str = "the container's sandbox changed during the attach";
 impl Controller {
     /// Attaches one interface of a runtime's container (CNI ADD). Asked again for an
     /// interface it has, it answers with that interface.
-    pub async fn runtime_attach(&self, req: AttachRequest) -> Result<Attachment, ApiError> {
+    pub async fn runtime_attach(&self, req: AttachRequest) -> Result<Attachment, EngineError> {
         if !valid_name(&req.container_id) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid container id {:?}",
                 req.container_id
             )));
         }
         let netns = reachable_netns(&req.netns, req.caller_pid)?;
-        let netns_id = netctl_kernel::netns::id_at(&netns)
-            .ok_or_else(|| ApiError::not_found(format!("no network namespace at {}", req.netns)))?;
+        let netns_id = netctl_kernel::netns::id_at(&netns).ok_or_else(|| {
+            EngineError::not_found(format!("no network namespace at {}", req.netns))
+        })?;
         let mut wanted = EndpointRequest::parse(&req.endpoint_config)?;
         wanted.ifname = Some(req.ifname.clone());
         wanted.chained = req
@@ -48,7 +49,7 @@ impl Controller {
             .iter()
             .map(|a| {
                 a.parse::<IpNetwork>()
-                    .map_err(|_| ApiError::invalid(format!("invalid chained address {a:?}")))
+                    .map_err(|_| EngineError::invalid(format!("invalid chained address {a:?}")))
             })
             .collect::<Result<_, _>>()?;
         let net_id = self.runtime_network(&req).await?;
@@ -64,7 +65,7 @@ impl Controller {
                 .cloned();
             let result = match existing {
                 Some(s) if s.mode != SandboxMode::Runtime => {
-                    return Err(ApiError::conflict(format!(
+                    return Err(EngineError::conflict(format!(
                         "a sandbox named {} exists and is not a runtime's container",
                         s.name
                     )))
@@ -72,7 +73,7 @@ impl Controller {
                 Some(s) if !s.netns_id().is_some_and(|known| known.matches(&netns_id)) => {
                     tracing::info!(container = %s.name, "the container has a new namespace: removing what its old one had");
                     if let Err(e) = self.remove_sandbox(&s.id).await {
-                        tracing::warn!(container = %s.name, error = %e.message, "removing the old namespace's endpoints");
+                        tracing::warn!(container = %s.name, error = %e, "removing the old namespace's endpoints");
                     }
                     continue;
                 }
@@ -84,11 +85,11 @@ impl Controller {
                 }
             };
             match result {
-                Err(e) if e.message == RACED => continue,
+                Err(e) if e.to_string() == RACED => continue,
                 other => return other,
             }
         }
-        Err(ApiError::unavailable(format!(
+        Err(EngineError::unavailable(format!(
             "container {} changed while it was being attached; try again",
             req.container_id
         )))
@@ -96,12 +97,12 @@ impl Controller {
 
     /// The network to attach to, made from the request's settings when it does not exist
     /// (once, whoever asks at the same moment).
-    async fn runtime_network(&self, req: &AttachRequest) -> Result<String, ApiError> {
+    async fn runtime_network(&self, req: &AttachRequest) -> Result<String, EngineError> {
         if let Ok(net) = self.state.lock().await.network(&req.network) {
             return Ok(net.id.clone());
         }
         let Some(create) = req.create.clone() else {
-            return Err(ApiError::not_found(format!(
+            return Err(EngineError::not_found(format!(
                 "network {} not found: create it (netctl network create {}) or give its \
                  settings (\"subnet\", \"driver\") in the CNI config",
                 req.network, req.network
@@ -109,7 +110,7 @@ impl Controller {
         };
         match self.create_network(create).await {
             Ok(net) => Ok(net.id),
-            Err(e) if e.code == ErrorCode::Conflict => {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
                 Ok(self.state.lock().await.network(&req.network)?.id.clone())
             }
             Err(e) => Err(e),
@@ -122,12 +123,12 @@ impl Controller {
         net_id: &str,
         req: &AttachRequest,
         wanted: EndpointRequest,
-    ) -> Result<Attachment, ApiError> {
+    ) -> Result<Attachment, EngineError> {
         let wanted = {
             let state = self.state.lock().await;
             if let Some(ep) = state.attachment(net_id, &sandbox.id) {
                 if ep.ifname != req.ifname {
-                    return Err(ApiError::conflict(format!(
+                    return Err(EngineError::conflict(format!(
                         "container {} is attached to network {} as {} already",
                         sandbox.name, req.network, ep.ifname
                     )));
@@ -147,11 +148,11 @@ impl Controller {
                     let net = state
                         .network_by_id(net_id)
                         .cloned()
-                        .ok_or_else(|| ApiError::not_found("the network was removed"))?;
+                        .ok_or_else(|| EngineError::not_found("the network was removed"))?;
                     let sandbox = state
                         .sandbox_by_id(&sandbox.id)
                         .cloned()
-                        .ok_or_else(|| ApiError::conflict(RACED))?;
+                        .ok_or_else(|| EngineError::conflict(RACED))?;
                     let txn = self.plan_connect(state, &net, &sandbox, wanted.clone())?;
                     let id = state
                         .attachment(&net.id, &sandbox.id)
@@ -165,7 +166,7 @@ impl Controller {
         if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
             drop(held);
             if let Err(undo) = self.disconnect_one(net_id, &sandbox.id).await {
-                tracing::warn!(error = %undo.message, "undoing an attach without a lease");
+                tracing::warn!(error = %undo, "undoing an attach without a lease");
             }
             return Err(e);
         }
@@ -181,18 +182,18 @@ impl Controller {
         reachable: &Path,
         net_id: &str,
         wanted: EndpointRequest,
-    ) -> Result<Attachment, ApiError> {
+    ) -> Result<Attachment, EngineError> {
         let held = self.locks.hold(&[net_id], &[], &[&record.id]).await;
         let (endpoint_id, _) = self
             .transact_claiming(
                 |state| {
                     if state.sandbox_named(&record.name).is_some() {
-                        return Err(ApiError::conflict(RACED));
+                        return Err(EngineError::conflict(RACED));
                     }
                     let net = state
                         .network_by_id(net_id)
                         .cloned()
-                        .ok_or_else(|| ApiError::not_found("the network was removed"))?;
+                        .ok_or_else(|| EngineError::not_found("the network was removed"))?;
                     // Planned before the sandbox is recorded: should it fail, nothing changed.
                     let connect = self.plan_connect(state, &net, &record, wanted.clone())?;
                     let id = state
@@ -213,7 +214,7 @@ impl Controller {
         if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
             drop(held);
             if let Err(undo) = self.remove_sandbox(&record.id).await {
-                tracing::warn!(error = %undo.message, "undoing an attach without a lease");
+                tracing::warn!(error = %undo, "undoing an attach without a lease");
             }
             return Err(e);
         }
@@ -226,18 +227,18 @@ impl Controller {
         &self,
         state: &super::state::State,
         endpoint_id: &str,
-    ) -> Result<Attachment, ApiError> {
+    ) -> Result<Attachment, EngineError> {
         let ep = state
             .endpoint(endpoint_id)
-            .ok_or_else(|| ApiError::internal("the endpoint is gone"))?;
+            .ok_or_else(|| EngineError::internal("the endpoint is gone"))?;
         let net = state
             .network_by_id(&ep.network_id)
-            .ok_or_else(|| ApiError::internal("the network is gone"))?;
+            .ok_or_else(|| EngineError::internal("the network is gone"))?;
         let sandbox = ep
             .sandbox_id
             .as_deref()
             .and_then(|id| state.sandbox_by_id(id))
-            .ok_or_else(|| ApiError::internal("the sandbox is gone"))?;
+            .ok_or_else(|| EngineError::internal("the sandbox is gone"))?;
         let routed = !net.internal && self.capabilities(net)?.gateway && !ep.chained;
         let mut view = Attachment {
             endpoint_id: ep.id.clone(),
@@ -278,7 +279,7 @@ impl Controller {
     /// Detaches one interface of a runtime's container (CNI DEL): its addresses and ports
     /// given back, its interface removed, and the sandbox with its last interface. One that
     /// is not there (any more) is no error.
-    pub async fn runtime_detach(&self, req: AttachmentRef) -> Result<(), ApiError> {
+    pub async fn runtime_detach(&self, req: AttachmentRef) -> Result<(), EngineError> {
         let (sandbox, last) = {
             let state = self.state.lock().await;
             let Some(sandbox) = state
@@ -305,14 +306,14 @@ impl Controller {
             return self.remove_sandbox(&sandbox.id).await;
         }
         match self.disconnect(&req.network, &sandbox.id).await {
-            Err(e) if e.code == ErrorCode::NotFound => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
     }
 
     /// Removes every runtime attachment of `network` that the runtime does not list as
     /// valid (CNI GC).
-    pub async fn runtime_gc(&self, req: RuntimeGcRequest) -> Result<GcReport, ApiError> {
+    pub async fn runtime_gc(&self, req: RuntimeGcRequest) -> Result<GcReport, EngineError> {
         let stale: Vec<(SandboxRecord, EndpointRecord, String)> = {
             let state = self.state.lock().await;
             let net = state.network(&req.network)?.clone();
@@ -346,9 +347,7 @@ impl Controller {
                 })
                 .await;
             if let Err(e) = detached {
-                report
-                    .errors
-                    .push(format!("{}: {}", sandbox.name, e.message));
+                report.errors.push(format!("{}: {}", sandbox.name, e));
             }
         }
         Ok(report)
@@ -391,9 +390,7 @@ impl Controller {
             }
             tracing::info!(container = %sandbox.name, "reclaiming a container whose namespace is gone");
             if let Err(e) = self.remove_sandbox(&sandbox.id).await {
-                report
-                    .errors
-                    .push(format!("{}: {}", sandbox.name, e.message));
+                report.errors.push(format!("{}: {}", sandbox.name, e));
             }
         }
         report
@@ -445,17 +442,17 @@ impl Controller {
             if let Err(e) = self.docker_delete_endpoint(&ep.id).await {
                 report
                     .errors
-                    .push(format!("Docker endpoint {}: {}", ep.id, e.message));
+                    .push(format!("Docker endpoint {}: {}", ep.id, e));
             }
         }
     }
 
     /// Compares the kernel with the record of one attachment (CNI CHECK).
-    pub async fn runtime_check(&self, req: AttachmentRef) -> Result<CheckReport, ApiError> {
+    pub async fn runtime_check(&self, req: AttachmentRef) -> Result<CheckReport, EngineError> {
         let (sandbox, ep, net) = {
             let state = self.state.lock().await;
             let unknown = || {
-                ApiError::not_found(format!(
+                EngineError::not_found(format!(
                     "container {} has no interface {} on network {}",
                     req.container_id, req.ifname, req.network
                 ))
@@ -605,10 +602,10 @@ fn runtime_sandbox(req: &AttachRequest, netns: NetnsId) -> SandboxRecord {
 
 /// The runtime's namespace path as this daemon can open it: as given, or through the
 /// caller's root when the daemon's mount namespace does not show it.
-fn reachable_netns(given: &str, caller_pid: Option<u32>) -> Result<PathBuf, ApiError> {
+fn reachable_netns(given: &str, caller_pid: Option<u32>) -> Result<PathBuf, EngineError> {
     let path = PathBuf::from(given);
     if !path.is_absolute() {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "the network namespace path {given:?} is not absolute"
         )));
     }
@@ -622,7 +619,7 @@ fn reachable_netns(given: &str, caller_pid: Option<u32>) -> Result<PathBuf, ApiE
             return Ok(via_caller);
         }
     }
-    Err(ApiError::not_found(format!(
+    Err(EngineError::not_found(format!(
         "no network namespace at {given}"
     )))
 }

@@ -1,15 +1,15 @@
 //! Creating and removing sandboxes (network namespaces).
 
 use netctl_drivers::SandboxNamespace;
-use netctl_plugin_api::{ApiError, SandboxCreateRequest};
+use netctl_plugin_api::SandboxCreateRequest;
 use netctl_store::Batch;
 
 use super::effects::Effect;
 use super::endpoints::EndpointRequest;
-use super::errors::from_dns;
 use super::state::State;
 use super::txn::Txn;
 use super::Controller;
+use crate::controller::error::EngineError;
 use crate::ids::{new_id, now_rfc3339, valid_dns_name, valid_name, DNS_NAME_RULE};
 use crate::model::{DnsConfig, EndpointRecord, ExtraHost, SandboxMode, SandboxRecord, SandboxRole};
 use crate::persist::BatchExt;
@@ -18,7 +18,7 @@ impl Controller {
     pub async fn create_sandbox(
         &self,
         req: SandboxCreateRequest,
-    ) -> Result<SandboxRecord, ApiError> {
+    ) -> Result<SandboxRecord, EngineError> {
         self.create_sandbox_as(req, SandboxRole::User).await
     }
 
@@ -27,16 +27,16 @@ impl Controller {
         &self,
         req: SandboxCreateRequest,
         role: SandboxRole,
-    ) -> Result<SandboxRecord, ApiError> {
+    ) -> Result<SandboxRecord, EngineError> {
         if !valid_name(&req.name) || !valid_dns_name(&req.name) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid sandbox name {:?}: a sandbox's name is its DNS name: {DNS_NAME_RULE}",
                 req.name
             )));
         }
         let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
         if hostname.len() > 64 || !valid_dns_name(&hostname) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid hostname {hostname:?}: at most 64 characters of {DNS_NAME_RULE}"
             )));
         }
@@ -45,9 +45,9 @@ impl Controller {
             .iter()
             .map(|spec| ExtraHost::parse(spec))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(ApiError::invalid)?;
+            .map_err(EngineError::invalid)?;
         if req.network.is_none() && req.endpoint_config != Default::default() {
-            return Err(ApiError::invalid(
+            return Err(EngineError::invalid(
                 "addresses, MAC and aliases need --network: they belong to an endpoint",
             ));
         }
@@ -58,7 +58,7 @@ impl Controller {
         };
         netctl_dns::DnsSettings::from(&dns)
             .validate()
-            .map_err(from_dns)?;
+            .map_err(EngineError::from)?;
         let wanted = EndpointRequest::parse(&req.endpoint_config)?;
         if let Some(key) = req.network.as_deref() {
             self.ensure_gateway_bridge_for(key).await?;
@@ -74,7 +74,7 @@ impl Controller {
             .transact_claiming(
                 |state| {
                     if state.sandbox_named(&req.name).is_some() {
-                        return Err(ApiError::conflict(format!(
+                        return Err(EngineError::conflict(format!(
                             "sandbox with name {} already exists",
                             req.name
                         )));
@@ -82,7 +82,7 @@ impl Controller {
                     let network = match (&network_id, req.network.as_deref()) {
                         (Some(net_id), Some(key)) => {
                             Some(state.network_by_id(net_id).cloned().ok_or_else(|| {
-                                ApiError::not_found(format!("network {key} not found"))
+                                EngineError::not_found(format!("network {key} not found"))
                             })?)
                         }
                         _ => None,
@@ -128,7 +128,7 @@ impl Controller {
             if let Err(e) = self.lease_attachment(net_id, &id).await {
                 drop(held);
                 if let Err(undo) = self.remove_sandbox(&id).await {
-                    tracing::warn!(error = %undo.message, "undoing a sandbox without a lease");
+                    tracing::warn!(error = %undo, "undoing a sandbox without a lease");
                 }
                 return Err(e);
             }
@@ -161,7 +161,7 @@ impl Controller {
 
     /// Removes the sandbox, its endpoints and its namespace. Kernel cleanup keeps going past
     /// failures and reports all of them; the store no longer wants any of it either way.
-    pub async fn remove_sandbox(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn remove_sandbox(&self, key: &str) -> Result<(), EngineError> {
         let id = self.state.lock().await.sandbox(key)?.id.clone();
         let _held = self.locks.hold(&[], &[], &[&id]).await;
         let (name, done) = self
@@ -169,7 +169,7 @@ impl Controller {
                 let sandbox = state
                     .sandbox_by_id(&id)
                     .cloned()
-                    .ok_or_else(|| ApiError::not_found(format!("sandbox {key} not found")))?;
+                    .ok_or_else(|| EngineError::not_found(format!("sandbox {key} not found")))?;
                 let endpoints: Vec<EndpointRecord> =
                     state.endpoints_of_sandbox(&id).cloned().collect();
                 let mut txn = Txn::new(format!("remove sandbox {}", sandbox.name));

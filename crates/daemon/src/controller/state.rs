@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use netctl_ipam::Ipam;
-use netctl_plugin_api::ApiError;
 
 use super::cluster::GlobalView;
 use super::ports::HostPorts;
+use crate::controller::error::EngineError;
 use crate::model::{
     DockerEndpointRecord, DockerNetworkRecord, DockerPoolRecord, EndpointRecord, NetworkRecord,
     SandboxRecord,
@@ -76,10 +76,10 @@ pub(super) enum Lookup {
 
 impl Lookup {
     /// The API's error for a `kind` (`network`, `sandbox`) looked up by `key`.
-    pub fn error(self, kind: &str, key: &str) -> ApiError {
+    pub fn error(self, kind: &str, key: &str) -> EngineError {
         match self {
-            Self::NotFound => ApiError::not_found(format!("{kind} {key} not found")),
-            Self::Ambiguous(n) => ApiError::invalid(format!(
+            Self::NotFound => EngineError::not_found(format!("{kind} {key} not found")),
+            Self::Ambiguous(n) => EngineError::invalid(format!(
                 "{kind} {key} is ambiguous: {n} {kind} ids start with it (give more of the id, or the name)"
             )),
         }
@@ -136,11 +136,11 @@ impl State {
 
     // Networks
 
-    pub fn network(&self, key: &str) -> Result<&NetworkRecord, ApiError> {
+    pub fn network(&self, key: &str) -> Result<&NetworkRecord, EngineError> {
         self.networks
             .find(key)
             .map_err(|lookup| match (&self.global.unlisted, lookup) {
-                (Some(members), Lookup::NotFound) => ApiError::unavailable(format!(
+                (Some(members), Lookup::NotFound) => EngineError::unavailable(format!(
                     "network {key} not found: cluster store unavailable: no quorum among \
                  {members} since the daemon started, so global networks are not known here \
                  yet (retrying in the background)"
@@ -191,7 +191,7 @@ impl State {
 
     // Sandboxes
 
-    pub fn sandbox(&self, key: &str) -> Result<&SandboxRecord, ApiError> {
+    pub fn sandbox(&self, key: &str) -> Result<&SandboxRecord, EngineError> {
         self.sandboxes
             .find(key)
             .map_err(|lookup| lookup.error("sandbox", key))
@@ -393,10 +393,13 @@ mod tests {
         assert_eq!(s.sandbox("abd4").unwrap().name, "db");
         let ambiguous = s.sandbox("ab").unwrap_err();
         assert_eq!(
-            ambiguous.message,
+            ambiguous.to_string(),
             "sandbox ab is ambiguous: 2 sandbox ids start with it (give more of the id, or the name)"
         );
-        assert_eq!(s.sandbox("zz").unwrap_err().message, "sandbox zz not found");
+        assert_eq!(
+            s.sandbox("zz").unwrap_err().to_string(),
+            "sandbox zz not found"
+        );
         assert!(s.sandbox("").is_err());
         s.remove_sandbox("web");
         assert_eq!(s.sandbox("web").unwrap().id, "abc123");

@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use netctl_ipam::{PoolRequest, Scope};
-use netctl_plugin_api::{ApiError, IpamConfig, NetworkCreateRequest};
+use netctl_plugin_api::{IpamConfig, NetworkCreateRequest};
 
-use super::errors::from_ipam;
 use super::state::State;
+use crate::controller::error::EngineError;
 use crate::model::{NetworkRecord, SubnetOwner, SubnetRecord};
 
 /// One subnet as asked for, parsed but not yet reserved.
@@ -19,13 +19,13 @@ pub(super) struct SubnetRequest {
     pub gateway: Option<IpAddr>,
 }
 
-fn parse_ip<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
+fn parse_ip<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, EngineError> {
     text.trim()
         .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid {what} {text:?}")))
+        .map_err(|_| EngineError::invalid(format!("invalid {what} {text:?}")))
 }
 
-fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, ApiError> {
+fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, EngineError> {
     let subnet: Option<IpNetwork> = config
         .subnet
         .as_deref()
@@ -33,7 +33,7 @@ fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, ApiError> {
         .transpose()?;
     let Some(subnet) = subnet else {
         if config.gateway.is_some() || config.ip_range.is_some() {
-            return Err(ApiError::invalid("a gateway or ip range needs a subnet"));
+            return Err(EngineError::invalid("a gateway or ip range needs a subnet"));
         }
         return Ok(SubnetRequest::default());
     };
@@ -62,7 +62,9 @@ fn parse_subnet_config(config: &IpamConfig) -> Result<SubnetRequest, ApiError> {
 
 /// The subnets to reserve: those asked for, plus an automatic IPv4 one when none was given,
 /// and an automatic IPv6 one for `--ipv6` without an IPv6 subnet.
-pub(super) fn subnet_requests(req: &NetworkCreateRequest) -> Result<Vec<SubnetRequest>, ApiError> {
+pub(super) fn subnet_requests(
+    req: &NetworkCreateRequest,
+) -> Result<Vec<SubnetRequest>, EngineError> {
     let configs = req
         .ipam
         .as_ref()
@@ -76,7 +78,7 @@ pub(super) fn subnet_requests(req: &NetworkCreateRequest) -> Result<Vec<SubnetRe
         r.iter().any(|s| s.pool.subnet.is_some() && s.pool.v6 == v6)
     };
     if requests.iter().any(|s| s.pool.v6) && !req.enable_ipv6 {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "an IPv6 subnet was given but IPv6 is not enabled (add --ipv6)",
         ));
     }
@@ -103,7 +105,7 @@ impl State {
         scope: Scope,
         requests: &[SubnetRequest],
         host_routes: &[IpNetwork],
-    ) -> Result<Vec<SubnetRecord>, ApiError> {
+    ) -> Result<Vec<SubnetRecord>, EngineError> {
         let mut reserved: Vec<SubnetRecord> = Vec::new();
         for request in requests {
             match self.reserve_subnet(scope, request, host_routes) {
@@ -122,11 +124,11 @@ impl State {
         scope: Scope,
         request: &SubnetRequest,
         host_routes: &[IpNetwork],
-    ) -> Result<SubnetRecord, ApiError> {
+    ) -> Result<SubnetRecord, EngineError> {
         let space = self.ipam.space_mut(scope);
         let subnet = space
             .request_pool(&request.pool, host_routes)
-            .map_err(from_ipam)?;
+            .map_err(EngineError::from)?;
         let gateway = match request.gateway {
             Some(gw) if !(gw.is_ipv6() == subnet.is_ipv6() && subnet.contains(gw)) => {
                 Err(netctl_ipam::IpamError::GatewayOutsideSubnet {
@@ -140,7 +142,7 @@ impl State {
             Ok(gw) => gw,
             Err(e) => {
                 let _ = space.release_pool(&subnet);
-                return Err(from_ipam(e));
+                return Err(EngineError::from(e));
             }
         };
         Ok(SubnetRecord {
@@ -221,7 +223,7 @@ mod tests {
         };
         assert!(subnet_requests(&req)
             .unwrap_err()
-            .message
+            .to_string()
             .contains("--ipv6"));
     }
 
@@ -232,13 +234,21 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(e.message.contains("invalid subnet"), "{}", e.message);
+        assert!(
+            e.to_string().contains("invalid subnet"),
+            "{}",
+            e.to_string()
+        );
         let e = parse_subnet_config(&IpamConfig {
             subnet: Some("172.30.0.0/24".into()),
             gateway: Some("nope".into()),
             ..Default::default()
         })
         .unwrap_err();
-        assert!(e.message.contains("invalid gateway"), "{}", e.message);
+        assert!(
+            e.to_string().contains("invalid gateway"),
+            "{}",
+            e.to_string()
+        );
     }
 }

@@ -26,16 +26,15 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, Key, Revision, Scope, Store, StoreError};
 use tokio::sync::{Mutex, RwLock};
 
 use super::cluster::ClusterLink;
 use super::effects::Effect;
-use super::errors::from_store;
 use super::executor::{self, CarriedOut, Effector, Failed, Policy};
 use super::state::State;
 use super::Controller;
+use crate::controller::error::EngineError;
 
 /// What a plan asks to be done.
 pub(super) struct Txn {
@@ -91,11 +90,11 @@ pub(super) struct Done {
 
 impl Done {
     /// `Ok`, or the error a removal reports when some kernel objects stayed behind.
-    pub fn into_result(self, removed: impl std::fmt::Display) -> Result<(), ApiError> {
+    pub fn into_result(self, removed: impl std::fmt::Display) -> Result<(), EngineError> {
         if self.cleanup_errors.is_empty() {
             return Ok(());
         }
-        Err(ApiError::internal(format!(
+        Err(EngineError::internal(format!(
             "{removed}, but cleaning up some kernel objects failed (retried at the daemon's \
              next start): {}",
             self.cleanup_errors.join("; ")
@@ -108,11 +107,11 @@ pub(super) enum TxnError {
     /// A key it had to create in the cluster store was taken (by another node, most
     /// likely at the same moment): nothing was done.
     Taken(Key),
-    Api(ApiError),
+    Api(EngineError),
 }
 
-impl From<ApiError> for TxnError {
-    fn from(e: ApiError) -> Self {
+impl From<EngineError> for TxnError {
+    fn from(e: EngineError) -> Self {
         Self::Api(e)
     }
 }
@@ -145,17 +144,17 @@ impl Controller {
     /// See [`Engine::transact`].
     pub(super) async fn transact<T>(
         &self,
-        plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
-    ) -> Result<(T, Done), ApiError> {
+        plan: impl FnOnce(&mut State) -> Result<(Txn, T), EngineError>,
+    ) -> Result<(T, Done), EngineError> {
         self.engine().transact(plan).await
     }
 
     /// See [`Engine::transact_claiming`].
     pub(super) async fn transact_claiming<T>(
         &self,
-        plan: impl FnMut(&mut State) -> Result<(Txn, T), ApiError>,
-        lost: impl FnMut(&mut State, &Key) -> Result<(), ApiError>,
-    ) -> Result<(T, Done), ApiError> {
+        plan: impl FnMut(&mut State) -> Result<(Txn, T), EngineError>,
+        lost: impl FnMut(&mut State, &Key) -> Result<(), EngineError>,
+    ) -> Result<(T, Done), EngineError> {
         self.engine().transact_claiming(plan, lost).await
     }
 }
@@ -165,10 +164,10 @@ impl Engine<'_> {
     /// the plan returned alongside.
     pub(super) async fn transact<T>(
         &self,
-        plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
-    ) -> Result<(T, Done), ApiError> {
+        plan: impl FnOnce(&mut State) -> Result<(Txn, T), EngineError>,
+    ) -> Result<(T, Done), EngineError> {
         self.try_transact(plan).await.map_err(|e| match e {
-            TxnError::Taken(key) => ApiError::conflict(format!("{key} is taken")),
+            TxnError::Taken(key) => EngineError::conflict(format!("{key} is taken")),
             TxnError::Api(e) => e,
         })
     }
@@ -178,9 +177,9 @@ impl Engine<'_> {
     /// refuse), and the plan runs again.
     pub(super) async fn transact_claiming<T>(
         &self,
-        mut plan: impl FnMut(&mut State) -> Result<(Txn, T), ApiError>,
-        mut lost: impl FnMut(&mut State, &Key) -> Result<(), ApiError>,
-    ) -> Result<(T, Done), ApiError> {
+        mut plan: impl FnMut(&mut State) -> Result<(Txn, T), EngineError>,
+        mut lost: impl FnMut(&mut State, &Key) -> Result<(), EngineError>,
+    ) -> Result<(T, Done), EngineError> {
         for attempt in 0..CLAIM_RACES {
             match self.try_transact(&mut plan).await {
                 Ok(done) => return Ok(done),
@@ -196,14 +195,14 @@ impl Engine<'_> {
                 }
             }
         }
-        Err(ApiError::unavailable(format!(
+        Err(EngineError::unavailable(format!(
             "lost {CLAIM_RACES} races in a row to other nodes; try again"
         )))
     }
 
     async fn try_transact<T>(
         &self,
-        plan: impl FnOnce(&mut State) -> Result<(Txn, T), ApiError>,
+        plan: impl FnOnce(&mut State) -> Result<(Txn, T), EngineError>,
     ) -> Result<(T, Done), TxnError> {
         let started = Instant::now();
         // Before the state lock, as the mirror takes them: see `Controller::cluster_writes`.
@@ -265,9 +264,9 @@ impl Engine<'_> {
             Err(e @ StoreError::Unavailable { .. }) => {
                 // The write may still land once quorum is back: see that it is undone.
                 super::cluster::settle_unknown_write(store, global, split(revert).0);
-                Err(from_store(e).into())
+                Err(EngineError::from(e).into())
             }
-            Err(e) => Err(from_store(e).into()),
+            Err(e) => Err(EngineError::from(e).into()),
         }
     }
 
@@ -288,7 +287,7 @@ impl Engine<'_> {
                 if !global_revert.is_empty() {
                     self.apply_global_revert(global_revert).await;
                 }
-                Err(from_store(e).into())
+                Err(EngineError::from(e).into())
             }
         }
     }
@@ -296,16 +295,16 @@ impl Engine<'_> {
     async fn apply_global_revert(&self, revert: Batch) {
         let reverted = match self.cluster.store() {
             Ok(store) => store.apply(revert).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.message),
+            Err(e) => Err(e.to_string()),
         };
         if let Err(e) = reverted {
             tracing::error!(error = %e, "cannot put the cluster store back");
         }
     }
 
-    async fn sync(&self, revision: Option<Revision>) -> Result<(), ApiError> {
+    async fn sync(&self, revision: Option<Revision>) -> Result<(), EngineError> {
         match revision {
-            Some(revision) => self.store.sync(revision).await.map_err(from_store),
+            Some(revision) => self.store.sync(revision).await.map_err(EngineError::from),
             None => Ok(()),
         }
     }
@@ -410,7 +409,7 @@ mod tests {
     }
 
     /// Writes `id`, marks the state (its spread seed), and adds two endpoints' names.
-    fn plan_adding(id: &'static str) -> impl FnOnce(&mut State) -> Result<(Txn, ()), ApiError> {
+    fn plan_adding(id: &'static str) -> impl FnOnce(&mut State) -> Result<(Txn, ()), EngineError> {
         move |state: &mut State| {
             state.spread_seed = 7;
             let mut txn = Txn::new(format!("add {id}"));
@@ -443,7 +442,10 @@ mod tests {
             .transact(plan_adding("a"))
             .await
             .unwrap_err();
-        assert!(error.message.contains("add names ep2 failed"), "{error:?}");
+        assert!(
+            error.to_string().contains("add names ep2 failed"),
+            "{error:?}"
+        );
         assert!(fixture.stored().await.is_empty(), "the store is put back");
         assert_eq!(fixture.state.lock().await.spread_seed, 0, "unplanned");
         assert_eq!(
@@ -462,12 +464,12 @@ mod tests {
         let fixture = Fixture::new(Recorder::default());
         let error = fixture
             .engine()
-            .transact(|_: &mut State| -> Result<(Txn, ()), ApiError> {
-                Err(ApiError::invalid("no"))
+            .transact(|_: &mut State| -> Result<(Txn, ()), EngineError> {
+                Err(EngineError::invalid("no"))
             })
             .await
             .unwrap_err();
-        assert_eq!(error.message, "no");
+        assert_eq!(error.to_string(), "no");
         assert!(fixture.stored().await.is_empty());
         assert!(fixture.recorder.done().is_empty());
     }
@@ -497,7 +499,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(error.message.contains("exists already"), "{error:?}");
+        assert!(error.to_string().contains("exists already"), "{error:?}");
         assert_eq!(fixture.state.lock().await.spread_seed, 7);
         assert_eq!(fixture.recorder.done().len(), recorded);
     }
@@ -526,7 +528,7 @@ mod tests {
             "!remove names ep1".to_string(),
             "remove names ep2".to_string()
         ]));
-        let said = done.into_result("a removed").unwrap_err().message;
+        let said = done.into_result("a removed").unwrap_err().to_string();
         assert!(said.starts_with("a removed, but cleaning up"), "{said}");
     }
 }

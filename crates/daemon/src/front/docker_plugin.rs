@@ -26,8 +26,8 @@ impl DockerFront {
 }
 
 /// dockerd prints the message after `Iface.Method: `; say who is speaking.
-fn plugin_error(e: ApiError) -> PluginError {
-    PluginError(format!("netctl: {}", e.message))
+fn plugin_error(e: impl Into<ApiError>) -> PluginError {
+    PluginError(format!("netctl: {}", e.into().message))
 }
 
 impl DockerPlugin for DockerFront {
@@ -133,7 +133,7 @@ impl DockerPlugin for DockerFront {
         checks::endpoint_ids(&req.network_id, &req.endpoint_id).map_err(plugin_error)?;
         let leave = async {
             self.engine.docker_leave(&req.endpoint_id).await;
-            Ok(())
+            Ok::<(), ApiError>(())
         };
         timed(Operation::Leave, Via::Docker, leave)
             .await

@@ -36,7 +36,7 @@ impl ManagementApi {
 
 impl Management for ManagementApi {
     fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
-        self.engine.authorize(caller, rule)
+        self.engine.roles().check(caller, rule)
     }
 
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
@@ -54,7 +54,10 @@ impl Management for ManagementApi {
     }
 
     async fn network_inspect(&self, name: String) -> Result<NetworkInspect, ApiError> {
-        self.engine.network_inspect(&name).await
+        self.engine
+            .network_inspect(&name)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn network_remove(&self, name: String) -> Result<Removed, ApiError> {
@@ -108,7 +111,10 @@ impl Management for ManagementApi {
     }
 
     async fn sandbox_inspect(&self, name: String) -> Result<SandboxInspect, ApiError> {
-        self.engine.sandbox_inspect(&name).await
+        self.engine
+            .sandbox_inspect(&name)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn network_publish(
@@ -140,7 +146,7 @@ impl Management for ManagementApi {
     }
 
     async fn firewall_reload(&self) -> Result<(), ApiError> {
-        self.engine.reload_firewall().await
+        self.engine.reload_firewall().await.map_err(ApiError::from)
     }
 
     async fn sandbox_remove(&self, name: String) -> Result<Removed, ApiError> {
@@ -156,66 +162,87 @@ impl Management for ManagementApi {
     }
 
     async fn sandbox_dns(&self, name: String) -> Result<netctl_plugin_api::DnsExplain, ApiError> {
-        self.engine.explain_dns(&name).await
+        self.engine.explain_dns(&name).await.map_err(ApiError::from)
     }
 
     async fn cluster_init(&self, req: ClusterInitRequest) -> Result<ClusterInspect, ApiError> {
-        self.engine.cluster_init(req).await
+        self.engine.cluster_init(req).await.map_err(ApiError::from)
     }
 
     async fn cluster_join(&self, req: ClusterJoinRequest) -> Result<ClusterInspect, ApiError> {
-        self.engine.cluster_join(req).await
+        self.engine.cluster_join(req).await.map_err(ApiError::from)
     }
 
     async fn cluster_leave(&self, req: ClusterLeaveRequest) -> Result<(), ApiError> {
-        self.engine.cluster_leave(req).await
+        self.engine.cluster_leave(req).await.map_err(ApiError::from)
     }
 
     async fn cluster_inspect(&self) -> Result<ClusterInspect, ApiError> {
-        self.engine.cluster_inspect().await
+        self.engine.cluster_inspect().await.map_err(ApiError::from)
     }
 
     async fn cluster_join_token(&self, req: JoinTokenRequest) -> Result<JoinToken, ApiError> {
-        self.engine.cluster_join_token(req).await
+        self.engine
+            .cluster_join_token(req)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn cluster_backup(&self) -> Result<serde_json::Value, ApiError> {
-        self.engine.cluster_backup().await
+        self.engine.cluster_backup().await.map_err(ApiError::from)
     }
 
     async fn cluster_restore(
         &self,
         req: ClusterRestoreRequest,
     ) -> Result<ClusterRestored, ApiError> {
-        self.engine.cluster_restore(req).await
+        self.engine
+            .cluster_restore(req)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn node_list(&self) -> Result<Vec<NodeInspect>, ApiError> {
-        self.engine.node_list().await
+        self.engine.node_list().await.map_err(ApiError::from)
     }
 
     async fn node_inspect(&self, node: String) -> Result<NodeInspect, ApiError> {
-        self.engine.node_inspect(&node).await
+        self.engine
+            .node_inspect(&node)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn node_set_role(&self, node: String, role: String) -> Result<NodeInspect, ApiError> {
-        self.engine.node_set_role(&node, &role).await
+        self.engine
+            .node_set_role(&node, &role)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn node_remove(&self, node: String, req: NodeRemoveRequest) -> Result<(), ApiError> {
-        self.engine.node_remove(&node, req).await
+        self.engine
+            .node_remove(&node, req)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn service_create(&self, req: ServiceCreateRequest) -> Result<ServiceInspect, ApiError> {
-        self.engine.service_create(req).await
+        self.engine
+            .service_create(req)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn service_list(&self) -> Result<Vec<ServiceInspect>, ApiError> {
-        self.engine.service_list().await
+        self.engine.service_list().await.map_err(ApiError::from)
     }
 
     async fn service_inspect(&self, name: String) -> Result<ServiceInspect, ApiError> {
-        self.engine.service_inspect(&name).await
+        self.engine
+            .service_inspect(&name)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn service_update(
@@ -223,11 +250,17 @@ impl Management for ManagementApi {
         name: String,
         req: ServiceUpdateRequest,
     ) -> Result<ServiceInspect, ApiError> {
-        self.engine.service_update(&name, req).await
+        self.engine
+            .service_update(&name, req)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn service_remove(&self, name: String) -> Result<Removed, ApiError> {
-        self.engine.service_remove(&name).await
+        self.engine
+            .service_remove(&name)
+            .await
+            .map_err(ApiError::from)
     }
 
     async fn runtime_attach(&self, req: AttachRequest) -> Result<Attachment, ApiError> {
@@ -249,11 +282,11 @@ impl Management for ManagementApi {
     }
 
     async fn runtime_check(&self, req: AttachmentRef) -> Result<CheckReport, ApiError> {
-        self.engine.runtime_check(req).await
+        self.engine.runtime_check(req).await.map_err(ApiError::from)
     }
 
     async fn runtime_gc(&self, req: RuntimeGcRequest) -> Result<GcReport, ApiError> {
-        self.engine.runtime_gc(req).await
+        self.engine.runtime_gc(req).await.map_err(ApiError::from)
     }
 
     async fn gc(&self, req: GcRequest) -> Result<GcReport, ApiError> {

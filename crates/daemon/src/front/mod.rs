@@ -4,6 +4,7 @@
 //! it holds no state and plans nothing.
 
 mod docker_plugin;
+mod error;
 mod management;
 
 pub use docker_plugin::DockerFront;

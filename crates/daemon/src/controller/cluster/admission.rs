@@ -150,7 +150,7 @@ impl Controller {
         if ask.address.parse::<std::net::IpAddr>().is_err() {
             return Err(format!("invalid advertise address {:?}", ask.address));
         }
-        let store = self.cluster.store().map_err(|e| e.message)?;
+        let store = self.cluster.store().map_err(|e| e.to_string())?;
         let (record, role) = members::check_token(&store, ask.token.trim())
             .await
             .map_err(|e| e.to_string())?;

@@ -22,10 +22,11 @@ use netctl_drivers::firewall::balancer::{Balancing, MeshPort, VirtualIp};
 use netctl_drivers::service_balancer::{self, Balancer};
 use netctl_drivers::NetworkRole;
 use netctl_plugin_api::ports::PortMapping;
-use netctl_plugin_api::{ApiError, SandboxCreateRequest};
+use netctl_plugin_api::SandboxCreateRequest;
 
 use super::super::state::State;
 use super::super::Controller;
+use crate::controller::error::{EngineError, ErrorKind};
 use crate::model::{
     EndpointRecord, NetworkRecord, PublishMode, PublishedPort, SandboxRecord, SandboxRole,
     ServicePort, ServiceRecord,
@@ -118,7 +119,7 @@ impl Controller {
                     }
                 }
                 if let Err(e) = self.take_step(&step).await {
-                    tracing::warn!(?step, error = %e.message, "cannot change a service balancer");
+                    tracing::warn!(?step, error = %e, "cannot change a service balancer");
                     if let Step::Connect { network, .. } = step {
                         refused.insert(network);
                     }
@@ -233,12 +234,12 @@ impl Controller {
         &self,
         network: Option<&str>,
         sandbox: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let state = self.state.lock().await;
         if let Ok(sbx) = state.sandbox(sandbox) {
             if !sbx.role.is_user() {
-                return Err(ApiError::new(
-                    netctl_plugin_api::ErrorCode::Forbidden,
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
                     format!(
                         "sandbox {} is this node's service balancer: netctl makes and removes \
                          it as services change",
@@ -249,8 +250,8 @@ impl Controller {
         }
         if let Some(net) = network.and_then(|n| state.network(n).ok()) {
             if self.role(net) == NetworkRole::Ingress {
-                return Err(ApiError::new(
-                    netctl_plugin_api::ErrorCode::Forbidden,
+                return Err(EngineError::new(
+                    ErrorKind::Forbidden,
                     format!(
                         "network {} is the ingress network: the replicas of services that \
                          publish ports join and leave it by themselves",
@@ -456,7 +457,7 @@ impl Controller {
         ports
     }
 
-    async fn take_step(&self, step: &Step) -> Result<(), ApiError> {
+    async fn take_step(&self, step: &Step) -> Result<(), EngineError> {
         match step {
             Step::CreateSandbox {
                 name,

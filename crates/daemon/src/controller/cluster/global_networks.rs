@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use netctl_drivers::{ClusterDriver, Driver, NetworkRole, NetworkSettings};
 use netctl_ipam::Scope;
-use netctl_plugin_api::{ApiError, NetworkCreateRequest};
+use netctl_plugin_api::NetworkCreateRequest;
 use netctl_store::{Batch, Key};
 
 use super::super::effects::Effect;
@@ -19,6 +19,7 @@ use crate::cluster_store::claims::{
     ingress_key, network_name_key, subnet_key, vni_key, FIRST_AUTO_VNI, MAX_VNI,
 };
 use crate::cluster_store::members::Role;
+use crate::controller::error::{EngineError, ErrorKind};
 use crate::ids::{new_id, now_rfc3339};
 use crate::model::{AddressScope, EndpointRecord, NetworkRecord, PublishMode, SubnetOwner};
 use crate::persist::BatchExt;
@@ -41,7 +42,21 @@ impl Controller {
     }
 
     /// Refuses a change to global networks on a node that is not a manager.
-    pub(in crate::controller) async fn require_manager(&self, what: &str) -> Result<(), ApiError> {
+    pub(in crate::controller) async fn require_manager(
+        &self,
+        what: &str,
+    ) -> Result<(), EngineError> {
+        self.require_manager_to(what, "change global networks")
+            .await
+    }
+
+    /// Refuses `what` (which would `change`, as the refusal says) on a node that is not a
+    /// manager.
+    pub(in crate::controller) async fn require_manager_to(
+        &self,
+        what: &str,
+        change: &str,
+    ) -> Result<(), EngineError> {
         let membership = self
             .cluster
             .membership()
@@ -49,10 +64,10 @@ impl Controller {
         let state = self.state.lock().await;
         let role = state.global.nodes.get(&self.node.id).map(|n| n.role);
         if role != Some(Role::Manager) {
-            return Err(ApiError::new(
-                netctl_plugin_api::ErrorCode::Forbidden,
+            return Err(EngineError::new(
+                ErrorKind::Forbidden,
                 format!(
-                    "{what}: only managers change global networks (this node is a {} of cluster {})",
+                    "{what}: only managers {change} (this node is a {} of cluster {})",
                     role.map_or("node", |r| r.name()),
                     membership.cluster_id
                 ),
@@ -67,7 +82,7 @@ impl Controller {
         settings: NetworkSettings,
         requests: Vec<SubnetRequest>,
         req: NetworkCreateRequest,
-    ) -> Result<NetworkRecord, ApiError> {
+    ) -> Result<NetworkRecord, EngineError> {
         self.require_manager(&format!("network create {}", req.name))
             .await?;
         self.cluster.store()?;
@@ -76,7 +91,7 @@ impl Controller {
             .cluster_driver(driver.name())
             .cloned()
             .ok_or_else(|| {
-                ApiError::internal(format!("{} is not a cluster-wide driver", driver.name()))
+                EngineError::internal(format!("{} is not a cluster-wide driver", driver.name()))
             })?;
         let requested_vni = cluster_driver.vni(&settings.config);
         let id = new_id();
@@ -121,14 +136,14 @@ impl Controller {
     pub(in crate::controller) async fn remove_global_network(
         &self,
         net: NetworkRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         self.require_manager(&format!("network rm {}", net.name))
             .await?;
         let _held = self.locks.hold(&[], &[&net.id], &[]).await;
         let (name, done) = self
             .transact(|state| {
                 let net = state.network_by_id(&net.id).cloned().ok_or_else(|| {
-                    ApiError::not_found(format!("network {} not found", net.name))
+                    EngineError::not_found(format!("network {} not found", net.name))
                 })?;
                 let ingress = self.role(&net) == NetworkRole::Ingress;
                 in_use_anywhere(state, &net, ingress)?;
@@ -193,20 +208,20 @@ fn taken(
     name: &str,
     requested_vni: u32,
     requests: &[SubnetRequest],
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     let asked_subnet = |id: &str| {
         requests
             .iter()
             .any(|r| r.pool.subnet.is_some_and(|s| s.to_string() == id))
     };
     match key.kind.as_str() {
-        "network.name" => Err(ApiError::conflict(format!(
+        "network.name" => Err(EngineError::conflict(format!(
             "network with name {name} already exists"
         ))),
-        "vni" if requested_vni != 0 => Err(ApiError::conflict(format!(
+        "vni" if requested_vni != 0 => Err(EngineError::conflict(format!(
             "vxlan-id {requested_vni} is in use by another network"
         ))),
-        "subnet" if asked_subnet(&key.id) => Err(ApiError::conflict(format!(
+        "subnet" if asked_subnet(&key.id) => Err(EngineError::conflict(format!(
             "subnet {} is in use by another global network",
             key.id
         ))),
@@ -215,7 +230,7 @@ fn taken(
 }
 
 /// Endpoints on any node keep a global network.
-fn in_use_anywhere(state: &State, net: &NetworkRecord, ingress: bool) -> Result<(), ApiError> {
+fn in_use_anywhere(state: &State, net: &NetworkRecord, ingress: bool) -> Result<(), EngineError> {
     let mut services: Vec<&str> = state
         .services_on(&net.id)
         .iter()
@@ -233,7 +248,7 @@ fn in_use_anywhere(state: &State, net: &NetworkRecord, ingress: bool) -> Result<
     }
     if !services.is_empty() {
         services.sort();
-        return Err(ApiError::conflict(format!(
+        return Err(EngineError::conflict(format!(
             "network {} is used by service(s) {}: remove them first",
             net.name,
             services.join(", ")
@@ -248,7 +263,7 @@ fn in_use_anywhere(state: &State, net: &NetworkRecord, ingress: bool) -> Result<
         return Ok(());
     }
     users.sort();
-    Err(ApiError::conflict(format!(
+    Err(EngineError::conflict(format!(
         "network {} has active endpoints ({})",
         net.name,
         users.join(", ")
@@ -289,8 +304,8 @@ struct GlobalNetwork {
     vnis_in_use: BTreeSet<u32>,
 }
 
-fn ingress_exists(name: &str) -> ApiError {
-    ApiError::conflict(format!(
+fn ingress_exists(name: &str) -> EngineError {
+    EngineError::conflict(format!(
         "the cluster has an ingress network already ({name}): remove it first, which is \
          allowed while no service publishes through it"
     ))
@@ -301,9 +316,9 @@ impl GlobalNetwork {
         self,
         state: &mut State,
         lost_vnis: &BTreeSet<u32>,
-    ) -> Result<(Txn, NetworkRecord), ApiError> {
+    ) -> Result<(Txn, NetworkRecord), EngineError> {
         if state.network_named(&self.req.name).is_some() {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "network with name {} already exists",
                 self.req.name
             )));
@@ -317,7 +332,7 @@ impl GlobalNetwork {
             0 => free_vni(&self.vnis_in_use, lost_vnis)?,
             asked => {
                 if self.vnis_in_use.contains(&asked) {
-                    return Err(ApiError::conflict(format!(
+                    return Err(EngineError::conflict(format!(
                         "vxlan-id {asked} is in use by another network"
                     )));
                 }
@@ -376,13 +391,8 @@ impl GlobalNetwork {
 }
 
 /// The lowest VNI from [`FIRST_AUTO_VNI`] no known network has and no race was lost for.
-fn free_vni(used: &BTreeSet<u32>, lost: &BTreeSet<u32>) -> Result<u32, ApiError> {
+fn free_vni(used: &BTreeSet<u32>, lost: &BTreeSet<u32>) -> Result<u32, EngineError> {
     (FIRST_AUTO_VNI..=MAX_VNI)
         .find(|v| !used.contains(v) && !lost.contains(v))
-        .ok_or_else(|| {
-            ApiError::new(
-                netctl_plugin_api::ErrorCode::Exhausted,
-                "no free VXLAN id left",
-            )
-        })
+        .ok_or_else(|| EngineError::new(ErrorKind::Exhausted, "no free VXLAN id left"))
 }

@@ -10,17 +10,16 @@ use netctl_plugin_api::cluster::{
     ClusterInitRequest, ClusterInspect, ClusterJoinRequest, ClusterLeaveRequest, JoinToken,
     JoinTokenRequest, StoreTlsMaterial,
 };
-use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore};
 
 use super::super::effects::Effect;
-use super::super::errors::from_membership;
 use super::super::executor;
 use super::super::Controller;
 use crate::cluster_store::credentials;
 use crate::cluster_store::join_service::{self, JoinAnswer, JoinAsk, JoinServiceError, JOIN_PORT};
 use crate::cluster_store::members::{self, MembershipError, Newcomer, Role};
 use crate::config::{check_store_urls, normalize_store_urls};
+use crate::controller::error::{EngineError, ErrorKind};
 use crate::ids::now_rfc3339;
 use crate::model::{EndpointRecord, MembershipRecord, StoreCredentials};
 use crate::persist::BatchExt;
@@ -28,20 +27,20 @@ use crate::persist::BatchExt;
 /// How long init and join wait for the cluster's state to be mirrored before answering.
 const SYNC_WAIT: Duration = Duration::from_secs(5);
 
-fn parse_role(text: &str) -> Result<Role, ApiError> {
+fn parse_role(text: &str) -> Result<Role, EngineError> {
     match text {
         "worker" => Ok(Role::Worker),
         "manager" => Ok(Role::Manager),
-        other => Err(ApiError::invalid(format!(
+        other => Err(EngineError::invalid(format!(
             "unknown role {other:?}: worker or manager"
         ))),
     }
 }
 
 impl Controller {
-    fn refuse_if_member(&self) -> Result<(), ApiError> {
+    fn refuse_if_member(&self) -> Result<(), EngineError> {
         match self.cluster.membership() {
-            Some(m) => Err(ApiError::conflict(format!(
+            Some(m) => Err(EngineError::conflict(format!(
                 "this node is already in cluster {}: `netctl cluster leave` first",
                 m.cluster_id
             ))),
@@ -50,7 +49,7 @@ impl Controller {
     }
 
     /// The URLs asked for, or daemon.json's.
-    pub(super) fn store_urls(&self, asked: &[String]) -> Result<Vec<String>, ApiError> {
+    pub(super) fn store_urls(&self, asked: &[String]) -> Result<Vec<String>, EngineError> {
         let asked: Vec<&str> = asked.iter().flat_map(|s| s.split(',')).collect();
         let urls = match normalize_store_urls(&asked) {
             urls if !urls.is_empty() => urls,
@@ -62,7 +61,7 @@ impl Controller {
                 .unwrap_or_default(),
         };
         check_store_urls(&urls).map_err(|e| {
-            ApiError::invalid(format!(
+            EngineError::invalid(format!(
                 "cluster store: {e} (give --store URL,… or daemon.json's cluster-store)"
             ))
         })?;
@@ -77,9 +76,9 @@ impl Controller {
         store: &[String],
         vxlan_port: u16,
         tls: bool,
-    ) -> Result<MembershipRecord, ApiError> {
+    ) -> Result<MembershipRecord, EngineError> {
         let address: IpAddr = advertise_addr.trim().parse().map_err(|_| {
-            ApiError::invalid(format!(
+            EngineError::invalid(format!(
                 "invalid advertise address {advertise_addr:?}: give this node's IP address"
             ))
         })?;
@@ -88,17 +87,17 @@ impl Controller {
         match (https, tls) {
             (0, false) => {}
             (n, true) if n == urls.len() => {}
-            (0, true) => return Err(ApiError::invalid(
+            (0, true) => return Err(EngineError::invalid(
                 "the store's TLS credentials were given for plain http:// URLs: give https:// ones",
             )),
             (n, false) if n == urls.len() => {
-                return Err(ApiError::invalid(
+                return Err(EngineError::invalid(
                     "an https:// store needs TLS credentials: --store-ca, --store-cert, \
                      --store-key and --store-ca-key for init; --store-ca and --manager for join",
                 ))
             }
             _ => {
-                return Err(ApiError::invalid(
+                return Err(EngineError::invalid(
                     "the store's URLs mix http:// and https://: give one kind",
                 ))
             }
@@ -125,11 +124,14 @@ impl Controller {
         }
     }
 
-    pub async fn cluster_init(&self, req: ClusterInitRequest) -> Result<ClusterInspect, ApiError> {
+    pub async fn cluster_init(
+        &self,
+        req: ClusterInitRequest,
+    ) -> Result<ClusterInspect, EngineError> {
         self.refuse_if_member()?;
         let port = req.vxlan_port.unwrap_or(DEFAULT_VXLAN_PORT);
         if port == 0 {
-            return Err(ApiError::invalid("invalid VXLAN port 0"));
+            return Err(EngineError::invalid("invalid VXLAN port 0"));
         }
         let mut membership = self
             .prepare(
@@ -149,7 +151,7 @@ impl Controller {
         };
         let (record, tokens) = members::init(&store, &self.newcomer(&membership), port)
             .await
-            .map_err(from_membership)?;
+            .map_err(EngineError::from)?;
         membership.cluster_id = record.id.clone();
         for role in [Role::Worker, Role::Manager] {
             membership
@@ -158,13 +160,16 @@ impl Controller {
         }
         self.enter_cluster(membership, store).await?;
         if let Err(e) = self.ensure_ingress_network().await {
-            tracing::error!(error = %e.message, "the cluster has no ingress network; make one with --driver ingress");
+            tracing::error!(error = %e, "the cluster has no ingress network; make one with --driver ingress");
         }
         tracing::info!(cluster = %record.id, "cluster initialized");
         self.cluster_inspect().await
     }
 
-    pub async fn cluster_join(&self, req: ClusterJoinRequest) -> Result<ClusterInspect, ApiError> {
+    pub async fn cluster_join(
+        &self,
+        req: ClusterJoinRequest,
+    ) -> Result<ClusterInspect, EngineError> {
         self.refuse_if_member()?;
         let mut membership = self
             .prepare(
@@ -187,7 +192,7 @@ impl Controller {
                 let (record, role) =
                     members::join(&store, req.token.trim(), &self.newcomer(&membership))
                         .await
-                        .map_err(from_membership)?;
+                        .map_err(EngineError::from)?;
                 membership.vxlan_port = record.vxlan_port;
                 (record.id, role.name().to_string(), store)
             }
@@ -205,10 +210,10 @@ impl Controller {
         req: &ClusterJoinRequest,
         ca_pem: &str,
         membership: &mut MembershipRecord,
-    ) -> Result<(String, String, StoreCredentials), ApiError> {
+    ) -> Result<(String, String, StoreCredentials), EngineError> {
         let manager = parse_manager(req.manager.as_deref())?;
         let request = SigningRequest::new(&credentials::node_user(&self.node.id))
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal(e.to_string()))?;
         let newcomer = self.newcomer(membership);
         let ask = JoinAsk {
             token: req.token.trim().to_string(),
@@ -220,8 +225,8 @@ impl Controller {
         let answer = join_service::ask(manager, ca_pem, &ask)
             .await
             .map_err(|e| match e {
-                JoinServiceError::BadCa(_) => ApiError::invalid(format!("--store-ca: {e}")),
-                _ => ApiError::unavailable(e.to_string()),
+                JoinServiceError::BadCa(_) => EngineError::invalid(format!("--store-ca: {e}")),
+                _ => EngineError::unavailable(e.to_string()),
             })?;
         match answer {
             JoinAnswer::Admitted {
@@ -238,8 +243,8 @@ impl Controller {
                 };
                 Ok((cluster_id, role, credentials))
             }
-            JoinAnswer::Refused(why) => Err(ApiError::new(
-                netctl_plugin_api::ErrorCode::Forbidden,
+            JoinAnswer::Refused(why) => Err(EngineError::new(
+                ErrorKind::Forbidden,
                 format!("manager {manager} refused the join: {why}"),
             )),
         }
@@ -253,12 +258,12 @@ impl Controller {
         &self,
         membership: &MembershipRecord,
         material: &StoreTlsMaterial,
-    ) -> Result<(ClusterStore, StoreCredentials), ApiError> {
+    ) -> Result<(ClusterStore, StoreCredentials), EngineError> {
         let authority = Authority::from_pem(&Credential {
             cert_pem: material.ca.clone(),
             key_pem: material.ca_key.clone(),
         })
-        .map_err(|e| ApiError::invalid(format!("--store-ca/--store-ca-key: {e}")))?;
+        .map_err(|e| EngineError::invalid(format!("--store-ca/--store-ca-key: {e}")))?;
         let admin = StoreCredentials {
             ca_pem: material.ca.clone(),
             cert_pem: material.cert.clone(),
@@ -267,14 +272,14 @@ impl Controller {
         let store = connect(membership, Some(&admin)).await?;
         match members::cluster(&store).await {
             Ok(record) => {
-                return Err(from_membership(MembershipError::AlreadyInitialized(
+                return Err(EngineError::from(MembershipError::AlreadyInitialized(
                     record.id,
                 )))
             }
             Err(MembershipError::NoCluster) => {}
-            Err(e) => return Err(from_membership(e)),
+            Err(e) => return Err(EngineError::from(e)),
         }
-        let store_error = super::super::errors::from_store;
+        let store_error = EngineError::from;
         credentials::keep_authority(&store, authority.credential())
             .await
             .map_err(store_error)?;
@@ -293,7 +298,7 @@ impl Controller {
         &self,
         membership: MembershipRecord,
         store: ClusterStore,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let underlay = self.underlay(&membership).await?;
         self.save_membership(&membership).await?;
         self.set_underlay(Some(underlay));
@@ -303,14 +308,14 @@ impl Controller {
         }
         // Made again on the first connect that needs it, should this fail.
         if let Err(e) = self.ensure_gateway_bridge().await {
-            tracing::error!(error = %e.message, "no gateway bridge yet");
+            tracing::error!(error = %e, "no gateway bridge yet");
         }
         Ok(())
     }
 
     /// The cluster's ingress network, made by the manager that starts the cluster, as
     /// Docker's swarm init does; a cluster may replace it later.
-    async fn ensure_ingress_network(&self) -> Result<(), ApiError> {
+    async fn ensure_ingress_network(&self) -> Result<(), EngineError> {
         use netctl_drivers::ingress::DEFAULT_SUBNET;
         let exists = self
             .state
@@ -325,7 +330,7 @@ impl Controller {
             .drivers
             .with_role(NetworkRole::Ingress)
             .map(|d| d.name())
-            .ok_or_else(|| ApiError::internal("this daemon has no ingress driver"))?;
+            .ok_or_else(|| EngineError::internal("this daemon has no ingress driver"))?;
         self.create_network(netctl_plugin_api::NetworkCreateRequest {
             name: driver.into(),
             driver: Some(driver.into()),
@@ -344,7 +349,7 @@ impl Controller {
 
     /// Leaves the cluster: refused as the last manager of a cluster with other nodes, or
     /// with endpoints on global networks, unless forced (the endpoints are then removed).
-    pub async fn cluster_leave(&self, req: ClusterLeaveRequest) -> Result<(), ApiError> {
+    pub async fn cluster_leave(&self, req: ClusterLeaveRequest) -> Result<(), EngineError> {
         let membership = self
             .cluster
             .membership()
@@ -380,7 +385,7 @@ impl Controller {
         };
         if !req.force {
             if last_manager && others {
-                return Err(ApiError::conflict(
+                return Err(EngineError::conflict(
                     "this node is the cluster's last manager and other nodes remain: promote \
                      another node first, or leave with --force (the others keep the cluster \
                      but no node may change its global networks)",
@@ -389,7 +394,7 @@ impl Controller {
             // The node's own balancers go with it.
             let users = mine.iter().filter(|e| !e.balancer).count();
             if users > 0 {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "this node has {users} endpoint(s) on global networks: disconnect them \
                      first, or leave with --force to remove them"
                 )));
@@ -408,12 +413,12 @@ impl Controller {
         // The services' names go with the cluster's state.
         self.refresh_services().await;
         if let Err(e) = self.drop_gateway_bridge().await {
-            tracing::warn!(error = %e.message, "the gateway bridge stays");
+            tracing::warn!(error = %e, "the gateway bridge stays");
         }
         self.store
             .apply(Batch::new().delete_record::<MembershipRecord>("this"))
             .await
-            .map_err(super::super::errors::from_store)?;
+            .map_err(EngineError::from)?;
         if let Err(e) = std::fs::remove_dir_all(self.credentials_dir()) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(error = %e, "the node's store credentials stay on disk");
@@ -432,7 +437,7 @@ impl Controller {
         store: &ClusterStore,
         mine: &[EndpointRecord],
         lease: Option<i64>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let state = self.state.lock().await;
         let mut batch = Batch::new();
         for ep in mine {
@@ -449,7 +454,7 @@ impl Controller {
         }
         members::remove_node(store, &self.node.id)
             .await
-            .map_err(from_membership)
+            .map_err(EngineError::from)
     }
 
     /// After leaving: global networks and every node's endpoints out of the state, the DNS
@@ -490,24 +495,22 @@ impl Controller {
     }
 
     /// `netctl cluster join-token ROLE [--rotate]`: the token this node made, or a new one.
-    pub async fn cluster_join_token(&self, req: JoinTokenRequest) -> Result<JoinToken, ApiError> {
+    pub async fn cluster_join_token(
+        &self,
+        req: JoinTokenRequest,
+    ) -> Result<JoinToken, EngineError> {
         let role = parse_role(&req.role)?;
         let mut membership = self
             .cluster
             .membership()
             .ok_or_else(super::not_in_cluster)?;
-        self.require_manager("join-token").await.map_err(|e| {
-            ApiError::new(
-                e.code,
-                e.message
-                    .replace("change global networks", "manage join tokens"),
-            )
-        })?;
+        self.require_manager_to("join-token", "manage join tokens")
+            .await?;
         let token = match membership.tokens.get(role.name()) {
             Some(token) if !req.rotate => token.clone(),
             known => {
                 if known.is_none() && !req.rotate {
-                    return Err(ApiError::not_found(format!(
+                    return Err(EngineError::not_found(format!(
                         "the {0} token was made on another manager (the cluster keeps only its \
                          hash): run `netctl cluster join-token {0}` there, or `--rotate` here \
                          (the old token then stops working)",
@@ -517,7 +520,7 @@ impl Controller {
                 let store = self.cluster.store()?;
                 let token = members::rotate_token(&store, role)
                     .await
-                    .map_err(from_membership)?;
+                    .map_err(EngineError::from)?;
                 membership
                     .tokens
                     .insert(role.name().to_string(), token.clone());
@@ -549,17 +552,17 @@ impl Controller {
 async fn connect(
     membership: &MembershipRecord,
     credentials: Option<&StoreCredentials>,
-) -> Result<ClusterStore, ApiError> {
+) -> Result<ClusterStore, EngineError> {
     let tls = credentials.map(StoreCredentials::tls);
     ClusterStore::connect_with(&membership.store, tls.as_ref())
         .await
-        .map_err(super::super::errors::from_store)
+        .map_err(EngineError::from)
 }
 
 /// A certificate for node `node_id`'s etcd user, with a key made here.
-pub(super) fn issue(authority: &Authority, node_id: &str) -> Result<StoreCredentials, ApiError> {
+pub(super) fn issue(authority: &Authority, node_id: &str) -> Result<StoreCredentials, EngineError> {
     let user = credentials::node_user(node_id);
-    let internal = |e: netctl_pki::PkiError| ApiError::internal(e.to_string());
+    let internal = |e: netctl_pki::PkiError| EngineError::internal(e.to_string());
     let request = SigningRequest::new(&user).map_err(internal)?;
     let cert_pem = authority.sign(&request.csr_pem, &user).map_err(internal)?;
     Ok(StoreCredentials {
@@ -570,10 +573,10 @@ pub(super) fn issue(authority: &Authority, node_id: &str) -> Result<StoreCredent
 }
 
 /// `--manager ADDRESS[:PORT]`.
-fn parse_manager(manager: Option<&str>) -> Result<SocketAddr, ApiError> {
+fn parse_manager(manager: Option<&str>) -> Result<SocketAddr, EngineError> {
     let manager = manager.map(str::trim).unwrap_or_default();
     if manager.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "a TLS store is joined through a manager: give --manager ADDRESS of one",
         ));
     }
@@ -586,7 +589,7 @@ fn parse_manager(manager: Option<&str>) -> Result<SocketAddr, ApiError> {
         .parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, JOIN_PORT))
         .map_err(|_| {
-            ApiError::invalid(format!(
+            EngineError::invalid(format!(
                 "invalid --manager {manager:?}: give ADDRESS or ADDRESS:PORT"
             ))
         })

@@ -462,7 +462,7 @@ impl Controller {
         let caps = match self.capabilities(net) {
             Ok(caps) => caps,
             Err(e) => {
-                tracing::warn!(endpoint = %ep.id, error = %e.message, "cannot plug in this node's endpoint");
+                tracing::warn!(endpoint = %ep.id, error = %e, "cannot plug in this node's endpoint");
                 return Vec::new();
             }
         };
@@ -487,7 +487,7 @@ impl Controller {
                 Action::Undo(batch) => {
                     let undone = match self.cluster.store() {
                         Ok(store) => store.apply(batch).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.message),
+                        Err(e) => Err(e.to_string()),
                     };
                     if let Err(e) = undone {
                         tracing::warn!(error = %e, "cannot remove a half-made endpoint from the cluster; the next listing tries again");

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netctl_drivers::cluster::Underlay;
-use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore, Prefix, Scope, Store, StoreError};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -31,6 +30,7 @@ use super::Controller;
 use crate::cluster_store::join_service::JoinService;
 use crate::cluster_store::liveness::Liveness;
 use crate::config::DEFAULT_LEASE_TTL;
+use crate::controller::error::EngineError;
 use crate::model::{MembershipRecord, StoreCredentials};
 use crate::persist::BatchExt;
 
@@ -69,12 +69,12 @@ impl ClusterLink {
     }
 
     /// The cluster store, or why there is none to use now.
-    pub fn store(&self) -> Result<ClusterStore, ApiError> {
+    pub fn store(&self) -> Result<ClusterStore, EngineError> {
         if let Some(store) = self.store.lock().clone() {
             return Ok(store);
         }
         match self.membership() {
-            Some(m) => Err(ApiError::unavailable(format!(
+            Some(m) => Err(EngineError::unavailable(format!(
                 "cluster store unavailable: no quorum among {} (not reached since the daemon \
                  started; retrying in the background)",
                 m.store.join(", ")
@@ -114,8 +114,8 @@ impl ClusterLink {
     }
 }
 
-pub(super) fn not_in_cluster() -> ApiError {
-    ApiError::invalid(
+pub(super) fn not_in_cluster() -> EngineError {
+    EngineError::invalid(
         "this node is in no cluster: run `netctl cluster init` or `netctl cluster join` first",
     )
 }
@@ -136,11 +136,11 @@ impl Controller {
         self.cluster.replace(Some(membership), None);
     }
 
-    async fn save_membership(&self, membership: &MembershipRecord) -> Result<(), ApiError> {
+    async fn save_membership(&self, membership: &MembershipRecord) -> Result<(), EngineError> {
         self.store
             .apply(Batch::new().put_record(membership))
             .await
-            .map_err(super::errors::from_store)?;
+            .map_err(EngineError::from)?;
         if let Some(credentials) = &membership.store_tls {
             self.export_credentials(credentials)?;
         }
@@ -153,12 +153,12 @@ impl Controller {
         self.paths.data_root.join("cluster")
     }
 
-    fn export_credentials(&self, credentials: &StoreCredentials) -> Result<(), ApiError> {
+    fn export_credentials(&self, credentials: &StoreCredentials) -> Result<(), EngineError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let dir = self.credentials_dir();
         let failed = |e: std::io::Error| {
-            ApiError::internal(format!(
+            EngineError::internal(format!(
                 "writing the node's credentials in {}: {e}",
                 dir.display()
             ))
@@ -193,14 +193,14 @@ impl Controller {
     pub(super) async fn underlay(
         &self,
         membership: &MembershipRecord,
-    ) -> Result<Underlay, ApiError> {
+    ) -> Result<Underlay, EngineError> {
         let mtu = self
             .host
             .mtu_of_address(membership.advertise_addr)
             .await
-            .map_err(super::errors::from_kernel)?
+            .map_err(EngineError::from)?
             .ok_or_else(|| {
-                ApiError::invalid(format!(
+                EngineError::invalid(format!(
                     "advertise address {} is not an address of this node",
                     membership.advertise_addr
                 ))
@@ -295,7 +295,7 @@ impl Controller {
         self: &Arc<Self>,
         store: &ClusterStore,
         membership: &MembershipRecord,
-    ) -> Result<Liveness, ApiError> {
+    ) -> Result<Liveness, EngineError> {
         let controller = Arc::downgrade(self);
         let on_new_lease = move |lease: i64| {
             let Some(controller) = controller.upgrade() else {
@@ -308,7 +308,7 @@ impl Controller {
                 membership.lease = Some(lease);
                 *controller.cluster.membership.lock() = Some(membership.clone());
                 if let Err(e) = controller.save_membership(&membership).await {
-                    tracing::warn!(error = %e.message, "cannot keep the node's lease id");
+                    tracing::warn!(error = %e, "cannot keep the node's lease id");
                 }
             });
         };
@@ -320,7 +320,7 @@ impl Controller {
             on_new_lease,
         )
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))
+        .map_err(|e| EngineError::unavailable(e.to_string()))
     }
 
     /// Lists, mirrors, then follows the watch from the listing's revision; returns why it

@@ -4,15 +4,14 @@
 use netctl_plugin_api::cluster::{
     ClusterInspect, ClusterRestoreRequest, ClusterRestored, NodeInspect, NodeRemoveRequest,
 };
-use netctl_plugin_api::ApiError;
 use netctl_store::{Batch, ClusterStore, Store};
 
-use super::super::errors::from_membership;
 use super::super::state::State;
 use super::super::Controller;
 use crate::cluster_store::backup::{self, Backup, BackupError};
 use crate::cluster_store::credentials;
 use crate::cluster_store::members::{self, ClusterNode, Role};
+use crate::controller::error::EngineError;
 use crate::model::EndpointRecord;
 
 fn node_view(state: &State, node: &ClusterNode, this: &str) -> NodeInspect {
@@ -34,7 +33,7 @@ fn node_view(state: &State, node: &ClusterNode, this: &str) -> NodeInspect {
 }
 
 /// A node by id, unique id prefix or hostname.
-pub(super) fn find_node<'a>(state: &'a State, key: &str) -> Result<&'a ClusterNode, ApiError> {
+pub(super) fn find_node<'a>(state: &'a State, key: &str) -> Result<&'a ClusterNode, EngineError> {
     let nodes = &state.global.nodes;
     if let Some(node) = nodes.get(key) {
         return Ok(node);
@@ -45,24 +44,24 @@ pub(super) fn find_node<'a>(state: &'a State, key: &str) -> Result<&'a ClusterNo
         .collect();
     match matches.as_slice() {
         [node] => Ok(node),
-        [] => Err(ApiError::not_found(format!("node {key} not found"))),
-        _ => Err(ApiError::conflict(format!(
+        [] => Err(EngineError::not_found(format!("node {key} not found"))),
+        _ => Err(EngineError::conflict(format!(
             "node {key} is ambiguous: give its id"
         ))),
     }
 }
 
-fn from_backup(e: BackupError) -> ApiError {
+fn from_backup(e: BackupError) -> EngineError {
     match e {
-        BackupError::NotEmpty(_) => ApiError::conflict(e.to_string()),
-        BackupError::Malformed(_) => ApiError::invalid(e.to_string()),
-        BackupError::Membership(e) => from_membership(e),
-        BackupError::Store(e) => super::super::errors::from_store(e),
+        BackupError::NotEmpty(_) => EngineError::conflict(e.to_string()),
+        BackupError::Malformed(_) => EngineError::invalid(e.to_string()),
+        BackupError::Membership(e) => EngineError::from(e),
+        BackupError::Store(e) => EngineError::from(e),
     }
 }
 
 impl Controller {
-    pub async fn cluster_inspect(&self) -> Result<ClusterInspect, ApiError> {
+    pub async fn cluster_inspect(&self) -> Result<ClusterInspect, EngineError> {
         let membership = self
             .cluster
             .membership()
@@ -111,7 +110,7 @@ impl Controller {
         })
     }
 
-    pub async fn node_list(&self) -> Result<Vec<NodeInspect>, ApiError> {
+    pub async fn node_list(&self) -> Result<Vec<NodeInspect>, EngineError> {
         self.cluster
             .membership()
             .ok_or_else(super::not_in_cluster)?;
@@ -126,7 +125,7 @@ impl Controller {
         Ok(nodes)
     }
 
-    pub async fn node_inspect(&self, key: &str) -> Result<NodeInspect, ApiError> {
+    pub async fn node_inspect(&self, key: &str) -> Result<NodeInspect, EngineError> {
         self.cluster
             .membership()
             .ok_or_else(super::not_in_cluster)?;
@@ -136,7 +135,7 @@ impl Controller {
     }
 
     /// `node promote|demote`: managers only; the last manager is not demoted.
-    pub async fn node_set_role(&self, key: &str, role: &str) -> Result<NodeInspect, ApiError> {
+    pub async fn node_set_role(&self, key: &str, role: &str) -> Result<NodeInspect, EngineError> {
         let role = match role {
             "manager" => Role::Manager,
             _ => Role::Worker,
@@ -152,7 +151,7 @@ impl Controller {
                 .filter(|n| n.role == Role::Manager)
                 .count();
             if role == Role::Worker && node.role == Role::Manager && managers == 1 {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "node {} is the cluster's last manager: promote another node first",
                     node.hostname
                 )));
@@ -165,11 +164,11 @@ impl Controller {
             // user may act as one.
             credentials::admit(&store, &id, role)
                 .await
-                .map_err(super::super::errors::from_store)?;
+                .map_err(EngineError::from)?;
         }
         let node = members::set_role(&store, &id, role)
             .await
-            .map_err(from_membership)?;
+            .map_err(EngineError::from)?;
         let mut state = self.state.lock().await;
         state.global.nodes.insert(node.id.clone(), node.clone());
         Ok(node_view(&state, &node, &self.node.id))
@@ -177,18 +176,18 @@ impl Controller {
 
     /// `node rm`: managers only; a ready node only with `--force`; its endpoints and their
     /// addresses go with it (every node unplugs them as it sees the change).
-    pub async fn node_remove(&self, key: &str, req: NodeRemoveRequest) -> Result<(), ApiError> {
+    pub async fn node_remove(&self, key: &str, req: NodeRemoveRequest) -> Result<(), EngineError> {
         self.require_manager_for("node rm").await?;
         let (node, batch) = {
             let state = self.state.lock().await;
             let node = find_node(&state, key)?.clone();
             if node.id == self.node.id {
-                return Err(ApiError::conflict(
+                return Err(EngineError::conflict(
                     "this is the node answering: use `netctl cluster leave` on it instead",
                 ));
             }
             if state.global.is_ready(&node.id) && !req.force {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "node {} is ready: stop its daemon first, or remove it with --force",
                     node.hostname
                 )));
@@ -207,32 +206,27 @@ impl Controller {
         apply_in_chunks(&store, batch).await?;
         members::remove_node(&store, &node.id)
             .await
-            .map_err(from_membership)?;
+            .map_err(EngineError::from)?;
         if self.store_is_tls() {
             // Its certificate opens nothing any more.
             store
                 .remove_user(&credentials::node_user(&node.id))
                 .await
-                .map_err(super::super::errors::from_store)?;
+                .map_err(EngineError::from)?;
         }
         tracing::info!(node = %node.hostname, "node removed from the cluster");
         Ok(())
     }
 
-    async fn require_manager_for(&self, what: &str) -> Result<(), ApiError> {
-        self.require_manager(what).await.map_err(|e| {
-            ApiError::new(
-                e.code,
-                e.message
-                    .replace("change global networks", "change the cluster's nodes"),
-            )
-        })
+    async fn require_manager_for(&self, what: &str) -> Result<(), EngineError> {
+        self.require_manager_to(what, "change the cluster's nodes")
+            .await
     }
 
-    pub async fn cluster_backup(&self) -> Result<serde_json::Value, ApiError> {
+    pub async fn cluster_backup(&self) -> Result<serde_json::Value, EngineError> {
         let store = self.cluster.store()?;
         let backup = backup::backup(&store).await.map_err(from_backup)?;
-        serde_json::to_value(backup).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_value(backup).map_err(|e| EngineError::internal(e.to_string()))
     }
 
     /// Restores a backup into an empty store: this node's (when it is in a cluster whose
@@ -240,9 +234,9 @@ impl Controller {
     pub async fn cluster_restore(
         &self,
         req: ClusterRestoreRequest,
-    ) -> Result<ClusterRestored, ApiError> {
+    ) -> Result<ClusterRestored, EngineError> {
         let backup: Backup = serde_json::from_value(req.backup)
-            .map_err(|e| ApiError::invalid(format!("not a netctl cluster backup: {e}")))?;
+            .map_err(|e| EngineError::invalid(format!("not a netctl cluster backup: {e}")))?;
         let urls = match (req.store.is_empty(), self.cluster.membership()) {
             (true, Some(m)) => m.store,
             _ => self.store_urls(&req.store)?,
@@ -254,7 +248,7 @@ impl Controller {
             .map(|c| c.tls());
         let store = ClusterStore::connect_with(&urls, tls.as_ref())
             .await
-            .map_err(super::super::errors::from_store)?;
+            .map_err(EngineError::from)?;
         let keys = backup::restore(&store, &backup)
             .await
             .map_err(from_backup)?;
@@ -264,14 +258,14 @@ impl Controller {
 }
 
 /// etcd takes at most 128 operations per transaction.
-pub(super) async fn apply_in_chunks(store: &ClusterStore, batch: Batch) -> Result<(), ApiError> {
+pub(super) async fn apply_in_chunks(store: &ClusterStore, batch: Batch) -> Result<(), EngineError> {
     for chunk in batch.ops.chunks(100) {
         store
             .apply(Batch {
                 ops: chunk.to_vec(),
             })
             .await
-            .map_err(super::super::errors::from_store)?;
+            .map_err(EngineError::from)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use netctl_plugin_api::cluster::{
 use netctl_plugin_api::service_ports::{
     PublishMode as ApiMode, ServicePort as ApiPort, AUTO_PORTS,
 };
-use netctl_plugin_api::{ApiError, Removed};
+use netctl_plugin_api::Removed;
 use netctl_store::{Batch, Key, Scope};
 
 use super::super::endpoints::lost_address;
@@ -20,6 +20,7 @@ use super::super::txn::Txn;
 use super::super::Controller;
 use super::nodes::find_node;
 use crate::cluster_store::claims::address_key;
+use crate::controller::error::EngineError;
 use crate::ids::{new_id, now_rfc3339, valid_name};
 use crate::model::{
     EndpointRecord, NetworkRecord, PublishMode, ServicePort, ServiceRecord, Transport,
@@ -80,7 +81,7 @@ impl State {
         }
     }
 
-    pub(in crate::controller) fn service(&self, key: &str) -> Result<&ServiceRecord, ApiError> {
+    pub(in crate::controller) fn service(&self, key: &str) -> Result<&ServiceRecord, EngineError> {
         let services = &self.global.services;
         if let Some(service) = services
             .get(key)
@@ -113,7 +114,7 @@ fn resolve_replica<'a>(
     state: &'a State,
     net: &NetworkRecord,
     replica: &str,
-) -> Result<&'a EndpointRecord, ApiError> {
+) -> Result<&'a EndpointRecord, EngineError> {
     let (node, sandbox) = match replica.split_once('/') {
         Some((node, sandbox)) => (Some(find_node(state, node)?.id.clone()), sandbox),
         None => (None, replica),
@@ -125,11 +126,11 @@ fn resolve_replica<'a>(
         .collect();
     match on_network.as_slice() {
         [one] => Ok(one),
-        [] if state.sandbox_named(sandbox).is_some() => Err(ApiError::invalid(format!(
+        [] if state.sandbox_named(sandbox).is_some() => Err(EngineError::invalid(format!(
             "replica {replica}: sandbox {sandbox} is not on network {}",
             net.name
         ))),
-        [] => Err(ApiError::not_found(format!(
+        [] => Err(EngineError::not_found(format!(
             "replica {replica}: no sandbox {sandbox} on network {}",
             net.name
         ))),
@@ -138,7 +139,7 @@ fn resolve_replica<'a>(
                 .iter()
                 .map(|e| format!("{}/{sandbox}", node_label(state, &e.node)))
                 .collect();
-            Err(ApiError::conflict(format!(
+            Err(EngineError::conflict(format!(
                 "replica {replica}: more than one sandbox is called {sandbox}; name one as \
                  NODE/SANDBOX ({})",
                 names.join(", ")
@@ -159,7 +160,7 @@ fn resolve_replicas(
     state: &State,
     net: &NetworkRecord,
     replicas: &[String],
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, EngineError> {
     let mut ids: Vec<String> = Vec::new();
     for replica in replicas {
         let id = resolve_replica(state, net, replica)?.id.clone();
@@ -174,9 +175,9 @@ impl Controller {
     pub async fn service_create(
         &self,
         req: ServiceCreateRequest,
-    ) -> Result<ServiceInspect, ApiError> {
+    ) -> Result<ServiceInspect, EngineError> {
         if !valid_name(&req.name) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid service name {:?}: names start with a letter or digit and contain only [a-zA-Z0-9_.-]",
                 req.name
             )));
@@ -184,7 +185,7 @@ impl Controller {
         let ports = req
             .publish
             .iter()
-            .map(|spec| ApiPort::parse(spec).map_err(ApiError::invalid))
+            .map(|spec| ApiPort::parse(spec).map_err(EngineError::invalid))
             .collect::<Result<Vec<_>, _>>()?;
         self.require_manager(&format!("service create {}", req.name))
             .await?;
@@ -195,7 +196,7 @@ impl Controller {
                 |state| self.plan_service_create(state, &id, &req, &ports),
                 |state, key| {
                     if key.kind == "service.port" {
-                        return Err(ApiError::conflict(format!(
+                        return Err(EngineError::conflict(format!(
                             "published port {} is taken by another service",
                             key.id
                         )));
@@ -215,23 +216,23 @@ impl Controller {
         id: &str,
         req: &ServiceCreateRequest,
         ports: &[ApiPort],
-    ) -> Result<(Txn, ServiceRecord), ApiError> {
+    ) -> Result<(Txn, ServiceRecord), EngineError> {
         if state.global.services.values().any(|s| s.name == req.name) {
-            return Err(ApiError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "service {} already exists",
                 req.name
             )));
         }
         let net = state.network(&req.network)?.clone();
         if !self.is_global(&net) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "network {} is local to this node: a service's network is a global one \
                  (--driver overlay)",
                 net.name
             )));
         }
         if self.capabilities(&net)?.role == NetworkRole::Ingress {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "network {} is the ingress network, which carries published ports: give the \
                  service an overlay network, and --publish",
                 net.name
@@ -241,7 +242,9 @@ impl Controller {
         let ports = self.plan_ports(state, ports)?;
         let vip = state
             .allocate_address(&net, false, None)?
-            .ok_or_else(|| ApiError::invalid(format!("network {} has no IPv4 subnet", net.name)))?
+            .ok_or_else(|| {
+                EngineError::invalid(format!("network {} has no IPv4 subnet", net.name))
+            })?
             .ip();
         let service = ServiceRecord {
             id: id.to_string(),
@@ -281,7 +284,7 @@ impl Controller {
         &self,
         state: &mut State,
         asked: &[ApiPort],
-    ) -> Result<Vec<ServicePort>, ApiError> {
+    ) -> Result<Vec<ServicePort>, EngineError> {
         let mut ports: Vec<ServicePort> = Vec::new();
         let taken = |state: &State, ports: &[ServicePort], transport: Transport, port: u16| {
             ports
@@ -295,7 +298,7 @@ impl Controller {
                 .networks()
                 .any(|n| self.role(n) == NetworkRole::Ingress)
         {
-            return Err(ApiError::invalid(
+            return Err(EngineError::invalid(
                 "--publish: the cluster has no ingress network; make one with \
                  `netctl network create ingress --driver ingress`, or publish with mode=host",
             ));
@@ -313,18 +316,18 @@ impl Controller {
                             break;
                         }
                     }
-                    free.ok_or_else(|| ApiError::conflict("no free port left to publish on"))?
+                    free.ok_or_else(|| EngineError::conflict("no free port left to publish on"))?
                 }
                 asked => asked,
             };
             if taken(state, &ports, transport, published) {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "published port {published}/{} is taken by another service",
                     transport.name()
                 )));
             }
             if !state.ports.is_free(transport, published) {
-                return Err(ApiError::conflict(format!(
+                return Err(EngineError::conflict(format!(
                     "published port {published}/{} is in use on this node",
                     transport.name()
                 )));
@@ -347,7 +350,7 @@ impl Controller {
         &self,
         key: &str,
         req: ServiceUpdateRequest,
-    ) -> Result<ServiceInspect, ApiError> {
+    ) -> Result<ServiceInspect, EngineError> {
         self.require_manager(&format!("service update {key}"))
             .await?;
         self.cluster.store()?;
@@ -357,7 +360,7 @@ impl Controller {
                 let net = state
                     .network_by_id(&known.network_id)
                     .cloned()
-                    .ok_or_else(|| ApiError::internal("the service's network is gone"))?;
+                    .ok_or_else(|| EngineError::internal("the service's network is gone"))?;
                 let mut updated = known.clone();
                 updated.replicas = resolve_replicas(state, &net, &req.replicas)?;
                 state
@@ -376,7 +379,7 @@ impl Controller {
         self.service_inspect(&id).await
     }
 
-    pub async fn service_remove(&self, key: &str) -> Result<Removed, ApiError> {
+    pub async fn service_remove(&self, key: &str) -> Result<Removed, EngineError> {
         self.require_manager(&format!("service rm {key}")).await?;
         self.cluster.store()?;
         let (removed, _) = self
@@ -404,7 +407,7 @@ impl Controller {
         Ok(removed)
     }
 
-    pub async fn service_list(&self) -> Result<Vec<ServiceInspect>, ApiError> {
+    pub async fn service_list(&self) -> Result<Vec<ServiceInspect>, EngineError> {
         let state = self.state.lock().await;
         let mut services: Vec<ServiceInspect> = state
             .global
@@ -416,7 +419,7 @@ impl Controller {
         Ok(services)
     }
 
-    pub async fn service_inspect(&self, key: &str) -> Result<ServiceInspect, ApiError> {
+    pub async fn service_inspect(&self, key: &str) -> Result<ServiceInspect, EngineError> {
         let state = self.state.lock().await;
         Ok(self.service_view(&state, state.service(key)?))
     }

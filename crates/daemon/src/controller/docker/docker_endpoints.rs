@@ -9,10 +9,10 @@ use netctl_plugin_api::docker::{
     JoinResponse, PortBinding, PORTMAP_OPTION,
 };
 use netctl_plugin_api::ports::{PortMapping, Protocol};
-use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
 use crate::controller::effects::Effect;
+use crate::controller::error::EngineError;
 use crate::controller::gateway_bridge::exits_via_gateway_bridge;
 use crate::controller::specs::{endpoint_spec, gateway_for, network_spec};
 use crate::controller::state::State;
@@ -23,25 +23,25 @@ use crate::model::{
 };
 use crate::persist::BatchExt;
 
-fn interface_address(text: &str) -> Result<Option<IpNetwork>, ApiError> {
+fn interface_address(text: &str) -> Result<Option<IpNetwork>, EngineError> {
     match text {
         "" => Ok(None),
         text => text
             .parse()
             .map(Some)
-            .map_err(|_| ApiError::invalid(format!("invalid interface address {text:?}"))),
+            .map_err(|_| EngineError::invalid(format!("invalid interface address {text:?}"))),
     }
 }
 
 /// Docker's `com.docker.network.portmap` entries as netctl's mappings.
 fn port_mappings(
     options: &std::collections::BTreeMap<String, serde_json::Value>,
-) -> Result<Vec<PortMapping>, ApiError> {
+) -> Result<Vec<PortMapping>, EngineError> {
     let Some(value) = options.get(PORTMAP_OPTION).filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let bindings: Vec<PortBinding> = serde_json::from_value(value.clone())
-        .map_err(|e| ApiError::invalid(format!("invalid port map: {e}")))?;
+        .map_err(|e| EngineError::invalid(format!("invalid port map: {e}")))?;
     bindings
         .iter()
         .map(|b| {
@@ -50,18 +50,18 @@ fn port_mappings(
                 17 => Protocol::Udp,
                 132 => Protocol::Sctp,
                 other => {
-                    return Err(ApiError::invalid(format!(
+                    return Err(EngineError::invalid(format!(
                         "unknown protocol number {other}"
                     )))
                 }
             };
-            let host_ip = match b.host_ip.as_str() {
-                "" => None,
-                text => Some(
-                    text.parse::<IpAddr>()
-                        .map_err(|_| ApiError::invalid(format!("invalid host address {text:?}")))?,
-                ),
-            };
+            let host_ip =
+                match b.host_ip.as_str() {
+                    "" => None,
+                    text => Some(text.parse::<IpAddr>().map_err(|_| {
+                        EngineError::invalid(format!("invalid host address {text:?}"))
+                    })?),
+                };
             Ok(PortMapping {
                 proto,
                 host_ip,
@@ -79,7 +79,7 @@ fn endpoint_record(
     node: &str,
     req: CreateEndpoint,
     leased_mac: Option<[u8; 6]>,
-) -> Result<(EndpointRecord, bool), ApiError> {
+) -> Result<(EndpointRecord, bool), EngineError> {
     let interface = req.interface.unwrap_or_default();
     let ipv4 = interface_address(&interface.address)?;
     let ipv6 = interface_address(&interface.address_ipv6)?;
@@ -87,7 +87,7 @@ fn endpoint_record(
         "" => None,
         text => Some(
             parse_mac(text)
-                .ok_or_else(|| ApiError::invalid(format!("invalid MAC address {text:?}")))?,
+                .ok_or_else(|| EngineError::invalid(format!("invalid MAC address {text:?}")))?,
         ),
     };
     // The MAC its DHCP lease was asked with, else as Docker's bridge driver does: 02:42
@@ -119,7 +119,7 @@ impl Controller {
     pub async fn docker_create_endpoint(
         &self,
         req: CreateEndpoint,
-    ) -> Result<CreateEndpointResponse, ApiError> {
+    ) -> Result<CreateEndpointResponse, EngineError> {
         let net_id = {
             let state = self.state.lock().await;
             if state.endpoint(&req.endpoint_id).is_some() {
@@ -129,7 +129,7 @@ impl Controller {
                 .docker_network(&req.network_id)
                 .map(|n| n.id.clone())
                 .ok_or_else(|| {
-                    ApiError::not_found(format!("network {} not found", req.network_id))
+                    EngineError::not_found(format!("network {} not found", req.network_id))
                 })?
         };
         let endpoint_id = req.endpoint_id.clone();
@@ -149,7 +149,7 @@ impl Controller {
             .transact_claiming(
                 |state| {
                     let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
-                        ApiError::not_found(format!("network {} not found", req.network_id))
+                        EngineError::not_found(format!("network {} not found", req.network_id))
                     })?;
                     if state.endpoint(&endpoint_id).is_some() {
                         return Ok((Txn::new("nothing to do"), (None, false, None)));
@@ -171,7 +171,7 @@ impl Controller {
                     let driver = self
                         .drivers
                         .get(&net.driver)
-                        .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
+                        .ok_or_else(|| EngineError::internal("no driver for Docker's networks"))?;
                     let spec = endpoint_spec(&net, &endpoint, false);
                     endpoint.ifname = driver.runtime_interface(&spec).unwrap_or_default();
                     let docker = DockerEndpointRecord {
@@ -218,7 +218,7 @@ impl Controller {
 
     /// Idempotent: dockerd swallows this call's errors. The answer does not wait for the
     /// kernel to unregister the interface: dockerd waits for it, and would gain nothing.
-    pub async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_delete_endpoint(&self, endpoint_id: &str) -> Result<(), EngineError> {
         let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
@@ -273,8 +273,8 @@ impl Controller {
         &self,
         endpoint_id: &str,
         sandbox_key: &str,
-    ) -> Result<JoinResponse, ApiError> {
-        let not_found = || ApiError::not_found(format!("endpoint {endpoint_id} not found"));
+    ) -> Result<JoinResponse, EngineError> {
+        let not_found = || EngineError::not_found(format!("endpoint {endpoint_id} not found"));
         let net_id = self
             .docker_endpoint_network(endpoint_id)
             .await
@@ -351,7 +351,7 @@ impl Controller {
 
     /// `-p` / `-P`: dockerd programs nothing for a remote driver; host ports of 0 are
     /// netctl's to choose. Published again after a gateway change: what it had goes first.
-    pub async fn docker_publish(&self, req: Connectivity) -> Result<(), ApiError> {
+    pub async fn docker_publish(&self, req: Connectivity) -> Result<(), EngineError> {
         let mappings = port_mappings(&req.options)?;
         if mappings.is_empty() {
             return Ok(());
@@ -360,16 +360,16 @@ impl Controller {
             .docker_endpoint_network(&req.endpoint_id)
             .await
             .ok_or_else(|| {
-                ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
+                EngineError::not_found(format!("endpoint {} not found", req.endpoint_id))
             })?;
         let _held = self.locks.hold(&[&net_id], &[], &[&req.endpoint_id]).await;
         self.docker_withdraw(&req.endpoint_id).await?;
         self.transact(|state| {
             let endpoint = state.endpoint(&req.endpoint_id).cloned().ok_or_else(|| {
-                ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
+                EngineError::not_found(format!("endpoint {} not found", req.endpoint_id))
             })?;
             let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
-                ApiError::not_found(format!("endpoint {} not found", req.endpoint_id))
+                EngineError::not_found(format!("endpoint {} not found", req.endpoint_id))
             })?;
             self.plan_publish(state, &net, &endpoint, &mappings)
         })
@@ -377,7 +377,7 @@ impl Controller {
         Ok(())
     }
 
-    pub async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_unpublish(&self, endpoint_id: &str) -> Result<(), EngineError> {
         let Some(net_id) = self.docker_endpoint_network(endpoint_id).await else {
             return Ok(());
         };
@@ -386,7 +386,7 @@ impl Controller {
     }
 
     /// Takes every published port off the endpoint (its locks held by the caller).
-    async fn docker_withdraw(&self, endpoint_id: &str) -> Result<(), ApiError> {
+    async fn docker_withdraw(&self, endpoint_id: &str) -> Result<(), EngineError> {
         let (_, done) = self
             .transact(|state| {
                 let Some(endpoint) = state.endpoint(endpoint_id).cloned() else {

@@ -5,12 +5,11 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use netctl_plugin_api::docker::{CreateNetwork, IpamData};
-use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 use serde_json::Value;
 
 use super::DOCKER_DRIVER;
-use crate::controller::errors::from_driver;
+use crate::controller::error::EngineError;
 use crate::controller::state::State;
 use crate::controller::txn::Txn;
 use crate::controller::Controller;
@@ -54,19 +53,19 @@ fn flag(options: &BTreeMap<String, Value>, key: &str) -> bool {
 }
 
 /// `10.20.0.1/16` → the address.
-fn address(text: &str) -> Result<IpAddr, ApiError> {
+fn address(text: &str) -> Result<IpAddr, EngineError> {
     text.split('/')
         .next()
         .unwrap_or_default()
         .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid address {text:?}")))
+        .map_err(|_| EngineError::invalid(format!("invalid address {text:?}")))
 }
 
-fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
+fn subnet_record(data: &IpamData) -> Result<SubnetRecord, EngineError> {
     let subnet: IpNetwork = data
         .pool
         .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid pool {:?}", data.pool)))?;
+        .map_err(|_| EngineError::invalid(format!("invalid pool {:?}", data.pool)))?;
     let gateway = match data.gateway.as_str() {
         "" => super::ipam::first_host(&subnet).unwrap_or(subnet.ip()),
         text => address(text)?,
@@ -75,7 +74,7 @@ fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
         .aux_addresses
         .iter()
         .map(|(name, a)| Ok((name.clone(), address(a)?)))
-        .collect::<Result<_, ApiError>>()?;
+        .collect::<Result<_, EngineError>>()?;
     Ok(SubnetRecord {
         subnet,
         gateway,
@@ -87,9 +86,9 @@ fn subnet_record(data: &IpamData) -> Result<SubnetRecord, ApiError> {
 
 /// The pools dockerd's IPAM gave the network: at least an IPv4 one, none of them the null
 /// IPAM driver's everything (that stands for a netctl global network: `-o netctl.overlay`).
-fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, ApiError> {
+fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, EngineError> {
     if req.ipv4_data.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "CreateNetwork carries no IPv4 pool (IPv4Data is empty)",
         ));
     }
@@ -100,7 +99,7 @@ fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, ApiError> {
         .map(subnet_record)
         .collect::<Result<Vec<SubnetRecord>, _>>()?;
     if let Some(all) = subnets.iter().find(|s| s.subnet.prefix() == 0) {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "pool {} is the null IPAM driver's: a network of netctl's own needs a pool \
              (--ipam-driver netctl), or -o {OPT_OVERLAY}=NAME to stand for a global network",
             all.subnet
@@ -110,7 +109,7 @@ fn docker_subnets(req: &CreateNetwork) -> Result<Vec<SubnetRecord>, ApiError> {
 }
 
 impl Controller {
-    pub async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), ApiError> {
+    pub async fn docker_create_network(&self, req: CreateNetwork) -> Result<(), EngineError> {
         let options = generic_options(&req.options);
         if let Some(name) = options.get(OPT_OVERLAY) {
             return self.docker_bind_network(&req, name, &options).await;
@@ -118,10 +117,10 @@ impl Controller {
         let driver = self
             .drivers
             .get(DOCKER_DRIVER)
-            .ok_or_else(|| ApiError::internal("no driver for Docker's networks"))?;
+            .ok_or_else(|| EngineError::internal("no driver for Docker's networks"))?;
         let settings = driver
             .parse_options(&options, &self.network_defaults())
-            .map_err(from_driver)?;
+            .map_err(EngineError::from)?;
         // A pool of the LAN's DHCP server: the network leases, and reserves no subnet.
         let dhcp_pool = match req.ipv4_data.first() {
             Some(data) => Self::dhcp_pool_of(&*self.state.lock().await, &data.pool),
@@ -191,9 +190,9 @@ impl Controller {
         req: &CreateNetwork,
         name: &str,
         options: &BTreeMap<String, String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         if let Some(other) = options.keys().find(|k| k.as_str() != OPT_OVERLAY) {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "{other}: a network bound with {OPT_OVERLAY} takes its settings from the \
                  global network {name}"
             )));
@@ -204,7 +203,7 @@ impl Controller {
             .chain(&req.ipv6_data)
             .any(|d| !d.pool.is_empty() && d.pool != "0.0.0.0/0" && d.pool != "::/0");
         if docker_gave_addresses {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "{OPT_OVERLAY}={name}: addresses on a global network come from the cluster; \
                  create the Docker network with --ipam-driver null"
             )));
@@ -219,7 +218,7 @@ impl Controller {
                 .ok()
                 .filter(|n| self.is_global(n))
                 .ok_or_else(|| {
-                    ApiError::not_found(format!(
+                    EngineError::not_found(format!(
                         "{OPT_OVERLAY}: no global network {name} in this node's cluster"
                     ))
                 })?;
@@ -247,7 +246,7 @@ impl Controller {
 
     /// Idempotent: dockerd swallows this call's errors. Endpoints dockerd did not delete
     /// (the plugin was down) go with the network.
-    pub async fn docker_delete_network(&self, docker_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_delete_network(&self, docker_id: &str) -> Result<(), EngineError> {
         let Some((id, bound)) = ({
             let state = self.state.lock().await;
             let bound = state
@@ -313,7 +312,11 @@ impl Controller {
 
     /// A bound Docker network goes; the global network stays. Its endpoints dockerd did not
     /// delete go with the binding.
-    async fn docker_unbind_network(&self, docker_id: &str, net_id: &str) -> Result<(), ApiError> {
+    async fn docker_unbind_network(
+        &self,
+        docker_id: &str,
+        net_id: &str,
+    ) -> Result<(), EngineError> {
         let _held = self.locks.hold(&[net_id], &[], &[docker_id]).await;
         let (_, done) = self
             .transact(|state| {

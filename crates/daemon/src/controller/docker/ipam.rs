@@ -8,11 +8,10 @@ use netctl_ipam::{PoolRequest, Scope};
 use netctl_plugin_api::docker::{
     AddressResponse, PoolResponse, ReleaseAddress, RequestAddress, RequestPool, GLOBAL_SPACE,
 };
-use netctl_plugin_api::ApiError;
 
 use netctl_store::Batch;
 
-use crate::controller::errors::{from_ipam, from_kernel};
+use crate::controller::error::EngineError;
 use crate::controller::state::State;
 use crate::controller::txn::Txn;
 use crate::controller::Controller;
@@ -20,15 +19,15 @@ use crate::ids::new_id;
 use crate::model::DockerPoolRecord;
 use crate::persist::BatchExt;
 
-fn parse_cidr(what: &str, text: &str) -> Result<Option<IpNetwork>, ApiError> {
+fn parse_cidr(what: &str, text: &str) -> Result<Option<IpNetwork>, EngineError> {
     if text.is_empty() {
         return Ok(None);
     }
     let net: IpNetwork = text
         .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid {what} {text:?}")))?;
+        .map_err(|_| EngineError::invalid(format!("invalid {what} {text:?}")))?;
     if net.network() != net.ip() {
-        return Err(ApiError::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "invalid {what} {text}: host bits are set (did you mean {}/{}?)",
             net.network(),
             net.prefix()
@@ -38,7 +37,7 @@ fn parse_cidr(what: &str, text: &str) -> Result<Option<IpNetwork>, ApiError> {
 }
 
 impl Controller {
-    pub async fn docker_request_pool(&self, req: RequestPool) -> Result<PoolResponse, ApiError> {
+    pub async fn docker_request_pool(&self, req: RequestPool) -> Result<PoolResponse, EngineError> {
         if let Some(wanted) = super::dhcp::dhcp_option(&req) {
             return self.docker_request_dhcp_pool(&req, &wanted).await;
         }
@@ -51,13 +50,17 @@ impl Controller {
         let ip_range = parse_cidr("ip range", &req.sub_pool)?;
         if let (Some(subnet), Some(range)) = (subnet, ip_range) {
             if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                return Err(ApiError::invalid(format!(
+                return Err(EngineError::invalid(format!(
                     "ip range {range} is not inside subnet {subnet}"
                 )));
             }
         }
         let host_routes = match subnet {
-            None => self.host.route_destinations().await.map_err(from_kernel)?,
+            None => self
+                .host
+                .route_destinations()
+                .await
+                .map_err(EngineError::from)?,
             Some(_) => Vec::new(),
         };
         let request = PoolRequest {
@@ -72,7 +75,7 @@ impl Controller {
                     .ipam
                     .space_mut(scope)
                     .request_pool(&request, &host_routes)
-                    .map_err(from_ipam)?;
+                    .map_err(EngineError::from)?;
                 let record = DockerPoolRecord {
                     id: format!("netctl-{}", &new_id()[..24]),
                     address_scope: scope.into(),
@@ -101,7 +104,7 @@ impl Controller {
     }
 
     /// Idempotent: dockerd may release a pool twice, or one from before a lost store.
-    pub async fn docker_release_pool(&self, pool_id: &str) -> Result<(), ApiError> {
+    pub async fn docker_release_pool(&self, pool_id: &str) -> Result<(), EngineError> {
         self.transact(|state| {
             let Some(pool) = state.docker.pools.remove(pool_id) else {
                 return Ok((Txn::new("nothing to do"), ()));
@@ -126,12 +129,12 @@ impl Controller {
     pub async fn docker_request_address(
         &self,
         req: RequestAddress,
-    ) -> Result<AddressResponse, ApiError> {
+    ) -> Result<AddressResponse, EngineError> {
         let wanted: Option<IpAddr> = match req.address.as_str() {
             "" => None,
             text => Some(
                 text.parse()
-                    .map_err(|_| ApiError::invalid(format!("invalid address {text:?}")))?,
+                    .map_err(|_| EngineError::invalid(format!("invalid address {text:?}")))?,
             ),
         };
         let gateway = super::dhcp::is_gateway_request(req.options.as_ref());
@@ -148,7 +151,7 @@ impl Controller {
                     .pools
                     .get(&req.pool_id)
                     .cloned()
-                    .ok_or_else(|| ApiError::not_found(format!("no pool {}", req.pool_id)))?;
+                    .ok_or_else(|| EngineError::not_found(format!("no pool {}", req.pool_id)))?;
                 let scope: Scope = pool.address_scope.into();
                 let space = state.ipam.space_mut(scope);
                 let address = match (wanted, gateway) {
@@ -162,7 +165,7 @@ impl Controller {
                     },
                     (None, false) => space.allocate(&pool.subnet, None),
                 }
-                .map_err(from_ipam)?;
+                .map_err(EngineError::from)?;
                 pool.addresses.insert(address);
                 let answer = AddressResponse {
                     address: format!("{address}/{}", pool.subnet.prefix()),
@@ -175,7 +178,7 @@ impl Controller {
     }
 
     /// Idempotent, as dockerd retries nothing and swallows little.
-    pub async fn docker_release_address(&self, req: ReleaseAddress) -> Result<(), ApiError> {
+    pub async fn docker_release_address(&self, req: ReleaseAddress) -> Result<(), EngineError> {
         let Ok(address) = req
             .address
             .split('/')
@@ -183,7 +186,7 @@ impl Controller {
             .unwrap_or_default()
             .parse::<IpAddr>()
         else {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "invalid address {:?}",
                 req.address
             )));

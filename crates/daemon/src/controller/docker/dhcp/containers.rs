@@ -52,7 +52,7 @@ impl Controller {
             })
             .await
         {
-            tracing::warn!(%address, error = %e.message, "cannot record where a Docker lease went");
+            tracing::warn!(%address, error = %e, "cannot record where a Docker lease went");
         }
         self.leases.forget(&leased.id);
         let Some(remembered) = lease_from_record(&leased.lease) else {

@@ -15,10 +15,9 @@ use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
 use netctl_plugin_api::docker::{AddressResponse, PoolResponse, RequestPool, GATEWAY_REQUEST};
-use netctl_plugin_api::ApiError;
 use netctl_store::Batch;
 
-use crate::controller::errors::{from_kernel, from_store};
+use crate::controller::error::EngineError;
 use crate::controller::specs::network_spec;
 use crate::controller::state::State;
 use crate::controller::Controller;
@@ -44,9 +43,9 @@ impl Controller {
         &self,
         req: &RequestPool,
         wanted: &str,
-    ) -> Result<PoolResponse, ApiError> {
+    ) -> Result<PoolResponse, EngineError> {
         if req.v6 {
-            return Err(ApiError::invalid(
+            return Err(EngineError::invalid(
                 "netctl.dhcp pools are IPv4: dockerd configures a container's IPv6 address \
                  itself, which DHCPv6 needs the container's own interface for; use `netctl \
                  network create --ipam-driver dhcp --ipv6` for DHCPv6",
@@ -55,7 +54,7 @@ impl Controller {
         let (lease, ifname) = self.probe_lan(wanted).await?;
         let subnet = IpNetwork::new(lease.address.into(), lease.prefix)
             .and_then(|n| IpNetwork::new(n.network(), n.prefix()))
-            .map_err(|e| ApiError::internal(format!("the server's subnet: {e}")))?;
+            .map_err(|e| EngineError::internal(format!("the server's subnet: {e}")))?;
         self.check_docker_takes(req, subnet).await?;
         let router = lease.routers.first().map(|r| IpAddr::V4(*r));
         let record = DockerPoolRecord {
@@ -73,7 +72,7 @@ impl Controller {
         self.store
             .apply(Batch::new().put_record(&record))
             .await
-            .map_err(from_store)?;
+            .map_err(EngineError::from)?;
         self.state
             .lock()
             .await
@@ -101,22 +100,26 @@ impl Controller {
         &self,
         req: &RequestPool,
         subnet: IpNetwork,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         if !req.pool.is_empty() {
             return match req.pool.parse::<IpNetwork>() {
                 Ok(named) if named == subnet => Ok(()),
-                _ => Err(ApiError::invalid(format!(
+                _ => Err(EngineError::invalid(format!(
                     "the LAN's DHCP server serves {subnet}, not {}",
                     req.pool
                 ))),
             };
         }
-        let routes = self.host.route_destinations().await.map_err(from_kernel)?;
+        let routes = self
+            .host
+            .route_destinations()
+            .await
+            .map_err(EngineError::from)?;
         let overlapping = routes.iter().find(|r| {
             r.is_ipv4() && r.prefix() > 0 && (r.contains(subnet.ip()) || subnet.contains(r.ip()))
         });
         match overlapping {
-            Some(route) => Err(ApiError::invalid(format!(
+            Some(route) => Err(EngineError::invalid(format!(
                 "the LAN's subnet {subnet} is routed on this host already ({route}), and dockerd \
                  refuses such a pool unless it is named: add --subnet {subnet}"
             ))),
@@ -129,8 +132,8 @@ impl Controller {
     async fn probe_lan(
         &self,
         wanted: &str,
-    ) -> Result<(netctl_ipam::dhcp::v4::Lease, String), ApiError> {
-        let links = self.host.links().await.map_err(from_kernel)?;
+    ) -> Result<(netctl_ipam::dhcp::v4::Lease, String), EngineError> {
+        let links = self.host.links().await.map_err(EngineError::from)?;
         let candidates: Vec<_> = links
             .into_iter()
             .filter(|l| match wanted {
@@ -145,7 +148,7 @@ impl Controller {
             })
             .collect();
         if candidates.is_empty() {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "no interface to look for a DHCP server on ({DHCP_OPTION}={wanted})"
             )));
         }
@@ -178,7 +181,7 @@ impl Controller {
                 Err(e) => failures.push(e.to_string()),
             }
         }
-        found.ok_or_else(|| ApiError::unavailable(failures.join("; ")))
+        found.ok_or_else(|| EngineError::unavailable(failures.join("; ")))
     }
 
     /// RequestAddress on a DHCP pool: the router for the gateway, else a lease through the
@@ -188,12 +191,12 @@ impl Controller {
         pool: DockerPoolRecord,
         address: Option<IpAddr>,
         gateway: bool,
-    ) -> Result<AddressResponse, ApiError> {
+    ) -> Result<AddressResponse, EngineError> {
         let dhcp = pool.dhcp.clone().unwrap_or_default();
         let prefix = pool.subnet.prefix();
         if gateway {
             let router = dhcp.router.ok_or_else(|| {
-                ApiError::invalid("the LAN's DHCP server names no router to be the gateway")
+                EngineError::invalid("the LAN's DHCP server names no router to be the gateway")
             })?;
             return Ok(AddressResponse {
                 address: format!("{router}/{prefix}"),
@@ -201,7 +204,7 @@ impl Controller {
             });
         }
         if let Some(address) = address {
-            return Err(ApiError::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "addresses on this network come from the LAN's DHCP server: {address} cannot \
                  be asked for (--ip)"
             )));
@@ -213,7 +216,7 @@ impl Controller {
             .leases
             .acquire(&target, Family::V4, self.config.dhcp_timeout())
             .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            .map_err(|e| EngineError::unavailable(e.to_string()))?;
         let record = lease_record(&lease);
         let leased = DockerLease {
             id: target.endpoint.clone(),
@@ -240,7 +243,7 @@ impl Controller {
         &self,
         pool: DockerPoolRecord,
         address: IpAddr,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let dhcp = pool.dhcp.clone().unwrap_or_default();
         let Some(leased) = dhcp.leases.get(&address).cloned() else {
             return Ok(());
@@ -263,7 +266,7 @@ impl Controller {
                 .release_from(&target, lease)
                 .await
                 .map_err(|e| e.to_string()),
-            (Err(e), _) => Err(e.message),
+            (Err(e), _) => Err(e.to_string()),
             (_, None) => Ok(()),
         };
         if let Err(e) = released {
@@ -278,8 +281,8 @@ impl Controller {
         dhcp: &DockerDhcpPool,
         id: String,
         mac: [u8; 6],
-    ) -> Result<Target, ApiError> {
-        let no_network = || ApiError::not_found("the DHCP pool's network is not made yet");
+    ) -> Result<Target, EngineError> {
+        let no_network = || EngineError::not_found("the DHCP pool's network is not made yet");
         let net = {
             let state = self.state.lock().await;
             let id = dhcp.network_id.as_deref().ok_or_else(no_network)?;
@@ -294,7 +297,7 @@ impl Controller {
             .host
             .link_by_name(&bridge)
             .await
-            .map_err(from_kernel)?
+            .map_err(EngineError::from)?
             .ok_or_else(no_network)?;
         let mut target = own_target(&bridge, link.index, mac);
         target.endpoint = id;
@@ -306,21 +309,21 @@ impl Controller {
         &self,
         pool_id: &str,
         change: impl FnOnce(&mut DockerPoolRecord, &mut DockerDhcpPool),
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let mut state = self.state.lock().await;
         let mut pool = state
             .docker
             .pools
             .get(pool_id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no pool {pool_id}")))?;
+            .ok_or_else(|| EngineError::not_found(format!("no pool {pool_id}")))?;
         let mut dhcp = pool.dhcp.take().unwrap_or_default();
         change(&mut pool, &mut dhcp);
         pool.dhcp = Some(dhcp);
         self.store
             .apply(Batch::new().put_record(&pool))
             .await
-            .map_err(from_store)?;
+            .map_err(EngineError::from)?;
         state.docker.pools.insert(pool.id.clone(), pool);
         Ok(())
     }
@@ -340,7 +343,7 @@ impl Controller {
         &self,
         pool_id: &str,
         net: &NetworkRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EngineError> {
         let id = net.id.clone();
         self.update_dhcp_pool(pool_id, |_, dhcp| dhcp.network_id = Some(id))
             .await
