@@ -8,3 +8,4 @@ pub mod join_service;
 pub mod liveness;
 pub mod members;
 pub mod rekey;
+pub mod unknown_writes;

@@ -558,14 +558,12 @@ impl Controller {
             lost_address,
         )
         .await?;
-        if let Err(e) = self.lease_attachment(&net_id, &sandbox_id).await {
-            drop(held);
-            if let Err(undo) = self.disconnect_one(&net_id, &sandbox_id).await {
-                tracing::warn!(error = %undo, "undoing a connect without a lease");
-            }
-            return Err(e);
-        }
-        Ok(())
+        self.lease_or_undo(
+            self.lease_attachment(&net_id, &sandbox_id),
+            held,
+            self.disconnect_one(&net_id, &sandbox_id),
+        )
+        .await
     }
 
     /// Takes the endpoint's addresses and ports, records it, and returns the transaction

@@ -163,13 +163,12 @@ impl Controller {
                 lost_address,
             )
             .await?;
-        if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
-            drop(held);
-            if let Err(undo) = self.disconnect_one(net_id, &sandbox.id).await {
-                tracing::warn!(error = %undo, "undoing an attach without a lease");
-            }
-            return Err(e);
-        }
+        self.lease_or_undo(
+            self.lease_new_endpoint(&endpoint_id),
+            held,
+            self.disconnect_one(net_id, &sandbox.id),
+        )
+        .await?;
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 
@@ -211,13 +210,12 @@ impl Controller {
                 lost_address,
             )
             .await?;
-        if let Err(e) = self.lease_new_endpoint(&endpoint_id).await {
-            drop(held);
-            if let Err(undo) = self.remove_sandbox(&record.id).await {
-                tracing::warn!(error = %undo, "undoing an attach without a lease");
-            }
-            return Err(e);
-        }
+        self.lease_or_undo(
+            self.lease_new_endpoint(&endpoint_id),
+            held,
+            self.remove_sandbox(&record.id),
+        )
+        .await?;
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 

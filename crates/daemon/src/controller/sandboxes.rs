@@ -125,13 +125,12 @@ impl Controller {
             )
             .await?;
         if let Some(net_id) = &network_id {
-            if let Err(e) = self.lease_attachment(net_id, &id).await {
-                drop(held);
-                if let Err(undo) = self.remove_sandbox(&id).await {
-                    tracing::warn!(error = %undo, "undoing a sandbox without a lease");
-                }
-                return Err(e);
-            }
+            self.lease_or_undo(
+                self.lease_attachment(net_id, &id),
+                held,
+                self.remove_sandbox(&id),
+            )
+            .await?;
         }
         tracing::debug!(sandbox = %record.name, netns = %record.netns.display(), "sandbox created");
         Ok(record)

@@ -263,7 +263,11 @@ impl Engine<'_> {
             Err(StoreError::Exists(key)) => Err(TxnError::Taken(key)),
             Err(e @ StoreError::Unavailable { .. }) => {
                 // The write may still land once quorum is back: see that it is undone.
-                super::cluster::settle_unknown_write(store, global, split(revert).0);
+                crate::cluster_store::unknown_writes::settle_unknown_write(
+                    store,
+                    global,
+                    split(revert).0,
+                );
                 Err(EngineError::from(e).into())
             }
             Err(e) => Err(EngineError::from(e).into()),
