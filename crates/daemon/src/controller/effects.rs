@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use netctl_drivers::cluster::Remote;
 use netctl_drivers::firewall::PortForward;
-use netctl_drivers::{Capabilities, EndpointSpec, NetworkSpec};
+use netctl_drivers::{Capabilities, EndpointSpec, NetworkSpec, Wanted};
 
 use netctl_dns::DnsSettings;
 
@@ -24,6 +24,19 @@ pub(super) enum Effect {
         driver: String,
         net: NetworkSpec,
     },
+    /// A recorded network's kernel objects made whole again at start (what exists is kept).
+    RestoreNetwork {
+        driver: String,
+        net: NetworkSpec,
+    },
+    /// What `driver` made and no record wants removed (at start, once every wanted object
+    /// is known).
+    CollectGarbage {
+        driver: String,
+        wanted: Wanted,
+    },
+    /// A namespace bound under the exec root that no sandbox has.
+    RemoveStrayNamespace(PathBuf),
     /// The sandbox's namespace, made or (for the host network) the daemon's own, bound at
     /// `path` and kept open; a runtime's is only opened. Undo: [`Effect::RemoveNamespace`].
     CreateNamespace {
@@ -114,6 +127,9 @@ impl Effect {
         match self {
             Self::CreateNetwork { .. } => "create network",
             Self::DeleteNetwork { .. } => "delete network",
+            Self::RestoreNetwork { .. } => "restore network",
+            Self::CollectGarbage { .. } => "collect garbage",
+            Self::RemoveStrayNamespace(_) => "remove stray namespace",
             Self::CreateNamespace { .. } => "create namespace",
             Self::RemoveNamespace { .. } => "remove namespace",
             Self::ServeDns(_) => "serve dns",
@@ -141,6 +157,9 @@ impl Effect {
         matches!(
             self,
             Self::DeleteNetwork { .. }
+                | Self::RestoreNetwork { .. }
+                | Self::CollectGarbage { .. }
+                | Self::RemoveStrayNamespace(_)
                 | Self::RemoveNamespace { .. }
                 | Self::StopDns(_)
                 | Self::Leave { .. }
@@ -198,7 +217,11 @@ impl Effect {
     /// or endpoint's id, or the published ports.
     pub fn subject(&self) -> String {
         match self {
-            Self::CreateNetwork { net, .. } | Self::DeleteNetwork { net, .. } => net.id.clone(),
+            Self::CreateNetwork { net, .. }
+            | Self::DeleteNetwork { net, .. }
+            | Self::RestoreNetwork { net, .. } => net.id.clone(),
+            Self::CollectGarbage { driver, .. } => driver.clone(),
+            Self::RemoveStrayNamespace(path) => path.display().to_string(),
             Self::CreateNamespace { sandbox, .. } | Self::RemoveNamespace { sandbox, .. } => {
                 sandbox.clone()
             }

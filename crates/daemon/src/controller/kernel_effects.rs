@@ -49,6 +49,22 @@ impl Effector for Controller {
                 let driver = self.driver(driver)?;
                 driver.delete_network(net).await.map_err(EngineError::from)
             }
+            Effect::RestoreNetwork { driver, net } => {
+                let driver = self.driver(driver)?;
+                driver.restore_network(net).await.map_err(EngineError::from)
+            }
+            Effect::CollectGarbage { driver, wanted } => {
+                let driver = self.driver(driver)?;
+                driver
+                    .collect_garbage(wanted)
+                    .await
+                    .map_err(EngineError::from)
+            }
+            Effect::RemoveStrayNamespace(path) => {
+                metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
+                    .increment(1);
+                netctl_kernel::netns::remove(path).map_err(EngineError::from)
+            }
             Effect::CreateNamespace {
                 sandbox,
                 path,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use netctl_drivers::{JoinKind, Wanted};
 use netctl_kernel::Netns;
@@ -61,15 +61,8 @@ impl Controller {
             .await?;
         self.sync_firewall().await?;
         let mut state = self.state.lock().await;
-        for net in state.networks() {
-            let Some(driver) = self.drivers.get(&net.driver) else {
-                tracing::error!(network = %net.name, driver = %net.driver, "no such driver in this daemon; the network is left as it is");
-                continue;
-            };
-            if let Err(e) = driver.restore_network(&network_spec(net)).await {
-                tracing::error!(network = %net.name, error = %e, "cannot restore network");
-            }
-        }
+        let restore = self.network_restores(&state);
+        executor::best_effort(self, "restore networks", &restore).await;
         let sandboxes: Vec<SandboxRecord> = state.sandboxes().cloned().collect();
         let mut search = NamespaceSearch::default();
         for sandbox in &sandboxes {
@@ -493,32 +486,49 @@ impl Controller {
                 .push((endpoint_spec(net, ep, false), kind));
         }
         // A cluster's drivers wait for the cluster's state: collected once it is mirrored.
-        for driver in self
+        let mut effects: Vec<Effect> = self
             .drivers
             .all()
             .filter(|d| !d.capabilities().needs_cluster)
-        {
-            let mine = wanted.remove(driver.name()).unwrap_or_default();
-            if let Err(e) = driver.collect_garbage(&mine).await {
-                tracing::warn!(driver = driver.name(), error = %e, "cannot remove everything unwanted");
-            }
-        }
-        let wanted_netns: HashSet<&Path> = state.sandboxes().map(|s| s.netns.as_path()).collect();
+            .map(|driver| Effect::CollectGarbage {
+                driver: driver.name().into(),
+                wanted: wanted.remove(driver.name()).unwrap_or_default(),
+            })
+            .collect();
+        effects.extend(
+            self.stray_namespaces(state)
+                .map(Effect::RemoveStrayNamespace),
+        );
+        executor::best_effort(self, "collect garbage", &effects).await;
         self.remove_unwanted_sandbox_files(state);
-        let Ok(entries) = std::fs::read_dir(self.paths.exec_root.join("netns")) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !wanted_netns.contains(path.as_path()) {
-                tracing::info!(netns = %path.display(), "removing unwanted namespace");
-                metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
-                    .increment(1);
-                if let Err(e) = netctl_kernel::netns::remove(&path) {
-                    tracing::warn!(netns = %path.display(), error = %e, "cannot remove namespace");
+    }
+
+    /// Every recorded network made whole again, by its driver; a network whose driver this
+    /// daemon lacks is left as it is.
+    fn network_restores(&self, state: &State) -> Vec<Effect> {
+        state
+            .networks()
+            .filter_map(|net| {
+                if self.drivers.get(&net.driver).is_none() {
+                    tracing::error!(network = %net.name, driver = %net.driver, "no such driver in this daemon; the network is left as it is");
+                    return None;
                 }
-            }
-        }
+                Some(Effect::RestoreNetwork {
+                    driver: net.driver.clone(),
+                    net: network_spec(net),
+                })
+            })
+            .collect()
+    }
+
+    /// Namespaces bound under the exec root that no sandbox has.
+    fn stray_namespaces<'a>(&self, state: &'a State) -> impl Iterator<Item = PathBuf> + 'a {
+        let wanted: HashSet<&Path> = state.sandboxes().map(|s| s.netns.as_path()).collect();
+        std::fs::read_dir(self.paths.exec_root.join("netns"))
+            .into_iter()
+            .flat_map(|entries| entries.flatten())
+            .map(|entry| entry.path())
+            .filter(move |path| !wanted.contains(path.as_path()))
     }
 
     fn remove_unwanted_sandbox_files(&self, state: &State) {
@@ -625,5 +635,41 @@ mod tests {
             planned(true, |ep| ep.network_id = "n2".into()).await,
             ["join e1", "write hosts s1"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_restart_restores_every_network_whose_driver_it_has() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let controller = Controller::for_unit_tests(dir.path());
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        state.insert_network(network("n1", "web", "bridge", SubnetOwner::Network));
+        state.insert_network(network(
+            "n2",
+            "gone",
+            "a-driver-removed",
+            SubnetOwner::Network,
+        ));
+        let planned: Vec<String> = controller
+            .network_restores(&state)
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(planned, ["restore network n1"]);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_no_sandbox_has_is_collected_and_a_sandbox_s_is_kept() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let controller = Controller::for_unit_tests(dir.path());
+        let netns = controller.paths.exec_root.join("netns");
+        std::fs::create_dir_all(&netns).unwrap();
+        let mut kept = sandbox("s1", "a");
+        kept.netns = netns.join("s1");
+        std::fs::write(&kept.netns, "").unwrap();
+        std::fs::write(netns.join("stray"), "").unwrap();
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        state.insert_sandbox(kept);
+        let stray: Vec<PathBuf> = controller.stray_namespaces(&state).collect();
+        assert_eq!(stray, [netns.join("stray")]);
     }
 }
