@@ -35,9 +35,9 @@ impl Controller {
         }
     }
 
-    /// Who may do what through the management API, as daemon.json says.
-    pub fn roles(&self) -> &crate::access::RolesConfig {
-        &self.config.roles
+    /// The daemon's settings (the front ends read who may do what).
+    pub fn config(&self) -> &crate::config::DaemonConfig {
+        &self.config
     }
 
     /// `netctl system info`.

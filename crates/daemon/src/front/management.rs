@@ -36,7 +36,7 @@ impl ManagementApi {
 
 impl Management for ManagementApi {
     fn authorize(&self, caller: &Caller, rule: Rule) -> Result<(), ApiError> {
-        self.engine.roles().check(caller, rule)
+        self.engine.config().roles.check(caller, rule)
     }
 
     async fn info(&self) -> Result<DaemonInfo, ApiError> {
