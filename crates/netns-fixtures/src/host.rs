@@ -246,7 +246,10 @@ impl Host {
             cmd.arg("--config").arg(config);
         }
         cmd.args(&self.daemon_args);
-        cmd.env("RUST_LOG", "info")
+        // A bench run that wants the daemon's step times asks for them (`NETCTL_DAEMON_LOG=
+        // netctl_daemon::controller::txn=debug,info`) and keeps the log (below).
+        let filter = std::env::var("NETCTL_DAEMON_LOG").unwrap_or_else(|_| "info".into());
+        cmd.env("RUST_LOG", filter)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -422,6 +425,11 @@ impl Drop for Host {
                 self.netns,
                 log_tail(&self.daemon_log())
             );
+        }
+        if let Some(keep) = std::env::var_os("NETCTL_KEEP_DAEMON_LOGS") {
+            let kept = std::path::Path::new(&keep).join(format!("{}.log", self.netns));
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::copy(self.dir.join("daemon.log"), kept);
         }
         self.unmount_leftovers();
         let _ = run("ip", &["netns", "del", &self.netns]);
