@@ -13,6 +13,7 @@ use netctl_plugin_api::{
     SandboxCreateRequest,
 };
 
+use crate::kernel_floor;
 use crate::netctl_host::{Build, NetctlHost};
 use crate::stats::percentile_ms;
 
@@ -60,7 +61,17 @@ pub struct Phase {
     pub rss_mib: f64,
 }
 
-pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
+/// The phases, and the kernel's own share measured before and after them.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub phases: Vec<Phase>,
+    /// Milliseconds per veth pair made by `ip` in the daemon's namespace, idle.
+    pub kernel_idle_ms: f64,
+    /// The same once the load is in place.
+    pub kernel_loaded_ms: f64,
+}
+
+pub fn run(options: &Options, build: &Build) -> anyhow::Result<Report> {
     let netctl = NetctlHost::new(build)?;
     let client = netctl.host.client();
     // Several connections' worth of requests at once, as a busy host would see.
@@ -73,6 +84,7 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
 
     let idle = runtime.block_on(sandboxes(&client, "idle", &["bench"; 100], 1))?;
     phases.push(phase("attach, idle daemon", &idle, rss()));
+    let kernel_idle = per_pair_ms(kernel_floor::measure(&netctl.host, 'i')?);
 
     // Every sandbox of every phase has a port on one of the bridges.
     let publishers = options.ports.div_ceil(options.ports_per_sandbox);
@@ -114,7 +126,16 @@ pub fn run(options: &Options, build: &Build) -> anyhow::Result<Vec<Phase>> {
         .collect();
     let after = runtime.block_on(sandboxes(&client, "late", &late, 1))?;
     phases.push(phase("attach, loaded daemon", &after, rss()));
-    Ok(phases)
+    let kernel_loaded = per_pair_ms(kernel_floor::measure(&netctl.host, 'l')?);
+    Ok(Report {
+        phases,
+        kernel_idle_ms: kernel_idle,
+        kernel_loaded_ms: kernel_loaded,
+    })
+}
+
+fn per_pair_ms(took: Duration) -> f64 {
+    took.as_secs_f64() * 1000.0 / kernel_floor::PAIRS as f64
 }
 
 /// Where the last phase's sandboxes start in the round over the bridges.
@@ -267,11 +288,12 @@ async fn publish(
     .await
 }
 
-pub fn print(phases: &[Phase], json: bool) -> anyhow::Result<()> {
+pub fn print(report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(phases)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
+    let phases = &report.phases;
     println!(
         "{:<32} {:>7} {:>9} {:>9} {:>9} {:>9}",
         "phase", "count", "wall s", "p50 ms", "p99 ms", "rss MiB"
@@ -289,5 +311,12 @@ pub fn print(phases: &[Phase], json: bool) -> anyhow::Result<()> {
             loaded.p50_ms / idle.max(f64::EPSILON)
         );
     }
+    println!(
+        "the kernel alone (a veth pair made, enslaved and up, by ip -batch, {} pairs): {:.2} ms idle, {:.2} ms loaded: {:.2}×",
+        kernel_floor::PAIRS,
+        report.kernel_idle_ms,
+        report.kernel_loaded_ms,
+        report.kernel_loaded_ms / report.kernel_idle_ms.max(f64::EPSILON)
+    );
     Ok(())
 }

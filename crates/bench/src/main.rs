@@ -6,6 +6,7 @@ mod cni;
 mod dhcp;
 mod dns;
 mod docker_run;
+mod kernel_floor;
 mod load;
 mod mesh;
 mod netctl_host;
