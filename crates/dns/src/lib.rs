@@ -135,8 +135,11 @@ impl Dns {
     ) -> Result<(), DnsError> {
         let listener = listener::Listener::start(self.clone(), id, netns, redirect).await?;
         // A sandbox removed while its server was starting is not served (dropping the
-        // listener closes its sockets).
-        if self.own.locked().contains_key(id) {
+        // listener closes its sockets). Checked and kept under `own`'s lock, which
+        // `remove_sandbox` takes before it removes the listener: either the check sees the
+        // removal, or the removal sees the listener.
+        let own = self.own.locked();
+        if own.contains_key(id) {
             self.listeners.locked().insert(id.to_string(), listener);
         }
         Ok(())
@@ -144,8 +147,8 @@ impl Dns {
 
     /// Stops serving the sandbox and forgets it.
     pub fn remove_sandbox(&self, id: &str) {
-        self.listeners.locked().remove(id);
         self.own.locked().remove(id);
+        self.listeners.locked().remove(id);
         self.directory.remove_sandbox(id);
     }
 }

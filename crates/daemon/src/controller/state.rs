@@ -308,6 +308,10 @@ impl State {
                 .remove(&(ep.network_id.clone(), sandbox.clone()));
             if let Some(set) = self.of_sandbox.get_mut(sandbox) {
                 set.remove(id);
+                // Also the index of a sandbox that was planned and never recorded.
+                if set.is_empty() {
+                    self.of_sandbox.remove(sandbox);
+                }
             }
         }
         if let Some(set) = self.of_network.get_mut(&ep.network_id) {
@@ -364,6 +368,15 @@ mod tests {
         assert!(s.attachment("n1", "s1").is_none());
         assert_eq!(s.endpoints_of_sandbox("s1").count(), 1);
         assert!(!s.mac_in_use("n1", &[2, 0, 0, 0, 0, 9]));
+    }
+
+    #[test]
+    fn an_endpoint_planned_and_undone_leaves_no_index_behind() {
+        let mut s = state();
+        s.insert_endpoint(ep("e1", "n1", Some("never-recorded"), 1));
+        s.remove_endpoint("e1");
+        assert!(s.of_sandbox.is_empty() && s.of_network.is_empty() && s.attachments.is_empty());
+        assert!(s.macs.values().all(|m| m.is_empty()));
     }
 
     #[test]
