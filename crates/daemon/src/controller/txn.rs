@@ -107,12 +107,13 @@ pub(super) enum TxnError {
     /// A key it had to create in the cluster store was taken (by another node, most
     /// likely at the same moment): nothing was done.
     Taken(Key),
-    Api(EngineError),
+    /// Anything else: refused, or undone.
+    Failed(EngineError),
 }
 
 impl From<EngineError> for TxnError {
     fn from(e: EngineError) -> Self {
-        Self::Api(e)
+        Self::Failed(e)
     }
 }
 
@@ -168,7 +169,7 @@ impl Engine<'_> {
     ) -> Result<(T, Done), EngineError> {
         self.try_transact(plan).await.map_err(|e| match e {
             TxnError::Taken(key) => EngineError::conflict(format!("{key} is taken")),
-            TxnError::Api(e) => e,
+            TxnError::Failed(e) => e,
         })
     }
 
@@ -183,7 +184,7 @@ impl Engine<'_> {
         for attempt in 0..CLAIM_RACES {
             match self.try_transact(&mut plan).await {
                 Ok(done) => return Ok(done),
-                Err(TxnError::Api(e)) => return Err(e),
+                Err(TxnError::Failed(e)) => return Err(e),
                 Err(TxnError::Taken(key)) => {
                     tracing::debug!(%key, "lost a race for a cluster-wide key; planning again");
                     lost(&mut *self.state.lock().await, &key)?;
