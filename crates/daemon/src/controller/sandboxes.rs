@@ -1,5 +1,7 @@
 //! Creating and removing sandboxes (network namespaces).
 
+use std::path::Path;
+
 use netctl_drivers::SandboxNamespace;
 use netctl_plugin_api::SandboxCreateRequest;
 use netctl_store::Batch;
@@ -11,7 +13,9 @@ use super::txn::Txn;
 use super::Controller;
 use crate::controller::error::EngineError;
 use crate::ids::{new_id, now_rfc3339, valid_dns_name, valid_name, DNS_NAME_RULE};
-use crate::model::{DnsConfig, EndpointRecord, ExtraHost, SandboxMode, SandboxRecord, SandboxRole};
+use crate::model::{
+    DnsConfig, EndpointRecord, ExtraHost, NetworkRecord, SandboxMode, SandboxRecord, SandboxRole,
+};
 use crate::persist::BatchExt;
 
 impl Controller {
@@ -28,38 +32,7 @@ impl Controller {
         req: SandboxCreateRequest,
         role: SandboxRole,
     ) -> Result<SandboxRecord, EngineError> {
-        if !valid_name(&req.name) || !valid_dns_name(&req.name) {
-            return Err(EngineError::invalid(format!(
-                "invalid sandbox name {:?}: a sandbox's name is its DNS name: {DNS_NAME_RULE}",
-                req.name
-            )));
-        }
-        let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
-        if hostname.len() > 64 || !valid_dns_name(&hostname) {
-            return Err(EngineError::invalid(format!(
-                "invalid hostname {hostname:?}: at most 64 characters of {DNS_NAME_RULE}"
-            )));
-        }
-        let extra_hosts = req
-            .extra_hosts
-            .iter()
-            .map(|spec| ExtraHost::parse(spec))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(EngineError::invalid)?;
-        if req.network.is_none() && req.endpoint_config != Default::default() {
-            return Err(EngineError::invalid(
-                "addresses, MAC and aliases need --network: they belong to an endpoint",
-            ));
-        }
-        let dns = DnsConfig {
-            servers: req.dns.clone(),
-            search: req.dns_search.clone(),
-            options: req.dns_options.clone(),
-        };
-        netctl_dns::DnsSettings::from(&dns)
-            .validate()
-            .map_err(EngineError::from)?;
-        let wanted = EndpointRequest::parse(&req.endpoint_config)?;
+        let wanted = SandboxWanted::parse(&req, role)?;
         if let Some(key) = req.network.as_deref() {
             self.ensure_gateway_bridge_for(key).await?;
         }
@@ -73,10 +46,10 @@ impl Controller {
         let (record, _) = self
             .transact_claiming(
                 |state| {
-                    if state.sandbox_named(&req.name).is_some() {
+                    if state.sandbox_named(&wanted.name).is_some() {
                         return Err(EngineError::conflict(format!(
                             "sandbox with name {} already exists",
-                            req.name
+                            wanted.name
                         )));
                     }
                     let network = match (&network_id, req.network.as_deref()) {
@@ -88,30 +61,14 @@ impl Controller {
                         _ => None,
                     };
                     let mode = match &network {
-                        Some(net)
-                            if self.capabilities(net)?.namespace == SandboxNamespace::Host =>
-                        {
-                            SandboxMode::Host
-                        }
-                        _ => SandboxMode::Isolated,
+                        Some(net) => self.mode_on(net)?,
+                        None => SandboxMode::Isolated,
                     };
-                    let record = SandboxRecord {
-                        netns: self.paths.exec_root.join("netns").join(&id[..12]),
-                        id: id.clone(),
-                        name: req.name.clone(),
-                        hostname: hostname.clone(),
-                        created: now_rfc3339(),
-                        mode,
-                        dns: dns.clone(),
-                        role,
-                        netns_inode: None,
-                        netns_cookie: None,
-                        extra_hosts: extra_hosts.clone(),
-                    };
+                    let record = wanted.record(&id, mode, &self.paths.exec_root);
                     // Planned before the sandbox is recorded: should it fail, nothing changed.
                     let connect = match &network {
                         Some(net) => {
-                            Some(self.plan_connect(state, net, &record, wanted.clone())?)
+                            Some(self.plan_connect(state, net, &record, wanted.endpoint.clone())?)
                         }
                         None => None,
                     };
@@ -134,6 +91,15 @@ impl Controller {
         }
         tracing::debug!(sandbox = %record.name, netns = %record.netns.display(), "sandbox created");
         Ok(record)
+    }
+
+    /// A sandbox made on `net` shares the host's namespace when the network's driver says
+    /// so (the host network), and has its own otherwise.
+    fn mode_on(&self, net: &NetworkRecord) -> Result<SandboxMode, EngineError> {
+        Ok(match self.capabilities(net)?.namespace {
+            SandboxNamespace::Host => SandboxMode::Host,
+            _ => SandboxMode::Isolated,
+        })
     }
 
     /// Records the sandbox and returns the transaction that makes its namespace and serves
@@ -204,5 +170,130 @@ impl Controller {
             })
             .await?;
         done.into_result(format!("sandbox {name} removed"))
+    }
+}
+
+/// What a sandbox create asks for, checked whole before anything is touched.
+struct SandboxWanted {
+    name: String,
+    hostname: String,
+    role: SandboxRole,
+    dns: DnsConfig,
+    extra_hosts: Vec<ExtraHost>,
+    /// Its first endpoint's addresses, MAC and aliases (with `--network`).
+    endpoint: EndpointRequest,
+}
+
+impl SandboxWanted {
+    fn parse(req: &SandboxCreateRequest, role: SandboxRole) -> Result<Self, EngineError> {
+        if !valid_name(&req.name) || !valid_dns_name(&req.name) {
+            return Err(EngineError::invalid(format!(
+                "invalid sandbox name {:?}: a sandbox's name is its DNS name: {DNS_NAME_RULE}",
+                req.name
+            )));
+        }
+        let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
+        if hostname.len() > 64 || !valid_dns_name(&hostname) {
+            return Err(EngineError::invalid(format!(
+                "invalid hostname {hostname:?}: at most 64 characters of {DNS_NAME_RULE}"
+            )));
+        }
+        let extra_hosts = req
+            .extra_hosts
+            .iter()
+            .map(|spec| ExtraHost::parse(spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(EngineError::invalid)?;
+        if req.network.is_none() && req.endpoint_config != Default::default() {
+            return Err(EngineError::invalid(
+                "addresses, MAC and aliases need --network: they belong to an endpoint",
+            ));
+        }
+        let dns = DnsConfig {
+            servers: req.dns.clone(),
+            search: req.dns_search.clone(),
+            options: req.dns_options.clone(),
+        };
+        netctl_dns::DnsSettings::from(&dns).validate()?;
+        Ok(Self {
+            name: req.name.clone(),
+            hostname,
+            role,
+            dns,
+            extra_hosts,
+            endpoint: EndpointRequest::parse(&req.endpoint_config)?,
+        })
+    }
+
+    /// The sandbox's record, its namespace bound under `exec_root`.
+    fn record(&self, id: &str, mode: SandboxMode, exec_root: &Path) -> SandboxRecord {
+        SandboxRecord {
+            netns: exec_root.join("netns").join(&id[..12]),
+            id: id.into(),
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            created: now_rfc3339(),
+            mode,
+            dns: self.dns.clone(),
+            role: self.role,
+            netns_inode: None,
+            netns_cookie: None,
+            extra_hosts: self.extra_hosts.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(name: &str) -> SandboxCreateRequest {
+        SandboxCreateRequest {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn refusal(req: SandboxCreateRequest) -> String {
+        match SandboxWanted::parse(&req, SandboxRole::User) {
+            Ok(_) => panic!("{:?} was taken", req.name),
+            Err(e) => {
+                assert_eq!(e.kind(), crate::controller::ErrorKind::Invalid);
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn a_sandbox_s_name_must_be_a_dns_name() {
+        assert!(refusal(request("-web")).contains("invalid sandbox name"));
+        assert!(refusal(request("web..1")).contains("invalid sandbox name"));
+        assert!(SandboxWanted::parse(&request("web-1"), SandboxRole::User).is_ok());
+    }
+
+    #[test]
+    fn a_hostname_is_at_most_64_characters() {
+        let mut req = request("a");
+        req.hostname = Some("h".repeat(65));
+        assert!(refusal(req).contains("at most 64 characters"));
+    }
+
+    #[test]
+    fn an_endpoint_s_settings_need_a_network() {
+        let mut req = request("a");
+        req.endpoint_config.aliases = vec!["db".into()];
+        assert!(refusal(req).contains("need --network"));
+    }
+
+    #[test]
+    fn the_record_takes_the_name_for_hostname_and_binds_under_the_exec_root() {
+        let wanted = SandboxWanted::parse(&request("web"), SandboxRole::User).unwrap();
+        let record = wanted.record(
+            "0123456789abcdef",
+            SandboxMode::Isolated,
+            Path::new("/run/x"),
+        );
+        assert_eq!(record.hostname, "web");
+        assert_eq!(record.netns, Path::new("/run/x/netns/0123456789ab"));
     }
 }
