@@ -145,75 +145,92 @@ impl Controller {
             None => None,
         };
         let _held = self.locks.hold(&[&net_id], &[], &[&endpoint_id]).await;
-        let ((mac, generated, chosen), _) = self
+        let (filled, _) = self
             .transact_claiming(
                 |state| {
                     let net = state.network_by_id(&net_id).cloned().ok_or_else(|| {
                         EngineError::not_found(format!("network {} not found", req.network_id))
                     })?;
                     if state.endpoint(&endpoint_id).is_some() {
-                        return Ok((Txn::new("nothing to do"), (None, false, None)));
+                        return Ok((Txn::new("nothing to do"), Filled::default()));
                     }
-                    let (mut endpoint, mut generated) =
-                        endpoint_record(&net, &self.node.id, req.clone(), leased_mac)?;
-                    // A global network's addresses are the cluster's: dockerd (its IPAM null)
-                    // gave none, and hears which one in the answer.
-                    let chosen = if self.is_global(&net) && endpoint.ipv4.is_none() {
-                        endpoint.ipv4 = state.allocate_address(&net, false, None)?;
-                        if generated {
-                            endpoint.mac = Some(generate_mac(endpoint.ipv4.map(|a| a.ip())));
-                        }
-                        generated = true;
-                        endpoint.ipv4
-                    } else {
-                        None
-                    };
-                    let driver = self
-                        .drivers
-                        .get(&net.driver)
-                        .ok_or_else(|| EngineError::internal("no driver for Docker's networks"))?;
-                    let spec = endpoint_spec(&net, &endpoint, false);
-                    endpoint.ifname = driver.runtime_interface(&spec).unwrap_or_default();
-                    let docker = DockerEndpointRecord {
-                        endpoint_id: endpoint.id.clone(),
-                        joined: false,
-                    };
-                    state.insert_endpoint(endpoint.clone());
-                    state
-                        .docker
-                        .endpoints
-                        .insert(endpoint.id.clone(), docker.clone());
-                    let mut txn = Txn::new(format!("create Docker endpoint {}", endpoint.id));
-                    let (persist, revert) = self.endpoint_records(&net, &endpoint);
-                    txn.persist = persist.put_record(&docker);
-                    txn.revert = revert.delete_record::<DockerEndpointRecord>(&endpoint.id);
-                    txn.effects = vec![Effect::Join {
-                        driver: net.driver.clone(),
-                        net: network_spec(&net),
-                        ep: endpoint_spec(&net, &endpoint, false),
-                        sandbox: None,
-                    }];
-                    let mac = endpoint.mac;
-                    txn.unplan = Box::new(move |state: &mut State| {
-                        state.remove_endpoint(&endpoint.id);
-                        state.docker.endpoints.remove(&endpoint.id);
-                        if chosen.is_some() {
-                            state.release_endpoint(&net, &endpoint);
-                        }
-                    });
-                    Ok((txn, (mac, generated, chosen)))
+                    self.plan_docker_endpoint(state, &net, &req, leased_mac)
                 },
                 crate::controller::endpoints::lost_address,
             )
             .await?;
         // Only a field dockerd left empty may be filled in.
         Ok(CreateEndpointResponse {
-            interface: mac.filter(|_| generated).map(|mac| EndpointInterface {
+            interface: filled.mac.map(|mac| EndpointInterface {
                 mac_address: format_mac(&mac),
-                address: chosen.map(|a| a.to_string()).unwrap_or_default(),
+                address: filled.address.map(|a| a.to_string()).unwrap_or_default(),
                 ..Default::default()
             }),
         })
+    }
+
+    /// Records Docker's endpoint (its address taken here on a global network) and returns
+    /// the transaction that makes its interface, for dockerd to move.
+    fn plan_docker_endpoint(
+        &self,
+        state: &mut State,
+        net: &NetworkRecord,
+        req: &CreateEndpoint,
+        leased_mac: Option<[u8; 6]>,
+    ) -> Result<(Txn, Filled), EngineError> {
+        let (mut endpoint, mut generated) =
+            endpoint_record(net, &self.node.id, req.clone(), leased_mac)?;
+        // A global network's addresses are the cluster's: dockerd (its IPAM null) gave none,
+        // and hears which one in the answer.
+        let chosen = if self.is_global(net) && endpoint.ipv4.is_none() {
+            endpoint.ipv4 = state.allocate_address(net, false, None)?;
+            if generated {
+                endpoint.mac = Some(generate_mac(endpoint.ipv4.map(|a| a.ip())));
+            }
+            generated = true;
+            endpoint.ipv4
+        } else {
+            None
+        };
+        let driver = self
+            .drivers
+            .get(&net.driver)
+            .ok_or_else(|| EngineError::internal("no driver for Docker's networks"))?;
+        endpoint.ifname = driver
+            .runtime_interface(&endpoint_spec(net, &endpoint, false))
+            .unwrap_or_default();
+        let docker = DockerEndpointRecord {
+            endpoint_id: endpoint.id.clone(),
+            joined: false,
+        };
+        state.insert_endpoint(endpoint.clone());
+        state
+            .docker
+            .endpoints
+            .insert(endpoint.id.clone(), docker.clone());
+        let mut txn = Txn::new(format!("create Docker endpoint {}", endpoint.id));
+        let (persist, revert) = self.endpoint_records(net, &endpoint);
+        txn.persist = persist.put_record(&docker);
+        txn.revert = revert.delete_record::<DockerEndpointRecord>(&endpoint.id);
+        txn.effects = vec![Effect::Join {
+            driver: net.driver.clone(),
+            net: network_spec(net),
+            ep: endpoint_spec(net, &endpoint, false),
+            sandbox: None,
+        }];
+        let filled = Filled {
+            mac: endpoint.mac.filter(|_| generated),
+            address: chosen,
+        };
+        let net = net.clone();
+        txn.unplan = Box::new(move |state: &mut State| {
+            state.remove_endpoint(&endpoint.id);
+            state.docker.endpoints.remove(&endpoint.id);
+            if chosen.is_some() {
+                state.release_endpoint(&net, &endpoint);
+            }
+        });
+        Ok((txn, filled))
     }
 
     /// Idempotent: dockerd swallows this call's errors. The answer does not wait for the
@@ -400,5 +417,64 @@ impl Controller {
             })
             .await?;
         done.into_result("ports withdrawn")
+    }
+}
+
+/// What netctl filled in of an endpoint dockerd left open: the MAC it generated, and on a
+/// global network the address it took.
+#[derive(Default)]
+struct Filled {
+    mac: Option<[u8; 6]>,
+    address: Option<IpNetwork>,
+}
+
+#[cfg(test)]
+mod tests {
+    use netctl_plugin_api::docker::{CreateEndpoint, EndpointInterface};
+
+    use super::*;
+    use crate::controller::executor::test::describe;
+    use crate::controller::test_records::network;
+    use crate::model::SubnetOwner;
+
+    fn planned(interface: EndpointInterface) -> (Vec<String>, Filled, State) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let controller = Controller::for_unit_tests(dir.path());
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        let net = network("n1", "web", "bridge", SubnetOwner::External);
+        state.insert_network(net.clone());
+        let req = CreateEndpoint {
+            network_id: "d1".into(),
+            endpoint_id: "e1".into(),
+            interface: Some(interface),
+            options: Default::default(),
+        };
+        let (txn, filled) = controller
+            .plan_docker_endpoint(&mut state, &net, &req, None)
+            .expect("planned");
+        (txn.effects.iter().map(describe).collect(), filled, state)
+    }
+
+    #[tokio::test]
+    async fn docker_s_endpoint_is_made_for_dockerd_to_move_and_told_its_mac() {
+        let (effects, filled, state) = planned(EndpointInterface {
+            address: "172.30.0.5/24".into(),
+            ..Default::default()
+        });
+        assert_eq!(effects, ["join e1"]);
+        // As Docker's bridge driver does: 02:42 and the IPv4 address.
+        assert_eq!(filled.mac, Some([0x02, 0x42, 172, 30, 0, 5]));
+        assert_eq!(filled.address, None);
+        assert!(state.docker.endpoints.contains_key("e1"));
+    }
+
+    #[tokio::test]
+    async fn a_mac_dockerd_gave_is_not_answered_back() {
+        let (_, filled, _) = planned(EndpointInterface {
+            address: "172.30.0.5/24".into(),
+            mac_address: "02:00:00:00:00:07".into(),
+            ..Default::default()
+        });
+        assert_eq!(filled.mac, None);
     }
 }
