@@ -365,35 +365,7 @@ impl State {
         node: &str,
         wanted: EndpointRequest,
     ) -> Result<EndpointRecord, EngineError> {
-        if !caps.addresses
-            && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some())
-        {
-            return Err(EngineError::invalid(format!(
-                "addresses cannot be given on the {} network",
-                net.name
-            )));
-        }
-        if net.leases_addresses() {
-            check_leasable(net, &wanted)?;
-        }
-        if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(&net.id, m)) {
-            return Err(EngineError::conflict(format!(
-                "MAC address {} is already in use on network {}",
-                format_mac(&mac),
-                net.name
-            )));
-        }
-        if !wanted.ports.is_empty() && (!caps.publishes_ports || net.internal) {
-            return Err(EngineError::invalid(format!(
-                "ports cannot be published on network {}: it is {}",
-                net.name,
-                if net.internal {
-                    "internal"
-                } else {
-                    "of a driver that publishes no ports"
-                }
-            )));
-        }
+        self.check_request(net, caps, &wanted)?;
         let mut endpoint = EndpointRecord {
             id: new_id(),
             names: Vec::new(),
@@ -443,6 +415,46 @@ impl State {
                 .unwrap_or_else(|| self.generated_mac(net, endpoint.ipv4)),
         );
         Ok(endpoint)
+    }
+
+    /// Refuses what `net` cannot give an endpoint: addresses where its driver assigns none,
+    /// what a DHCP network cannot lease, a MAC in use there, ports where none are published.
+    fn check_request(
+        &self,
+        net: &NetworkRecord,
+        caps: &Capabilities,
+        wanted: &EndpointRequest,
+    ) -> Result<(), EngineError> {
+        if !caps.addresses
+            && (wanted.ipv4.is_some() || wanted.ipv6.is_some() || wanted.mac.is_some())
+        {
+            return Err(EngineError::invalid(format!(
+                "addresses cannot be given on the {} network",
+                net.name
+            )));
+        }
+        if net.leases_addresses() {
+            check_leasable(net, wanted)?;
+        }
+        if let Some(mac) = wanted.mac.filter(|m| self.mac_in_use(&net.id, m)) {
+            return Err(EngineError::conflict(format!(
+                "MAC address {} is already in use on network {}",
+                format_mac(&mac),
+                net.name
+            )));
+        }
+        if !wanted.ports.is_empty() && (!caps.publishes_ports || net.internal) {
+            return Err(EngineError::invalid(format!(
+                "ports cannot be published on network {}: it is {}",
+                net.name,
+                if net.internal {
+                    "internal"
+                } else {
+                    "of a driver that publishes no ports"
+                }
+            )));
+        }
+        Ok(())
     }
 
     /// An endpoint for an interface another plugin made: its addresses as given (that
@@ -843,4 +855,66 @@ fn found(
         .cloned()
         .ok_or_else(|| EngineError::not_found(format!("sandbox {sandbox} not found")))?;
     Ok((net, sbx))
+}
+
+#[cfg(test)]
+mod tests {
+    use netctl_plugin_api::ports::parse_publish;
+
+    use super::*;
+    use crate::controller::test_records::{endpoint, network};
+    use crate::controller::ErrorKind;
+    use crate::model::SubnetOwner;
+
+    async fn refusal(net: &NetworkRecord, config: EndpointConfig) -> (ErrorKind, String) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let controller = Controller::for_unit_tests(dir.path());
+        let caps = controller.capabilities(net).expect("the driver");
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        let mut taken = endpoint("e0", &net.id, "s0");
+        taken.mac = Some([2, 0, 0, 0, 0, 9]);
+        state.insert_endpoint(taken);
+        let wanted = EndpointRequest::parse(&config).expect("parsed");
+        let e = state
+            .check_request(net, &caps, &wanted)
+            .expect_err("refused");
+        (e.kind(), e.to_string())
+    }
+
+    #[tokio::test]
+    async fn an_internal_network_publishes_no_ports() {
+        let mut net = network("n1", "web", "bridge", SubnetOwner::Network);
+        net.internal = true;
+        let config = EndpointConfig {
+            port_bindings: parse_publish("8080:80").unwrap(),
+            ..Default::default()
+        };
+        let (kind, said) = refusal(&net, config).await;
+        assert_eq!(kind, ErrorKind::Invalid);
+        assert!(said.contains("it is internal"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn a_mac_in_use_on_the_network_is_a_conflict() {
+        let net = network("n1", "web", "bridge", SubnetOwner::Network);
+        let config = EndpointConfig {
+            mac_address: Some("02:00:00:00:00:09".into()),
+            ..Default::default()
+        };
+        let (kind, said) = refusal(&net, config).await;
+        assert_eq!(kind, ErrorKind::Conflict);
+        assert!(said.contains("already in use"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn the_host_network_takes_no_addresses() {
+        let net = network("h", "host", "host", SubnetOwner::Network);
+        let config = EndpointConfig {
+            mac_address: Some("02:00:00:00:00:01".into()),
+            ..Default::default()
+        };
+        let (kind, said) = refusal(&net, config).await;
+        assert_eq!(kind, ErrorKind::Invalid);
+        assert!(said.contains("addresses cannot be given"), "{said}");
+    }
 }
