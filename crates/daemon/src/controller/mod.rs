@@ -100,49 +100,19 @@ impl Controller {
     /// Opens the store (moving an older layout into the current one), reconciles the kernel
     /// to it, and returns a controller ready to serve.
     pub async fn start(config: DaemonConfig, paths: Paths) -> Result<Self, DaemonError> {
-        for dir in [
-            &paths.data_root,
-            &paths.exec_root,
-            &paths.exec_root.join("netns"),
-        ] {
-            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
-                what: "create directory",
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        make_directories(&paths)?;
         let host = Netlink::connect().map_err(|source| DaemonError::Io {
             what: "netlink socket",
             path: "/proc/self/ns/net".into(),
             source,
         })?;
-        for setting in config.inert_settings() {
-            tracing::warn!("daemon.json: {setting} is accepted but has no effect");
-        }
-        for name in config.roles.unknown_names() {
-            tracing::warn!(
-                "daemon.json roles: this host has no {name}; its role applies once it has"
-            );
-        }
+        warn_of_inert_settings(&config);
         let settings = Settings {
             manage_forwarding: config.ip_forward.unwrap_or(true),
             overlay_dir: paths.exec_root.join("overlay"),
         };
         let drivers = Registry::new(host.clone(), &settings);
-        let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
-            .map_err(|e| DaemonError::Store(e.to_string()))?;
-        let node = reconcile::this_node(&local).await?;
-        if crate::migrate::upgrade(&local, &node.id, &|driver, options, mtu| {
-            let driver = drivers
-                .get(driver)
-                .ok_or_else(|| format!("no driver {driver:?} in this netctl"))?;
-            let settings = driver
-                .parse_options(options, &netctl_drivers::NetworkDefaults { mtu })
-                .map_err(|e| e.to_string())?;
-            Ok((driver.name().to_string(), settings.config))
-        })? {
-            tracing::info!("store moved to the current layout");
-        }
+        let (local, node) = open_store(&paths, &drivers).await?;
         let mut state = State::new(Ipam::new(
             config.local_pool_templates(),
             PoolTemplate::from_table(netctl_ipam::DEFAULT_GLOBAL_POOLS),
@@ -177,9 +147,16 @@ impl Controller {
             controller.config.dns_settings(),
             dns::host_dns(&controller.paths.host_resolv_conf),
         );
-        controller.reconcile().await?;
-        controller.resume_leases().await;
-        let collected = controller.collect_gone(false).await;
+        controller.take_over_the_kernel().await?;
+        Ok(controller)
+    }
+
+    /// The kernel brought to what the store holds, the DHCP clients resumed, and what the
+    /// runtimes let go while the daemon was down reclaimed.
+    async fn take_over_the_kernel(&self) -> Result<(), DaemonError> {
+        self.reconcile().await?;
+        self.resume_leases().await;
+        let collected = self.collect_gone(false).await;
         if !collected.endpoints.is_empty() {
             tracing::info!(
                 endpoints = collected.endpoints.len(),
@@ -189,11 +166,60 @@ impl Controller {
         }
         // A node in a cluster has its gateway bridge (made at init or join; again here
         // should it have been removed while unused).
-        if controller.cluster.membership().is_some() {
-            if let Err(e) = controller.ensure_gateway_bridge().await {
+        if self.cluster.membership().is_some() {
+            if let Err(e) = self.ensure_gateway_bridge().await {
                 tracing::error!(error = %e, "no gateway bridge yet");
             }
         }
-        Ok(controller)
+        Ok(())
     }
+}
+
+fn make_directories(paths: &Paths) -> Result<(), DaemonError> {
+    for dir in [
+        &paths.data_root,
+        &paths.exec_root,
+        &paths.exec_root.join("netns"),
+    ] {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
+            what: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Says which of daemon.json's settings do nothing here, so nobody counts on them.
+fn warn_of_inert_settings(config: &DaemonConfig) {
+    for setting in config.inert_settings() {
+        tracing::warn!("daemon.json: {setting} is accepted but has no effect");
+    }
+    for name in config.roles.unknown_names() {
+        tracing::warn!("daemon.json roles: this host has no {name}; its role applies once it has");
+    }
+}
+
+/// The local store, moved to the current layout if an older netctl wrote it, and this
+/// node's record in it.
+async fn open_store(
+    paths: &Paths,
+    drivers: &Registry,
+) -> Result<(LocalStore, NodeRecord), DaemonError> {
+    let local = LocalStore::open(&paths.data_root.join("netctl.redb"))
+        .map_err(|e| DaemonError::Store(e.to_string()))?;
+    let node = reconcile::this_node(&local).await?;
+    let moved = crate::migrate::upgrade(&local, &node.id, &|driver, options, mtu| {
+        let driver = drivers
+            .get(driver)
+            .ok_or_else(|| format!("no driver {driver:?} in this netctl"))?;
+        let settings = driver
+            .parse_options(options, &netctl_drivers::NetworkDefaults { mtu })
+            .map_err(|e| e.to_string())?;
+        Ok((driver.name().to_string(), settings.config))
+    })?;
+    if moved {
+        tracing::info!("store moved to the current layout");
+    }
+    Ok((local, node))
 }
