@@ -14,6 +14,7 @@ use netctl_store::{Batch, ClusterStore};
 
 use super::super::effects::Effect;
 use super::super::executor;
+use super::super::state::State;
 use super::super::Controller;
 use crate::cluster_store::credentials;
 use crate::cluster_store::join_service::{self, JoinAnswer, JoinAsk, JoinServiceError, JOIN_PORT};
@@ -21,7 +22,7 @@ use crate::cluster_store::members::{self, MembershipError, Newcomer, Role};
 use crate::config::{check_store_urls, normalize_store_urls};
 use crate::controller::error::{EngineError, ErrorKind};
 use crate::ids::now_rfc3339;
-use crate::model::{EndpointRecord, MembershipRecord, StoreCredentials};
+use crate::model::{EndpointRecord, MembershipRecord, NetworkRecord, StoreCredentials};
 use crate::persist::BatchExt;
 
 /// How long init and join wait for the cluster's state to be mirrored before answering.
@@ -354,52 +355,13 @@ impl Controller {
             .cluster
             .membership()
             .ok_or_else(super::not_in_cluster)?;
-        let (last_manager, others, mine) = {
-            let state = self.state.lock().await;
-            let managers = state
-                .global
-                .nodes
-                .values()
-                .filter(|n| n.role == Role::Manager && n.id != self.node.id)
-                .count();
-            let me_manager = state
-                .global
-                .nodes
-                .get(&self.node.id)
-                .is_some_and(|n| n.role == Role::Manager);
-            let mine: Vec<EndpointRecord> = state
-                .endpoints()
-                .filter(|e| e.node == self.node.id)
-                .filter(|e| {
-                    state
-                        .network_by_id(&e.network_id)
-                        .is_some_and(|n| self.is_global(n))
-                })
-                .cloned()
-                .collect();
-            (
-                me_manager && managers == 0,
-                state.global.nodes.len() > 1,
-                mine,
-            )
-        };
+        let standing = leave_standing(&*self.state.lock().await, &self.node.id, |n| {
+            self.is_global(n)
+        });
         if !req.force {
-            if last_manager && others {
-                return Err(EngineError::conflict(
-                    "this node is the cluster's last manager and other nodes remain: promote \
-                     another node first, or leave with --force (the others keep the cluster \
-                     but no node may change its global networks)",
-                ));
-            }
-            // The node's own balancers go with it.
-            let users = mine.iter().filter(|e| !e.balancer).count();
-            if users > 0 {
-                return Err(EngineError::conflict(format!(
-                    "this node has {users} endpoint(s) on global networks: disconnect them \
-                     first, or leave with --force to remove them"
-                )));
-            }
+            standing.refuse_leave()?;
         }
+        let mine = standing.mine;
         let store = self.cluster.store().ok();
         if let Some(store) = &store {
             self.forget_in_cluster(store, &mine, membership.lease)
@@ -593,4 +555,127 @@ fn parse_manager(manager: Option<&str>) -> Result<SocketAddr, EngineError> {
                 "invalid --manager {manager:?}: give ADDRESS or ADDRESS:PORT"
             ))
         })
+}
+
+/// What a node leaving the cluster would leave behind.
+struct LeaveStanding {
+    /// It is the last manager, and other nodes stay.
+    last_manager_with_others: bool,
+    /// Its endpoints on global networks (its own balancers among them).
+    mine: Vec<EndpointRecord>,
+}
+
+fn leave_standing(
+    state: &State,
+    node: &str,
+    is_global: impl Fn(&NetworkRecord) -> bool,
+) -> LeaveStanding {
+    let other_managers = state
+        .global
+        .nodes
+        .values()
+        .filter(|n| n.role == Role::Manager && n.id != node)
+        .count();
+    let manager = state
+        .global
+        .nodes
+        .get(node)
+        .is_some_and(|n| n.role == Role::Manager);
+    let mine = state
+        .endpoints()
+        .filter(|e| e.node == node)
+        .filter(|e| state.network_by_id(&e.network_id).is_some_and(&is_global))
+        .cloned()
+        .collect();
+    LeaveStanding {
+        last_manager_with_others: manager && other_managers == 0 && state.global.nodes.len() > 1,
+        mine,
+    }
+}
+
+impl LeaveStanding {
+    /// Refuses a leave without `--force` that would leave the cluster without a manager,
+    /// or users' endpoints without their network.
+    fn refuse_leave(&self) -> Result<(), EngineError> {
+        if self.last_manager_with_others {
+            return Err(EngineError::conflict(
+                "this node is the cluster's last manager and other nodes remain: promote \
+                 another node first, or leave with --force (the others keep the cluster \
+                 but no node may change its global networks)",
+            ));
+        }
+        // The node's own balancers go with it.
+        let users = self.mine.iter().filter(|e| !e.balancer).count();
+        if users > 0 {
+            return Err(EngineError::conflict(format!(
+                "this node has {users} endpoint(s) on global networks: disconnect them \
+                 first, or leave with --force to remove them"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_store::members::ClusterNode;
+    use crate::controller::test_records::{endpoint, network};
+    use crate::controller::ErrorKind;
+    use crate::model::SubnetOwner;
+
+    fn node(id: &str, role: Role) -> ClusterNode {
+        ClusterNode {
+            id: id.into(),
+            hostname: id.into(),
+            address: String::new(),
+            role,
+            joined: String::new(),
+        }
+    }
+
+    fn standing(roles: &[(&str, Role)], endpoints: &[(&str, bool)]) -> LeaveStanding {
+        let mut state = State::new(netctl_ipam::Ipam::new(Vec::new(), Vec::new()));
+        for (id, role) in roles {
+            state.global.nodes.insert(id.to_string(), node(id, *role));
+        }
+        state.insert_network(network("g1", "web", "overlay", SubnetOwner::Network));
+        for (id, balancer) in endpoints {
+            let mut ep = endpoint(id, "g1", "s1");
+            ep.node = "me".into();
+            ep.balancer = *balancer;
+            state.insert_endpoint(ep);
+        }
+        leave_standing(&state, "me", |n| n.driver == "overlay")
+    }
+
+    #[test]
+    fn the_last_manager_may_not_leave_others_without_one() {
+        let alone = standing(&[("me", Role::Manager), ("w", Role::Worker)], &[]);
+        let refused = alone.refuse_leave().unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Conflict);
+        assert!(refused.to_string().contains("last manager"));
+        let another = standing(&[("me", Role::Manager), ("m2", Role::Manager)], &[]);
+        assert!(another.refuse_leave().is_ok());
+        let only_node = standing(&[("me", Role::Manager)], &[]);
+        assert!(only_node.refuse_leave().is_ok());
+    }
+
+    #[test]
+    fn a_node_with_users_on_global_networks_stays_but_its_balancers_go_with_it() {
+        let roles = [("me", Role::Worker), ("m", Role::Manager)];
+        let users = standing(&roles, &[("e1", false), ("b1", true)]);
+        assert!(users
+            .refuse_leave()
+            .unwrap_err()
+            .to_string()
+            .contains("1 endpoint(s)"));
+        let balancers = standing(&roles, &[("b1", true)]);
+        assert!(balancers.refuse_leave().is_ok());
+        assert_eq!(
+            balancers.mine.len(),
+            1,
+            "removed with the node all the same"
+        );
+    }
 }
