@@ -115,6 +115,35 @@ fn endpoint_record(
     Ok((record, given_mac.is_none()))
 }
 
+/// What dockerd is told at Join: the interface to move, named `eth…` in the container, and
+/// its gateways. An overlay carries no default route (`exits_elsewhere`): answered without a
+/// gateway, dockerd gives the container its own docker_gwbridge for the way out, as it does
+/// for its own overlays. On a DHCP network the router is the lease's.
+fn join_answer(
+    net: &NetworkRecord,
+    endpoint: &EndpointRecord,
+    exits_elsewhere: bool,
+    leased_router: Option<IpAddr>,
+) -> JoinResponse {
+    let gateway = |address: Option<IpNetwork>| {
+        address
+            .filter(|_| !exits_elsewhere)
+            .and_then(|a| gateway_for(net, a.ip()))
+            .or(leased_router.filter(|r| address.is_some_and(|a| a.is_ipv4() == r.is_ipv4())))
+            .map(|g| g.to_string())
+            .unwrap_or_default()
+    };
+    JoinResponse {
+        interface_name: InterfaceName {
+            src_name: endpoint.ifname.clone(),
+            dst_prefix: "eth".into(),
+        },
+        gateway: gateway(endpoint.ipv4),
+        gateway_ipv6: gateway(endpoint.ipv6),
+        disable_gateway_service: false,
+    }
+}
+
 impl Controller {
     pub async fn docker_create_endpoint(
         &self,
@@ -313,28 +342,8 @@ impl Controller {
                     .network_by_id(&net_id)
                     .cloned()
                     .ok_or_else(not_found)?;
-                // An overlay carries no default route: answered without a gateway,
-                // dockerd gives the container its own docker_gwbridge for the way out, as
-                // it does for its own overlays.
                 let exits_elsewhere = exits_via_gateway_bridge(&net, &self.capabilities(&net)?);
-                let gateway = |address: Option<IpNetwork>| {
-                    address
-                        .filter(|_| !exits_elsewhere)
-                        .and_then(|a| gateway_for(&net, a.ip()))
-                        .or(leased_router
-                            .filter(|r| address.is_some_and(|a| a.is_ipv4() == r.is_ipv4())))
-                        .map(|g| g.to_string())
-                        .unwrap_or_default()
-                };
-                let answer = JoinResponse {
-                    interface_name: InterfaceName {
-                        src_name: endpoint.ifname.clone(),
-                        dst_prefix: "eth".into(),
-                    },
-                    gateway: gateway(endpoint.ipv4),
-                    gateway_ipv6: gateway(endpoint.ipv6),
-                    disable_gateway_service: false,
-                };
+                let answer = join_answer(&net, &endpoint, exits_elsewhere, leased_router);
                 // Remembered so that, should dockerd delete the endpoint while netctl is
                 // down, the interface it hands back is recognised as left over.
                 let mut txn = Txn::new(format!("join Docker endpoint {endpoint_id}"));
@@ -476,5 +485,48 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(filled.mac, None);
+    }
+
+    fn on_subnet() -> (NetworkRecord, EndpointRecord) {
+        let mut net = network("n1", "web", "bridge", SubnetOwner::External);
+        net.subnets.push(crate::model::SubnetRecord {
+            subnet: "172.30.0.0/24".parse().unwrap(),
+            gateway: "172.30.0.1".parse().unwrap(),
+            ip_range: None,
+            aux_addresses: Default::default(),
+            explicit: false,
+        });
+        let mut ep = crate::controller::test_records::endpoint("e1", "n1", "");
+        ep.ifname = "ncr0123".into();
+        ep.ipv4 = Some("172.30.0.5/24".parse().unwrap());
+        ep.ipv6 = None;
+        (net, ep)
+    }
+
+    #[test]
+    fn join_names_the_interface_and_its_subnet_s_gateway() {
+        let (net, ep) = on_subnet();
+        let answer = join_answer(&net, &ep, false, None);
+        assert_eq!(answer.interface_name.src_name, "ncr0123");
+        assert_eq!(answer.interface_name.dst_prefix, "eth");
+        assert_eq!(answer.gateway, "172.30.0.1");
+        assert_eq!(answer.gateway_ipv6, "");
+    }
+
+    #[test]
+    fn an_endpoint_that_exits_elsewhere_or_is_internal_gets_no_gateway() {
+        let (mut net, ep) = on_subnet();
+        assert_eq!(join_answer(&net, &ep, true, None).gateway, "");
+        net.internal = true;
+        assert_eq!(join_answer(&net, &ep, false, None).gateway, "");
+    }
+
+    #[test]
+    fn a_leased_address_gets_the_lease_s_router() {
+        let (mut net, ep) = on_subnet();
+        net.subnets.clear();
+        let router = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(join_answer(&net, &ep, false, router).gateway, "192.0.2.1");
+        assert_eq!(join_answer(&net, &ep, false, None).gateway, "");
     }
 }
