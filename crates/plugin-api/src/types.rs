@@ -359,7 +359,7 @@ pub struct DaemonInfo {
 
 /// The daemon's memory: what the kernel counts (RSS) and what the allocator says of it. A
 /// resident set that grows while `heap_in_use` stays flat is the allocator keeping freed
-/// memory (`heap_free`), not a leak.
+/// memory, not a leak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MemoryUse {
@@ -368,6 +368,7 @@ pub struct MemoryUse {
     pub rss: u64,
     /// Bytes the allocator has handed out and not had back.
     pub heap_in_use: u64,
-    /// Bytes the allocator holds free, ready for reuse, not returned to the kernel.
+    /// Bytes in the allocator's free chunks, ready for reuse (a trim gives their whole pages
+    /// back to the kernel, but they stay counted here).
     pub heap_free: u64,
 }

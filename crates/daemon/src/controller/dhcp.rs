@@ -84,20 +84,19 @@ impl Controller {
         Ok(())
     }
 
-    /// After `sandbox` was attached to `net`: [`Controller::lease_new_endpoint`] (the
-    /// caller undoes the attach when it fails).
     /// Finishes an attach with its DHCP lease, or takes the attach back by `undo` when no
     /// lease comes. The lease needs the endpoint's interface up in its sandbox, so it cannot
     /// be a step of the attach's own transaction: it follows it, and its failure undoes the
     /// attach as a whole (the locks `held` are let go first: `undo` takes them again).
+    /// With the lease, the locks are handed back: the caller answers under them.
     pub(super) async fn lease_or_undo<Undone>(
         &self,
         lease: impl std::future::Future<Output = Result<(), EngineError>>,
         held: crate::locks::Held,
         undo: impl std::future::Future<Output = Result<Undone, EngineError>>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<crate::locks::Held, EngineError> {
         let Err(e) = lease.await else {
-            return Ok(());
+            return Ok(held);
         };
         drop(held);
         if let Err(undo) = undo.await {
@@ -106,6 +105,8 @@ impl Controller {
         Err(e)
     }
 
+    /// After `sandbox` was attached to `net`: [`Controller::lease_new_endpoint`] (the
+    /// caller undoes the attach when it fails).
     pub(super) async fn lease_attachment(
         &self,
         net_id: &str,

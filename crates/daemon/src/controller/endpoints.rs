@@ -576,6 +576,7 @@ impl Controller {
             self.disconnect_one(&net_id, &sandbox_id),
         )
         .await
+        .map(drop)
     }
 
     /// Takes the endpoint's addresses and ports, records it, and returns the transaction

@@ -1,5 +1,6 @@
 //! The engine's error: what went wrong, kept typed until a front end says it in its own
-//! words (the management API's code and message, Docker's `Err`, a CNI error code).
+//! words (the management API's code and message — which the CNI plugin, a client of that
+//! API, turns into a CNI error code — or Docker's `Err`).
 //!
 //! Library failures (IPAM, drivers, kernel, store, DNS, membership) are carried as they are;
 //! [`EngineError::kind`] says which sort of failure each is — an address already taken is a

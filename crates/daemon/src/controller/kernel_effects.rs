@@ -61,6 +61,7 @@ impl Effector for Controller {
                     .map_err(EngineError::from)
             }
             Effect::RemoveStrayNamespace(path) => {
+                tracing::info!(netns = %path.display(), "removing unwanted namespace");
                 metrics::counter!("netctl_reconcile_repairs_total", "what" => "namespace")
                     .increment(1);
                 netctl_kernel::netns::remove(path).map_err(EngineError::from)

@@ -163,12 +163,13 @@ impl Controller {
                 lost_address,
             )
             .await?;
-        self.lease_or_undo(
-            self.lease_new_endpoint(&endpoint_id),
-            held,
-            self.disconnect_one(net_id, &sandbox.id),
-        )
-        .await?;
+        let _held = self
+            .lease_or_undo(
+                self.lease_new_endpoint(&endpoint_id),
+                held,
+                self.disconnect_one(net_id, &sandbox.id),
+            )
+            .await?;
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 
@@ -210,12 +211,13 @@ impl Controller {
                 lost_address,
             )
             .await?;
-        self.lease_or_undo(
-            self.lease_new_endpoint(&endpoint_id),
-            held,
-            self.remove_sandbox(&record.id),
-        )
-        .await?;
+        let _held = self
+            .lease_or_undo(
+                self.lease_new_endpoint(&endpoint_id),
+                held,
+                self.remove_sandbox(&record.id),
+            )
+            .await?;
         self.attachment_view(&*self.state.lock().await, &endpoint_id)
     }
 
