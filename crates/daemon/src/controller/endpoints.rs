@@ -147,7 +147,8 @@ impl State {
             };
         };
         let with_prefix = |ip: IpAddr, subnet: &IpNetwork| {
-            IpNetwork::new(ip, subnet.prefix()).expect("valid prefix")
+            // The prefix is the subnet's own, which IpNetwork checked when it was made.
+            IpNetwork::new(ip, subnet.prefix()).expect("a subnet's prefix fits its family")
         };
         let space = self.ipam.space_mut(net.address_scope.into());
         if let Some(ip) = preferred {
@@ -174,7 +175,10 @@ impl State {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(EngineError::from(last_error.expect("at least one subnet")))
+        // `subnets` is not empty (its first was taken above), so one allocation failed.
+        Err(EngineError::from(
+            last_error.expect("a failed allocation on some subnet"),
+        ))
     }
 
     /// Gives back an address of a network whose subnets are its own (an external IPAM
@@ -331,9 +335,10 @@ impl State {
             .endpoints_of_sandbox(sandbox_id)
             .map(|e| e.ifname.as_str())
             .collect();
-        let n = (0..)
+        // Among as many indexes as the sandbox has endpoints, plus one, one is free.
+        let n = (0..=used.len() as u32)
             .find(|n| !used.contains(&format!("eth{n}").as_str()))
-            .expect("a free index");
+            .expect("one of len + 1 indexes is free");
         (format!("eth{n}"), BASE_ROUTE_METRIC + n)
     }
 

@@ -39,7 +39,11 @@ impl Controller {
         let (taken, _) = self
             .transact(|state| {
                 let endpoint = endpoint_of(state, &net_id, network, &sandbox_id, sandbox)?;
-                let net = state.network_by_id(&net_id).cloned().expect("looked up");
+                // endpoint_of found the network under this same state lock.
+                let net = state
+                    .network_by_id(&net_id)
+                    .cloned()
+                    .expect("endpoint_of found the network");
                 self.plan_publish_for(state, &net, &endpoint, mappings, service)
             })
             .await?;
