@@ -2,7 +2,9 @@
 //! each with its other end in a namespace of its own and its host end on a bridge and up —
 //! what an attach asks of the kernel in the namespace a load fills with links. Timed on the
 //! idle namespace and again on the loaded one, so that the kernel's slowdown shows beside the
-//! daemon's.
+//! daemon's: on a bridge of their own (what a namespace of many links costs), and on the
+//! daemon's busiest bridge (what a bridge of many ports costs: the new port's multicast —
+//! IPv6 link-local, MLD — reaches every port, and every sandbox behind it).
 
 use std::io::Write;
 use std::process::Stdio;
@@ -14,10 +16,14 @@ use netctl_netns_fixtures::Host;
 /// is paid once.
 pub const PAIRS: usize = 100;
 
-/// The time to make [`PAIRS`] veth pairs in `host`'s namespace (`tag` tells the runs apart).
-pub fn measure(host: &Host, tag: char) -> anyhow::Result<Duration> {
-    let made = Made::new(host, tag);
-    let mut setup = format!("link add {} type bridge\nlink set {0} up\n", made.bridge());
+/// The time to make [`PAIRS`] veth pairs in `host`'s namespace (`tag` tells the runs apart),
+/// their host ends on a bridge made for them or, with `on`, on that bridge of the daemon's.
+pub fn measure(host: &Host, tag: char, on: Option<&str>) -> anyhow::Result<Duration> {
+    let made = Made::new(host, tag, on);
+    let mut setup = match on {
+        None => format!("link add {} type bridge\nlink set {0} up\n", made.bridge()),
+        Some(_) => String::new(),
+    };
     for i in 0..PAIRS {
         setup += &format!("netns add {}\n", made.namespace(i));
     }
@@ -57,19 +63,45 @@ fn batch(host: &Host, commands: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The daemon's bridge with the most ports in `host`'s namespace.
+pub fn busiest_bridge(host: &Host) -> anyhow::Result<String> {
+    let out = host.command("ip").args(["-o", "link", "show"]).output()?;
+    let mut ports: std::collections::HashMap<String, usize> = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        if let Some(master) = words.by_ref().skip_while(|w| *w != "master").nth(1) {
+            *ports.entry(master.to_string()).or_default() += 1;
+        }
+    }
+    ports
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(bridge, _)| bridge)
+        .ok_or_else(|| anyhow::anyhow!("no bridge with ports in the daemon's namespace"))
+}
+
 /// What a measure made; removed when it goes, also when the measure failed half way.
 struct Made<'a> {
     host: &'a Host,
     tag: char,
+    /// The daemon's bridge the pairs go on (left as it is), if not one of their own.
+    daemon_bridge: Option<&'a str>,
 }
 
 impl<'a> Made<'a> {
-    fn new(host: &'a Host, tag: char) -> Self {
-        Self { host, tag }
+    fn new(host: &'a Host, tag: char, daemon_bridge: Option<&'a str>) -> Self {
+        Self {
+            host,
+            tag,
+            daemon_bridge,
+        }
     }
 
     fn bridge(&self) -> String {
-        format!("kfbr{}", self.tag)
+        match self.daemon_bridge {
+            Some(bridge) => bridge.to_string(),
+            None => format!("kfbr{}", self.tag),
+        }
     }
 
     fn host_end(&self, i: usize) -> String {
@@ -91,12 +123,14 @@ impl Drop for Made<'_> {
                 .stderr(Stdio::null())
                 .status();
         }
-        let _ = self
-            .host
-            .command("ip")
-            .args(["link", "del", &self.bridge()])
-            .stderr(Stdio::null())
-            .status();
+        if self.daemon_bridge.is_none() {
+            let _ = self
+                .host
+                .command("ip")
+                .args(["link", "del", &self.bridge()])
+                .stderr(Stdio::null())
+                .status();
+        }
         // The kernel takes namespaces down in the background: waited for, so that it does
         // not slow the phase measured next.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
