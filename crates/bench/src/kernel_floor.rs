@@ -63,7 +63,11 @@ fn batch(host: &Host, commands: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The daemon's bridge with the most ports in `host`'s namespace.
+/// A Linux bridge takes at most this many ports ("Exchange full" after).
+const BRIDGE_PORTS: usize = 1023;
+
+/// The daemon's bridge with the most ports in `host`'s namespace that still has room for
+/// [`PAIRS`] more.
 pub fn busiest_bridge(host: &Host) -> anyhow::Result<String> {
     let out = host.command("ip").args(["-o", "link", "show"]).output()?;
     let mut ports: std::collections::HashMap<String, usize> = Default::default();
@@ -75,9 +79,10 @@ pub fn busiest_bridge(host: &Host) -> anyhow::Result<String> {
     }
     ports
         .into_iter()
+        .filter(|(_, n)| n + PAIRS <= BRIDGE_PORTS)
         .max_by_key(|(_, n)| *n)
         .map(|(bridge, _)| bridge)
-        .ok_or_else(|| anyhow::anyhow!("no bridge with ports in the daemon's namespace"))
+        .ok_or_else(|| anyhow::anyhow!("no bridge with room for {PAIRS} more ports"))
 }
 
 /// What a measure made; removed when it goes, also when the measure failed half way.
