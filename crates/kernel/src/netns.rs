@@ -53,13 +53,28 @@ impl NetnsId {
 }
 
 impl Netns {
-    /// `ip netns add`: a new namespace bind-mounted at `path`, with loopback up.
+    /// `ip netns add`: a new namespace bind-mounted at `path`, with loopback up. A sandbox's:
+    /// nothing in it is set through /proc/sys, whose lookups grow with the number of
+    /// namespaces that were (see [`crate::sysctl::Ipv6Conf`]).
     pub async fn create(path: &Path) -> Result<Self, KernelError> {
+        Self::create_with(path, false).await
+    }
+
+    /// As [`Netns::create`], and interfaces made in the namespace from now on skip IPv6
+    /// duplicate address detection (see [`skip_ipv6_dad`]): for a namespace of netctl's own
+    /// that holds bridges (an overlay's), made once per network.
+    pub async fn create_skipping_dad(path: &Path) -> Result<Self, KernelError> {
+        Self::create_with(path, true).await
+    }
+
+    async fn create_with(path: &Path, skip_dad: bool) -> Result<Self, KernelError> {
         netctl_crashpoint::step(&format!("create namespace {}", path.display()));
         let target = path.to_path_buf();
         let netns = on_thread(path, move || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(io)?;
-            skip_ipv6_dad();
+            if skip_dad {
+                skip_ipv6_dad();
+            }
             bind_netns(Path::new(THREAD_NETNS), &target)
         })
         .await?;

@@ -8,6 +8,7 @@
 use std::os::fd::AsRawFd;
 
 use futures::future::try_join;
+use ipnetwork::IpNetwork;
 use netctl_kernel::netlink::{Link, Request, VethEnds};
 use netctl_kernel::{KernelError, Netlink, Netns};
 
@@ -112,17 +113,26 @@ impl BridgeDriver {
         }
     }
 
-    /// A fresh host end: no IPv6 link-local address (a bridge port needs none, and hundreds
-    /// of ports doing duplicate address detection, router solicitations and MLD flood each
-    /// other), then up with hairpin on, so a container reaches its own published ports. Sent
-    /// back to back: the kernel handles them in order.
+    /// A fresh host end: no IPv6 (a bridge port needs none; see
+    /// [`netctl_kernel::sysctl::Ipv6Conf::disable`]), or where that cannot be turned off at
+    /// least no link-local address (hundreds of ports doing duplicate address detection,
+    /// router solicitations and MLD flood each other), then up with hairpin on, so a
+    /// container reaches its own published ports. Sent back to back: the kernel handles them
+    /// in order.
     async fn bring_up_port(&self, index: u32, host: &str) -> Result<(), KernelError> {
-        self.host
-            .run_all(vec![
-                Request::ipv6_link_local(index, false),
-                Request::port_up_with_hairpin(host),
-            ])
-            .await
+        let mut requests = Vec::with_capacity(2);
+        let disabled = match &self.ipv6_conf {
+            Some(conf) => conf
+                .disable(host)
+                .inspect_err(|e| tracing::debug!(error = %e, "the port keeps IPv6, quiet"))
+                .is_ok(),
+            None => false,
+        };
+        if !disabled {
+            requests.push(Request::ipv6_link_local(index, false));
+        }
+        requests.push(Request::port_up_with_hairpin(host));
+        self.host.run_all(requests).await
     }
 
     /// An existing host end on the bridge (which may have been re-created behind its back),
@@ -163,15 +173,22 @@ async fn link_in(netlink: &Netlink, name: &str) -> Result<Link, KernelError> {
         .ok_or_else(|| KernelError::LinkNotFound(name.to_string()))
 }
 
-/// Inside the sandbox: IPv6 link-local only for an endpoint with an IPv6 address (an
-/// IPv4-only one stays quiet on IPv6, which matters with hundreds of ports on one bridge),
-/// up, its addresses, its default routes — one batch, handled by the kernel in order.
+/// Inside the sandbox: up with no link-local address of the kernel's making, its addresses
+/// (for an endpoint with IPv6, its link-local one first), its default routes — one batch,
+/// handled by the kernel in order. An IPv4-only endpoint stays quiet on IPv6, which matters
+/// with hundreds of ports on one bridge. The link-local address is added here rather than
+/// made by the kernel so that it is usable at once: the kernel's would wait a second for
+/// duplicate address detection unless the sandbox's namespace were told to skip it, and
+/// that setting is a /proc/sys write whose lookup grows with the number of namespaces on
+/// the host.
 pub(crate) fn inside_requests(index: u32, already_up: bool, ep: &EndpointSpec) -> Vec<Request> {
     let mut requests = Vec::new();
     if !already_up {
-        let ipv6 = ep.addresses.iter().any(|a| a.is_ipv6());
-        requests.push(Request::ipv6_link_local(index, ipv6));
+        requests.push(Request::ipv6_link_local(index, false));
         requests.push(Request::link_up(index));
+    }
+    if ep.addresses.iter().any(|a| a.is_ipv6()) {
+        requests.push(Request::replace_address(index, link_local(ep.mac)));
     }
     for address in &ep.addresses {
         requests.push(Request::replace_address(index, *address));
@@ -184,4 +201,41 @@ pub(crate) fn inside_requests(index: u32, already_up: bool, ep: &EndpointSpec) -
         ));
     }
     requests
+}
+
+/// `fe80::/64` with the interface identifier made from `mac` (modified EUI-64, RFC 4291
+/// appendix A): the address the kernel itself would give the interface.
+fn link_local(mac: [u8; 6]) -> IpNetwork {
+    let [a, b, c, d, e, f] = mac;
+    let address = std::net::Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ]);
+    IpNetwork::new(address.into(), 64).expect("64 is a valid IPv6 prefix length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_is_the_kernels_eui64() {
+        // `ip link add … address 02:42:ac:11:00:02`: the kernel makes fe80::42:acff:fe11:2.
+        let made = link_local([0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+        assert_eq!(made.to_string(), "fe80::42:acff:fe11:2/64");
+    }
 }

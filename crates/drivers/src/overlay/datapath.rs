@@ -253,7 +253,7 @@ async fn open_or_create(path: &Path) -> Result<Netns, DriverError> {
             DriverError::Unsupported(format!("create {}: {source}", dir.display()))
         })?;
     }
-    Ok(Netns::create(path).await?)
+    Ok(Netns::create_skipping_dad(path).await?)
 }
 
 async fn vxlan_index(inside: &Netlink) -> Result<u32, DriverError> {
