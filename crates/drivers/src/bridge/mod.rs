@@ -42,8 +42,6 @@ pub struct BridgeDriver {
     /// Bridge name → index, to save a netlink round trip per join; checked by the kernel on
     /// use (a stale index makes the veth creation fail, and the join looks it up again).
     bridge_indexes: Arc<Mutex<HashMap<String, u32>>>,
-    /// The daemon's namespace's IPv6 settings, where each new port's IPv6 is turned off.
-    ipv6_conf: Option<Arc<sysctl::Ipv6Conf>>,
 }
 
 /// The first 12 characters of an id: enough to tell objects apart in a 15-byte link name.
@@ -96,7 +94,6 @@ impl BridgeDriver {
             firewall: Firewall,
             manage_forwarding,
             bridge_indexes: Arc::default(),
-            ipv6_conf: sysctl::Ipv6Conf::open_here().map(Arc::new),
         }
     }
 
